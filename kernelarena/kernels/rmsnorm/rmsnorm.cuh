@@ -1,0 +1,244 @@
+// RMSNorm and fused add + RMSNorm CUDA kernels for 2-byte floats (bf16, fp16), float32 accumulation.
+//
+//   rmsnorm:            out = x * rsqrt(mean(x^2) + eps) * w
+//   fused_add_rmsnorm:  s = x + r;  residual_out = s;  out = s * rsqrt(mean(s^2) + eps) * w
+//
+// The norm of the fused variant uses s in float32 (not s rounded to the storage type). Outputs may alias
+// inputs (out == x, residual_out == residual): every element is read and then written by the same thread.
+//
+// Self-contained (CUDA runtime headers only): this file is one of the sources of the dataset's CUDA
+// solutions and of the library's torch extension.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+namespace kernelarena_rmsnorm {
+
+// Elements in one 16-byte access of a 2-byte type.
+constexpr int kVecElems = 8;
+// The register-resident scalar fallback keeps this many elements per thread (256 threads: 16384 per row).
+constexpr int kFallbackThreads = 256;
+constexpr int kFallbackPerThread = 64;
+constexpr int kMaxHidden = kFallbackThreads * kFallbackPerThread;
+
+struct RmsnormParams {
+  const void* x;
+  int64_t x_row_stride;
+  const void* residual;  // fused only
+  int64_t residual_row_stride;
+  const void* weight;
+  void* out;
+  int64_t out_row_stride;
+  void* residual_out;  // fused only
+  int64_t residual_out_row_stride;
+  int64_t rows;
+  int hidden;
+  float eps;
+};
+
+template <typename T>
+struct Pair;
+template <>
+struct Pair<__nv_bfloat16> {
+  using type = __nv_bfloat162;
+  static __device__ __forceinline__ float2 to_float2(type v) { return __bfloat1622float2(v); }
+  static __device__ __forceinline__ type from_float2(float2 f) { return __float22bfloat162_rn(f); }
+  static __device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
+  static __device__ __forceinline__ __nv_bfloat16 from_float(float f) { return __float2bfloat16_rn(f); }
+};
+template <>
+struct Pair<__half> {
+  using type = __half2;
+  static __device__ __forceinline__ float2 to_float2(type v) { return __half22float2(v); }
+  static __device__ __forceinline__ type from_float2(float2 f) { return __float22half2_rn(f); }
+  static __device__ __forceinline__ float to_float(__half v) { return __half2float(v); }
+  static __device__ __forceinline__ __half from_float(float f) { return __float2half_rn(f); }
+};
+
+template <typename T>
+__device__ __forceinline__ void unpack8(uint4 raw, float (&f)[kVecElems]) {
+  const auto* p = reinterpret_cast<const typename Pair<T>::type*>(&raw);
+#pragma unroll
+  for (int k = 0; k < 4; ++k) {
+    float2 t = Pair<T>::to_float2(p[k]);
+    f[2 * k] = t.x;
+    f[2 * k + 1] = t.y;
+  }
+}
+
+template <typename T>
+__device__ __forceinline__ uint4 pack8(const float (&f)[kVecElems]) {
+  uint4 raw;
+  auto* p = reinterpret_cast<typename Pair<T>::type*>(&raw);
+#pragma unroll
+  for (int k = 0; k < 4; ++k) p[k] = Pair<T>::from_float2(make_float2(f[2 * k], f[2 * k + 1]));
+  return raw;
+}
+
+// Sum of v over the `group` threads of each row (group: a power of two <= 32, or a multiple of 32).
+// For groups wider than a warp the warps' partial sums meet in shared memory: one barrier, reached by
+// every thread of the block (the callers never return early).
+__device__ __forceinline__ float row_sum(float v, int group, float* warp_sums) {
+  const int width = group < 32 ? group : 32;
+  for (int offset = width >> 1; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
+  if (group <= 32) return v;
+  const int warp = threadIdx.x >> 5;
+  const int warps_per_row = group >> 5;
+  if ((threadIdx.x & 31) == 0) warp_sums[warp] = v;
+  __syncthreads();
+  const int first = (warp / warps_per_row) * warps_per_row;
+  float total = 0.f;
+  for (int i = 0; i < warps_per_row; ++i) total += warp_sums[first + i];
+  return total;
+}
+
+// Vectorized kernel: rows of `group` threads, each thread owning up to VECS 16-byte vectors of its row,
+// all loads issued before the reduction. Needs hidden % 8 == 0 and 16-byte aligned rows.
+template <typename T, int VECS, bool FUSED>
+__global__ void rmsnorm_vec_kernel(RmsnormParams p, int group) {
+  __shared__ float warp_sums[32];
+  const int lane = threadIdx.x % group;
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x / group) + threadIdx.x / group;
+  const bool row_ok = row < p.rows;
+  const int nvec = p.hidden / kVecElems;
+
+  const T* x = static_cast<const T*>(p.x) + row * p.x_row_stride;
+  const T* w = static_cast<const T*>(p.weight);
+  uint4 raw_x[VECS], raw_w[VECS], raw_r[VECS];
+#pragma unroll
+  for (int i = 0; i < VECS; ++i) {
+    const int v = lane + i * group;
+    if (row_ok && v < nvec) {
+      // Streaming loads: x and residual are read once; the weight is shared by all rows and stays cached.
+      raw_x[i] = __ldcs(reinterpret_cast<const uint4*>(x) + v);
+      if constexpr (FUSED) {
+        const T* r = static_cast<const T*>(p.residual) + row * p.residual_row_stride;
+        raw_r[i] = __ldcs(reinterpret_cast<const uint4*>(r) + v);
+      }
+      raw_w[i] = __ldg(reinterpret_cast<const uint4*>(w) + v);
+    }
+  }
+
+  float vals[VECS][kVecElems];
+  float sum_sq = 0.f;
+#pragma unroll
+  for (int i = 0; i < VECS; ++i) {
+    const int v = lane + i * group;
+    if (row_ok && v < nvec) {
+      unpack8<T>(raw_x[i], vals[i]);
+      if constexpr (FUSED) {
+        float r[kVecElems];
+        unpack8<T>(raw_r[i], r);
+#pragma unroll
+        for (int k = 0; k < kVecElems; ++k) vals[i][k] += r[k];
+        T* r_out = static_cast<T*>(p.residual_out) + row * p.residual_out_row_stride;
+        reinterpret_cast<uint4*>(r_out)[v] = pack8<T>(vals[i]);
+      }
+#pragma unroll
+      for (int k = 0; k < kVecElems; ++k) sum_sq += vals[i][k] * vals[i][k];
+    }
+  }
+
+  const float rstd = rsqrtf(row_sum(sum_sq, group, warp_sums) / static_cast<float>(p.hidden) + p.eps);
+  T* out = static_cast<T*>(p.out) + row * p.out_row_stride;
+#pragma unroll
+  for (int i = 0; i < VECS; ++i) {
+    const int v = lane + i * group;
+    if (row_ok && v < nvec) {
+      float wf[kVecElems];
+      unpack8<T>(raw_w[i], wf);
+#pragma unroll
+      for (int k = 0; k < kVecElems; ++k) vals[i][k] = vals[i][k] * rstd * wf[k];
+      reinterpret_cast<uint4*>(out)[v] = pack8<T>(vals[i]);
+    }
+  }
+}
+
+// Scalar fallback for any hidden size up to kMaxHidden and any alignment: one row per block, the row kept
+// in registers (so an in-place fused call never re-reads a residual it has overwritten).
+template <typename T, bool FUSED>
+__global__ void __launch_bounds__(kFallbackThreads) rmsnorm_scalar_kernel(RmsnormParams p) {
+  __shared__ float warp_sums[32];
+  const int64_t row = blockIdx.x;
+  const T* x = static_cast<const T*>(p.x) + row * p.x_row_stride;
+  const T* w = static_cast<const T*>(p.weight);
+  float vals[kFallbackPerThread];
+  float sum_sq = 0.f;
+#pragma unroll
+  for (int i = 0; i < kFallbackPerThread; ++i) {
+    const int c = threadIdx.x + i * kFallbackThreads;
+    vals[i] = 0.f;
+    if (c < p.hidden) {
+      vals[i] = Pair<T>::to_float(x[c]);
+      if constexpr (FUSED) {
+        const T* r = static_cast<const T*>(p.residual) + row * p.residual_row_stride;
+        vals[i] += Pair<T>::to_float(r[c]);
+        static_cast<T*>(p.residual_out)[row * p.residual_out_row_stride + c] = Pair<T>::from_float(vals[i]);
+      }
+      sum_sq += vals[i] * vals[i];
+    }
+  }
+  const float rstd = rsqrtf(row_sum(sum_sq, kFallbackThreads, warp_sums) / static_cast<float>(p.hidden) + p.eps);
+  T* out = static_cast<T*>(p.out) + row * p.out_row_stride;
+#pragma unroll
+  for (int i = 0; i < kFallbackPerThread; ++i) {
+    const int c = threadIdx.x + i * kFallbackThreads;
+    if (c < p.hidden) out[c] = Pair<T>::from_float(vals[i] * rstd * Pair<T>::to_float(w[c]));
+  }
+}
+
+// Threads per row for the vectorized kernel: each thread holds at most 2 vectors for rows up to 4096
+// elements and at most 4 beyond (4096: 256 threads; 8192: 256; 16384: 512).
+inline int default_threads_per_row(int hidden) {
+  const int nvec = hidden / kVecElems;
+  const int per_thread = nvec <= 512 ? 2 : 4;
+  int group = 1;
+  while (group < 1024 && group * per_thread < nvec) group *= 2;
+  // Small rows: at least 8 threads per row, so a warp covers at most 4 rows.
+  return group < 8 ? 8 : group;
+}
+
+inline bool is_aligned16(const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15u) == 0; }
+
+// Launches the kernel for p on stream. threads_per_row: 0 picks default_threads_per_row; otherwise a power
+// of two in [8, 1024]. Returns cudaErrorInvalidValue for an unsupported request.
+template <typename T, bool FUSED>
+cudaError_t launch_rmsnorm(const RmsnormParams& p, int threads_per_row, cudaStream_t stream) {
+  if (p.hidden <= 0 || p.hidden > kMaxHidden) return cudaErrorInvalidValue;
+  if (p.rows == 0) return cudaSuccess;
+  bool vec_ok = p.hidden % kVecElems == 0 && is_aligned16(p.x) && is_aligned16(p.weight) &&
+                is_aligned16(p.out) && p.x_row_stride % kVecElems == 0 && p.out_row_stride % kVecElems == 0;
+  if (FUSED)
+    vec_ok = vec_ok && is_aligned16(p.residual) && is_aligned16(p.residual_out) &&
+             p.residual_row_stride % kVecElems == 0 && p.residual_out_row_stride % kVecElems == 0;
+  if (!vec_ok) {
+    if (p.rows > 0x7fffffffLL) return cudaErrorInvalidValue;
+    rmsnorm_scalar_kernel<T, FUSED><<<static_cast<unsigned>(p.rows), kFallbackThreads, 0, stream>>>(p);
+    return cudaGetLastError();
+  }
+  const int nvec = p.hidden / kVecElems;
+  const int group = threads_per_row > 0 ? threads_per_row : default_threads_per_row(p.hidden);
+  if (group < 8 || group > 1024 || (group & (group - 1)) != 0) return cudaErrorInvalidValue;
+  const int vecs = (nvec + group - 1) / group;
+  // Blocks of at least 128 threads (several short rows per block) and at most 1024.
+  const int rows_per_block = group >= 128 ? 1 : 128 / group;
+  const int64_t blocks = (p.rows + rows_per_block - 1) / rows_per_block;
+  if (blocks > 0x7fffffffLL) return cudaErrorInvalidValue;
+  const dim3 grid(static_cast<unsigned>(blocks)), block(group * rows_per_block);
+  if (vecs <= 1)
+    rmsnorm_vec_kernel<T, 1, FUSED><<<grid, block, 0, stream>>>(p, group);
+  else if (vecs <= 2)
+    rmsnorm_vec_kernel<T, 2, FUSED><<<grid, block, 0, stream>>>(p, group);
+  else if (vecs <= 4)
+    rmsnorm_vec_kernel<T, 4, FUSED><<<grid, block, 0, stream>>>(p, group);
+  else if (vecs <= 8)
+    rmsnorm_vec_kernel<T, 8, FUSED><<<grid, block, 0, stream>>>(p, group);
+  else
+    return cudaErrorInvalidValue;
+  return cudaGetLastError();
+}
+
+}  // namespace kernelarena_rmsnorm

@@ -1,0 +1,37 @@
+"""Rich tables and record lookups read from a TraceSet (for the CLI and notebooks)."""
+
+from __future__ import annotations
+
+from typing import Tuple
+
+from rich.table import Table
+
+from ..schema import Record
+from ..store import TraceSet
+
+
+def summary_table(dataset: TraceSet) -> Table:
+    """Definitions with their counts, pass rate and best speedup."""
+    table = Table(title=f"Dataset {dataset.root}")
+    for column in ("definition", "op_type", "solutions", "workloads", "traces", "pass rate", "best speedup",
+                   "best solution"):
+        table.add_column(column, justify="right" if column in ("solutions", "workloads", "traces") else "left")
+    for row in dataset.summary():
+        rate = f"{row.pass_rate:.0%} ({row.passed}/{row.traces})" if row.pass_rate is not None else "-"
+        speedup = f"{row.best_speedup:.2f}x" if row.best_speedup is not None else "-"
+        table.add_row(row.definition, row.op_type, str(row.solutions), str(row.workloads), str(row.traces), rate,
+                      speedup, row.best_solution or "-")
+    return table
+
+
+def find_record(dataset: TraceSet, name: str) -> Tuple[str, Record]:
+    """The definition, solution or workload called ``name``; KeyError if none is."""
+    if name in dataset.definitions:
+        return "definition", dataset.definitions[name]
+    if name in dataset.solutions:
+        return "solution", dataset.solutions[name]
+    for entries in dataset.workloads.values():
+        for entry in entries:
+            if entry.workload.uuid == name:
+                return "workload", entry
+    raise KeyError(f"no definition, solution or workload called {name!r} in {dataset.root}")

@@ -1,0 +1,182 @@
+"""Definition: what a kernel computes — named axes, typed inputs and outputs, and a PyTorch reference."""
+
+from __future__ import annotations
+
+import ast
+from enum import Enum
+from functools import cached_property
+from typing import Annotated, Any, Dict, List, Literal, Mapping, Optional, Sequence, Union
+
+from pydantic import Field, model_validator
+
+from .base import NonEmptyString, NonNegativeInt, Record, SafeName
+from .constraints import ConstraintError, constraint_names, evaluate_constraint
+
+
+class DType(str, Enum):
+    """Element types a tensor may have (the FlashInfer-Trace names)."""
+
+    FLOAT32 = "float32"
+    FLOAT16 = "float16"
+    BFLOAT16 = "bfloat16"
+    FLOAT8_E4M3FN = "float8_e4m3fn"
+    FLOAT8_E5M2 = "float8_e5m2"
+    FLOAT4_E2M1 = "float4_e2m1"
+    INT64 = "int64"
+    INT32 = "int32"
+    INT16 = "int16"
+    INT8 = "int8"
+    BOOL = "bool"
+
+
+class AxisConst(Record):
+    """An axis whose size is fixed by the definition (a hidden size, a head count)."""
+
+    type: Literal["const"] = "const"
+    value: NonNegativeInt
+    """The fixed size."""
+    description: Optional[str] = None
+
+
+class AxisVar(Record):
+    """An axis whose size each workload chooses (a batch size, a sequence length)."""
+
+    type: Literal["var"] = "var"
+    description: Optional[str] = None
+
+
+class TensorSpec(Record):
+    """One input or output: its shape as axis names (``None`` for a Python scalar, ``[]`` for 0-d) and dtype."""
+
+    shape: Optional[List[NonEmptyString]]
+    dtype: DType
+    description: Optional[str] = None
+
+
+Axis = Annotated[Union[AxisConst, AxisVar], Field(discriminator="type")]
+
+
+class Tolerance(Record):
+    """Correctness tolerance: an element passes when ``|out - ref| <= atol + rtol * |ref|``. (kernelarena)"""
+
+    atol: float = Field(ge=0)
+    rtol: float = Field(ge=0)
+
+
+class Definition(Record):
+    """A kernel's contract. ``reference`` is Python source defining ``run(*inputs) -> outputs``.
+
+    The reference may also define ``make_inputs(axes, device, generator) -> dict`` to build inputs that random
+    data would make invalid (sorted index pointers, page indices, lengths that must match axes); inputs it
+    does not return are drawn at random. ``tolerance`` (ours; FlashInfer-Bench ignores it) overrides the
+    per-dtype default of the correctness check.
+    """
+
+    name: SafeName
+    op_type: SafeName
+    """Category of the operation (rmsnorm, gqa_paged, gemm, ...); also the dataset sub-folder."""
+    axes: Dict[NonEmptyString, Axis]
+    inputs: Dict[NonEmptyString, TensorSpec]
+    outputs: Dict[NonEmptyString, TensorSpec]
+    reference: NonEmptyString
+    tags: List[NonEmptyString] = Field(default_factory=list)
+    description: Optional[str] = None
+    constraints: List[NonEmptyString] = Field(default_factory=list)
+    """Python expressions over axis values that every workload must satisfy."""
+    tolerance: Optional[Tolerance] = None
+
+    @model_validator(mode="after")
+    def _check(self) -> "Definition":
+        for axis in self.axes:
+            if not axis.isidentifier():
+                raise ValueError(f"axes: axis name {axis!r} is not an identifier")
+        overlap = set(self.inputs) & set(self.outputs)
+        if overlap:
+            raise ValueError(f"inputs and outputs share the names {sorted(overlap)}")
+        for kind, tensors in (("inputs", self.inputs), ("outputs", self.outputs)):
+            for tensor, spec in tensors.items():
+                for axis in spec.shape or []:
+                    if axis not in self.axes:
+                        raise ValueError(f"{kind}.{tensor}.shape: axis {axis!r} is not declared in axes")
+        try:
+            module = ast.parse(self.reference)
+        except SyntaxError as e:
+            raise ValueError(f"reference: not valid Python (line {e.lineno}: {e.msg})") from e
+        if not any(isinstance(n, ast.FunctionDef) and n.name == "run" for n in module.body):
+            raise ValueError("reference: must define a top-level function 'run'")
+        for i, expression in enumerate(self.constraints):
+            try:
+                unknown = constraint_names(expression) - set(self.axes)
+            except ConstraintError as e:
+                raise ValueError(f"constraints[{i}]: {e}") from e
+            if unknown:
+                raise ValueError(f"constraints[{i}]: {expression!r} names undeclared axes {sorted(unknown)}")
+        return self
+
+    @cached_property
+    def const_axes(self) -> Dict[str, int]:
+        """Constant axes and their sizes."""
+        return {n: a.value for n, a in self.axes.items() if isinstance(a, AxisConst)}
+
+    @cached_property
+    def var_axes(self) -> List[str]:
+        """Names of the variable axes, in declaration order."""
+        return [n for n, a in self.axes.items() if isinstance(a, AxisVar)]
+
+    def shapes(self, var_values: Mapping[str, int], which: str = "inputs") -> Dict[str, Optional[tuple]]:
+        """Concrete shapes of ``which`` ("inputs" or "outputs") for the given variable-axis values.
+
+        Raises ValueError naming the first variable axis that has no value.
+        """
+        values = {**self.const_axes, **var_values}
+        out: Dict[str, Optional[tuple]] = {}
+        for tensor, spec in getattr(self, which).items():
+            if spec.shape is None:
+                out[tensor] = None
+                continue
+            missing = [a for a in spec.shape if a not in values]
+            if missing:
+                raise ValueError(f"definition {self.name}: no value for axis {missing[0]!r} ({which}.{tensor})")
+            out[tensor] = tuple(int(values[a]) for a in spec.shape)
+        return out
+
+    def infer_axes(self, inputs: Union[Mapping[str, Any], Sequence[Any]]) -> Dict[str, int]:
+        """Variable-axis values read off input tensors (by name, or positionally in definition order).
+
+        Raises ValueError when a tensor's rank differs from its spec, when two tensors give one axis different
+        sizes, when a const axis does not match, or when a variable axis appears in no input.
+        """
+        if not isinstance(inputs, Mapping):
+            inputs = dict(zip(self.inputs, inputs))
+        found: Dict[str, tuple] = {}
+        for tensor, spec in self.inputs.items():
+            if spec.shape is None or tensor not in inputs:
+                continue
+            shape = tuple(getattr(inputs[tensor], "shape", ()))
+            if len(shape) != len(spec.shape):
+                raise ValueError(
+                    f"definition {self.name}: input {tensor!r} has rank {len(shape)}, expected "
+                    f"{len(spec.shape)} {list(spec.shape)}"
+                )
+            for dim, (axis, size) in enumerate(zip(spec.shape, shape)):
+                size = int(size)
+                if axis in self.const_axes and self.const_axes[axis] != size:
+                    raise ValueError(
+                        f"definition {self.name}: input {tensor!r} dim {dim} ({axis}) is {size}, "
+                        f"the definition fixes it at {self.const_axes[axis]}"
+                    )
+                if axis in found and found[axis][0] != size:
+                    raise ValueError(
+                        f"definition {self.name}: axis {axis!r} is {found[axis][0]} in input {found[axis][1]!r} "
+                        f"but {size} in input {tensor!r}"
+                    )
+                found.setdefault(axis, (size, tensor))
+        missing = [a for a in self.var_axes if a not in found]
+        if missing:
+            raise ValueError(f"definition {self.name}: variable axes {missing} appear in no given input")
+        return {a: found[a][0] for a in self.var_axes}
+
+    def violated_constraints(self, var_values: Mapping[str, int]) -> List[str]:
+        """The constraints that do not hold for these axis values."""
+        values = {**self.const_axes, **var_values}
+        return [c for c in self.constraints if not evaluate_constraint(c, values)]

@@ -1,0 +1,178 @@
+"""Plan/run machinery shared by the attention wrappers: buffers, host schedule, fixed-grid launches.
+
+``AttentionRunner.plan`` builds the schedule on the host (``scheduler.plan_work``, vectorized numpy) into a
+pinned int32 buffer and copies the used prefix to the device in one transfer. ``run`` only launches: the
+attention kernel and the merge kernel, each with a persistent grid that depends on nothing but the device,
+reading every per-batch quantity from device buffers owned here. A CUDA graph captured around ``run`` stays
+valid across later ``plan`` calls as long as no buffer has to grow: with ``use_cuda_graph=True`` growth is
+refused (UnsupportedError) and the kernel configuration chosen by the first plan is kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Union
+
+import numpy as np
+import torch
+
+from kernelarena.errors import ShapeError, UnsupportedError
+
+from .merge import launch_merge
+from .paged_kernel import default_sm_scale, launch_paged_attention
+from .scheduler import KernelConfig, choose_config, plan_work
+
+HostArray = Union[np.ndarray, torch.Tensor]
+SUPPORTED_HEAD_DIMS = (64, 128, 256)
+SUPPORTED_DTYPES = (torch.bfloat16, torch.float16)
+DEFAULT_WORK_WORDS = 1 << 20  # 4 MiB of int32: about 87k work items
+
+
+def host_array(values: HostArray) -> np.ndarray:
+    """A host int64 view/copy of an index tensor (a device tensor costs one synchronizing copy)."""
+    if isinstance(values, np.ndarray):
+        return values
+    if values.device.type != "cpu":
+        values = values.cpu()
+    return values.numpy()
+
+
+@dataclass(frozen=True)
+class PlannedProblem:
+    """Everything run() needs besides the tensors: fixed by plan()."""
+
+    num_qo_heads: int
+    num_kv_heads: int
+    head_dim: int
+    page_size: int
+    causal: bool
+    window_left: int
+    logits_soft_cap: float
+    sm_scale: float
+    q_dtype: torch.dtype
+    kv_dtype: torch.dtype
+    total_q: int
+    num_groups: int
+
+
+class AttentionRunner:
+    """Owns the schedule buffers of one wrapper; see the module docstring."""
+
+    def __init__(self, float_workspace_buffer: torch.Tensor, *, use_cuda_graph: bool = False,
+                 config: Optional[KernelConfig] = None, num_sms: Optional[int] = None,
+                 max_work_words: int = DEFAULT_WORK_WORDS):
+        self.device = float_workspace_buffer.device
+        self.on_gpu = self.device.type == "cuda"
+        self.use_cuda_graph = use_cuda_graph
+        self._workspace = float_workspace_buffer.view(torch.uint8).view(-1)
+        self._fixed_config = config
+        self.config: Optional[KernelConfig] = None
+        if num_sms is None:
+            num_sms = torch.cuda.get_device_properties(self.device).multi_processor_count if self.on_gpu else 2
+        self.num_sms = num_sms
+        self._host_words = torch.zeros(max_work_words, dtype=torch.int32, pin_memory=self.on_gpu)
+        self._host_words_np = self._host_words.numpy()
+        self._work = torch.zeros(max_work_words, dtype=torch.int32, device=self.device)
+        self._copy_done = torch.cuda.Event() if self.on_gpu else None
+        self._indices: Optional[torch.Tensor] = None  # owned copy of kv_indices (graph mode, ragged)
+        self._kv_indices: Optional[torch.Tensor] = None
+        self._o_part = self._lse_part = None
+        self.problem: Optional[PlannedProblem] = None
+
+    # ----------------------------------------------------------------------------------------- plan
+    def plan(self, qo_indptr: HostArray, kv_page_indptr: HostArray, kv_last_page_len: HostArray,
+             kv_indices: HostArray, *, num_qo_heads: int, num_kv_heads: int, head_dim: int, page_size: int,
+             causal: bool, window_left: int, logits_soft_cap: Optional[float], sm_scale: Optional[float],
+             q_dtype: torch.dtype, kv_dtype: Optional[torch.dtype], kv_chunk_size: Optional[int]) -> None:
+        """Schedule one batch (see AttentionRunner); raises ShapeError/UnsupportedError on bad input."""
+        if num_qo_heads % num_kv_heads:
+            raise ShapeError(f"num_qo_heads ({num_qo_heads}) must be a multiple of num_kv_heads ({num_kv_heads})")
+        if head_dim not in SUPPORTED_HEAD_DIMS:
+            raise UnsupportedError(f"head_dim {head_dim} not supported (supported: {SUPPORTED_HEAD_DIMS})")
+        kv_dtype = q_dtype if kv_dtype is None else kv_dtype
+        if q_dtype not in SUPPORTED_DTYPES or kv_dtype != q_dtype:
+            raise UnsupportedError(f"q/kv dtypes {q_dtype}/{kv_dtype} not supported: both bf16 or both fp16")
+        qo_np, kv_np, last_np = host_array(qo_indptr), host_array(kv_page_indptr), host_array(kv_last_page_len)
+        batch = len(kv_np) - 1
+        if batch < 0 or len(qo_np) != batch + 1 or len(last_np) != batch:
+            raise ShapeError(f"qo_indptr ({len(qo_np)}), kv_indptr ({len(kv_np)}) and kv_last_page_len "
+                             f"({len(last_np)}) must describe the same batch: [b+1], [b+1], [b]")
+        group = num_qo_heads // num_kv_heads
+        max_rows = int((qo_np[1:] - qo_np[:-1]).max(initial=0)) * group
+        config = self._choose_config(head_dim, group, max_rows)
+
+        slot_bytes = config.block_m * (head_dim + 1) * 4
+        max_slots = self._workspace.numel() // slot_bytes
+        if self._copy_done is not None:
+            self._copy_done.synchronize()  # the previous plan's copy may still read the pinned buffer
+        try:
+            summary = plan_work(
+                self._host_words_np, qo_np, kv_np, last_np, page_size=page_size, group_size=group,
+                num_kv_heads=num_kv_heads, block_m=config.block_m, block_n=config.block_n, causal=causal,
+                window_left=window_left, target_ctas=self.num_sms * config.ctas_per_sm,
+                min_chunk=config.min_chunk, split_size=kv_chunk_size, max_slots=max_slots)
+        except ValueError as exc:
+            raise UnsupportedError(f"batch too large for this wrapper's buffers: {exc}") from exc
+        self._work[: summary.words].copy_(self._host_words[: summary.words], non_blocking=True)
+        if self._copy_done is not None:
+            self._copy_done.record()
+        self._o_part = self._workspace[: max_slots * config.block_m * head_dim * 4].view(torch.float32).view(-1, head_dim)
+        self._lse_part = self._workspace[max_slots * config.block_m * head_dim * 4:][: max_slots * config.block_m * 4].view(torch.float32)
+        self._kv_indices = self._place_indices(kv_indices)
+        self.config = config
+        self.problem = PlannedProblem(
+            num_qo_heads, num_kv_heads, head_dim, page_size, causal, window_left,
+            float(logits_soft_cap or 0.0), default_sm_scale(head_dim) if sm_scale is None else float(sm_scale),
+            q_dtype, kv_dtype, int(qo_np[-1]), summary.num_groups)
+        self.summary = summary
+
+    def _choose_config(self, head_dim: int, group: int, max_rows: int) -> KernelConfig:
+        if self.use_cuda_graph and self.config is not None:
+            return self.config  # a captured graph bakes in the kernel and its tile sizes
+        if self._fixed_config is not None:
+            return self._fixed_config
+        return choose_config(head_dim, group, max_rows, self.on_gpu)
+
+    def _place_indices(self, kv_indices: HostArray) -> torch.Tensor:
+        """Device int32 page indices; copied into an owned buffer when the address must stay fixed."""
+        host = isinstance(kv_indices, np.ndarray)
+        if not host and not self.use_cuda_graph and kv_indices.dtype == torch.int32 and kv_indices.device == self.device:
+            return kv_indices
+        n = len(kv_indices)
+        if self._indices is None or self._indices.numel() < max(n, 1):
+            if self.use_cuda_graph and self._indices is not None:
+                raise UnsupportedError(f"{n} page indices exceed the {self._indices.numel()} planned first; with "
+                                       "use_cuda_graph the first plan() must be the largest")
+            self._indices = torch.empty(max(n, 1), dtype=torch.int32, device=self.device)
+        source = torch.from_numpy(np.ascontiguousarray(kv_indices, dtype=np.int32)) if host else kv_indices
+        self._indices[:n].copy_(source, non_blocking=True)
+        return self._indices
+
+    # ------------------------------------------------------------------------------------------ run
+    def run(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kv_strides: tuple[int, int, int],
+            out: Optional[torch.Tensor], lse: Optional[torch.Tensor], return_lse: bool):
+        """Launch attention for the planned batch; returns out or (out, lse)."""
+        p, c = self.problem, self.config
+        if p is None:
+            raise UnsupportedError("run() called before plan()")
+        if q.dtype != p.q_dtype or k.dtype != p.kv_dtype:
+            raise ShapeError(f"q/kv dtypes {q.dtype}/{k.dtype} differ from the planned {p.q_dtype}/{p.kv_dtype}")
+        if q.shape[1:] != (p.num_qo_heads, p.head_dim) or q.shape[0] < p.total_q or q.stride(-1) != 1:
+            raise ShapeError(f"q {tuple(q.shape)} does not match the plan: [>= {p.total_q}, {p.num_qo_heads}, "
+                             f"{p.head_dim}] with a contiguous last axis")
+        if out is None:
+            out = torch.empty_like(q)
+        if return_lse and lse is None:
+            lse = torch.empty(q.shape[:2], dtype=torch.float32, device=q.device)
+        lse_arg = lse if return_lse or lse is not None else None
+        group = p.num_qo_heads // p.num_kv_heads
+        launch_paged_attention(
+            q, k, v, out, lse_arg, self._o_part, self._lse_part, self._work, self._kv_indices,
+            kv_strides=kv_strides, group_size=group, page_size=p.page_size, block_m=c.block_m,
+            block_n=c.block_n, num_warps=c.num_warps, num_stages=c.num_stages,
+            num_programs=self.num_sms * c.ctas_per_sm, causal=p.causal, window_left=p.window_left,
+            sm_scale=p.sm_scale, logits_soft_cap=p.logits_soft_cap)
+        if p.num_groups or self.use_cuda_graph:
+            launch_merge(out, lse_arg, self._o_part, self._lse_part, self._work, group_size=group,
+                         block_m=c.block_m, num_programs=self.num_sms * 4)
+        return (out, lse) if return_lse else out

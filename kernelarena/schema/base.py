@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Annotated
 
@@ -37,12 +38,14 @@ class Record(BaseModel):
 
     def to_json_dict(self) -> dict:
         """The record as JSON-compatible data. Fields that are ``None`` are left out (every one of them is
-        optional in FlashInfer-Trace), except ``shape``, where ``None`` means a Python scalar."""
+        optional in FlashInfer-Trace), except ``shape``, where ``None`` means a Python scalar. NaN and
+        infinities become the strings "NaN", "Infinity", "-Infinity", as FlashInfer-Bench writes them (strict
+        JSON has no such numbers)."""
         return _prune_none(self.model_dump(mode="json"))
 
     def to_json(self, indent: int | None = None) -> str:
         """The record as a JSON string (one line when ``indent`` is None, as JSONL wants)."""
-        return json.dumps(self.to_json_dict(), indent=indent, allow_nan=True)
+        return json.dumps(self.to_json_dict(), indent=indent, allow_nan=False)
 
     def unknown_fields(self, prefix: str = "") -> list[str]:
         """Dotted paths of fields that no model declares, in this record and its nested records."""
@@ -63,4 +66,6 @@ def _prune_none(value):
         return {k: _prune_none(v) for k, v in value.items() if v is not None or k == "shape"}
     if isinstance(value, list):
         return [_prune_none(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
     return value

@@ -49,6 +49,7 @@ class TraceSet:
         self.traces: Dict[str, List[Trace]] = defaultdict(list)
         self.problems: List[DatasetError] = []
         self.warnings: List[DatasetError] = []
+        self._origin: Dict[str, Path] = {}  # record name -> file it was loaded from, to name both duplicates
 
     # ---------------------------------------------------------------- loading
     @classmethod
@@ -114,19 +115,24 @@ class TraceSet:
 
     def _accept_definition(self, definition: Definition, file: Path, line) -> None:
         if definition.name in self.definitions:
-            self.problems.append(DatasetError(f"duplicate definition name {definition.name!r}", file=file,
+            self.problems.append(DatasetError(f"duplicate definition name {definition.name!r}, first in "
+                                              f"{self._origin['definition:' + definition.name]}", file=file,
                                               field="name"))
             return
         self.definitions[definition.name] = definition
+        self._origin["definition:" + definition.name] = file
 
     def _accept_solution(self, solution: Solution, file: Path, line) -> None:
         if solution.name in self.solutions:
-            self.problems.append(DatasetError(f"duplicate solution name {solution.name!r}", file=file, field="name"))
+            self.problems.append(DatasetError(f"duplicate solution name {solution.name!r}, first in "
+                                              f"{self._origin['solution:' + solution.name]}", file=file,
+                                              field="name"))
         elif solution.definition not in self.definitions:
             self.problems.append(DatasetError(f"solution for unknown definition {solution.definition!r}",
                                               file=file, field="definition"))
         else:
             self.solutions[solution.name] = solution
+            self._origin["solution:" + solution.name] = file
 
     def _accept_workload(self, trace: Trace, file: Path, line: int) -> None:
         if not trace.is_workload:

@@ -1,0 +1,101 @@
+"""Datasets move both ways between kernelarena and the published flashinfer-bench package, field for field.
+
+CI installs flashinfer-bench with --no-deps (it imports on a CPU-only machine), so these tests run there.
+"""
+
+import json
+import math
+
+import pytest
+
+fib_data = pytest.importorskip("flashinfer_bench.data", reason="flashinfer-bench is not installed")
+
+from kernelarena.schema import Trace  # noqa: E402
+from kernelarena.store import TraceSet  # noqa: E402
+
+
+def _same(ours, theirs, path="") -> None:
+    """Every field FlashInfer-Bench has equals ours (ours may hold more: our extensions)."""
+    if isinstance(theirs, dict):
+        for key, value in theirs.items():
+            if value is None and (not isinstance(ours, dict) or key not in ours):
+                continue  # we leave None fields out
+            assert isinstance(ours, dict) and key in ours, f"{path}.{key} missing in ours"
+            _same(ours[key], value, f"{path}.{key}")
+    elif (isinstance(theirs, float) and math.isnan(theirs)) or theirs == "NaN":
+        assert ours == "NaN" or (isinstance(ours, float) and math.isnan(ours)), path
+    else:
+        assert ours == theirs, f"{path}: ours {ours!r} != theirs {theirs!r}"
+
+
+def _evaluated(ds: TraceSet) -> Trace:
+    workload = ds.workloads["rmsnorm_h4096"][0].workload
+    return Trace.model_validate({
+        "definition": "rmsnorm_h4096", "solution": "rmsnorm_h4096_pytorch", "workload": workload.to_json_dict(),
+        "evaluation": {
+            "status": "PASSED", "timestamp": "2026-11-24T12:00:00Z", "log": "",
+            "environment": {"hardware": "NVIDIA H100 80GB HBM3", "libs": {"torch": "2.11.0"}},
+            "correctness": {"max_relative_error": 1e-3, "max_absolute_error": 2e-3, "extra": {"rounds": 3}},
+            "performance": {"latency_ms": 0.05, "reference_latency_ms": 0.2, "speedup_factor": 4.0,
+                            "solution_timing": {"median_ms": 0.05, "mean_ms": 0.051, "min_ms": 0.049,
+                                                "max_ms": 0.06, "p25_ms": 0.05, "p75_ms": 0.052, "count": 100,
+                                                "mode": "cuda-events-cold-l2", "host_overhead_us": 12.0}}}})
+
+
+def test_our_dataset_loads_in_flashinfer_bench(dataset_copy):
+    ours = TraceSet.load(dataset_copy)
+    ours.add_traces([_evaluated(ours)])
+    theirs = fib_data.TraceSet.from_path(str(dataset_copy))
+    assert set(theirs.definitions) == set(ours.definitions)
+    for name, definition in theirs.definitions.items():
+        _same(ours.definitions[name].to_json_dict(), definition.model_dump(mode="json"), name)
+    their_solutions = {s.name: s for group in theirs.solutions.values() for s in group}
+    assert set(their_solutions) == set(ours.solutions)
+    for name, solution in their_solutions.items():
+        _same(ours.solutions[name].to_json_dict(), solution.model_dump(mode="json"), name)
+    for name, entries in theirs.workloads.items():
+        assert [e.workload.uuid for e in entries] == [e.workload.uuid for e in ours.workloads[name]]
+        for mine, entry in zip(ours.workloads[name], entries):
+            _same(mine.to_json_dict(), entry.model_dump(mode="json"), entry.workload.uuid)
+    (trace,) = theirs.traces["rmsnorm_h4096"]
+    assert trace.evaluation.performance.speedup_factor == 4.0  # our timing statistics were ignored, not fatal
+    _same(ours.traces["rmsnorm_h4096"][0].to_json_dict(), trace.model_dump(mode="json"), "trace")
+
+
+def test_records_flashinfer_bench_writes_load_in_ours(tmp_path, example_dataset):
+    source = TraceSet.load(example_dataset)
+    root = tmp_path / "fib"
+    theirs = fib_data.TraceSet(root=root)
+    for name in ("rmsnorm_h4096", "gqa_paged_decode_h32_kv8_d128_ps16"):
+        definition = fib_data.Definition.model_validate_json(source.definitions[name].to_json())
+        path = root / "definitions" / definition.op_type / f"{name}.json"
+        fib_data.save_json_file(definition, path)
+        theirs.definitions[name] = definition
+        solution = fib_data.Solution.model_validate_json(source.solutions[f"{name}_pytorch"].to_json())
+        fib_data.save_json_file(solution, root / "solutions" / definition.op_type / name / f"{solution.name}.json")
+        workloads = [fib_data.Trace(definition=name, workload=fib_data.Workload.model_validate_json(w.to_json()))
+                     for w in source.workloads_for(name)]
+        theirs.add_workload_traces(workloads)
+    evaluation = fib_data.Evaluation(
+        status=fib_data.EvaluationStatus.INCORRECT_NUMERICAL, timestamp="2026-11-24T12:00:00",
+        environment=fib_data.Environment(hardware="NVIDIA_H100", libs={"flashinfer": "0.7.2"}),
+        correctness=fib_data.Correctness(max_relative_error=float("nan"), max_absolute_error=3.5), log="boom")
+    theirs.add_traces([fib_data.Trace(definition="rmsnorm_h4096", solution="rmsnorm_h4096_pytorch",
+                                      workload=workloads and theirs.workloads["rmsnorm_h4096"][0].workload,
+                                      evaluation=evaluation)])
+
+    ours = TraceSet.load(root)
+    assert not ours.problems and not ours.warnings
+    for name, definition in theirs.definitions.items():
+        _same(ours.definitions[name].to_json_dict(), definition.model_dump(mode="json"), name)
+    for group in theirs.solutions.values():
+        for solution in group:
+            _same(ours.solutions[solution.name].to_json_dict(), solution.model_dump(mode="json"), solution.name)
+    for name, entries in theirs.workloads.items():
+        for mine, entry in zip(ours.workloads[name], entries, strict=True):
+            _same(mine.to_json_dict(), entry.model_dump(mode="json"), name)
+    (mine,) = ours.traces["rmsnorm_h4096"]
+    assert math.isnan(mine.evaluation.correctness.max_relative_error)
+    assert mine.evaluation.status.value == "INCORRECT_NUMERICAL" and mine.evaluation.log == "boom"
+    raw = json.loads((root / "traces" / "rmsnorm" / "rmsnorm_h4096.jsonl").read_text())
+    _same(mine.to_json_dict(), raw, "trace")

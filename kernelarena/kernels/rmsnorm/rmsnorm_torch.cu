@@ -87,9 +87,14 @@ void run_fused_add_rmsnorm(torch::Tensor hidden_states, torch::Tensor residual, 
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("rmsnorm", &rmsnorm, "out = rmsnorm(x) * weight");
-  m.def("fused_add_rmsnorm", &fused_add_rmsnorm, "residual_out = x + residual; out = rmsnorm(residual_out) * weight");
-  m.def("run", &run_rmsnorm, "dataset entry for rmsnorm_h*: run(hidden_states, weight, output)");
-  m.def("run", &run_fused_add_rmsnorm,
-        "dataset entry for fused_add_rmsnorm_h*: run(hidden_states, residual, weight, output, residual_out)");
+  namespace py = pybind11;
+  m.def("rmsnorm", &rmsnorm, "out = rmsnorm(x) * weight", py::arg("x"), py::arg("weight"), py::arg("out"),
+        py::arg("eps"), py::arg("threads_per_row"));
+  m.def("fused_add_rmsnorm", &fused_add_rmsnorm, "residual_out = x + residual; out = rmsnorm(residual_out) * weight",
+        py::arg("x"), py::arg("residual"), py::arg("weight"), py::arg("out"), py::arg("residual_out"), py::arg("eps"),
+        py::arg("threads_per_row"));
+  m.def("run", &run_rmsnorm, "dataset entry for rmsnorm_h*", py::arg("hidden_states"), py::arg("weight"),
+        py::arg("output"));
+  m.def("run", &run_fused_add_rmsnorm, "dataset entry for fused_add_rmsnorm_h*", py::arg("hidden_states"),
+        py::arg("residual"), py::arg("weight"), py::arg("output"), py::arg("residual_out"));
 }

@@ -75,6 +75,56 @@ def show(name: str = typer.Argument(..., help="A definition, solution or workloa
     console.print_json(record.to_json())
 
 
+@app.command()
+def run(path: Path = DATASET,
+        definition: List[str] = typer.Option([], "--definition", help="Only this definition (repeatable)."),
+        solution: List[str] = typer.Option([], "--solution", help="Only this solution (repeatable)."),
+        workload: List[str] = typer.Option([], "--workload", help="Only this workload uuid (repeatable)."),
+        devices: List[str] = typer.Option([], "--devices", help="Devices, e.g. cuda:0 (repeatable; default: "
+                                                              "every visible GPU, else cpu)."),
+        warmup: Optional[int] = typer.Option(None, help="Warm-up calls (default 10 on GPU, 1 on CPU)."),
+        reps: Optional[int] = typer.Option(None, help="Timed calls (default 100 on GPU, 5 on CPU)."),
+        rounds: int = typer.Option(3, help="Correctness rounds, each on fresh inputs."),
+        timeout: float = typer.Option(300.0, help="Seconds allowed per evaluation (build included)."),
+        timing: str = typer.Option("cold", help="cold (L2 flushed per call), warm, or graph (CUDA-graph replay)."),
+        atol: Optional[float] = typer.Option(None, help="Absolute tolerance for every output (overrides)."),
+        rtol: Optional[float] = typer.Option(None, help="Relative tolerance for every output (overrides)."),
+        seed: int = typer.Option(0, help="Seed of the random inputs (recorded in each trace)."),
+        save: bool = typer.Option(True, "--save/--no-save", help="Append traces to the dataset's traces/.")):
+    """Build, verify and time solutions on their workloads; write a trace for each (pass or fail)."""
+    from .bench import RunConfig, TimingConfig
+    from .bench.runner import count_evaluations, run as run_dataset
+    from .report.tables import run_table
+    from .schema import Tolerance
+
+    if (atol is None) != (rtol is None):
+        raise typer.BadParameter("give --atol and --rtol together")
+    if timing not in ("cold", "warm", "graph"):
+        raise typer.BadParameter("--timing is cold, warm or graph")
+    dataset = _load(path, strict=True)
+    config = RunConfig(devices=tuple(devices), correctness_rounds=rounds, timeout_s=timeout, seed=seed,
+                       tolerance=Tolerance(atol=atol, rtol=rtol) if atol is not None else None,
+                       timing=TimingConfig(warmup=warmup, reps=reps, mode=timing))
+    try:
+        total = count_evaluations(dataset, definition, solution, workload)
+    except KeyError as e:
+        console.print(f"[red]error:[/red] {e.args[0]}")
+        raise typer.Exit(2)
+    from rich.progress import Progress
+
+    with Progress(console=console, transient=not sys.stdout.isatty()) as progress:
+        bar = progress.add_task("evaluating", total=total)
+
+        def advance(trace):
+            status = trace.evaluation.status.value
+            progress.update(bar, advance=1, description=f"{trace.solution[:40]} {status}")
+
+        report = run_dataset(dataset, config, definition, solution, workload, save=save, on_trace=advance)
+    console.print(run_table(report))
+    if save:
+        console.print(f"traces appended under {dataset.layout.traces}")
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     """Console-script entry point."""
     try:

@@ -35,3 +35,19 @@ def find_record(dataset: TraceSet, name: str) -> Tuple[str, Record]:
             if entry.workload.uuid == name:
                 return "workload", entry
     raise KeyError(f"no definition, solution or workload called {name!r} in {dataset.root}")
+
+
+def run_table(report) -> Table:
+    """The closing table of ``kernelarena run``: per definition, passed/failed and the best speedup."""
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(report.status_counts().items()))
+    phases = ", ".join(f"{k} {v:.1f}s" for k, v in sorted(report.phases.items()))
+    table = Table(title=f"kernelarena run: {len(report.traces)} traces in {report.wall_s:.1f}s ({counts})",
+                  caption=f"time spent: workers starting {report.worker_startup_s:.1f}s, {phases}; "
+                          f"worker restarts {report.worker_restarts}")
+    for column in ("definition", "solutions", "passed", "failed", "best speedup", "best solution"):
+        table.add_column(column)
+    for row in report.by_definition():
+        speedup = f"{row.best_speedup:.2f}x" if row.best_speedup is not None else "-"
+        table.add_row(row.definition, str(row.solutions), str(row.passed), str(row.failed), speedup,
+                      row.best_solution or "-")
+    return table

@@ -1,0 +1,47 @@
+"""One frozen configuration object for a benchmark run, made at the edge (CLI or API) and passed down."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Tuple
+
+from ..schema import Tolerance
+
+
+@dataclass(frozen=True)
+class TimingConfig:
+    """How latency is measured. ``None`` counts pick a default for the device kind (GPU: 10 warm-up calls and
+    100 timed; CPU: 1 and 5, since CPU runs exist to exercise the pipeline, not to rank kernels)."""
+
+    warmup: Optional[int] = None
+    reps: Optional[int] = None
+    mode: str = "cold"
+    """"cold": L2 flushed before every timed call (default); "warm": no flush; "graph": calls captured in a
+    CUDA graph and replayed (for very short kernels, removing launch gaps)."""
+    input_copies: int = 4
+    """Input sets rotated between calls, so a call does not find the previous call's data in cache."""
+    checked_calls: int = 3
+    """Timed calls, chosen at random, whose outputs are verified (a solution cannot do less when timed)."""
+
+    def counts(self, device: str) -> Tuple[int, int]:
+        gpu = device.startswith("cuda")
+        return (self.warmup if self.warmup is not None else (10 if gpu else 1),
+                self.reps if self.reps is not None else (100 if gpu else 5))
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that decides how solutions are evaluated."""
+
+    devices: Tuple[str, ...] = ()
+    """Devices to evaluate on, one worker each ("cuda:0", "cpu"); empty: every visible GPU, else the CPU."""
+    correctness_rounds: int = 3
+    """Fresh input sets each solution is checked on."""
+    tolerance: Optional[Tolerance] = None
+    """Overrides the definition's and the per-dtype default tolerance."""
+    timeout_s: float = 300.0
+    """Wall-clock limit for one evaluation (build included); past it the worker is killed: TIMEOUT."""
+    seed: int = 0
+    timing: TimingConfig = field(default_factory=TimingConfig)
+    time_reference: bool = True
+    """Also time the definition's reference on each workload (for speedup_factor)."""

@@ -1,0 +1,108 @@
+"""Comparing a solution's outputs with the reference's: shape, dtype, NaN/Inf, and per-dtype tolerances."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Dict, Optional, Sequence
+
+import torch
+
+from ..schema import Definition, Status, Tolerance, torch_dtype
+
+# Default tolerances by output dtype; a definition's ``tolerance`` or the run's overrides them. Half-precision
+# outputs are rounded to 8 (bf16) or 11 (fp16) mantissa bits, so one rounding step is ~4e-3 / 5e-4 relative.
+DEFAULT_TOLERANCES: Dict[str, Tolerance] = {
+    "bfloat16": Tolerance(atol=1e-2, rtol=1e-2),
+    "float16": Tolerance(atol=1e-3, rtol=1e-3),
+    "float32": Tolerance(atol=1e-3, rtol=1e-3),
+    "float8_e4m3fn": Tolerance(atol=1e-1, rtol=1e-1),
+    "float8_e5m2": Tolerance(atol=2e-1, rtol=2e-1),
+}
+_EXACT = Tolerance(atol=0.0, rtol=0.0)
+
+
+@dataclass
+class Comparison:
+    """Outcome of comparing one set of outputs."""
+
+    status: Status
+    max_absolute_error: float = 0.0
+    max_relative_error: float = 0.0
+    message: str = ""
+
+    def merge(self, other: "Comparison") -> "Comparison":
+        """The worse status, the larger errors, both messages."""
+        order = [Status.PASSED, Status.INCORRECT_NUMERICAL, Status.INCORRECT_DTYPE, Status.INCORRECT_SHAPE]
+        status = max(self.status, other.status, key=order.index)
+        return Comparison(status, _nanmax(self.max_absolute_error, other.max_absolute_error),
+                          _nanmax(self.max_relative_error, other.max_relative_error),
+                          "; ".join(m for m in (self.message, other.message) if m))
+
+
+def _nanmax(a: float, b: float) -> float:
+    return math.nan if math.isnan(a) or math.isnan(b) else max(a, b)
+
+
+def tolerance_for(definition: Definition, dtype: str, override: Optional[Tolerance]) -> Tolerance:
+    if override is not None:
+        return override
+    if definition.tolerance is not None:
+        return definition.tolerance
+    return DEFAULT_TOLERANCES.get(dtype, _EXACT)
+
+
+def compare_outputs(definition: Definition, outputs: Sequence, expected: Sequence,
+                    override: Optional[Tolerance] = None) -> Comparison:
+    """Check ``outputs`` against the reference's ``expected``, in the definition's output order."""
+    names = list(definition.outputs)
+    if len(outputs) != len(names):
+        return Comparison(Status.INCORRECT_SHAPE, message=f"expected {len(names)} outputs {names}, got {len(outputs)}")
+    result = Comparison(Status.PASSED)
+    for name, out, ref in zip(names, outputs, expected):
+        spec = definition.outputs[name]
+        result = result.merge(_compare_one(name, out, ref, spec.dtype.value, tolerance_for(definition,
+                                                                                            spec.dtype.value, override)))
+    return result
+
+
+def _compare_one(name: str, out, ref, dtype: str, tol: Tolerance) -> Comparison:
+    if not isinstance(out, torch.Tensor):
+        out = torch.as_tensor(out)
+    ref = torch.as_tensor(ref)
+    if tuple(out.shape) != tuple(ref.shape):
+        return Comparison(Status.INCORRECT_SHAPE, message=f"output {name!r}: shape {tuple(out.shape)}, "
+                                                          f"expected {tuple(ref.shape)}")
+    if out.dtype != torch_dtype(dtype):
+        return Comparison(Status.INCORRECT_DTYPE, message=f"output {name!r}: dtype {out.dtype}, expected {dtype}")
+    if out.numel() == 0:
+        return Comparison(Status.PASSED)
+    o = out.detach().to(device=ref.device, dtype=torch.float64)
+    r = ref.detach().to(torch.float64)
+    diff = (o - r).abs()
+    same_special = (o == r) | (o.isnan() & r.isnan())  # equal infinities and NaN where the reference has NaN
+    diff = torch.where(same_special, torch.zeros_like(diff), diff)
+    bad_special = ~torch.isfinite(o) & ~same_special
+    rel = diff / r.abs().clamp_min(1e-12)
+    max_abs = float(diff.max()) if not bool(bad_special.any()) else math.inf
+    max_rel = float(torch.where(same_special, torch.zeros_like(rel), rel).max()) if max_abs != math.inf else math.inf
+    allowed = tol.atol + tol.rtol * r.abs()
+    failing = (diff > allowed) | bad_special
+    if bool(failing.any()):
+        count = int(failing.sum())
+        where = tuple(int(i) for i in torch.nonzero(failing)[0].tolist())
+        message = (f"output {name!r}: {count} of {o.numel()} elements outside atol={tol.atol} rtol={tol.rtol} "
+                   f"(first at {where}: got {float(o[where])}, expected {float(r[where])})")
+        return Comparison(Status.INCORRECT_NUMERICAL, max_abs, max_rel, message)
+    return Comparison(Status.PASSED, max_abs, max_rel)
+
+
+def inputs_changed(before: Dict, after: Dict) -> Optional[str]:
+    """The name of the first tensor input whose contents changed, or None."""
+    for name, old in before.items():
+        new = after[name]
+        if isinstance(old, torch.Tensor) and not torch.equal(old, new):
+            if not (old.is_floating_point() and torch.equal(old.isnan(), new.isnan())
+                    and torch.equal(old.nan_to_num(), new.nan_to_num())):
+                return name
+    return None

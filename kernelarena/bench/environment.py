@@ -1,0 +1,45 @@
+"""The hardware and library versions an evaluation ran with."""
+
+from __future__ import annotations
+
+import functools
+import platform
+import subprocess
+
+import torch
+
+from ..schema import Environment
+
+
+@functools.lru_cache(maxsize=None)
+def environment(device: str) -> Environment:
+    """Device name, driver, and the versions of torch, triton, CUDA and Python (cached per device)."""
+    libs = {"torch": torch.__version__, "python": platform.python_version()}
+    try:
+        import triton
+
+        libs["triton"] = triton.__version__
+    except ImportError:
+        pass
+    if device.startswith("cuda"):
+        index = torch.device(device).index or 0
+        hardware = torch.cuda.get_device_name(index)
+        libs["cuda"] = str(torch.version.cuda)
+        major, minor = torch.cuda.get_device_capability(index)
+        libs["compute_capability"] = f"{major}.{minor}"
+        try:
+            driver = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                                    capture_output=True, text=True, timeout=10).stdout.split()
+            if driver:
+                libs["driver"] = driver[0]
+        except (OSError, subprocess.SubprocessError):
+            pass
+    else:
+        hardware = platform.processor() or platform.machine() or "cpu"
+        try:
+            with open("/proc/cpuinfo") as f:
+                hardware = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), hardware)
+        except OSError:
+            pass
+        hardware = f"CPU {hardware}"
+    return Environment(hardware=hardware, libs=libs)

@@ -1,0 +1,111 @@
+"""Inputs for a workload on a device: random (dtype-aware, seeded), scalar, safetensors from blob/, or built by
+the definition's ``make_inputs`` for structured inputs; outputs preallocated and poisoned."""
+
+from __future__ import annotations
+
+import types
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional
+
+import torch
+
+from ..schema import Definition, RandomInput, SafetensorsInput, ScalarInput, Workload, torch_dtype
+
+_MODULES: Dict[str, types.ModuleType] = {}
+
+
+def reference_module(definition: Definition) -> types.ModuleType:
+    """The definition's reference source executed as a module (cached by source text)."""
+    module = _MODULES.get(definition.reference)
+    if module is None:
+        module = types.ModuleType(f"kernelarena_reference_{definition.name}")
+        module.__file__ = f"<reference of {definition.name}>"
+        exec(compile(definition.reference, module.__file__, "exec"), module.__dict__)
+        _MODULES[definition.reference] = module
+    return module
+
+
+def random_tensor(shape, dtype: torch.dtype, device: str, generator: torch.Generator) -> torch.Tensor:
+    """Random data suited to ``dtype``: normal floats, small non-negative integers, fair booleans."""
+    if dtype.is_floating_point:
+        values = torch.randn(shape, generator=generator, dtype=torch.float32)
+        return values.to(dtype).to(device)
+    if dtype == torch.bool:
+        return (torch.rand(shape, generator=generator) < 0.5).to(device)
+    return torch.randint(0, 64, shape, generator=generator, dtype=torch.int64).to(dtype).to(device)
+
+
+def materialize_inputs(definition: Definition, workload: Workload, device: str, seed: int,
+                       root: Optional[Path] = None) -> Dict[str, Any]:
+    """Every input of ``workload``, in definition order, on ``device``.
+
+    Random inputs come from a generator seeded with ``seed``; the reference's ``make_inputs(axes, device,
+    generator)``, when defined, supplies the inputs random data would make invalid. Safetensors inputs are read
+    from ``root`` (the dataset folder). Raises ValueError naming the input that cannot be made.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    axes = {**definition.const_axes, **workload.axes}
+    shapes = definition.shapes(workload.axes)
+    made: Dict[str, Any] = {}
+    maker: Optional[Callable] = getattr(reference_module(definition), "make_inputs", None)
+    if maker is not None:
+        made = dict(maker(axes, device, generator))
+    values: Dict[str, Any] = {}
+    for name, spec in definition.inputs.items():
+        source = workload.inputs.get(name, RandomInput())
+        if isinstance(source, ScalarInput):
+            values[name] = source.value
+        elif isinstance(source, SafetensorsInput):
+            values[name] = _load_blob(source, root, name).to(device)
+        elif name in made:
+            values[name] = made[name]
+        elif spec.shape is None:
+            values[name] = float(torch.rand((), generator=generator)) if "float" in spec.dtype.value else 1
+        else:
+            values[name] = random_tensor(shapes[name], torch_dtype(spec.dtype), device, generator)
+    return values
+
+
+def _load_blob(source: SafetensorsInput, root: Optional[Path], name: str) -> torch.Tensor:
+    if root is None:
+        raise ValueError(f"input {name!r} is stored in {source.path}, but no dataset folder was given")
+    from safetensors import safe_open
+
+    path = (root / source.path).resolve()
+    if not path.is_relative_to(root.resolve()):
+        raise ValueError(f"input {name!r}: {source.path} is outside the dataset")
+    with safe_open(str(path), framework="pt") as f:
+        return f.get_tensor(source.tensor_key)
+
+
+def poison_value(dtype: torch.dtype):
+    """What unwritten output elements hold: NaN for floats, an unlikely extreme for integers, True for bools."""
+    if dtype.is_floating_point:
+        return float("nan")
+    if dtype == torch.bool:
+        return True
+    return torch.iinfo(dtype).min + 7
+
+
+def allocate_outputs(definition: Definition, workload: Workload, device: str) -> Dict[str, torch.Tensor]:
+    """Output tensors of the right shapes and dtypes, filled with the poison value."""
+    shapes = definition.shapes(workload.axes, "outputs")
+    out = {}
+    for name, spec in definition.outputs.items():
+        dtype = torch_dtype(spec.dtype)
+        out[name] = torch.full(shapes[name] or (), poison_value(dtype), dtype=dtype, device=device)
+    return out
+
+
+def snapshot(values: Dict[str, Any]) -> Dict[str, Any]:
+    """A copy of every tensor (scalars kept), to detect a solution writing into its inputs."""
+    return {k: (v.clone() if isinstance(v, torch.Tensor) else v) for k, v in values.items()}
+
+
+def as_tuple(result: Any) -> tuple:
+    """A callable's result as a tuple of outputs (a lone tensor becomes a 1-tuple)."""
+    if isinstance(result, (tuple, list)):
+        return tuple(result)
+    if isinstance(result, dict):
+        return tuple(result.values())
+    return (result,)

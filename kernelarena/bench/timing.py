@@ -1,0 +1,133 @@
+"""Latency measurement: CUDA events with a cold or warm L2 and rotated inputs, CUDA-graph replay, or wall clock
+on the CPU. Random timed calls are verified afterwards, so a solution that does less when timed is caught."""
+
+from __future__ import annotations
+
+import random
+import statistics
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import torch
+
+from ..schema import TimingStats
+from .config import TimingConfig
+from .inputs import poison_value
+
+Call = Callable[[int], Tuple]  # call(copy_index) -> outputs
+_FLUSH: Dict[int, torch.Tensor] = {}
+
+
+def summarize(samples_ms: Sequence[float], mode: str, host_us: Optional[float] = None) -> TimingStats:
+    """Median, mean, extremes and quartiles of a list of latencies."""
+    s = sorted(samples_ms)
+    q = statistics.quantiles(s, n=4, method="inclusive") if len(s) > 1 else [s[0]] * 3
+    return TimingStats(median_ms=statistics.median(s), mean_ms=statistics.fmean(s), min_ms=s[0], max_ms=s[-1],
+                       p25_ms=q[0], p75_ms=q[2], count=len(s), mode=mode, host_overhead_us=host_us)
+
+
+def l2_flush_buffer(device: torch.device) -> torch.Tensor:
+    """A buffer twice the device's L2 size; writing it evicts whatever the previous call left in L2."""
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    if index not in _FLUSH:
+        l2 = getattr(torch.cuda.get_device_properties(index), "L2_cache_size", 50 << 20) or (50 << 20)
+        _FLUSH[index] = torch.empty(2 * l2, dtype=torch.uint8, device=device)
+    return _FLUSH[index]
+
+
+def poison_(outputs: Sequence[Any]) -> None:
+    for t in outputs:
+        if isinstance(t, torch.Tensor):
+            t.fill_(poison_value(t.dtype))
+
+
+def time_calls(call: Call, copies: int, device: str, config: TimingConfig, outputs_of: Callable[[int], Sequence],
+               check: bool = True) -> Tuple[TimingStats, List[Tuple[int, Tuple]]]:
+    """Time ``call`` and return its statistics with the outputs of a few randomly chosen timed calls.
+
+    ``outputs_of(i)`` gives copy ``i``'s preallocated outputs (empty for value-returning calls); those are
+    poisoned before a checked call so that only that call's own writes can make them right. The checked
+    outputs are cloned on the timing stream right after the call, so work hidden on another stream or thread
+    is seen unfinished.
+    """
+    warmup, reps = config.counts(device)
+    chosen = set(random.sample(range(reps), min(config.checked_calls, reps))) if check else set()
+    if device.startswith("cuda"):
+        if config.mode == "graph":
+            return _time_graph(call, copies, warmup, reps, outputs_of, check)
+        return _time_events(call, copies, warmup, reps, config.mode == "cold", torch.device(device), outputs_of,
+                            chosen)
+    return _time_wall(call, copies, warmup, reps, outputs_of, chosen)
+
+
+def _clone(outputs: Tuple) -> Tuple:
+    return tuple(o.clone() if isinstance(o, torch.Tensor) else o for o in outputs)
+
+
+def _time_events(call, copies, warmup, reps, cold, device, outputs_of, chosen):
+    for i in range(warmup):
+        call(i % copies)
+    flush = l2_flush_buffer(device) if cold else None
+    starts = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
+    ends = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
+    host, checked = [], []
+    torch.cuda.synchronize(device)
+    for r in range(reps):
+        i = r % copies
+        if r in chosen:
+            poison_(outputs_of(i))
+        if flush is not None:
+            flush.zero_()
+        t0 = time.perf_counter()
+        starts[r].record()
+        out = call(i)
+        ends[r].record()
+        host.append(time.perf_counter() - t0)
+        if r in chosen:
+            checked.append((i, _clone(out)))
+    torch.cuda.synchronize(device)
+    samples = [s.elapsed_time(e) for s, e in zip(starts, ends)]
+    mode = "cuda-events-cold-l2" if cold else "cuda-events-warm"
+    return summarize(samples, mode, statistics.median(host) * 1e6), checked
+
+
+def _time_graph(call, copies, warmup, reps, outputs_of, check):
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):  # warm-up off the default stream, as capture requires
+        for i in range(max(warmup, 1)):
+            call(i % copies)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        captured = [call(i) for i in range(copies)]
+    for i in range(copies):
+        poison_(outputs_of(i))
+    graph.replay()
+    checked = [(i, _clone(captured[i])) for i in range(copies)] if check else []
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    samples = []
+    replays = max(1, reps // copies)
+    for _ in range(replays):
+        start.record()
+        graph.replay()
+        end.record()
+        end.synchronize()
+        samples.append(start.elapsed_time(end) / copies)
+    return summarize(samples, "cuda-graph"), checked
+
+
+def _time_wall(call, copies, warmup, reps, outputs_of, chosen):
+    for i in range(warmup):
+        call(i % copies)
+    samples, checked = [], []
+    for r in range(reps):
+        i = r % copies
+        if r in chosen:
+            poison_(outputs_of(i))
+        t0 = time.perf_counter()
+        out = call(i)
+        samples.append((time.perf_counter() - t0) * 1e3)
+        if r in chosen:
+            checked.append((i, _clone(out)))
+    return summarize(samples, "cpu-wall"), checked

@@ -1,0 +1,114 @@
+"""GPU evidence for the evaluation engine: `kernelarena run` over the example dataset, and one kernel timed by
+our harness and by an independent timer (triton.testing.do_bench) in the same process.
+
+    python3 benchmarks/run_example_gpu.py [--out DIR]
+
+Writes DIR/example_traces.jsonl (every trace), DIR/run_example.md (the closing table, the wall-time breakdown
+and the timer comparison). Run on the GPU machine; benchmarks/README.md has the exact command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from kernelarena.bench import RunConfig, run  # noqa: E402
+from kernelarena.bench.evaluate import Case  # noqa: E402
+from kernelarena.bench.inputs import allocate_outputs, materialize_inputs  # noqa: E402
+from kernelarena.bench.timing import time_calls  # noqa: E402
+from kernelarena.bench.config import TimingConfig  # noqa: E402
+from kernelarena.build import build_solution  # noqa: E402
+from kernelarena.store import TraceSet  # noqa: E402
+
+
+def compare_timers(dataset: TraceSet, solution: str, batch: int) -> dict:
+    """Median latency of one solution by our harness (cold L2, CUDA events) and by triton's do_bench."""
+    import triton.testing
+
+    s = dataset.solutions[solution]
+    d = dataset.definitions[s.definition]
+    w = next(w for w in dataset.workloads_for(d.name) if w.axes.get("batch_size") == batch)
+    fn = build_solution(s, device="cuda:0")
+    inputs = materialize_inputs(d, w, "cuda:0", 1, dataset.root)
+    case = Case(inputs, allocate_outputs(d, w, "cuda:0"))
+    ours, _ = time_calls(lambda i: case.call(fn, True), 1, "cuda:0", TimingConfig(warmup=25, reps=200),
+                         lambda i: tuple(case.outputs.values()), check=False)
+    theirs = triton.testing.do_bench(lambda: case.call(fn, True), warmup=25, rep=100, return_mode="median")
+    return {"solution": solution, "workload": w.uuid, "batch": batch, "ours_ms": ours.median_ms,
+            "do_bench_ms": theirs, "ratio": ours.median_ms / theirs}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ".")))
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp()) / "dataset"
+    shutil.copytree(ROOT / "examples" / "dataset", work)
+    dataset = TraceSet.load(work)
+
+    started = time.perf_counter()
+    report = run(dataset, RunConfig())
+    first_wall = time.perf_counter() - started
+    started = time.perf_counter()
+    second = run(dataset, RunConfig(), definitions=["rmsnorm_h4096"], save=False)
+    second_wall = time.perf_counter() - started
+
+    timers = [compare_timers(dataset, "rmsnorm_h4096_triton", b) for b in (1024, 8192)]
+
+    gpu = torch.cuda.get_device_name(0)
+    lines = [f"# kernelarena run on the example dataset", "",
+             f"{gpu}, {datetime.date.today().isoformat()}, torch {torch.__version__}, "
+             f"command: python3 benchmarks/run_example_gpu.py", "",
+             f"First run: {len(report.traces)} traces in {first_wall:.1f} s; statuses {report.status_counts()}.",
+             f"Where the time went (summed over evaluations, seconds): "
+             + ", ".join(f"{k} {v:.1f}" for k, v in sorted(report.phases.items()))
+             + f"; worker start-ups {report.worker_startup_s:.1f}, restarts {report.worker_restarts}.",
+             f"Second run of rmsnorm_h4096 (build cache warm): {len(second.traces)} traces in {second_wall:.1f} s, "
+             f"build {second.phases.get('build', 0):.2f} s.", "",
+             "| definition | solutions | passed | failed | best speedup | best solution |", "|---|---|---|---|---|---|"]
+    for row in report.by_definition():
+        best = f"{row.best_speedup:.2f}x" if row.best_speedup else "-"
+        lines.append(f"| {row.definition} | {row.solutions} | {row.passed} | {row.failed} | {best} | "
+                     f"{row.best_solution or '-'} |")
+    lines += ["", "Per trace (latency of the solution, reference, speedup):", "",
+              "| definition | solution | axes | status | latency us | reference us | speedup |",
+              "|---|---|---|---|---|---|---|"]
+    for t in sorted(report.traces, key=lambda t: (t.definition, str(t.workload.axes), t.solution)):
+        p = t.evaluation.performance
+        lines.append(f"| {t.definition} | {t.solution} | {t.workload.axes} | {t.evaluation.status.value} | "
+                     + (f"{p.latency_ms * 1e3:.1f} | {p.reference_latency_ms * 1e3:.1f} | {p.speedup_factor:.2f}x |"
+                        if p else "- | - | - |"))
+    lines += ["", "Same kernel, two timers (cold L2 for ours; do_bench flushes L2 too):", "",
+              "| solution | batch | ours (us) | triton do_bench (us) | ours / do_bench |", "|---|---|---|---|---|"]
+    for c in timers:
+        lines.append(f"| {c['solution']} | {c['batch']} | {c['ours_ms'] * 1e3:.2f} | {c['do_bench_ms'] * 1e3:.2f} | "
+                     f"{c['ratio']:.3f} |")
+    failures = [t for t in report.traces if not t.passed]
+    if failures:
+        lines += ["", "Failures (first line of the log):", ""]
+        lines += [f"- {t.solution} {t.workload.axes}: {t.evaluation.status.value}: "
+                  f"{(t.evaluation.log.strip().splitlines() or [''])[-1][:200]}" for t in failures]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "run_example.md").write_text(text)
+    with open(args.out / "example_traces.jsonl", "w") as f:
+        for t in report.traces:
+            f.write(t.to_json() + "\n")
+
+
+if __name__ == "__main__":
+    main()

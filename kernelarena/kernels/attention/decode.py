@@ -45,7 +45,7 @@ class BatchDecodeWithPagedKVCacheWrapper:
             self._arange[: batch + 1], indptr_np, last_page_len, indices, num_qo_heads=num_qo_heads,
             num_kv_heads=num_kv_heads, head_dim=head_dim, page_size=page_size, causal=False,
             window_left=window_left, logits_soft_cap=logits_soft_cap, sm_scale=sm_scale, q_dtype=q_data_type,
-            kv_dtype=kv_data_type, kv_chunk_size=kv_chunk_size)
+            kv_dtype=kv_data_type, kv_chunk_size=kv_chunk_size, max_qo_len=1)
 
     def run(self, q: torch.Tensor, paged_kv_cache: KVCache, *, out: Optional[torch.Tensor] = None,
             lse: Optional[torch.Tensor] = None, return_lse: bool = False):

@@ -29,10 +29,13 @@ def merge_partials_kernel(
     nprog = tl.num_programs(0)
     num_groups = tl.load(WORK + 1)
     group_offset = tl.load(WORK + 2)
+    num_kv_heads = tl.load(WORK + 3)
     offs_c = tl.arange(0, BLOCK_C)
     offs_d = tl.arange(0, HEAD_DIM)
-    for unit in range(pid, num_groups * BLOCK_M, nprog):
-        grp = WORK + group_offset + (unit // BLOCK_M) * _GROUP_FIELDS
+    for unit in range(pid, num_groups * num_kv_heads * BLOCK_M, nprog):
+        # Unit = (group, KV head, row of the tile).
+        grp = WORK + group_offset + (unit // (num_kv_heads * BLOCK_M)) * _GROUP_FIELDS
+        kv_head = unit // BLOCK_M % num_kv_heads
         r = unit % BLOCK_M
         first_slot = tl.load(grp)
         num_chunks = tl.load(grp + 1)
@@ -41,7 +44,7 @@ def merge_partials_kernel(
         row = tl.load(grp + 4) + r
         tok = row // GROUP
         if tok < qo_len:
-            q_head = tl.load(grp + 5) * GROUP + row % GROUP
+            q_head = kv_head * GROUP + row % GROUP
             m = tl.full([BLOCK_C], float("-inf"), tl.float32)
             denom = tl.zeros([BLOCK_C], tl.float32)
             acc = tl.zeros([BLOCK_C, HEAD_DIM], tl.float32)
@@ -49,7 +52,7 @@ def merge_partials_kernel(
             for c0 in range(0, num_chunks, BLOCK_C):
                 c = c0 + offs_c
                 c_ok = c < num_chunks
-                p_row = (first_slot + c).to(tl.int64) * BLOCK_M + r
+                p_row = ((first_slot + c) * num_kv_heads + kv_head).to(tl.int64) * BLOCK_M + r
                 s = tl.load(LSE_PART + p_row, mask=c_ok, other=float("-inf"))
                 o = tl.load(O_PART + p_row[:, None] * HEAD_DIM + offs_d[None, :], mask=c_ok[:, None], other=0.0)
                 m_new = tl.maximum(m, s)

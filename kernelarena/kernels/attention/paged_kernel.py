@@ -83,15 +83,17 @@ def paged_attention_kernel(
     pid = tl.program_id(0)
     nprog = tl.num_programs(0)
     num_items = tl.load(WORK)
+    num_kv_heads = tl.load(WORK + 3)
     offs_m = tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, HEAD_DIM)
     for w in range(pid, num_items, nprog):
-        item = WORK + _HEADER + w * _ITEM_FIELDS
+        # Item w is entry w // num_kv_heads of the list, run for KV head w % num_kv_heads.
+        kv_head = w % num_kv_heads
+        item = WORK + _HEADER + (w // num_kv_heads) * _ITEM_FIELDS
         tok_base = tl.load(item)
         qo_len = tl.load(item + 1)
         kv_len = tl.load(item + 2)
         row_start = tl.load(item + 3)
-        kv_head = tl.load(item + 4)
         kv_lo = tl.load(item + 5)
         kv_hi = tl.load(item + 6)
         page_base = tl.load(item + 7)
@@ -140,7 +142,7 @@ def paged_attention_kernel(
             if WRITE_LSE:
                 tl.store(LSE + (tok_base + tok).to(tl.int64) * stride_lt + q_head, lse, mask=row_ok)
         else:
-            p_rows = slot.to(tl.int64) * BLOCK_M + offs_m
+            p_rows = (slot * num_kv_heads + kv_head).to(tl.int64) * BLOCK_M + offs_m
             tl.store(O_PART + p_rows[:, None] * HEAD_DIM + offs_d[None, :], out, mask=row_ok[:, None])
             tl.store(LSE_PART + p_rows, lse, mask=row_ok)
 

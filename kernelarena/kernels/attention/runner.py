@@ -77,13 +77,15 @@ class AttentionRunner:
         self._indices: Optional[torch.Tensor] = None  # owned copy of kv_indices (graph mode, ragged)
         self._kv_indices: Optional[torch.Tensor] = None
         self._o_part = self._lse_part = None
+        self._partial_shape, self._max_slots = None, 0
         self.problem: Optional[PlannedProblem] = None
 
     # ----------------------------------------------------------------------------------------- plan
     def plan(self, qo_indptr: HostArray, kv_page_indptr: HostArray, kv_last_page_len: HostArray,
              kv_indices: HostArray, *, num_qo_heads: int, num_kv_heads: int, head_dim: int, page_size: int,
              causal: bool, window_left: int, logits_soft_cap: Optional[float], sm_scale: Optional[float],
-             q_dtype: torch.dtype, kv_dtype: Optional[torch.dtype], kv_chunk_size: Optional[int]) -> None:
+             q_dtype: torch.dtype, kv_dtype: Optional[torch.dtype], kv_chunk_size: Optional[int],
+             max_qo_len: Optional[int] = None) -> None:
         """Schedule one batch (see AttentionRunner); raises ShapeError/UnsupportedError on bad input."""
         if num_qo_heads % num_kv_heads:
             raise ShapeError(f"num_qo_heads ({num_qo_heads}) must be a multiple of num_kv_heads ({num_kv_heads})")
@@ -98,11 +100,10 @@ class AttentionRunner:
             raise ShapeError(f"qo_indptr ({len(qo_np)}), kv_indptr ({len(kv_np)}) and kv_last_page_len "
                              f"({len(last_np)}) must describe the same batch: [b+1], [b+1], [b]")
         group = num_qo_heads // num_kv_heads
-        max_rows = int((qo_np[1:] - qo_np[:-1]).max(initial=0)) * group
-        config = self._choose_config(head_dim, group, max_rows)
-
-        slot_bytes = config.block_m * (head_dim + 1) * 4
-        max_slots = self._workspace.numel() // slot_bytes
+        if max_qo_len is None:
+            max_qo_len = int((qo_np[1:] - qo_np[:-1]).max(initial=0))
+        config = self._choose_config(head_dim, group, max_qo_len * group)
+        max_slots = self._partials(config.block_m, head_dim)
         if self._copy_done is not None:
             self._copy_done.synchronize()  # the previous plan's copy may still read the pinned buffer
         try:
@@ -116,8 +117,6 @@ class AttentionRunner:
         self._work[: summary.words].copy_(self._host_words[: summary.words], non_blocking=True)
         if self._copy_done is not None:
             self._copy_done.record()
-        self._o_part = self._workspace[: max_slots * config.block_m * head_dim * 4].view(torch.float32).view(-1, head_dim)
-        self._lse_part = self._workspace[max_slots * config.block_m * head_dim * 4:][: max_slots * config.block_m * 4].view(torch.float32)
         self._kv_indices = self._place_indices(kv_indices)
         self.config = config
         self.problem = PlannedProblem(
@@ -125,6 +124,16 @@ class AttentionRunner:
             float(logits_soft_cap or 0.0), default_sm_scale(head_dim) if sm_scale is None else float(sm_scale),
             q_dtype, kv_dtype, int(qo_np[-1]), summary.num_groups)
         self.summary = summary
+
+    def _partials(self, block_m: int, head_dim: int) -> int:
+        """Carve the float workspace into partial outputs and lses; returns how many slots fit."""
+        if self._partial_shape != (block_m, head_dim):
+            max_slots = self._workspace.numel() // (block_m * (head_dim + 1) * 4)
+            rows = max_slots * block_m
+            self._o_part = self._workspace[: rows * head_dim * 4].view(torch.float32).view(rows, head_dim)
+            self._lse_part = self._workspace[rows * head_dim * 4:][: rows * 4].view(torch.float32)
+            self._partial_shape, self._max_slots = (block_m, head_dim), max_slots
+        return self._max_slots
 
     def _choose_config(self, head_dim: int, group: int, max_rows: int) -> KernelConfig:
         if self.use_cuda_graph and self.config is not None:

@@ -9,8 +9,8 @@ group tells the merge kernel which slots to combine.
 
 Buffer layout (int32 words), shared with ``paged_kernel.py`` and ``merge.py``::
 
-    [0 : HEADER)                  num_items, num_groups, group_offset, 0...
-    [HEADER : group_offset)       num_items x ITEM_FIELDS
+    [0 : HEADER)                  num_items (entries x KV heads), num_groups, group_offset, num_kv_heads, 0...
+    [HEADER : group_offset)       num_entries x ITEM_FIELDS (item w is entry w // num_kv_heads, head w % ...)
     [group_offset : ...)          num_groups x GROUP_FIELDS
 
 Self-contained (numpy and the standard library only): the dataset's solutions embed this file verbatim.
@@ -26,8 +26,8 @@ from typing import Optional
 import numpy as np
 
 HEADER = 8
-ITEM_FIELDS = 12  # tok_base, qo_len, kv_len, row_start, kv_head, kv_lo, kv_hi, page_base, slot, pad x3
-GROUP_FIELDS = 8  # first_slot, num_chunks, tok_base, qo_len, row_start, kv_head, pad x2
+ITEM_FIELDS = 12  # tok_base, qo_len, kv_len, row_start, unused, kv_lo, kv_hi, page_base, slot, pad x3
+GROUP_FIELDS = 8  # first_slot, num_chunks, tok_base, qo_len, row_start, pad x3
 
 # Page size used to express ragged (contiguous) K/V in the paged format: one "page" per request starting at
 # the request's first token, so token t of the request lives at page_start + t.
@@ -65,17 +65,11 @@ def choose_config(head_dim: int, group_size: int, max_packed_rows: int, on_gpu: 
 class PlanSummary:
     """What ``plan_work`` wrote: counts, and how many int32 words of the buffer are in use."""
 
-    num_items: int
-    num_groups: int
-    num_slots: int  # partial-result slots (each BLOCK_M rows x head_dim floats)
+    num_entries: int  # (query tile, KV chunk) entries; the kernel runs each for every KV head
+    num_groups: int  # split query tiles the merge kernel combines (for every KV head)
+    num_slots: int  # partial-result slots (each BLOCK_M rows x head_dim floats), all heads included
     words: int
     chunk_size: int
-
-
-def kv_lengths(kv_page_indptr: np.ndarray, kv_last_page_len: np.ndarray, page_size: int) -> np.ndarray:
-    """Tokens per request from the page table (0 for a request with no pages)."""
-    num_pages = np.diff(kv_page_indptr)
-    return np.where(num_pages > 0, (num_pages - 1) * page_size + kv_last_page_len, 0)
 
 
 def plan_work(
@@ -98,97 +92,103 @@ def plan_work(
 ) -> PlanSummary:
     """Write the work list for one batch into ``out`` (int32) and return its summary.
 
-    Arguments are host arrays: qo_indptr [batch+1], kv_page_indptr [batch+1], kv_last_page_len [batch].
-    ``target_ctas`` is the number of programs that can run at once; KV ranges are split into chunks only
-    while there are fewer (tile, head) pairs than that. ``split_size`` forces a chunk length in tokens.
-    Raises ValueError when ``out`` or ``max_slots`` is too small for the schedule.
+    Arguments are host integer arrays: qo_indptr [batch+1], kv_page_indptr [batch+1], kv_last_page_len
+    [batch]. Entries are (query tile, KV chunk) pairs; the kernel runs each for every KV head, so the host
+    arrays stay num_kv_heads times smaller than the grid's work. ``target_ctas`` is the number of programs
+    that run at once: KV ranges are split into equal chunks only while (tile, head) pairs fill less than
+    half of it, and then every tile goes through the merge (one code path, fewer host operations).
+    ``split_size`` forces a chunk length in tokens. Raises ValueError when ``out`` or ``max_slots`` is too
+    small for the schedule. Every numpy call costs about a microsecond of host time: keep them few.
     """
-    qo_indptr = np.asarray(qo_indptr, dtype=np.int64)
-    kv_page_indptr = np.asarray(kv_page_indptr, dtype=np.int64)
     qo_len = qo_indptr[1:] - qo_indptr[:-1]
-    kv_len = kv_lengths(kv_page_indptr, np.asarray(kv_last_page_len, dtype=np.int64), page_size)
-    rows = qo_len * group_size
-    tiles = (rows + block_m - 1) // block_m
-    tile_end = np.cumsum(tiles)
-    num_tiles = int(tile_end[-1]) if len(tile_end) else 0
-
-    tile_req = np.repeat(np.arange(len(tiles)), tiles)
-    row_start = (np.arange(num_tiles) - np.repeat(tile_end - tiles, tiles)) * block_m
-    t_qo, t_kv = qo_len[tile_req], kv_len[tile_req]
-    shift = t_kv - t_qo  # causal aligns query i with KV position i + shift
-    hi = t_kv
-    if causal:
-        last_tok = (np.minimum(row_start + block_m, t_qo * group_size) - 1) // group_size
-        hi = np.clip(last_tok + shift + 1, 0, t_kv)
-    lo = np.zeros_like(hi)
-    if window_left >= 0:
-        lo = np.clip(row_start // group_size + shift - window_left, 0, hi)
-    span = hi - lo
-
-    pairs = num_tiles * num_kv_heads
+    num_pages = kv_page_indptr[1:] - kv_page_indptr[:-1]
+    kv_len = (num_pages - 1) * page_size + kv_last_page_len
+    kv_len[num_pages == 0] = 0
+    tile_req, row_start, hi, lo = _tiles(qo_len, kv_len, group_size, block_m, causal, window_left)
+    num_tiles = len(hi)
+    span = hi if lo is None else hi - lo
     max_span = int(span.max()) if num_tiles else 0
     if split_size is not None:
         chunk = max(block_n, -(-int(split_size) // block_n) * block_n)
-    elif pairs >= target_ctas or max_span == 0:
-        chunk = max(max_span, 1)
+    elif 2 * num_tiles * num_kv_heads >= target_ctas or max_span == 0:
+        chunk = max_span
     else:
-        chunk = -(-int(span.sum()) * num_kv_heads // target_ctas)
-        chunk = max(-(-chunk // block_n) * block_n, min_chunk)
-    tile_chunks = np.maximum(1, -(-span // chunk))
+        chunk = max(-(-int(span.sum()) * num_kv_heads // target_ctas), min_chunk)
+        pieces = -(-max_span // chunk)  # equal chunks for the longest range, rounded up to whole blocks
+        chunk = -(-(-(-max_span // pieces)) // block_n) * block_n
 
-    # Items enumerate (tile, head, chunk) with the chunk innermost.
-    pair_tile = np.repeat(np.arange(num_tiles), num_kv_heads)
-    pair_chunks = tile_chunks[pair_tile]
-    pair_end = np.cumsum(pair_chunks)
-    num_items = int(pair_end[-1]) if pairs else 0
-    item_pair = np.repeat(np.arange(pairs), pair_chunks)
-    item_chunk = np.arange(num_items) - np.repeat(pair_end - pair_chunks, pair_chunks)
-    item_tile = pair_tile[item_pair]
-    item_lo = lo[item_tile] + item_chunk * chunk
-    item_hi = np.minimum(item_lo + chunk, hi[item_tile])
+    # One entry per tile first (the whole schedule when nothing is split).
+    group_offset = HEADER + num_tiles * ITEM_FIELDS
+    if group_offset > out.shape[0]:
+        raise ValueError(f"schedule needs {group_offset} int32 words, the work buffer holds {out.shape[0]}")
+    tiles = out[HEADER:group_offset].reshape(num_tiles, ITEM_FIELDS)
+    req = slice(None) if tile_req is None else tile_req  # None: tiles are the requests, in order
+    tiles[:, 0] = qo_indptr[:-1][req]
+    tiles[:, 1] = qo_len[req]
+    tiles[:, 2] = kv_len[req]
+    tiles[:, 3] = 0 if row_start is None else row_start
+    tiles[:, 5] = 0 if lo is None else lo
+    tiles[:, 6] = hi
+    tiles[:, 7] = kv_page_indptr[:-1][req]
+    tiles[:, 8] = -1
+    if chunk >= max_span:
+        out[0:4] = (num_tiles * num_kv_heads, 0, group_offset, num_kv_heads)
+        return PlanSummary(num_tiles, 0, 0, group_offset, chunk)
 
-    split = pair_chunks > 1
-    pair_slots = np.where(split, pair_chunks, 0)
-    slot_end = np.cumsum(pair_slots)
-    num_slots = int(slot_end[-1]) if pairs else 0
-    pair_first_slot = slot_end - pair_slots
-    item_slot = np.where(split[item_pair], pair_first_slot[item_pair] + item_chunk, -1)
+    tile_chunks = np.maximum((span + (chunk - 1)) // chunk, 1)
+    ends = tile_chunks.cumsum()
+    num_entries = int(ends[-1])
+    first = ends - tile_chunks
+    e_tile = np.repeat(np.arange(num_tiles), tile_chunks)
+    e_lo = (np.arange(num_entries) - first[e_tile]) * chunk
+    if lo is not None:
+        e_lo += lo[e_tile]
+    num_slots = num_entries * num_kv_heads
     if max_slots is not None and num_slots > max_slots:
         raise ValueError(f"schedule needs {num_slots} partial-result slots, the workspace holds {max_slots}")
-
-    group_pairs = np.flatnonzero(split)
-    num_groups = len(group_pairs)
-    group_offset = HEADER + num_items * ITEM_FIELDS
-    words = group_offset + num_groups * GROUP_FIELDS
+    group_offset = HEADER + num_entries * ITEM_FIELDS
+    words = group_offset + num_tiles * GROUP_FIELDS
     if words > out.shape[0]:
         raise ValueError(f"schedule needs {words} int32 words, the work buffer holds {out.shape[0]}")
+    groups_tmp = tiles[:, [0, 1, 3]]  # tok_base, qo_len, row_start, before the entries overwrite them
+    entries = tiles[e_tile]
+    entries[:, 5] = e_lo
+    entries[:, 6] = np.minimum(e_lo + chunk, hi[e_tile])
+    entries[:, 8] = np.arange(num_entries)  # every tile merges: entry e writes slots e*heads + head
+    out[HEADER:group_offset].reshape(num_entries, ITEM_FIELDS)[:] = entries
+    groups = out[group_offset:words].reshape(num_tiles, GROUP_FIELDS)
+    groups[:, 0] = first
+    groups[:, 1] = tile_chunks
+    groups[:, 2:5] = groups_tmp
+    out[0:4] = (num_entries * num_kv_heads, num_tiles, group_offset, num_kv_heads)
+    return PlanSummary(num_entries, num_tiles, num_slots, words, chunk)
 
-    if causal and num_items > 1 and max_span != int(span.min()):
-        # Longest first: the persistent grid takes items round-robin, so this balances the tail.
-        order = np.argsort(item_lo - item_hi, kind="stable")
-        item_pair, item_tile, item_lo, item_hi, item_slot = (
-            a[order] for a in (item_pair, item_tile, item_lo, item_hi, item_slot)
-        )
-    req = tile_req[item_tile]
-    items = out[HEADER:group_offset].reshape(num_items, ITEM_FIELDS)
-    items[:, 0] = qo_indptr[req]
-    items[:, 1] = qo_len[req]
-    items[:, 2] = kv_len[req]
-    items[:, 3] = row_start[item_tile]
-    items[:, 4] = item_pair % num_kv_heads
-    items[:, 5] = item_lo
-    items[:, 6] = item_hi
-    items[:, 7] = kv_page_indptr[req]
-    items[:, 8] = item_slot
-    if num_groups:
-        g_tile = pair_tile[group_pairs]
-        g_req = tile_req[g_tile]
-        groups = out[group_offset:words].reshape(num_groups, GROUP_FIELDS)
-        groups[:, 0] = pair_first_slot[group_pairs]
-        groups[:, 1] = pair_chunks[group_pairs]
-        groups[:, 2] = qo_indptr[g_req]
-        groups[:, 3] = qo_len[g_req]
-        groups[:, 4] = row_start[g_tile]
-        groups[:, 5] = group_pairs % num_kv_heads
-    out[0:3] = (num_items, num_groups, group_offset)
-    return PlanSummary(num_items, num_groups, num_slots, words, chunk)
+
+def _tiles(qo_len, kv_len, group_size, block_m, causal, window_left):
+    """Query tiles and the KV range [lo, hi) each must see: (tile_req, row_start, hi, lo).
+
+    When every request fits in one tile (decode), tiles are the requests and tile_req/row_start are None;
+    lo is None when it is 0 everywhere.
+    """
+    rows = qo_len * group_size
+    if int(rows.max(initial=0)) <= block_m and int(rows.min(initial=1)) > 0:
+        # The last query of a request sees all of its KV even when causal; the window starts at the first
+        # query's position minus window_left (query i sits at KV position i + kv_len - qo_len).
+        hi = kv_len
+        lo = None if window_left < 0 else np.minimum(np.maximum(hi - qo_len - window_left, 0), hi)
+        return None, None, hi, lo
+    tiles = (rows + block_m - 1) // block_m
+    tile_end = tiles.cumsum()
+    num_tiles = int(tile_end[-1]) if len(tile_end) else 0
+    tile_req = np.repeat(np.arange(len(tiles)), tiles)
+    row_start = (np.arange(num_tiles) - (tile_end - tiles)[tile_req]) * block_m
+    t_kv = kv_len[tile_req]
+    t_shift = t_kv - qo_len[tile_req]
+    hi = t_kv
+    if causal:
+        last_tok = (np.minimum(row_start + block_m, rows[tile_req]) - 1) // group_size
+        hi = np.minimum(np.maximum(last_tok + t_shift + 1, 0), t_kv)
+    lo = None
+    if window_left >= 0:
+        lo = np.minimum(np.maximum(row_start // group_size + t_shift - window_left, 0), hi)
+    return tile_req, row_start, hi, lo

@@ -1,0 +1,29 @@
+"""Paged attention: CSR page table, host-planned schedules, Triton decode/prefill kernels, LSE merge.
+
+Public names: the three FlashInfer-style wrappers and the page-table helpers.
+"""
+
+from .decode import BatchDecodeWithPagedKVCacheWrapper
+from .page_table import (
+    PageTable,
+    allocate_paged_kv_cache,
+    append_paged_kv_cache,
+    build_page_table,
+    kv_view,
+    ragged_page_table,
+)
+from .prefill import BatchPrefillWithPagedKVCacheWrapper, BatchPrefillWithRaggedKVCacheWrapper
+from .scheduler import KernelConfig
+
+__all__ = [
+    "BatchDecodeWithPagedKVCacheWrapper",
+    "BatchPrefillWithPagedKVCacheWrapper",
+    "BatchPrefillWithRaggedKVCacheWrapper",
+    "KernelConfig",
+    "PageTable",
+    "allocate_paged_kv_cache",
+    "append_paged_kv_cache",
+    "build_page_table",
+    "kv_view",
+    "ragged_page_table",
+]

@@ -1,0 +1,19 @@
+"""FlashInfer's BatchDecodeWithPagedKVCacheWrapper as a destination-passing solution (gqa_paged_decode)."""
+
+import torch
+
+_WRAPPERS = {}
+
+
+def run(q, k_cache, v_cache, kv_indptr, kv_indices, kv_last_page_len, sm_scale, output, lse):
+    """Plan on the page table (host copies of indptr/last_page_len), then run into output and lse."""
+    import flashinfer
+
+    key = str(q.device)
+    if key not in _WRAPPERS:
+        workspace = torch.empty(128 << 20, dtype=torch.uint8, device=q.device)
+        _WRAPPERS[key] = flashinfer.BatchDecodeWithPagedKVCacheWrapper(workspace, "NHD")
+    wrapper = _WRAPPERS[key]
+    wrapper.plan(kv_indptr.cpu(), kv_indices, kv_last_page_len.cpu(), q.shape[1], k_cache.shape[2], q.shape[2],
+                 k_cache.shape[1], q_data_type=q.dtype, kv_data_type=k_cache.dtype, sm_scale=float(sm_scale))
+    wrapper.run(q, (k_cache, v_cache), out=output, lse=lse, return_lse=True)

@@ -1,0 +1,66 @@
+"""Plan and launch in one call, for the dataset's destination-passing entry points.
+
+The dataset embeds a solution's files verbatim and loads them as a package, so this file imports only
+torch, numpy and its sibling kernel files. Each call copies the (device) page table to the host, plans
+(scheduler.plan_work), copies the schedule back in one transfer and launches the attention and merge
+kernels; buffers are allocated once per device and reused.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .merge import launch_merge
+from .paged_kernel import launch_paged_attention
+from .scheduler import choose_config, plan_work
+
+WORK_WORDS = 1 << 20
+WORKSPACE_BYTES = 256 << 20
+_BUFFERS: dict = {}
+
+
+def _buffers(device: torch.device):
+    """(pinned host words, their numpy view, device words, float32 workspace, number of SMs) per device."""
+    key = str(device)
+    if key not in _BUFFERS:
+        on_gpu = device.type == "cuda"
+        host = torch.zeros(WORK_WORDS, dtype=torch.int32, pin_memory=on_gpu)
+        num_sms = torch.cuda.get_device_properties(device).multi_processor_count if on_gpu else 2
+        _BUFFERS[key] = (host, host.numpy(), torch.zeros(WORK_WORDS, dtype=torch.int32, device=device),
+                         torch.empty(WORKSPACE_BYTES // 4, dtype=torch.float32, device=device), num_sms)
+    return _BUFFERS[key]
+
+
+def paged_attention_into(q, k_cache, v_cache, qo_indptr, kv_indptr, kv_indices, kv_last_page_len, sm_scale,
+                         output, lse, *, causal: bool, max_qo_len=None) -> None:
+    """Attention of q [tokens, Hq, D] over NHD caches [pages, page_size, Hkv, D] into output and lse."""
+    host, host_np, work, workspace, num_sms = _buffers(q.device)
+    num_qo_heads, head_dim = q.shape[1], q.shape[2]
+    page_size, num_kv_heads = k_cache.shape[1], k_cache.shape[2]
+    group = num_qo_heads // num_kv_heads
+    # .cpu() synchronizes the stream, so the previous call's copy out of `host` has finished.
+    qo_np = qo_indptr.cpu().numpy() if isinstance(qo_indptr, torch.Tensor) else np.asarray(qo_indptr)
+    kv_np = kv_indptr.cpu().numpy()
+    last_np = kv_last_page_len.cpu().numpy()
+    if max_qo_len is None:
+        max_qo_len = int((qo_np[1:] - qo_np[:-1]).max(initial=0))
+    config = choose_config(head_dim, group, max_qo_len * group, q.device.type == "cuda")
+    max_slots = workspace.numel() // (config.block_m * (head_dim + 1))
+    rows = max_slots * config.block_m
+    o_part, lse_part = workspace[: rows * head_dim].view(rows, head_dim), workspace[rows * head_dim:][:rows]
+    summary = plan_work(
+        host_np, qo_np, kv_np, last_np, page_size=page_size, group_size=group, num_kv_heads=num_kv_heads,
+        block_m=config.block_m, block_n=config.block_n, causal=causal, window_left=-1,
+        target_ctas=num_sms * config.ctas_per_sm, min_chunk=config.min_chunk, max_slots=max_slots)
+    work[: summary.words].copy_(host[: summary.words], non_blocking=True)
+    indices = kv_indices if kv_indices.dtype == torch.int32 else kv_indices.int()
+    launch_paged_attention(
+        q, k_cache, v_cache, output, lse, o_part, lse_part, work, indices,
+        kv_strides=(k_cache.stride(0), k_cache.stride(1), k_cache.stride(2)), group_size=group,
+        page_size=page_size, block_m=config.block_m, block_n=config.block_n, num_warps=config.num_warps,
+        num_stages=config.num_stages, num_programs=num_sms * config.ctas_per_sm, causal=causal, window_left=-1,
+        sm_scale=float(sm_scale), logits_soft_cap=0.0)
+    if summary.num_groups:
+        launch_merge(output, lse, o_part, lse_part, work, group_size=group, block_m=config.block_m,
+                     num_programs=num_sms * 4)

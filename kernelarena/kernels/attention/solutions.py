@@ -1,0 +1,53 @@
+"""Dataset solutions (FlashInfer-Trace Solution records) for the paged-attention definitions.
+
+Sources are read from this package's files at call time, so the dataset carries exactly the kernels the
+wrappers run (one copy of each). Every embedded file imports only torch, triton, numpy and its siblings.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DECODE = "gqa_paged_decode_h32_kv8_d128_ps16"
+PREFILL = "gqa_paged_prefill_causal_h32_kv8_d128_ps16"
+TRITON_SOURCES = ("solution_common.py", "scheduler.py", "paged_kernel.py", "merge.py")
+
+
+def _sources(*names: str) -> list[dict]:
+    return [{"path": name, "content": (HERE / name).read_text()} for name in names]
+
+
+def _record(name: str, definition: str, description: str, language: str, hardware: list[str], entry: str,
+            sources: list[dict], dependencies: list[str]) -> dict:
+    return {
+        "name": name,
+        "definition": definition,
+        "author": "kernelarena",
+        "description": description,
+        "spec": {"language": language, "target_hardware": hardware, "entry_point": entry,
+                 "destination_passing_style": True, "binding": None, "dependencies": dependencies},
+        "sources": sources,
+    }
+
+
+def solution_records() -> list[dict]:
+    """Triton (ours), FlashInfer-wrapper and PyTorch-reference solutions for the decode and prefill definitions."""
+    ours = ("kernelarena's persistent Triton paged-attention kernel: host-planned work list of (query tile, "
+            "KV chunk) items, GQA group packed into the tile rows, split KV merged by log-sum-exp.")
+    return [
+        _record(f"kernelarena_triton_{DECODE}", DECODE, ours, "triton", ["cuda", "cpu"],
+                "solution_decode.py::run", _sources("solution_decode.py", *TRITON_SOURCES), []),
+        _record(f"kernelarena_triton_{PREFILL}", PREFILL, ours, "triton", ["cuda", "cpu"],
+                "solution_prefill.py::run", _sources("solution_prefill.py", *TRITON_SOURCES), []),
+        _record(f"flashinfer_wrapper_{DECODE}", DECODE, "FlashInfer's BatchDecodeWithPagedKVCacheWrapper "
+                "(plan on every call).", "python", ["cuda"], "flashinfer_decode.py::run",
+                _sources("flashinfer_decode.py"), ["flashinfer"]),
+        _record(f"flashinfer_wrapper_{PREFILL}", PREFILL, "FlashInfer's BatchPrefillWithPagedKVCacheWrapper, "
+                "causal (plan on every call).", "python", ["cuda"], "flashinfer_prefill.py::run",
+                _sources("flashinfer_prefill.py"), ["flashinfer"]),
+        _record(f"torch_reference_{DECODE}", DECODE, "Plain PyTorch, float64, one request at a time.", "python",
+                ["cuda", "cpu"], "reference.py::run_decode", _sources("reference.py"), []),
+        _record(f"torch_reference_{PREFILL}", PREFILL, "Plain PyTorch, float64, one request at a time.",
+                "python", ["cuda", "cpu"], "reference.py::run_prefill_causal", _sources("reference.py"), []),
+    ]

@@ -144,6 +144,8 @@ def _unavailable_reason(backend: str, x2: torch.Tensor, *others: torch.Tensor) -
     """Why ``backend`` cannot run a call on x2 ([rows, hidden]) and the other [rows, hidden] tensors of the
     call, or None when it can."""
     on_cuda = x2.is_cuda
+    if backend not in BACKENDS:
+        return f"unknown backend {backend!r}; choose one of {BACKENDS}"
     if backend == "torch":
         return None
     if backend == "triton":
@@ -166,8 +168,7 @@ def _unavailable_reason(backend: str, x2: torch.Tensor, *others: torch.Tensor) -
             return f"the TileLang kernel needs a hidden size that is a multiple of 128, got {hidden}"
         if x2.shape[0] > 1 and any(t.stride(0) != hidden for t in (x2, *others)):
             return "the TileLang kernel needs contiguous rows (row stride == hidden size)"
-        return None
-    return f"unknown backend {backend!r}; choose one of {BACKENDS}"
+    return None
 
 
 def _resolve_backend(backend: str, op: str, x2: torch.Tensor, *others: torch.Tensor) -> str:

@@ -44,7 +44,7 @@ def launch_shape(hidden: int) -> tuple[int, int]:
 def rmsnorm_program(hidden: int, dtype: str, fused: bool, eps: float):
     """The TileLang prim_func: (X, W, Out) or, fused, (X, R, W, Out, ROut), all [M, hidden] but W."""
     rows, threads = launch_shape(hidden)
-    m = T.symbolic("batch_size")
+    m = T.dynamic("batch_size")
     acc = "float32"
 
     @T.macro

@@ -1,0 +1,288 @@
+"""RMSNorm and fused add + RMSNorm: ours (Triton, CUDA, TileLang) vs FlashInfer vs torch eager / torch.compile.
+
+The sweep (bf16, batch x hidden):
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.util
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+BATCHES = (1, 32, 1024, 8192, 16384, 32768)
+HIDDENS = (4096, 8192)
+OPS = ("rmsnorm", "fused_add_rmsnorm")
+EPS = 1e-6
+# Triton launch configs tried with --sweep: (rows per program, warps, persistent programs per SM or 0).
+TRITON_SWEEP = ((1, 4, 0), (1, 8, 0), (1, 16, 0), (2, 8, 0), (2, 16, 0), (4, 16, 0), (1, 8, 4), (1, 16, 2), (2, 16, 2))
+CUDA_SWEEP = (64, 128, 256, 512, 1024)  # threads per row
+__doc__ += f"    batch {BATCHES} x hidden {HIDDENS}, ops {OPS}.\n" + """
+Timing: median over repetitions of CUDA-event time around one call, the L2 flushed (256 MB written) before
+each repetition and the input sets rotated (triton.testing.do_bench's method, cold cache). Bandwidth counts
+the bytes each op must move (inputs read once, outputs written once); "% copy" is against a device-to-device
+copy of 1 GiB measured in the same run. Every backend's output is checked against float64 first.
+
+    python3 benchmarks/bench_rmsnorm.py --out DIR [--sweep] [--backends triton,cuda,...] [--quick]
+    python3 benchmarks/bench_rmsnorm.py --device cpu --quick        # smoke test of the script itself
+"""
+
+
+def reference(op, x, r, w):
+    from kernelarena.kernels.rmsnorm.reference import fused_add_rmsnorm_reference, rmsnorm_reference
+
+    if op == "rmsnorm":
+        return rmsnorm_reference(x, w, EPS), None
+    return fused_add_rmsnorm_reference(x, r, w, EPS)
+
+
+def eager_rmsnorm(x, w):
+    xf = x.float()
+    return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + EPS) * w.float()).to(x.dtype)
+
+
+def eager_fused_add_rmsnorm(x, r, w):
+    s = x.float() + r.float()
+    return (s * torch.rsqrt(s.pow(2).mean(-1, keepdim=True) + EPS) * w.float()).to(x.dtype), s.to(x.dtype)
+
+
+def make_backends(names, device):
+    """name -> (rmsnorm(x, w, out), fused(x, r, w)) callables; the fused ones work in place where the
+    backend does (ours, FlashInfer) and return new tensors otherwise (torch)."""
+    from kernelarena.kernels.rmsnorm import fused_add_rmsnorm, rmsnorm
+
+    table = {}
+    for ours in ("triton", "cuda", "tilelang"):
+        table[ours] = (lambda x, w, out, b=ours: rmsnorm(x, w, EPS, out=out, backend=b),
+                       lambda x, r, w, b=ours: fused_add_rmsnorm(x, r, w, EPS, backend=b))
+    table["torch"] = (lambda x, w, out: eager_rmsnorm(x, w), eager_fused_add_rmsnorm)
+    if "torch.compile" in names:
+        compiled_norm = torch.compile(eager_rmsnorm, dynamic=True)
+        compiled_fused = torch.compile(eager_fused_add_rmsnorm, dynamic=True)
+        table["torch.compile"] = (lambda x, w, out: compiled_norm(x, w), compiled_fused)
+    if "flashinfer" in names:
+        import flashinfer
+
+        table["flashinfer"] = (lambda x, w, out: flashinfer.norm.rmsnorm(x, w, EPS, out=out),
+                               lambda x, r, w: flashinfer.norm.fused_add_rmsnorm(x, r, w, EPS))
+    return {n: table[n] for n in names}
+
+
+def op_bytes(op, batch, hidden, elem=2):
+    tensors = 2 if op == "rmsnorm" else 4  # x, out  |  x, residual, out, residual_out
+    return (tensors * batch * hidden + hidden) * elem
+
+
+class ColdTimer:
+    """Median CUDA-event time of fn(set) with the L2 flushed before each call, sets rotated."""
+
+    def __init__(self, device, budget_s=0.25, flush_bytes=256 << 20):
+        self.device = device
+        self.budget_s = budget_s
+        self.flush = torch.empty(flush_bytes, dtype=torch.int8, device=device)
+
+    def median_us(self, fn, sets, min_reps=20, max_reps=200):
+        if self.device == "cpu":
+            start = time.perf_counter()
+            for s in sets:
+                fn(s)
+            return (time.perf_counter() - start) / len(sets) * 1e6
+        for s in sets:  # warm-up: compilation, module loads, allocator
+            fn(s)
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn(sets[0])
+        torch.cuda.synchronize()
+        once = time.perf_counter() - start
+        reps = max(min_reps, min(max_reps, int(self.budget_s / (once + 1e-4))))
+        events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(reps)]
+        for i, (begin, end) in enumerate(events):
+            self.flush.zero_()
+            begin.record()
+            fn(sets[i % len(sets)])
+            end.record()
+        torch.cuda.synchronize()
+        return statistics.median(b.elapsed_time(e) for b, e in events) * 1e3
+
+
+def copy_ceiling_tbps(timer, device):
+    if device == "cpu":
+        return float("nan")
+    n = 1 << 30
+    src, dst = torch.empty(n, dtype=torch.int8, device=device), torch.empty(n, dtype=torch.int8, device=device)
+    src.random_(-100, 100)
+    us = timer.median_us(lambda _: dst.copy_(src), [None], min_reps=20, max_reps=30)
+    return 2 * n / (us * 1e-6) / 1e12
+
+
+def input_sets(op, batch, hidden, device, n_sets, seed=0):
+    gen = torch.Generator(device=device).manual_seed(seed)
+    sets = []
+    for _ in range(n_sets):
+        x = torch.randn(batch, hidden, device=device, generator=gen).bfloat16()
+        r = torch.randn(batch, hidden, device=device, generator=gen).bfloat16() if op != "rmsnorm" else None
+        sets.append((x, r, torch.empty_like(x)))
+    w = torch.randn(hidden, device=device, generator=gen).bfloat16()
+    return sets, w
+
+
+def rel_err(actual, expected):
+    return ((actual.double() - expected).norm() / expected.norm()).item()
+
+
+def check(op, backend_fns, batch, hidden, device):
+    """Relative errors of the backend's out (and residual_out) against float64 on fresh random inputs."""
+    norm_fn, fused_fn = backend_fns
+    sets, w = input_sets(op, batch, hidden, device, 1, seed=batch + hidden + 1)
+    x, r, out = sets[0]
+    ref_out, ref_sum = reference(op, x, r, w)
+    if op == "rmsnorm":
+        out.fill_(float("nan"))
+        got = norm_fn(x, w, out)
+        got = out if got is None else got
+        return rel_err(got, ref_out), 0.0
+    result = fused_fn(x, r, w)
+    got_out, got_sum = (x, r) if result is None else result
+    return rel_err(got_out, ref_out), rel_err(got_sum, ref_sum)
+
+
+def time_backend(timer, op, fns, sets, w):
+    norm_fn, fused_fn = fns
+    if op == "rmsnorm":
+        return timer.median_us(lambda s: norm_fn(s[0], w, s[2]), sets)
+    return timer.median_us(lambda s: fused_fn(s[0], s[1], w), sets)
+
+
+def sweep_variants(op, batch, hidden, sets, w, timer, device):
+    """Times of every Triton config in TRITON_SWEEP and every CUDA threads-per-row in CUDA_SWEEP."""
+    from kernelarena.kernels.rmsnorm import cuda_impl, triton_impl
+
+    results = {}
+    for rows, warps, per_sm in TRITON_SWEEP:
+        cfg = triton_impl.TritonConfig(rows, warps, per_sm)
+        if op == "rmsnorm":
+            fn = lambda s, c=cfg: triton_impl.launch(s[0], None, w, s[2], None, EPS, c)  # noqa: E731
+        else:
+            fn = lambda s, c=cfg: triton_impl.launch(s[0], s[1], w, s[0], s[1], EPS, c)  # noqa: E731
+        results[f"triton r{rows} w{warps} p{per_sm}"] = timer.median_us(fn, sets)
+    if device == "cuda":
+        ext = cuda_impl.extension()
+        for tpr in CUDA_SWEEP:
+            if (hidden // 8 + tpr - 1) // tpr > 8:
+                continue
+            if op == "rmsnorm":
+                fn = lambda s, t=tpr: ext.rmsnorm(s[0], w, s[2], EPS, t)  # noqa: E731
+            else:
+                fn = lambda s, t=tpr: ext.fused_add_rmsnorm(s[0], s[1], w, s[0], s[1], EPS, t)  # noqa: E731
+            results[f"cuda t{tpr}"] = timer.median_us(fn, sets)
+    return results
+
+
+def markdown_table(rows, ceiling, meta):
+    lines = [f"# RMSNorm benchmark, {meta['date']}, {meta['device']}",
+             "",
+             f"torch {meta['torch']}, triton {meta['triton']}, flashinfer {meta['flashinfer']}; bf16, eps 1e-6; "
+             f"median of CUDA-event times with a cold L2 (flushed each repetition) and rotated inputs. "
+             f"Copy ceiling (1 GiB device-to-device, read + write) in this run: {ceiling:.2f} TB/s. "
+             "'vs FI' = FlashInfer time / this time (> 1: faster than FlashInfer).",
+             "",
+             "| op | batch x hidden | backend | us | TB/s | % copy | vs FI | max rel err |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        vs = f"{r['vs_flashinfer']:.2f}x" if r.get("vs_flashinfer") else "-"
+        lines.append(f"| {r['op']} | {r['batch']} x {r['hidden']} | {r['backend']} | {r['us']:.1f} | {r['tbps']:.2f} | "
+                     f"{r['pct_copy']:.1f} | {vs} | {r['err']:.1e} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
+    parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "bench_out")))
+    parser.add_argument("--backends", default=None, help="comma list; default: all available")
+    parser.add_argument("--sweep", action="store_true", help="also time Triton configs and CUDA threads per row")
+    parser.add_argument("--quick", action="store_true", help="two small shapes only")
+    parser.add_argument("--tag", default="", help="suffix of the output file names")
+    args = parser.parse_args(argv)
+    device = args.device
+    if device == "cpu":
+        os.environ.setdefault("TRITON_INTERPRET", "1")
+    available = ["triton", "cuda", "tilelang", "flashinfer", "torch", "torch.compile"]
+    if device == "cpu":
+        available = ["triton", "torch"]
+    available = [b for b in available if b not in ("tilelang", "flashinfer") or importlib.util.find_spec(b)]
+    names = args.backends.split(",") if args.backends else available
+    shapes = [(b, h) for h in HIDDENS for b in BATCHES]
+    if args.quick:
+        shapes = [(3, 256), (5, 512)] if device == "cpu" else [(32, 4096), (8192, 4096)]
+    args.out.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "date": datetime.date.today().isoformat(),
+        "device": torch.cuda.get_device_name() if device == "cuda" else platform.processor() or "cpu",
+        "torch": torch.__version__,
+        "triton": importlib.util.find_spec("triton") and __import__("triton").__version__,
+        "flashinfer": importlib.util.find_spec("flashinfer") and __import__("flashinfer").__version__,
+        "tilelang": importlib.util.find_spec("tilelang") and __import__("tilelang").__version__,
+    }
+    timer = ColdTimer(device)
+    ceiling = copy_ceiling_tbps(timer, device)
+    print(f"copy ceiling {ceiling:.3f} TB/s on {meta['device']}", flush=True)
+    backends = make_backends(names, device)
+    rows, sweeps, failures = [], {}, []
+    for op in OPS:
+        for batch, hidden in shapes:
+            n_sets = max(2, min(8, math.ceil((256 << 20) / op_bytes(op, batch, hidden))))
+            sets, w = input_sets(op, batch, hidden, device, n_sets)
+            times = {}
+            for name, fns in backends.items():
+                try:
+                    err, err_sum = check(op, fns, batch, hidden, device)
+                    us = time_backend(timer, op, fns, sets, w)
+                except Exception as exc:  # one backend failing must not lose the rest of the run
+                    failures.append(f"{op} {batch}x{hidden} {name}: {type(exc).__name__}: {exc}")
+                    print("FAILED", failures[-1], flush=True)
+                    continue
+                ok = err < 1e-2 and err_sum < 1e-2
+                if not ok:
+                    failures.append(f"{op} {batch}x{hidden} {name}: relative error {err:.2e} / {err_sum:.2e}")
+                times[name] = us
+                gbytes = op_bytes(op, batch, hidden)
+                rows.append({"op": op, "batch": batch, "hidden": hidden, "backend": name, "us": us,
+                             "tbps": gbytes / (us * 1e-6) / 1e12, "err": max(err, err_sum), "correct": ok})
+                rows[-1]["pct_copy"] = 100 * rows[-1]["tbps"] / ceiling if ceiling == ceiling else float("nan")
+            for r in rows:
+                if r["op"] == op and r["batch"] == batch and r["hidden"] == hidden and "flashinfer" in times:
+                    r["vs_flashinfer"] = times["flashinfer"] / r["us"]
+            if args.sweep:
+                sweeps[f"{op} {batch}x{hidden}"] = sweep_variants(op, batch, hidden, sets, w, timer, device)
+            print(f"{op} {batch}x{hidden}: " + ", ".join(f"{k} {v:.1f}" for k, v in times.items()), flush=True)
+            del sets
+            (args.out / f"rmsnorm_bench{args.tag}.json").write_text(json.dumps(
+                {"meta": meta, "copy_tbps": ceiling, "rows": rows, "sweeps": sweeps, "failures": failures}, indent=1))
+    table = markdown_table(rows, ceiling, meta)
+    (args.out / f"rmsnorm_bench{args.tag}.md").write_text(table)
+    if sweeps:
+        print("\nsweep (us):")
+        for key, res in sweeps.items():
+            best = min(res, key=res.get)
+            print(f"  {key}: best {best} {res[best]:.1f}; " + ", ".join(f"{k} {v:.1f}" for k, v in res.items()))
+    print()
+    print(table)
+    if failures:
+        print("FAILURES:\n  " + "\n  ".join(failures))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

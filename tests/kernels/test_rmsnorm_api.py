@@ -1,0 +1,66 @@
+"""The RMSNorm library calls: the torch backend against float64, argument errors, auto on the CPU."""
+
+import pytest
+import torch
+
+from kernelarena.errors import UnsupportedError
+from kernelarena.kernels.rmsnorm import fused_add_rmsnorm, rmsnorm
+from kernelarena.kernels.rmsnorm.auto_table import measured_choice
+from kernelarena.kernels.rmsnorm.reference import fused_add_rmsnorm_reference, rmsnorm_reference
+
+
+def rel_err(actual, expected):
+    return ((actual.double() - expected).norm() / expected.norm()).item()
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_torch_backend_with_leading_dims(dtype):
+    x = torch.randn(2, 3, 96).to(dtype)
+    w = torch.randn(96).to(dtype)
+    out = torch.full_like(x, float("nan"))
+    assert rmsnorm(x, w, eps=1e-5, out=out, backend="torch") is out
+    assert rel_err(out, rmsnorm_reference(x, w, 1e-5)) < 1e-2
+
+
+def test_fused_add_is_in_place():
+    x, r, w = torch.randn(4, 64).bfloat16(), torch.randn(4, 64).bfloat16(), torch.randn(64).bfloat16()
+    ref_out, ref_sum = fused_add_rmsnorm_reference(x, r, w)
+    assert fused_add_rmsnorm(x, r, w, backend="torch") is None
+    assert rel_err(x, ref_out) < 1e-2
+    assert torch.equal(r, ref_sum.bfloat16())
+
+
+def test_zero_rows_and_auto_on_cpu(monkeypatch):
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    x, w = torch.empty(0, 32, dtype=torch.float16), torch.ones(32, dtype=torch.float16)
+    assert rmsnorm(x, w).shape == (0, 32)
+    x = torch.randn(3, 32).half()
+    assert rel_err(rmsnorm(x, w), rmsnorm_reference(x, w)) < 1e-2
+
+
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda x, w: rmsnorm(x.float(), w), "x: dtype torch.float32"),
+        (lambda x, w: rmsnorm(x, w[:-1]), "weight: shape"),
+        (lambda x, w: rmsnorm(x, w.half()), "weight: dtype"),
+        (lambda x, w: rmsnorm(x, w, out=torch.empty(2, 64, dtype=torch.bfloat16)), "out: shape"),
+        (lambda x, w: rmsnorm(x.t(), w), "contiguous"),
+        (lambda x, w: rmsnorm(x, w, backend="cuda"), "backend='cuda'.*CUDA tensor"),
+        (lambda x, w: rmsnorm(x, w, backend="tilelang"), "backend='tilelang'"),
+        (lambda x, w: rmsnorm(x, w, backend="nope"), "unknown backend"),
+        (lambda x, w: fused_add_rmsnorm(x, x[:1], w), "residual: shape"),
+        (lambda x, w: rmsnorm(torch.zeros(1, 16385, dtype=torch.bfloat16), torch.zeros(16385, dtype=torch.bfloat16)),
+         "hidden size 16385"),
+    ],
+)
+def test_errors_name_the_argument(call, match):
+    x, w = torch.randn(64, 64).bfloat16(), torch.randn(64).bfloat16()
+    with pytest.raises(UnsupportedError, match=match):
+        call(x, w)
+
+
+def test_auto_table_picks_a_known_backend():
+    for op in ("rmsnorm", "fused_add_rmsnorm"):
+        for rows, hidden in [(1, 4096), (32768, 8192), (100, 2048), (7, 16384)]:
+            assert measured_choice(op, rows, hidden) in ("cuda", "triton", "tilelang", "torch")

@@ -177,17 +177,17 @@ def launch_paged_attention(
     window_left: int,
     sm_scale: float,
     logits_soft_cap: float,
-) -> None:
+):
     """Launch the persistent attention kernel over the work list in ``work``.
 
     q, out: [tokens, num_qo_heads, head_dim]; k, v: any views whose element (page, slot, head, d) sits at
     page*kv_strides[0] + slot*kv_strides[1] + head*kv_strides[2] + d; lse: [tokens, num_qo_heads] float32 or
-    None. o_part/lse_part: float32 scratch for split chunks.
+    None. o_part/lse_part: float32 scratch for split chunks. Returns Triton's handle of the launched kernel.
     """
     score_scale, cap_scale = score_scales(sm_scale, logits_soft_cap)
     write_lse = lse is not None
     lse_arg = lse if write_lse else lse_part
-    paged_attention_kernel[(num_programs,)](
+    return paged_attention_kernel[(num_programs,)](
         q, k, v, out, lse_arg, o_part, lse_part, work, kv_indices,
         q.stride(0), q.stride(1), out.stride(0), out.stride(1), lse_arg.stride(0) if write_lse else 0,
         kv_strides[0], kv_strides[1], kv_strides[2],

@@ -175,7 +175,7 @@ class AttentionRunner:
             lse = torch.empty(q.shape[:2], dtype=torch.float32, device=q.device)
         lse_arg = lse if return_lse or lse is not None else None
         group = p.num_qo_heads // p.num_kv_heads
-        launch_paged_attention(
+        self.last_kernel = launch_paged_attention(
             q, k, v, out, lse_arg, self._o_part, self._lse_part, self._work, self._kv_indices,
             kv_strides=kv_strides, group_size=group, page_size=p.page_size, block_m=c.block_m,
             block_n=c.block_n, num_warps=c.num_warps, num_stages=c.num_stages,

@@ -1,0 +1,313 @@
+"""Paged attention: kernelarena's Triton wrappers side by side with FlashInfer's, on one GPU, in one run.
+
+Sweep (issue #6): bf16, 32 query / 8 KV heads, head_dim 128, page 16, pages in random order.
+  decode   batch 1, 16, 64, 128, 256 x KV length 1024, 2048, 4096, 8192
+  prefill  causal, 4 x 1024 and 16 x 512 queries over KV 4096 (queries aligned to the end of the KV)
+Device time is triton.testing.do_bench's median (L2 flushed before each call). Decode reports TB/s of K/V
+read against the device-to-device copy bandwidth measured in the same run; prefill reports TFLOP/s
+(4 * head_dim flops per visible query-key pair per head) against 790 TFLOP/s (bf16 dense). plan() host
+cost is the median wall time of one call with host (CPU) indptr tensors, for both libraries. FlashInfer
+runs only with settings whose kernels benchmarks/gpu_env.sh unpacks prebuilt (NHD, bf16, no soft-cap or
+window); for decode and prefill the better of its two backends is the baseline.
+
+    python benchmarks/bench_attention.py                     # GPU: full sweep, table, $OUT/attention_*.{md,json}
+    python benchmarks/bench_attention.py --sweep             # also time kernel-config variants (tuning)
+    TRITON_INTERPRET=1 python benchmarks/bench_attention.py --device cpu --quick   # smoke test of the script
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import time
+from dataclasses import asdict
+
+import torch
+
+from kernelarena.kernels.attention import (
+    BatchDecodeWithPagedKVCacheWrapper,
+    BatchPrefillWithPagedKVCacheWrapper,
+    KernelConfig,
+    build_page_table,
+)
+
+HQ, HKV, D, PAGE = 32, 8, 128, 16
+DECODE_BATCHES = (1, 16, 64, 128, 256)
+DECODE_LENS = (1024, 2048, 4096, 8192)
+PREFILL_CASES = ((4, 1024, 4096), (16, 512, 4096))  # (batch, queries per request, KV per request)
+BF16_PEAK_TFLOPS = 790.0
+SWEEP_DECODE = [KernelConfig(16, bn, w, st, c, mc) for bn, w, st, c, mc in (
+    (64, 4, 3, 4, 256), (64, 4, 4, 4, 256), (128, 4, 3, 4, 256), (32, 4, 4, 8, 256), (64, 4, 3, 8, 128),
+    (64, 8, 3, 4, 256), (128, 8, 3, 2, 512), (64, 4, 2, 4, 256), (64, 4, 3, 8, 64), (32, 4, 3, 8, 64))]
+SWEEP_PREFILL = [KernelConfig(bm, bn, w, st, c, 512) for bm, bn, w, st, c in (
+    (128, 64, 8, 2, 2), (128, 64, 8, 3, 1), (128, 64, 4, 2, 2), (128, 128, 8, 2, 1), (64, 64, 4, 3, 2),
+    (128, 32, 8, 3, 2), (128, 64, 8, 2, 1), (64, 32, 4, 3, 2))]
+
+
+KERNELS: dict = {}  # the last wrapper's runner, to read its kernel's register and spill counts
+
+
+def kernel_resources() -> dict:
+    kernel = getattr(KERNELS.get("last"), "last_kernel", None)
+    return {"regs": getattr(kernel, "n_regs", None), "spills": getattr(kernel, "n_spills", None)}
+
+
+# ------------------------------------------------------------------------------------------ timing
+def device_time_us(fn, quick: bool) -> float:
+    if torch.cuda.is_available():
+        import triton.testing
+
+        return triton.testing.do_bench(fn, warmup=10 if quick else 25, rep=30 if quick else 100,
+                                       return_mode="median") * 1e3
+    start = time.perf_counter()
+    fn()
+    return (time.perf_counter() - start) * 1e6
+
+
+def host_time_us(fn, n: int) -> float:
+    samples = []
+    for _ in range(n):
+        start = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - start) * 1e6)
+    return statistics.median(samples)
+
+
+def copy_bandwidth_tbs(device) -> float:
+    """Device-to-device copy bandwidth, bytes read plus written, over 1 GiB."""
+    if device.type != "cuda":
+        return float("nan")
+    src = torch.empty(1 << 29, dtype=torch.int16, device=device).random_()
+    dst = torch.empty_like(src)
+    us = device_time_us(lambda: dst.copy_(src), quick=False)
+    return 2 * src.numel() * 2 / us / 1e6
+
+
+# ------------------------------------------------------------------------------------------ cases
+class Problem:
+    """One benchmark problem: page table (host + device), queries, and the cache it reads."""
+
+    def __init__(self, cache, batch: int, qo_len: int, kv_len: int, seed: int):
+        gen = torch.Generator().manual_seed(seed)
+        device = cache.device
+        self.table = build_page_table([kv_len] * batch, PAGE, num_pages=cache.shape[0], shuffle=True,
+                                      generator=gen, device=device)
+        self.indptr_host = self.table.kv_indptr.cpu()
+        self.last_host = self.table.kv_last_page_len.cpu()
+        self.qo_host = torch.arange(batch + 1, dtype=torch.int32) * qo_len
+        self.q = torch.randn(batch * qo_len, HQ, D, device=device, dtype=cache.dtype)
+        self.batch, self.qo_len, self.kv_len = batch, qo_len, kv_len
+        self.cache = cache
+
+    def kv_bytes(self) -> int:
+        return self.batch * self.kv_len * HKV * D * 2 * self.cache.element_size()
+
+    def causal_flops(self) -> float:
+        shift = self.kv_len - self.qo_len
+        pairs = sum(min(i + shift + 1, self.kv_len) for i in range(self.qo_len)) * self.batch
+        return 4.0 * D * HQ * pairs
+
+
+def ours_decode(p: Problem, ws, config=None):
+    w = BatchDecodeWithPagedKVCacheWrapper(ws, "NHD", config=config)
+    KERNELS["last"] = w._runner
+    plan = lambda: w.plan(p.indptr_host, p.table.kv_indices, p.last_host, HQ, HKV, D, PAGE,  # noqa: E731
+                          q_data_type=p.q.dtype)
+    plan()
+    out = torch.empty_like(p.q)
+    return plan, lambda: w.run(p.q, p.cache, out=out), out
+
+
+def ours_prefill(p: Problem, ws, config=None):
+    w = BatchPrefillWithPagedKVCacheWrapper(ws, "NHD", config=config)
+    KERNELS["last"] = w._runner
+    plan = lambda: w.plan(p.qo_host, p.indptr_host, p.table.kv_indices, p.last_host, HQ, HKV, D, PAGE,  # noqa
+                          causal=True, q_data_type=p.q.dtype)
+    plan()
+    out = torch.empty_like(p.q)
+    return plan, lambda: w.run(p.q, p.cache, out=out), out
+
+
+def flashinfer_decode(p: Problem, ws, tensor_cores: bool):
+    import flashinfer
+
+    w = flashinfer.BatchDecodeWithPagedKVCacheWrapper(ws, "NHD", use_tensor_cores=tensor_cores)
+    plan = lambda: w.plan(p.indptr_host, p.table.kv_indices, p.last_host, HQ, HKV, D, PAGE,  # noqa: E731
+                          q_data_type=p.q.dtype, kv_data_type=p.cache.dtype)
+    plan()
+    out = torch.empty_like(p.q)
+    return plan, lambda: w.run(p.q, p.cache, out=out), out
+
+
+def flashinfer_prefill(p: Problem, ws, backend: str):
+    import flashinfer
+
+    w = flashinfer.BatchPrefillWithPagedKVCacheWrapper(ws, "NHD", backend=backend)
+    plan = lambda: w.plan(p.qo_host, p.indptr_host, p.table.kv_indices, p.last_host, HQ, HKV, D, PAGE,  # noqa
+                          causal=True, q_data_type=p.q.dtype, kv_data_type=p.cache.dtype)
+    plan()
+    out = torch.empty_like(p.q)
+    return plan, lambda: w.run(p.q, p.cache, out=out), out
+
+
+def rel_err(a, b) -> float:
+    return ((a.float() - b.float()).norm() / b.float().norm()).item()
+
+
+def measure(make, quick: bool, plan_reps: int):
+    plan, run, out = make()
+    run()
+    t = device_time_us(run, quick)
+    return t, host_time_us(plan, plan_reps), out
+
+
+# ------------------------------------------------------------------------------------------ main
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--quick", action="store_true", help="few sizes, short timing (smoke test)")
+    parser.add_argument("--sweep", action="store_true", help="also time kernel-config variants")
+    parser.add_argument("--no-flashinfer", action="store_true")
+    parser.add_argument("--out", default=os.environ.get("OUT", "."))
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    use_fi = device.type == "cuda" and not args.no_flashinfer
+    batches, lens = ((1, 2), (64,)) if args.quick else (DECODE_BATCHES, DECODE_LENS)
+    prefill_cases = ((2, 16, 64),) if args.quick else PREFILL_CASES
+    plan_reps = 20 if args.quick else 200
+
+    max_tokens = max(max(b * n for b in batches for n in lens), max(b * n for b, _, n in prefill_cases))
+    cache = torch.empty(max_tokens // PAGE, 2, PAGE, HKV, D, dtype=torch.bfloat16, device=device).normal_()
+    ws = torch.empty(256 << 20, dtype=torch.uint8, device=device)
+    fi_ws = torch.empty(256 << 20, dtype=torch.uint8, device=device) if use_fi else None
+    bandwidth = copy_bandwidth_tbs(device)
+    rows, sweep_rows = [], []
+
+    for batch in batches:
+        for kv_len in lens:
+            p = Problem(cache, batch, 1, kv_len, seed=batch * 7 + kv_len)
+            row = {"kind": "decode", "batch": batch, "qo_len": 1, "kv_len": kv_len, "bytes": p.kv_bytes()}
+            row["ours_us"], row["ours_plan_us"], out = measure(lambda: ours_decode(p, ws), args.quick, plan_reps)
+            if use_fi:
+                fi = {tc: measure(lambda: flashinfer_decode(p, fi_ws, tc), args.quick, plan_reps) for tc in (False, True)}
+                best = min(fi, key=lambda tc: fi[tc][0])
+                row.update(fi_us=fi[best][0], fi_backend="tensor_cores" if best else "cuda_cores",
+                           fi_plan_us=fi[best][1], fi_us_cuda_cores=fi[False][0], fi_us_tensor_cores=fi[True][0],
+                           err_vs_fi=rel_err(out, fi[best][2]))
+            rows.append(row)
+            print_row(row, bandwidth)
+    for batch, qo_len, kv_len in prefill_cases:
+        p = Problem(cache, batch, qo_len, kv_len, seed=batch + qo_len)
+        row = {"kind": "prefill", "batch": batch, "qo_len": qo_len, "kv_len": kv_len, "flops": p.causal_flops()}
+        row["ours_us"], row["ours_plan_us"], out = measure(lambda: ours_prefill(p, ws), args.quick, plan_reps)
+        if use_fi:
+            fi = {}
+            for backend in ("fa2", "fa3"):
+                try:
+                    fi[backend] = measure(lambda: flashinfer_prefill(p, fi_ws, backend), args.quick, plan_reps)
+                except Exception as exc:  # a backend may be unavailable: report it, keep the other
+                    print(f"flashinfer prefill backend {backend} failed: {exc!r}")
+            best = min(fi, key=lambda b: fi[b][0])
+            row.update(fi_us=fi[best][0], fi_backend=best, fi_plan_us=fi[best][1],
+                       **{f"fi_us_{b}": fi[b][0] for b in fi}, err_vs_fi=rel_err(out, fi[best][2]))
+        rows.append(row)
+        print_row(row, bandwidth)
+
+    write_results(rows, [], bandwidth, device, args.out)  # the headline table, even if the sweep runs over
+    if args.sweep:
+        sweep_rows = run_sweep(cache, ws, args.quick, bandwidth)
+        write_results(rows, sweep_rows, bandwidth, device, args.out)
+
+
+def run_sweep(cache, ws, quick: bool, bandwidth: float) -> list[dict]:
+    """Time each kernel-config variant on representative sizes (tuning data, not the headline table)."""
+    results = []
+    decode_cases = ((1, 64),) if quick else ((1, 4096), (16, 4096), (64, 4096), (256, 8192))
+    prefill_cases = ((2, 16, 64),) if quick else PREFILL_CASES
+    for config in SWEEP_DECODE:
+        for batch, kv_len in decode_cases:
+            p = Problem(cache, batch, 1, kv_len, seed=1)
+            try:
+                us, _, _ = measure(lambda: ours_decode(p, ws, config), quick, 1)
+            except Exception as exc:
+                print(f"sweep {config} failed: {exc!r}")
+                break
+            results.append({"kind": "decode", "config": asdict(config), "batch": batch, "kv_len": kv_len,
+                            "us": us, "tbs": p.kv_bytes() / us / 1e6, **kernel_resources()})
+            print(f"sweep decode {batch}x{kv_len} {config}: {us:.1f} us {p.kv_bytes() / us / 1e6:.2f} TB/s "
+                  f"{kernel_resources()}")
+    for config in SWEEP_PREFILL:
+        for batch, qo_len, kv_len in prefill_cases:
+            p = Problem(cache, batch, qo_len, kv_len, seed=2)
+            try:
+                us, _, _ = measure(lambda: ours_prefill(p, ws, config), quick, 1)
+            except Exception as exc:
+                print(f"sweep {config} failed: {exc!r}")
+                break
+            results.append({"kind": "prefill", "config": asdict(config), "batch": batch, "qo_len": qo_len,
+                            "us": us, "tflops": p.causal_flops() / us / 1e6, **kernel_resources()})
+            print(f"sweep prefill {batch}x{qo_len} {config}: {us:.1f} us {p.causal_flops() / us / 1e6:.0f} TFLOP/s "
+                  f"{kernel_resources()}")
+    return results
+
+
+def rate(row: dict, bandwidth: float) -> tuple[str, str]:
+    if row["kind"] == "decode":
+        tbs = row["bytes"] / row["ours_us"] / 1e6
+        return f"{tbs:.2f} TB/s", f"{tbs / bandwidth:.0%}" if bandwidth == bandwidth else "-"
+    tflops = row["flops"] / row["ours_us"] / 1e6
+    return f"{tflops:.0f} TFLOP/s", f"{tflops / BF16_PEAK_TFLOPS:.0%}"
+
+
+def table_lines(rows: list[dict], bandwidth: float) -> list[str]:
+    head = ("| kind | batch x q | kv | ours us | rate | of ceiling | FlashInfer us (backend) | ours/FI speed "
+            "| plan us ours | plan us FI | err vs FI |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+        value, share = rate(r, bandwidth)
+        fi = f"{r['fi_us']:.1f} ({r['fi_backend']})" if "fi_us" in r else "-"
+        speed = f"{r['fi_us'] / r['ours_us']:.2f}x" if "fi_us" in r else "-"
+        fi_plan = f"{r['fi_plan_us']:.0f}" if "fi_plan_us" in r else "-"
+        err = f"{r['err_vs_fi']:.1e}" if "err_vs_fi" in r else "-"
+        lines.append(f"| {r['kind']} | {r['batch']} x {r['qo_len']} | {r['kv_len']} | {r['ours_us']:.1f} | {value} "
+                     f"| {share} | {fi} | {speed} | {r['ours_plan_us']:.0f} | {fi_plan} | {err} |")
+    return lines
+
+
+def print_row(row: dict, bandwidth: float) -> None:
+    print(table_lines([row], bandwidth)[-1], flush=True)
+
+
+def write_results(rows, sweep_rows, bandwidth, device, out_dir) -> None:
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+    meta = {"date": stamp, "device": name, "torch": torch.__version__, "copy_bandwidth_tbs": bandwidth,
+            "bf16_peak_tflops": BF16_PEAK_TFLOPS}
+    try:
+        import triton
+
+        meta["triton"] = triton.__version__
+        import flashinfer
+
+        meta["flashinfer"] = flashinfer.__version__
+    except ImportError:
+        pass
+    lines = [f"# Paged attention: kernelarena vs FlashInfer ({name}, {stamp})", "",
+             f"bf16, {HQ} q / {HKV} kv heads, head_dim {D}, page {PAGE}; copy bandwidth {bandwidth:.2f} TB/s; "
+             f"versions {json.dumps({k: v for k, v in meta.items() if k in ('torch', 'triton', 'flashinfer')})}", "",
+             *table_lines(rows, bandwidth)]
+    text = "\n".join(lines)
+    print("\n" + text)
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "attention_bench.md"), "w") as f:
+        f.write(text + "\n")
+    with open(os.path.join(out_dir, "attention_bench.json"), "w") as f:
+        json.dump({"meta": meta, "rows": rows, "sweep": sweep_rows}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

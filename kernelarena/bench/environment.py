@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import platform
 import subprocess
 
@@ -11,16 +12,19 @@ import torch
 from ..schema import Environment
 
 
+_PACKAGES = {"triton": "triton", "flashinfer": "flashinfer-python", "tvm_ffi": "apache-tvm-ffi",
+             "tilelang": "tilelang"}
+
+
 @functools.lru_cache(maxsize=None)
 def environment(device: str) -> Environment:
     """Device name, driver, and the versions of torch, triton, CUDA and Python (cached per device)."""
     libs = {"torch": torch.__version__, "python": platform.python_version()}
-    try:
-        import triton
-
-        libs["triton"] = triton.__version__
-    except ImportError:
-        pass
+    for name, package in _PACKAGES.items():
+        try:  # read metadata instead of importing: importing triton here would fix its interpreter mode
+            libs[name] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            pass
     if device.startswith("cuda"):
         index = torch.device(device).index or 0
         hardware = torch.cuda.get_device_name(index)

@@ -35,6 +35,10 @@ def _worker_main(conn, device: str, config: RunConfig, root: Optional[str], log_
         import torch
 
         torch.cuda.set_device(torch.device(device))
+    else:
+        # Triton decides interpreter mode when its functions are created, its own standard library included:
+        # set it before anything imports triton in this process.
+        os.environ.setdefault("TRITON_INTERPRET", "1")
     from .evaluate import Evaluator
 
     evaluator = Evaluator(device, config, Path(root) if root else None)
@@ -116,8 +120,10 @@ class Worker:
 
         pending = list(workloads)
         while pending:
-            if self.process is None or not self.process.is_alive():
-                self._restart() if self.process is not None else self.start()
+            if self.process is None:
+                self.start()
+            elif not self.process.is_alive():
+                self._restart()
             offset = self.log_path.stat().st_size
             self.conn.send((definition.to_json(), solution.to_json(), [w.to_json() for w in pending]))
             while pending:

@@ -125,6 +125,24 @@ def run(path: Path = DATASET,
         console.print(f"traces appended under {dataset.layout.traces}")
 
 
+@app.command("apply-table")
+def apply_table(path: Path = DATASET,
+                definition: Optional[str] = typer.Option(None, "--definition", help="Only this definition."),
+                max_abs_error: Optional[float] = typer.Option(None, help="Ignore traces with a larger abs error."),
+                max_rel_error: Optional[float] = typer.Option(None, help="Ignore traces with a larger rel error."),
+                unseen: str = typer.Option("fallback", help="Policy for keys never benchmarked: fallback or nearest.")):
+    """Print the table apply() would route by: per definition and key, the chosen solution and its speedup."""
+    from .apply import ApplyConfig, DispatchTable, RoutingPolicy
+    from .apply.render import render_dispatch_table
+
+    try:
+        policy = RoutingPolicy(max_abs_error=max_abs_error, max_rel_error=max_rel_error, unseen=unseen)
+    except ValueError as e:
+        raise typer.BadParameter(str(e))
+    table = DispatchTable.build(_load(path), ApplyConfig(default=policy))
+    console.print(render_dispatch_table(table, f"apply() dispatch table of {path}", definition))
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     """Console-script entry point."""
     try:

@@ -32,7 +32,7 @@ def solution(name: str, body: str, dps: bool = False, definition_name: str = DEF
     params = "x, w, y" if dps else "x, w"
     return Solution.model_validate({
         "name": name, "definition": definition_name, "author": "tests",
-        "spec": {"language": "python", "target_hardware": ["cpu"], "entry_point": "main.py::run",
+        "spec": {"language": "python", "target_hardware": ["cpu", "cuda"], "entry_point": "main.py::run",
                  "destination_passing_style": dps},
         "sources": [{"path": "main.py", "content": f"import torch\n\n\ndef run({params}):\n    {body}\n"}],
     })

@@ -261,6 +261,14 @@ def main(argv=None):
                 rows.append({"op": op, "batch": batch, "hidden": hidden, "backend": name, "us": us,
                              "tbps": gbytes / (us * 1e-6) / 1e12, "err": max(err, err_sum), "correct": ok})
                 rows[-1]["pct_copy"] = 100 * rows[-1]["tbps"] / ceiling if ceiling == ceiling else float("nan")
+            if device == "cuda":  # a device-to-device copy moving the same bytes: the floor at this size
+                half = op_bytes(op, batch, hidden) // 2
+                src, dst = torch.empty(half, dtype=torch.int8, device=device), torch.empty(half, dtype=torch.int8, device=device)
+                us = timer.median_us(lambda _: dst.copy_(src), [None])
+                rows.append({"op": op, "batch": batch, "hidden": hidden, "backend": "d2d copy (same bytes)", "us": us,
+                             "tbps": 2 * half / (us * 1e-6) / 1e12, "err": 0.0, "correct": True})
+                rows[-1]["pct_copy"] = 100 * rows[-1]["tbps"] / ceiling
+                del src, dst
             for r in rows:
                 if r["op"] == op and r["batch"] == batch and r["hidden"] == hidden and "flashinfer" in times:
                     r["vs_flashinfer"] = times["flashinfer"] / r["us"]

@@ -14,6 +14,7 @@ bf16 and fp16; any number of rows (leading dims are flattened); hidden sizes 1..
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 
@@ -136,6 +137,19 @@ def _check_like(t: torch.Tensor, x: torch.Tensor, name: str) -> None:
         raise UnsupportedError(f"{name}: on {t.device}, but x is on {x.device}")
 
 
+@functools.lru_cache(maxsize=None)
+def _installed(package: str) -> bool:
+    # Cached: find_spec walks sys.path, tens of microseconds per call on the GPU machine's slow host.
+    return importlib.util.find_spec(package) is not None
+
+
+@functools.lru_cache(maxsize=None)
+def _have_cuda_toolkit() -> bool:
+    from torch.utils.cpp_extension import CUDA_HOME
+
+    return CUDA_HOME is not None
+
+
 def _triton_interpreted() -> bool:
     return os.environ.get("TRITON_INTERPRET") == "1"
 
@@ -149,7 +163,7 @@ def _unavailable_reason(backend: str, x2: torch.Tensor, *others: torch.Tensor) -
     if backend == "torch":
         return None
     if backend == "triton":
-        if importlib.util.find_spec("triton") is None:
+        if not _installed("triton"):
             return "triton is not installed"
         if not on_cuda and not _triton_interpreted():
             return f"x is on {x2.device}; Triton runs on CUDA, or on the CPU with TRITON_INTERPRET=1"
@@ -157,11 +171,9 @@ def _unavailable_reason(backend: str, x2: torch.Tensor, *others: torch.Tensor) -
     if not on_cuda:
         return f"x is on {x2.device}; the {backend} backend needs a CUDA tensor"
     if backend == "cuda":
-        from torch.utils.cpp_extension import CUDA_HOME
-
-        return None if CUDA_HOME else "no CUDA toolkit (nvcc) found to build the extension"
+        return None if _have_cuda_toolkit() else "no CUDA toolkit (nvcc) found to build the extension"
     if backend == "tilelang":
-        if importlib.util.find_spec("tilelang") is None:
+        if not _installed("tilelang"):
             return "tilelang is not installed (pip install tilelang==0.1.15)"
         hidden = x2.shape[1]
         if hidden % 128:

@@ -190,15 +190,15 @@ __global__ void __launch_bounds__(kFallbackThreads) rmsnorm_scalar_kernel(Rmsnor
   }
 }
 
-// Threads per row for the vectorized kernel: each thread holds at most 2 vectors for rows up to 4096
-// elements and at most 4 beyond (4096: 256 threads; 8192: 256; 16384: 512).
-inline int default_threads_per_row(int hidden) {
+// Threads per row for the vectorized kernel, read off the H100 sweep (docs/rmsnorm.md): 4 vectors (64 bytes
+// of x) per thread, and 8 for rmsnorm rows of 8192+ elements: more independent loads in flight per thread
+// beat more threads (rmsnorm 32768x8192: 128 threads 362 us, 256 threads 389 us).
+inline int default_threads_per_row(int hidden, bool fused) {
   const int nvec = hidden / kVecElems;
-  const int per_thread = nvec <= 512 ? 2 : 4;
-  int group = 1;
+  const int per_thread = (!fused && nvec >= 1024) ? 8 : 4;
+  int group = 8;  // at least 8 threads per row, so a warp covers at most 4 rows
   while (group < 1024 && group * per_thread < nvec) group *= 2;
-  // Small rows: at least 8 threads per row, so a warp covers at most 4 rows.
-  return group < 8 ? 8 : group;
+  return group;
 }
 
 inline bool is_aligned16(const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15u) == 0; }
@@ -220,7 +220,7 @@ cudaError_t launch_rmsnorm(const RmsnormParams& p, int threads_per_row, cudaStre
     return cudaGetLastError();
   }
   const int nvec = p.hidden / kVecElems;
-  const int group = threads_per_row > 0 ? threads_per_row : default_threads_per_row(p.hidden);
+  const int group = threads_per_row > 0 ? threads_per_row : default_threads_per_row(p.hidden, FUSED);
   if (group < 8 || group > 1024 || (group & (group - 1)) != 0) return cudaErrorInvalidValue;
   const int vecs = (nvec + group - 1) / group;
   // Blocks of at least 128 threads (several short rows per block) and at most 1024.

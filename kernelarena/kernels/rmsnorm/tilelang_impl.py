@@ -25,14 +25,15 @@ MAX_HIDDEN = 16384
 _DTYPE_NAMES = {torch.bfloat16: "bfloat16", torch.float16: "float16"}
 
 
-def launch_shape(hidden: int) -> tuple[int, int]:
-    """(rows_per_block, threads) for a hidden size: about 16 elements (two 16-byte vectors) per thread for
-    rows up to 4096 and 32 beyond, threads a power of two dividing the row's vectors; short rows share a
-    block of 128 threads. Raises ValueError for a hidden size this kernel does not handle."""
+def launch_shape(hidden: int, fused: bool) -> tuple[int, int]:
+    """(rows_per_block, threads) for a hidden size: four 16-byte vectors per thread, eight for rmsnorm rows
+    of 8192+ (what the CUDA kernel's sweep favoured), threads a power of two dividing the row's vectors;
+    short rows share a block of 128 threads. Raises ValueError for a hidden size this kernel does not
+    handle."""
     if hidden % 128 or not 0 < hidden <= MAX_HIDDEN:
         raise ValueError(f"TileLang RMSNorm needs a hidden size that is a multiple of 128 up to {MAX_HIDDEN}, got {hidden}")
     vectors = hidden // 8
-    per_thread = 2 if hidden <= 4096 else 4
+    per_thread = 8 if not fused and vectors >= 1024 else 4
     threads = 1
     while threads * 2 <= min(1024, vectors // per_thread) and vectors % (threads * 2) == 0:
         threads *= 2
@@ -43,7 +44,7 @@ def launch_shape(hidden: int) -> tuple[int, int]:
 
 def rmsnorm_program(hidden: int, dtype: str, fused: bool, eps: float):
     """The TileLang prim_func: (X, W, Out) or, fused, (X, R, W, Out, ROut), all [M, hidden] but W."""
-    rows, threads = launch_shape(hidden)
+    rows, threads = launch_shape(hidden, fused)
     m = T.dynamic("batch_size")
     acc = "float32"
 

@@ -89,6 +89,7 @@ class Evaluator:
         try:
             with self._phase("build"):
                 runnable = build_solution(solution, device=self.device)
+            self.phases["compiled_builds"] = 0.0 if runnable.from_cache else 1.0
         except BuildError as e:
             return failure_trace(definition.name, workload, solution.name, Status.COMPILE_ERROR,
                                  f"{e}\n{e.log}", self.device), False

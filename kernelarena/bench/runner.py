@@ -35,6 +35,8 @@ class RunReport:
     phases: Dict[str, float] = field(default_factory=lambda: defaultdict(float))
     worker_startup_s: float = 0.0
     worker_restarts: int = 0
+    compiled_builds: int = 0
+    """Evaluations whose build was compiled here rather than taken from the memory or disk cache."""
 
     def by_definition(self) -> List[DefinitionResult]:
         """Per definition: solutions seen, passed and failed traces, best speedup and its solution."""
@@ -114,7 +116,10 @@ def run(dataset: TraceSet, config: RunConfig = RunConfig(), definitions: Sequenc
                 dataset.add_traces([result.trace])
             report.traces.append(result.trace)
             for phase, seconds in result.phases.items():
-                report.phases[phase] += seconds
+                if phase == "compiled_builds":
+                    report.compiled_builds += int(seconds)
+                else:
+                    report.phases[phase] += seconds
             if on_trace is not None:
                 on_trace(result.trace)
 

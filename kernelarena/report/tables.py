@@ -43,6 +43,7 @@ def run_table(report) -> Table:
     phases = ", ".join(f"{k} {v:.1f}s" for k, v in sorted(report.phases.items()))
     table = Table(title=f"kernelarena run: {len(report.traces)} traces in {report.wall_s:.1f}s ({counts})",
                   caption=f"time spent: workers starting {report.worker_startup_s:.1f}s, {phases}; "
+                          f"builds compiled {report.compiled_builds} (the rest from cache); "
                           f"worker restarts {report.worker_restarts}")
     for column in ("definition", "solutions", "passed", "failed", "best speedup", "best solution"):
         table.add_column(column)

@@ -12,6 +12,7 @@ window); for decode and prefill the better of its two backends is the baseline.
 
     python benchmarks/bench_attention.py                     # GPU: full sweep, table, $OUT/attention_*.{md,json}
     python benchmarks/bench_attention.py --sweep             # also time kernel-config variants (tuning)
+    python benchmarks/bench_attention.py --tune              # sweep first, then the table with the best configs
     TRITON_INTERPRET=1 python benchmarks/bench_attention.py --device cpu --quick   # smoke test of the script
 """
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import os
 import platform
 import statistics
@@ -40,12 +42,13 @@ DECODE_BATCHES = (1, 16, 64, 128, 256)
 DECODE_LENS = (1024, 2048, 4096, 8192)
 PREFILL_CASES = ((4, 1024, 4096), (16, 512, 4096))  # (batch, queries per request, KV per request)
 BF16_PEAK_TFLOPS = 790.0
-SWEEP_DECODE = [KernelConfig(16, bn, w, st, c, mc) for bn, w, st, c, mc in (
-    (64, 4, 3, 4, 256), (64, 4, 4, 4, 256), (128, 4, 3, 4, 256), (32, 4, 4, 8, 256), (64, 4, 3, 8, 128),
-    (64, 8, 3, 4, 256), (128, 8, 3, 2, 512), (64, 4, 2, 4, 256), (64, 4, 3, 8, 64), (32, 4, 3, 8, 64))]
-SWEEP_PREFILL = [KernelConfig(bm, bn, w, st, c, 512) for bm, bn, w, st, c in (
-    (128, 64, 8, 2, 2), (128, 64, 8, 3, 1), (128, 64, 4, 2, 2), (128, 128, 8, 2, 1), (64, 64, 4, 3, 2),
-    (128, 32, 8, 3, 2), (128, 64, 8, 2, 1), (64, 32, 4, 3, 2))]
+SWEEP_DECODE = [KernelConfig(16, bn, w, st, c, mc, sf) for bn, w, st, c, mc, sf in (
+    (64, 4, 3, 4, 128, 4), (64, 4, 4, 4, 128, 4), (64, 4, 3, 4, 512, 4), (64, 4, 3, 4, 256, 1),
+    (128, 4, 3, 4, 128, 4), (32, 4, 4, 4, 128, 4), (64, 8, 3, 4, 128, 4), (64, 4, 2, 4, 128, 4),
+    (64, 4, 3, 4, 64, 8))]
+SWEEP_PREFILL = [KernelConfig(bm, bn, w, st, c, 512, 1) for bm, bn, w, st, c in (
+    (128, 64, 8, 2, 2), (128, 64, 8, 3, 2), (128, 64, 4, 2, 2), (128, 128, 8, 2, 2), (64, 64, 4, 3, 2),
+    (128, 32, 8, 3, 2), (64, 32, 4, 3, 2))]
 
 
 KERNELS: dict = {}  # the last wrapper's runner, to read its kernel's register and spill counts
@@ -171,6 +174,8 @@ def main() -> None:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--quick", action="store_true", help="few sizes, short timing (smoke test)")
     parser.add_argument("--sweep", action="store_true", help="also time kernel-config variants")
+    parser.add_argument("--tune", action="store_true",
+                        help="time the config variants first and run the table with the best per kind")
     parser.add_argument("--no-flashinfer", action="store_true")
     parser.add_argument("--out", default=os.environ.get("OUT", "."))
     args = parser.parse_args()
@@ -186,12 +191,18 @@ def main() -> None:
     fi_ws = torch.empty(256 << 20, dtype=torch.uint8, device=device) if use_fi else None
     bandwidth = copy_bandwidth_tbs(device)
     rows, sweep_rows = [], []
+    chosen = {"decode": None, "prefill": None}  # None: the wrappers' default (scheduler.choose_config)
+    if args.tune:
+        sweep_rows = run_sweep(cache, ws, args.quick, bandwidth)
+        chosen = best_configs(sweep_rows)
+        print(f"configs chosen by the sweep: {chosen}")
 
     for batch in batches:
         for kv_len in lens:
             p = Problem(cache, batch, 1, kv_len, seed=batch * 7 + kv_len)
             row = {"kind": "decode", "batch": batch, "qo_len": 1, "kv_len": kv_len, "bytes": p.kv_bytes()}
-            row["ours_us"], row["ours_plan_us"], out = measure(lambda: ours_decode(p, ws), args.quick, plan_reps)
+            row["ours_us"], row["ours_plan_us"], out = measure(lambda: ours_decode(p, ws, chosen["decode"]), args.quick,
+                                                        plan_reps)
             if use_fi:
                 fi = {tc: measure(lambda: flashinfer_decode(p, fi_ws, tc), args.quick, plan_reps) for tc in (False, True)}
                 best = min(fi, key=lambda tc: fi[tc][0])
@@ -203,7 +214,8 @@ def main() -> None:
     for batch, qo_len, kv_len in prefill_cases:
         p = Problem(cache, batch, qo_len, kv_len, seed=batch + qo_len)
         row = {"kind": "prefill", "batch": batch, "qo_len": qo_len, "kv_len": kv_len, "flops": p.causal_flops()}
-        row["ours_us"], row["ours_plan_us"], out = measure(lambda: ours_prefill(p, ws), args.quick, plan_reps)
+        row["ours_us"], row["ours_plan_us"], out = measure(lambda: ours_prefill(p, ws, chosen["prefill"]), args.quick,
+                                                        plan_reps)
         if use_fi:
             fi = {}
             for backend in ("fa2", "fa3"):
@@ -217,10 +229,26 @@ def main() -> None:
         rows.append(row)
         print_row(row, bandwidth)
 
-    write_results(rows, [], bandwidth, device, args.out)  # the headline table, even if the sweep runs over
-    if args.sweep:
+    configs = {k: asdict(v) if v else "default" for k, v in chosen.items()}
+    write_results(rows, sweep_rows, bandwidth, device, args.out, configs)  # even if a later sweep runs over
+    if args.sweep and not args.tune:
         sweep_rows = run_sweep(cache, ws, args.quick, bandwidth)
-        write_results(rows, sweep_rows, bandwidth, device, args.out)
+        write_results(rows, sweep_rows, bandwidth, device, args.out, configs)
+
+
+def best_configs(sweep_rows: list[dict]) -> dict:
+    """Per kind, the config with the smallest geometric-mean time over the sweep's cases (all cases timed)."""
+    best = {}
+    for kind in ("decode", "prefill"):
+        scores: dict = {}
+        for r in sweep_rows:
+            if r["kind"] == kind:
+                key = tuple(r["config"].values())
+                scores.setdefault(key, []).append(math.log(r["us"]))
+        cases = max((len(v) for v in scores.values()), default=0)
+        complete = {k: sum(v) for k, v in scores.items() if len(v) == cases}
+        best[kind] = KernelConfig(*min(complete, key=complete.get)) if complete else None
+    return best
 
 
 def run_sweep(cache, ws, quick: bool, bandwidth: float) -> list[dict]:
@@ -282,11 +310,11 @@ def print_row(row: dict, bandwidth: float) -> None:
     print(table_lines([row], bandwidth)[-1], flush=True)
 
 
-def write_results(rows, sweep_rows, bandwidth, device, out_dir) -> None:
+def write_results(rows, sweep_rows, bandwidth, device, out_dir, configs) -> None:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
     stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     meta = {"date": stamp, "device": name, "torch": torch.__version__, "copy_bandwidth_tbs": bandwidth,
-            "bf16_peak_tflops": BF16_PEAK_TFLOPS}
+            "bf16_peak_tflops": BF16_PEAK_TFLOPS, "kernel_configs": configs}
     try:
         import triton
 
@@ -299,6 +327,7 @@ def write_results(rows, sweep_rows, bandwidth, device, out_dir) -> None:
     lines = [f"# Paged attention: kernelarena vs FlashInfer ({name}, {stamp})", "",
              f"bf16, {HQ} q / {HKV} kv heads, head_dim {D}, page {PAGE}; copy bandwidth {bandwidth:.2f} TB/s; "
              f"versions {json.dumps({k: v for k, v in meta.items() if k in ('torch', 'triton', 'flashinfer')})}", "",
+             f"kernelarena kernel configs: {json.dumps(configs)}", "",
              *table_lines(rows, bandwidth)]
     text = "\n".join(lines)
     print("\n" + text)

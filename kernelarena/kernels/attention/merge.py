@@ -15,8 +15,8 @@ import torch
 import triton
 import triton.language as tl
 
-_HEADER = 8  # scheduler.HEADER
-_GROUP_FIELDS = 8  # scheduler.GROUP_FIELDS
+_HEADER = tl.constexpr(8)  # scheduler.HEADER
+_GROUP_FIELDS = tl.constexpr(8)  # scheduler.GROUP_FIELDS
 
 
 @triton.jit

@@ -2,8 +2,9 @@
 
 One kernel serves decode, paged prefill and ragged prefill. A work item is (query tile, KV head, KV chunk):
 the tile packs ``BLOCK_M`` rows of (query token, query head of the KV head's GQA group), so each K/V block
-is loaded once for the whole group. The grid is persistent and fixed (programs walk the list with a
-stride), so a launch never depends on the schedule and can be captured in a CUDA graph.
+is loaded once for the whole group. The grid is persistent and fixed (programs take the next item from
+a counter in the work buffer as they finish one), so a launch never depends on the schedule and can be
+captured in a CUDA graph, and the list balances over whichever programs are resident.
 
 Scores are kept in base 2 (scaled by log2(e)); the log-sum-exp written out is base 2, as FlashInfer's.
 Self-contained (torch and triton only): the dataset's solutions embed this file verbatim.
@@ -18,8 +19,8 @@ import triton
 import triton.language as tl
 
 LOG2E = 1.4426950408889634
-_HEADER = 8  # scheduler.HEADER
-_ITEM_FIELDS = 12  # scheduler.ITEM_FIELDS
+_HEADER = tl.constexpr(8)  # scheduler.HEADER
+_ITEM_FIELDS = tl.constexpr(12)  # scheduler.ITEM_FIELDS
 
 
 @triton.jit
@@ -80,13 +81,15 @@ def paged_attention_kernel(
     BLOCK_N: tl.constexpr, CAUSAL: tl.constexpr, USE_WINDOW: tl.constexpr, USE_SOFT_CAP: tl.constexpr,
     WRITE_LSE: tl.constexpr, UPCAST: tl.constexpr,
 ):
-    pid = tl.program_id(0)
     nprog = tl.num_programs(0)
     num_items = tl.load(WORK)
     num_kv_heads = tl.load(WORK + 3)
     offs_m = tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, HEAD_DIM)
-    for w in range(pid, num_items, nprog):
+    # Programs take items from a shared counter (header word 4), so the list is balanced across the
+    # programs that are resident, whatever the occupancy; the last program to finish resets the counters.
+    w = tl.atomic_add(WORK + 4, 1)
+    while w < num_items:
         # Item w is entry w // num_kv_heads of the list, run for KV head w % num_kv_heads.
         kv_head = w % num_kv_heads
         item = WORK + _HEADER + (w // num_kv_heads) * _ITEM_FIELDS
@@ -145,6 +148,11 @@ def paged_attention_kernel(
             p_rows = (slot * num_kv_heads + kv_head).to(tl.int64) * BLOCK_M + offs_m
             tl.store(O_PART + p_rows[:, None] * HEAD_DIM + offs_d[None, :], out, mask=row_ok[:, None])
             tl.store(LSE_PART + p_rows, lse, mask=row_ok)
+        w = tl.atomic_add(WORK + 4, 1)
+    # Every program has made its last fetch before it counts itself done, so the last one may reset.
+    if tl.atomic_add(WORK + 5, 1) == nprog - 1:
+        tl.atomic_xchg(WORK + 4, 0)
+        tl.atomic_xchg(WORK + 5, 0)
 
 
 def score_scales(sm_scale: float, logits_soft_cap: float) -> tuple[float, float]:

@@ -111,7 +111,8 @@ class AttentionRunner:
                 self._host_words_np, qo_np, kv_np, last_np, page_size=page_size, group_size=group,
                 num_kv_heads=num_kv_heads, block_m=config.block_m, block_n=config.block_n, causal=causal,
                 window_left=window_left, target_ctas=self.num_sms * config.ctas_per_sm,
-                min_chunk=config.min_chunk, split_size=kv_chunk_size, max_slots=max_slots)
+                min_chunk=config.min_chunk, split_size=kv_chunk_size, max_slots=max_slots,
+                split_factor=config.split_factor)
         except ValueError as exc:
             raise UnsupportedError(f"batch too large for this wrapper's buffers: {exc}") from exc
         self._work[: summary.words].copy_(self._host_words[: summary.words], non_blocking=True)

@@ -9,7 +9,8 @@ group tells the merge kernel which slots to combine.
 
 Buffer layout (int32 words), shared with ``paged_kernel.py`` and ``merge.py``::
 
-    [0 : HEADER)                  num_items (entries x KV heads), num_groups, group_offset, num_kv_heads, 0...
+    [0 : HEADER)                  num_items (entries x KV heads), num_groups, group_offset, num_kv_heads,
+                                  item counter, done counter (both 0; the kernel resets them after each run)
     [HEADER : group_offset)       num_entries x ITEM_FIELDS (item w is entry w // num_kv_heads, head w % ...)
     [group_offset : ...)          num_groups x GROUP_FIELDS
 
@@ -42,23 +43,25 @@ class KernelConfig:
     block_n: int  # KV tokens per inner-loop step
     num_warps: int
     num_stages: int
-    ctas_per_sm: int  # persistent programs per SM
+    ctas_per_sm: int  # persistent programs per SM (an upper bound on residency; extra programs find no work)
     min_chunk: int  # never split a KV range into chunks shorter than this (tokens)
+    split_factor: int = 1  # split KV while (tile, head) pairs < split_factor x programs: aim for that many items
 
 
 def choose_config(head_dim: int, group_size: int, max_packed_rows: int, on_gpu: bool) -> KernelConfig:
     """Pick tile sizes for a batch whose longest request has ``max_packed_rows`` = qo_len x group_size rows."""
     if not on_gpu:
         # Triton's CPU interpreter: small tiles keep it fast and let small test sizes exercise splitting.
-        return KernelConfig(16 if max_packed_rows <= 16 else 32, 16, 4, 1, 2, 16)
+        return KernelConfig(16 if max_packed_rows <= 16 else 32, 16, 4, 1, 2, 16, 1)
     if max_packed_rows <= 16 and group_size <= 16:
-        # Decode: one tile holds a request's whole GQA group; memory-bound, many KV tokens in flight.
+        # Decode: one tile holds a request's whole GQA group; memory-bound, many KV tokens in flight. Items
+        # about 4 per program keep equal-length batches from ending in a partly idle last round.
         block_n = 64 if head_dim <= 128 else 32
-        return KernelConfig(16, block_n, 4, 3 if on_gpu else 1, 4, 256)
+        return KernelConfig(16, block_n, 4, 3, 4, 128, 4)
     block_m = 64 if (head_dim > 128 or max_packed_rows <= 64) else 128
     block_n = 64 if head_dim <= 128 else 32
     num_warps = 8 if block_m == 128 else 4
-    return KernelConfig(block_m, block_n, num_warps, 2 if on_gpu else 1, 2, 512)
+    return KernelConfig(block_m, block_n, num_warps, 2, 2, 512, 1)
 
 
 @dataclass(frozen=True)
@@ -89,14 +92,16 @@ def plan_work(
     min_chunk: int,
     split_size: Optional[int] = None,
     max_slots: Optional[int] = None,
+    split_factor: int = 1,
 ) -> PlanSummary:
     """Write the work list for one batch into ``out`` (int32) and return its summary.
 
     Arguments are host integer arrays: qo_indptr [batch+1], kv_page_indptr [batch+1], kv_last_page_len
     [batch]. Entries are (query tile, KV chunk) pairs; the kernel runs each for every KV head, so the host
-    arrays stay num_kv_heads times smaller than the grid's work. ``target_ctas`` is the number of programs
-    that run at once: KV ranges are split into equal chunks only while (tile, head) pairs fill less than
-    half of it, and then every tile goes through the merge (one code path, fewer host operations).
+    arrays stay num_kv_heads times smaller than the grid's work. ``target_ctas`` is the number of programs:
+    KV ranges are split into equal chunks (at least ``min_chunk`` tokens) while (tile, head) pairs are fewer
+    than ``split_factor`` x target_ctas, and then every tile goes through the merge (one code path, fewer
+    host operations). Causal tiles are listed longest first (programs take items in list order).
     ``split_size`` forces a chunk length in tokens. Raises ValueError when ``out`` or ``max_slots`` is too
     small for the schedule. Every numpy call costs about a microsecond of host time: keep them few.
     """
@@ -110,10 +115,10 @@ def plan_work(
     max_span = int(span.max()) if num_tiles else 0
     if split_size is not None:
         chunk = max(block_n, -(-int(split_size) // block_n) * block_n)
-    elif 2 * num_tiles * num_kv_heads >= target_ctas or max_span == 0:
+    elif num_tiles * num_kv_heads >= split_factor * target_ctas or max_span == 0:
         chunk = max_span
     else:
-        chunk = max(-(-int(span.sum()) * num_kv_heads // target_ctas), min_chunk)
+        chunk = max(-(-int(span.sum()) * num_kv_heads // (split_factor * target_ctas)), min_chunk)
         pieces = -(-max_span // chunk)  # equal chunks for the longest range, rounded up to whole blocks
         chunk = -(-(-(-max_span // pieces)) // block_n) * block_n
 
@@ -131,8 +136,13 @@ def plan_work(
     tiles[:, 6] = hi
     tiles[:, 7] = kv_page_indptr[:-1][req]
     tiles[:, 8] = -1
+    if causal and tile_req is not None and num_tiles * num_kv_heads > target_ctas:
+        order = np.argsort(-span, kind="stable")  # longest first: the shared counter hands them out first
+        tiles[:] = tiles[order]
+        span, hi = span[order], hi[order]
+        lo = None if lo is None else lo[order]
     if chunk >= max_span:
-        out[0:4] = (num_tiles * num_kv_heads, 0, group_offset, num_kv_heads)
+        out[0:HEADER] = (num_tiles * num_kv_heads, 0, group_offset, num_kv_heads, 0, 0, 0, 0)
         return PlanSummary(num_tiles, 0, 0, group_offset, chunk)
 
     tile_chunks = np.maximum((span + (chunk - 1)) // chunk, 1)
@@ -160,7 +170,7 @@ def plan_work(
     groups[:, 0] = first
     groups[:, 1] = tile_chunks
     groups[:, 2:5] = groups_tmp
-    out[0:4] = (num_entries * num_kv_heads, num_tiles, group_offset, num_kv_heads)
+    out[0:HEADER] = (num_entries * num_kv_heads, num_tiles, group_offset, num_kv_heads, 0, 0, 0, 0)
     return PlanSummary(num_entries, num_tiles, num_slots, words, chunk)
 
 

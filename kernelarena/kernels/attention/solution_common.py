@@ -52,7 +52,8 @@ def paged_attention_into(q, k_cache, v_cache, qo_indptr, kv_indptr, kv_indices, 
     summary = plan_work(
         host_np, qo_np, kv_np, last_np, page_size=page_size, group_size=group, num_kv_heads=num_kv_heads,
         block_m=config.block_m, block_n=config.block_n, causal=causal, window_left=-1,
-        target_ctas=num_sms * config.ctas_per_sm, min_chunk=config.min_chunk, max_slots=max_slots)
+        target_ctas=num_sms * config.ctas_per_sm, min_chunk=config.min_chunk, max_slots=max_slots,
+        split_factor=config.split_factor)
     work[: summary.words].copy_(host[: summary.words], non_blocking=True)
     indices = kv_indices if kv_indices.dtype == torch.int32 else kv_indices.int()
     launch_paged_attention(

@@ -44,3 +44,19 @@ def test_merge_keywords_follows_definition_order():
     assert merge_keywords(names, (), {"w": 2, "x": 1, "y": 3}) == (1, 2, 3)
     assert merge_keywords(names, (1,), {"y": 3}) is None
     assert merge_keywords(names, (1,), {"weight": 2}) is None
+
+
+def test_key_of_a_definition_whose_axes_span_several_inputs(example_dataset):
+    decode = TraceSet.load(example_dataset).definition("gqa_paged_decode_h32_kv8_d128_ps16")
+    read = make_key_reader(decode)
+
+    def call(batch, pages, used):
+        return (torch.empty(batch, 32, 128, dtype=torch.bfloat16),
+                torch.empty(pages, 16, 8, 128, dtype=torch.bfloat16), torch.empty(pages, 16, 8, 128),
+                torch.empty(batch + 1, dtype=torch.int32), torch.empty(used, dtype=torch.int32),
+                torch.empty(batch, dtype=torch.int32), 0.088)
+
+    assert read(call(2, 10, 5)) == read(call(2, 10, 5))
+    assert len({read(call(2, 10, 5)), read(call(2, 10, 6)), read(call(3, 10, 5)), read(call(2, 11, 5))}) == 4
+    assert read_axes(decode, call(2, 10, 5)[:2] + (call(2, 10, 5)[1],) + call(2, 10, 5)[3:]) == {
+        "batch_size": 2, "num_pages": 10, "len_indptr": 3, "num_kv_indices": 5}

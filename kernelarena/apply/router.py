@@ -135,6 +135,7 @@ class Router:
                     break
             if len(entries) >= self.runtime.config.max_cached_keys:
                 entries.clear()
+                self.chosen = {k: v for k, v in self.chosen.items() if k[0] != caller_dps}
             entries[key] = entry
             self.chosen[(caller_dps, key)] = (solution, axes_key, how)
             return entry

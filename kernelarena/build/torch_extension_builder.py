@@ -11,7 +11,7 @@ import importlib.util
 import sys
 import sysconfig
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from ..errors import BuildError
 from ..schema import Solution
@@ -85,13 +85,14 @@ class TorchExtensionBuilder(Builder):
 
         cxx, cuda = source_files(solution, src_dir)
         python_include = sysconfig.get_path("include", scheme="posix_prefix")
+        torch_includes = cpp_extension.include_paths("cpu")
         return compile_objects(
             solution.name,
             cxx_files=cxx,
             cuda_files=cuda,
             out_dir=out_dir,
             include_dirs=[str(src_dir)],
-            system_include_dirs=[*cpp_extension.include_paths("cpu"), python_include],
+            system_include_dirs=[*torch_includes, *_cpu_wheel_shims(torch_includes[0], out_dir), python_include],
             defines=[f"TORCH_EXTENSION_NAME={module_name}", "TORCH_API_INCLUDE_EXTENSION_H"],
             cxx_std=TORCH_CXX_STD,
             cuda_arch=target.cuda_arch,
@@ -100,6 +101,7 @@ class TorchExtensionBuilder(Builder):
 
     def unavailable_reason(self, solution: Solution, target: BuildTarget) -> Optional[str]:
         return unavailable_without_gpu(solution, target)
+
 
     def load(
         self, solution: Solution, target: BuildTarget, src_dir: Path, out_dir: Path, module_name: str
@@ -125,3 +127,19 @@ class TorchExtensionBuilder(Builder):
             raise BuildError(solution.name, f"the extension exports no {solution.entry_symbol!r} "
                                             f"(it exports {exported}); check m.def(...) in PYBIND11_MODULE")
         return fn
+
+
+def _cpu_wheel_shims(torch_include: str, out_dir: Path) -> List[str]:
+    """Include folders that stand in for headers a CPU-only torch wheel leaves out.
+
+    c10/cuda/CUDAMacros.h (reached from c10/cuda/CUDAStream.h, CUDAGuard.h) includes
+    c10/cuda/impl/cuda_cmake_macros.h, which CMake generates only in CUDA builds of torch; without it a
+    solution that uses torch's CUDA stream cannot even be checked. In a CUDA build it defines one macro.
+    """
+    if (Path(torch_include) / "c10" / "cuda" / "impl" / "cuda_cmake_macros.h").is_file():
+        return []
+    shim = out_dir / "cpu_torch_shim"
+    header = shim / "c10" / "cuda" / "impl" / "cuda_cmake_macros.h"
+    header.parent.mkdir(parents=True, exist_ok=True)
+    header.write_text("#pragma once\n#define C10_CUDA_BUILD_SHARED_LIBS\n")
+    return [str(shim)]

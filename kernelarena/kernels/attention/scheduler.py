@@ -60,8 +60,9 @@ def choose_config(head_dim: int, group_size: int, max_packed_rows: int, on_gpu: 
         return KernelConfig(16, block_n, 4, 3, 4, 128, 4)
     block_m = 64 if (head_dim > 128 or max_packed_rows <= 64) else 128
     block_n = 64 if head_dim <= 128 else 32
-    num_warps = 8 if block_m == 128 else 4
-    return KernelConfig(block_m, block_n, num_warps, 2, 2, 512, 1)
+    # 4 warps beat 8 for 128x64 tiles on an H100 (305 vs 250 TFLOP/s, 4 x 1024 over 4096, 2026-11-24,
+    # benchmarks/results/attention_2026-11-24_h100_sweep.log), despite 136 bytes of spills.
+    return KernelConfig(block_m, block_n, 4, 2, 2, 512, 1)
 
 
 @dataclass(frozen=True)

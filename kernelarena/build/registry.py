@@ -70,7 +70,8 @@ class Builder(ABC):
 
 BuilderLike = Union[Builder, Type[Builder]]
 
-_lock = threading.Lock()
+# Re-entrant: a plugin module may call register_builder while its entry point is being loaded.
+_lock = threading.RLock()
 _registered: List[Builder] = []
 _plugins: Optional[List[Builder]] = None
 _builtins: Optional[List[Builder]] = None

@@ -63,7 +63,8 @@ def import_entry(solution: Solution, src_dir: Path, package: str) -> ModuleType:
             raise BuildError(solution.name, f"importing {solution.entry_file} failed: {exc!r}",
                              log=_format_traceback(exc)) from exc
         finally:
-            sys.path.remove(str(src_dir))
+            if str(src_dir) in sys.path:  # the solution's own code may have taken it out already
+                sys.path.remove(str(src_dir))
             for name in [n for n in sys.modules if _under(n, shadowed)]:
                 del sys.modules[name]
             sys.modules.update(saved)

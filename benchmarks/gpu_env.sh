@@ -1,10 +1,18 @@
-# Source at the start of a GPU-machine command (from the repo root), carrying .gpu-deps and .fi-cache:
+# Source at the start of a GPU-machine command, from the repo root:
 #     source benchmarks/gpu_env.sh
-# Puts FlashInfer, flashinfer-bench and pydantic on PYTHONPATH (shared/gpu/use-deps.sh), unpacks FlashInfer
-# kernels compiled by an earlier call (benchmarks/flashinfer_warmup.py) as AOT modules so that they load
-# without JIT, and makes our own package importable.
-source .gpu-deps/use-deps.sh
+# Carry [".gpu-all", ".fi-cache"] (made by benchmarks/prepare_gpu_deps.sh and benchmarks/flashinfer_warmup.py);
+# the older [".gpu-deps", ".fi-cache"] (shared/gpu/prepare-deps.sh: FlashInfer without TileLang) works too.
+# Unpacks the packages under /tmp/site, and FlashInfer kernels compiled by an earlier call as AOT modules so
+# that they load without JIT; makes our own package importable.
+mkdir -p /tmp/site
+if [ -d .gpu-all ]; then
+  tar -xJf .gpu-all/site.tar.xz -C /tmp/site
+  tar -xJf .gpu-all/flashinfer.tar.xz -C /tmp/site
+else
+  source .gpu-deps/use-deps.sh
+fi
 if [ -f .fi-cache/flashinfer_aot.tar.xz ]; then
   mkdir -p /tmp/site/flashinfer/data/aot && tar -xJf .fi-cache/flashinfer_aot.tar.xz -C /tmp/site/flashinfer/data/aot
 fi
-export PYTHONPATH=$PWD:$PYTHONPATH PYTHONUNBUFFERED=1
+export PYTHONPATH=/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+export LD_LIBRARY_PATH=/tmp/site/z3/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}

@@ -117,12 +117,12 @@ def workloads(definitions: dict[str, Definition]) -> list[Trace]:
             out += [_workload(d, {"batch_size": b}) for b in batches]
     scale = {"sm_scale": {"type": "scalar", "value": 1 / math.sqrt(128)}}
     decode = definitions["gqa_paged_decode_h32_kv8_d128_ps16"]
-    for batch, kv_len in ((1, 4096), (16, 1024), (64, 1024)):
+    for batch, kv_len in ((1, 1024), (1, 4096), (16, 2048), (64, 4096)):
         used = batch * kv_len // 16
         out.append(_workload(decode, {"batch_size": batch, "len_indptr": batch + 1, "num_kv_indices": used,
                                       "num_pages": used + used // 8}, scale))
     prefill = definitions["gqa_paged_prefill_causal_h32_kv8_d128_ps16"]
-    for batch, q_len, kv_len in ((2, 128, 512), (4, 256, 1024)):
+    for batch, q_len, kv_len in ((1, 32, 128), (4, 256, 1024), (16, 512, 4096)):
         used = batch * kv_len // 16
         out.append(_workload(prefill, {"batch_size": batch, "total_q": batch * q_len, "len_indptr": batch + 1,
                                        "num_kv_indices": used, "num_pages": used}, scale))

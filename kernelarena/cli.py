@@ -80,6 +80,8 @@ def run(path: Path = DATASET,
         definition: List[str] = typer.Option([], "--definition", help="Only this definition (repeatable)."),
         solution: List[str] = typer.Option([], "--solution", help="Only this solution (repeatable)."),
         workload: List[str] = typer.Option([], "--workload", help="Only this workload uuid (repeatable)."),
+        smallest: Optional[int] = typer.Option(None, help="Only the N smallest workloads of each definition (a "
+                                                         "quick look; Triton's CPU interpreter is slow)."),
         devices: List[str] = typer.Option([], "--devices", help="Devices, e.g. cuda:0 (repeatable; default: "
                                                               "every visible GPU, else cpu)."),
         warmup: Optional[int] = typer.Option(None, help="Warm-up calls (default 10 on GPU, 1 on CPU)."),
@@ -106,7 +108,7 @@ def run(path: Path = DATASET,
                        tolerance=Tolerance(atol=atol, rtol=rtol) if atol is not None else None,
                        timing=TimingConfig(warmup=warmup, reps=reps, mode=timing))
     try:
-        total = count_evaluations(dataset, definition, solution, workload)
+        total = count_evaluations(dataset, definition, solution, workload, smallest)
     except KeyError as e:
         console.print(f"[red]error:[/red] {e.args[0]}")
         raise typer.Exit(2)
@@ -119,7 +121,8 @@ def run(path: Path = DATASET,
             status = trace.evaluation.status.value
             progress.update(bar, advance=1, description=f"{trace.solution[:40]} {status}")
 
-        report = run_dataset(dataset, config, definition, solution, workload, save=save, on_trace=advance)
+        report = run_dataset(dataset, config, definition, solution, workload, save=save, on_trace=advance,
+                             smallest=smallest)
     console.print(run_table(report))
     if save:
         console.print(f"traces appended under {dataset.layout.traces}")

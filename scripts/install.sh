@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install kernelarena and everything its tests need, on a fresh CPU-only machine (idempotent).
+# Install kernelarena and everything its tests need, on a fresh CPU-only machine (idempotent): PyTorch (CPU),
+# Triton (its interpreter runs our kernels on the CPU), apache-tvm-ffi and TileLang (builders), flashinfer-bench.
 # PyTorch is pinned to 2.13.0, which resolves to the CPU build on our machines; an unpinned torch would pull
 # a multi-GB CUDA build. flashinfer-bench is installed without its dependencies (it imports on a CPU-only
 # machine with pydantic, docstring-parser and apache-tvm-ffi) for the interoperability tests.
@@ -7,5 +8,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PIP="python3 -m pip install -q --disable-pip-version-check"
 $PIP torch==2.13.0
-$PIP -e ".[test,tvm-ffi]"
+# tilelang pins apache-tvm-ffi<0.1.13 and z3-solver 4.15 (the extra says so); our tvm-ffi builder works with it.
+$PIP -e ".[test,tilelang]"
 $PIP --no-deps flashinfer-bench==0.1.2 docstring-parser

@@ -69,10 +69,23 @@ def default_devices() -> Tuple[str, ...]:
     return ("cpu",)
 
 
+def workload_size(definition: Definition, workload: Workload) -> int:
+    """Elements in all tensor inputs: how big a workload is."""
+    total = 0
+    for shape in definition.shapes(workload.axes).values():
+        count = 1
+        for dim in shape or ():
+            count *= dim
+        total += count if shape is not None else 0
+    return total
+
+
 def select(dataset: TraceSet, definitions: Sequence[str] = (), solutions: Sequence[str] = (),
-           workloads: Sequence[str] = ()) -> List[Tuple[Definition, Solution, List[Workload]]]:
-    """The (definition, solution, workloads) tasks matching the filters (empty filter: all). KeyError names
-    a filter value that matches nothing."""
+           workloads: Sequence[str] = (), smallest: Optional[int] = None
+           ) -> List[Tuple[Definition, Solution, List[Workload]]]:
+    """The (definition, solution, workloads) tasks matching the filters (empty filter: all); ``smallest`` keeps
+    only that many of each definition's workloads, the smallest first. KeyError names a filter value that
+    matches nothing."""
     for kind, names, known in (("definition", definitions, dataset.definitions),
                                ("solution", solutions, dataset.solutions)):
         missing = [n for n in names if n not in known]
@@ -87,6 +100,8 @@ def select(dataset: TraceSet, definitions: Sequence[str] = (), solutions: Sequen
         if definitions and name not in definitions:
             continue
         chosen = [w for w in dataset.workloads_for(name) if not workloads or w.uuid in workloads]
+        if smallest is not None:
+            chosen = sorted(chosen, key=lambda w: workload_size(definition, w))[:smallest]
         for solution in sorted(dataset.solutions_for(name), key=lambda s: s.name):
             if (not solutions or solution.name in solutions) and chosen:
                 tasks.append((definition, solution, chosen))
@@ -95,7 +110,7 @@ def select(dataset: TraceSet, definitions: Sequence[str] = (), solutions: Sequen
 
 def run(dataset: TraceSet, config: RunConfig = RunConfig(), definitions: Sequence[str] = (),
         solutions: Sequence[str] = (), workloads: Sequence[str] = (), save: bool = True,
-        on_trace: Optional[Callable[[Trace], None]] = None) -> RunReport:
+        on_trace: Optional[Callable[[Trace], None]] = None, smallest: Optional[int] = None) -> RunReport:
     """Evaluate the selected solutions on their workloads and return the report.
 
     One worker process per device (``config.devices``, default every visible GPU or the CPU) takes tasks from
@@ -103,7 +118,7 @@ def run(dataset: TraceSet, config: RunConfig = RunConfig(), definitions: Sequenc
     is interrupted keeps everything it finished.
     """
     started = time.perf_counter()
-    tasks = select(dataset, definitions, solutions, workloads)
+    tasks = select(dataset, definitions, solutions, workloads, smallest)
     todo: "queue.Queue" = queue.Queue()
     for task in tasks:
         todo.put(task)
@@ -148,9 +163,9 @@ def run(dataset: TraceSet, config: RunConfig = RunConfig(), definitions: Sequenc
     return report
 
 
-def count_evaluations(dataset: TraceSet, definitions=(), solutions=(), workloads=()) -> int:
+def count_evaluations(dataset: TraceSet, definitions=(), solutions=(), workloads=(), smallest=None) -> int:
     """How many traces a run with these filters will produce (for a progress bar)."""
-    return sum(len(w) for _, _, w in select(dataset, definitions, solutions, workloads))
+    return sum(len(w) for _, _, w in select(dataset, definitions, solutions, workloads, smallest))
 
 
 __all__ = ["DefinitionResult", "RunReport", "Status", "count_evaluations", "default_devices", "run", "select"]

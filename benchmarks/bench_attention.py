@@ -14,6 +14,7 @@ window); for decode and prefill the better of its two backends is the baseline.
     python benchmarks/bench_attention.py --sweep             # also time kernel-config variants (tuning)
     python benchmarks/bench_attention.py --tune              # sweep first, then the table with the best configs
     TRITON_INTERPRET=1 python benchmarks/bench_attention.py --device cpu --quick   # smoke test of the script
+    python benchmarks/bench_attention.py --compile-sm90      # no GPU: compile for sm_90, print registers/spills
 """
 
 from __future__ import annotations
@@ -36,19 +37,21 @@ from kernelarena.kernels.attention import (
     KernelConfig,
     build_page_table,
 )
+from kernelarena.kernels.attention.paged_kernel import PagedAttentionLauncher
 
 HQ, HKV, D, PAGE = 32, 8, 128, 16
 DECODE_BATCHES = (1, 16, 64, 128, 256)
 DECODE_LENS = (1024, 2048, 4096, 8192)
 PREFILL_CASES = ((4, 1024, 4096), (16, 512, 4096))  # (batch, queries per request, KV per request)
 BF16_PEAK_TFLOPS = 790.0
+# Decode variants around the default (16, 64, 4 warps, 3 stages, 3 programs/SM, chunks >= 128, 4 items per
+# program): programs per SM (162 registers allow 3 of 4 warps), chunk floor, items per program, tile width.
 SWEEP_DECODE = [KernelConfig(16, bn, w, st, c, mc, sf) for bn, w, st, c, mc, sf in (
-    (64, 4, 3, 4, 128, 4), (64, 4, 4, 4, 128, 4), (64, 4, 3, 4, 512, 4), (64, 4, 3, 4, 256, 1),
-    (128, 4, 3, 4, 128, 4), (32, 4, 4, 4, 128, 4), (64, 8, 3, 4, 128, 4), (64, 4, 2, 4, 128, 4),
-    (64, 4, 3, 4, 64, 8))]
+    (64, 4, 3, 3, 128, 4), (64, 4, 3, 4, 128, 4), (64, 4, 3, 3, 256, 4), (64, 4, 3, 3, 128, 2),
+    (64, 4, 3, 3, 128, 8), (32, 4, 4, 3, 128, 4), (64, 4, 2, 3, 128, 4), (64, 4, 3, 2, 128, 4))]
 SWEEP_PREFILL = [KernelConfig(bm, bn, w, st, c, 512, 1) for bm, bn, w, st, c in (
-    (128, 64, 8, 2, 2), (128, 64, 8, 3, 2), (128, 64, 4, 2, 2), (128, 128, 8, 2, 2), (64, 64, 4, 3, 2),
-    (128, 32, 8, 3, 2), (64, 32, 4, 3, 2))]
+    (128, 64, 4, 2, 2), (128, 64, 8, 3, 1), (128, 64, 4, 3, 2), (128, 128, 8, 2, 1), (64, 64, 4, 3, 2))]
+SMALL_BATCH = 16  # decode rows at or under this batch also time the run() host cost and Triton's own launch
 
 
 KERNELS: dict = {}  # the last wrapper's runner, to read its kernel's register and spill counts
@@ -57,6 +60,56 @@ KERNELS: dict = {}  # the last wrapper's runner, to read its kernel's register a
 def kernel_resources() -> dict:
     kernel = getattr(KERNELS.get("last"), "last_kernel", None)
     return {"regs": getattr(kernel, "n_regs", None), "spills": getattr(kernel, "n_spills", None)}
+
+
+# ------------------------------------------------------------------------------------------ compile check
+COMPILE_CASES = (  # (label, GROUP, HEAD_DIM, BLOCK_M, BLOCK_N, warps, stages, causal, window, soft-cap, split)
+    ("decode default", 4, 128, 16, 64, 4, 3, False, False, False, True),
+    ("decode unsplit", 4, 128, 16, 64, 4, 3, False, False, False, False),
+    ("decode bn32 s4", 4, 128, 16, 32, 4, 4, False, False, False, True),
+    ("prefill default", 4, 128, 128, 64, 4, 2, True, False, False, False),
+    ("prefill split", 4, 128, 128, 64, 4, 2, True, False, False, True),
+    ("prefill 8 warps s3", 4, 128, 128, 64, 8, 3, True, False, False, False),
+    ("decode d256 cap+window", 1, 256, 16, 32, 4, 3, False, True, True, True),
+)
+
+
+def compile_sm90() -> None:
+    """Compile the attention kernel for sm_90 without a GPU (Triton's bundled ptxas) and print resources."""
+    import subprocess
+    import tempfile
+
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.backends.nvidia.compiler import get_ptxas
+    from triton.compiler.compiler import ASTSource
+
+    from kernelarena.kernels.attention.paged_kernel import MERGE_CHUNKS, paged_attention_kernel
+
+    fn = paged_attention_kernel
+    pointers = {"Q": "*bf16", "K": "*bf16", "V": "*bf16", "O": "*bf16", "LSE": "*fp32", "O_PART": "*fp32",
+                "LSE_PART": "*fp32", "WORK": "*i32", "KV_INDICES": "*i32"}
+    ptxas = get_ptxas(90)
+    ptxas = getattr(ptxas, "path", ptxas)
+    print(f"triton {triton.__version__}, ptxas {ptxas}")
+    for label, group, dim, bm, bn, warps, stages, causal, window, cap, split in COMPILE_CASES:
+        consts = dict(GROUP=group, HEAD_DIM=dim, PAGE_SIZE=16, BLOCK_M=bm, BLOCK_N=bn, CAUSAL=causal,
+                      USE_WINDOW=window, USE_SOFT_CAP=cap, WRITE_LSE=True, UPCAST=False, MERGE_CHUNKS=MERGE_CHUNKS,
+                      SPLIT=split)
+        sig = {n: pointers.get(n) or ("constexpr" if n in consts else "fp32" if n.endswith("scale") else "i32")
+               for n in fn.arg_names}
+        attrs = {(fn.arg_names.index(n),): [["tt.divisibility", 16]] for n in fn.arg_names
+                 if n in pointers or (n.startswith("stride") and n != "stride_lt")}
+        kernel = triton.compile(ASTSource(fn, sig, consts, attrs), target=GPUTarget("cuda", 90, 32),
+                                options={"num_warps": warps, "num_stages": stages})
+        with tempfile.NamedTemporaryFile("w", suffix=".ptx") as f:
+            f.write(kernel.asm["ptx"])
+            f.flush()
+            report = subprocess.run([ptxas, "-v", "--gpu-name=sm_90a", f.name, "-o", "/dev/null"],
+                                    capture_output=True, text=True).stderr
+        info = "; ".join(line.split("info    :")[-1].strip() for line in report.splitlines()
+                         if "registers" in line or "spill" in line)
+        print(f"{label:24s} shared {kernel.metadata.shared:6d} B  {info}")
 
 
 # ------------------------------------------------------------------------------------------ timing
@@ -168,6 +221,36 @@ def measure(make, quick: bool, plan_reps: int):
     return t, host_time_us(plan, plan_reps), out
 
 
+def graph_time_us(make, quick: bool) -> float:
+    """Device time of run() replayed from a CUDA graph: the launch's host cost left out."""
+    _, run, _ = make()
+    run()
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        run()
+    return device_time_us(graph.replay, quick)
+
+
+def run_host_us(make, reps: int = 200) -> float:
+    """Median host time of one run() call (the launch path: argument handling and the launch itself)."""
+    _, run, _ = make()
+    run()
+    torch.cuda.synchronize()
+    t = host_time_us(run, reps)
+    torch.cuda.synchronize()
+    return t
+
+
+def triton_launch_variant(fn):
+    """Run ``fn`` with the launcher's direct path off (every launch through Triton's JIT)."""
+    PagedAttentionLauncher.fast_launch = False
+    try:
+        return fn()
+    finally:
+        PagedAttentionLauncher.fast_launch = True
+
+
 # ------------------------------------------------------------------------------------------ main
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -178,7 +261,11 @@ def main() -> None:
                         help="time the config variants first and run the table with the best per kind")
     parser.add_argument("--no-flashinfer", action="store_true")
     parser.add_argument("--out", default=os.environ.get("OUT", "."))
+    parser.add_argument("--compile-sm90", action="store_true", help="compile for sm_90 on any machine and stop")
     args = parser.parse_args()
+    if args.compile_sm90:
+        compile_sm90()
+        return
     device = torch.device(args.device)
     use_fi = device.type == "cuda" and not args.no_flashinfer
     batches, lens = ((1, 2), (64,)) if args.quick else (DECODE_BATCHES, DECODE_LENS)
@@ -203,12 +290,22 @@ def main() -> None:
             row = {"kind": "decode", "batch": batch, "qo_len": 1, "kv_len": kv_len, "bytes": p.kv_bytes()}
             row["ours_us"], row["ours_plan_us"], out = measure(lambda: ours_decode(p, ws, chosen["decode"]), args.quick,
                                                         plan_reps)
+            if device.type == "cuda":
+                row["ours_graph_us"] = graph_time_us(lambda: ours_decode(p, ws, chosen["decode"]), args.quick)
+                if batch <= SMALL_BATCH:
+                    row["ours_run_host_us"] = run_host_us(lambda: ours_decode(p, ws, chosen["decode"]))
+                    row["ours_triton_launch_us"], _, _ = triton_launch_variant(
+                        lambda: measure(lambda: ours_decode(p, ws, chosen["decode"]), args.quick, 1))
+                    row["ours_triton_launch_run_host_us"] = triton_launch_variant(
+                        lambda: run_host_us(lambda: ours_decode(p, ws, chosen["decode"])))
             if use_fi:
                 fi = {tc: measure(lambda: flashinfer_decode(p, fi_ws, tc), args.quick, plan_reps) for tc in (False, True)}
                 best = min(fi, key=lambda tc: fi[tc][0])
                 row.update(fi_us=fi[best][0], fi_backend="tensor_cores" if best else "cuda_cores",
                            fi_plan_us=fi[best][1], fi_us_cuda_cores=fi[False][0], fi_us_tensor_cores=fi[True][0],
                            err_vs_fi=rel_err(out, fi[best][2]))
+                if batch <= SMALL_BATCH:
+                    row["fi_run_host_us"] = run_host_us(lambda: flashinfer_decode(p, fi_ws, best))
             rows.append(row)
             print_row(row, bandwidth)
     for batch, qo_len, kv_len in prefill_cases:
@@ -254,7 +351,7 @@ def best_configs(sweep_rows: list[dict]) -> dict:
 def run_sweep(cache, ws, quick: bool, bandwidth: float) -> list[dict]:
     """Time each kernel-config variant on representative sizes (tuning data, not the headline table)."""
     results = []
-    decode_cases = ((1, 64),) if quick else ((1, 4096), (16, 4096), (64, 4096), (256, 8192))
+    decode_cases = ((1, 64),) if quick else ((1, 4096), (16, 1024), (16, 4096), (64, 1024), (64, 4096), (256, 8192))
     prefill_cases = ((2, 16, 64),) if quick else PREFILL_CASES
     for config in SWEEP_DECODE:
         for batch, kv_len in decode_cases:
@@ -293,7 +390,8 @@ def rate(row: dict, bandwidth: float) -> tuple[str, str]:
 
 def table_lines(rows: list[dict], bandwidth: float) -> list[str]:
     head = ("| kind | batch x q | kv | ours us | rate | of ceiling | FlashInfer us (backend) | ours/FI speed "
-            "| plan us ours | plan us FI | err vs FI |")
+            "| plan us ours | plan us FI | err vs FI | ours graph us | run() host us ours / FI "
+            "| ours us, Triton launch (host us) |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         value, share = rate(r, bandwidth)
@@ -301,8 +399,14 @@ def table_lines(rows: list[dict], bandwidth: float) -> list[str]:
         speed = f"{r['fi_us'] / r['ours_us']:.2f}x" if "fi_us" in r else "-"
         fi_plan = f"{r['fi_plan_us']:.0f}" if "fi_plan_us" in r else "-"
         err = f"{r['err_vs_fi']:.1e}" if "err_vs_fi" in r else "-"
+        graph = f"{r['ours_graph_us']:.1f}" if "ours_graph_us" in r else "-"
+        host = (f"{r['ours_run_host_us']:.0f} / {r.get('fi_run_host_us', float('nan')):.0f}"
+                if "ours_run_host_us" in r else "-")
+        slow = (f"{r['ours_triton_launch_us']:.1f} ({r['ours_triton_launch_run_host_us']:.0f})"
+                if "ours_triton_launch_us" in r else "-")
         lines.append(f"| {r['kind']} | {r['batch']} x {r['qo_len']} | {r['kv_len']} | {r['ours_us']:.1f} | {value} "
-                     f"| {share} | {fi} | {speed} | {r['ours_plan_us']:.0f} | {fi_plan} | {err} |")
+                     f"| {share} | {fi} | {speed} | {r['ours_plan_us']:.0f} | {fi_plan} | {err} | {graph} | {host} "
+                     f"| {slow} |")
     return lines
 
 

@@ -29,6 +29,7 @@ class BatchDecodeWithPagedKVCacheWrapper:
         self.kv_layout = check_layout(kv_layout)
         self._runner = AttentionRunner(float_workspace_buffer, use_cuda_graph=use_cuda_graph, config=config,
                                        num_sms=num_sms)
+        self._cache_seen, self._view = None, None
         self._arange = np.arange(1, dtype=np.int64)
 
     def plan(self, indptr: HostArray, indices: torch.Tensor, last_page_len: HostArray, num_qo_heads: int,
@@ -50,5 +51,7 @@ class BatchDecodeWithPagedKVCacheWrapper:
     def run(self, q: torch.Tensor, paged_kv_cache: KVCache, *, out: Optional[torch.Tensor] = None,
             lse: Optional[torch.Tensor] = None, return_lse: bool = False):
         """q [batch, num_qo_heads, head_dim] -> out (and lse [batch, num_qo_heads] float32, base 2)."""
-        view = kv_view(paged_kv_cache, self.kv_layout)
+        if paged_kv_cache is not self._cache_seen:  # slicing the cache costs host time: once per cache object
+            self._view, self._cache_seen = kv_view(paged_kv_cache, self.kv_layout), paged_kv_cache
+        view = self._view
         return self._runner.run(q, view.k, view.v, view.strides, out, lse, return_lse)

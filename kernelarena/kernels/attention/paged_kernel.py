@@ -17,10 +17,12 @@ import math
 import torch
 import triton
 import triton.language as tl
+from triton import knobs
 
 LOG2E = 1.4426950408889634
 _HEADER = tl.constexpr(8)  # scheduler.HEADER
 _ITEM_FIELDS = tl.constexpr(12)  # scheduler.ITEM_FIELDS
+MERGE_CHUNKS = 16  # chunks a merge loads at once (more are taken in further steps)
 
 
 @triton.jit
@@ -79,11 +81,12 @@ def paged_attention_kernel(
     score_scale, cap_scale, window_left,
     GROUP: tl.constexpr, HEAD_DIM: tl.constexpr, PAGE_SIZE: tl.constexpr, BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr, CAUSAL: tl.constexpr, USE_WINDOW: tl.constexpr, USE_SOFT_CAP: tl.constexpr,
-    WRITE_LSE: tl.constexpr, UPCAST: tl.constexpr,
+    WRITE_LSE: tl.constexpr, UPCAST: tl.constexpr, MERGE_CHUNKS: tl.constexpr, SPLIT: tl.constexpr,
 ):
     nprog = tl.num_programs(0)
     num_items = tl.load(WORK)
     num_kv_heads = tl.load(WORK + 3)
+    counter_offset = tl.load(WORK + 6)
     offs_m = tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, HEAD_DIM)
     # Programs take items from a shared counter (header word 4), so the list is balanced across the
@@ -139,20 +142,92 @@ def paged_attention_kernel(
         has = l_i > 0.0
         out = acc / tl.where(has, l_i, 1.0)[:, None]
         lse = tl.where(has, m_i + tl.log2(tl.where(has, l_i, 1.0)), float("-inf"))
-        if slot < 0:
-            o_off = (tok_base + tok).to(tl.int64) * stride_ot + q_head * stride_oh
-            tl.store(O + o_off[:, None] + offs_d[None, :], out.to(O.dtype.element_ty), mask=row_ok[:, None])
-            if WRITE_LSE:
-                tl.store(LSE + (tok_base + tok).to(tl.int64) * stride_lt + q_head, lse, mask=row_ok)
+        if SPLIT:
+            if slot < 0:
+                _store_rows(O, LSE, out, lse, tok_base, tok, q_head, row_ok, offs_d, stride_ot, stride_oh, stride_lt,
+                            WRITE_LSE)
+            else:
+                p_rows = (slot * num_kv_heads + kv_head).to(tl.int64) * BLOCK_M + offs_m
+                tl.store(O_PART + p_rows[:, None] * HEAD_DIM + offs_d[None, :], out, mask=row_ok[:, None])
+                tl.store(LSE_PART + p_rows, lse, mask=row_ok)
+                # The chunk of a (tile, head) that finishes last merges all its chunks, so a split schedule
+                # needs no second launch. The barrier orders every thread's partial stores before the
+                # counter's release; the acquire on the other side makes the other chunks' stores visible.
+                tl.debug_barrier()
+                counter = WORK + counter_offset + tl.load(item + 9) * num_kv_heads + kv_head
+                num_chunks = tl.load(item + 10)
+                if tl.atomic_add(counter, 1, sem="acq_rel", scope="gpu") == num_chunks - 1:
+                    _merge_chunks(O, LSE, O_PART, LSE_PART, tl.load(item + 11), num_chunks, num_kv_heads, kv_head,
+                                  row_start, qo_len, tok_base, stride_ot, stride_oh, stride_lt,
+                                  GROUP, HEAD_DIM, BLOCK_M, MERGE_CHUNKS, WRITE_LSE)
+                    tl.atomic_xchg(counter, 0)  # ready for the next run of the same plan (graph replay)
         else:
-            p_rows = (slot * num_kv_heads + kv_head).to(tl.int64) * BLOCK_M + offs_m
-            tl.store(O_PART + p_rows[:, None] * HEAD_DIM + offs_d[None, :], out, mask=row_ok[:, None])
-            tl.store(LSE_PART + p_rows, lse, mask=row_ok)
+            _store_rows(O, LSE, out, lse, tok_base, tok, q_head, row_ok, offs_d, stride_ot, stride_oh, stride_lt,
+                        WRITE_LSE)
         w = tl.atomic_add(WORK + 4, 1)
     # Every program has made its last fetch before it counts itself done, so the last one may reset.
     if tl.atomic_add(WORK + 5, 1) == nprog - 1:
         tl.atomic_xchg(WORK + 4, 0)
         tl.atomic_xchg(WORK + 5, 0)
+
+
+@triton.jit
+def _store_rows(O, LSE, out, lse, tok_base, tok, q_head, row_ok, offs_d, stride_ot, stride_oh, stride_lt,
+                WRITE_LSE: tl.constexpr):
+    o_off = (tok_base + tok).to(tl.int64) * stride_ot + q_head * stride_oh
+    tl.store(O + o_off[:, None] + offs_d[None, :], out.to(O.dtype.element_ty), mask=row_ok[:, None])
+    if WRITE_LSE:
+        tl.store(LSE + (tok_base + tok).to(tl.int64) * stride_lt + q_head, lse, mask=row_ok)
+
+
+@triton.jit
+def _merge_chunks(
+    O, LSE, O_PART, LSE_PART, first_entry, num_chunks, num_kv_heads, kv_head, row_start, qo_len, tok_base,
+    stride_ot, stride_oh, stride_lt,
+    GROUP: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, MERGE_CHUNKS: tl.constexpr,
+    WRITE_LSE: tl.constexpr,
+):
+    """Log-sum-exp merge of one (tile, KV head)'s chunk partials into O (and LSE), one tile row at a time.
+
+    The chunks of a row are loaded together (MERGE_CHUNKS at a time), so their loads are in flight at once;
+    rows are independent. Merged: v = sum 2^s_c v_c / sum 2^s_c, lse = log2(sum 2^s_c).
+    """
+    offs_c = tl.arange(0, MERGE_CHUNKS)
+    offs_d = tl.arange(0, HEAD_DIM)
+    num_rows = tl.minimum(qo_len * GROUP - row_start, BLOCK_M)
+    for r in range(0, num_rows):
+        row = row_start + r
+        m = tl.full([MERGE_CHUNKS], float("-inf"), tl.float32)
+        denom = tl.zeros([MERGE_CHUNKS], tl.float32)
+        acc = tl.zeros([MERGE_CHUNKS, HEAD_DIM], tl.float32)
+        # Each lane of MERGE_CHUNKS keeps its own running state; the lanes are combined at the end.
+        for c0 in range(0, num_chunks, MERGE_CHUNKS):
+            c = c0 + offs_c
+            c_ok = c < num_chunks
+            p_row = ((first_entry + c) * num_kv_heads + kv_head).to(tl.int64) * BLOCK_M + r
+            # .cg: read from L2, where other SMs' partial stores are (never from this SM's L1).
+            s = tl.load(LSE_PART + p_row, mask=c_ok, other=float("-inf"), cache_modifier=".cg")
+            o = tl.load(O_PART + p_row[:, None] * HEAD_DIM + offs_d[None, :], mask=c_ok[:, None], other=0.0,
+                        cache_modifier=".cg")
+            m_new = tl.maximum(m, s)
+            m_use = tl.where(m_new == float("-inf"), 0.0, m_new)
+            a = tl.exp2(m - m_use)
+            b = tl.exp2(s - m_use)
+            acc = acc * a[:, None] + o * b[:, None]
+            denom = denom * a + b
+            m = m_new
+        m_all = tl.max(m, 0)
+        m_all_use = tl.where(m_all == float("-inf"), 0.0, m_all)
+        wgt = tl.exp2(m - m_all_use)
+        total = tl.sum(denom * wgt, 0)
+        value = tl.sum(acc * wgt[:, None], 0) / tl.where(total > 0.0, total, 1.0)
+        tok = row // GROUP
+        q_head = kv_head * GROUP + row % GROUP
+        o_off = (tok_base + tok).to(tl.int64) * stride_ot + q_head * stride_oh
+        tl.store(O + o_off + offs_d, value.to(O.dtype.element_ty))
+        if WRITE_LSE:
+            lse = tl.where(total > 0.0, m_all_use + tl.log2(tl.where(total > 0.0, total, 1.0)), float("-inf"))
+            tl.store(LSE + (tok_base + tok).to(tl.int64) * stride_lt + q_head, lse)
 
 
 def score_scales(sm_scale: float, logits_soft_cap: float) -> tuple[float, float]:
@@ -185,26 +260,98 @@ def launch_paged_attention(
     window_left: int,
     sm_scale: float,
     logits_soft_cap: float,
+    split: bool = True,
 ):
-    """Launch the persistent attention kernel over the work list in ``work``.
+    """Launch the persistent attention kernel over the work list in ``work`` (split chunks merged inside).
 
     q, out: [tokens, num_qo_heads, head_dim]; k, v: any views whose element (page, slot, head, d) sits at
     page*kv_strides[0] + slot*kv_strides[1] + head*kv_strides[2] + d; lse: [tokens, num_qo_heads] float32 or
     None. o_part/lse_part: float32 scratch for split chunks. Returns Triton's handle of the launched kernel.
     """
-    score_scale, cap_scale = score_scales(sm_scale, logits_soft_cap)
-    write_lse = lse is not None
-    lse_arg = lse if write_lse else lse_part
-    return paged_attention_kernel[(num_programs,)](
-        q, k, v, out, lse_arg, o_part, lse_part, work, kv_indices,
-        q.stride(0), q.stride(1), out.stride(0), out.stride(1), lse_arg.stride(0) if write_lse else 0,
-        kv_strides[0], kv_strides[1], kv_strides[2],
-        score_scale, cap_scale, window_left,
-        GROUP=group_size, HEAD_DIM=q.shape[-1], PAGE_SIZE=page_size, BLOCK_M=block_m, BLOCK_N=block_n,
-        CAUSAL=causal, USE_WINDOW=window_left >= 0, USE_SOFT_CAP=logits_soft_cap > 0, WRITE_LSE=write_lse,
-        # Triton's CPU interpreter computes bf16 dot products wrongly (3.9): it gets float32 operands.
-        UPCAST=q.device.type == "cpu", num_warps=num_warps, num_stages=num_stages,
-    )
+    launcher = PagedAttentionLauncher(q.device)
+    launcher.prepare(o_part, lse_part, work, kv_indices, group_size=group_size, head_dim=q.shape[-1],
+                     page_size=page_size, block_m=block_m, block_n=block_n, num_warps=num_warps,
+                     num_stages=num_stages, num_programs=num_programs, causal=causal, window_left=window_left,
+                     sm_scale=sm_scale, logits_soft_cap=logits_soft_cap, split=split)
+    return launcher(q, k, v, out, lse, kv_strides)
+
+
+def _launch_hooks_idle() -> bool:
+    """True when no launch hook (profiler, proton) would need to see a launch: Triton 3.6 keeps an empty
+    HookChain there, older versions None."""
+    for hook in (knobs.runtime.launch_enter_hook, knobs.runtime.launch_exit_hook):
+        if hook is not None and getattr(hook, "calls", True):
+            return False
+    return True
+
+
+class PagedAttentionLauncher:
+    """Launches ``paged_attention_kernel`` with everything but the per-call tensors fixed by ``prepare``.
+
+    Host time per launch matters: on the H100 machine's CPU a Triton launch through the JIT costs tens of
+    microseconds. After the first launch for a given argument specialization (the exact integer arguments
+    and each pointer's 16-byte alignment, which is what Triton specializes on), later calls with the same
+    specialization go straight to the compiled kernel's launcher, skipping Triton's argument binding and
+    cache lookup. Any other case (CPU interpreter, profiler hooks set) takes Triton's ordinary path.
+    """
+
+    fast_launch = True  # False: always Triton's ordinary launch path (the benchmark compares the two)
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self._fast = device.type == "cuda" and PagedAttentionLauncher.fast_launch
+        self._compiled: dict = {}
+        self._stream = None
+        self._plan_args: tuple = ()
+        self._plan_key: tuple = ()
+
+    def prepare(self, o_part, lse_part, work, kv_indices, *, group_size, head_dim, page_size, block_m, block_n,
+                num_warps, num_stages, num_programs, causal, window_left, sm_scale, logits_soft_cap,
+                split: bool = True) -> None:
+        """Fix the plan's buffers, scalars and compile-time constants (called by plan()).
+
+        ``split=False`` promises that no item of the schedule is split: the kernel is then compiled without
+        the partial-result and merge code (fewer registers; the prefill tiles spill less).
+        """
+        self._split = bool(split)
+        score_scale, cap_scale = score_scales(sm_scale, logits_soft_cap)
+        self.o_part, self.lse_part, self.work, self.kv_indices = o_part, lse_part, work, kv_indices
+        self.grid = int(num_programs)
+        self._scalars = (float(score_scale), float(cap_scale), int(window_left))
+        # Compile-time constants, in the kernel's parameter order, minus WRITE_LSE/UPCAST (set per call).
+        self._consts = (group_size, head_dim, page_size, block_m, block_n, bool(causal), window_left >= 0,
+                        logits_soft_cap > 0)
+        self._options = {"num_warps": num_warps, "num_stages": num_stages}
+        self._upcast = o_part.device.type == "cpu"
+        if self._fast:
+            aligned = tuple(t.data_ptr() & 15 for t in (o_part, lse_part, work, kv_indices))
+            self._plan_key = (aligned, self._scalars[2], self._consts, num_warps, num_stages, self._split)
+
+    def __call__(self, q, k, v, out, lse, kv_strides):
+        write_lse = lse is not None
+        lse_arg = lse if write_lse else self.lse_part
+        stride_lt = lse.stride(0) if write_lse else 0
+        args = (q, k, v, out, lse_arg, self.o_part, self.lse_part, self.work, self.kv_indices,
+                q.stride(0), q.stride(1), out.stride(0), out.stride(1), stride_lt, *kv_strides, *self._scalars,
+                *self._consts, write_lse,
+                # Triton's CPU interpreter computes bf16 dot products wrongly (3.9): it gets float32 operands.
+                self._upcast, MERGE_CHUNKS, self._split)
+        if self._fast:
+            key = (self._plan_key, q.dtype, args[9:17], q.data_ptr() & 15, k.data_ptr() & 15,
+                   v.data_ptr() & 15, out.data_ptr() & 15, lse_arg.data_ptr() & 15, write_lse)
+            kernel = self._compiled.get(key)
+            if kernel is not None and _launch_hooks_idle():
+                kernel.run(self.grid, 1, 1, self._stream(self.device.index), kernel.function,
+                           kernel.packed_metadata, None, None, None, *args)
+                return kernel
+        kernel = paged_attention_kernel[(self.grid,)](*args, **self._options)
+        if self._fast and kernel is not None and hasattr(kernel, "packed_metadata"):
+            if self._stream is None:
+                from triton.runtime import driver
+
+                self._stream = driver.active.get_current_stream
+            self._compiled[key] = kernel
+        return kernel
 
 
 def default_sm_scale(head_dim: int) -> float:

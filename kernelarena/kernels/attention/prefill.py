@@ -28,6 +28,7 @@ class BatchPrefillWithPagedKVCacheWrapper:
         self.kv_layout = check_layout(kv_layout)
         self._runner = AttentionRunner(float_workspace_buffer, use_cuda_graph=use_cuda_graph, config=config,
                                        num_sms=num_sms)
+        self._cache_seen, self._view = None, None
 
     def plan(self, qo_indptr: HostArray, paged_kv_indptr: HostArray, paged_kv_indices: torch.Tensor,
              paged_kv_last_page_len: HostArray, num_qo_heads: int, num_kv_heads: int, head_dim_qk: int,
@@ -44,7 +45,9 @@ class BatchPrefillWithPagedKVCacheWrapper:
     def run(self, q: torch.Tensor, paged_kv_cache: KVCache, *, out: Optional[torch.Tensor] = None,
             lse: Optional[torch.Tensor] = None, return_lse: bool = False):
         """q [total_q, num_qo_heads, head_dim] -> out (and lse [total_q, num_qo_heads] float32, base 2)."""
-        view = kv_view(paged_kv_cache, self.kv_layout)
+        if paged_kv_cache is not self._cache_seen:  # slicing the cache costs host time: once per cache object
+            self._view, self._cache_seen = kv_view(paged_kv_cache, self.kv_layout), paged_kv_cache
+        view = self._view
         return self._runner.run(q, view.k, view.v, view.strides, out, lse, return_lse)
 
 
@@ -57,6 +60,7 @@ class BatchPrefillWithRaggedKVCacheWrapper:
             raise ShapeError("ragged K/V is [total_kv, num_kv_heads, head_dim] (NHD)")
         self._runner = AttentionRunner(float_workspace_buffer, use_cuda_graph=use_cuda_graph, config=config,
                                        num_sms=num_sms)
+        self._cache_seen, self._view = None, None
 
     def plan(self, qo_indptr: HostArray, kv_indptr: HostArray, num_qo_heads: int, num_kv_heads: int,
              head_dim_qk: int, *, causal: bool = False, sm_scale: Optional[float] = None, window_left: int = -1,

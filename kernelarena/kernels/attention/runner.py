@@ -1,9 +1,10 @@
 """Plan/run machinery shared by the attention wrappers: buffers, host schedule, fixed-grid launches.
 
-``AttentionRunner.plan`` builds the schedule on the host (``scheduler.plan_work``, vectorized numpy) into a
-pinned int32 buffer and copies the used prefix to the device in one transfer. ``run`` only launches: the
-attention kernel and the merge kernel, each with a persistent grid that depends on nothing but the device,
-reading every per-batch quantity from device buffers owned here. A CUDA graph captured around ``run`` stays
+``AttentionRunner.plan`` builds the schedule on the host (``scheduler.plan_work``, vectorized numpy) into one
+of two pinned int32 staging buffers (alternating, so a plan never waits for the previous plan's transfer) and
+copies the used prefix to the device in one transfer; it also fixes every launch argument that does not come
+with run()'s tensors. ``run`` only launches one kernel (split chunks are merged inside it), with a persistent
+grid that depends on nothing but the device, reading every per-batch quantity from device buffers owned here. A CUDA graph captured around ``run`` stays
 valid across later ``plan`` calls as long as no buffer has to grow: with ``use_cuda_graph=True`` growth is
 refused (UnsupportedError) and the kernel configuration chosen by the first plan is kept.
 """
@@ -18,8 +19,7 @@ import torch
 
 from kernelarena.errors import ShapeError, UnsupportedError
 
-from .merge import launch_merge
-from .paged_kernel import default_sm_scale, launch_paged_attention
+from .paged_kernel import PagedAttentionLauncher, default_sm_scale
 from .scheduler import KernelConfig, choose_config, plan_work
 
 HostArray = Union[np.ndarray, torch.Tensor]
@@ -70,10 +70,16 @@ class AttentionRunner:
         if num_sms is None:
             num_sms = torch.cuda.get_device_properties(self.device).multi_processor_count if self.on_gpu else 2
         self.num_sms = num_sms
-        self._host_words = torch.zeros(max_work_words, dtype=torch.int32, pin_memory=self.on_gpu)
-        self._host_words_np = self._host_words.numpy()
+        # Two pinned staging buffers, used in turn: the copy of plan n may still be reading one while plan n+1
+        # writes the other; plan n+2 waits for plan n's copy (long done in practice) before reusing it.
+        self._host_words = [torch.zeros(max_work_words, dtype=torch.int32, pin_memory=self.on_gpu)
+                            for _ in range(2)]
+        self._host_words_np = [h.numpy() for h in self._host_words]
+        self._copy_done = [torch.cuda.Event() if self.on_gpu else None for _ in range(2)]
+        self._staging = 0
+        self._copy_views: dict = {}  # (staging buffer, words rounded up) -> (device view, host view)
         self._work = torch.zeros(max_work_words, dtype=torch.int32, device=self.device)
-        self._copy_done = torch.cuda.Event() if self.on_gpu else None
+        self._launcher = PagedAttentionLauncher(self.device)
         self._indices: Optional[torch.Tensor] = None  # owned copy of kv_indices (graph mode, ragged)
         self._kv_indices: Optional[torch.Tensor] = None
         self._o_part = self._lse_part = None
@@ -104,27 +110,45 @@ class AttentionRunner:
             max_qo_len = int((qo_np[1:] - qo_np[:-1]).max(initial=0))
         config = self._choose_config(head_dim, group, max_qo_len * group)
         max_slots = self._partials(config.block_m, head_dim)
-        if self._copy_done is not None:
-            self._copy_done.synchronize()  # the previous plan's copy may still read the pinned buffer
+        stage = self._staging = 1 - self._staging
+        if self._copy_done[stage] is not None:
+            self._copy_done[stage].synchronize()  # the copy of two plans ago read this staging buffer
         try:
             summary = plan_work(
-                self._host_words_np, qo_np, kv_np, last_np, page_size=page_size, group_size=group,
+                self._host_words_np[stage], qo_np, kv_np, last_np, page_size=page_size, group_size=group,
                 num_kv_heads=num_kv_heads, block_m=config.block_m, block_n=config.block_n, causal=causal,
                 window_left=window_left, target_ctas=self.num_sms * config.ctas_per_sm,
                 min_chunk=config.min_chunk, split_size=kv_chunk_size, max_slots=max_slots,
                 split_factor=config.split_factor)
         except ValueError as exc:
             raise UnsupportedError(f"batch too large for this wrapper's buffers: {exc}") from exc
-        self._work[: summary.words].copy_(self._host_words[: summary.words], non_blocking=True)
-        if self._copy_done is not None:
-            self._copy_done.record()
+        dst, src = self._copy_view(stage, summary.words)
+        dst.copy_(src, non_blocking=True)
+        if self._copy_done[stage] is not None:
+            self._copy_done[stage].record()
         self._kv_indices = self._place_indices(kv_indices)
         self.config = config
         self.problem = PlannedProblem(
             num_qo_heads, num_kv_heads, head_dim, page_size, causal, window_left,
             float(logits_soft_cap or 0.0), default_sm_scale(head_dim) if sm_scale is None else float(sm_scale),
             q_dtype, kv_dtype, int(qo_np[-1]), summary.num_groups)
+        self._launcher.prepare(
+            self._o_part, self._lse_part, self._work, self._kv_indices, group_size=group, head_dim=head_dim,
+            page_size=page_size, block_m=config.block_m, block_n=config.block_n, num_warps=config.num_warps,
+            num_stages=config.num_stages, num_programs=self.num_sms * config.ctas_per_sm, causal=causal,
+            window_left=window_left, sm_scale=self.problem.sm_scale, logits_soft_cap=self.problem.logits_soft_cap,
+            # A captured graph must survive a re-plan that splits: in graph mode the merge is always compiled.
+            split=self.use_cuda_graph or summary.num_groups > 0)
         self.summary = summary
+
+    def _copy_view(self, stage: int, words: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Device and host views of the first ``words`` rounded up to a power of two (cached: slicing a
+        tensor costs host time; copying up to twice the words costs a few microseconds of transfer at most)."""
+        size = min(max(1 << (words - 1).bit_length(), 1024), self._work.numel())
+        views = self._copy_views.get((stage, size))
+        if views is None:
+            views = self._copy_views[(stage, size)] = (self._work[:size], self._host_words[stage][:size])
+        return views
 
     def _partials(self, block_m: int, head_dim: int) -> int:
         """Carve the float workspace into partial outputs and lses; returns how many slots fit."""
@@ -162,7 +186,7 @@ class AttentionRunner:
     def run(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kv_strides: tuple[int, int, int],
             out: Optional[torch.Tensor], lse: Optional[torch.Tensor], return_lse: bool):
         """Launch attention for the planned batch; returns out or (out, lse)."""
-        p, c = self.problem, self.config
+        p = self.problem
         if p is None:
             raise UnsupportedError("run() called before plan()")
         if q.dtype != p.q_dtype or k.dtype != p.kv_dtype:
@@ -175,14 +199,5 @@ class AttentionRunner:
         if return_lse and lse is None:
             lse = torch.empty(q.shape[:2], dtype=torch.float32, device=q.device)
         lse_arg = lse if return_lse or lse is not None else None
-        group = p.num_qo_heads // p.num_kv_heads
-        self.last_kernel = launch_paged_attention(
-            q, k, v, out, lse_arg, self._o_part, self._lse_part, self._work, self._kv_indices,
-            kv_strides=kv_strides, group_size=group, page_size=p.page_size, block_m=c.block_m,
-            block_n=c.block_n, num_warps=c.num_warps, num_stages=c.num_stages,
-            num_programs=self.num_sms * c.ctas_per_sm, causal=p.causal, window_left=p.window_left,
-            sm_scale=p.sm_scale, logits_soft_cap=p.logits_soft_cap)
-        if p.num_groups or self.use_cuda_graph:
-            launch_merge(out, lse_arg, self._o_part, self._lse_part, self._work, group_size=group,
-                         block_m=c.block_m, num_programs=self.num_sms * 4)
+        self.last_kernel = self._launcher(q, k, v, out, lse_arg, kv_strides)
         return (out, lse) if return_lse else out

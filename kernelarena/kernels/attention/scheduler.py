@@ -4,15 +4,17 @@
 items, one per (query tile, KV head, KV chunk), written as int32 words into a caller-owned buffer that is
 copied to the device in one transfer. The attention kernel walks the list with a fixed, persistent grid, so
 the launch never depends on the schedule (CUDA-graph safe). When a query tile's KV range is split into
-several chunks, each chunk writes a partial result (output and base-2 log-sum-exp) to a slot, and a merge
-group tells the merge kernel which slots to combine.
+several chunks, each chunk writes a partial result (output and base-2 log-sum-exp) to a slot; the chunk that
+finishes last (a counter per tile and KV head) merges the tile's slots inside the same launch.
 
-Buffer layout (int32 words), shared with ``paged_kernel.py`` and ``merge.py``::
+Buffer layout (int32 words), shared with ``paged_kernel.py``::
 
     [0 : HEADER)                  num_items (entries x KV heads), num_groups, group_offset, num_kv_heads,
-                                  item counter, done counter (both 0; the kernel resets them after each run)
+                                  item counter, done counter (both 0; the kernel resets them after each run),
+                                  counter_offset
     [HEADER : group_offset)       num_entries x ITEM_FIELDS (item w is entry w // num_kv_heads, head w % ...)
-    [group_offset : ...)          num_groups x GROUP_FIELDS
+    [group_offset : counter_off)  num_groups x GROUP_FIELDS (split schedules: one per tile, for inspection)
+    [counter_off : words)         num_groups x num_kv_heads merge counters (0; the merging chunk resets its own)
 
 Self-contained (numpy and the standard library only): the dataset's solutions embed this file verbatim.
 All work is vectorized with numpy: no Python loop over requests, so planning stays within tens of
@@ -27,7 +29,7 @@ from typing import Optional
 import numpy as np
 
 HEADER = 8
-ITEM_FIELDS = 12  # tok_base, qo_len, kv_len, row_start, unused, kv_lo, kv_hi, page_base, slot, pad x3
+ITEM_FIELDS = 12  # tok_base, qo_len, kv_len, row_start, unused, kv_lo, kv_hi, page_base, slot, tile, chunks, first
 GROUP_FIELDS = 8  # first_slot, num_chunks, tok_base, qo_len, row_start, pad x3
 
 # Page size used to express ragged (contiguous) K/V in the paged format: one "page" per request starting at
@@ -55,14 +57,18 @@ def choose_config(head_dim: int, group_size: int, max_packed_rows: int, on_gpu: 
         return KernelConfig(16 if max_packed_rows <= 16 else 32, 16, 4, 1, 2, 16, 1)
     if max_packed_rows <= 16 and group_size <= 16:
         # Decode: one tile holds a request's whole GQA group; memory-bound, many KV tokens in flight. Items
-        # about 4 per program keep equal-length batches from ending in a partly idle last round.
+        # about 4 per program keep equal-length batches from ending in a partly idle last round. At 162
+        # registers only 3 programs of 4 warps fit on an SM, yet a grid of 4 per SM measured as fast or
+        # faster than 3 (256 x 8192: 2864 vs 2909 us; 1 x 4096: 31.2 vs 32.4 us; H100, 2026-11-24 run 2,
+        # benchmarks/results/attention_2026-11-24_h100_run2_sweep.log).
         block_n = 64 if head_dim <= 128 else 32
         return KernelConfig(16, block_n, 4, 3, 4, 128, 4)
     block_m = 64 if (head_dim > 128 or max_packed_rows <= 64) else 128
     block_n = 64 if head_dim <= 128 else 32
     # 4 warps beat 8 for 128x64 tiles on an H100 (305 vs 250 TFLOP/s, 4 x 1024 over 4096, 2026-11-24,
-    # benchmarks/results/attention_2026-11-24_h100_sweep.log), despite 136 bytes of spills.
-    return KernelConfig(block_m, block_n, 4, 2, 2, 512, 1)
+    # benchmarks/results/attention_2026-11-24_h100_sweep.log), despite the spills; 3 stages beat 2 in run 2
+    # (318 vs 306 TFLOP/s at 4 x 1024, 290 vs 270 at 16 x 512; attention_2026-11-24_h100_run2_sweep.log).
+    return KernelConfig(block_m, block_n, 4, 3, 2, 512, 1)
 
 
 @dataclass(frozen=True)
@@ -158,20 +164,28 @@ def plan_work(
     if max_slots is not None and num_slots > max_slots:
         raise ValueError(f"schedule needs {num_slots} partial-result slots, the workspace holds {max_slots}")
     group_offset = HEADER + num_entries * ITEM_FIELDS
-    words = group_offset + num_tiles * GROUP_FIELDS
+    counter_offset = group_offset + num_tiles * GROUP_FIELDS
+    words = counter_offset + num_tiles * num_kv_heads
     if words > out.shape[0]:
         raise ValueError(f"schedule needs {words} int32 words, the work buffer holds {out.shape[0]}")
     groups_tmp = tiles[:, [0, 1, 3]]  # tok_base, qo_len, row_start, before the entries overwrite them
     entries = tiles[e_tile]
     entries[:, 5] = e_lo
     entries[:, 6] = np.minimum(e_lo + chunk, hi[e_tile])
-    entries[:, 8] = np.arange(num_entries)  # every tile merges: entry e writes slots e*heads + head
+    # Entry e of a split tile writes partial slots e*heads + head; the chunk that finishes last merges them
+    # (counter per tile and head). A tile left whole writes its output directly.
+    e_chunks = tile_chunks[e_tile]
+    entries[:, 8] = np.where(e_chunks > 1, np.arange(num_entries), -1)
+    entries[:, 9] = e_tile
+    entries[:, 10] = e_chunks
+    entries[:, 11] = first[e_tile]
     out[HEADER:group_offset].reshape(num_entries, ITEM_FIELDS)[:] = entries
-    groups = out[group_offset:words].reshape(num_tiles, GROUP_FIELDS)
+    groups = out[group_offset:counter_offset].reshape(num_tiles, GROUP_FIELDS)
     groups[:, 0] = first
     groups[:, 1] = tile_chunks
     groups[:, 2:5] = groups_tmp
-    out[0:HEADER] = (num_entries * num_kv_heads, num_tiles, group_offset, num_kv_heads, 0, 0, 0, 0)
+    out[counter_offset:words] = 0
+    out[0:HEADER] = (num_entries * num_kv_heads, num_tiles, group_offset, num_kv_heads, 0, 0, counter_offset, 0)
     return PlanSummary(num_entries, num_tiles, num_slots, words, chunk)
 
 

@@ -2,8 +2,8 @@
 
 The dataset embeds a solution's files verbatim and loads them as a package, so this file imports only
 torch, numpy and its sibling kernel files. Each call copies the (device) page table to the host, plans
-(scheduler.plan_work), copies the schedule back in one transfer and launches the attention and merge
-kernels; buffers are allocated once per device and reused.
+(scheduler.plan_work), copies the schedule back in one transfer and launches the attention kernel (which merges
+split chunks itself); buffers are allocated once per device and reused.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .merge import launch_merge
 from .paged_kernel import launch_paged_attention
 from .scheduler import choose_config, plan_work
 
@@ -61,7 +60,4 @@ def paged_attention_into(q, k_cache, v_cache, qo_indptr, kv_indptr, kv_indices, 
         kv_strides=(k_cache.stride(0), k_cache.stride(1), k_cache.stride(2)), group_size=group,
         page_size=page_size, block_m=config.block_m, block_n=config.block_n, num_warps=config.num_warps,
         num_stages=config.num_stages, num_programs=num_sms * config.ctas_per_sm, causal=causal, window_left=-1,
-        sm_scale=float(sm_scale), logits_soft_cap=0.0)
-    if summary.num_groups:
-        launch_merge(output, lse, o_part, lse_part, work, group_size=group, block_m=config.block_m,
-                     num_programs=num_sms * 4)
+        sm_scale=float(sm_scale), logits_soft_cap=0.0, split=summary.num_groups > 0)

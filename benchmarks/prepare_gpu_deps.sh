@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build .gpu-all/ (git-ignored): every Python package our GPU runs need that the GPU machine lacks, packed to
-# travel in one call (about 58 MB, under the 64 MiB limit with .fi-cache):
+# travel in one call (about 58 MB: z3's headers and its duplicate library are left out; under the 64 MiB limit with .fi-cache):
 #   flashinfer.tar.xz     FlashInfer 0.7.2.post1's package, repacked (its wheel is 62 MB)
 #   site.tar.xz           tilelang 0.1.15 with what it needs there (z3-solver 4.15: tilelang links libz3.so.4.15;
 #                         apache-tvm-ffi 0.1.12: tilelang requires <0.1.13), torch-c-dlpack-ext, and pydantic
@@ -18,6 +18,7 @@ python3 -m pip download -q --no-deps $plat -d "$tmp/wheels" flashinfer-python==0
 mkdir -p "$tmp/fi" "$tmp/site"
 ( cd "$tmp/fi" && unzip -q ../wheels/flashinfer_python-*.whl && tar -cf - flashinfer | xz -T2 -6 > "$tmp/flashinfer.tar.xz" )
 ( cd "$tmp/site" && for w in ../wheels/*.whl; do case "$w" in *flashinfer_python*) ;; *) unzip -q -o "$w";; esac; done \
+  && rm -rf z3_solver-*.data && ln -sf libz3.so.4.15 z3/lib/libz3.so \
   && tar -cf - . | xz -T2 -6 > "$tmp/site.tar.xz" )
 mv "$tmp/flashinfer.tar.xz" "$tmp/site.tar.xz" "$dest/"
 rm -rf "$tmp"

@@ -59,8 +59,18 @@ def main() -> None:
     shutil.copytree(ROOT / "examples" / "dataset", work)
     dataset = TraceSet.load(work)
 
+    args.out.mkdir(parents=True, exist_ok=True)
+    live = open(args.out / "example_traces.jsonl", "w")
+
+    def progress(trace) -> None:  # one line per trace as it lands, so a cut-off run still says where it was
+        p = trace.evaluation.performance
+        print(f"{time.perf_counter() - started:7.1f}s {trace.solution} {trace.workload.axes} "
+              f"{trace.evaluation.status.value} " + (f"{p.latency_ms * 1e3:.1f} us" if p else ""), flush=True)
+        live.write(trace.to_json() + "\n")
+        live.flush()
+
     started = time.perf_counter()
-    report = run(dataset, RunConfig())
+    report = run(dataset, RunConfig(), on_trace=progress)
     first_wall = time.perf_counter() - started
     started = time.perf_counter()
     second = run(dataset, RunConfig(), definitions=["rmsnorm_h4096"], save=False)
@@ -103,11 +113,7 @@ def main() -> None:
                   f"{(t.evaluation.log.strip().splitlines() or [''])[-1][:200]}" for t in failures]
     text = "\n".join(lines) + "\n"
     print(text)
-    args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "run_example.md").write_text(text)
-    with open(args.out / "example_traces.jsonl", "w") as f:
-        for t in report.traces:
-            f.write(t.to_json() + "\n")
 
 
 if __name__ == "__main__":

@@ -26,13 +26,13 @@ def reference_module(definition: Definition) -> types.ModuleType:
 
 
 def random_tensor(shape, dtype: torch.dtype, device: str, generator: torch.Generator) -> torch.Tensor:
-    """Random data suited to ``dtype``: normal floats, small non-negative integers, fair booleans."""
+    """Random data suited to ``dtype``, drawn on ``device`` by ``generator`` (which must live there): normal
+    floats, small non-negative integers, fair booleans."""
     if dtype.is_floating_point:
-        values = torch.randn(shape, generator=generator, dtype=torch.float32)
-        return values.to(dtype).to(device)
+        return torch.randn(shape, generator=generator, dtype=torch.float32, device=device).to(dtype)
     if dtype == torch.bool:
-        return (torch.rand(shape, generator=generator) < 0.5).to(device)
-    return torch.randint(0, 64, shape, generator=generator, dtype=torch.int64).to(dtype).to(device)
+        return torch.rand(shape, generator=generator, device=device) < 0.5
+    return torch.randint(0, 64, shape, generator=generator, dtype=torch.int64, device=device).to(dtype)
 
 
 def materialize_inputs(definition: Definition, workload: Workload, device: str, seed: int,
@@ -44,6 +44,8 @@ def materialize_inputs(definition: Definition, workload: Workload, device: str, 
     from ``root`` (the dataset folder). Raises ValueError naming the input that cannot be made.
     """
     generator = torch.Generator().manual_seed(seed)
+    # Large tensors are drawn where they will live: drawing a GB of K/V cache on the CPU takes seconds.
+    device_generator = generator if device == "cpu" else torch.Generator(device=device).manual_seed(seed)
     axes = {**definition.const_axes, **workload.axes}
     shapes = definition.shapes(workload.axes)
     made: Dict[str, Any] = {}
@@ -62,7 +64,7 @@ def materialize_inputs(definition: Definition, workload: Workload, device: str, 
         elif spec.shape is None:
             values[name] = float(torch.rand((), generator=generator)) if "float" in spec.dtype.value else 1
         else:
-            values[name] = random_tensor(shapes[name], torch_dtype(spec.dtype), device, generator)
+            values[name] = random_tensor(shapes[name], torch_dtype(spec.dtype), device, device_generator)
     return values
 
 

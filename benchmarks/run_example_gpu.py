@@ -76,7 +76,7 @@ def main() -> None:
     second = run(dataset, RunConfig(), definitions=["rmsnorm_h4096"], save=False)
     second_wall = time.perf_counter() - started
 
-    timers = [compare_timers(dataset, "rmsnorm_h4096_triton", b) for b in (1024, 8192)]
+    timers = [compare_timers(dataset, "rmsnorm_h4096_kernelarena_cuda", b) for b in (1024, 8192)]
 
     gpu = torch.cuda.get_device_name(0)
     lines = [f"# kernelarena run on the example dataset", "",

@@ -99,3 +99,16 @@ def test_records_flashinfer_bench_writes_load_in_ours(tmp_path, example_dataset)
     assert mine.evaluation.status.value == "INCORRECT_NUMERICAL" and mine.evaluation.log == "boom"
     raw = json.loads((root / "traces" / "rmsnorm" / "rmsnorm_h4096.jsonl").read_text())
     _same(mine.to_json_dict(), raw, "trace")
+
+
+def test_traces_from_our_h100_run_load_in_flashinfer_bench():
+    """The traces committed from the GPU run (benchmarks/results) validate as FlashInfer-Bench traces."""
+    from tests.conftest import ROOT
+
+    lines = (ROOT / "benchmarks" / "results" / "run_example_2026-11-24_h100_traces.jsonl").read_text().splitlines()
+    assert len(lines) == 124
+    for line in lines:
+        theirs = fib_data.Trace.model_validate_json(line)
+        ours = Trace.model_validate_json(line)
+        assert theirs.evaluation.status.value == ours.evaluation.status.value == "PASSED"
+        assert theirs.evaluation.performance.latency_ms == ours.evaluation.performance.latency_ms

@@ -1,0 +1,23 @@
+"""kernelarena run over the example dataset on the CPU: our Triton kernels (under the interpreter) and the
+PyTorch solutions pass correctness on each definition's smallest workload."""
+
+from kernelarena.bench import RunConfig, TimingConfig, run
+from kernelarena.store import TraceSet
+
+SOLUTIONS = [
+    "rmsnorm_h4096_kernelarena_triton", "fused_add_rmsnorm_h8192_kernelarena_triton",
+    "kernelarena_triton_gqa_paged_decode_h32_kv8_d128_ps16",
+    "kernelarena_triton_gqa_paged_prefill_causal_h32_kv8_d128_ps16",
+    "rmsnorm_h4096_pytorch", "gqa_paged_decode_h32_kv8_d128_ps16_pytorch",
+]
+
+
+def test_triton_and_pytorch_solutions_pass_on_cpu(dataset_copy):
+    dataset = TraceSet.load(dataset_copy)
+    config = RunConfig(devices=("cpu",), correctness_rounds=2, timeout_s=240,
+                       timing=TimingConfig(warmup=0, reps=2, checked_calls=1))
+    report = run(dataset, config, solutions=SOLUTIONS, smallest=1)
+    status = {t.solution: (t.evaluation.status.value, t.evaluation.log[-500:]) for t in report.traces}
+    assert set(status) == set(SOLUTIONS)
+    assert all(s == "PASSED" for s, _ in status.values()), status
+    assert len(TraceSet.load(dataset_copy).traces_for("rmsnorm_h4096")) == 2

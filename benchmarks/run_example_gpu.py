@@ -34,7 +34,7 @@ from kernelarena.build import build_solution  # noqa: E402
 from kernelarena.store import TraceSet  # noqa: E402
 
 
-def compare_timers(dataset: TraceSet, solution: str, batch: int) -> dict:
+def compare_timers(dataset: TraceSet, solution: str, batch: int, host_ahead: bool = True) -> dict:
     """Median latency of one solution by our harness (cold L2, CUDA events) and by triton's do_bench."""
     import triton.testing
 
@@ -44,23 +44,27 @@ def compare_timers(dataset: TraceSet, solution: str, batch: int) -> dict:
     fn = build_solution(s, device="cuda:0")
     inputs = materialize_inputs(d, w, "cuda:0", 1, dataset.root)
     case = Case(inputs, allocate_outputs(d, w, "cuda:0"))
-    ours, _ = time_calls(lambda i: case.call(fn, True), 1, "cuda:0", TimingConfig(warmup=25, reps=200),
+    ours, _ = time_calls(lambda i: case.call(fn, True), 1, "cuda:0",
+                         TimingConfig(warmup=25, reps=200, host_ahead=host_ahead),
                          lambda i: tuple(case.outputs.values()), check=False)
     theirs = triton.testing.do_bench(lambda: case.call(fn, True), warmup=25, rep=100, return_mode="median")
-    return {"solution": solution, "workload": w.uuid, "batch": batch, "ours_ms": ours.median_ms,
+    return {"solution": solution, "workload": w.uuid, "batch": batch, "host_ahead": host_ahead,
+            "host_us": ours.host_overhead_us, "ours_ms": ours.median_ms,
             "do_bench_ms": theirs, "ratio": ours.median_ms / theirs}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ".")))
+    parser.add_argument("--definition", action="append", default=[], help="only these definitions")
+    parser.add_argument("--tag", default="", help="suffix of the output file names")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp()) / "dataset"
     shutil.copytree(ROOT / "examples" / "dataset", work)
     dataset = TraceSet.load(work)
 
     args.out.mkdir(parents=True, exist_ok=True)
-    live = open(args.out / "example_traces.jsonl", "w")
+    live = open(args.out / f"example_traces{args.tag}.jsonl", "w")
 
     def progress(trace) -> None:  # one line per trace as it lands, so a cut-off run still says where it was
         p = trace.evaluation.performance
@@ -70,13 +74,14 @@ def main() -> None:
         live.flush()
 
     started = time.perf_counter()
-    report = run(dataset, RunConfig(), on_trace=progress)
+    report = run(dataset, RunConfig(), definitions=args.definition, on_trace=progress)
     first_wall = time.perf_counter() - started
     started = time.perf_counter()
     second = run(dataset, RunConfig(), definitions=["rmsnorm_h4096"], save=False)
     second_wall = time.perf_counter() - started
 
     timers = [compare_timers(dataset, "rmsnorm_h4096_kernelarena_cuda", b) for b in (1024, 8192)]
+    timers += [compare_timers(dataset, "rmsnorm_h4096_kernelarena_triton", 1024, ahead) for ahead in (True, False)]
 
     gpu = torch.cuda.get_device_name(0)
     lines = [f"# kernelarena run on the example dataset", "",
@@ -102,10 +107,11 @@ def main() -> None:
                      + (f"{p.latency_ms * 1e3:.1f} | {p.reference_latency_ms * 1e3:.1f} | {p.speedup_factor:.2f}x |"
                         if p else "- | - | - |"))
     lines += ["", "Same kernel, two timers (cold L2 for ours; do_bench flushes L2 too):", "",
-              "| solution | batch | ours (us) | triton do_bench (us) | ours / do_bench |", "|---|---|---|---|---|"]
+              "| solution | batch | host ahead | host us per call | ours (us) | triton do_bench (us) | ours / do_bench |",
+              "|---|---|---|---|---|---|---|"]
     for c in timers:
-        lines.append(f"| {c['solution']} | {c['batch']} | {c['ours_ms'] * 1e3:.2f} | {c['do_bench_ms'] * 1e3:.2f} | "
-                     f"{c['ratio']:.3f} |")
+        lines.append(f"| {c['solution']} | {c['batch']} | {c['host_ahead']} | {c['host_us']:.1f} | "
+                     f"{c['ours_ms'] * 1e3:.2f} | {c['do_bench_ms'] * 1e3:.2f} | {c['ratio']:.3f} |")
     failures = [t for t in report.traces if not t.passed]
     if failures:
         lines += ["", "Failures (first line of the log):", ""]
@@ -113,7 +119,7 @@ def main() -> None:
                   f"{(t.evaluation.log.strip().splitlines() or [''])[-1][:200]}" for t in failures]
     text = "\n".join(lines) + "\n"
     print(text)
-    (args.out / "run_example.md").write_text(text)
+    (args.out / f"run_example{args.tag}.md").write_text(text)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,9 @@ class TimingConfig:
     CUDA graph and replayed (for very short kernels, removing launch gaps)."""
     input_copies: int = 4
     """Input sets rotated between calls, so a call does not find the previous call's data in cache."""
+    host_ahead: bool = True
+    """Before each timed GPU call, a sleep kernel as long as 1.5x the call's host time, so that the events time
+    device work and not a slow launcher (the host cost is recorded apart, as host_overhead_us)."""
     checked_calls: int = 3
     """Timed calls, chosen at random, whose outputs are verified (a solution cannot do less when timed)."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import random
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Tuple
@@ -9,14 +10,15 @@ from typing import Dict, Optional, Tuple
 AxesKey = Tuple[int, ...]
 
 
-class TracingPolicy:
+class TracingPolicy(abc.ABC):
     """Base of the policies. ``admit`` decides for one call (and counts it when admitted); ``saturated`` says
     that no later call with this key will be admitted, which lets the tracer skip such calls after a shape
     read; ``seed`` counts a workload the dataset already holds, so a restarted process does not record
     the same keys again."""
 
+    @abc.abstractmethod
     def admit(self, definition: str, key: AxesKey) -> bool:
-        raise NotImplementedError
+        """Whether to record this call."""
 
     def saturated(self, definition: str, key: AxesKey) -> bool:
         return False

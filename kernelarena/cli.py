@@ -63,7 +63,7 @@ def summary(path: Path = DATASET):
 def show(name: str = typer.Argument(..., help="A definition, solution or workload uuid."),
          path: Path = typer.Option(Path("examples/dataset"), "--dataset", "-d", help="Dataset folder.")):
     """Print one record as JSON, with the traces that mention it."""
-    from .report.tables import find_record
+    from .report.tables import find_record, traces_table
 
     dataset = _load(path)
     try:
@@ -73,6 +73,7 @@ def show(name: str = typer.Argument(..., help="A definition, solution or workloa
         raise typer.Exit(1)
     console.print(f"[bold]{kind}[/bold] {name}")
     console.print_json(record.to_json())
+    console.print(traces_table(dataset, name))
 
 
 @app.command()

@@ -36,3 +36,15 @@ def test_show_prints_a_record_or_says_it_is_missing(example_dataset):
 def test_missing_dataset_is_a_clear_error(tmp_path):
     result = kernelarena("validate", tmp_path / "absent")
     assert result.returncode == 2 and "dataset folder does not exist" in result.stdout
+
+
+def test_show_lists_the_traces_of_a_record(dataset_copy):
+    from kernelarena.store import TraceSet
+    from tests.store.test_traceset import trace
+
+    ds = TraceSet.load(dataset_copy)
+    w = ds.workloads_for("rmsnorm_h4096")[0]
+    ds.add_traces([trace("rmsnorm_h4096", w, "rmsnorm_h4096_pytorch", 0.25)])
+    result = kernelarena("show", "rmsnorm_h4096_pytorch", "--dataset", dataset_copy)
+    assert result.returncode == 0 and "1 traces mention rmsnorm_h4096_pytorch" in result.stdout
+    assert "250.0" in result.stdout and "PASSED" in result.stdout

@@ -42,6 +42,7 @@ def _worker_main(conn, device: str, config: RunConfig, root: Optional[str], log_
     from .evaluate import Evaluator
 
     evaluator = Evaluator(device, config, Path(root) if root else None)
+    conn.send("ready")
     while True:
         try:
             message = conn.recv()
@@ -82,6 +83,12 @@ class Worker:
                                              str(self.root) if self.root else None, str(self.log_path)))
         self.process.start()
         child.close()
+        # Wait until the worker has imported torch and set up its device, so start-up is counted as such.
+        if self.conn.poll(self.config.timeout_s):
+            try:
+                self.conn.recv()
+            except (EOFError, OSError):
+                pass  # it died at start: the first evaluation reports it with the worker's log
         self.startup_s += time.perf_counter() - started
 
     def stop(self) -> None:
@@ -125,7 +132,16 @@ class Worker:
             elif not self.process.is_alive():
                 self._restart()
             offset = self.log_path.stat().st_size
-            self.conn.send((definition.to_json(), solution.to_json(), [w.to_json() for w in pending]))
+            try:
+                self.conn.send((definition.to_json(), solution.to_json(), [w.to_json() for w in pending]))
+            except OSError:  # the worker died before taking the task (at start-up, say)
+                self.process.join(5)
+                log = (f"worker process for {self.device} is not running (exit code {self.process.exitcode}).\n"
+                       + self._log_since(0))
+                on_result(WorkerResult(failure_trace(definition.name, pending.pop(0), solution.name,
+                                                     Status.RUNTIME_ERROR, log, "cpu"), {}))
+                self._restart()
+                continue
             while pending:
                 started = time.perf_counter()
                 if not self.conn.poll(self.config.timeout_s):

@@ -52,3 +52,18 @@ def run_table(report) -> Table:
         table.add_row(row.definition, str(row.solutions), str(row.passed), str(row.failed), speedup,
                       row.best_solution or "-")
     return table
+
+
+def traces_table(dataset: TraceSet, name: str, limit: int = 20) -> Table:
+    """Traces of a definition, of a solution, or on a workload (newest last, at most ``limit``)."""
+    traces = [t for group in dataset.traces.values() for t in group
+              if name in (t.definition, t.solution, t.workload.uuid)]
+    table = Table(title=f"{len(traces)} traces mention {name}" + (f" (last {limit})" if len(traces) > limit else ""))
+    for column in ("solution", "workload axes", "status", "latency us", "speedup", "timestamp"):
+        table.add_column(column)
+    for t in traces[-limit:]:
+        p = t.evaluation.performance
+        table.add_row(t.solution, str(t.workload.axes), t.evaluation.status.value,
+                      f"{p.latency_ms * 1e3:.1f}" if p else "-", f"{p.speedup_factor:.2f}x" if p else "-",
+                      t.evaluation.timestamp)
+    return table

@@ -21,7 +21,6 @@ from .native import (
     NATIVE_LANGUAGES,
     check_compilers,
     native_toolchain,
-    needs_cuda_device,
     source_files,
     unavailable_without_gpu,
 )

@@ -15,17 +15,8 @@ from kernelarena.apply import ApplyConfig, RoutingPolicy, current_runtime
 from kernelarena.errors import DispatchError
 from kernelarena.schema import Status
 
-from .tiny_dataset import DEFINITION, HIDDEN, make_dataset, marking, solution, trace
+from .tiny_dataset import DEFINITION, HIDDEN, make_dataset, marking, scale_rows, scale_rows_into, solution, trace
 
-
-@kernelarena.apply(DEFINITION)
-def scale_rows(x, w):
-    return x * w
-
-
-@kernelarena.apply(DEFINITION)
-def scale_rows_into(x, w, y):
-    torch.mul(x, w, out=y)
 
 
 def ran(rows: int, dtype=torch.float32, hidden: int = HIDDEN) -> float:

@@ -7,12 +7,27 @@ import uuid as uuidlib
 from pathlib import Path
 from typing import Optional
 
+import torch
+
+import kernelarena
 from kernelarena.schema import (Correctness, Definition, Environment, Evaluation, Performance, Solution, Status,
                                 Trace, Workload)
 from kernelarena.store import TraceSet
 
 DEFINITION = "scale_rows_h8"
 HIDDEN = 8
+
+
+@kernelarena.apply(DEFINITION)
+def scale_rows(x, w):
+    """The value-returning call site the tests route (its body is the fallback)."""
+    return x * w
+
+
+@kernelarena.apply(DEFINITION)
+def scale_rows_into(x, w, y):
+    """The destination-passing call site the tests route (its body is the fallback)."""
+    torch.mul(x, w, out=y)
 
 
 def definition(name: str = DEFINITION) -> Definition:

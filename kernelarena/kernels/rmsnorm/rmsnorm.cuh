@@ -39,6 +39,29 @@ struct RmsnormParams {
   float eps;
 };
 
+// Kernel parameters from any tensor type with data_ptr(), size(i) and stride(i) (torch::Tensor in the PyTorch
+// binding, tvm::ffi::TensorView in the TVM-FFI one). The bindings check shapes and dtypes first.
+template <bool FUSED, typename Tensor>
+RmsnormParams make_params(const Tensor& x, const Tensor* residual, const Tensor& weight, const Tensor& out,
+                          const Tensor* residual_out, float eps) {
+  RmsnormParams p{};
+  p.x = x.data_ptr();
+  p.x_row_stride = x.stride(0);
+  p.weight = weight.data_ptr();
+  p.out = out.data_ptr();
+  p.out_row_stride = out.stride(0);
+  if constexpr (FUSED) {
+    p.residual = residual->data_ptr();
+    p.residual_row_stride = residual->stride(0);
+    p.residual_out = residual_out->data_ptr();
+    p.residual_out_row_stride = residual_out->stride(0);
+  }
+  p.rows = x.size(0);
+  p.hidden = static_cast<int>(x.size(1));
+  p.eps = eps;
+  return p;
+}
+
 template <typename T>
 struct Pair;
 template <>

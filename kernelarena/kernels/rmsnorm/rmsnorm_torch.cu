@@ -35,23 +35,12 @@ void launch(const torch::Tensor& x, const torch::Tensor* residual, const torch::
               "weight must be a contiguous CUDA tensor of shape [", x.size(1), "]");
   TORCH_CHECK(weight.scalar_type() == x.scalar_type(), "weight dtype must match x");
   check_rows(out, x, "out");
-  RmsnormParams p{};
-  p.x = x.data_ptr();
-  p.x_row_stride = x.stride(0);
-  p.weight = weight.data_ptr();
-  p.out = out.data_ptr();
-  p.out_row_stride = out.stride(0);
   if constexpr (FUSED) {
     check_rows(*residual, x, "residual");
     check_rows(*residual_out, x, "residual_out");
-    p.residual = residual->data_ptr();
-    p.residual_row_stride = residual->stride(0);
-    p.residual_out = residual_out->data_ptr();
-    p.residual_out_row_stride = residual_out->stride(0);
   }
-  p.rows = x.size(0);
-  p.hidden = static_cast<int>(x.size(1));
-  p.eps = static_cast<float>(eps);
+  const RmsnormParams p = kernelarena_rmsnorm::make_params<FUSED>(x, residual, weight, out, residual_out,
+                                                                  static_cast<float>(eps));
   TORCH_CHECK(p.hidden > 0 && p.hidden <= kernelarena_rmsnorm::kMaxHidden, "hidden size ", x.size(1),
               " is outside 1..", kernelarena_rmsnorm::kMaxHidden);
   const c10::cuda::CUDAGuard guard(x.device());

@@ -33,23 +33,12 @@ void launch_tvm_ffi(tvm::ffi::TensorView x, const tvm::ffi::TensorView* residual
   check_rows(out, x, "output");
   if (weight.ndim() != 1 || weight.size(0) != x.size(1) || weight.stride(0) != 1)
     TVM_FFI_THROW(ValueError) << "weight must be contiguous of shape [hidden_size]";
-  RmsnormParams p{};
-  p.x = x.data_ptr();
-  p.x_row_stride = x.stride(0);
-  p.weight = weight.data_ptr();
-  p.out = out.data_ptr();
-  p.out_row_stride = out.stride(0);
   if constexpr (FUSED) {
     check_rows(*residual, x, "residual");
     check_rows(*residual_out, x, "residual_out");
-    p.residual = residual->data_ptr();
-    p.residual_row_stride = residual->stride(0);
-    p.residual_out = residual_out->data_ptr();
-    p.residual_out_row_stride = residual_out->stride(0);
   }
-  p.rows = x.size(0);
-  p.hidden = static_cast<int>(x.size(1));
-  p.eps = kDatasetEps;
+  const RmsnormParams p = kernelarena_rmsnorm::make_params<FUSED>(x, residual, weight, out, residual_out,
+                                                                  kDatasetEps);
   auto stream = static_cast<cudaStream_t>(TVMFFIEnvGetStream(x.device().device_type, x.device().device_id));
   cudaError_t err;
   if (is_half_width_float(x.dtype(), kDLBfloat))

@@ -84,7 +84,7 @@ def compile_sm90() -> None:
     from triton.backends.nvidia.compiler import get_ptxas
     from triton.compiler.compiler import ASTSource
 
-    from kernelarena.kernels.attention.paged_kernel import MERGE_CHUNKS, paged_attention_kernel
+    from kernelarena.kernels.attention.paged_kernel import MERGE_ROWS, merge_chunks, paged_attention_kernel
 
     fn = paged_attention_kernel
     pointers = {"Q": "*bf16", "K": "*bf16", "V": "*bf16", "O": "*bf16", "LSE": "*fp32", "O_PART": "*fp32",
@@ -94,8 +94,8 @@ def compile_sm90() -> None:
     print(f"triton {triton.__version__}, ptxas {ptxas}")
     for label, group, dim, bm, bn, warps, stages, causal, window, cap, split in COMPILE_CASES:
         consts = dict(GROUP=group, HEAD_DIM=dim, PAGE_SIZE=16, BLOCK_M=bm, BLOCK_N=bn, CAUSAL=causal,
-                      USE_WINDOW=window, USE_SOFT_CAP=cap, WRITE_LSE=True, UPCAST=False, MERGE_CHUNKS=MERGE_CHUNKS,
-                      SPLIT=split)
+                      USE_WINDOW=window, USE_SOFT_CAP=cap, WRITE_LSE=True, UPCAST=False, SPLIT=split,
+                      STATIC=not causal, MERGE_ROWS=MERGE_ROWS, MERGE_CHUNKS=merge_chunks(dim))
         sig = {n: pointers.get(n) or ("constexpr" if n in consts else "fp32" if n.endswith("scale") else "i32")
                for n in fn.arg_names}
         attrs = {(fn.arg_names.index(n),): [["tt.divisibility", 16]] for n in fn.arg_names

@@ -77,6 +77,7 @@ DECODE_CASES = [
     ([31, 50, 2], 8, 1, 64, 5, "NHD", False, 16, 30.0, -1),
     ([70, 12], 4, 2, 64, 8, "HND", True, 32, 0.0, 10),
     ([1], 2, 2, 64, 1, "NHD", False, None, 0.0, -1),
+    ([600, 3], 8, 2, 64, 16, "NHD", False, 16, 0.0, -1),  # 38 chunks: the merge takes several steps
 ]
 
 

@@ -22,7 +22,12 @@ from triton import knobs
 LOG2E = 1.4426950408889634
 _HEADER = tl.constexpr(8)  # scheduler.HEADER
 _ITEM_FIELDS = tl.constexpr(12)  # scheduler.ITEM_FIELDS
-MERGE_CHUNKS = 16  # chunks a merge loads at once (more are taken in further steps)
+MERGE_ROWS = 4  # tile rows a merge combines at once
+
+
+def merge_chunks(head_dim: int) -> int:
+    """Chunks a merge loads at once (more take further steps): MERGE_ROWS x that x head_dim floats in flight."""
+    return max(8, min(32, 2048 // head_dim))
 
 
 @triton.jit
@@ -78,97 +83,127 @@ def _attend_block(
 def paged_attention_kernel(
     Q, K, V, O, LSE, O_PART, LSE_PART, WORK, KV_INDICES,
     stride_qt, stride_qh, stride_ot, stride_oh, stride_lt, stride_kp, stride_kt, stride_kh,
+    score_scale, cap_scale, window_left, num_kv_heads,
+    GROUP: tl.constexpr, HEAD_DIM: tl.constexpr, PAGE_SIZE: tl.constexpr, BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr, CAUSAL: tl.constexpr, USE_WINDOW: tl.constexpr, USE_SOFT_CAP: tl.constexpr,
+    WRITE_LSE: tl.constexpr, UPCAST: tl.constexpr, SPLIT: tl.constexpr, STATIC: tl.constexpr,
+    MERGE_ROWS: tl.constexpr, MERGE_CHUNKS: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    nprog = tl.num_programs(0)
+    # STATIC: program p runs items p, p + nprog, ... (no shared counter: the shortest dependency chain, for
+    # lists of similar items). Otherwise programs take the next item from a shared counter (header word 4),
+    # which balances uneven items (causal tiles, listed longest first) over whichever programs are resident;
+    # the last program to finish resets the counters.
+    if STATIC:
+        w = pid
+    else:
+        w = tl.atomic_add(WORK + 4, 1)
+    # The item's fields are loaded together with the header (one round trip): the buffer is larger than any
+    # list, so a program without an item reads unused words and leaves at once.
+    fields = _load_item(WORK, w, num_kv_heads)
+    num_items = tl.load(WORK)
+    counter_offset = tl.load(WORK + 6)
+    while w < num_items:
+        _attend_item(Q, K, V, O, LSE, O_PART, LSE_PART, WORK, KV_INDICES, fields, w % num_kv_heads, num_kv_heads,
+                     counter_offset, stride_qt, stride_qh, stride_ot, stride_oh, stride_lt, stride_kp, stride_kt,
+                     stride_kh, score_scale, cap_scale, window_left,
+                     GROUP, HEAD_DIM, PAGE_SIZE, BLOCK_M, BLOCK_N, CAUSAL, USE_WINDOW, USE_SOFT_CAP, WRITE_LSE,
+                     UPCAST, SPLIT, MERGE_ROWS, MERGE_CHUNKS)
+        if STATIC:
+            w += nprog
+        else:
+            w = tl.atomic_add(WORK + 4, 1)
+        fields = _load_item(WORK, w, num_kv_heads)
+    if not STATIC:
+        # Every program has made its last fetch before it counts itself done, so the last one may reset.
+        if tl.atomic_add(WORK + 5, 1) == nprog - 1:
+            tl.atomic_xchg(WORK + 4, 0)
+            tl.atomic_xchg(WORK + 5, 0)
+
+
+@triton.jit
+def _load_item(WORK, w, num_kv_heads):
+    """The fields of item w that the kernel reads (scheduler.ITEM_FIELDS; item w is entry w // num_kv_heads)."""
+    item = WORK + _HEADER + (w // num_kv_heads) * _ITEM_FIELDS
+    return (tl.load(item), tl.load(item + 1), tl.load(item + 2), tl.load(item + 3), tl.load(item + 5),
+            tl.load(item + 6), tl.load(item + 7), tl.load(item + 8), tl.load(item + 9), tl.load(item + 10),
+            tl.load(item + 11))
+
+
+@triton.jit
+def _attend_item(
+    Q, K, V, O, LSE, O_PART, LSE_PART, WORK, KV_INDICES, fields, kv_head, num_kv_heads, counter_offset,
+    stride_qt, stride_qh, stride_ot, stride_oh, stride_lt, stride_kp, stride_kt, stride_kh,
     score_scale, cap_scale, window_left,
     GROUP: tl.constexpr, HEAD_DIM: tl.constexpr, PAGE_SIZE: tl.constexpr, BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr, CAUSAL: tl.constexpr, USE_WINDOW: tl.constexpr, USE_SOFT_CAP: tl.constexpr,
-    WRITE_LSE: tl.constexpr, UPCAST: tl.constexpr, MERGE_CHUNKS: tl.constexpr, SPLIT: tl.constexpr,
+    WRITE_LSE: tl.constexpr, UPCAST: tl.constexpr, SPLIT: tl.constexpr, MERGE_ROWS: tl.constexpr,
+    MERGE_CHUNKS: tl.constexpr,
 ):
-    nprog = tl.num_programs(0)
-    num_items = tl.load(WORK)
-    num_kv_heads = tl.load(WORK + 3)
-    counter_offset = tl.load(WORK + 6)
+    """One work item: a query tile against one KV chunk, for one KV head (fields: ``_load_item``)."""
+    tok_base, qo_len, kv_len, row_start, kv_lo, kv_hi, page_base, slot, tile, num_chunks, first_entry = fields
     offs_m = tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, HEAD_DIM)
-    # Programs take items from a shared counter (header word 4), so the list is balanced across the
-    # programs that are resident, whatever the occupancy; the last program to finish resets the counters.
-    w = tl.atomic_add(WORK + 4, 1)
-    while w < num_items:
-        # Item w is entry w // num_kv_heads of the list, run for KV head w % num_kv_heads.
-        kv_head = w % num_kv_heads
-        item = WORK + _HEADER + (w // num_kv_heads) * _ITEM_FIELDS
-        tok_base = tl.load(item)
-        qo_len = tl.load(item + 1)
-        kv_len = tl.load(item + 2)
-        row_start = tl.load(item + 3)
-        kv_lo = tl.load(item + 5)
-        kv_hi = tl.load(item + 6)
-        page_base = tl.load(item + 7)
-        slot = tl.load(item + 8)
 
-        rows = row_start + offs_m
-        tok = rows // GROUP
-        row_ok = tok < qo_len
-        q_head = kv_head * GROUP + rows % GROUP
-        q_off = (tok_base + tok).to(tl.int64) * stride_qt + q_head * stride_qh
-        q = tl.load(Q + q_off[:, None] + offs_d[None, :], mask=row_ok[:, None], other=0.0)
-        if UPCAST:
-            q = q.to(tl.float32)
-        diag = tok + (kv_len - qo_len)  # last KV position each row may see (causal)
-        head_off = kv_head.to(tl.int64) * stride_kh
+    rows = row_start + offs_m
+    tok = rows // GROUP
+    row_ok = tok < qo_len
+    q_head = kv_head * GROUP + rows % GROUP
+    q_off = (tok_base + tok).to(tl.int64) * stride_qt + q_head * stride_qh
+    q = tl.load(Q + q_off[:, None] + offs_d[None, :], mask=row_ok[:, None], other=0.0)
+    if UPCAST:
+        q = q.to(tl.float32)
+    diag = tok + (kv_len - qo_len)  # last KV position each row may see (causal)
+    head_off = kv_head.to(tl.int64) * stride_kh
 
-        m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
-        l_i = tl.zeros([BLOCK_M], tl.float32)
-        acc = tl.zeros([BLOCK_M, HEAD_DIM], tl.float32)
-        # Blocks wholly inside every row's visible range skip the masks; the rest are masked.
-        limit = kv_hi
-        if CAUSAL:
-            limit = tl.minimum(limit, row_start // GROUP + kv_len - qo_len + 1)
-        full_hi = kv_lo + tl.maximum(limit - kv_lo, 0) // BLOCK_N * BLOCK_N
-        if USE_WINDOW:
-            full_hi = kv_lo
-        for start in range(kv_lo, full_hi, BLOCK_N):
-            acc, m_i, l_i = _attend_block(
-                acc, m_i, l_i, q, K, V, KV_INDICES, page_base, start, kv_hi, head_off, offs_d, diag,
-                window_left, stride_kp, stride_kt, score_scale, cap_scale,
-                PAGE_SIZE, BLOCK_N, False, CAUSAL, USE_WINDOW, USE_SOFT_CAP, UPCAST,
-            )
-        for start in range(full_hi, kv_hi, BLOCK_N):
-            acc, m_i, l_i = _attend_block(
-                acc, m_i, l_i, q, K, V, KV_INDICES, page_base, start, kv_hi, head_off, offs_d, diag,
-                window_left, stride_kp, stride_kt, score_scale, cap_scale,
-                PAGE_SIZE, BLOCK_N, True, CAUSAL, USE_WINDOW, USE_SOFT_CAP, UPCAST,
-            )
+    m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
+    l_i = tl.zeros([BLOCK_M], tl.float32)
+    acc = tl.zeros([BLOCK_M, HEAD_DIM], tl.float32)
+    # Blocks wholly inside every row's visible range skip the masks; the rest are masked.
+    limit = kv_hi
+    if CAUSAL:
+        limit = tl.minimum(limit, row_start // GROUP + kv_len - qo_len + 1)
+    full_hi = kv_lo + tl.maximum(limit - kv_lo, 0) // BLOCK_N * BLOCK_N
+    if USE_WINDOW:
+        full_hi = kv_lo
+    for start in range(kv_lo, full_hi, BLOCK_N):
+        acc, m_i, l_i = _attend_block(
+            acc, m_i, l_i, q, K, V, KV_INDICES, page_base, start, kv_hi, head_off, offs_d, diag,
+            window_left, stride_kp, stride_kt, score_scale, cap_scale,
+            PAGE_SIZE, BLOCK_N, False, CAUSAL, USE_WINDOW, USE_SOFT_CAP, UPCAST,
+        )
+    for start in range(full_hi, kv_hi, BLOCK_N):
+        acc, m_i, l_i = _attend_block(
+            acc, m_i, l_i, q, K, V, KV_INDICES, page_base, start, kv_hi, head_off, offs_d, diag,
+            window_left, stride_kp, stride_kt, score_scale, cap_scale,
+            PAGE_SIZE, BLOCK_N, True, CAUSAL, USE_WINDOW, USE_SOFT_CAP, UPCAST,
+        )
 
-        has = l_i > 0.0
-        out = acc / tl.where(has, l_i, 1.0)[:, None]
-        lse = tl.where(has, m_i + tl.log2(tl.where(has, l_i, 1.0)), float("-inf"))
-        if SPLIT:
-            if slot < 0:
-                _store_rows(O, LSE, out, lse, tok_base, tok, q_head, row_ok, offs_d, stride_ot, stride_oh, stride_lt,
-                            WRITE_LSE)
-            else:
-                p_rows = (slot * num_kv_heads + kv_head).to(tl.int64) * BLOCK_M + offs_m
-                tl.store(O_PART + p_rows[:, None] * HEAD_DIM + offs_d[None, :], out, mask=row_ok[:, None])
-                tl.store(LSE_PART + p_rows, lse, mask=row_ok)
-                # The chunk of a (tile, head) that finishes last merges all its chunks, so a split schedule
-                # needs no second launch. The barrier orders every thread's partial stores before the
-                # counter's release; the acquire on the other side makes the other chunks' stores visible.
-                tl.debug_barrier()
-                counter = WORK + counter_offset + tl.load(item + 9) * num_kv_heads + kv_head
-                num_chunks = tl.load(item + 10)
-                if tl.atomic_add(counter, 1, sem="acq_rel", scope="gpu") == num_chunks - 1:
-                    _merge_chunks(O, LSE, O_PART, LSE_PART, tl.load(item + 11), num_chunks, num_kv_heads, kv_head,
-                                  row_start, qo_len, tok_base, stride_ot, stride_oh, stride_lt,
-                                  GROUP, HEAD_DIM, BLOCK_M, MERGE_CHUNKS, WRITE_LSE)
-                    tl.atomic_xchg(counter, 0)  # ready for the next run of the same plan (graph replay)
-        else:
+    has = l_i > 0.0
+    out = acc / tl.where(has, l_i, 1.0)[:, None]
+    lse = tl.where(has, m_i + tl.log2(tl.where(has, l_i, 1.0)), float("-inf"))
+    if SPLIT:
+        if slot < 0:
             _store_rows(O, LSE, out, lse, tok_base, tok, q_head, row_ok, offs_d, stride_ot, stride_oh, stride_lt,
                         WRITE_LSE)
-        w = tl.atomic_add(WORK + 4, 1)
-    # Every program has made its last fetch before it counts itself done, so the last one may reset.
-    if tl.atomic_add(WORK + 5, 1) == nprog - 1:
-        tl.atomic_xchg(WORK + 4, 0)
-        tl.atomic_xchg(WORK + 5, 0)
+        else:
+            p_rows = (slot * num_kv_heads + kv_head).to(tl.int64) * BLOCK_M + offs_m
+            tl.store(O_PART + p_rows[:, None] * HEAD_DIM + offs_d[None, :], out, mask=row_ok[:, None])
+            tl.store(LSE_PART + p_rows, lse, mask=row_ok)
+            # The chunk of a (tile, head) that finishes last merges all its chunks, so a split schedule
+            # needs no second launch. The barrier orders every thread's partial stores before the
+            # counter's release; the acquire on the other side makes the other chunks' stores visible.
+            tl.debug_barrier()
+            counter = WORK + counter_offset + tile * num_kv_heads + kv_head
+            if tl.atomic_add(counter, 1, sem="acq_rel", scope="gpu") == num_chunks - 1:
+                _merge_chunks(O, LSE, O_PART, LSE_PART, first_entry, num_chunks, num_kv_heads, kv_head,
+                              row_start, qo_len, tok_base, stride_ot, stride_oh, stride_lt,
+                              GROUP, HEAD_DIM, BLOCK_M, MERGE_ROWS, MERGE_CHUNKS, WRITE_LSE)
+                tl.atomic_xchg(counter, 0)  # ready for the next run of the same plan (graph replay)
+    else:
+        _store_rows(O, LSE, out, lse, tok_base, tok, q_head, row_ok, offs_d, stride_ot, stride_oh, stride_lt,
+                    WRITE_LSE)
 
 
 @triton.jit
@@ -184,50 +219,58 @@ def _store_rows(O, LSE, out, lse, tok_base, tok, q_head, row_ok, offs_d, stride_
 def _merge_chunks(
     O, LSE, O_PART, LSE_PART, first_entry, num_chunks, num_kv_heads, kv_head, row_start, qo_len, tok_base,
     stride_ot, stride_oh, stride_lt,
-    GROUP: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, MERGE_CHUNKS: tl.constexpr,
-    WRITE_LSE: tl.constexpr,
+    GROUP: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, MERGE_ROWS: tl.constexpr,
+    MERGE_CHUNKS: tl.constexpr, WRITE_LSE: tl.constexpr,
 ):
-    """Log-sum-exp merge of one (tile, KV head)'s chunk partials into O (and LSE), one tile row at a time.
+    """Log-sum-exp merge of one (tile, KV head)'s chunk partials into O (and LSE).
 
-    The chunks of a row are loaded together (MERGE_CHUNKS at a time), so their loads are in flight at once;
-    rows are independent. Merged: v = sum 2^s_c v_c / sum 2^s_c, lse = log2(sum 2^s_c).
+    MERGE_ROWS tile rows at a time, in two passes over the chunks (MERGE_CHUNKS loaded together): the
+    lses give each row's maximum and total weight, then the weighted partial outputs are summed. A pass's
+    loads do not depend on each other, so they are in flight together. Merged: v = sum 2^s_c v_c / sum 2^s_c,
+    lse = log2(sum 2^s_c).
     """
     offs_c = tl.arange(0, MERGE_CHUNKS)
+    offs_r = tl.arange(0, MERGE_ROWS)
     offs_d = tl.arange(0, HEAD_DIM)
     num_rows = tl.minimum(qo_len * GROUP - row_start, BLOCK_M)
-    for r in range(0, num_rows):
-        row = row_start + r
-        m = tl.full([MERGE_CHUNKS], float("-inf"), tl.float32)
-        denom = tl.zeros([MERGE_CHUNKS], tl.float32)
-        acc = tl.zeros([MERGE_CHUNKS, HEAD_DIM], tl.float32)
-        # Each lane of MERGE_CHUNKS keeps its own running state; the lanes are combined at the end.
+    base = (first_entry * num_kv_heads + kv_head).to(tl.int64) * BLOCK_M  # chunk 0's row 0
+    chunk_stride = num_kv_heads * BLOCK_M
+    for r0 in range(0, num_rows, MERGE_ROWS):
+        r = r0 + offs_r
+        r_ok = r < num_rows
+        # Pass 1: per row, the largest lse and the total weight relative to it (online over chunk blocks).
+        m = tl.full([MERGE_ROWS], float("-inf"), tl.float32)
+        total = tl.zeros([MERGE_ROWS], tl.float32)
         for c0 in range(0, num_chunks, MERGE_CHUNKS):
             c = c0 + offs_c
-            c_ok = c < num_chunks
-            p_row = ((first_entry + c) * num_kv_heads + kv_head).to(tl.int64) * BLOCK_M + r
+            ok = (c < num_chunks)[:, None] & r_ok[None, :]
             # .cg: read from L2, where other SMs' partial stores are (never from this SM's L1).
-            s = tl.load(LSE_PART + p_row, mask=c_ok, other=float("-inf"), cache_modifier=".cg")
-            o = tl.load(O_PART + p_row[:, None] * HEAD_DIM + offs_d[None, :], mask=c_ok[:, None], other=0.0,
+            s = tl.load(LSE_PART + base + (c * chunk_stride)[:, None] + r[None, :], mask=ok, other=float("-inf"),
                         cache_modifier=".cg")
-            m_new = tl.maximum(m, s)
+            m_new = tl.maximum(m, tl.max(s, 0))
             m_use = tl.where(m_new == float("-inf"), 0.0, m_new)
-            a = tl.exp2(m - m_use)
-            b = tl.exp2(s - m_use)
-            acc = acc * a[:, None] + o * b[:, None]
-            denom = denom * a + b
+            total = total * tl.exp2(m - m_use) + tl.sum(tl.exp2(s - m_use[None, :]), 0)
             m = m_new
-        m_all = tl.max(m, 0)
-        m_all_use = tl.where(m_all == float("-inf"), 0.0, m_all)
-        wgt = tl.exp2(m - m_all_use)
-        total = tl.sum(denom * wgt, 0)
-        value = tl.sum(acc * wgt[:, None], 0) / tl.where(total > 0.0, total, 1.0)
+        m_use = tl.where(m == float("-inf"), 0.0, m)
+        scale = 1.0 / tl.where(total > 0.0, total, 1.0)
+        # Pass 2: the weighted sum of the partial outputs.
+        acc = tl.zeros([MERGE_ROWS, HEAD_DIM], tl.float32)
+        for c0 in range(0, num_chunks, MERGE_CHUNKS):
+            c = c0 + offs_c
+            ok = (c < num_chunks)[:, None] & r_ok[None, :]
+            p_row = base + (c * chunk_stride)[:, None] + r[None, :]
+            s = tl.load(LSE_PART + p_row, mask=ok, other=float("-inf"), cache_modifier=".cg")
+            o = tl.load(O_PART + p_row[:, :, None] * HEAD_DIM + offs_d[None, None, :], mask=ok[:, :, None],
+                        other=0.0, cache_modifier=".cg")
+            acc += tl.sum(o * (tl.exp2(s - m_use[None, :]) * scale[None, :])[:, :, None], 0)
+        row = row_start + r
         tok = row // GROUP
         q_head = kv_head * GROUP + row % GROUP
         o_off = (tok_base + tok).to(tl.int64) * stride_ot + q_head * stride_oh
-        tl.store(O + o_off + offs_d, value.to(O.dtype.element_ty))
+        tl.store(O + o_off[:, None] + offs_d[None, :], acc.to(O.dtype.element_ty), mask=r_ok[:, None])
         if WRITE_LSE:
-            lse = tl.where(total > 0.0, m_all_use + tl.log2(tl.where(total > 0.0, total, 1.0)), float("-inf"))
-            tl.store(LSE + (tok_base + tok).to(tl.int64) * stride_lt + q_head, lse)
+            lse = tl.where(total > 0.0, m_use + tl.log2(tl.where(total > 0.0, total, 1.0)), float("-inf"))
+            tl.store(LSE + (tok_base + tok).to(tl.int64) * stride_lt + q_head, lse, mask=r_ok)
 
 
 def score_scales(sm_scale: float, logits_soft_cap: float) -> tuple[float, float]:
@@ -296,6 +339,9 @@ class PagedAttentionLauncher:
     """
 
     fast_launch = True  # False: always Triton's ordinary launch path (the benchmark compares the two)
+    # None: items are handed out by a shared counter for causal schedules (uneven items, longest first) and
+    # statically (program p runs items p, p + programs, ...) otherwise; True/False force one (for tuning).
+    static_schedule = None
 
     def __init__(self, device: torch.device):
         self.device = device
@@ -321,11 +367,14 @@ class PagedAttentionLauncher:
         # Compile-time constants, in the kernel's parameter order, minus WRITE_LSE/UPCAST (set per call).
         self._consts = (group_size, head_dim, page_size, block_m, block_n, bool(causal), window_left >= 0,
                         logits_soft_cap > 0)
+        static = (not causal) if self.static_schedule is None else self.static_schedule
+        self._tail_consts = (self._split, bool(static), MERGE_ROWS, merge_chunks(head_dim))
+        self._group = group_size
         self._options = {"num_warps": num_warps, "num_stages": num_stages}
         self._upcast = o_part.device.type == "cpu"
         if self._fast:
             aligned = tuple(t.data_ptr() & 15 for t in (o_part, lse_part, work, kv_indices))
-            self._plan_key = (aligned, self._scalars[2], self._consts, num_warps, num_stages, self._split)
+            self._plan_key = (aligned, self._scalars[2], self._consts, num_warps, num_stages, self._tail_consts)
 
     def __call__(self, q, k, v, out, lse, kv_strides):
         write_lse = lse is not None
@@ -333,11 +382,11 @@ class PagedAttentionLauncher:
         stride_lt = lse.stride(0) if write_lse else 0
         args = (q, k, v, out, lse_arg, self.o_part, self.lse_part, self.work, self.kv_indices,
                 q.stride(0), q.stride(1), out.stride(0), out.stride(1), stride_lt, *kv_strides, *self._scalars,
-                *self._consts, write_lse,
+                q.shape[1] // self._group, *self._consts, write_lse,
                 # Triton's CPU interpreter computes bf16 dot products wrongly (3.9): it gets float32 operands.
-                self._upcast, MERGE_CHUNKS, self._split)
+                self._upcast, *self._tail_consts)
         if self._fast:
-            key = (self._plan_key, q.dtype, args[9:17], q.data_ptr() & 15, k.data_ptr() & 15,
+            key = (self._plan_key, q.dtype, args[9:17], args[20], q.data_ptr() & 15, k.data_ptr() & 15,
                    v.data_ptr() & 15, out.data_ptr() & 15, lse_arg.data_ptr() & 15, write_lse)
             kernel = self._compiled.get(key)
             if kernel is not None and _launch_hooks_idle():

@@ -1,0 +1,122 @@
+"""Tuning sweep for the paged-attention kernel: config variants side by side with FlashInfer, per case.
+
+bench_attention.py makes the headline table with the default configs; this script times variants of the
+kernel config and of the item schedule (static round robin or a shared counter) on chosen cases, so a
+default can be picked from data. Same problems, same timer (do_bench median, L2 flushed each call).
+
+    python benchmarks/sweep_attention.py                       # decode and prefill variants, table to $OUT
+    python benchmarks/sweep_attention.py --only decode --cases 1x1024,1x4096
+    python benchmarks/sweep_attention.py --profile 1x1024      # plan once, run 20 times (for ncu)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import asdict
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench_attention as ba  # noqa: E402
+
+from kernelarena.kernels.attention import KernelConfig  # noqa: E402
+from kernelarena.kernels.attention.paged_kernel import PagedAttentionLauncher  # noqa: E402
+
+# name: (config, static schedule)   config = (block_m, block_n, warps, stages, ctas_per_sm, min_chunk, split)
+DECODE_VARIANTS = {
+    "default": (None, None),
+    "counter": (KernelConfig(16, 64, 4, 3, 4, 128, 4), False),
+    "chunk256": (KernelConfig(16, 64, 4, 3, 4, 256, 4), True),
+    "chunk512": (KernelConfig(16, 64, 4, 3, 4, 512, 4), True),
+    "split1": (KernelConfig(16, 64, 4, 3, 4, 128, 1), True),
+    "split2": (KernelConfig(16, 64, 4, 3, 4, 128, 2), True),
+    "cta2_c256": (KernelConfig(16, 64, 4, 3, 2, 256, 2), True),
+    "bn128_s2": (KernelConfig(16, 128, 4, 2, 2, 256, 2), True),
+    "bn32_s4": (KernelConfig(16, 32, 4, 4, 4, 128, 4), True),
+}
+PREFILL_VARIANTS = {
+    "default": (None, None),
+    "128x64_w4_s4": (KernelConfig(128, 64, 4, 4, 2, 512, 1), None),
+    "128x64_w8_s4": (KernelConfig(128, 64, 8, 4, 1, 512, 1), None),
+    "128x128_w8_s3": (KernelConfig(128, 128, 8, 3, 1, 512, 1), None),
+    "128x32_w4_s4": (KernelConfig(128, 32, 4, 4, 2, 512, 1), None),
+    "64x64_w4_s4": (KernelConfig(64, 64, 4, 4, 3, 512, 1), None),
+}
+DECODE_CASES = "1x1024,1x4096,16x1024,16x8192,64x1024,64x4096,128x1024,256x8192"
+PREFILL_CASES = "4x1024x4096,16x512x4096"
+
+
+def with_schedule(static, fn):
+    PagedAttentionLauncher.static_schedule = static
+    try:
+        return fn()
+    finally:
+        PagedAttentionLauncher.static_schedule = None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=("decode", "prefill"))
+    parser.add_argument("--cases", help=f"decode BxKV list (default {DECODE_CASES})")
+    parser.add_argument("--prefill-cases", default=PREFILL_CASES, help="BxQOxKV list")
+    parser.add_argument("--variants", help="comma-separated variant names (default: all)")
+    parser.add_argument("--profile", help="decode case BxKV: plan once and run 20 times with the default (ncu)")
+    parser.add_argument("--out", default=os.environ.get("OUT", "."))
+    args = parser.parse_args()
+    device = torch.device("cuda")
+    cases = [tuple(map(int, c.split("x"))) for c in (args.profile or args.cases or DECODE_CASES).split(",")]
+    pcases = [tuple(map(int, c.split("x"))) for c in args.prefill_cases.split(",")]
+    max_tokens = max([b * n for b, n in cases] + [b * n for b, _, n in pcases])
+    cache = torch.empty(max_tokens // ba.PAGE, 2, ba.PAGE, ba.HKV, ba.D, dtype=torch.bfloat16,
+                        device=device).normal_()
+    ws = torch.empty(256 << 20, dtype=torch.uint8, device=device)
+    fi_ws = torch.empty(256 << 20, dtype=torch.uint8, device=device)
+    if args.profile:
+        p = ba.Problem(cache, *cases[0][:1], 1, cases[0][1], seed=1)
+        _, run, _ = ba.ours_decode(p, ws)
+        for _ in range(20):
+            run()
+        torch.cuda.synchronize()
+        return
+    wanted = set(args.variants.split(",")) if args.variants else None
+    rows = []
+    if args.only != "prefill":
+        for batch, kv_len in cases:
+            p = ba.Problem(cache, batch, 1, kv_len, seed=batch * 7 + kv_len)
+            fi_us = min(ba.measure(lambda: ba.flashinfer_decode(p, fi_ws, tc), False, 1)[0] for tc in (False, True))
+            ref = None
+            for name, (config, static) in DECODE_VARIANTS.items():
+                if wanted and name not in wanted:
+                    continue
+                us, _, out = with_schedule(static, lambda: ba.measure(lambda: ba.ours_decode(p, ws, config), False, 1))
+                ref = out.clone() if ref is None else ref
+                err = ba.rel_err(out, ref)
+                rows.append({"kind": "decode", "case": f"{batch}x{kv_len}", "variant": name, "us": us, "fi_us": fi_us,
+                             "tbs": p.kv_bytes() / us / 1e6, "err_vs_first": err,
+                             "config": asdict(config) if config else None, "static": static, **ba.kernel_resources()})
+                print(f"decode {batch}x{kv_len:<5d} {name:10s} {us:8.1f} us  FI {fi_us:8.1f}  x{fi_us / us:.2f}  "
+                      f"{p.kv_bytes() / us / 1e6:.2f} TB/s  err {err:.1e}  {ba.kernel_resources()}", flush=True)
+    if args.only != "decode":
+        for batch, qo_len, kv_len in pcases:
+            p = ba.Problem(cache, batch, qo_len, kv_len, seed=batch + qo_len)
+            fi_us = min(ba.measure(lambda: ba.flashinfer_prefill(p, fi_ws, b), False, 1)[0] for b in ("fa2", "fa3"))
+            for name, (config, static) in PREFILL_VARIANTS.items():
+                if wanted and name not in wanted:
+                    continue
+                us, _, _ = with_schedule(static, lambda: ba.measure(lambda: ba.ours_prefill(p, ws, config), False, 1))
+                tf = p.causal_flops() / us / 1e6
+                rows.append({"kind": "prefill", "case": f"{batch}x{qo_len}x{kv_len}", "variant": name, "us": us,
+                             "fi_us": fi_us, "tflops": tf, "config": asdict(config) if config else None,
+                             **ba.kernel_resources()})
+                print(f"prefill {batch}x{qo_len}x{kv_len} {name:14s} {us:8.1f} us  FI {fi_us:8.1f}  x{fi_us / us:.2f}  "
+                      f"{tf:.0f} TFLOP/s  {ba.kernel_resources()}", flush=True)
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "attention_sweep.json"), "w") as f:
+        json.dump({"device": torch.cuda.get_device_name(device), "rows": rows}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -95,7 +95,7 @@ def compile_sm90() -> None:
     for label, group, dim, bm, bn, warps, stages, causal, window, cap, split in COMPILE_CASES:
         consts = dict(GROUP=group, HEAD_DIM=dim, PAGE_SIZE=16, BLOCK_M=bm, BLOCK_N=bn, CAUSAL=causal,
                       USE_WINDOW=window, USE_SOFT_CAP=cap, WRITE_LSE=True, UPCAST=False, SPLIT=split,
-                      STATIC=not causal, MERGE_ROWS=MERGE_ROWS, MERGE_CHUNKS=merge_chunks(dim))
+                      SCHEDULE=0, MERGE_ROWS=MERGE_ROWS, MERGE_CHUNKS=merge_chunks(dim))
         sig = {n: pointers.get(n) or ("constexpr" if n in consts else "fp32" if n.endswith("scale") else "i32")
                for n in fn.arg_names}
         attrs = {(fn.arg_names.index(n),): [["tt.divisibility", 16]] for n in fn.arg_names

@@ -25,36 +25,35 @@ import bench_attention as ba  # noqa: E402
 from kernelarena.kernels.attention import KernelConfig  # noqa: E402
 from kernelarena.kernels.attention.paged_kernel import PagedAttentionLauncher  # noqa: E402
 
-# name: (config, static schedule)   config = (block_m, block_n, warps, stages, ctas_per_sm, min_chunk, split)
+# name: (config, schedule)   config = (block_m, block_n, warps, stages, ctas_per_sm, min_chunk, split);
+# schedule: PagedAttentionLauncher.schedule (0 chosen at run time, 1 static, 2 shared counter).
 DECODE_VARIANTS = {
-    "default": (None, None),
-    "counter": (KernelConfig(16, 64, 4, 3, 4, 128, 4), False),
-    "chunk256": (KernelConfig(16, 64, 4, 3, 4, 256, 4), True),
-    "chunk512": (KernelConfig(16, 64, 4, 3, 4, 512, 4), True),
-    "split1": (KernelConfig(16, 64, 4, 3, 4, 128, 1), True),
-    "split2": (KernelConfig(16, 64, 4, 3, 4, 128, 2), True),
-    "cta2_c256": (KernelConfig(16, 64, 4, 3, 2, 256, 2), True),
-    "bn128_s2": (KernelConfig(16, 128, 4, 2, 2, 256, 2), True),
-    "bn32_s4": (KernelConfig(16, 32, 4, 4, 4, 128, 4), True),
+    "default": (None, 0),
+    "static": (None, 1),
+    "counter": (None, 2),
+    "bn128_c3": (KernelConfig(16, 128, 4, 2, 3, 256, 2), 0),
+    "bn128_s3": (KernelConfig(16, 128, 4, 3, 2, 256, 2), 0),
+    "bn128_mc512": (KernelConfig(16, 128, 4, 2, 2, 512, 2), 0),
+    "bn128_mc128": (KernelConfig(16, 128, 4, 2, 2, 128, 2), 0),
+    "bn128_sf1": (KernelConfig(16, 128, 4, 2, 2, 256, 1), 0),
+    "bn128_w8": (KernelConfig(16, 128, 8, 2, 1, 256, 2), 0),
+    "bn64_c3": (KernelConfig(16, 64, 4, 3, 3, 128, 4), 0),
+    "bn64_mc512": (KernelConfig(16, 64, 4, 3, 3, 512, 2), 0),
 }
 PREFILL_VARIANTS = {
-    "default": (None, None),
-    "128x64_w4_s4": (KernelConfig(128, 64, 4, 4, 2, 512, 1), None),
-    "128x64_w8_s4": (KernelConfig(128, 64, 8, 4, 1, 512, 1), None),
-    "128x128_w8_s3": (KernelConfig(128, 128, 8, 3, 1, 512, 1), None),
-    "128x32_w4_s4": (KernelConfig(128, 32, 4, 4, 2, 512, 1), None),
-    "64x64_w4_s4": (KernelConfig(64, 64, 4, 4, 3, 512, 1), None),
+    "default": (None, 0),
+    "128x64_w4_s4": (KernelConfig(128, 64, 4, 4, 2, 512, 1), 0),
 }
 DECODE_CASES = "1x1024,1x4096,16x1024,16x8192,64x1024,64x4096,128x1024,256x8192"
 PREFILL_CASES = "4x1024x4096,16x512x4096"
 
 
-def with_schedule(static, fn):
-    PagedAttentionLauncher.static_schedule = static
+def with_schedule(schedule, fn):
+    PagedAttentionLauncher.schedule = schedule
     try:
         return fn()
     finally:
-        PagedAttentionLauncher.static_schedule = None
+        PagedAttentionLauncher.schedule = 0
 
 
 def main() -> None:
@@ -88,25 +87,25 @@ def main() -> None:
             p = ba.Problem(cache, batch, 1, kv_len, seed=batch * 7 + kv_len)
             fi_us = min(ba.measure(lambda: ba.flashinfer_decode(p, fi_ws, tc), False, 1)[0] for tc in (False, True))
             ref = None
-            for name, (config, static) in DECODE_VARIANTS.items():
+            for name, (config, schedule) in DECODE_VARIANTS.items():
                 if wanted and name not in wanted:
                     continue
-                us, _, out = with_schedule(static, lambda: ba.measure(lambda: ba.ours_decode(p, ws, config), False, 1))
+                us, _, out = with_schedule(schedule, lambda: ba.measure(lambda: ba.ours_decode(p, ws, config), False, 1))
                 ref = out.clone() if ref is None else ref
                 err = ba.rel_err(out, ref)
                 rows.append({"kind": "decode", "case": f"{batch}x{kv_len}", "variant": name, "us": us, "fi_us": fi_us,
                              "tbs": p.kv_bytes() / us / 1e6, "err_vs_first": err,
-                             "config": asdict(config) if config else None, "static": static, **ba.kernel_resources()})
+                             "config": asdict(config) if config else None, "schedule": schedule, **ba.kernel_resources()})
                 print(f"decode {batch}x{kv_len:<5d} {name:10s} {us:8.1f} us  FI {fi_us:8.1f}  x{fi_us / us:.2f}  "
                       f"{p.kv_bytes() / us / 1e6:.2f} TB/s  err {err:.1e}  {ba.kernel_resources()}", flush=True)
     if args.only != "decode":
         for batch, qo_len, kv_len in pcases:
             p = ba.Problem(cache, batch, qo_len, kv_len, seed=batch + qo_len)
             fi_us = min(ba.measure(lambda: ba.flashinfer_prefill(p, fi_ws, b), False, 1)[0] for b in ("fa2", "fa3"))
-            for name, (config, static) in PREFILL_VARIANTS.items():
+            for name, (config, schedule) in PREFILL_VARIANTS.items():
                 if wanted and name not in wanted:
                     continue
-                us, _, _ = with_schedule(static, lambda: ba.measure(lambda: ba.ours_prefill(p, ws, config), False, 1))
+                us, _, _ = with_schedule(schedule, lambda: ba.measure(lambda: ba.ours_prefill(p, ws, config), False, 1))
                 tf = p.causal_flops() / us / 1e6
                 rows.append({"kind": "prefill", "case": f"{batch}x{qo_len}x{kv_len}", "variant": name, "us": us,
                              "fi_us": fi_us, "tflops": tf, "config": asdict(config) if config else None,

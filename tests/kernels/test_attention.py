@@ -25,6 +25,7 @@ from kernelarena.kernels.attention import (
     kv_view,
 )
 from kernelarena.kernels.attention.merge import merge_states
+from kernelarena.kernels.attention.paged_kernel import PagedAttentionLauncher
 from kernelarena.kernels.attention.page_table import pages_to_nhd
 from kernelarena.kernels.attention.reference import (
     attention_one_request,
@@ -96,6 +97,24 @@ def test_decode_matches_reference(kv_lens, hq, hkv, d, page_size, layout, as_tup
         q, k, v, torch.arange(len(kv_lens) + 1), table.kv_indptr, table.kv_indices, table.kv_last_page_len,
         sm_scale=0.3, logits_soft_cap=cap, window_left=window)
     check(out, lse, ref_out, ref_lse)
+
+
+@pytest.mark.parametrize("schedule", [1, 2])
+def test_decode_each_item_schedule(schedule, monkeypatch):
+    """Static round robin and the shared counter give the same result (both run, whatever the item count)."""
+    monkeypatch.setattr(PagedAttentionLauncher, "schedule", schedule)
+    kv_lens, hq, hkv, d, page = [90, 7, 33], 8, 2, 64, 8
+    table, cache = make_cache(kv_lens, page, hkv, d, seed=11)
+    q = torch.randn(len(kv_lens), hq, d).to(torch.bfloat16).to(DEVICE)
+    wrapper = BatchDecodeWithPagedKVCacheWrapper(workspace())
+    for _ in range(2):  # a second run of the same plan: the counters were reset by the first
+        wrapper.plan(table.kv_indptr.cpu(), table.kv_indices, table.kv_last_page_len.cpu(), hq, hkv, d, page,
+                     kv_chunk_size=16)
+        out, lse = wrapper.run(q, cache, return_lse=True)
+        k, v = pages_to_nhd(cache, "NHD")
+        ref_out, ref_lse = batch_attention_reference(
+            q, k, v, torch.arange(len(kv_lens) + 1), table.kv_indptr, table.kv_indices, table.kv_last_page_len)
+        check(out, lse, ref_out, ref_lse)
 
 
 PREFILL_CASES = [

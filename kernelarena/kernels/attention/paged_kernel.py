@@ -27,7 +27,7 @@ MERGE_ROWS = 4  # tile rows a merge combines at once
 
 def merge_chunks(head_dim: int) -> int:
     """Chunks a merge loads at once (more take further steps): MERGE_ROWS x that x head_dim floats in flight."""
-    return max(8, min(32, 2048 // head_dim))
+    return max(4, min(16, 1024 // head_dim))
 
 
 @triton.jit
@@ -86,36 +86,42 @@ def paged_attention_kernel(
     score_scale, cap_scale, window_left, num_kv_heads,
     GROUP: tl.constexpr, HEAD_DIM: tl.constexpr, PAGE_SIZE: tl.constexpr, BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr, CAUSAL: tl.constexpr, USE_WINDOW: tl.constexpr, USE_SOFT_CAP: tl.constexpr,
-    WRITE_LSE: tl.constexpr, UPCAST: tl.constexpr, SPLIT: tl.constexpr, STATIC: tl.constexpr,
+    WRITE_LSE: tl.constexpr, UPCAST: tl.constexpr, SPLIT: tl.constexpr, SCHEDULE: tl.constexpr,
     MERGE_ROWS: tl.constexpr, MERGE_CHUNKS: tl.constexpr,
 ):
     pid = tl.program_id(0)
     nprog = tl.num_programs(0)
-    # STATIC: program p runs items p, p + nprog, ... (no shared counter: the shortest dependency chain, for
-    # lists of similar items). Otherwise programs take the next item from a shared counter (header word 4),
-    # which balances uneven items (causal tiles, listed longest first) over whichever programs are resident;
-    # the last program to finish resets the counters.
-    if STATIC:
-        w = pid
-    else:
-        w = tl.atomic_add(WORK + 4, 1)
-    # The item's fields are loaded together with the header (one round trip): the buffer is larger than any
-    # list, so a program without an item reads unused words and leaves at once.
-    fields = _load_item(WORK, w, num_kv_heads)
+    # Static: program p runs items p, p + nprog, ... (no shared counter: the shortest dependency chain).
+    # Dynamic: programs take the next item from a shared counter (header word 4), which balances uneven items
+    # (causal tiles, listed longest first) over whichever programs are resident; the last program to finish
+    # resets the counters. SCHEDULE 0 picks at run time: static when every program has at most one item.
+    # The header and program p's first item are loaded together (one round trip): the buffer is larger than
+    # any list, so a program without an item reads unused words and leaves.
     num_items = tl.load(WORK)
     counter_offset = tl.load(WORK + 6)
+    fields = _load_item(WORK, pid, num_kv_heads)
+    if SCHEDULE == 1:
+        dynamic = False
+    elif SCHEDULE == 2:
+        dynamic = True
+    else:
+        dynamic = num_items > nprog
+    w = pid
+    if dynamic:
+        w = tl.atomic_add(WORK + 4, 1)
+        fields = _load_item(WORK, w, num_kv_heads)
     while w < num_items:
         _attend_item(Q, K, V, O, LSE, O_PART, LSE_PART, WORK, KV_INDICES, fields, w % num_kv_heads, num_kv_heads,
                      counter_offset, stride_qt, stride_qh, stride_ot, stride_oh, stride_lt, stride_kp, stride_kt,
                      stride_kh, score_scale, cap_scale, window_left,
                      GROUP, HEAD_DIM, PAGE_SIZE, BLOCK_M, BLOCK_N, CAUSAL, USE_WINDOW, USE_SOFT_CAP, WRITE_LSE,
                      UPCAST, SPLIT, MERGE_ROWS, MERGE_CHUNKS)
-        if STATIC:
-            w += nprog
-        else:
+        if dynamic:
             w = tl.atomic_add(WORK + 4, 1)
+        else:
+            w += nprog
         fields = _load_item(WORK, w, num_kv_heads)
-    if not STATIC:
+    if dynamic:
         # Every program has made its last fetch before it counts itself done, so the last one may reset.
         if tl.atomic_add(WORK + 5, 1) == nprog - 1:
             tl.atomic_xchg(WORK + 4, 0)
@@ -339,9 +345,9 @@ class PagedAttentionLauncher:
     """
 
     fast_launch = True  # False: always Triton's ordinary launch path (the benchmark compares the two)
-    # None: items are handed out by a shared counter for causal schedules (uneven items, longest first) and
-    # statically (program p runs items p, p + programs, ...) otherwise; True/False force one (for tuning).
-    static_schedule = None
+    # Item schedule (paged_attention_kernel's SCHEDULE): 0 picks at run time (static when no program has more
+    # than one item, else a shared counter); 1 always static, 2 always the counter (for tuning).
+    schedule = 0
 
     def __init__(self, device: torch.device):
         self.device = device
@@ -367,8 +373,7 @@ class PagedAttentionLauncher:
         # Compile-time constants, in the kernel's parameter order, minus WRITE_LSE/UPCAST (set per call).
         self._consts = (group_size, head_dim, page_size, block_m, block_n, bool(causal), window_left >= 0,
                         logits_soft_cap > 0)
-        static = (not causal) if self.static_schedule is None else self.static_schedule
-        self._tail_consts = (self._split, bool(static), MERGE_ROWS, merge_chunks(head_dim))
+        self._tail_consts = (self._split, self.schedule, MERGE_ROWS, merge_chunks(head_dim))
         self._group = group_size
         self._options = {"num_warps": num_warps, "num_stages": num_stages}
         self._upcast = o_part.device.type == "cpu"

@@ -8,6 +8,9 @@ looping over tiles with a stride of the grid size, so one kernel serves both a o
 a persistent grid. Outputs may alias inputs (``out is x``, ``residual_out is residual``): each element is
 loaded before it is stored, by the same program.
 
+Launches go through ``DirectLauncher``, which skips Triton's per-call argument binding once a specialization
+has been compiled (host time: see the class).
+
 Self-contained (torch, triton, stdlib): this file is the source of the dataset's Triton solutions.
 """
 
@@ -19,6 +22,9 @@ from dataclasses import dataclass
 import torch
 import triton
 import triton.language as tl
+from triton import knobs
+from triton.runtime import driver
+from triton.runtime.jit import JITFunction
 
 DATASET_EPS = 1e-6
 MAX_HIDDEN = 16384
@@ -55,6 +61,96 @@ def _rmsnorm_kernel(
         tl.store(out_ptr + rows64 * out_stride + cols[None, :], y.to(out_ptr.dtype.element_ty), mask=mask)
 
 
+_INT32_MIN, _INT32_MAX, _UINT64_MIN = -(1 << 31), (1 << 31) - 1, 1 << 63
+
+
+def specialization_key(args, constexpr_positions) -> tuple | None:
+    """What Triton compiles a kernel for, per argument, as a hashable tuple; None if an argument is of a type
+    this function does not cover (Triton's own launch path handles those).
+
+    Triton 3.6's rules (its native_specialize_impl, which the tests compare this with; 3.9's are the same):
+    a tensor: its dtype and whether its data pointer is a multiple of 16; an int: the value 1 (compiled in as a
+    constant), else its width (i32 / i64 / u64 by value) and whether it is a multiple of 16; a float or bool:
+    its type only; None: a constant. Arguments at ``constexpr_positions``: their type and value. The key may be
+    finer than Triton's (parameters marked do_not_specialize are still keyed), never coarser.
+    """
+    key = []
+    for i, arg in enumerate(args):
+        kind = type(arg)
+        if i in constexpr_positions:
+            key.append((kind, arg))
+        elif kind is int:
+            key.append(1 if arg == 1 else (not arg & 15, _INT32_MIN <= arg <= _INT32_MAX, arg < _UINT64_MIN))
+        elif kind is float or kind is bool or arg is None:
+            key.append(kind)
+        elif isinstance(arg, torch.Tensor):
+            key.append((arg.dtype, not arg.data_ptr() & 15))
+        else:
+            return None
+    return tuple(key)
+
+
+def _launch_hooks_idle(kernel) -> bool:
+    """True when no hook (profiler, proton) would need to see a launch: Triton 3.6 keeps empty HookChains in
+    the launch hooks, older versions None."""
+    for hook in (knobs.runtime.launch_enter_hook, knobs.runtime.launch_exit_hook):
+        if hook is not None and getattr(hook, "calls", True):
+            return False
+    return not getattr(kernel, "pre_run_hooks", None)
+
+
+class DirectLauncher:
+    """Launches one ``@triton.jit`` kernel on a 1-D grid, straight to the compiled kernel once it is known.
+
+    Triton's ordinary launch binds the arguments, works out their specialization and looks the compiled kernel
+    up on every call: about 96 us of host time on the H100 machine's CPU (Triton 3.6), more than the ~85 us of
+    GPU time the benchmark's 256 MB L2 flush gives the host to get ahead, so small launches were timed as host
+    work (issue #5). The first call for a key (current device, ``specialization_key`` of the arguments, the
+    options, Triton's debug and instrumentation settings) takes the ordinary path and keeps the compiled kernel;
+    later calls with that key call its launcher directly. The ordinary path is always taken under the CPU
+    interpreter, while a launch or pre-run hook is set, or for argument types the key does not cover.
+
+    Call as ``launcher(grid, *args, **options)``: every kernel argument positionally, constexprs included, in
+    the kernel's parameter order (no defaults); options (num_warps, num_stages) as keywords. Assumes what
+    Triton re-checks per call stays fixed after the first launch: the kernel's source and the globals it reads.
+    """
+
+    enabled = True  # False: always Triton's ordinary path (benchmarks compare the two)
+
+    def __init__(self, kernel):
+        self.kernel = kernel
+        self._compiled: dict = {}
+        # Interpreted kernels (TRITON_INTERPRET=1) are no JITFunction and have nothing compiled to call.
+        self._jit = isinstance(kernel, JITFunction)
+        self._constexpr = frozenset(i for i, p in enumerate(kernel.params) if p.is_constexpr) if self._jit else ()
+        self._device = self._stream = None  # Triton's driver calls, bound at the first launch
+
+    def __call__(self, grid: int, *args, **options):
+        """Launch ``grid`` programs of the kernel on the current device and stream; returns Triton's compiled
+        kernel (None under the interpreter)."""
+        key = None
+        if self._jit and DirectLauncher.enabled:
+            if self._device is None:
+                self._device, self._stream = driver.active.get_current_device, driver.active.get_current_stream
+            device = self._device()
+            spec = specialization_key(args, self._constexpr)
+            if spec is not None:
+                key = (device, spec, tuple(options.items()), knobs.runtime.debug,
+                       knobs.compilation.instrumentation_mode)
+                kernel = self._compiled.get(key)
+                if kernel is not None and _launch_hooks_idle(self.kernel):
+                    kernel.run(grid, 1, 1, self._stream(device), kernel.function, kernel.packed_metadata,
+                               None, None, None, *args)
+                    return kernel
+        kernel = self.kernel[(grid,)](*args, **options)
+        if key is not None and hasattr(kernel, "packed_metadata"):
+            self._compiled[key] = kernel
+        return kernel
+
+
+_RMSNORM = DirectLauncher(_rmsnorm_kernel)
+
+
 @dataclass(frozen=True)
 class TritonConfig:
     """Launch choice: rows per tile, warps per program, and the grid (0: one program per tile; k > 0: a
@@ -70,6 +166,7 @@ def _multiprocessor_count(device_index: int) -> int:
     return torch.cuda.get_device_properties(device_index).multi_processor_count
 
 
+@functools.lru_cache(maxsize=4096)  # a pure function of its arguments, called on every launch
 def pick_config(n_rows: int, hidden: int, fused: bool = False) -> TritonConfig:
     """Heuristic launch choice for a [n_rows, hidden] problem, read off the H100 sweep (docs/rmsnorm.md).
 
@@ -93,8 +190,10 @@ def launch(x, residual, weight, out, residual_out, eps: float, config: TritonCon
         return
     fused = residual is not None
     config = config or pick_config(n_rows, hidden, fused)
-    block_n = triton.next_power_of_2(hidden)
-    n_tiles = triton.cdiv(n_rows, config.rows_per_program)
+    # Plain int arithmetic: triton.next_power_of_2 and triton.cdiv are constexpr_function wrappers costing
+    # about 2 us each per call on a fast host.
+    block_n = 1 << (hidden - 1).bit_length()
+    n_tiles = -(-n_rows // config.rows_per_program)
     grid = n_tiles
     if config.programs_per_sm:
         # On the CPU (interpreter) the persistent grid is programs_per_sm programs, to exercise the loop.
@@ -102,11 +201,11 @@ def launch(x, residual, weight, out, residual_out, eps: float, config: TritonCon
         grid = min(n_tiles, config.programs_per_sm * sms)
     if not fused:
         residual, residual_out = x, out  # unused by the kernel; any valid pointers
-    _rmsnorm_kernel[(grid,)](
-        x, residual, weight, out, residual_out,
+    _RMSNORM(
+        grid, x, residual, weight, out, residual_out,
         x.stride(0), residual.stride(0), out.stride(0), residual_out.stride(0),
         n_rows, hidden, n_tiles, eps,
-        BLOCK_N=block_n, ROWS=config.rows_per_program, FUSED=fused, EVEN_N=block_n == hidden,
+        block_n, config.rows_per_program, fused, block_n == hidden,  # BLOCK_N, ROWS, FUSED, EVEN_N
         num_warps=config.num_warps,
     )
 

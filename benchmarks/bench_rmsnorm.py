@@ -91,12 +91,16 @@ def op_bytes(op, batch, hidden, elem=2):
 
 
 class ColdTimer:
-    """Median CUDA-event time of fn(set) with the L2 flushed before each call, sets rotated."""
+    """Median CUDA-event time of fn(set) with the L2 flushed before each call, sets rotated.
 
-    def __init__(self, device, budget_s=0.25, flush_bytes=256 << 20):
+    ``flush_l2`` runs before each timed call; by default it writes the 256 MB buffer ``self.flush``
+    (bench_timing_floor.py compares other flushes)."""
+
+    def __init__(self, device, budget_s=0.25, flush_bytes=256 << 20, flush_l2=None):
         self.device = device
         self.budget_s = budget_s
         self.flush = torch.empty(flush_bytes, dtype=torch.int8, device=device)
+        self.flush_l2 = flush_l2 or self.flush.zero_
 
     def median_us(self, fn, sets, min_reps=20, max_reps=200):
         if self.device == "cpu":
@@ -114,7 +118,7 @@ class ColdTimer:
         reps = max(min_reps, min(max_reps, int(self.budget_s / (once + 1e-4))))
         events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(reps)]
         for i, (begin, end) in enumerate(events):
-            self.flush.zero_()
+            self.flush_l2()
             begin.record()
             fn(sets[i % len(sets)])
             end.record()

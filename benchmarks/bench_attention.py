@@ -44,11 +44,10 @@ DECODE_BATCHES = (1, 16, 64, 128, 256)
 DECODE_LENS = (1024, 2048, 4096, 8192)
 PREFILL_CASES = ((4, 1024, 4096), (16, 512, 4096))  # (batch, queries per request, KV per request)
 BF16_PEAK_TFLOPS = 790.0
-# Decode variants around the default (16, 64, 4 warps, 3 stages, 3 programs/SM, chunks >= 128, 4 items per
-# program): programs per SM (162 registers allow 3 of 4 warps), chunk floor, items per program, tile width.
+# Decode variants around the default (16, 128, 4 warps, 2 stages, 2 programs/SM, chunks >= 256, split only
+# below one item per program); benchmarks/sweep_attention.py has the wider sweep (and the item schedule).
 SWEEP_DECODE = [KernelConfig(16, bn, w, st, c, mc, sf) for bn, w, st, c, mc, sf in (
-    (64, 4, 3, 3, 128, 4), (64, 4, 3, 4, 128, 4), (64, 4, 3, 3, 256, 4), (64, 4, 3, 3, 128, 2),
-    (64, 4, 3, 3, 128, 8), (32, 4, 4, 3, 128, 4), (64, 4, 2, 3, 128, 4), (64, 4, 3, 2, 128, 4))]
+    (128, 4, 2, 2, 256, 1), (128, 4, 2, 2, 256, 2), (128, 4, 3, 2, 256, 1), (64, 4, 3, 3, 128, 4))]
 SWEEP_PREFILL = [KernelConfig(bm, bn, w, st, c, 512, 1) for bm, bn, w, st, c in (
     (128, 64, 4, 2, 2), (128, 64, 8, 3, 1), (128, 64, 4, 3, 2), (128, 128, 8, 2, 1), (64, 64, 4, 3, 2))]
 SMALL_BATCH = 16  # decode rows at or under this batch also time the run() host cost and Triton's own launch
@@ -64,8 +63,9 @@ def kernel_resources() -> dict:
 
 # ------------------------------------------------------------------------------------------ compile check
 COMPILE_CASES = (  # (label, GROUP, HEAD_DIM, BLOCK_M, BLOCK_N, warps, stages, causal, window, soft-cap, split)
-    ("decode default", 4, 128, 16, 64, 4, 3, False, False, False, True),
-    ("decode unsplit", 4, 128, 16, 64, 4, 3, False, False, False, False),
+    ("decode default", 4, 128, 16, 128, 4, 2, False, False, False, True),
+    ("decode unsplit", 4, 128, 16, 128, 4, 2, False, False, False, False),
+    ("decode bn64 s3", 4, 128, 16, 64, 4, 3, False, False, False, True),
     ("decode bn32 s4", 4, 128, 16, 32, 4, 4, False, False, False, True),
     ("prefill default", 4, 128, 128, 64, 4, 2, True, False, False, False),
     ("prefill split", 4, 128, 128, 64, 4, 2, True, False, False, True),

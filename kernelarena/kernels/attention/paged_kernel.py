@@ -230,10 +230,9 @@ def _merge_chunks(
 ):
     """Log-sum-exp merge of one (tile, KV head)'s chunk partials into O (and LSE).
 
-    MERGE_ROWS tile rows at a time, in two passes over the chunks (MERGE_CHUNKS loaded together): the
-    lses give each row's maximum and total weight, then the weighted partial outputs are summed. A pass's
-    loads do not depend on each other, so they are in flight together. Merged: v = sum 2^s_c v_c / sum 2^s_c,
-    lse = log2(sum 2^s_c).
+    MERGE_ROWS tile rows at a time, one online pass over the chunks, MERGE_CHUNKS per step; each step's
+    loads are issued before the previous step is combined, so the L2 round trips overlap. Merged:
+    v = sum 2^s_c v_c / sum 2^s_c, lse = log2(sum 2^s_c).
     """
     offs_c = tl.arange(0, MERGE_CHUNKS)
     offs_r = tl.arange(0, MERGE_ROWS)
@@ -244,39 +243,47 @@ def _merge_chunks(
     for r0 in range(0, num_rows, MERGE_ROWS):
         r = r0 + offs_r
         r_ok = r < num_rows
-        # Pass 1: per row, the largest lse and the total weight relative to it (online over chunk blocks).
+        s_cur, o_cur = _load_partials(O_PART, LSE_PART, base, chunk_stride, offs_c, r, r_ok, offs_d, num_chunks,
+                                      HEAD_DIM)
         m = tl.full([MERGE_ROWS], float("-inf"), tl.float32)
         total = tl.zeros([MERGE_ROWS], tl.float32)
-        for c0 in range(0, num_chunks, MERGE_CHUNKS):
-            c = c0 + offs_c
-            ok = (c < num_chunks)[:, None] & r_ok[None, :]
-            # .cg: read from L2, where other SMs' partial stores are (never from this SM's L1).
-            s = tl.load(LSE_PART + base + (c * chunk_stride)[:, None] + r[None, :], mask=ok, other=float("-inf"),
-                        cache_modifier=".cg")
-            m_new = tl.maximum(m, tl.max(s, 0))
-            m_use = tl.where(m_new == float("-inf"), 0.0, m_new)
-            total = total * tl.exp2(m - m_use) + tl.sum(tl.exp2(s - m_use[None, :]), 0)
-            m = m_new
-        m_use = tl.where(m == float("-inf"), 0.0, m)
-        scale = 1.0 / tl.where(total > 0.0, total, 1.0)
-        # Pass 2: the weighted sum of the partial outputs.
         acc = tl.zeros([MERGE_ROWS, HEAD_DIM], tl.float32)
         for c0 in range(0, num_chunks, MERGE_CHUNKS):
-            c = c0 + offs_c
-            ok = (c < num_chunks)[:, None] & r_ok[None, :]
-            p_row = base + (c * chunk_stride)[:, None] + r[None, :]
-            s = tl.load(LSE_PART + p_row, mask=ok, other=float("-inf"), cache_modifier=".cg")
-            o = tl.load(O_PART + p_row[:, :, None] * HEAD_DIM + offs_d[None, None, :], mask=ok[:, :, None],
-                        other=0.0, cache_modifier=".cg")
-            acc += tl.sum(o * (tl.exp2(s - m_use[None, :]) * scale[None, :])[:, :, None], 0)
+            s_next, o_next = _load_partials(O_PART, LSE_PART, base, chunk_stride, c0 + MERGE_CHUNKS + offs_c, r,
+                                            r_ok, offs_d, num_chunks, HEAD_DIM)
+            m_new = tl.maximum(m, tl.max(s_cur, 0))
+            m_use = tl.where(m_new == float("-inf"), 0.0, m_new)
+            alpha = tl.exp2(m - m_use)
+            wgt = tl.exp2(s_cur - m_use[None, :])
+            total = total * alpha + tl.sum(wgt, 0)
+            acc = acc * alpha[:, None] + tl.sum(o_cur * wgt[:, :, None], 0)
+            m = m_new
+            s_cur, o_cur = s_next, o_next
+        has = total > 0.0
+        acc = acc / tl.where(has, total, 1.0)[:, None]
         row = row_start + r
         tok = row // GROUP
         q_head = kv_head * GROUP + row % GROUP
         o_off = (tok_base + tok).to(tl.int64) * stride_ot + q_head * stride_oh
         tl.store(O + o_off[:, None] + offs_d[None, :], acc.to(O.dtype.element_ty), mask=r_ok[:, None])
         if WRITE_LSE:
-            lse = tl.where(total > 0.0, m_use + tl.log2(tl.where(total > 0.0, total, 1.0)), float("-inf"))
+            m_use = tl.where(m == float("-inf"), 0.0, m)
+            lse = tl.where(has, m_use + tl.log2(tl.where(has, total, 1.0)), float("-inf"))
             tl.store(LSE + (tok_base + tok).to(tl.int64) * stride_lt + q_head, lse, mask=r_ok)
+
+
+@triton.jit
+def _load_partials(O_PART, LSE_PART, base, chunk_stride, c, r, r_ok, offs_d, num_chunks, HEAD_DIM: tl.constexpr):
+    """Partial lses [chunks, rows] and outputs [chunks, rows, HEAD_DIM] of chunks c (-inf / 0 past the end).
+
+    .cg: read from L2, where other SMs' partial stores are (never from this SM's L1).
+    """
+    ok = (c < num_chunks)[:, None] & r_ok[None, :]
+    p_row = base + (c * chunk_stride)[:, None] + r[None, :]
+    s = tl.load(LSE_PART + p_row, mask=ok, other=float("-inf"), cache_modifier=".cg")
+    o = tl.load(O_PART + p_row[:, :, None] * HEAD_DIM + offs_d[None, None, :], mask=ok[:, :, None], other=0.0,
+                cache_modifier=".cg")
+    return s, o
 
 
 def score_scales(sm_scale: float, logits_soft_cap: float) -> tuple[float, float]:

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 from typing import Optional
 
-import numpy as np
 import torch
 
 from .page_table import KVCache, check_layout, kv_view
-from .runner import AttentionRunner, HostArray, host_array
+from .runner import AttentionRunner, HostArray
 from .scheduler import KernelConfig
 
 
@@ -30,7 +29,6 @@ class BatchDecodeWithPagedKVCacheWrapper:
         self._runner = AttentionRunner(float_workspace_buffer, use_cuda_graph=use_cuda_graph, config=config,
                                        num_sms=num_sms)
         self._cache_seen, self._view = None, None
-        self._arange = np.arange(1, dtype=np.int64)
 
     def plan(self, indptr: HostArray, indices: torch.Tensor, last_page_len: HostArray, num_qo_heads: int,
              num_kv_heads: int, head_dim: int, page_size: int, *, window_left: int = -1,
@@ -38,15 +36,11 @@ class BatchDecodeWithPagedKVCacheWrapper:
              kv_data_type: Optional[torch.dtype] = None, sm_scale: Optional[float] = None,
              kv_chunk_size: Optional[int] = None) -> None:
         """Schedule the batch. ``kv_chunk_size`` (tokens) forces the split of long sequences."""
-        indptr_np = host_array(indptr)
-        batch = len(indptr_np) - 1
-        if len(self._arange) < batch + 1:
-            self._arange = np.arange(max(batch + 1, 2 * len(self._arange)), dtype=np.int64)
-        self._runner.plan(
-            self._arange[: batch + 1], indptr_np, last_page_len, indices, num_qo_heads=num_qo_heads,
-            num_kv_heads=num_kv_heads, head_dim=head_dim, page_size=page_size, causal=False,
-            window_left=window_left, logits_soft_cap=logits_soft_cap, sm_scale=sm_scale, q_dtype=q_data_type,
-            kv_dtype=kv_data_type, kv_chunk_size=kv_chunk_size, max_qo_len=1)
+        self._runner.plan(  # qo_indptr None: one query per request, the scheduler's shortest path
+            None, indptr, last_page_len, indices, num_qo_heads=num_qo_heads, num_kv_heads=num_kv_heads,
+            head_dim=head_dim, page_size=page_size, causal=False, window_left=window_left,
+            logits_soft_cap=logits_soft_cap, sm_scale=sm_scale, q_dtype=q_data_type, kv_dtype=kv_data_type,
+            kv_chunk_size=kv_chunk_size)
 
     def run(self, q: torch.Tensor, paged_kv_cache: KVCache, *, out: Optional[torch.Tensor] = None,
             lse: Optional[torch.Tensor] = None, return_lse: bool = False):

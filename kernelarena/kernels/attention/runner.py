@@ -11,8 +11,7 @@ refused (UnsupportedError) and the kernel configuration chosen by the first plan
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional, Union
+from typing import NamedTuple, Optional, Union
 
 import numpy as np
 import torch
@@ -29,17 +28,15 @@ DEFAULT_WORK_WORDS = 1 << 20  # 4 MiB of int32: about 87k work items
 
 
 def host_array(values: HostArray) -> np.ndarray:
-    """A host int64 view/copy of an index tensor (a device tensor costs one synchronizing copy)."""
+    """A host view/copy of an index tensor (a device tensor costs one synchronizing copy)."""
     if isinstance(values, np.ndarray):
         return values
-    if values.device.type != "cpu":
-        values = values.cpu()
-    return values.numpy()
+    return values.numpy() if values.is_cpu else values.cpu().numpy()
 
 
-@dataclass(frozen=True)
-class PlannedProblem:
-    """Everything run() needs besides the tensors: fixed by plan()."""
+class PlannedProblem(NamedTuple):
+    """Everything run() needs besides the tensors: fixed by plan() (a NamedTuple: a frozen dataclass of
+    12 fields took 1.4 us to build, this 0.3 us)."""
 
     num_qo_heads: int
     num_kv_heads: int
@@ -66,6 +63,7 @@ class AttentionRunner:
         self.use_cuda_graph = use_cuda_graph
         self._workspace = float_workspace_buffer.view(torch.uint8).view(-1)
         self._fixed_config = config
+        self._configs: dict = {}  # (head_dim, group, max_rows, on_gpu) -> choose_config's answer
         self.config: Optional[KernelConfig] = None
         if num_sms is None:
             num_sms = torch.cuda.get_device_properties(self.device).multi_processor_count if self.on_gpu else 2
@@ -77,7 +75,7 @@ class AttentionRunner:
         self._host_words_np = [h.numpy() for h in self._host_words]
         self._copy_done = [torch.cuda.Event() if self.on_gpu else None for _ in range(2)]
         self._staging = 0
-        self._copy_views: dict = {}  # (staging buffer, words rounded up) -> (device view, host view)
+        self._copy_views: dict = {}  # (staging buffer, words) -> (device view, host view) of words rounded up
         self._work = torch.zeros(max_work_words, dtype=torch.int32, device=self.device)
         self._launcher = PagedAttentionLauncher(self.device)
         self._indices: Optional[torch.Tensor] = None  # owned copy of kv_indices (graph mode, ragged)
@@ -87,12 +85,16 @@ class AttentionRunner:
         self.problem: Optional[PlannedProblem] = None
 
     # ----------------------------------------------------------------------------------------- plan
-    def plan(self, qo_indptr: HostArray, kv_page_indptr: HostArray, kv_last_page_len: HostArray,
+    def plan(self, qo_indptr: Optional[HostArray], kv_page_indptr: HostArray, kv_last_page_len: HostArray,
              kv_indices: HostArray, *, num_qo_heads: int, num_kv_heads: int, head_dim: int, page_size: int,
              causal: bool, window_left: int, logits_soft_cap: Optional[float], sm_scale: Optional[float],
              q_dtype: torch.dtype, kv_dtype: Optional[torch.dtype], kv_chunk_size: Optional[int],
              max_qo_len: Optional[int] = None) -> None:
-        """Schedule one batch (see AttentionRunner); raises ShapeError/UnsupportedError on bad input."""
+        """Schedule one batch (see AttentionRunner); qo_indptr None: one query per request (decode).
+
+        Raises ShapeError/UnsupportedError on bad input. Every line here is host time on the serving path
+        (issue #6: plan() within 50 us on the H100 machine): benchmarks/profile_plan.py measures it.
+        """
         if num_qo_heads % num_kv_heads:
             raise ShapeError(f"num_qo_heads ({num_qo_heads}) must be a multiple of num_kv_heads ({num_kv_heads})")
         if head_dim not in SUPPORTED_HEAD_DIMS:
@@ -100,16 +102,22 @@ class AttentionRunner:
         kv_dtype = q_dtype if kv_dtype is None else kv_dtype
         if q_dtype not in SUPPORTED_DTYPES or kv_dtype != q_dtype:
             raise UnsupportedError(f"q/kv dtypes {q_dtype}/{kv_dtype} not supported: both bf16 or both fp16")
-        qo_np, kv_np, last_np = host_array(qo_indptr), host_array(kv_page_indptr), host_array(kv_last_page_len)
+        kv_np, last_np = host_array(kv_page_indptr), host_array(kv_last_page_len)
+        qo_np = None if qo_indptr is None else host_array(qo_indptr)
         batch = len(kv_np) - 1
-        if batch < 0 or len(qo_np) != batch + 1 or len(last_np) != batch:
-            raise ShapeError(f"qo_indptr ({len(qo_np)}), kv_indptr ({len(kv_np)}) and kv_last_page_len "
-                             f"({len(last_np)}) must describe the same batch: [b+1], [b+1], [b]")
+        if batch < 0 or len(last_np) != batch or (qo_np is not None and len(qo_np) != batch + 1):
+            raise ShapeError(f"qo_indptr ({batch + 1 if qo_np is None else len(qo_np)}), kv_indptr ({len(kv_np)}) "
+                             f"and kv_last_page_len ({len(last_np)}) must describe the same batch: [b+1], [b+1], [b]")
         group = num_qo_heads // num_kv_heads
-        if max_qo_len is None:
-            max_qo_len = int((qo_np[1:] - qo_np[:-1]).max(initial=0))
-        config = self._choose_config(head_dim, group, max_qo_len * group)
+        total_q = batch if qo_np is None else int(qo_np[-1])
+        if qo_np is None:
+            max_qo_len = 1
+        elif max_qo_len is None and batch and self._fixed_config is None:
+            qo_len = qo_np[1:] - qo_np[:-1]
+            max_qo_len = int(qo_len[qo_len.argmax()])  # argmax: a fifth of the time of max()
+        config = self._choose_config(head_dim, group, (max_qo_len or 0) * group)
         max_slots = self._partials(config.block_m, head_dim)
+        num_programs = self.num_sms * config.ctas_per_sm
         stage = self._staging = 1 - self._staging
         if self._copy_done[stage] is not None:
             self._copy_done[stage].synchronize()  # the copy of two plans ago read this staging buffer
@@ -117,9 +125,8 @@ class AttentionRunner:
             summary = plan_work(
                 self._host_words_np[stage], qo_np, kv_np, last_np, page_size=page_size, group_size=group,
                 num_kv_heads=num_kv_heads, block_m=config.block_m, block_n=config.block_n, causal=causal,
-                window_left=window_left, target_ctas=self.num_sms * config.ctas_per_sm,
-                min_chunk=config.min_chunk, split_size=kv_chunk_size, max_slots=max_slots,
-                split_factor=config.split_factor)
+                window_left=window_left, target_ctas=num_programs, min_chunk=config.min_chunk,
+                split_size=kv_chunk_size, max_slots=max_slots, split_factor=config.split_factor)
         except ValueError as exc:
             raise UnsupportedError(f"batch too large for this wrapper's buffers: {exc}") from exc
         dst, src = self._copy_view(stage, summary.words)
@@ -128,15 +135,15 @@ class AttentionRunner:
             self._copy_done[stage].record()
         self._kv_indices = self._place_indices(kv_indices)
         self.config = config
-        self.problem = PlannedProblem(
-            num_qo_heads, num_kv_heads, head_dim, page_size, causal, window_left,
-            float(logits_soft_cap or 0.0), default_sm_scale(head_dim) if sm_scale is None else float(sm_scale),
-            q_dtype, kv_dtype, int(qo_np[-1]), summary.num_groups)
+        cap = float(logits_soft_cap or 0.0)
+        scale = default_sm_scale(head_dim) if sm_scale is None else float(sm_scale)
+        self.problem = PlannedProblem(num_qo_heads, num_kv_heads, head_dim, page_size, causal, window_left, cap,
+                                      scale, q_dtype, kv_dtype, total_q, summary.num_groups)
         self._launcher.prepare(
             self._o_part, self._lse_part, self._work, self._kv_indices, group_size=group, head_dim=head_dim,
             page_size=page_size, block_m=config.block_m, block_n=config.block_n, num_warps=config.num_warps,
-            num_stages=config.num_stages, num_programs=self.num_sms * config.ctas_per_sm, causal=causal,
-            window_left=window_left, sm_scale=self.problem.sm_scale, logits_soft_cap=self.problem.logits_soft_cap,
+            num_stages=config.num_stages, num_programs=num_programs, causal=causal, window_left=window_left,
+            sm_scale=scale, logits_soft_cap=cap,
             # A captured graph must survive a re-plan that splits: in graph mode the merge is always compiled.
             split=self.use_cuda_graph or summary.num_groups > 0)
         self.summary = summary
@@ -144,10 +151,12 @@ class AttentionRunner:
     def _copy_view(self, stage: int, words: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Device and host views of the first ``words`` rounded up to a power of two (cached: slicing a
         tensor costs host time; copying up to twice the words costs a few microseconds of transfer at most)."""
-        size = min(max(1 << (words - 1).bit_length(), 1024), self._work.numel())
-        views = self._copy_views.get((stage, size))
+        views = self._copy_views.get((stage, words))
         if views is None:
-            views = self._copy_views[(stage, size)] = (self._work[:size], self._host_words[stage][:size])
+            size = min(max(1 << (words - 1).bit_length(), 1024), self._work.numel())
+            if len(self._copy_views) >= 512:
+                self._copy_views.clear()
+            views = self._copy_views[(stage, words)] = (self._work[:size], self._host_words[stage][:size])
         return views
 
     def _partials(self, block_m: int, head_dim: int) -> int:
@@ -165,12 +174,18 @@ class AttentionRunner:
             return self.config  # a captured graph bakes in the kernel and its tile sizes
         if self._fixed_config is not None:
             return self._fixed_config
-        return choose_config(head_dim, group, max_rows, self.on_gpu)
+        key = (head_dim, group, max_rows, self.on_gpu)
+        config = self._configs.get(key)
+        if config is None:  # choose_config is a pure function of the key; a lookup costs a fifth of a call
+            if len(self._configs) >= 256:
+                self._configs.clear()
+            config = self._configs[key] = choose_config(head_dim, group, max_rows, self.on_gpu)
+        return config
 
     def _place_indices(self, kv_indices: HostArray) -> torch.Tensor:
         """Device int32 page indices; copied into an owned buffer when the address must stay fixed."""
         host = isinstance(kv_indices, np.ndarray)
-        if not host and not self.use_cuda_graph and kv_indices.dtype == torch.int32 and kv_indices.device == self.device:
+        if not (host or self.use_cuda_graph) and kv_indices.dtype == torch.int32 and kv_indices.device == self.device:
             return kv_indices
         n = len(kv_indices)
         if self._indices is None or self._indices.numel() < max(n, 1):

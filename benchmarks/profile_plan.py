@@ -1,0 +1,150 @@
+"""Host time of the attention wrappers' plan() (issue #6: <= 50 us on the H100 machine), and where it goes.
+
+Cases are bench_attention.py's: decode batch 1, 16, 64, 128, 256 x KV 1024..8192 and causal prefill 4 x 1024,
+16 x 512 over KV 4096; 32 query / 8 KV heads, head_dim 128, page 16; indptr and last_page_len are CPU int32
+tensors, kv_indices a device int32 tensor, as in the benchmark. Each figure is a median over --reps calls
+(the lowest of 5 medians of reps/5 calls each, to keep other work on a shared machine out of it):
+
+    plan()      the wrapper's plan, end to end
+    plan_work   scheduler.plan_work alone, with the arguments plan() passed it
+    prepare     PagedAttentionLauncher.prepare alone, with the arguments plan() passed it
+    copy        the schedule's host-to-device copy (and its event record on a GPU)
+    rest        plan() minus the three above: argument checks, conversions, config, buffers
+
+On a CPU the runner plans as on an H100 (132 SMs, the GPU tile sizes), so the schedules have the benchmark's
+shape; only the timings are this CPU's.
+
+    python benchmarks/profile_plan.py --device cpu
+    python benchmarks/profile_plan.py --out $OUT   # cuda when available; also writes $OUT/profile_plan_cuda.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's kernelarena
+
+from kernelarena.kernels.attention import (  # noqa: E402
+    BatchDecodeWithPagedKVCacheWrapper,
+    BatchPrefillWithPagedKVCacheWrapper,
+    build_page_table,
+)
+from kernelarena.kernels.attention import runner as runner_module  # noqa: E402
+
+HQ, HKV, D, PAGE = 32, 8, 128, 16
+DECODE_BATCHES = (1, 16, 64, 128, 256)
+DECODE_LENS = (1024, 2048, 4096, 8192)
+PREFILL_CASES = ((4, 1024, 4096), (16, 512, 4096))  # (batch, queries per request, KV per request)
+H100_SMS = 132
+
+
+def median_us(fn, reps: int, rounds: int = 5) -> float:
+    """Median wall time of one call over ``reps`` calls; the lowest of ``rounds`` such medians, so that
+    other work on the machine (the CPU machine is shared) shows up as little as possible."""
+    best = float("inf")
+    for _ in range(rounds):
+        samples = []
+        for _ in range(reps // rounds):
+            start = time.perf_counter_ns()
+            fn()
+            samples.append(time.perf_counter_ns() - start)
+        best = min(best, statistics.median(samples))
+    return best / 1e3
+
+
+def captured_call(owner, name: str, call):
+    """Run ``call`` once with ``owner.name`` wrapped; returns (function, args, kwargs) of its last call."""
+    original, seen = getattr(owner, name), []
+
+    def spy(*args, **kwargs):
+        seen.append((args, kwargs))
+        return original(*args, **kwargs)
+
+    setattr(owner, name, spy)
+    try:
+        call()
+    finally:
+        if owner is runner_module:
+            setattr(owner, name, original)
+        else:
+            delattr(owner, name)  # the instance attribute hid the class's method
+    return original, *seen[-1]
+
+
+def profile_case(wrapper, plan, reps: int) -> dict:
+    runner = wrapper._runner
+    plan()
+    row = {"plan": median_us(plan, reps)}
+    fn, args, kwargs = captured_call(runner_module, "plan_work", plan)
+    row["plan_work"] = median_us(lambda: fn(*args, **kwargs), reps)
+    fn, args, kwargs = captured_call(runner._launcher, "prepare", plan)
+    row["prepare"] = median_us(lambda: fn(*args, **kwargs), reps)
+    stage, summary = runner._staging, runner.summary
+    dst, src = runner._copy_view(stage, summary.words)
+    event = runner._copy_done[stage]
+
+    def copy():
+        dst.copy_(src, non_blocking=True)
+        if event is not None:
+            event.record()
+
+    row["copy"] = median_us(copy, reps)
+    row["rest"] = row["plan"] - row["plan_work"] - row["prepare"] - row["copy"]
+    row["entries"], row["split"] = summary.num_entries, summary.num_groups > 0
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--reps", type=int, default=2000)
+    parser.add_argument("--out", default=None, help="folder for profile_plan_<device>.json (default: none)")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    ws = torch.empty(128 << 20, dtype=torch.uint8, device=device)
+    num_sms = None if device.type == "cuda" else H100_SMS
+
+    def wrapper_for(cls):
+        wrapper = cls(ws, "NHD", num_sms=num_sms)
+        wrapper._runner.on_gpu = True  # choose_config's GPU tile sizes, also on a CPU
+        return wrapper
+
+    rows = []
+    for batch in DECODE_BATCHES:
+        for kv_len in DECODE_LENS:
+            table = build_page_table([kv_len] * batch, PAGE, shuffle=True, device=device)
+            indptr, last = table.kv_indptr.cpu(), table.kv_last_page_len.cpu()
+            w = wrapper_for(BatchDecodeWithPagedKVCacheWrapper)
+            plan = lambda: w.plan(indptr, table.kv_indices, last, HQ, HKV, D, PAGE)  # noqa: E731
+            rows.append((f"decode {batch} x {kv_len}", profile_case(w, plan, args.reps)))
+    for batch, qo_len, kv_len in PREFILL_CASES:
+        table = build_page_table([kv_len] * batch, PAGE, shuffle=True, device=device)
+        indptr, last = table.kv_indptr.cpu(), table.kv_last_page_len.cpu()
+        qo = torch.arange(batch + 1, dtype=torch.int32) * qo_len
+        w = wrapper_for(BatchPrefillWithPagedKVCacheWrapper)
+        plan = lambda: w.plan(qo, indptr, table.kv_indices, last, HQ, HKV, D, PAGE, causal=True)  # noqa: E731
+        rows.append((f"prefill {batch} x {qo_len} / {kv_len}", profile_case(w, plan, args.reps)))
+
+    machine = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.machine()
+    print(f"plan() host time, us (best of 5 medians of {args.reps // 5} calls); {device} ({machine}), "
+          f"torch {torch.__version__}")
+    cols = ("plan", "plan_work", "prepare", "copy", "rest")
+    print(f"{'case':28s} " + " ".join(f"{c:>9s}" for c in cols) + "  entries split")
+    for name, row in rows:
+        print(f"{name:28s} " + " ".join(f"{row[c]:9.1f}" for c in cols) + f"  {row['entries']:7d} {row['split']}")
+    if args.out:
+        path = Path(args.out) / f"profile_plan_{device.type}.json"
+        path.write_text(json.dumps({"device": str(device), "machine": machine, "rows": dict(rows)}, indent=1))
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

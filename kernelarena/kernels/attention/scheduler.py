@@ -56,13 +56,14 @@ def choose_config(head_dim: int, group_size: int, max_packed_rows: int, on_gpu: 
         # Triton's CPU interpreter: small tiles keep it fast and let small test sizes exercise splitting.
         return KernelConfig(16 if max_packed_rows <= 16 else 32, 16, 4, 1, 2, 16, 1)
     if max_packed_rows <= 16 and group_size <= 16:
-        # Decode: one tile holds a request's whole GQA group; memory-bound, many KV tokens in flight. Items
-        # about 4 per program keep equal-length batches from ending in a partly idle last round. At 162
-        # registers only 3 programs of 4 warps fit on an SM, yet a grid of 4 per SM measured as fast or
-        # faster than 3 (256 x 8192: 2864 vs 2909 us; 1 x 4096: 31.2 vs 32.4 us; H100, 2026-11-24 run 2,
-        # benchmarks/results/attention_2026-11-24_h100_run2_sweep.log).
-        block_n = 64 if head_dim <= 128 else 32
-        return KernelConfig(16, block_n, 4, 3, 4, 128, 4)
+        # Decode: one tile holds a request's whole GQA group; memory-bound. The kernel keeps one K/V block in
+        # flight per program (the page-index load comes first), so wide blocks move the most bytes per round
+        # trip: 128 tokens, 2 stages, 2 programs per SM; KV split only while (request, head) pairs are fewer
+        # than programs, into chunks of at least 256 tokens. On an H100 (2026-11-24 run 3 sweep,
+        # attention_2026-11-24_h100_run3b_sweep.log) this beat 64-token blocks by 1-5% from batch 16 up, and
+        # not splitting at batch 64 x 1024 (512 pairs, 264 programs) was 9% faster than 2 items per program.
+        block_n = 128 if head_dim <= 128 else 64
+        return KernelConfig(16, block_n, 4, 2, 2, 256, 1)
     block_m = 64 if (head_dim > 128 or max_packed_rows <= 64) else 128
     block_n = 64 if head_dim <= 128 else 32
     # 4 warps beat 8 for 128x64 tiles on an H100 (305 vs 250 TFLOP/s, 4 x 1024 over 4096, 2026-11-24,

@@ -13,7 +13,7 @@ from .page_table import (
     ragged_page_table,
 )
 from .prefill import BatchPrefillWithPagedKVCacheWrapper, BatchPrefillWithRaggedKVCacheWrapper
-from .scheduler import KernelConfig
+from .kernel_config import KernelConfig
 
 __all__ = [
     "BatchDecodeWithPagedKVCacheWrapper",

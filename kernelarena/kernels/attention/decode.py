@@ -17,7 +17,7 @@ import torch
 
 from .page_table import KVCache, check_layout, kv_view
 from .runner import AttentionRunner, HostArray
-from .scheduler import KernelConfig
+from .kernel_config import KernelConfig
 
 
 class BatchDecodeWithPagedKVCacheWrapper:

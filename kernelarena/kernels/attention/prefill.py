@@ -17,7 +17,8 @@ from kernelarena.errors import ShapeError
 
 from .page_table import KVCache, check_layout, kv_view
 from .runner import AttentionRunner, HostArray, host_array
-from .scheduler import RAGGED_PAGE_SIZE, KernelConfig
+from .kernel_config import KernelConfig
+from .scheduler import RAGGED_PAGE_SIZE
 
 
 class BatchPrefillWithPagedKVCacheWrapper:

@@ -19,7 +19,8 @@ import torch
 from kernelarena.errors import ShapeError, UnsupportedError
 
 from .paged_kernel import PagedAttentionLauncher, default_sm_scale
-from .scheduler import KernelConfig, choose_config, plan_work
+from .kernel_config import KernelConfig, choose_config
+from .scheduler import plan_work
 
 HostArray = Union[np.ndarray, torch.Tensor]
 SUPPORTED_HEAD_DIMS = (64, 128, 256)

@@ -23,7 +23,6 @@ microseconds of host time at any batch size.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import NamedTuple, Optional
 
 import numpy as np
@@ -35,41 +34,6 @@ GROUP_FIELDS = 8  # first_slot, num_chunks, tok_base, qo_len, row_start, pad x3
 # Page size used to express ragged (contiguous) K/V in the paged format: one "page" per request starting at
 # the request's first token, so token t of the request lives at page_start + t.
 RAGGED_PAGE_SIZE = 1 << 30
-
-
-@dataclass(frozen=True)
-class KernelConfig:
-    """Tile sizes and launch shape of the attention kernel (chosen by ``choose_config``)."""
-
-    block_m: int  # packed query rows per tile (query tokens x heads of one GQA group)
-    block_n: int  # KV tokens per inner-loop step
-    num_warps: int
-    num_stages: int
-    ctas_per_sm: int  # persistent programs per SM (an upper bound on residency; extra programs find no work)
-    min_chunk: int  # never split a KV range into chunks shorter than this (tokens)
-    split_factor: int = 1  # split KV while (tile, head) pairs < split_factor x programs: aim for that many items
-
-
-def choose_config(head_dim: int, group_size: int, max_packed_rows: int, on_gpu: bool) -> KernelConfig:
-    """Pick tile sizes for a batch whose longest request has ``max_packed_rows`` = qo_len x group_size rows."""
-    if not on_gpu:
-        # Triton's CPU interpreter: small tiles keep it fast and let small test sizes exercise splitting.
-        return KernelConfig(16 if max_packed_rows <= 16 else 32, 16, 4, 1, 2, 16, 1)
-    if max_packed_rows <= 16 and group_size <= 16:
-        # Decode: one tile holds a request's whole GQA group; memory-bound. The kernel keeps one K/V block in
-        # flight per program (the page-index load comes first), so wide blocks move the most bytes per round
-        # trip: 128 tokens, 2 stages, 2 programs per SM; KV split only while (request, head) pairs are fewer
-        # than programs, into chunks of at least 256 tokens. On an H100 (2026-11-24 run 3 sweep,
-        # attention_2026-11-24_h100_run3b_sweep.log) this beat 64-token blocks by 1-5% from batch 16 up, and
-        # not splitting at batch 64 x 1024 (512 pairs, 264 programs) was 9% faster than 2 items per program.
-        block_n = 128 if head_dim <= 128 else 64
-        return KernelConfig(16, block_n, 4, 2, 2, 256, 1)
-    block_m = 64 if (head_dim > 128 or max_packed_rows <= 64) else 128
-    block_n = 64 if head_dim <= 128 else 32
-    # 4 warps beat 8 for 128x64 tiles on an H100 (305 vs 250 TFLOP/s, 4 x 1024 over 4096, 2026-11-24,
-    # benchmarks/results/attention_2026-11-24_h100_sweep.log), despite the spills; 3 stages beat 2 in run 2
-    # (318 vs 306 TFLOP/s at 4 x 1024, 290 vs 270 at 16 x 512; attention_2026-11-24_h100_run2_sweep.log).
-    return KernelConfig(block_m, block_n, 4, 3, 2, 512, 1)
 
 
 class PlanSummary(NamedTuple):

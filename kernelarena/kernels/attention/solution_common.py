@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from .paged_kernel import launch_paged_attention
-from .scheduler import choose_config, plan_work
+from .kernel_config import choose_config
+from .scheduler import plan_work
 
 WORK_WORDS = 1 << 20
 WORKSPACE_BYTES = 256 << 20

@@ -11,7 +11,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 DECODE = "gqa_paged_decode_h32_kv8_d128_ps16"
 PREFILL = "gqa_paged_prefill_causal_h32_kv8_d128_ps16"
-TRITON_SOURCES = ("solution_common.py", "scheduler.py", "paged_kernel.py")
+TRITON_SOURCES = ("solution_common.py", "kernel_config.py", "scheduler.py", "paged_kernel.py")
 
 
 def _sources(*names: str) -> list[dict]:

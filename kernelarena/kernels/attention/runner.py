@@ -21,6 +21,7 @@ from kernelarena.errors import ShapeError, UnsupportedError
 from .paged_kernel import PagedAttentionLauncher, default_sm_scale
 from .kernel_config import KernelConfig, choose_config
 from .scheduler import plan_work
+from .staging import StagedCopy
 
 HostArray = Union[np.ndarray, torch.Tensor]
 SUPPORTED_HEAD_DIMS = (64, 128, 256)
@@ -69,15 +70,8 @@ class AttentionRunner:
         if num_sms is None:
             num_sms = torch.cuda.get_device_properties(self.device).multi_processor_count if self.on_gpu else 2
         self.num_sms = num_sms
-        # Two pinned staging buffers, used in turn: the copy of plan n may still be reading one while plan n+1
-        # writes the other; plan n+2 waits for plan n's copy (long done in practice) before reusing it.
-        self._host_words = [torch.zeros(max_work_words, dtype=torch.int32, pin_memory=self.on_gpu)
-                            for _ in range(2)]
-        self._host_words_np = [h.numpy() for h in self._host_words]
-        self._copy_done = [torch.cuda.Event() if self.on_gpu else None for _ in range(2)]
-        self._staging = 0
-        self._copy_views: dict = {}  # (staging buffer, words) -> (device view, host view) of words rounded up
         self._work = torch.zeros(max_work_words, dtype=torch.int32, device=self.device)
+        self._staged = StagedCopy(self._work)  # pinned staging buffers, used in turn, and the copy to _work
         self._launcher = PagedAttentionLauncher(self.device)
         self._indices: Optional[torch.Tensor] = None  # owned copy of kv_indices (graph mode, ragged)
         self._kv_indices: Optional[torch.Tensor] = None
@@ -119,21 +113,16 @@ class AttentionRunner:
         config = self._choose_config(head_dim, group, (max_qo_len or 0) * group)
         max_slots = self._partials(config.block_m, head_dim)
         num_programs = self.num_sms * config.ctas_per_sm
-        stage = self._staging = 1 - self._staging
-        if self._copy_done[stage] is not None:
-            self._copy_done[stage].synchronize()  # the copy of two plans ago read this staging buffer
+        words = self._staged.begin()
         try:
             summary = plan_work(
-                self._host_words_np[stage], qo_np, kv_np, last_np, page_size=page_size, group_size=group,
+                words, qo_np, kv_np, last_np, page_size=page_size, group_size=group,
                 num_kv_heads=num_kv_heads, block_m=config.block_m, block_n=config.block_n, causal=causal,
                 window_left=window_left, target_ctas=num_programs, min_chunk=config.min_chunk,
                 split_size=kv_chunk_size, max_slots=max_slots, split_factor=config.split_factor)
         except ValueError as exc:
             raise UnsupportedError(f"batch too large for this wrapper's buffers: {exc}") from exc
-        dst, src = self._copy_view(stage, summary.words)
-        dst.copy_(src, non_blocking=True)
-        if self._copy_done[stage] is not None:
-            self._copy_done[stage].record()
+        self._staged.commit(summary.words)
         self._kv_indices = self._place_indices(kv_indices)
         self.config = config
         cap = float(logits_soft_cap or 0.0)
@@ -148,17 +137,6 @@ class AttentionRunner:
             # A captured graph must survive a re-plan that splits: in graph mode the merge is always compiled.
             split=self.use_cuda_graph or summary.num_groups > 0)
         self.summary = summary
-
-    def _copy_view(self, stage: int, words: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Device and host views of the first ``words`` rounded up to a power of two (cached: slicing a
-        tensor costs host time; copying up to twice the words costs a few microseconds of transfer at most)."""
-        views = self._copy_views.get((stage, words))
-        if views is None:
-            size = min(max(1 << (words - 1).bit_length(), 1024), self._work.numel())
-            if len(self._copy_views) >= 512:
-                self._copy_views.clear()
-            views = self._copy_views[(stage, words)] = (self._work[:size], self._host_words[stage][:size])
-        return views
 
     def _partials(self, block_m: int, head_dim: int) -> int:
         """Carve the float workspace into partial outputs and lses; returns how many slots fit."""

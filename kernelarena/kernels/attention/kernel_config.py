@@ -33,7 +33,7 @@ def choose_config(head_dim: int, group_size: int, max_packed_rows: int, on_gpu: 
         # flight per program (the page-index load comes first), so wide blocks move the most bytes per round
         # trip: 128 tokens, 2 stages, 2 programs per SM; KV split only while (request, head) pairs are fewer
         # than programs, into chunks of at least 256 tokens. On an H100 (2026-11-24 run 3 sweep,
-        # attention_2026-11-24_h100_run3b_sweep.log) this beat 64-token blocks by 1-5% from batch 16 up, and
+        # attention_2026-11-24_h100_run3b_sweep.log) this beat 64-token blocks by up to 7% from batch 64 up, and
         # not splitting at batch 64 x 1024 (512 pairs, 264 programs) was 9% faster than 2 items per program.
         block_n = 128 if head_dim <= 128 else 64
         return KernelConfig(16, block_n, 4, 2, 2, 256, 1)

@@ -41,10 +41,9 @@ from kernelarena.kernels.attention import (  # noqa: E402
 from kernelarena.kernels.attention import runner as runner_module  # noqa: E402
 from kernelarena.kernels.attention.staging import StagedCopy  # noqa: E402
 
-HQ, HKV, D, PAGE = 32, 8, 128, 16
-DECODE_BATCHES = (1, 16, 64, 128, 256)
-DECODE_LENS = (1024, 2048, 4096, 8192)
-PREFILL_CASES = ((4, 1024, 4096), (16, 512, 4096))  # (batch, queries per request, KV per request)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_attention import D, DECODE_BATCHES, DECODE_LENS, HKV, HQ, PAGE, PREFILL_CASES  # noqa: E402  (same cases)
+
 H100_SMS = 132
 
 

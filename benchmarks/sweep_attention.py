@@ -39,10 +39,20 @@ DECODE_VARIANTS = {
     "bn128_w8": (KernelConfig(16, 128, 8, 2, 1, 256, 2), 0),
     "bn64_c3": (KernelConfig(16, 64, 4, 3, 3, 128, 4), 0),
     "bn64_mc512": (KernelConfig(16, 64, 4, 3, 3, 512, 2), 0),
+    # 5+ stages: Triton then keeps two K/V blocks in flight (async_wait num=3 instead of 0 in the TTGIR).
+    "bn64_s5_c3": (KernelConfig(16, 64, 4, 5, 3, 256, 1), 0),
+    "bn64_s5_c2": (KernelConfig(16, 64, 4, 5, 2, 256, 1), 0),
+    "bn64_s5_mc128": (KernelConfig(16, 64, 4, 5, 3, 128, 1), 0),
+    "bn128_s5_c1": (KernelConfig(16, 128, 4, 5, 1, 256, 1), 0),
+    "bn32_s6_c4": (KernelConfig(16, 32, 4, 6, 4, 128, 1), 0),
 }
 PREFILL_VARIANTS = {
     "default": (None, 0),
     "128x64_w4_s4": (KernelConfig(128, 64, 4, 4, 2, 512, 1), 0),
+    "128x64_w4_s5": (KernelConfig(128, 64, 4, 5, 1, 512, 1), 0),
+    "128x64_w8_s5": (KernelConfig(128, 64, 8, 5, 1, 512, 1), 0),
+    "128x128_w8_s5": (KernelConfig(128, 128, 8, 5, 1, 512, 1), 0),
+    "64x64_w4_s5": (KernelConfig(64, 64, 4, 5, 2, 512, 1), 0),
 }
 DECODE_CASES = "1x1024,1x4096,16x1024,16x8192,64x1024,64x4096,128x1024,256x8192"
 PREFILL_CASES = "4x1024x4096,16x512x4096"

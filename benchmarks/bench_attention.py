@@ -49,7 +49,7 @@ BF16_PEAK_TFLOPS = 790.0
 SWEEP_DECODE = [KernelConfig(16, bn, w, st, c, mc, sf) for bn, w, st, c, mc, sf in (
     (128, 4, 2, 2, 256, 1), (128, 4, 2, 2, 256, 2), (128, 4, 3, 2, 256, 1), (64, 4, 3, 3, 128, 4))]
 SWEEP_PREFILL = [KernelConfig(bm, bn, w, st, c, 512, 1) for bm, bn, w, st, c in (
-    (128, 64, 4, 2, 2), (128, 64, 8, 3, 1), (128, 64, 4, 3, 2), (128, 128, 8, 2, 1), (64, 64, 4, 3, 2))]
+    (128, 64, 8, 6, 1), (128, 64, 8, 7, 1), (128, 64, 4, 3, 2), (128, 128, 8, 5, 1))]
 SMALL_BATCH = 16  # decode rows at or under this batch also time the run() host cost and Triton's own launch
 
 
@@ -67,9 +67,10 @@ COMPILE_CASES = (  # (label, GROUP, HEAD_DIM, BLOCK_M, BLOCK_N, warps, stages, c
     ("decode unsplit", 4, 128, 16, 128, 4, 2, False, False, False, False),
     ("decode bn64 s3", 4, 128, 16, 64, 4, 3, False, False, False, True),
     ("decode bn32 s4", 4, 128, 16, 32, 4, 4, False, False, False, True),
-    ("prefill default", 4, 128, 128, 64, 4, 2, True, False, False, False),
-    ("prefill split", 4, 128, 128, 64, 4, 2, True, False, False, True),
-    ("prefill 8 warps s3", 4, 128, 128, 64, 8, 3, True, False, False, False),
+    ("decode small batch", 4, 128, 16, 128, 4, 5, False, False, False, True),
+    ("prefill default", 4, 128, 128, 64, 8, 6, True, False, False, False),
+    ("prefill split", 4, 128, 128, 64, 8, 6, True, False, False, True),
+    ("prefill 4 warps s3", 4, 128, 128, 64, 4, 3, True, False, False, False),
     ("decode d256 cap+window", 1, 256, 16, 32, 4, 3, False, True, True, True),
 )
 

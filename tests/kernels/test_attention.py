@@ -286,3 +286,18 @@ def test_solution_entry_points_match_reference():
         entry(*args, out, lse)
         ref(*args, ref_out, ref_lse)
         check(out, lse, ref_out.double(), ref_lse.double())
+
+
+def test_gpu_config_rules_at_their_boundaries():
+    from kernelarena.kernels.attention.kernel_config import choose_config
+
+    # Decode: the deep-pipeline single-program config only while (request, head) pairs are fewer than SMs.
+    small = choose_config(128, 4, 4, True, pairs=131, num_sms=132)
+    large = choose_config(128, 4, 4, True, pairs=132, num_sms=132)
+    assert (small.num_stages, small.ctas_per_sm) == (5, 1)
+    assert (large.num_stages, large.ctas_per_sm) == (2, 2)
+    assert choose_config(128, 4, 4, True).num_stages == 2  # no batch size given: the general decode config
+    # Prefill: 128-row tiles get 8 warps and 6 stages; head_dim 256 keeps 64-row tiles with 4 warps.
+    assert (choose_config(128, 4, 4096, True).num_warps, choose_config(128, 4, 4096, True).num_stages) == (8, 6)
+    assert (choose_config(256, 4, 4096, True).block_m, choose_config(256, 4, 4096, True).num_warps) == (64, 4)
+    assert choose_config(128, 4, 4096, False).block_m == 32  # the CPU interpreter's small tiles

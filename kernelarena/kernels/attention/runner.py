@@ -65,7 +65,7 @@ class AttentionRunner:
         self.use_cuda_graph = use_cuda_graph
         self._workspace = float_workspace_buffer.view(torch.uint8).view(-1)
         self._fixed_config = config
-        self._configs: dict = {}  # (head_dim, group, max_rows, on_gpu) -> choose_config's answer
+        self._configs: dict = {}  # (head_dim, group, max_rows, fewer pairs than SMs) -> choose_config's answer
         self.config: Optional[KernelConfig] = None
         if num_sms is None:
             num_sms = torch.cuda.get_device_properties(self.device).multi_processor_count if self.on_gpu else 2
@@ -110,7 +110,7 @@ class AttentionRunner:
         elif max_qo_len is None and batch and self._fixed_config is None:
             qo_len = qo_np[1:] - qo_np[:-1]
             max_qo_len = int(qo_len[qo_len.argmax()])  # argmax: a fifth of the time of max()
-        config = self._choose_config(head_dim, group, (max_qo_len or 0) * group)
+        config = self._choose_config(head_dim, group, (max_qo_len or 0) * group, batch * num_kv_heads)
         max_slots = self._partials(config.block_m, head_dim)
         num_programs = self.num_sms * config.ctas_per_sm
         words = self._staged.begin()
@@ -148,17 +148,18 @@ class AttentionRunner:
             self._partial_shape, self._max_slots = (block_m, head_dim), max_slots
         return self._max_slots
 
-    def _choose_config(self, head_dim: int, group: int, max_rows: int) -> KernelConfig:
+    def _choose_config(self, head_dim: int, group: int, max_rows: int, pairs: int) -> KernelConfig:
         if self.use_cuda_graph and self.config is not None:
             return self.config  # a captured graph bakes in the kernel and its tile sizes
         if self._fixed_config is not None:
             return self._fixed_config
-        key = (head_dim, group, max_rows, self.on_gpu)
+        key = (head_dim, group, max_rows, 0 < pairs < self.num_sms)
         config = self._configs.get(key)
         if config is None:  # choose_config is a pure function of the key; a lookup costs a fifth of a call
             if len(self._configs) >= 256:
                 self._configs.clear()
-            config = self._configs[key] = choose_config(head_dim, group, max_rows, self.on_gpu)
+            config = self._configs[key] = choose_config(head_dim, group, max_rows, self.on_gpu, pairs,
+                                                        self.num_sms)
         return config
 
     def _place_indices(self, kv_indices: HostArray) -> torch.Tensor:

@@ -45,7 +45,8 @@ def paged_attention_into(q, k_cache, v_cache, qo_indptr, kv_indptr, kv_indices, 
     last_np = kv_last_page_len.cpu().numpy()
     if max_qo_len is None:
         max_qo_len = int((qo_np[1:] - qo_np[:-1]).max(initial=0))
-    config = choose_config(head_dim, group, max_qo_len * group, q.device.type == "cuda")
+    config = choose_config(head_dim, group, max_qo_len * group, q.device.type == "cuda",
+                           (len(kv_np) - 1) * num_kv_heads, num_sms)
     max_slots = workspace.numel() // (config.block_m * (head_dim + 1))
     rows = max_slots * config.block_m
     o_part, lse_part = workspace[: rows * head_dim].view(rows, head_dim), workspace[rows * head_dim:][:rows]

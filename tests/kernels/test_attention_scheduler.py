@@ -69,7 +69,7 @@ def reference_plan_work(out, qo_indptr, kv_page_indptr, kv_last_page_len, *, pag
     tiles[:, 7] = kv_page_indptr[:-1][req]
     tiles[:, 8] = -1
     if causal and tile_req is not None and num_tiles * num_kv_heads > target_ctas:
-        order = np.argsort(-span, kind="stable")
+        order = np.lexsort((-span, tiles[:, 0], -tiles[:, 2]))  # by request (most KV first), longest tile first
         tiles[:] = tiles[order]
         span, hi = span[order], hi[order]
         lo = None if lo is None else lo[order]

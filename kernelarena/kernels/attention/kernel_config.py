@@ -52,7 +52,9 @@ def choose_config(head_dim: int, group_size: int, max_packed_rows: int, on_gpu: 
     block_n = 64 if head_dim <= 128 else 32
     if block_m == 128:
         # 8 warps and 6 stages (two K/V blocks in flight, no spills at 254 registers): 378 vs 312 TFLOP/s at
-        # 4 x 1024 over 4096, 333 vs 277 at 16 x 512 (attention_2026-11-24_h100_run5b_sweep.log).
+        # 4 x 1024 over 4096, 333 vs 277 at 16 x 512 (attention_2026-11-24_h100_run5b_sweep.log); 382 at
+        # 16 x 512 once tiles are listed request by request (run7_prefill_order_sweep.log). 7 stages measured
+        # 1-2% faster but need 164 KB of shared memory, more than an A100 allows per block; 6 take 132 KB.
         return KernelConfig(128, block_n, 8, 6, 1, 512, 1)
     # 4 warps beat 8 for 128x64 tiles on an H100 (305 vs 250 TFLOP/s, 4 x 1024 over 4096, 2026-11-24,
     # benchmarks/results/attention_2026-11-24_h100_sweep.log), despite the spills; 3 stages beat 2 in run 2

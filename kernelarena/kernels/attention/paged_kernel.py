@@ -93,7 +93,7 @@ def paged_attention_kernel(
     nprog = tl.num_programs(0)
     # Static: program p runs items p, p + nprog, ... (no shared counter: the shortest dependency chain).
     # Dynamic: programs take the next item from a shared counter (header word 4), which balances uneven items
-    # (causal tiles, listed longest first) over whichever programs are resident; the last program to finish
+    # (causal tiles) over whichever programs are resident; the last program to finish
     # resets the counters. SCHEDULE 0 picks at run time: static when every program has at most one item.
     # The header and program p's first item are loaded together (one round trip): the buffer is larger than
     # any list, so a program without an item reads unused words and leaves.

@@ -45,6 +45,10 @@ DECODE_VARIANTS = {
     "bn64_s5_mc128": (KernelConfig(16, 64, 4, 5, 3, 128, 1), 0),
     "bn128_s5_c1": (KernelConfig(16, 128, 4, 5, 1, 256, 1), 0),
     "bn32_s6_c4": (KernelConfig(16, 32, 4, 6, 4, 128, 1), 0),
+    "bn128_s6_c1": (KernelConfig(16, 128, 4, 6, 1, 256, 1), 0),
+    "bn128_s5_c1_mc512": (KernelConfig(16, 128, 4, 5, 1, 512, 1), 0),
+    "bn128_s5_c1_sf2": (KernelConfig(16, 128, 4, 5, 1, 256, 2), 0),
+    "bn64_s6_c2": (KernelConfig(16, 64, 4, 6, 2, 256, 1), 0),
 }
 PREFILL_VARIANTS = {
     "default": (None, 0),
@@ -53,6 +57,10 @@ PREFILL_VARIANTS = {
     "128x64_w8_s5": (KernelConfig(128, 64, 8, 5, 1, 512, 1), 0),
     "128x128_w8_s5": (KernelConfig(128, 128, 8, 5, 1, 512, 1), 0),
     "64x64_w4_s5": (KernelConfig(64, 64, 4, 5, 2, 512, 1), 0),
+    "128x64_w8_s6": (KernelConfig(128, 64, 8, 6, 1, 512, 1), 0),
+    "128x64_w8_s7": (KernelConfig(128, 64, 8, 7, 1, 512, 1), 0),
+    "128x32_w8_s6": (KernelConfig(128, 32, 8, 6, 1, 512, 1), 0),
+    "64x64_w4_s6_c3": (KernelConfig(64, 64, 4, 6, 3, 512, 1), 0),
 }
 DECODE_CASES = "1x1024,1x4096,16x1024,16x8192,64x1024,64x4096,128x1024,256x8192"
 PREFILL_CASES = "4x1024x4096,16x512x4096"

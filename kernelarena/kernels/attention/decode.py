@@ -15,20 +15,12 @@ from typing import Optional
 
 import torch
 
-from .page_table import KVCache, check_layout, kv_view
-from .runner import AttentionRunner, HostArray
-from .kernel_config import KernelConfig
+from .paged_wrapper import PagedKVCacheWrapper
+from .runner import HostArray
 
 
-class BatchDecodeWithPagedKVCacheWrapper:
+class BatchDecodeWithPagedKVCacheWrapper(PagedKVCacheWrapper):
     """Decode attention (GQA, soft-cap, sliding window, base-2 lse) for a batch of paged sequences."""
-
-    def __init__(self, float_workspace_buffer: torch.Tensor, kv_layout: str = "NHD", use_cuda_graph: bool = False,
-                 *, config: Optional[KernelConfig] = None, num_sms: Optional[int] = None):
-        self.kv_layout = check_layout(kv_layout)
-        self._runner = AttentionRunner(float_workspace_buffer, use_cuda_graph=use_cuda_graph, config=config,
-                                       num_sms=num_sms)
-        self._cache_seen, self._view = None, None
 
     def plan(self, indptr: HostArray, indices: torch.Tensor, last_page_len: HostArray, num_qo_heads: int,
              num_kv_heads: int, head_dim: int, page_size: int, *, window_left: int = -1,
@@ -41,11 +33,3 @@ class BatchDecodeWithPagedKVCacheWrapper:
             head_dim=head_dim, page_size=page_size, causal=False, window_left=window_left,
             logits_soft_cap=logits_soft_cap, sm_scale=sm_scale, q_dtype=q_data_type, kv_dtype=kv_data_type,
             kv_chunk_size=kv_chunk_size)
-
-    def run(self, q: torch.Tensor, paged_kv_cache: KVCache, *, out: Optional[torch.Tensor] = None,
-            lse: Optional[torch.Tensor] = None, return_lse: bool = False):
-        """q [batch, num_qo_heads, head_dim] -> out (and lse [batch, num_qo_heads] float32, base 2)."""
-        if paged_kv_cache is not self._cache_seen:  # slicing the cache costs host time: once per cache object
-            self._view, self._cache_seen = kv_view(paged_kv_cache, self.kv_layout), paged_kv_cache
-        view = self._view
-        return self._runner.run(q, view.k, view.v, view.strides, out, lse, return_lse)

@@ -15,21 +15,15 @@ import torch
 
 from kernelarena.errors import ShapeError
 
-from .page_table import KVCache, check_layout, kv_view
-from .runner import AttentionRunner, HostArray, host_array
 from .kernel_config import KernelConfig
+from .page_table import check_layout
+from .paged_wrapper import PagedKVCacheWrapper
+from .runner import AttentionRunner, HostArray, host_array
 from .scheduler import RAGGED_PAGE_SIZE
 
 
-class BatchPrefillWithPagedKVCacheWrapper:
+class BatchPrefillWithPagedKVCacheWrapper(PagedKVCacheWrapper):
     """Prefill/append attention (causal or not, GQA, soft-cap, window, lse) over a paged KV cache."""
-
-    def __init__(self, float_workspace_buffer: torch.Tensor, kv_layout: str = "NHD", use_cuda_graph: bool = False,
-                 *, config: Optional[KernelConfig] = None, num_sms: Optional[int] = None):
-        self.kv_layout = check_layout(kv_layout)
-        self._runner = AttentionRunner(float_workspace_buffer, use_cuda_graph=use_cuda_graph, config=config,
-                                       num_sms=num_sms)
-        self._cache_seen, self._view = None, None
 
     def plan(self, qo_indptr: HostArray, paged_kv_indptr: HostArray, paged_kv_indices: torch.Tensor,
              paged_kv_last_page_len: HostArray, num_qo_heads: int, num_kv_heads: int, head_dim_qk: int,
@@ -42,14 +36,6 @@ class BatchPrefillWithPagedKVCacheWrapper:
             num_kv_heads=num_kv_heads, head_dim=head_dim_qk, page_size=page_size, causal=causal,
             window_left=window_left, logits_soft_cap=logits_soft_cap, sm_scale=sm_scale, q_dtype=q_data_type,
             kv_dtype=kv_data_type, kv_chunk_size=kv_chunk_size)
-
-    def run(self, q: torch.Tensor, paged_kv_cache: KVCache, *, out: Optional[torch.Tensor] = None,
-            lse: Optional[torch.Tensor] = None, return_lse: bool = False):
-        """q [total_q, num_qo_heads, head_dim] -> out (and lse [total_q, num_qo_heads] float32, base 2)."""
-        if paged_kv_cache is not self._cache_seen:  # slicing the cache costs host time: once per cache object
-            self._view, self._cache_seen = kv_view(paged_kv_cache, self.kv_layout), paged_kv_cache
-        view = self._view
-        return self._runner.run(q, view.k, view.v, view.strides, out, lse, return_lse)
 
 
 class BatchPrefillWithRaggedKVCacheWrapper:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 import textwrap
@@ -219,6 +220,8 @@ def test_environment_variable_enables_apply_in_a_process_that_never_calls_us(two
     """)
     env = {"KERNELARENA_APPLY": str(two_solutions), "KERNELARENA_CACHE_DIR": str(tmp_path / "cache"),
            "PATH": "/usr/bin:/bin"}
+    if "PYTHONPATH" in os.environ:  # where the package comes from a path, not an install (the GPU machine)
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     routed = subprocess.run([sys.executable, "-c", program], env=env, capture_output=True, text=True, timeout=120)
     assert routed.returncode == 0, routed.stderr
     assert routed.stdout.strip() == "3.0"

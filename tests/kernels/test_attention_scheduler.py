@@ -54,6 +54,8 @@ def reference_plan_work(out, qo_indptr, kv_page_indptr, kv_last_page_len, *, pag
     else:
         chunk = max(-(-int(span.sum()) * num_kv_heads // (split_factor * target_ctas)), min_chunk)
         pieces = -(-max_span // chunk)
+        if pieces > 1 and num_tiles * num_kv_heads * pieces > split_factor * target_ctas:
+            pieces -= 1
         chunk = -(-(-(-max_span // pieces)) // block_n) * block_n
     group_offset = HEADER + num_tiles * ITEM_FIELDS
     if group_offset > out.shape[0]:

@@ -99,6 +99,8 @@ def plan_work(
         total = sum(span.tolist()) if num_tiles <= 64 else int(np.add.reduce(span))  # the faster for its size
         chunk = max(-(-total * num_kv_heads // (split_factor * target_ctas)), min_chunk)
         pieces = -(-max_span // chunk)  # equal chunks for the longest range, rounded up to whole blocks
+        if pieces > 1 and num_tiles * num_kv_heads * pieces > split_factor * target_ctas:
+            pieces -= 1  # a list just over one round of programs: one round of longer items instead
         chunk = -(-(-(-max_span // pieces)) // block_n) * block_n
 
     group_offset = HEADER + num_tiles * ITEM_FIELDS

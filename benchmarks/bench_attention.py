@@ -351,33 +351,34 @@ def best_configs(sweep_rows: list[dict]) -> dict:
 
 def run_sweep(cache, ws, quick: bool, bandwidth: float) -> list[dict]:
     """Time each kernel-config variant on representative sizes (tuning data, not the headline table)."""
-    results = []
-    decode_cases = ((1, 64),) if quick else ((1, 4096), (16, 1024), (16, 4096), (64, 1024), (64, 4096), (256, 8192))
+    decode_cases = ((1, 1, 64),) if quick else tuple((b, 1, n) for b, n in (
+        (1, 4096), (16, 1024), (16, 4096), (64, 1024), (64, 4096), (256, 8192)))
     prefill_cases = ((2, 16, 64),) if quick else PREFILL_CASES
-    for config in SWEEP_DECODE:
-        for batch, kv_len in decode_cases:
-            p = Problem(cache, batch, 1, kv_len, seed=1)
+    return (_sweep_kind("decode", SWEEP_DECODE, decode_cases, ours_decode, cache, ws, quick, seed=1)
+            + _sweep_kind("prefill", SWEEP_PREFILL, prefill_cases, ours_prefill, cache, ws, quick, seed=2))
+
+
+def _sweep_kind(kind, configs, cases, make, cache, ws, quick, seed) -> list[dict]:
+    """Time every config on every (batch, qo_len, kv_len) case; a config that fails is reported and skipped."""
+    results = []
+    for config in configs:
+        for batch, qo_len, kv_len in cases:
+            p = Problem(cache, batch, qo_len, kv_len, seed=seed)
             try:
-                us, _, _ = measure(lambda: ours_decode(p, ws, config), quick, 1)
+                us, _, _ = measure(lambda: make(p, ws, config), quick, 1)
             except Exception as exc:
                 print(f"sweep {config} failed: {exc!r}")
                 break
-            results.append({"kind": "decode", "config": asdict(config), "batch": batch, "kv_len": kv_len,
-                            "us": us, "tbs": p.kv_bytes() / us / 1e6, **kernel_resources()})
-            print(f"sweep decode {batch}x{kv_len} {config}: {us:.1f} us {p.kv_bytes() / us / 1e6:.2f} TB/s "
-                  f"{kernel_resources()}")
-    for config in SWEEP_PREFILL:
-        for batch, qo_len, kv_len in prefill_cases:
-            p = Problem(cache, batch, qo_len, kv_len, seed=2)
-            try:
-                us, _, _ = measure(lambda: ours_prefill(p, ws, config), quick, 1)
-            except Exception as exc:
-                print(f"sweep {config} failed: {exc!r}")
-                break
-            results.append({"kind": "prefill", "config": asdict(config), "batch": batch, "qo_len": qo_len,
-                            "us": us, "tflops": p.causal_flops() / us / 1e6, **kernel_resources()})
-            print(f"sweep prefill {batch}x{qo_len} {config}: {us:.1f} us {p.causal_flops() / us / 1e6:.0f} TFLOP/s "
-                  f"{kernel_resources()}")
+            row = {"kind": kind, "config": asdict(config), "batch": batch, "qo_len": qo_len, "kv_len": kv_len,
+                   "us": us, **kernel_resources()}
+            if kind == "decode":
+                row["tbs"] = p.kv_bytes() / us / 1e6
+                speed = f"{row['tbs']:.2f} TB/s"
+            else:
+                row["tflops"] = p.causal_flops() / us / 1e6
+                speed = f"{row['tflops']:.0f} TFLOP/s"
+            results.append(row)
+            print(f"sweep {kind} {batch}x{qo_len}x{kv_len} {config}: {us:.1f} us {speed} {kernel_resources()}")
     return results
 
 

@@ -38,6 +38,7 @@ from kernelarena.kernels.attention import (
     build_page_table,
 )
 from kernelarena.kernels.attention.paged_kernel import PagedAttentionLauncher
+from read_floor import empty_kernel_us, read_floor_us
 
 HQ, HKV, D, PAGE = 32, 8, 128, 16
 DECODE_BATCHES = (1, 16, 64, 128, 256)
@@ -278,6 +279,9 @@ def main() -> None:
     ws = torch.empty(256 << 20, dtype=torch.uint8, device=device)
     fi_ws = torch.empty(256 << 20, dtype=torch.uint8, device=device) if use_fi else None
     bandwidth = copy_bandwidth_tbs(device)
+    floors = {}
+    if device.type == "cuda":
+        floors["empty_kernel_us"] = empty_kernel_us(lambda fn: device_time_us(fn, args.quick), device)
     rows, sweep_rows = [], []
     chosen = {"decode": None, "prefill": None}  # None: the wrappers' default (scheduler.choose_config)
     if args.tune:
@@ -292,6 +296,7 @@ def main() -> None:
             row["ours_us"], row["ours_plan_us"], out = measure(lambda: ours_decode(p, ws, chosen["decode"]), args.quick,
                                                         plan_reps)
             if device.type == "cuda":
+                row["read_floor_us"] = read_floor_us(lambda fn: device_time_us(fn, args.quick), cache, p.kv_bytes())
                 row["ours_graph_us"] = graph_time_us(lambda: ours_decode(p, ws, chosen["decode"]), args.quick)
                 if batch <= SMALL_BATCH:
                     row["ours_run_host_us"] = run_host_us(lambda: ours_decode(p, ws, chosen["decode"]))
@@ -328,10 +333,10 @@ def main() -> None:
         print_row(row, bandwidth)
 
     configs = {k: asdict(v) if v else "default" for k, v in chosen.items()}
-    write_results(rows, sweep_rows, bandwidth, device, args.out, configs)  # even if a later sweep runs over
+    write_results(rows, sweep_rows, bandwidth, device, args.out, configs, floors)  # even if a later sweep runs over
     if args.sweep and not args.tune:
         sweep_rows = run_sweep(cache, ws, args.quick, bandwidth)
-        write_results(rows, sweep_rows, bandwidth, device, args.out, configs)
+        write_results(rows, sweep_rows, bandwidth, device, args.out, configs, floors)
 
 
 def best_configs(sweep_rows: list[dict]) -> dict:
@@ -393,7 +398,7 @@ def rate(row: dict, bandwidth: float) -> tuple[str, str]:
 def table_lines(rows: list[dict], bandwidth: float) -> list[str]:
     head = ("| kind | batch x q | kv | ours us | rate | of ceiling | FlashInfer us (backend) | ours/FI speed "
             "| plan us ours | plan us FI | err vs FI | ours graph us | run() host us ours / FI "
-            "| ours us, Triton launch (host us) |")
+            "| ours us, Triton launch (host us) | K/V read floor us |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         value, share = rate(r, bandwidth)
@@ -406,9 +411,10 @@ def table_lines(rows: list[dict], bandwidth: float) -> list[str]:
                 if "ours_run_host_us" in r else "-")
         slow = (f"{r['ours_triton_launch_us']:.1f} ({r['ours_triton_launch_run_host_us']:.0f})"
                 if "ours_triton_launch_us" in r else "-")
+        floor = f"{r['read_floor_us']:.1f}" if "read_floor_us" in r else "-"
         lines.append(f"| {r['kind']} | {r['batch']} x {r['qo_len']} | {r['kv_len']} | {r['ours_us']:.1f} | {value} "
                      f"| {share} | {fi} | {speed} | {r['ours_plan_us']:.0f} | {fi_plan} | {err} | {graph} | {host} "
-                     f"| {slow} |")
+                     f"| {slow} | {floor} |")
     return lines
 
 
@@ -416,11 +422,11 @@ def print_row(row: dict, bandwidth: float) -> None:
     print(table_lines([row], bandwidth)[-1], flush=True)
 
 
-def write_results(rows, sweep_rows, bandwidth, device, out_dir, configs) -> None:
+def write_results(rows, sweep_rows, bandwidth, device, out_dir, configs, floors) -> None:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
     stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     meta = {"date": stamp, "device": name, "torch": torch.__version__, "copy_bandwidth_tbs": bandwidth,
-            "bf16_peak_tflops": BF16_PEAK_TFLOPS, "kernel_configs": configs}
+            "bf16_peak_tflops": BF16_PEAK_TFLOPS, "kernel_configs": configs, **floors}
     try:
         import triton
 
@@ -434,6 +440,9 @@ def write_results(rows, sweep_rows, bandwidth, device, out_dir, configs) -> None
              f"bf16, {HQ} q / {HKV} kv heads, head_dim {D}, page {PAGE}; copy bandwidth {bandwidth:.2f} TB/s; "
              f"versions {json.dumps({k: v for k, v in meta.items() if k in ('torch', 'triton', 'flashinfer')})}", "",
              f"kernelarena kernel configs: {json.dumps(configs)}", "",
+             *([f"Floors under this timer: an empty kernel {floors['empty_kernel_us']:.1f} us; 'K/V read floor' is the "
+                "fastest plain streaming read of the batch's K/V bytes (benchmarks/read_floor.py).", ""]
+               if floors else []),
              *table_lines(rows, bandwidth)]
     text = "\n".join(lines)
     print("\n" + text)

@@ -31,7 +31,9 @@ TRITON_SWEEP = ((1, 4, 0), (1, 8, 0), (1, 16, 0), (2, 8, 0), (2, 16, 0), (4, 16,
 CUDA_SWEEP = (64, 128, 256, 512, 1024)  # threads per row
 __doc__ += f"    batch {BATCHES} x hidden {HIDDENS}, ops {OPS}.\n" + """
 Timing: median over repetitions of CUDA-event time around one call, the L2 flushed (256 MB written) before
-each repetition and the input sets rotated (triton.testing.do_bench's method, cold cache). Bandwidth counts
+each repetition and the input sets rotated (triton.testing.do_bench's method, cold cache). The backends of
+one shape (and the copy of the same bytes) are timed in turn within each repetition, so that a drift during
+the run reaches all of them alike. Bandwidth counts
 the bytes each op must move (inputs read once, outputs written once); "% copy" is against a device-to-device
 copy of 1 GiB measured in the same run. Every backend's output is checked against float64 first.
 
@@ -68,6 +70,12 @@ def make_backends(names, device):
         table[ours] = (lambda x, w, out, b=ours: rmsnorm(x, w, EPS, out=out, backend=b),
                        lambda x, r, w, b=ours: fused_add_rmsnorm(x, r, w, EPS, backend=b))
     table["torch"] = (lambda x, w, out: eager_rmsnorm(x, w), eager_fused_add_rmsnorm)
+    if "cuda tvm-ffi" in names:  # the same CUDA kernel launched through the dataset's TVM-FFI entry points
+        from kernelarena.kernels.rmsnorm import cuda_impl
+
+        norm_entry, fused_entry = (cuda_impl.tvm_ffi_module(op).run for op in OPS)
+        table["cuda tvm-ffi"] = (lambda x, w, out: norm_entry(x, w, out),
+                                 lambda x, r, w: fused_entry(x, r, w, x, r))
     if "torch.compile" in names:
         compiled_norm = torch.compile(eager_rmsnorm, dynamic=True)
         compiled_fused = torch.compile(eager_fused_add_rmsnorm, dynamic=True)
@@ -103,27 +111,43 @@ class ColdTimer:
         self.flush_l2 = flush_l2 or self.flush.zero_
 
     def median_us(self, fn, sets, min_reps=20, max_reps=200):
+        """Median us of fn(set) over repetitions, the L2 flushed before each."""
+        return self.median_us_each({"fn": fn}, sets, min_reps, max_reps)["fn"]
+
+    def median_us_each(self, fns, sets, min_reps=20, max_reps=200):
+        """name -> median us of fns[name](set), the functions timed in turn within each repetition (the first
+        one rotating), so that a drift of the GPU's clocks or of the machine during the run reaches all of them
+        alike, rather than whichever happened to be timed last."""
         if self.device == "cpu":
-            start = time.perf_counter()
-            for s in sets:
+            result = {}
+            for name, fn in fns.items():
+                start = time.perf_counter()
+                for s in sets:
+                    fn(s)
+                result[name] = (time.perf_counter() - start) / len(sets) * 1e6
+            return result
+        names = list(fns)
+        once = 0.0
+        for fn in fns.values():
+            for s in sets:  # warm-up: compilation, module loads, allocator
                 fn(s)
-            return (time.perf_counter() - start) / len(sets) * 1e6
-        for s in sets:  # warm-up: compilation, module loads, allocator
-            fn(s)
+            torch.cuda.synchronize()
+            start = time.perf_counter()
+            fn(sets[0])
+            torch.cuda.synchronize()
+            once += time.perf_counter() - start
+        reps = max(min_reps, min(max_reps, int(self.budget_s * len(names) / (once + 1e-4 * len(names)))))
+        events = {n: [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
+                      for _ in range(reps)] for n in names}
+        for i in range(reps):
+            for n in names[i % len(names):] + names[:i % len(names)]:
+                begin, end = events[n][i]
+                self.flush_l2()
+                begin.record()
+                fns[n](sets[i % len(sets)])
+                end.record()
         torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn(sets[0])
-        torch.cuda.synchronize()
-        once = time.perf_counter() - start
-        reps = max(min_reps, min(max_reps, int(self.budget_s / (once + 1e-4))))
-        events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(reps)]
-        for i, (begin, end) in enumerate(events):
-            self.flush_l2()
-            begin.record()
-            fn(sets[i % len(sets)])
-            end.record()
-        torch.cuda.synchronize()
-        return statistics.median(b.elapsed_time(e) for b, e in events) * 1e3
+        return {n: statistics.median(b.elapsed_time(e) for b, e in events[n]) * 1e3 for n in names}
 
 
 def copy_ceiling_tbps(timer, device):
@@ -167,11 +191,12 @@ def check(op, backend_fns, batch, hidden, device):
     return rel_err(got_out, ref_out), rel_err(got_sum, ref_sum)
 
 
-def time_backend(timer, op, fns, sets, w):
+def timed_call(op, fns, w):
+    """The call a backend's timing repeats, as fn(input set)."""
     norm_fn, fused_fn = fns
     if op == "rmsnorm":
-        return timer.median_us(lambda s: norm_fn(s[0], w, s[2]), sets)
-    return timer.median_us(lambda s: fused_fn(s[0], s[1], w), sets)
+        return lambda s: norm_fn(s[0], w, s[2])
+    return lambda s: fused_fn(s[0], s[1], w)
 
 
 def sweep_variants(op, batch, hidden, sets, w, timer, device):
@@ -235,10 +260,11 @@ def main(argv=None):
     device = args.device
     if device == "cpu":
         os.environ.setdefault("TRITON_INTERPRET", "1")
-    available = ["triton", "cuda", "tilelang", "flashinfer", "torch", "torch.compile"]
+    available = ["triton", "cuda", "cuda tvm-ffi", "tilelang", "flashinfer", "torch", "torch.compile"]
     if device == "cpu":
         available = ["triton", "torch"]
-    available = [b for b in available if b not in ("tilelang", "flashinfer") or importlib.util.find_spec(b)]
+    needs = {"tilelang": "tilelang", "flashinfer": "flashinfer", "cuda tvm-ffi": "tvm_ffi"}
+    available = [b for b in available if b not in needs or importlib.util.find_spec(needs[b])]
     names = args.backends.split(",") if args.backends else available
     shapes = [(b, h) for h in HIDDENS for b in BATCHES]
     if args.quick:
@@ -261,31 +287,38 @@ def main(argv=None):
         for batch, hidden in shapes:
             n_sets = max(2, min(8, math.ceil((256 << 20) / op_bytes(op, batch, hidden))))
             sets, w = input_sets(op, batch, hidden, device, n_sets)
-            times = {}
+            timed, errors = {}, {}
             for name, fns in backends.items():
                 try:
-                    err, err_sum = check(op, fns, batch, hidden, device)
-                    us = time_backend(timer, op, fns, sets, w)
+                    errors[name] = check(op, fns, batch, hidden, device)
                 except Exception as exc:  # one backend failing must not lose the rest of the run
                     failures.append(f"{op} {batch}x{hidden} {name}: {type(exc).__name__}: {exc}")
                     print("FAILED", failures[-1], flush=True)
                     continue
-                ok = err < 1e-2 and err_sum < 1e-2
-                if not ok:
-                    failures.append(f"{op} {batch}x{hidden} {name}: relative error {err:.2e} / {err_sum:.2e}")
-                times[name] = us
-                gbytes = op_bytes(op, batch, hidden)
-                rows.append({"op": op, "batch": batch, "hidden": hidden, "backend": name, "us": us,
-                             "tbps": gbytes / (us * 1e-6) / 1e12, "err": max(err, err_sum), "correct": ok})
-                rows[-1]["pct_copy"] = 100 * rows[-1]["tbps"] / ceiling if ceiling == ceiling else float("nan")
+                timed[name] = timed_call(op, fns, w)
+            copy_name = "d2d copy (same bytes)"
             if device == "cuda":  # a device-to-device copy moving the same bytes: the floor at this size
                 half = op_bytes(op, batch, hidden) // 2
                 src, dst = torch.empty(half, dtype=torch.int8, device=device), torch.empty(half, dtype=torch.int8, device=device)
-                us = timer.median_us(lambda _: dst.copy_(src), [None])
-                rows.append({"op": op, "batch": batch, "hidden": hidden, "backend": "d2d copy (same bytes)", "us": us,
-                             "tbps": 2 * half / (us * 1e-6) / 1e12, "err": 0.0, "correct": True})
-                rows[-1]["pct_copy"] = 100 * rows[-1]["tbps"] / ceiling
-                del src, dst
+                timed[copy_name] = lambda _: dst.copy_(src)
+                errors[copy_name] = (0.0, 0.0)
+            try:
+                times = timer.median_us_each(timed, sets)
+            except Exception as exc:  # keep the rows of the other cases
+                failures.append(f"{op} {batch}x{hidden} timing: {type(exc).__name__}: {exc}")
+                print("FAILED", failures[-1], flush=True)
+                times = {}
+            for name, us in times.items():
+                err, err_sum = errors[name]
+                ok = err < 1e-2 and err_sum < 1e-2
+                if not ok:
+                    failures.append(f"{op} {batch}x{hidden} {name}: relative error {err:.2e} / {err_sum:.2e}")
+                rows.append({"op": op, "batch": batch, "hidden": hidden, "backend": name, "us": us,
+                             "tbps": op_bytes(op, batch, hidden) / (us * 1e-6) / 1e12, "err": max(err, err_sum),
+                             "correct": ok})
+                rows[-1]["pct_copy"] = 100 * rows[-1]["tbps"] / ceiling if ceiling == ceiling else float("nan")
+            timed.pop(copy_name, None)
+            src = dst = None
             for r in rows:
                 if r["op"] == op and r["batch"] == batch and r["hidden"] == hidden and "flashinfer" in times:
                     r["vs_flashinfer"] = times["flashinfer"] / r["us"]

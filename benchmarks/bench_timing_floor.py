@@ -164,9 +164,9 @@ def main(argv=None):
     # On the CPU (interpreter, wall-clock timer that runs no flush) a small run only checks the script.
     rows_list, flush_bytes = (ROWS, 256 << 20) if device == "cuda" else ((1, 4), 1 << 20)
     flushes = make_flushes(device, flush_bytes)
-    base = ColdTimer(device, flush_bytes=0, flush_l2=flushes["none"])
+    base = ColdTimer(device, flush_bytes=0, flush_l2=flushes["none"], host_ahead_us=0)
     flush_us = {name: base.median_us(lambda _, f=f: f(), [None]) for name, f in flushes.items() if name != "none"}
-    timers = {name: ColdTimer(device, flush_bytes=0, flush_l2=f) for name, f in flushes.items()}
+    timers = {name: ColdTimer(device, flush_bytes=0, flush_l2=f, host_ahead_us=0) for name, f in flushes.items()}
     meta = {"date": datetime.date.today().isoformat(),
             "device": torch.cuda.get_device_name() if device == "cuda" else "cpu (interpreter smoke test)",
             "torch": torch.__version__, "triton": triton.__version__, "flushes": list(timers),

@@ -61,11 +61,22 @@ def rmsnorm_cases():
     return cases
 
 
-def decode_cases():
-    """(label, fn) for our decode and FlashInfer's (both backends) at each case."""
+# Kernel configs tried for the decode cases with --decode-configs: around the small-batch default
+# (16, 128, 4 warps, 5 stages, 1 program per SM, chunks >= 256 tokens).
+DECODE_CONFIGS = ((16, 128, 4, 2, 1, 256, 1), (16, 128, 4, 3, 1, 256, 1), (16, 128, 4, 5, 1, 128, 1),
+                  (16, 128, 4, 5, 1, 512, 1), (16, 64, 4, 3, 1, 128, 1), (16, 64, 4, 5, 1, 128, 1),
+                  (16, 64, 4, 4, 2, 128, 1), (16, 32, 4, 4, 1, 128, 1), (16, 128, 8, 5, 1, 256, 1),
+                  (16, 64, 2, 4, 2, 128, 1))
+
+
+def decode_cases(with_configs: bool):
+    """(label, fn) for our decode (and, with_configs, each of DECODE_CONFIGS) and FlashInfer's (both
+    backends) at each case."""
     import importlib.util
 
     from bench_attention import PAGE, Problem, flashinfer_decode, ours_decode
+
+    from kernelarena.kernels.attention import KernelConfig
 
     tokens = max(b * n for b, n in DECODE_CASES)
     cache = torch.empty(tokens // PAGE, 2, PAGE, 8, 128, dtype=torch.bfloat16, device="cuda").normal_()
@@ -75,6 +86,8 @@ def decode_cases():
     for batch, kv_len in DECODE_CASES:
         p = Problem(cache, batch, 1, kv_len, seed=batch * 7 + kv_len)
         cases.append((f"decode {batch}x{kv_len} ours", ours_decode(p, ws)[1]))
+        for config in DECODE_CONFIGS if with_configs else ():
+            cases.append((f"decode {batch}x{kv_len} ours {config}", ours_decode(p, ws, KernelConfig(*config))[1]))
         if importlib.util.find_spec("flashinfer"):
             for tc in (False, True):
                 cases.append((f"decode {batch}x{kv_len} flashinfer {'tensor' if tc else 'cuda'} cores",
@@ -90,9 +103,11 @@ def _case_marker(x_ptr):
 _MARKER = DirectLauncher(_case_marker)
 
 
-def profile(labels_path: Path) -> None:
-    """Run every case once in the profiled range, each after a marker kernel whose grid is its case number."""
-    cases = rmsnorm_cases() + decode_cases()
+def profile(labels_path: Path, only: str, with_configs: bool) -> None:
+    """Run every case (whose label contains ``only``) once in the profiled range, each after a marker kernel
+    whose grid is its case number."""
+    norms = [] if only.startswith("decode") else rmsnorm_cases()
+    cases = [c for c in norms + decode_cases(with_configs) if only in c[0]]
     dummy = torch.empty(1, device="cuda")
     for i, (_, fn) in enumerate(cases):  # warm-up: compilation, module loads, direct-launch caches
         _MARKER(i + 1, dummy)
@@ -111,7 +126,8 @@ def profile(labels_path: Path) -> None:
 def _number(value: str, unit: str) -> float:
     """An ncu metric value in us (times) or KB (bytes)."""
     v = float(value.replace(",", ""))
-    scale = {"nsecond": 1e-3, "usecond": 1.0, "msecond": 1e3, "byte": 1e-3, "Kbyte": 1.0, "Mbyte": 1e3,
+    scale = {"ns": 1e-3, "nsecond": 1e-3, "us": 1.0, "usecond": 1.0, "ms": 1e3, "msecond": 1e3, "byte": 1e-3,
+             "Kbyte": 1.0, "Mbyte": 1e3,
              "Gbyte": 1e6}
     return v * scale.get(unit, 1.0)
 
@@ -145,11 +161,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--labels", type=Path, required=True, help="file of case labels (written, then read)")
     parser.add_argument("--summarize", type=Path, help="ncu --csv output to print as a table (no profiling)")
+    parser.add_argument("--only", default="", help="profile only the cases whose label contains this")
+    parser.add_argument("--decode-configs", action="store_true", help="also our decode with DECODE_CONFIGS")
     args = parser.parse_args()
     if args.summarize:
         print(summarize(args.summarize, args.labels), end="")
     else:
-        profile(args.labels)
+        profile(args.labels, args.only, args.decode_configs)
 
 
 if __name__ == "__main__":

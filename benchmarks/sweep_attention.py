@@ -49,6 +49,15 @@ DECODE_VARIANTS = {
     "bn128_s5_c1_mc512": (KernelConfig(16, 128, 4, 5, 1, 512, 1), 0),
     "bn128_s5_c1_sf2": (KernelConfig(16, 128, 4, 5, 1, 256, 2), 0),
     "bn64_s6_c2": (KernelConfig(16, 64, 4, 6, 2, 256, 1), 0),
+    # Small batches (fewer (request, KV head) pairs than SMs), after ncu put the 5-stage 128-token default
+    # behind 3-stage and 64-token variants at 1 x 1024 (benchmarks/results/ncu_small_kernels_2026-11-24_h100.md).
+    "sb_bn128_s2": (KernelConfig(16, 128, 4, 2, 1, 256, 1), 0),
+    "sb_bn128_s3": (KernelConfig(16, 128, 4, 3, 1, 256, 1), 0),
+    "sb_bn64_s3_mc128": (KernelConfig(16, 64, 4, 3, 1, 128, 1), 0),
+    "sb_bn64_s5_mc128": (KernelConfig(16, 64, 4, 5, 1, 128, 1), 0),
+    "sb_bn64_s4_c2_mc128": (KernelConfig(16, 64, 4, 4, 2, 128, 1), 0),
+    "sb_bn32_s4_mc128": (KernelConfig(16, 32, 4, 4, 1, 128, 1), 0),
+    "sb_bn64_s3_mc256": (KernelConfig(16, 64, 4, 3, 1, 256, 1), 0),
 }
 PREFILL_VARIANTS = {
     "default": (None, 0),

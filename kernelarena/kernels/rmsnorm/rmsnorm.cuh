@@ -214,11 +214,15 @@ __global__ void __launch_bounds__(kFallbackThreads) rmsnorm_scalar_kernel(Rmsnor
 }
 
 // Threads per row for the vectorized kernel, read off the H100 sweep (docs/rmsnorm.md): 4 vectors (64 bytes
-// of x) per thread, and 8 for rmsnorm rows of 8192+ elements: more independent loads in flight per thread
-// beat more threads (rmsnorm 32768x8192: 128 threads 362 us, 256 threads 389 us).
-inline int default_threads_per_row(int hidden, bool fused) {
+// of x) per thread, and 8 for rmsnorm rows of 8192+ elements when there are many rows: more independent loads
+// in flight per thread beat more threads (rmsnorm 32768x8192: 128 threads 362 us, 256 threads 389 us), but
+// with few rows the row's loads spread over more threads win (1x8192: 256 threads 5.4 us, 128 threads 6.2;
+// 1024x8192: 17.7 vs 18.9; 8192x8192: 101.9 vs 96.0; rmsnorm_2026-11-24_h100_run1_untuned.json).
+constexpr int64_t kFewRows = 2048;
+
+inline int default_threads_per_row(int hidden, bool fused, int64_t rows) {
   const int nvec = hidden / kVecElems;
-  const int per_thread = (!fused && nvec >= 1024) ? 8 : 4;
+  const int per_thread = (!fused && nvec >= 1024 && rows > kFewRows) ? 8 : 4;
   int group = 8;  // at least 8 threads per row, so a warp covers at most 4 rows
   while (group < 1024 && group * per_thread < nvec) group *= 2;
   return group;
@@ -243,7 +247,7 @@ cudaError_t launch_rmsnorm(const RmsnormParams& p, int threads_per_row, cudaStre
     return cudaGetLastError();
   }
   const int nvec = p.hidden / kVecElems;
-  const int group = threads_per_row > 0 ? threads_per_row : default_threads_per_row(p.hidden, FUSED);
+  const int group = threads_per_row > 0 ? threads_per_row : default_threads_per_row(p.hidden, FUSED, p.rows);
   if (group < 8 || group > 1024 || (group & (group - 1)) != 0) return cudaErrorInvalidValue;
   const int vecs = (nvec + group - 1) / group;
   // Blocks of at least 128 threads (several short rows per block) and at most 1024.

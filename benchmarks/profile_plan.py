@@ -6,11 +6,14 @@ tensors, kv_indices a device int32 tensor, as in the benchmark. Each figure is a
 (the lowest of 5 medians of reps/5 calls each, to keep other work on a shared machine out of it):
 
     plan()      the wrapper's plan, end to end
-    plan_work   scheduler.plan_work alone, with the arguments plan() passed it
+    plan_work   the planner plan() used, alone, with the arguments plan() passed it: native_plan's C
+                (when available; the header line says which) or scheduler.plan_work
+    numpy       scheduler.plan_work (numpy) alone, with the arguments plan() passes it with the native
+                planner off (KERNELARENA_NATIVE_PLAN=0 makes plan() itself use it)
     prepare     PagedAttentionLauncher.prepare alone, with the arguments plan() passed it
     copy        the schedule's host-to-device copy (and its event record on a GPU): staging.StagedCopy.commit
     copy_torch  the same copy through torch's copy_ and Event.record, for comparison
-    rest        plan() minus the three above: argument checks, conversions, config, buffers
+    rest        plan() minus plan_work, prepare and copy: argument checks, conversions, config, buffers
 
 On a CPU the runner plans as on an H100 (132 SMs, the GPU tile sizes), so the schedules have the benchmark's
 shape; only the timings are this CPU's.
@@ -38,6 +41,7 @@ from kernelarena.kernels.attention import (  # noqa: E402
     BatchPrefillWithPagedKVCacheWrapper,
     build_page_table,
 )
+from kernelarena.kernels.attention import native_plan  # noqa: E402
 from kernelarena.kernels.attention import runner as runner_module  # noqa: E402
 from kernelarena.kernels.attention.staging import StagedCopy  # noqa: E402
 
@@ -69,22 +73,34 @@ def captured_call(owner, name: str, call):
         seen.append((args, kwargs))
         return original(*args, **kwargs)
 
+    own = name in vars(owner)  # the module's or instance's own attribute, else a class's method
     setattr(owner, name, spy)
     try:
         call()
     finally:
-        if owner is runner_module:
+        if own:
             setattr(owner, name, original)
         else:
             delattr(owner, name)  # the instance attribute hid the class's method
     return original, *seen[-1]
 
 
+def numpy_call(plan):
+    """(scheduler.plan_work, args, kwargs) as plan() calls it with the native planner off."""
+    switch = native_plan.enabled
+    native_plan.enabled = False
+    try:
+        return captured_call(runner_module, "plan_work", plan)
+    finally:
+        native_plan.enabled = switch
+
+
 def profile_case(wrapper, plan, reps: int) -> dict:
     runner = wrapper._runner
     plan()
     row = {"plan": median_us(plan, reps)}
-    fn, args, kwargs = captured_call(runner_module, "plan_work", plan)
+    native = runner._native if native_plan.enabled else None
+    fn, args, kwargs = numpy_call(plan) if native is None else captured_call(type(native), "__call__", plan)
     row["plan_work"] = median_us(lambda: fn(*args, **kwargs), reps)
     fn, args, kwargs = captured_call(runner._launcher, "prepare", plan)
     row["prepare"] = median_us(lambda: fn(*args, **kwargs), reps)
@@ -99,6 +115,8 @@ def profile_case(wrapper, plan, reps: int) -> dict:
     torch_copy.begin()
     row["copy_torch"] = median_us(lambda: torch_copy.commit(summary.words), reps)
     row["rest"] = row["plan"] - row["plan_work"] - row["prepare"] - row["copy"]
+    fn, args, kwargs = numpy_call(plan)
+    row["numpy"] = median_us(lambda: fn(*args, **kwargs), reps)
     row["entries"], row["split"] = summary.num_entries, summary.num_groups > 0
     return row
 
@@ -135,15 +153,17 @@ def main() -> None:
         rows.append((f"prefill {batch} x {qo_len} / {kv_len}", profile_case(w, plan, args.reps)))
 
     machine = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.machine()
+    planner = "native (C)" if native_plan.available() else f"numpy: native {native_plan.unavailable_reason()}"
     print(f"plan() host time, us (best of 5 medians of {args.reps // 5} calls); {device} ({machine}), "
-          f"torch {torch.__version__}")
-    cols = ("plan", "plan_work", "prepare", "copy", "rest", "copy_torch")
+          f"torch {torch.__version__}; plan_work: {planner}")
+    cols = ("plan", "plan_work", "numpy", "prepare", "copy", "rest", "copy_torch")
     print(f"{'case':28s} " + " ".join(f"{c:>9s}" for c in cols) + "  entries split")
     for name, row in rows:
         print(f"{name:28s} " + " ".join(f"{row[c]:9.1f}" for c in cols) + f"  {row['entries']:7d} {row['split']}")
     if args.out:
         path = Path(args.out) / f"profile_plan_{device.type}.json"
-        path.write_text(json.dumps({"device": str(device), "machine": machine, "rows": dict(rows)}, indent=1))
+        path.write_text(json.dumps({"device": str(device), "machine": machine, "planner": planner, "rows": dict(rows)},
+                                   indent=1))
         print(f"wrote {path}")
 
 

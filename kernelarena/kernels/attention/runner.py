@@ -1,7 +1,8 @@
 """Plan/run machinery shared by the attention wrappers: buffers, host schedule, fixed-grid launches.
 
-``AttentionRunner.plan`` builds the schedule on the host (``scheduler.plan_work``, vectorized numpy) into one
-of two pinned int32 staging buffers (alternating, so a plan never waits for the previous plan's transfer) and
+``AttentionRunner.plan`` builds the schedule on the host (``scheduler.plan_work``, in C through
+``native_plan`` when it is available and enabled, else the vectorized numpy original) into one of two pinned
+int32 staging buffers (alternating, so a plan never waits for the previous plan's transfer) and
 copies the used prefix to the device in one transfer; it also fixes every launch argument that does not come
 with run()'s tensors. ``run`` only launches one kernel (split chunks are merged inside it), with a persistent
 grid that depends on nothing but the device, reading every per-batch quantity from device buffers owned here. A CUDA graph captured around ``run`` stays
@@ -18,6 +19,7 @@ import torch
 
 from kernelarena.errors import ShapeError, UnsupportedError
 
+from . import native_plan
 from .paged_kernel import PagedAttentionLauncher, default_sm_scale
 from .kernel_config import KernelConfig, choose_config
 from .scheduler import plan_work
@@ -78,6 +80,9 @@ class AttentionRunner:
         self._o_part = self._lse_part = None
         self._partial_shape, self._max_slots = None, 0
         self.problem: Optional[PlannedProblem] = None
+        # scheduler.plan_work in C, used while native_plan.enabled (None: unavailable or switched off when this
+        # runner was made, see native_plan.unavailable_reason()); the first runner of a process loads or builds it
+        self._native = native_plan.planner()
 
     # ----------------------------------------------------------------------------------------- plan
     def plan(self, qo_indptr: Optional[HostArray], kv_page_indptr: HostArray, kv_last_page_len: HostArray,
@@ -97,25 +102,37 @@ class AttentionRunner:
         kv_dtype = q_dtype if kv_dtype is None else kv_dtype
         if q_dtype not in SUPPORTED_DTYPES or kv_dtype != q_dtype:
             raise UnsupportedError(f"q/kv dtypes {q_dtype}/{kv_dtype} not supported: both bf16 or both fp16")
-        kv_np, last_np = host_array(kv_page_indptr), host_array(kv_last_page_len)
-        qo_np = None if qo_indptr is None else host_array(qo_indptr)
-        batch = len(kv_np) - 1
-        if batch < 0 or len(last_np) != batch or (qo_np is not None and len(qo_np) != batch + 1):
-            raise ShapeError(f"qo_indptr ({batch + 1 if qo_np is None else len(qo_np)}), kv_indptr ({len(kv_np)}) "
-                             f"and kv_last_page_len ({len(last_np)}) must describe the same batch: [b+1], [b+1], [b]")
+        native = self._native if native_plan.enabled else None
+        # The native planner reads CPU tensors and numpy arrays in place (tensor.numpy() costs 0.7 us, len() of
+        # a tensor 0.4 us) and finds the batch's sizes in the same pass; None: numpy, as without it.
+        extent = None if native is None else native.read_batch(qo_indptr, kv_page_indptr, kv_last_page_len)
+        if extent is not None:
+            qo_np, kv_np, last_np = qo_indptr, kv_page_indptr, kv_last_page_len
+            batch, total_q, most = extent
+            if qo_np is None or (max_qo_len is None and batch and self._fixed_config is None):
+                max_qo_len = most
+        else:
+            native = None
+            kv_np, last_np = host_array(kv_page_indptr), host_array(kv_last_page_len)
+            qo_np = None if qo_indptr is None else host_array(qo_indptr)
+            batch = len(kv_np) - 1
+            if batch < 0 or len(last_np) != batch or (qo_np is not None and len(qo_np) != batch + 1):
+                raise ShapeError(f"qo_indptr ({batch + 1 if qo_np is None else len(qo_np)}), kv_indptr "
+                                 f"({len(kv_np)}) and kv_last_page_len ({len(last_np)}) must describe the same "
+                                 "batch: [b+1], [b+1], [b]")
+            total_q = batch if qo_np is None else int(qo_np[-1])
+            if qo_np is None:
+                max_qo_len = 1
+            elif max_qo_len is None and batch and self._fixed_config is None:
+                qo_len = qo_np[1:] - qo_np[:-1]
+                max_qo_len = int(qo_len[qo_len.argmax()])  # argmax: a fifth of the time of max()
         group = num_qo_heads // num_kv_heads
-        total_q = batch if qo_np is None else int(qo_np[-1])
-        if qo_np is None:
-            max_qo_len = 1
-        elif max_qo_len is None and batch and self._fixed_config is None:
-            qo_len = qo_np[1:] - qo_np[:-1]
-            max_qo_len = int(qo_len[qo_len.argmax()])  # argmax: a fifth of the time of max()
         config = self._choose_config(head_dim, group, (max_qo_len or 0) * group, batch * num_kv_heads)
         max_slots = self._partials(config.block_m, head_dim)
         num_programs = self.num_sms * config.ctas_per_sm
         words = self._staged.begin()
         try:
-            summary = plan_work(
+            summary = (plan_work if native is None else native)(
                 words, qo_np, kv_np, last_np, page_size=page_size, group_size=group,
                 num_kv_heads=num_kv_heads, block_m=config.block_m, block_n=config.block_n, causal=causal,
                 window_left=window_left, target_ctas=num_programs, min_chunk=config.min_chunk,

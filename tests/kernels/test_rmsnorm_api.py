@@ -69,9 +69,12 @@ def test_auto_table_picks_a_known_backend():
 def test_auto_table_uses_batch_bounds_and_nearest_hidden():
     # Rows are tried in order: the first whose batch bound covers the call, for the nearest measured width.
     assert measured_choice("rmsnorm", 1, 4096) == "triton"
-    assert measured_choice("rmsnorm", 2, 4096) == "tilelang"
-    assert measured_choice("rmsnorm", 1024, 8192) == "triton"
-    assert measured_choice("rmsnorm", 1025, 8192) == "tilelang"
+    assert measured_choice("rmsnorm", 16384, 4096) == "triton"
+    assert measured_choice("rmsnorm", 16385, 4096) == "tilelang"
+    assert measured_choice("rmsnorm", 8192, 8192) == "triton"
+    assert measured_choice("rmsnorm", 8193, 8192) == "tilelang"
     assert measured_choice("rmsnorm", 1, 3000) == "triton"  # nearest measured width: 4096
-    assert measured_choice("rmsnorm", 2000, 12288) == "tilelang"  # nearest measured width: 8192
-    assert measured_choice("fused_add_rmsnorm", 1, 4096) == "tilelang"
+    assert measured_choice("rmsnorm", 20000, 12288) == "tilelang"  # nearest measured width: 8192
+    assert measured_choice("fused_add_rmsnorm", 1, 4096) == "triton"
+    assert measured_choice("fused_add_rmsnorm", 32, 4096) == "tilelang"
+    assert measured_choice("fused_add_rmsnorm", 1024, 4096) == "triton"

@@ -166,13 +166,17 @@ def test_inputs_c_does_not_read_go_through_numpy(monkeypatch):
 
 
 # ------------------------------------------------------------------------------------------ the wrappers
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"  # the wrappers' kernels: the GPU, else the interpreter
+
+
 def paged_inputs(kv_lens, page_size, hkv, d, seed):
+    """Host page table (the native planner reads host index arrays) and a cache on DEVICE."""
     gen = torch.Generator().manual_seed(seed)
     num_pages = sum(-(-n // page_size) for n in kv_lens) + 2
     table = build_page_table(kv_lens, page_size, num_pages=num_pages, shuffle=True, generator=gen)
     cache = allocate_paged_kv_cache(num_pages, page_size, hkv, d, dtype=torch.bfloat16)
     cache.copy_(torch.randn(cache.shape, generator=gen).to(torch.bfloat16))
-    return table, cache
+    return table, cache.to(DEVICE)
 
 
 def on_and_off(wrapper, plan, run):
@@ -193,11 +197,12 @@ def on_and_off(wrapper, plan, run):
 def test_decode_wrapper_output_is_the_same_with_and_without_native_plan():
     kv_lens, hq, hkv, d, page = [40, 1, 0, 23], 8, 2, 64, 4
     table, cache = paged_inputs(kv_lens, page, hkv, d, seed=3)
-    q = torch.randn(len(kv_lens), hq, d, generator=torch.Generator().manual_seed(4)).to(torch.bfloat16)
-    wrapper = BatchDecodeWithPagedKVCacheWrapper(torch.empty(8 << 20, dtype=torch.uint8))
+    q = torch.randn(len(kv_lens), hq, d, generator=torch.Generator().manual_seed(4)).to(torch.bfloat16).to(DEVICE)
+    wrapper = BatchDecodeWithPagedKVCacheWrapper(torch.empty(8 << 20, dtype=torch.uint8, device=DEVICE))
     assert wrapper._runner._native is not None
+    indices = table.kv_indices.to(DEVICE)
     (native_out, native_words, native_summary), (numpy_out, numpy_words, numpy_summary) = on_and_off(
-        wrapper, lambda: wrapper.plan(table.kv_indptr, table.kv_indices, table.kv_last_page_len, hq, hkv, d, page,
+        wrapper, lambda: wrapper.plan(table.kv_indptr, indices, table.kv_last_page_len, hq, hkv, d, page,
                                       kv_chunk_size=16),
         lambda: wrapper.run(q, cache))
     assert native_summary == numpy_summary and native_summary.num_groups > 0
@@ -210,10 +215,11 @@ def test_prefill_wrapper_output_is_the_same_with_and_without_native_plan():
     qo_lens, kv_lens, hq, hkv, d, page = [3, 0, 9, 20], [5, 0, 17, 33], 4, 2, 64, 4
     table, cache = paged_inputs(kv_lens, page, hkv, d, seed=5)
     qo = torch.tensor([0, *np.cumsum(qo_lens)], dtype=torch.int64)  # int64 and int32 arrays in one batch
-    q = torch.randn(int(qo[-1]), hq, d, generator=torch.Generator().manual_seed(6)).to(torch.bfloat16)
-    wrapper = BatchPrefillWithPagedKVCacheWrapper(torch.empty(8 << 20, dtype=torch.uint8), num_sms=1)
+    q = torch.randn(int(qo[-1]), hq, d, generator=torch.Generator().manual_seed(6)).to(torch.bfloat16).to(DEVICE)
+    wrapper = BatchPrefillWithPagedKVCacheWrapper(torch.empty(8 << 20, dtype=torch.uint8, device=DEVICE), num_sms=1)
+    indices = table.kv_indices.to(DEVICE)
     (native_out, native_words, native_summary), (numpy_out, numpy_words, numpy_summary) = on_and_off(
-        wrapper, lambda: wrapper.plan(qo, table.kv_indptr, table.kv_indices, table.kv_last_page_len, hq, hkv, d,
+        wrapper, lambda: wrapper.plan(qo, table.kv_indptr, indices, table.kv_last_page_len, hq, hkv, d,
                                       page, causal=True, window_left=11),
         lambda: wrapper.run(q, cache))
     assert native_summary == numpy_summary

@@ -195,7 +195,7 @@ def on_and_off(wrapper, plan, run):
 
 @needs_native
 def test_decode_wrapper_output_is_the_same_with_and_without_native_plan():
-    kv_lens, hq, hkv, d, page = [40, 1, 0, 23], 8, 2, 64, 4
+    kv_lens, hq, hkv, d, page = [300, 1, 0, 140], 8, 2, 64, 4  # split into 128-token chunks on any device
     table, cache = paged_inputs(kv_lens, page, hkv, d, seed=3)
     q = torch.randn(len(kv_lens), hq, d, generator=torch.Generator().manual_seed(4)).to(torch.bfloat16).to(DEVICE)
     wrapper = BatchDecodeWithPagedKVCacheWrapper(torch.empty(8 << 20, dtype=torch.uint8, device=DEVICE))
@@ -203,7 +203,7 @@ def test_decode_wrapper_output_is_the_same_with_and_without_native_plan():
     indices = table.kv_indices.to(DEVICE)
     (native_out, native_words, native_summary), (numpy_out, numpy_words, numpy_summary) = on_and_off(
         wrapper, lambda: wrapper.plan(table.kv_indptr, indices, table.kv_last_page_len, hq, hkv, d, page,
-                                      kv_chunk_size=16),
+                                      kv_chunk_size=128),
         lambda: wrapper.run(q, cache))
     assert native_summary == numpy_summary and native_summary.num_groups > 0
     assert torch.equal(native_words, numpy_words)

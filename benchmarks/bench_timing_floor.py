@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_rmsnorm import EPS, ColdTimer, input_sets, op_bytes  # noqa: E402
+from read_floor import EMPTY_KERNEL  # noqa: E402  (the empty kernel, direct launch)
 
 from kernelarena.kernels.rmsnorm import triton_impl  # noqa: E402
 from kernelarena.kernels.rmsnorm.triton_impl import DirectLauncher  # noqa: E402
@@ -47,11 +48,6 @@ from kernelarena.kernels.rmsnorm.triton_impl import DirectLauncher  # noqa: E402
 ROWS = (1, 32, 1024, 8192)
 HIDDEN = 4096
 SLEEP_AHEAD_US = 300  # longer than Triton's ordinary launch on the H100 machine's host (~100 us)
-
-
-@triton.jit
-def _empty_kernel(x_ptr):
-    pass
 
 
 @triton.jit
@@ -65,7 +61,6 @@ def _sum_rows_kernel(x_ptr, out_ptr, n_cols, stride, BLOCK: tl.constexpr):
     tl.store(out_ptr + row, tl.sum(acc, axis=0))
 
 
-_EMPTY = DirectLauncher(_empty_kernel)
 _SUM_ROWS = DirectLauncher(_sum_rows_kernel)
 
 
@@ -115,7 +110,7 @@ def make_flushes(device, flush_bytes):
 def measurements(device, rows_list):
     """(what, rows or None, KiB moved, fn(set), sets) for every timed item."""
     first_sets, _ = input_sets("rmsnorm", rows_list[0], HIDDEN, device, 2)
-    items = [("empty Triton kernel, direct launch", None, 0, lambda s: _EMPTY(1, s[0]), first_sets)]
+    items = [("empty Triton kernel, direct launch", None, 0, lambda s: EMPTY_KERNEL(1, s[0]), first_sets)]
     if device == "cuda":
         items.append(("torch.cuda._sleep(0)", None, 0, lambda s: torch.cuda._sleep(0), first_sets))
     for rows in rows_list:

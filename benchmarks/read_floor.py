@@ -44,14 +44,14 @@ def _read_kernel(src_ptr, out_ptr, n_words, BLOCK: tl.constexpr):
     tl.store(out_ptr + pid, tl.sum(acc, axis=0))
 
 
-_EMPTY = DirectLauncher(_empty_kernel)
+EMPTY_KERNEL = DirectLauncher(_empty_kernel)
 _READ = DirectLauncher(_read_kernel)
 
 
 def empty_kernel_us(time_us, device) -> float:
     """time_us(fn) of one empty kernel launch."""
     dummy = torch.empty(1, device=device)
-    return time_us(lambda: _EMPTY(1, dummy))
+    return time_us(lambda: EMPTY_KERNEL(1, dummy))
 
 
 def read_floor_us(time_us, buffer: torch.Tensor, nbytes: int) -> float:

@@ -19,7 +19,7 @@ import torch
 
 from kernelarena.errors import ShapeError, UnsupportedError
 
-from . import native_plan
+from . import native_plan, small_decode
 from .paged_kernel import PagedAttentionLauncher, default_sm_scale
 from .kernel_config import KernelConfig, choose_config
 from .scheduler import plan_work
@@ -83,6 +83,13 @@ class AttentionRunner:
         # scheduler.plan_work in C, used while native_plan.enabled (None: unavailable or switched off when this
         # runner was made, see native_plan.unavailable_reason()); the first runner of a process loads or builds it
         self._native = native_plan.planner()
+        # small_decode.cu for decode batches with fewer (request, KV head) pairs than SMs, per variant (None:
+        # it failed to build or load, the reason in small_decode_failures); _small: the one in use, if any
+        self._small_launchers: dict = {}
+        self.small_decode_failures: dict = {}
+        self._small: Optional[small_decode.SmallDecodeLauncher] = None
+        self._counters: Optional[torch.Tensor] = None
+        self._small_views: tuple = (None, None, None)  # ((group, head_dim), partial outputs, partial lses)
 
     # ----------------------------------------------------------------------------------------- plan
     def plan(self, qo_indptr: Optional[HostArray], kv_page_indptr: HostArray, kv_last_page_len: HostArray,
@@ -127,6 +134,19 @@ class AttentionRunner:
                 qo_len = qo_np[1:] - qo_np[:-1]
                 max_qo_len = int(qo_len[qo_len.argmax()])  # argmax: a fifth of the time of max()
         group = num_qo_heads // num_kv_heads
+        launcher = self._small_decode_launcher(qo_np is None, batch * num_kv_heads, group, head_dim, q_dtype,
+                                               kv_np, page_size)
+        if launcher is not None:
+            try:
+                self._plan_small_decode(launcher, kv_np, last_np, kv_indices, num_qo_heads=num_qo_heads,
+                                        num_kv_heads=num_kv_heads, head_dim=head_dim, page_size=page_size,
+                                        window_left=window_left, logits_soft_cap=logits_soft_cap,
+                                        sm_scale=sm_scale, q_dtype=q_dtype, kv_chunk_size=kv_chunk_size)
+                return
+            except UnsupportedError:
+                if self.use_cuda_graph and self.problem is not None:
+                    raise  # a captured graph cannot switch kernels
+        self._small = None
         config = self._choose_config(head_dim, group, (max_qo_len or 0) * group, batch * num_kv_heads)
         max_slots = self._partials(config.block_m, head_dim)
         num_programs = self.num_sms * config.ctas_per_sm
@@ -154,6 +174,70 @@ class AttentionRunner:
             # A captured graph must survive a re-plan that splits: in graph mode the merge is always compiled.
             split=self.use_cuda_graph or summary.num_groups > 0)
         self.summary = summary
+
+    # ------------------------------------------------------------------------ small-batch decode
+    def _small_decode_launcher(self, decode: bool, pairs: int, group: int, head_dim: int, q_dtype: torch.dtype,
+                               kv_indptr: HostArray, page_size: int) -> Optional[small_decode.SmallDecodeLauncher]:
+        """The CUDA small-batch decode launcher this plan should use, or None for the Triton kernel: decode
+        on a GPU with fewer (request, KV head) pairs than SMs and at most MAX_TOKEN_HEADS rows of K/V."""
+        if self.use_cuda_graph and self.problem is not None:
+            return self._small  # a captured graph keeps the kernel of the first plan
+        if not (decode and self.on_gpu and small_decode.enabled and 0 < pairs < self.num_sms
+                and self._fixed_config is None and small_decode.supports(q_dtype, head_dim, group)):
+            return None
+        if int(kv_indptr[-1]) * page_size * (pairs // max(len(kv_indptr) - 1, 1)) > small_decode.MAX_TOKEN_HEADS:
+            return None
+        variant = small_decode.variant_for(q_dtype, head_dim, group)
+        if variant not in self._small_launchers:
+            try:
+                self._small_launchers[variant] = small_decode.SmallDecodeLauncher(variant, self.device)
+            except (UnsupportedError, OSError) as exc:  # no nvcc, a failed build: the Triton kernel serves
+                self._small_launchers[variant] = None
+                self.small_decode_failures[variant] = str(exc)
+        return self._small_launchers[variant]
+
+    def _plan_small_decode(self, launcher, kv_np, last_np, kv_indices, *, num_qo_heads, num_kv_heads, head_dim,
+                           page_size, window_left, logits_soft_cap, sm_scale, q_dtype, kv_chunk_size) -> None:
+        group = num_qo_heads // num_kv_heads
+        slot_floats = group * (head_dim + 1)
+        max_items = self._workspace.numel() // (slot_floats * 4)
+        programs = self.num_sms * small_decode.CTAS_PER_SM
+        schedule = small_decode.plan_small_decode(  # UnsupportedError: the caller plans for Triton instead
+            kv_np, last_np, page_size=page_size, num_kv_heads=num_kv_heads, window_left=window_left,
+            target_items=programs, min_chunk=small_decode.MIN_CHUNK, max_items=max_items, chunk=kv_chunk_size)
+        n = len(schedule.words)
+        if n > self._work.numel():
+            raise UnsupportedError(f"batch too large for this wrapper's buffers: {n} words > {self._work.numel()}")
+        words = self._staged.begin()
+        words[:n] = schedule.words
+        self._staged.commit(n)
+        if self._counters is None or self._counters.numel() < schedule.pairs:
+            if self.use_cuda_graph and self._counters is not None:
+                raise UnsupportedError("with use_cuda_graph the first plan() must have the most (request, head) pairs")
+            self._counters = torch.zeros(max(schedule.pairs, self.num_sms), dtype=torch.int32, device=self.device)
+        self._kv_indices = self._place_indices(kv_indices)
+        o_part, lse_part = self._small_parts(group, head_dim, max_items)
+        scale = default_sm_scale(head_dim) if sm_scale is None else float(sm_scale)
+        grid = programs if self.use_cuda_graph else max(1, min(schedule.items, programs))
+        launcher.prepare(o_part=o_part, lse_part=lse_part, counters=self._counters, words=self._work,
+                         kv_indices=self._kv_indices, num_kv_heads=num_kv_heads, page_size=page_size,
+                         window_left=window_left, sm_scale=scale, logits_soft_cap=float(logits_soft_cap or 0.0),
+                         grid=grid)
+        self._small = launcher
+        batch = schedule.words[3]
+        self.problem = PlannedProblem(num_qo_heads, num_kv_heads, head_dim, page_size, False, window_left,
+                                      float(logits_soft_cap or 0.0), scale, q_dtype, q_dtype, batch,
+                                      int(schedule.items > schedule.pairs))
+        self.config = None
+        self.summary = schedule
+
+    def _small_parts(self, group: int, head_dim: int, max_items: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The workspace as small_decode's partial outputs [items, group, head_dim] and lses (cached views)."""
+        key = (group, head_dim)
+        if self._small_views[0] != key:
+            parts = self._workspace[: max_items * group * (head_dim + 1) * 4].view(torch.float32)
+            self._small_views = (key, parts[: max_items * group * head_dim], parts[max_items * group * head_dim:])
+        return self._small_views[1], self._small_views[2]
 
     def _partials(self, block_m: int, head_dim: int) -> int:
         """Carve the float workspace into partial outputs and lses; returns how many slots fit."""
@@ -211,5 +295,6 @@ class AttentionRunner:
         if return_lse and lse is None:
             lse = torch.empty(q.shape[:2], dtype=torch.float32, device=q.device)
         lse_arg = lse if return_lse or lse is not None else None
-        self.last_kernel = self._launcher(q, k, v, out, lse_arg, kv_strides)
+        launcher = self._launcher if self._small is None else self._small
+        self.last_kernel = launcher(q, k, v, out, lse_arg, kv_strides)
         return (out, lse) if return_lse else out

@@ -1,0 +1,155 @@
+"""Sweep the CUDA small-batch decode kernel's launch shape against the Triton kernel and FlashInfer (GPU).
+
+For decode at batch 1 and 16 x KV 1024-8192 (bench_attention's shapes: bf16, 32 q / 8 KV heads, d 128,
+page 16), times the wrapper with the Triton kernel, with small_decode.cu under each (warps, unroll, stages,
+programs per SM, shortest chunk) setting, and FlashInfer's better backend, all with bench_attention's
+do_bench timer; every CUDA result is checked against the Triton kernel's output first. Prints a table and
+writes $OUT/sweep_small_decode_<date>.{md,json}.
+
+    python benchmarks/sweep_small_decode.py            # full sweep
+    python benchmarks/sweep_small_decode.py --quick    # two settings, two shapes
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import itertools
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from bench_attention import HKV, D, PAGE, Problem, device_time_us, flashinfer_decode, ours_decode, rel_err
+from kernelarena.kernels.attention import allocate_paged_kv_cache, small_decode
+
+BATCHES = (1, 16)
+KV_LENS = (1024, 2048, 4096, 8192)
+LAUNCH_SHAPES = [(8, 2, 4), (4, 2, 4), (8, 4, 3)]  # (warps, unroll, stages)
+CTAS_PER_SM = (4, 8)
+MIN_CHUNKS = (64, 128)
+NAMES = ("WARPS", "UNROLL", "STAGES", "CTAS_PER_SM", "MIN_CHUNK")
+
+
+DEFAULT = "w{} u{} s{} c{} m{}".format(*(getattr(small_decode, name) for name in NAMES))
+
+
+def with_settings(settings, fn):
+    """fn() with small_decode's launch settings replaced, and its size limit lifted (the kernel at every
+    shape, so the table shows where it wins)."""
+    saved = [getattr(small_decode, name) for name in NAMES]
+    limit = small_decode.MAX_TOKEN_HEADS
+    small_decode.MAX_TOKEN_HEADS = 1 << 40
+    for name, value in zip(NAMES, settings):
+        setattr(small_decode, name, value)
+    try:
+        return fn()
+    finally:
+        small_decode.MAX_TOKEN_HEADS = limit
+        for name, value in zip(NAMES, saved):
+            setattr(small_decode, name, value)
+
+
+def time_ours(p, ws, quick, use_small=True):
+    small_decode.enabled = use_small
+    try:
+        _, run, out = ours_decode(p, ws)
+    finally:
+        small_decode.enabled = True
+    run()
+    torch.cuda.synchronize()
+    return device_time_us(run, quick), out.clone()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--profile", metavar="BATCHxKV", help="run the default setting at one shape once, "
+                        "inside a profiler range (for ncu --profile-from-start off), then the Triton kernel")
+    args = parser.parse_args()
+    device = torch.device("cuda")
+    if args.profile:
+        batch, kv_len = (int(x) for x in args.profile.split("x"))
+        cache = allocate_paged_kv_cache(batch * kv_len // PAGE + 1, PAGE, HKV, D, dtype=torch.bfloat16,
+                                        device=device).normal_()
+        p = Problem(cache, batch, 1, kv_len, seed=1)
+        ws = torch.empty(256 << 20, dtype=torch.uint8, device=device)
+        runs = []
+        small_decode.MAX_TOKEN_HEADS = 1 << 40  # the CUDA kernel at any size
+        for use_small in (True, False):
+            small_decode.enabled = use_small
+            runs.append(ours_decode(p, ws)[1])
+            small_decode.enabled = True
+        for run in runs:
+            run()
+        torch.cuda.synchronize()
+        torch.cuda.cudart().cudaProfilerStart()
+        for run in runs:
+            run()
+        torch.cuda.synchronize()
+        torch.cuda.cudart().cudaProfilerStop()
+        return
+    shapes = [(b, n) for b in BATCHES for n in KV_LENS]
+    settings = list(itertools.product(LAUNCH_SHAPES, CTAS_PER_SM, MIN_CHUNKS))
+    if args.quick:
+        shapes, settings = shapes[:1] + shapes[-1:], settings[:2]
+    max_pages = max(b * n for b, n in shapes) // PAGE + 1
+    cache = allocate_paged_kv_cache(max_pages, PAGE, HKV, D, dtype=torch.bfloat16, device=device).normal_()
+    ws = torch.empty(256 << 20, dtype=torch.uint8, device=device)
+    try:
+        import flashinfer  # noqa: F401
+        have_fi = True
+    except ImportError:
+        have_fi = False
+    rows = []
+    for batch, kv_len in shapes:
+        p = Problem(cache, batch, 1, kv_len, seed=batch * 7 + kv_len)
+        triton_us, triton_out = time_ours(p, ws, args.quick, use_small=False)
+        fi_us = float("nan")
+        if have_fi:
+            fi_times = []
+            for tc in (False, True):
+                _, run, _ = flashinfer_decode(p, ws, tc)
+                run()
+                fi_times.append(device_time_us(run, args.quick))
+            fi_us = min(fi_times)
+        row = {"batch": batch, "kv_len": kv_len, "triton_us": triton_us, "flashinfer_us": fi_us, "cuda": {}}
+        for (warps, unroll, stages), ctas, min_chunk in settings:
+            setting = (warps, unroll, stages, ctas, min_chunk)
+            us, out = with_settings(setting, lambda: time_ours(p, ws, args.quick))
+            err = rel_err(out, triton_out)
+            if err > 1e-2:
+                raise SystemExit(f"batch {batch} x {kv_len}, {setting}: relative error {err:.3g} against the "
+                                 "Triton kernel")
+            row["cuda"][f"w{warps} u{unroll} s{stages} c{ctas} m{min_chunk}"] = us
+        best = min(row["cuda"], key=row["cuda"].get)
+        row["best"] = best
+        print(f"{batch} x {kv_len}: triton {triton_us:.1f} us, flashinfer {fi_us:.1f} us, best CUDA {best} "
+              f"{row['cuda'][best]:.1f} us; default {row['cuda'].get(DEFAULT, float('nan')):.1f} us",
+              flush=True)
+        rows.append(row)
+    names = list(rows[0]["cuda"])
+    ranked = sorted(names, key=lambda n: sum(r["cuda"][n] / r["cuda"][r["best"]] for r in rows))
+    device_name = torch.cuda.get_device_name(device)
+    date = datetime.date.today().isoformat()
+    lines = [f"# Small-batch decode sweep, {date}, {device_name}", "",
+             "do_bench median us (L2 flushed); bf16, 32 q / 8 KV heads, d 128, page 16. Settings ranked by the "
+             "mean ratio to each shape's best; 'vs FI' = FlashInfer / CUDA.", "",
+             "| setting | " + " | ".join(f"{r['batch']}x{r['kv_len']}" for r in rows) + " | mean / best |",
+             "|---|" + "---|" * (len(rows) + 1)]
+    for label, key in (("triton", "triton_us"), ("flashinfer", "flashinfer_us")):
+        lines.append(f"| {label} | " + " | ".join(f"{r[key]:.1f}" for r in rows) + " | |")
+    for name in ranked:
+        mean = sum(r["cuda"][name] / r["cuda"][r["best"]] for r in rows) / len(rows)
+        cells = [f"{r['cuda'][name]:.1f} ({r['flashinfer_us'] / r['cuda'][name]:.2f}x)" for r in rows]
+        lines.append(f"| cuda {name} | " + " | ".join(cells) + f" | {mean:.3f} |")
+    text = "\n".join(lines)
+    print(text)
+    out_dir = Path(os.environ.get("OUT", "."))
+    (out_dir / f"sweep_small_decode_{date}.md").write_text(text + "\n")
+    (out_dir / f"sweep_small_decode_{date}.json").write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,234 @@
+"""Small-batch decode in CUDA (``small_decode.cu``): build, schedule and launch (issue #6).
+
+Below one (request, KV head) pair per SM, decode moves a few MB and is bound by memory latency; the CUDA
+kernel keeps more loads in flight per SM than the Triton kernel, which stages K/V through shared memory.
+``AttentionRunner`` uses it for such batches on a GPU when ``available()`` (see runner.py); everything else
+goes to the Triton kernel.
+
+The library is built on first use per variant (dtype, head_dim, GQA group, warps, unroll) with nvcc into
+``<cache>/small_decode/<sha256 of source and flags[:12]>/small_decode.so`` (written under a temporary
+name and renamed) and loaded with ctypes; launches go through one call that takes a packed argument block
+(``struct.pack_into``, as native_plan.py does) and the stream. Without nvcc, without a GPU, on a build
+failure, or with ``KERNELARENA_SMALL_DECODE=0`` in the environment (read at import), ``enabled``/``build``
+say no and the runner keeps the Triton kernel.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import math
+import os
+import struct
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import NamedTuple, Optional
+
+import torch
+
+from kernelarena.errors import UnsupportedError
+
+SOURCE = Path(__file__).resolve().with_name("small_decode.cu")
+ENV_SWITCH = "KERNELARENA_SMALL_DECODE"
+ABI_VERSION = 2  # KA_ABI_VERSION of small_decode.cu
+MAX_PAGES = 256  # KA_MAX_PAGES: a chunk spans at most this many pages
+GROUPS = (1, 2, 4, 8)
+HEAD_DIMS = (64, 128, 256)
+DTYPES = {torch.bfloat16: 0, torch.float16: 1}
+HEADER_WORDS = 4  # items, chunk, slots per (request, head), batch; then (first page, KV length) per request
+
+enabled = os.environ.get(ENV_SWITCH, "1") != "0"
+
+# Launch shape (module attributes, so benchmarks/sweep_small_decode.py can try others): threads per block =
+# 32 x WARPS, each with the K and V vectors of UNROLL tokens per step and STAGES steps in flight, about
+# CTAS_PER_SM items per SM, chunks of at least MIN_CHUNK tokens. Chosen from the H100 sweep quoted in
+# docs/attention.md.
+WARPS = 8
+UNROLL = 2
+STAGES = 4
+CTAS_PER_SM = 8
+MIN_CHUNK = 128
+# Used up to this many (token, KV head) rows in the batch's pages: beyond, the Triton kernel's tensor-core
+# loop is faster (this kernel spends about twice its instructions per token; H100 sweep, docs/attention.md).
+MAX_TOKEN_HEADS = 32768
+
+# HostArgs of small_decode.cu: 22 int64 fields then 2 doubles.
+_ARGS = struct.Struct("22q2d")
+
+
+class Variant(NamedTuple):
+    """Compile-time choices of one build of small_decode.cu."""
+
+    dtype: int  # 0 bf16, 1 fp16
+    head_dim: int
+    group: int
+    warps: int = 4
+    unroll: int = 2
+    stages: int = 4
+
+    def flags(self) -> list[str]:
+        return [f"-DKA_DTYPE={self.dtype}", f"-DKA_HEAD_DIM={self.head_dim}", f"-DKA_GROUP={self.group}",
+                f"-DKA_WARPS={self.warps}", f"-DKA_UNROLL={self.unroll}", f"-DKA_STAGES={self.stages}"]
+
+
+class Schedule(NamedTuple):
+    """What plan_small_decode decided: the words to copy to the device and the launch's sizes."""
+
+    words: list  # int32 values, see small_decode.cu
+    items: int
+    chunk: int
+    slots: int
+    pairs: int  # requests x KV heads (one merge counter each)
+
+
+def supports(q_dtype: torch.dtype, head_dim: int, group: int) -> bool:
+    return q_dtype in DTYPES and head_dim in HEAD_DIMS and group in GROUPS
+
+
+def variant_for(q_dtype: torch.dtype, head_dim: int, group: int) -> Variant:
+    """The build the runner uses for this problem (WARPS and UNROLL as set now)."""
+    return Variant(DTYPES[q_dtype], head_dim, group, WARPS, UNROLL, STAGES)
+
+
+def nvcc_command(variant: Variant, arch: str, output: str) -> list[str]:
+    """The nvcc line that builds ``variant`` for ``arch`` (e.g. "90a") from the source on stdin."""
+    from kernelarena.build.toolchain import find_nvcc
+
+    nvcc = find_nvcc()
+    if nvcc is None:
+        raise UnsupportedError("nvcc not found: the CUDA small-batch decode kernel cannot be built")
+    return [str(nvcc), "-O3", "-std=c++17", f"-gencode=arch=compute_{arch},code=sm_{arch}", "--shared",
+            "-Xcompiler", "-fPIC", "-diag-suppress", "177", *variant.flags(), "-x", "cu", "-o", output, "-"]
+
+
+def library_path(variant: Variant, arch: str) -> Path:
+    from kernelarena.build.toolchain import default_cache_root
+
+    key = hashlib.sha256(SOURCE.read_bytes() + repr((variant, arch)).encode()).hexdigest()[:12]
+    return default_cache_root() / "small_decode" / key / "small_decode.so"
+
+
+def compile_library(variant: Variant, arch: str) -> Path:
+    """Build ``variant`` for ``arch`` into the cache (if not there yet); UnsupportedError on failure."""
+    path = library_path(variant, arch)
+    if path.is_file():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(prefix="small_decode.", suffix=".so.tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        result = subprocess.run(nvcc_command(variant, arch, temporary), input=SOURCE.read_bytes(),
+                                capture_output=True, timeout=600)
+        if result.returncode:
+            log = result.stderr.decode(errors="replace")[-4000:]
+            raise UnsupportedError(f"nvcc failed on {SOURCE.name} {variant} (exit {result.returncode}): {log}")
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+    return path
+
+
+def device_arch(device: torch.device) -> str:
+    major, minor = torch.cuda.get_device_capability(device)
+    return f"{major}{minor}{'a' if major >= 9 else ''}"
+
+
+@functools.lru_cache(maxsize=None)
+def load(variant: Variant, arch: str) -> ctypes.PyDLL:
+    """The loaded library of ``variant`` (built on first use); UnsupportedError when that fails."""
+    path = compile_library(variant, arch)
+    try:
+        lib = ctypes.PyDLL(str(path))
+        abi = lib.ka_small_decode_abi()
+        lib.ka_small_decode_launch.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        lib.ka_small_decode_launch.restype = ctypes.c_int
+        built = (ctypes.c_int64 * 7)()
+        lib.ka_small_decode_variant(built)
+    except (OSError, AttributeError) as exc:
+        raise UnsupportedError(f"cannot load {path}: {exc}") from exc
+    if abi != ABI_VERSION or tuple(built) != (*variant, MAX_PAGES):
+        raise UnsupportedError(f"{path} is ABI {abi}, variant {tuple(built)}; small_decode.py expects ABI "
+                               f"{ABI_VERSION}, variant {(*variant, MAX_PAGES)}")
+    return lib
+
+
+def kv_lengths(kv_indptr, last_page_len, page_size: int) -> list[int]:
+    """Tokens per request of a page table (0 for a request without pages); numpy arrays, CPU tensors or lists."""
+    ind, last = kv_indptr.tolist(), last_page_len.tolist()
+    return [(ind[i + 1] - ind[i] - 1) * page_size + last[i] if ind[i + 1] > ind[i] else 0 for i in range(len(last))]
+
+
+def plan_small_decode(kv_indptr, last_page_len, *, page_size: int, num_kv_heads: int, window_left: int,
+                      target_items: int, min_chunk: int, max_items: int, chunk: Optional[int] = None) -> Schedule:
+    """Split every (request, KV head) into chunks of one common length so that about ``target_items`` items
+    exist (chunks of at least ``min_chunk`` tokens; ``chunk`` forces the length), within ``max_items``
+    workspace slots and (MAX_PAGES - 1) pages a chunk. KV lengths count only the keys a sliding window
+    keeps. UnsupportedError when no chunk length satisfies both limits.
+
+    Plain Python on lists: for the few requests of a small batch that is 3 us where numpy took 11."""
+    max_chunk = (MAX_PAGES - 1) * page_size
+    lengths = kv_lengths(kv_indptr, last_page_len, page_size)
+    batch = len(lengths)
+    visible = [min(n, window_left + 1) for n in lengths] if window_left >= 0 else lengths
+    longest = max(visible, default=0)
+    pairs = batch * num_kv_heads
+    if chunk is None:
+        chunk = max(min_chunk, -(-sum(visible) * num_kv_heads // max(target_items, 1)))
+        chunk = -(-chunk // 16) * 16
+    chunk = min(max(int(chunk), 1), max_chunk)
+    slots = max(1, -(-longest // chunk))
+    if pairs and pairs * slots > max_items:  # fewer, longer chunks so the partial states fit the workspace
+        per_pair = max_items // pairs
+        if per_pair < 1:
+            raise UnsupportedError(f"{pairs} (request, head) pairs exceed the workspace's {max_items} slots")
+        chunk = -(-longest // per_pair)
+        if chunk > max_chunk:
+            raise UnsupportedError(f"{pairs} pairs of up to {longest} keys need chunks of {chunk} tokens to fit "
+                                   f"{max_items} workspace slots; the kernel takes at most {max_chunk}")
+        slots = max(1, -(-longest // chunk))
+    words = [pairs * slots, chunk, slots, batch]
+    for first, n in zip(kv_indptr.tolist(), lengths):
+        words += (first, n)
+    return Schedule(words, pairs * slots, chunk, slots, pairs)
+
+
+class SmallDecodeLauncher:
+    """Launches one variant of the kernel with arguments fixed at plan() time (see AttentionRunner)."""
+
+    def __init__(self, variant: Variant, device: torch.device):
+        self.variant = variant
+        self.device = device
+        self._lib = load(variant, device_arch(device))
+        self._launch = self._lib.ka_small_decode_launch
+        self._block = ctypes.create_string_buffer(_ARGS.size)
+        self._block_addr = ctypes.addressof(self._block)
+        self._fixed: tuple = ()
+        self._raw_stream = torch._C._cuda_getCurrentRawStream
+        self._device_index = device.index if device.index is not None else torch.cuda.current_device()
+
+    def prepare(self, *, o_part: torch.Tensor, lse_part: torch.Tensor, counters: torch.Tensor,
+                words: torch.Tensor, kv_indices: torch.Tensor, num_kv_heads: int, page_size: int,
+                window_left: int, sm_scale: float, logits_soft_cap: float, grid: int) -> None:
+        log2e = 1.0 / math.log(2.0)
+        if logits_soft_cap > 0:
+            q_scale, cap_out = sm_scale / logits_soft_cap, logits_soft_cap * log2e
+        else:
+            q_scale, cap_out = sm_scale * log2e, 0.0
+        self._fixed = (o_part.data_ptr(), lse_part.data_ptr(), counters.data_ptr(), words.data_ptr(),
+                       kv_indices.data_ptr())
+        self._tail = (num_kv_heads, page_size, window_left, grid, q_scale, cap_out)
+
+    def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor,
+                 lse: Optional[torch.Tensor], kv_strides: tuple[int, int, int]) -> None:
+        if k.stride(-1) != 1 or v.stride() != k.stride() or out.stride(-1) != 1:
+            raise UnsupportedError("small-batch decode needs K and V with the same strides and contiguous rows")
+        qs, os_ = q.stride(), out.stride()
+        _ARGS.pack_into(self._block, 0, q.data_ptr(), k.data_ptr(), v.data_ptr(), out.data_ptr(),
+                        0 if lse is None else lse.data_ptr(), *self._fixed, qs[0], qs[1], os_[0], os_[1],
+                        0 if lse is None else lse.stride(0), *kv_strides, *self._tail)
+        code = self._launch(self._block_addr, self._raw_stream(self._device_index))
+        if code:
+            raise RuntimeError(f"small-batch decode {self.variant} launch failed with CUDA error {code}")

@@ -14,6 +14,9 @@ tensors, kv_indices a device int32 tensor, as in the benchmark. Each figure is a
     copy        the schedule's host-to-device copy (and its event record on a GPU): staging.StagedCopy.commit
     copy_torch  the same copy through torch's copy_ and Event.record, for comparison
     rest        plan() minus plan_work, prepare and copy: argument checks, conversions, config, buffers
+    small       plan() end to end where the runner takes the CUDA small-batch decode kernel instead
+                (small_decode.py; GPU only); the columns before it are the Triton path's, measured with
+                that kernel switched off
 
 On a CPU the runner plans as on an H100 (132 SMs, the GPU tile sizes), so the schedules have the benchmark's
 shape; only the timings are this CPU's.
@@ -41,7 +44,7 @@ from kernelarena.kernels.attention import (  # noqa: E402
     BatchPrefillWithPagedKVCacheWrapper,
     build_page_table,
 )
-from kernelarena.kernels.attention import native_plan  # noqa: E402
+from kernelarena.kernels.attention import native_plan, small_decode  # noqa: E402
 from kernelarena.kernels.attention import runner as runner_module  # noqa: E402
 from kernelarena.kernels.attention.staging import StagedCopy  # noqa: E402
 
@@ -143,20 +146,34 @@ def main() -> None:
             indptr, last = table.kv_indptr.cpu(), table.kv_last_page_len.cpu()
             w = wrapper_for(BatchDecodeWithPagedKVCacheWrapper)
             plan = lambda: w.plan(indptr, table.kv_indices, last, HQ, HKV, D, PAGE)  # noqa: E731
-            rows.append((f"decode {batch} x {kv_len}", profile_case(w, plan, args.reps)))
+            small_decode.enabled = False  # the breakdown is the Triton path's (work list, launcher)
+            try:
+                row = profile_case(w, plan, args.reps)
+            finally:
+                small_decode.enabled = True
+            row["small"] = float("nan")
+            if device.type == "cuda":  # where the runner takes the CUDA small-batch kernel: its plan() alone
+                small = wrapper_for(BatchDecodeWithPagedKVCacheWrapper)
+                small_plan = lambda: small.plan(indptr, table.kv_indices, last, HQ, HKV, D, PAGE)  # noqa: E731
+                small_plan()
+                if small._runner._small is not None:
+                    row["small"] = median_us(small_plan, args.reps)
+            rows.append((f"decode {batch} x {kv_len}", row))
     for batch, qo_len, kv_len in PREFILL_CASES:
         table = build_page_table([kv_len] * batch, PAGE, shuffle=True, device=device)
         indptr, last = table.kv_indptr.cpu(), table.kv_last_page_len.cpu()
         qo = torch.arange(batch + 1, dtype=torch.int32) * qo_len
         w = wrapper_for(BatchPrefillWithPagedKVCacheWrapper)
         plan = lambda: w.plan(qo, indptr, table.kv_indices, last, HQ, HKV, D, PAGE, causal=True)  # noqa: E731
-        rows.append((f"prefill {batch} x {qo_len} / {kv_len}", profile_case(w, plan, args.reps)))
+        row = profile_case(w, plan, args.reps)
+        row["small"] = float("nan")
+        rows.append((f"prefill {batch} x {qo_len} / {kv_len}", row))
 
     machine = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.machine()
     planner = "native (C)" if native_plan.available() else f"numpy: native {native_plan.unavailable_reason()}"
     print(f"plan() host time, us (best of 5 medians of {args.reps // 5} calls); {device} ({machine}), "
           f"torch {torch.__version__}; plan_work: {planner}")
-    cols = ("plan", "plan_work", "numpy", "prepare", "copy", "rest", "copy_torch")
+    cols = ("plan", "plan_work", "numpy", "prepare", "copy", "rest", "copy_torch", "small")
     print(f"{'case':28s} " + " ".join(f"{c:>9s}" for c in cols) + "  entries split")
     for name, row in rows:
         print(f"{name:28s} " + " ".join(f"{row[c]:9.1f}" for c in cols) + f"  {row['entries']:7d} {row['split']}")

@@ -26,6 +26,7 @@ from kernelarena.kernels.attention import (
     build_page_table,
     native_plan,
     scheduler,
+    small_decode,
 )
 from kernelarena.kernels.attention.runner import AttentionRunner
 from kernelarena.kernels.attention.scheduler import RAGGED_PAGE_SIZE
@@ -180,14 +181,15 @@ def paged_inputs(kv_lens, page_size, hkv, d, seed):
 
 
 def on_and_off(wrapper, plan, run):
-    """(output, words) with the native planner, then with scheduler.plan_work, from the same wrapper."""
+    """(output, words) with the native planner, then with scheduler.plan_work, from the same wrapper (the
+    Triton path's planners: the CUDA small-batch decode kernel, which plans without them, is switched off)."""
     results = []
     for enabled in (True, False):
-        native_plan.enabled = enabled
+        native_plan.enabled, small_decode.enabled = enabled, False
         try:
             plan()
         finally:
-            native_plan.enabled = True
+            native_plan.enabled = small_decode.enabled = True
         runner = wrapper._runner
         results.append((run(), runner._work[: runner.summary.words].clone(), runner.summary))
     return results

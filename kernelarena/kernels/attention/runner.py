@@ -90,6 +90,7 @@ class AttentionRunner:
         self._small: Optional[small_decode.SmallDecodeLauncher] = None
         self._counters: Optional[torch.Tensor] = None
         self._small_views: tuple = (None, None, None)  # ((group, head_dim), partial outputs, partial lses)
+        self._kv_list: list = []
 
     # ----------------------------------------------------------------------------------------- plan
     def plan(self, qo_indptr: Optional[HostArray], kv_page_indptr: HostArray, kv_last_page_len: HostArray,
@@ -138,7 +139,7 @@ class AttentionRunner:
                                                kv_np, page_size)
         if launcher is not None:
             try:
-                self._plan_small_decode(launcher, kv_np, last_np, kv_indices, num_qo_heads=num_qo_heads,
+                self._plan_small_decode(launcher, self._kv_list, last_np, kv_indices, num_qo_heads=num_qo_heads,
                                         num_kv_heads=num_kv_heads, head_dim=head_dim, page_size=page_size,
                                         window_left=window_left, logits_soft_cap=logits_soft_cap,
                                         sm_scale=sm_scale, q_dtype=q_dtype, kv_chunk_size=kv_chunk_size)
@@ -180,12 +181,15 @@ class AttentionRunner:
                                kv_indptr: HostArray, page_size: int) -> Optional[small_decode.SmallDecodeLauncher]:
         """The CUDA small-batch decode launcher this plan should use, or None for the Triton kernel: decode
         on a GPU with fewer (request, KV head) pairs than SMs and at most MAX_TOKEN_HEADS rows of K/V."""
-        if self.use_cuda_graph and self.problem is not None:
-            return self._small  # a captured graph keeps the kernel of the first plan
+        if self.use_cuda_graph and self.problem is not None:  # a captured graph keeps the first plan's kernel
+            if self._small is not None:
+                self._kv_list = small_decode.as_list(kv_indptr)
+            return self._small
         if not (decode and self.on_gpu and small_decode.enabled and 0 < pairs < self.num_sms
                 and self._fixed_config is None and small_decode.supports(q_dtype, head_dim, group)):
             return None
-        if int(kv_indptr[-1]) * page_size * (pairs // max(len(kv_indptr) - 1, 1)) > small_decode.MAX_TOKEN_HEADS:
+        self._kv_list = small_decode.as_list(kv_indptr)  # one conversion, for this test and the schedule
+        if self._kv_list[-1] * page_size * (pairs // max(len(self._kv_list) - 1, 1)) > small_decode.MAX_TOKEN_HEADS:
             return None
         variant = small_decode.variant_for(q_dtype, head_dim, group)
         if variant not in self._small_launchers:
@@ -206,7 +210,7 @@ class AttentionRunner:
             kv_np, last_np, page_size=page_size, num_kv_heads=num_kv_heads, window_left=window_left,
             target_items=programs, min_chunk=small_decode.MIN_CHUNK, max_items=max_items, chunk=kv_chunk_size)
         n = len(schedule.words)
-        if n > self._work.numel():
+        if max(n, small_decode.MIN_WORDS) > self._work.numel():
             raise UnsupportedError(f"batch too large for this wrapper's buffers: {n} words > {self._work.numel()}")
         words = self._staged.begin()
         words[:n] = schedule.words

@@ -47,7 +47,7 @@
 // (KA_MAX_PAGES - 1) pages.
 #define KA_MAX_PAGES 256
 
-#define KA_ABI_VERSION 2
+#define KA_ABI_VERSION 3
 
 // Launch arguments as small_decode.py packs them: 8-byte fields only (pointers and integers as int64,
 // scales as double), in this order.
@@ -147,14 +147,19 @@ __global__ void __launch_bounds__(NW * 32) small_decode_kernel(const Params<T> p
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int sub = lane / TPT, dl = lane % TPT;
-  const int items = p.words[0], chunk = p.words[1], slots = p.words[2];
+  // The schedule's first NT words in one read (header and the first requests; the words buffer is longer).
+  __shared__ int s_words[NT];
+  s_words[tid] = p.words[tid];
+  __syncthreads();
+  const int items = s_words[0], chunk = s_words[1], slots = s_words[2];
   const int ps = p.page_size;
   const int shift = (ps & (ps - 1)) == 0 ? __ffs(ps) - 1 : -1;  // a power-of-two page size: shifts, no division
 
   for (int item = blockIdx.x; item < items; item += gridDim.x) {
     const int split = item % slots, bh = item / slots;
     const int h = bh % p.num_kv_heads, b = bh / p.num_kv_heads;
-    const int page0 = p.words[4 + 2 * b], kv_len = p.words[5 + 2 * b];
+    const int at = 4 + 2 * b;
+    const int page0 = at + 1 < NT ? s_words[at] : p.words[at], kv_len = at + 1 < NT ? s_words[at + 1] : p.words[at + 1];
     const int lo = p.window_left >= 0 ? max(0, kv_len - 1 - p.window_left) : 0;
     const int splits = max(1, (kv_len - lo + chunk - 1) / chunk);
     if (split >= splits) continue;  // uniform over the block
@@ -328,20 +333,39 @@ __global__ void __launch_bounds__(NW * 32) small_decode_kernel(const Params<T> p
       if (s_last) {  // the last chunk of (request, head) to finish merges every chunk's partial state
         __threadfence();
         const int64_t first = (int64_t)bh * slots;
+        constexpr int MB = 8;  // chunks whose partial states are loaded at once (independent L2 reads)
         for (int e = tid; e < G * D4; e += NT) {
           const int g = e / D4, d = (e % D4) * 4;
-          float mx = -INFINITY;
-          for (int c = 0; c < splits; ++c) mx = fmaxf(mx, __ldcg(p.lse_part + (first + c) * G + g));
-          float total = 0.f;
+          float mx = -INFINITY, total = 0.f;
           float4 o = make_float4(0.f, 0.f, 0.f, 0.f);
-          for (int c = 0; c < splits; ++c) {
-            const float w = weight(__ldcg(p.lse_part + (first + c) * G + g), mx);
-            const float4 x = __ldcg(reinterpret_cast<const float4*>(p.o_part + ((first + c) * G + g) * D + d));
-            total += w;
-            o.x += w * x.x;
-            o.y += w * x.y;
-            o.z += w * x.z;
-            o.w += w * x.w;
+          for (int c0 = 0; c0 < splits; c0 += MB) {
+            float ls[MB];
+            float4 xs[MB];
+#pragma unroll
+            for (int j = 0; j < MB; ++j) {
+              const int64_t c = first + min(c0 + j, splits - 1);
+              ls[j] = c0 + j < splits ? __ldcg(p.lse_part + c * G + g) : -INFINITY;
+              xs[j] = __ldcg(reinterpret_cast<const float4*>(p.o_part + (c * G + g) * D + d));
+            }
+            float bm = mx;
+#pragma unroll
+            for (int j = 0; j < MB; ++j) bm = fmaxf(bm, ls[j]);
+            const float r = weight(mx, bm);
+            total *= r;
+            o.x *= r;
+            o.y *= r;
+            o.z *= r;
+            o.w *= r;
+#pragma unroll
+            for (int j = 0; j < MB; ++j) {
+              const float w = weight(ls[j], bm);
+              total += w;
+              o.x += w * xs[j].x;
+              o.y += w * xs[j].y;
+              o.z += w * xs[j].z;
+              o.w += w * xs[j].w;
+            }
+            mx = bm;
           }
           const float inv = total > 0.f ? 1.f / total : 0.f;
           *reinterpret_cast<uint2*>(out_row + g * p.stride_oh + d) = from_float4(o.x * inv, o.y * inv, o.z * inv, o.w * inv, T());

@@ -32,26 +32,30 @@ from kernelarena.errors import UnsupportedError
 
 SOURCE = Path(__file__).resolve().with_name("small_decode.cu")
 ENV_SWITCH = "KERNELARENA_SMALL_DECODE"
-ABI_VERSION = 2  # KA_ABI_VERSION of small_decode.cu
+ABI_VERSION = 3  # KA_ABI_VERSION of small_decode.cu
 MAX_PAGES = 256  # KA_MAX_PAGES: a chunk spans at most this many pages
 GROUPS = (1, 2, 4, 8)
 HEAD_DIMS = (64, 128, 256)
 DTYPES = {torch.bfloat16: 0, torch.float16: 1}
 HEADER_WORDS = 4  # items, chunk, slots per (request, head), batch; then (first page, KV length) per request
+MIN_WORDS = 32 * 16  # the kernel reads its block size (at most 16 warps) of words at once: the buffer's least size
 
 enabled = os.environ.get(ENV_SWITCH, "1") != "0"
 
 # Launch shape (module attributes, so benchmarks/sweep_small_decode.py can try others): threads per block =
-# 32 x WARPS, each with the K and V vectors of UNROLL tokens per step and STAGES steps in flight, about
-# CTAS_PER_SM items per SM, chunks of at least MIN_CHUNK tokens. Chosen from the H100 sweep quoted in
-# docs/attention.md.
+# 32 x WARPS, each with the K and V vectors of UNROLL tokens per step and STAGES steps in flight; about
+# CTAS_PER_SM items per SM, in chunks of at least MIN_CHUNK tokens. From the H100 sweep
+# (benchmarks/results/sweep_small_decode_2026-11-24_h100.md): at batch 1 x 1024, 2048 and 4096 the fastest
+# settings all cut the KV into about one item per SM (128 items: chunks of 64, 128 and 256 tokens), with
+# 8 warps; more, shorter chunks lose to the per-item start (schedule and page-index reads) and the merge.
 WARPS = 8
 UNROLL = 2
 STAGES = 4
-CTAS_PER_SM = 8
-MIN_CHUNK = 128
+CTAS_PER_SM = 1
+MIN_CHUNK = 64
 # Used up to this many (token, KV head) rows in the batch's pages: beyond, the Triton kernel's tensor-core
-# loop is faster (this kernel spends about twice its instructions per token; H100 sweep, docs/attention.md).
+# loop is as fast or faster (this kernel issues about 140 warp instructions per token and head, and is
+# bound by them at 16 x 8192 under ncu: 64% of the SM's issue rate, 72% of DRAM bandwidth).
 MAX_TOKEN_HEADS = 32768
 
 # HostArgs of small_decode.cu: 22 int64 fields then 2 doubles.
@@ -155,9 +159,13 @@ def load(variant: Variant, arch: str) -> ctypes.PyDLL:
     return lib
 
 
+def as_list(values) -> list:
+    return values if isinstance(values, list) else values.tolist()
+
+
 def kv_lengths(kv_indptr, last_page_len, page_size: int) -> list[int]:
     """Tokens per request of a page table (0 for a request without pages); numpy arrays, CPU tensors or lists."""
-    ind, last = kv_indptr.tolist(), last_page_len.tolist()
+    ind, last = as_list(kv_indptr), as_list(last_page_len)
     return [(ind[i + 1] - ind[i] - 1) * page_size + last[i] if ind[i + 1] > ind[i] else 0 for i in range(len(last))]
 
 
@@ -190,7 +198,7 @@ def plan_small_decode(kv_indptr, last_page_len, *, page_size: int, num_kv_heads:
                                    f"{max_items} workspace slots; the kernel takes at most {max_chunk}")
         slots = max(1, -(-longest // chunk))
     words = [pairs * slots, chunk, slots, batch]
-    for first, n in zip(kv_indptr.tolist(), lengths):
+    for first, n in zip(as_list(kv_indptr), lengths):
         words += (first, n)
     return Schedule(words, pairs * slots, chunk, slots, pairs)
 

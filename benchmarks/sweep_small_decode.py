@@ -26,9 +26,9 @@ from kernelarena.kernels.attention import allocate_paged_kv_cache, small_decode
 
 BATCHES = (1, 16)
 KV_LENS = (1024, 2048, 4096, 8192)
-LAUNCH_SHAPES = [(8, 2, 4), (4, 2, 4), (16, 1, 4)]  # (warps, unroll, stages)
-CTAS_PER_SM = (4, 8)
-MIN_CHUNKS = (32, 64, 128, 256)
+LAUNCH_SHAPES = [(8, 2, 4), (4, 2, 4), (8, 4, 3)]  # (warps, unroll, stages)
+CTAS_PER_SM = (1, 2, 4)
+MIN_CHUNKS = (64, 128)
 NAMES = ("WARPS", "UNROLL", "STAGES", "CTAS_PER_SM", "MIN_CHUNK")
 
 

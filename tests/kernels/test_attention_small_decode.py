@@ -196,7 +196,7 @@ def test_small_decode_graph_replays_after_replans(any_size):
 @pytest.mark.gpu
 def test_runner_routes_by_size():
     """Small batches with few K/V rows go to the CUDA kernel, longer ones and big batches to Triton."""
-    for kv_lens, expect_small in (([1024], True), ([4096], True), ([8192], False), ([1024] * 16, False),
+    for kv_lens, expect_small in (([1024], True), ([8192], True), ([8193], False), ([1024] * 16, False),
                                   ([64] * 40, False)):
         table, cache, q = decode_case(kv_lens, 32, 8, 128, torch.bfloat16, "NHD")
         wrapper = BatchDecodeWithPagedKVCacheWrapper(torch.empty(64 << 20, dtype=torch.uint8, device="cuda"))

@@ -47,7 +47,7 @@
 // (KA_MAX_PAGES - 1) pages.
 #define KA_MAX_PAGES 256
 
-#define KA_ABI_VERSION 3
+#define KA_ABI_VERSION 4
 
 // Launch arguments as small_decode.py packs them: 8-byte fields only (pointers and integers as int64,
 // scales as double), in this order.
@@ -112,6 +112,16 @@ __device__ __forceinline__ uint2 from_float4(float a, float b, float c, float d,
 // 2^(x - m) with m = -inf standing for "no scores yet" (weight 0 instead of NaN).
 __device__ __forceinline__ float weight(float x, float m) { return m == -INFINITY ? 0.f : exp2f(x - m); }
 
+// 2^x in one MUFU instruction (no denormal handling: weights below 2^-126 flush to 0, as they may).
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
+// The running maximum before any score: finite, so that exp2(m_old - m_new) needs no -inf guard.
+constexpr float kNoScore = -1e30f;
+
 // 16 bytes global -> shared, asynchronously; zero-filled when !valid (nothing is read then).
 __device__ __forceinline__ void copy16(void* dst, const void* src, bool valid) {
   const unsigned smem = static_cast<unsigned>(__cvta_generic_to_shared(dst));
@@ -152,7 +162,8 @@ __global__ void __launch_bounds__(NW * 32) small_decode_kernel(const Params<T> p
   s_words[tid] = p.words[tid];
   __syncthreads();
   const int items = s_words[0], chunk = s_words[1], slots = s_words[2];
-  const int ps = p.page_size;
+  const int ps = p.page_size, stride_kt = (int)p.stride_kt;  // a page's token strides fit in 32 bits
+  const float cap_out = p.cap_out;
   const int shift = (ps & (ps - 1)) == 0 ? __ffs(ps) - 1 : -1;  // a power-of-two page size: shifts, no division
 
   for (int item = blockIdx.x; item < items; item += gridDim.x) {
@@ -175,27 +186,35 @@ __global__ void __launch_bounds__(NW * 32) small_decode_kernel(const Params<T> p
 #pragma unroll
       for (int i = 0; i < 8; ++i) qf[g][i] *= p.q_scale;
     }
+    // Running maxima start at a finite floor, so the token loop needs no -inf guards (exp2 of a masked
+    // score, -inf, is 0; a block without keys keeps l = 0 and gets lse -inf when it is folded).
     float m[G], l[G], acc[G][8];
 #pragma unroll
     for (int g = 0; g < G; ++g) {
-      m[g] = -INFINITY;
+      m[g] = kNoScore;
       l[g] = 0.f;
 #pragma unroll
       for (int i = 0; i < 8; ++i) acc[g][i] = 0.f;
     }
     __syncthreads();  // s_pages
-    const int64_t head_off = (int64_t)h * p.stride_kh + dl * 8;
+    const T* k_head = p.k + (int64_t)h * p.stride_kh + dl * 8;
+    const T* v_head = p.v + (int64_t)h * p.stride_kh + dl * 8;
+    const int mine = warp * TPW + sub;  // this thread's token within a step, plus u * NW * TPW
+    uint4* slots_mine = s_kv + tid;  // [stage][K, V][u] slots of this thread, NT apart
     // Issue step `i`'s copies into stage i % S (copies past t1 read nothing and fill zeros).
     auto issue = [&](int i) {
-      const int stage = i % S;
+      uint4* dst = slots_mine + (i % S) * (2 * U * NT);
 #pragma unroll
       for (int u = 0; u < U; ++u) {
-        const int t = t0 + i * STEP + (u * NW + warp) * TPW + sub;
+        const int t = t0 + i * STEP + u * NW * TPW + mine;
         const bool valid = t < t1;
-        const int page = shift >= 0 ? t >> shift : t / ps, slot = shift >= 0 ? t & (ps - 1) : t % ps;
-        const int64_t off = valid ? (int64_t)s_pages[page - first_page] * p.stride_kp + (int64_t)slot * p.stride_kt + head_off : 0;
-        copy16(s_kv + ((stage * 2 + 0) * U + u) * NT + tid, p.k + off, valid);
-        copy16(s_kv + ((stage * 2 + 1) * U + u) * NT + tid, p.v + off, valid);
+        int64_t off = 0;
+        if (valid) {
+          const int page = shift >= 0 ? t >> shift : t / ps, slot = shift >= 0 ? t & (ps - 1) : t % ps;
+          off = (int64_t)s_pages[page - first_page] * p.stride_kp + slot * stride_kt;
+        }
+        copy16(dst + u * NT, k_head + off, valid);
+        copy16(dst + (U + u) * NT, v_head + off, valid);
       }
       commit_copies();
     };
@@ -205,12 +224,13 @@ __global__ void __launch_bounds__(NW * 32) small_decode_kernel(const Params<T> p
     for (int i = 0; i < steps; ++i) {
       issue(i + S - 1);
       wait_copies<S - 1>();  // this thread's copies of step i have landed
-      const int base = t0 + i * STEP, stage = i % S;
+      const int base = t0 + i * STEP;
+      const uint4* src = slots_mine + (i % S) * (2 * U * NT);
       uint4 kr[U], vr[U];
 #pragma unroll
       for (int u = 0; u < U; ++u) {
-        kr[u] = s_kv[((stage * 2 + 0) * U + u) * NT + tid];
-        vr[u] = s_kv[((stage * 2 + 1) * U + u) * NT + tid];
+        kr[u] = src[u * NT];
+        vr[u] = src[(U + u) * NT];
       }
       float sc[U][G];
 #pragma unroll
@@ -233,13 +253,18 @@ __global__ void __launch_bounds__(NW * 32) small_decode_kernel(const Params<T> p
           for (int g = 0; g < G; ++g) sc[u][g] += __shfl_xor_sync(0xffffffffu, sc[u][g], o);
         }
       }
+      if (cap_out != 0.f) {
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+#pragma unroll
+          for (int g = 0; g < G; ++g) sc[u][g] = tanhf(sc[u][g]) * cap_out;
+        }
+      }
 #pragma unroll
       for (int u = 0; u < U; ++u) {
-        const bool valid = base + (u * NW + warp) * TPW + sub < t1;
+        if (base + u * NW * TPW + mine >= t1) {
 #pragma unroll
-        for (int g = 0; g < G; ++g) {
-          const float s = p.cap_out != 0.f ? tanhf(sc[u][g]) * p.cap_out : sc[u][g];
-          sc[u][g] = valid ? s : -INFINITY;
+          for (int g = 0; g < G; ++g) sc[u][g] = -INFINITY;
         }
       }
       float vf[U][8];
@@ -251,19 +276,19 @@ __global__ void __launch_bounds__(NW * 32) small_decode_kernel(const Params<T> p
 #pragma unroll
         for (int u = 0; u < U; ++u) mx = fmaxf(mx, sc[u][g]);
         if (mx != m[g]) {  // rescale only when the running maximum moved (rarely, after the first steps)
-          const float scale = weight(m[g], mx);
+          const float scale = fast_exp2(m[g] - mx);
           l[g] *= scale;
 #pragma unroll
           for (int i = 0; i < 8; ++i) acc[g][i] *= scale;
+          m[g] = mx;
         }
 #pragma unroll
         for (int u = 0; u < U; ++u) {
-          const float w = weight(sc[u][g], mx);
+          const float w = fast_exp2(sc[u][g] - mx);
           l[g] += w;
 #pragma unroll
           for (int i = 0; i < 8; ++i) acc[g][i] = fmaf(w, vf[u][i], acc[g][i]);
         }
-        m[g] = mx;
       }
     }
 

@@ -32,7 +32,7 @@ from kernelarena.errors import UnsupportedError
 
 SOURCE = Path(__file__).resolve().with_name("small_decode.cu")
 ENV_SWITCH = "KERNELARENA_SMALL_DECODE"
-ABI_VERSION = 3  # KA_ABI_VERSION of small_decode.cu
+ABI_VERSION = 4  # KA_ABI_VERSION of small_decode.cu
 MAX_PAGES = 256  # KA_MAX_PAGES: a chunk spans at most this many pages
 GROUPS = (1, 2, 4, 8)
 HEAD_DIMS = (64, 128, 256)
@@ -44,22 +44,21 @@ enabled = os.environ.get(ENV_SWITCH, "1") != "0"
 
 # Launch shape (module attributes, so benchmarks/sweep_small_decode.py can try others): threads per block =
 # 32 x WARPS, each with the K and V vectors of UNROLL tokens per step and STAGES steps in flight; about
-# CTAS_PER_SM items per SM, in chunks of at least MIN_CHUNK tokens. From the H100 sweep
-# (benchmarks/results/sweep_small_decode_2026-11-24_h100.md): at batch 1 x 1024, 2048 and 4096 the fastest
-# settings all cut the KV into about one item per SM (128 items: chunks of 64, 128 and 256 tokens), with
-# 8 warps; more, shorter chunks lose to the per-item start (schedule and page-index reads) and the merge.
+# CTAS_PER_SM items per SM, in chunks of at least MIN_CHUNK tokens. From the H100 sweeps
+# (benchmarks/results/sweep_small_decode_2026-11-24_h100*.md): at batch 1 the fastest settings cut the KV
+# into about one item per SM (128 items at 1024-4096 tokens) with 8 warps; more, shorter chunks lose to the
+# per-item start (schedule and page-index reads) and the merge. 4 tokens a step, 3 deep, beat 2 tokens 4 deep
+# at 1024, 4096 and 8192 tokens (12.6 / 19.5 / 28.4 against 12.8 / 19.6 / 29.2 us; 15.6 against 15.1 at 2048).
 WARPS = 8
-UNROLL = 2
-STAGES = 4
+UNROLL = 4
+STAGES = 3
 CTAS_PER_SM = 1
 MIN_CHUNK = 64
-# Used up to this many (token, KV head) rows in the batch's pages: beyond, the Triton kernel's tensor-core
-# loop is as fast or faster (this kernel issues about 140 warp instructions per token and head, and is
-# bound by them at 16 x 8192 under ncu: 64% of the SM's issue rate, 72% of DRAM bandwidth).
-MAX_TOKEN_HEADS = 32768
-
-# HostArgs of small_decode.cu: 22 int64 fields then 2 doubles.
-_ARGS = struct.Struct("22q2d")
+# Used up to this many (token, KV head) rows in the batch's pages (batch 1 x 8192 here). The CUDA kernel
+# computes on CUDA cores and is bound by instruction issue at larger sizes (ncu, 16 x 8192: 64% of the
+# issue rate, 72% of DRAM bandwidth); from batch 16 x 1024 (131072 rows) up the Triton kernel's tensor-core
+# loop is faster (39.9 against 43.7 us at best there).
+MAX_TOKEN_HEADS = 65536
 
 
 class Variant(NamedTuple):
@@ -231,8 +230,9 @@ class SmallDecodeLauncher:
 
     def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor,
                  lse: Optional[torch.Tensor], kv_strides: tuple[int, int, int]) -> None:
-        if k.stride(-1) != 1 or v.stride() != k.stride() or out.stride(-1) != 1:
-            raise UnsupportedError("small-batch decode needs K and V with the same strides and contiguous rows")
+        if k.stride(-1) != 1 or v.stride() != k.stride() or out.stride(-1) != 1 or kv_strides[1] * self._tail[1] >> 31:
+            raise UnsupportedError("small-batch decode needs K and V with the same strides, contiguous rows and a "
+                                   "page's token offsets below 2^31 elements")
         qs, os_ = q.stride(), out.stride()
         _ARGS.pack_into(self._block, 0, q.data_ptr(), k.data_ptr(), v.data_ptr(), out.data_ptr(),
                         0 if lse is None else lse.data_ptr(), *self._fixed, qs[0], qs[1], os_[0], os_[1],

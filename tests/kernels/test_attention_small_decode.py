@@ -86,8 +86,10 @@ def test_kernel_compiles_for_sm90(variant, tmp_path, monkeypatch):
     path = small_decode.compile_library(variant, "90a")
     assert path.is_file() and path.is_relative_to(tmp_path)
     assert small_decode.compile_library(variant, "90a") == path  # cached: the same file, not rebuilt
-    lib = small_decode.load(variant, "90a")  # loads without a GPU; checks the ABI and the compiled variant
+    lib = small_decode.load(variant, "90a")  # loads without a GPU; checks ABI, variant and argument block size
     assert lib.ka_small_decode_abi() == small_decode.ABI_VERSION
+    block = small_decode._ARGS.pack(*range(22), 0.5, 2.0)  # what SmallDecodeLauncher packs, field by field
+    assert len(block) == lib.ka_small_decode_args_size()
 
 
 # ------------------------------------------------------------------------------------------- GPU

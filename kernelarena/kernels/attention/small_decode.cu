@@ -413,6 +413,9 @@ typedef __half Elem;
 
 extern "C" int ka_small_decode_abi(void) { return KA_ABI_VERSION; }
 
+// sizeof(HostArgs), which small_decode.py's packing must match.
+extern "C" int64_t ka_small_decode_args_size(void) { return (int64_t)sizeof(HostArgs); }
+
 // The compile-time choices of this build: dtype, head_dim, group, warps, unroll, stages, max pages a chunk.
 extern "C" void ka_small_decode_variant(int64_t* out) {
   out[0] = KA_DTYPE;

@@ -60,6 +60,9 @@ MIN_CHUNK = 64
 # loop is faster (39.9 against 43.7 us at best there).
 MAX_TOKEN_HEADS = 65536
 
+# HostArgs of small_decode.cu: 22 int64 fields then 2 doubles (load() checks the size against the library's).
+_ARGS = struct.Struct("22q2d")
+
 
 class Variant(NamedTuple):
     """Compile-time choices of one build of small_decode.cu."""
@@ -150,11 +153,14 @@ def load(variant: Variant, arch: str) -> ctypes.PyDLL:
         lib.ka_small_decode_launch.restype = ctypes.c_int
         built = (ctypes.c_int64 * 7)()
         lib.ka_small_decode_variant(built)
+        lib.ka_small_decode_args_size.restype = ctypes.c_int64
+        args_size = lib.ka_small_decode_args_size()
     except (OSError, AttributeError) as exc:
         raise UnsupportedError(f"cannot load {path}: {exc}") from exc
-    if abi != ABI_VERSION or tuple(built) != (*variant, MAX_PAGES):
-        raise UnsupportedError(f"{path} is ABI {abi}, variant {tuple(built)}; small_decode.py expects ABI "
-                               f"{ABI_VERSION}, variant {(*variant, MAX_PAGES)}")
+    if abi != ABI_VERSION or tuple(built) != (*variant, MAX_PAGES) or args_size != _ARGS.size:
+        raise UnsupportedError(f"{path} is ABI {abi}, variant {tuple(built)}, {args_size}-byte arguments; "
+                               f"small_decode.py expects ABI {ABI_VERSION}, variant {(*variant, MAX_PAGES)}, "
+                               f"{_ARGS.size}-byte arguments")
     return lib
 
 

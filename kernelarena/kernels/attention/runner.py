@@ -5,7 +5,9 @@
 int32 staging buffers (alternating, so a plan never waits for the previous plan's transfer) and
 copies the used prefix to the device in one transfer; it also fixes every launch argument that does not come
 with run()'s tensors. ``run`` only launches one kernel (split chunks are merged inside it), with a persistent
-grid that depends on nothing but the device, reading every per-batch quantity from device buffers owned here. A CUDA graph captured around ``run`` stays
+grid that depends on nothing but the device, reading every per-batch quantity from device buffers owned here.
+Small decode batches (fewer (request, KV head) pairs than SMs, few K/V rows) go to the CUDA kernel of
+``small_decode`` instead, planned by its own schedule into the same buffers; everything else to Triton. A CUDA graph captured around ``run`` stays
 valid across later ``plan`` calls as long as no buffer has to grow: with ``use_cuda_graph=True`` growth is
 refused (UnsupportedError) and the kernel configuration chosen by the first plan is kept.
 """

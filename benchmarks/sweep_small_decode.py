@@ -26,8 +26,8 @@ from kernelarena.kernels.attention import allocate_paged_kv_cache, small_decode
 
 BATCHES = (1, 16)
 KV_LENS = (1024, 2048, 4096, 8192)
-LAUNCH_SHAPES = [(8, 2, 4), (4, 2, 4), (8, 4, 3)]  # (warps, unroll, stages)
-CTAS_PER_SM = (1, 2, 4)
+LAUNCH_SHAPES = [(8, 4, 3), (8, 2, 4)]  # (warps, unroll, stages)
+CTAS_PER_SM = (1, 2)
 MIN_CHUNKS = (64, 128)
 NAMES = ("WARPS", "UNROLL", "STAGES", "CTAS_PER_SM", "MIN_CHUNK")
 

@@ -139,12 +139,10 @@ __device__ __forceinline__ void wait_copies() { asm volatile("cp.async.wait_grou
 template <int G, int TPT, int U>
 __device__ __forceinline__ void sum_over_token_lanes(float (&sc)[U][G], int dl, int lane) {
   static_assert(G <= TPT, "at most one head per lane after the scatter");
-  int own = 0;  // the head whose sum this lane holds after the scatter
 #pragma unroll
   for (int level = 0; (G >> (level + 1)) > 0; ++level) {
     const int o = TPT >> (level + 1), half = G >> (level + 1);
     const bool upper = (dl & o) != 0;
-    own += upper ? half : 0;
 #pragma unroll
     for (int u = 0; u < U; ++u) {
 #pragma unroll
@@ -174,7 +172,6 @@ __device__ __forceinline__ void sum_over_token_lanes(float (&sc)[U][G], int dl, 
       }
     }
   }
-  (void)own;
 }
 
 // Dynamic shared memory of one block: the K/V staging slots, reused for the warps' partial states.

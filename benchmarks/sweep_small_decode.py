@@ -1,7 +1,7 @@
 """Sweep the CUDA small-batch decode kernel's launch shape against the Triton kernel and FlashInfer (GPU).
 
 For decode at batch 1 and 16 x KV 1024-8192 (bench_attention's shapes: bf16, 32 q / 8 KV heads, d 128,
-page 16), times the wrapper with the Triton kernel, with small_decode.cu under each (warps, unroll, stages,
+page 16), times the wrapper with the Triton kernel, with small_decode.cu under each (token loop, warps, unroll, stages,
 programs per SM, shortest chunk) setting, and FlashInfer's better backend, all with bench_attention's
 do_bench timer; every CUDA result is checked against the Triton kernel's output first. Prints a table and
 writes $OUT/sweep_small_decode_<date>.{md,json}.
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import itertools
 import json
 import os
 from pathlib import Path
@@ -26,13 +25,19 @@ from kernelarena.kernels.attention import allocate_paged_kv_cache, small_decode
 
 BATCHES = (1, 16)
 KV_LENS = (1024, 2048, 4096, 8192)
-LAUNCH_SHAPES = [(8, 4, 3), (8, 2, 4)]  # (warps, unroll, stages)
-CTAS_PER_SM = (1, 2)
-MIN_CHUNKS = (64, 128)
-NAMES = ("WARPS", "UNROLL", "STAGES", "CTAS_PER_SM", "MIN_CHUNK")
+# (token loop: 0 CUDA cores / 1 tensor cores, warps, unroll, stages, programs per SM, shortest chunk, schedule
+# in the launch's arguments). Tensor cores: a warp's stage is 8 KB at d 128; a block has at most 227 KB.
+SETTINGS = [(0, 8, 4, 3, 1, 64, 1), (1, 8, 1, 3, 1, 128, 0), (1, 8, 1, 3, 1, 128, 1), (1, 8, 1, 2, 1, 128, 1),
+            (1, 4, 1, 4, 1, 128, 1), (1, 8, 1, 3, 1, 256, 1), (1, 4, 1, 3, 2, 128, 1)]
+NAMES = ("MMA", "WARPS", "UNROLL", "STAGES", "CTAS_PER_SM", "MIN_CHUNK", "INLINE")
 
 
-DEFAULT = "w{} u{} s{} c{} m{}".format(*(getattr(small_decode, name) for name in NAMES))
+def label(setting) -> str:
+    return "{} w{} u{} s{} c{} m{} {}".format("tc" if setting[0] else "cc", *setting[1:-1],
+                                             "inline" if setting[-1] else "words")
+
+
+DEFAULT = label([getattr(small_decode, name) for name in NAMES])
 
 
 def with_settings(settings, fn):
@@ -91,7 +96,7 @@ def main() -> None:
         torch.cuda.cudart().cudaProfilerStop()
         return
     shapes = [(b, n) for b in BATCHES for n in KV_LENS]
-    settings = list(itertools.product(LAUNCH_SHAPES, CTAS_PER_SM, MIN_CHUNKS))
+    settings = SETTINGS
     if args.quick:
         shapes, settings = shapes[:1] + shapes[-1:], settings[:2]
     max_pages = max(b * n for b, n in shapes) // PAGE + 1
@@ -115,14 +120,13 @@ def main() -> None:
                 fi_times.append(device_time_us(run, args.quick))
             fi_us = min(fi_times)
         row = {"batch": batch, "kv_len": kv_len, "triton_us": triton_us, "flashinfer_us": fi_us, "cuda": {}}
-        for (warps, unroll, stages), ctas, min_chunk in settings:
-            setting = (warps, unroll, stages, ctas, min_chunk)
+        for setting in settings:
             us, out = with_settings(setting, lambda: time_ours(p, ws, args.quick))
             err = rel_err(out, triton_out)
             if err > 1e-2:
                 raise SystemExit(f"batch {batch} x {kv_len}, {setting}: relative error {err:.3g} against the "
                                  "Triton kernel")
-            row["cuda"][f"w{warps} u{unroll} s{stages} c{ctas} m{min_chunk}"] = us
+            row["cuda"][label(setting)] = us
         best = min(row["cuda"], key=row["cuda"].get)
         row["best"] = best
         print(f"{batch} x {kv_len}: triton {triton_us:.1f} us, flashinfer {fi_us:.1f} us, best CUDA {best} "
@@ -138,8 +142,8 @@ def main() -> None:
              "mean ratio to each shape's best; 'vs FI' = FlashInfer / CUDA.", "",
              "| setting | " + " | ".join(f"{r['batch']}x{r['kv_len']}" for r in rows) + " | mean / best |",
              "|---|" + "---|" * (len(rows) + 1)]
-    for label, key in (("triton", "triton_us"), ("flashinfer", "flashinfer_us")):
-        lines.append(f"| {label} | " + " | ".join(f"{r[key]:.1f}" for r in rows) + " | |")
+    for baseline, key in (("triton", "triton_us"), ("flashinfer", "flashinfer_us")):
+        lines.append(f"| {baseline} | " + " | ".join(f"{r[key]:.1f}" for r in rows) + " | |")
     for name in ranked:
         mean = sum(r["cuda"][name] / r["cuda"][r["best"]] for r in rows) / len(rows)
         cells = [f"{r['cuda'][name]:.1f} ({r['flashinfer_us'] / r['cuda'][name]:.2f}x)" for r in rows]

@@ -80,7 +80,8 @@ def test_sliding_window_shortens_the_split():
 
 # ------------------------------------------------------------------------------------------- build
 @pytest.mark.skipif(find_nvcc() is None, reason="nvcc not installed")
-@pytest.mark.parametrize("variant", [small_decode.Variant(0, 128, 4), small_decode.Variant(1, 64, 1, 4, 2)])
+@pytest.mark.parametrize("variant", [small_decode.Variant(0, 128, 4), small_decode.Variant(1, 64, 1, 4, 2),
+                                     small_decode.Variant(0, 128, 4, 8, 1, 3, mma=1)])
 def test_kernel_compiles_for_sm90(variant, tmp_path, monkeypatch):
     monkeypatch.setenv("KERNELARENA_CACHE_DIR", str(tmp_path))
     path = small_decode.compile_library(variant, "90a")
@@ -88,7 +89,7 @@ def test_kernel_compiles_for_sm90(variant, tmp_path, monkeypatch):
     assert small_decode.compile_library(variant, "90a") == path  # cached: the same file, not rebuilt
     lib = small_decode.load(variant, "90a")  # loads without a GPU; checks ABI, variant and argument block size
     assert lib.ka_small_decode_abi() == small_decode.ABI_VERSION
-    block = small_decode._ARGS.pack(*range(22), 0.5, 2.0)  # what SmallDecodeLauncher packs, field by field
+    block = small_decode._ARGS.pack(*range(22), 0.5, 2.0, 0, *range(small_decode.INLINE_WORDS))  # as the launcher packs
     assert len(block) == lib.ka_small_decode_args_size()
 
 
@@ -108,6 +109,13 @@ def any_size(monkeypatch):
     monkeypatch.setattr(small_decode, "MAX_TOKEN_HEADS", 1 << 40)
 
 
+@pytest.fixture(params=[0, 1], ids=["cuda_cores", "tensor_cores"])
+def token_loop(request, monkeypatch):
+    """Each of the two token loops of small_decode.cu (small_decode.MMA)."""
+    monkeypatch.setattr(small_decode, "MMA", request.param)
+    return request.param
+
+
 def run_decode(table, cache, q, hkv, page, layout, *, cap=0.0, window=-1, chunk=None, use_small=True):
     wrapper = BatchDecodeWithPagedKVCacheWrapper(torch.empty(64 << 20, dtype=torch.uint8, device="cuda"), layout)
     small_decode.enabled = use_small
@@ -118,6 +126,7 @@ def run_decode(table, cache, q, hkv, page, layout, *, cap=0.0, window=-1, chunk=
     finally:
         small_decode.enabled = True
     assert (wrapper._runner._small is not None) == use_small, wrapper._runner.small_decode_failures
+    assert not use_small or wrapper._runner._small.variant.mma == (small_decode.MMA if q.shape[2] <= 128 else 0)
     return wrapper.run(q, cache, return_lse=True)
 
 
@@ -134,7 +143,7 @@ def run_decode(table, cache, q, hkv, page, layout, *, cap=0.0, window=-1, chunk=
     ([100] * 4, 2, 2, 128, torch.bfloat16, "NHD", 0.0, -1, None),
 ])
 def test_small_decode_matches_reference_and_triton(kv_lens, hq, hkv, d, dtype, layout, cap, window, chunk,
-                                                   any_size):
+                                                   any_size, token_loop):
     table, cache, q = decode_case(kv_lens, hq, hkv, d, dtype, layout)
     out, lse = run_decode(table, cache, q, hkv, 16, layout, cap=cap, window=window, chunk=chunk)
     k, v = pages_to_nhd(cache, layout)
@@ -156,7 +165,7 @@ def test_small_decode_matches_reference_and_triton(kv_lens, hq, hkv, d, dtype, l
 
 @gpu
 @pytest.mark.gpu
-def test_small_decode_graph_replays_after_replans(any_size):
+def test_small_decode_graph_replays_after_replans(any_size, token_loop):
     batch, hq, hkv, d, page = 12, 32, 8, 128, 16
     num_pages = batch * 8192 // page
     cache = allocate_paged_kv_cache(num_pages, page, hkv, d, dtype=torch.bfloat16, device="cuda").normal_()

@@ -228,7 +228,7 @@ class AttentionRunner:
         launcher.prepare(o_part=o_part, lse_part=lse_part, counters=self._counters, words=self._work,
                          kv_indices=self._kv_indices, num_kv_heads=num_kv_heads, page_size=page_size,
                          window_left=window_left, sm_scale=scale, logits_soft_cap=float(logits_soft_cap or 0.0),
-                         grid=grid)
+                         grid=grid, inline_words=None if self.use_cuda_graph or not small_decode.INLINE else schedule.words)
         self._small = launcher
         batch = schedule.words[3]
         self.problem = PlannedProblem(num_qo_heads, num_kv_heads, head_dim, page_size, False, window_left,

@@ -32,7 +32,7 @@ from kernelarena.errors import UnsupportedError
 
 SOURCE = Path(__file__).resolve().with_name("small_decode.cu")
 ENV_SWITCH = "KERNELARENA_SMALL_DECODE"
-ABI_VERSION = 4  # KA_ABI_VERSION of small_decode.cu
+ABI_VERSION = 6  # KA_ABI_VERSION of small_decode.cu
 MAX_PAGES = 256  # KA_MAX_PAGES: a chunk spans at most this many pages
 GROUPS = (1, 2, 4, 8)
 HEAD_DIMS = (64, 128, 256)
@@ -42,26 +42,31 @@ MIN_WORDS = 32 * 16  # the kernel reads its block size (at most 16 warps) of wor
 
 enabled = os.environ.get(ENV_SWITCH, "1") != "0"
 
-# Launch shape (module attributes, so benchmarks/sweep_small_decode.py can try others): threads per block =
-# 32 x WARPS, each with the K and V vectors of UNROLL tokens per step and STAGES steps in flight; about
-# CTAS_PER_SM items per SM, in chunks of at least MIN_CHUNK tokens. From the H100 sweeps
-# (benchmarks/results/sweep_small_decode_2026-11-24_h100*.md): at batch 1 the fastest settings cut the KV
-# into about one item per SM (128 items at 1024-4096 tokens) with 8 warps; more, shorter chunks lose to the
-# per-item start (schedule and page-index reads) and the merge. 4 tokens a step, 3 deep, beat 2 tokens 4 deep
-# at 1024, 4096 and 8192 tokens (12.6 / 19.5 / 28.4 against 12.8 / 19.6 / 29.2 us; 15.6 against 15.1 at 2048).
+# Launch shape (module attributes, so benchmarks/sweep_small_decode.py can try others). MMA picks the token
+# loop: 1 the tensor-core one (mma_decode_kernel: each of WARPS warps keeps STAGES tiles of 16 tokens in
+# flight), 0 the CUDA-core one (small_decode_kernel: UNROLL tokens a thread per step, STAGES steps deep).
+# About CTAS_PER_SM items per SM, in chunks of at least MIN_CHUNK tokens. From the H100 sweeps
+# (benchmarks/results/sweep_small_decode_2026-11-24_h100*.md), batch 1 x 1024-8192: the tensor-core loop with
+# 8 warps and 3 stages took 11.8 / 13.7 / 18.3 / 27.2 us against 13.0 / 14.8 / 19.2 / 28.2 for the CUDA-core
+# loop's best (run 5); chunks of at least 256 tokens (32 and 64 items at 1024 and 2048 tokens) beat 128 by
+# 0.3-0.4 us; more, shorter chunks lose to the per-item start and the merge.
+MMA = 1
 WARPS = 8
 UNROLL = 4
 STAGES = 3
 CTAS_PER_SM = 1
-MIN_CHUNK = 64
-# Used up to this many (token, KV head) rows in the batch's pages (batch 1 x 8192 here). The CUDA kernel
-# computes on CUDA cores and is bound by instruction issue at larger sizes (ncu, 16 x 8192: 64% of the
-# issue rate, 72% of DRAM bandwidth); from batch 16 x 1024 (131072 rows) up the Triton kernel's tensor-core
-# loop is faster (39.9 against 43.7 us at best there).
+MIN_CHUNK = 256
+# INLINE: a schedule of at most INLINE_WORDS words travels in the launch's arguments (outside CUDA graphs).
+INLINE = True
+# Used up to this many (token, KV head) rows in the batch's pages (batch 1 x 8192 here). From batch 16 x 1024
+# (131072 rows) up the Triton kernel streams K/V faster: 40.6 against 44.6 us there, 194.6 against 216.6 at
+# 16 x 8192 (sweep run 5).
 MAX_TOKEN_HEADS = 65536
 
-# HostArgs of small_decode.cu: 22 int64 fields then 2 doubles (load() checks the size against the library's).
-_ARGS = struct.Struct("22q2d")
+INLINE_WORDS = 16  # KA_INLINE_WORDS: a schedule this short travels in the launch's arguments (batch <= 6)
+# HostArgs of small_decode.cu: 22 int64 fields, 2 doubles, the inline word count and the inline words (load()
+# checks the size against the library's).
+_ARGS = struct.Struct(f"22q2dq{INLINE_WORDS}i")
 
 
 class Variant(NamedTuple):
@@ -73,10 +78,12 @@ class Variant(NamedTuple):
     warps: int = 4
     unroll: int = 2
     stages: int = 4
+    mma: int = 0  # 1: the tensor-core token loop (unroll unused)
 
     def flags(self) -> list[str]:
         return [f"-DKA_DTYPE={self.dtype}", f"-DKA_HEAD_DIM={self.head_dim}", f"-DKA_GROUP={self.group}",
-                f"-DKA_WARPS={self.warps}", f"-DKA_UNROLL={self.unroll}", f"-DKA_STAGES={self.stages}"]
+                f"-DKA_WARPS={self.warps}", f"-DKA_UNROLL={self.unroll}", f"-DKA_STAGES={self.stages}",
+                f"-DKA_MMA={self.mma}"]
 
 
 class Schedule(NamedTuple):
@@ -94,8 +101,10 @@ def supports(q_dtype: torch.dtype, head_dim: int, group: int) -> bool:
 
 
 def variant_for(q_dtype: torch.dtype, head_dim: int, group: int) -> Variant:
-    """The build the runner uses for this problem (WARPS and UNROLL as set now)."""
-    return Variant(DTYPES[q_dtype], head_dim, group, WARPS, UNROLL, STAGES)
+    """The build the runner uses for this problem (MMA, WARPS, UNROLL and STAGES as set now; head_dim 256
+    keeps the CUDA-core loop: the tensor-core one needs 255 registers there and its launch failed on the H100)."""
+    mma = MMA if head_dim <= 128 else 0
+    return Variant(DTYPES[q_dtype], head_dim, group, WARPS, 1 if mma else UNROLL, STAGES, mma)
 
 
 def nvcc_command(variant: Variant, arch: str, output: str) -> list[str]:
@@ -142,6 +151,12 @@ def device_arch(device: torch.device) -> str:
     return f"{major}{minor}{'a' if major >= 9 else ''}"
 
 
+def shared_memory_limit(device: torch.device) -> int:
+    """Dynamic shared memory a block may ask for on ``device`` (bytes), less the kernels' static 4 KB at most."""
+    optin = getattr(torch.cuda.get_device_properties(device), "shared_memory_per_block_optin", 227 << 10)
+    return optin - 4096
+
+
 @functools.lru_cache(maxsize=None)
 def load(variant: Variant, arch: str) -> ctypes.PyDLL:
     """The loaded library of ``variant`` (built on first use); UnsupportedError when that fails."""
@@ -151,15 +166,16 @@ def load(variant: Variant, arch: str) -> ctypes.PyDLL:
         abi = lib.ka_small_decode_abi()
         lib.ka_small_decode_launch.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
         lib.ka_small_decode_launch.restype = ctypes.c_int
-        built = (ctypes.c_int64 * 7)()
+        built = (ctypes.c_int64 * 8)()
         lib.ka_small_decode_variant(built)
         lib.ka_small_decode_args_size.restype = ctypes.c_int64
         args_size = lib.ka_small_decode_args_size()
     except (OSError, AttributeError) as exc:
         raise UnsupportedError(f"cannot load {path}: {exc}") from exc
-    if abi != ABI_VERSION or tuple(built) != (*variant, MAX_PAGES) or args_size != _ARGS.size:
+    expected = (*variant[:6], MAX_PAGES, variant.mma)
+    if abi != ABI_VERSION or tuple(built) != expected or args_size != _ARGS.size:
         raise UnsupportedError(f"{path} is ABI {abi}, variant {tuple(built)}, {args_size}-byte arguments; "
-                               f"small_decode.py expects ABI {ABI_VERSION}, variant {(*variant, MAX_PAGES)}, "
+                               f"small_decode.py expects ABI {ABI_VERSION}, variant {expected}, "
                                f"{_ARGS.size}-byte arguments")
     return lib
 
@@ -188,6 +204,7 @@ def plan_small_decode(kv_indptr, last_page_len, *, page_size: int, num_kv_heads:
     visible = [min(n, window_left + 1) for n in lengths] if window_left >= 0 else lengths
     longest = max(visible, default=0)
     pairs = batch * num_kv_heads
+    forced = chunk is not None
     if chunk is None:
         chunk = max(min_chunk, -(-sum(visible) * num_kv_heads // max(target_items, 1)))
         chunk = -(-chunk // 16) * 16
@@ -202,6 +219,8 @@ def plan_small_decode(kv_indptr, last_page_len, *, page_size: int, num_kv_heads:
             raise UnsupportedError(f"{pairs} pairs of up to {longest} keys need chunks of {chunk} tokens to fit "
                                    f"{max_items} workspace slots; the kernel takes at most {max_chunk}")
         slots = max(1, -(-longest // chunk))
+    if not forced and slots > 1:  # the longest request's chunks as even as 16s allow: 3 x 2736, not 2 x 4080 + 32
+        chunk = min(chunk, max(min_chunk, -(-longest // slots // 16) * 16))
     words = [pairs * slots, chunk, slots, batch]
     for first, n in zip(as_list(kv_indptr), lengths):
         words += (first, n)
@@ -215,16 +234,26 @@ class SmallDecodeLauncher:
         self.variant = variant
         self.device = device
         self._lib = load(variant, device_arch(device))
+        self._lib.ka_small_decode_shared_bytes.restype = ctypes.c_int64
+        smem, limit = self._lib.ka_small_decode_shared_bytes(), shared_memory_limit(device)
+        if smem > limit:
+            raise UnsupportedError(f"small-batch decode {variant} needs {smem} bytes of shared memory a block; "
+                                   f"{torch.cuda.get_device_name(device)} allows {limit}")
         self._launch = self._lib.ka_small_decode_launch
         self._block = ctypes.create_string_buffer(_ARGS.size)
         self._block_addr = ctypes.addressof(self._block)
         self._fixed: tuple = ()
         self._raw_stream = torch._C._cuda_getCurrentRawStream
+        self._capturing = torch.cuda.is_current_stream_capturing  # a captured launch reads the words buffer
         self._device_index = device.index if device.index is not None else torch.cuda.current_device()
 
     def prepare(self, *, o_part: torch.Tensor, lse_part: torch.Tensor, counters: torch.Tensor,
                 words: torch.Tensor, kv_indices: torch.Tensor, num_kv_heads: int, page_size: int,
-                window_left: int, sm_scale: float, logits_soft_cap: float, grid: int) -> None:
+                window_left: int, sm_scale: float, logits_soft_cap: float, grid: int,
+                inline_words: Optional[list] = None) -> None:
+        """Fix the launch's arguments for a plan. ``inline_words``: the schedule's words, to pass in the
+        arguments when there are at most INLINE_WORDS of them (None: the kernel always reads ``words``, as it
+        must in a CUDA graph replayed after later plans)."""
         log2e = 1.0 / math.log(2.0)
         if logits_soft_cap > 0:
             q_scale, cap_out = sm_scale / logits_soft_cap, logits_soft_cap * log2e
@@ -232,7 +261,11 @@ class SmallDecodeLauncher:
             q_scale, cap_out = sm_scale * log2e, 0.0
         self._fixed = (o_part.data_ptr(), lse_part.data_ptr(), counters.data_ptr(), words.data_ptr(),
                        kv_indices.data_ptr())
-        self._tail = (num_kv_heads, page_size, window_left, grid, q_scale, cap_out)
+        self._tail = (num_kv_heads, page_size, window_left, grid, q_scale, cap_out, 0, *[0] * INLINE_WORDS)
+        self._tail_inline = self._tail
+        if inline_words is not None and len(inline_words) <= INLINE_WORDS:
+            padded = list(inline_words) + [0] * (INLINE_WORDS - len(inline_words))
+            self._tail_inline = (*self._tail[:6], len(inline_words), *padded)
 
     def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor,
                  lse: Optional[torch.Tensor], kv_strides: tuple[int, int, int]) -> None:
@@ -242,7 +275,8 @@ class SmallDecodeLauncher:
         qs, os_ = q.stride(), out.stride()
         _ARGS.pack_into(self._block, 0, q.data_ptr(), k.data_ptr(), v.data_ptr(), out.data_ptr(),
                         0 if lse is None else lse.data_ptr(), *self._fixed, qs[0], qs[1], os_[0], os_[1],
-                        0 if lse is None else lse.stride(0), *kv_strides, *self._tail)
+                        0 if lse is None else lse.stride(0), *kv_strides,
+                        *(self._tail if self._capturing() else self._tail_inline))
         code = self._launch(self._block_addr, self._raw_stream(self._device_index))
         if code:
             raise RuntimeError(f"small-batch decode {self.variant} launch failed with CUDA error {code}")

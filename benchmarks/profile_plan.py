@@ -56,9 +56,13 @@ H100_SMS = 132
 
 def median_us(fn, reps: int, rounds: int = 5) -> float:
     """Median wall time of one call over ``reps`` calls; the lowest of ``rounds`` such medians, so that
-    other work on the machine (the CPU machine is shared) shows up as little as possible."""
+    other work on the machine (the CPU machine is shared) shows up as little as possible. Each round starts
+    with the device idle: plan() waits for the schedule copy of two plans before, which otherwise queues
+    behind thousands of copies that the "copy" columns enqueued."""
     best = float("inf")
     for _ in range(rounds):
+        if torch.cuda.is_available():  # no queue left by the previous measurement's copies to wait behind
+            torch.cuda.synchronize()
         samples = []
         for _ in range(reps // rounds):
             start = time.perf_counter_ns()

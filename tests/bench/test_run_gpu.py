@@ -53,8 +53,13 @@ def test_hidden_stream_work_is_caught_on_gpu(tmp_path, mode):
                                         "late_thread", "partial_write"])
     status = {t.solution: t.evaluation.status.value for t in report.traces}
     assert status["honest"] == "PASSED", report.traces
-    for cheat in ("side_stream", "counts_calls", "late_thread", "partial_write"):
+    for cheat in ("counts_calls", "late_thread", "partial_write"):
         assert status[cheat] == "INCORRECT_NUMERICAL", (cheat, status)
+    # Unsynchronised side-stream writes race the correctness pass. Under events they are caught as wrong
+    # output; in graph mode, when the pass happens to see the finished write, capturing the call fails instead
+    # (the side stream forks the capture and never joins it), which fails the solution too.
+    caught = {"INCORRECT_NUMERICAL"} if mode == "cold" else {"INCORRECT_NUMERICAL", "RUNTIME_ERROR"}
+    assert status["side_stream"] in caught, status
     if mode == "cold":
         assert status["side_stream_when_timed"] == "INCORRECT_NUMERICAL", status
     honest = next(t for t in report.traces if t.solution == "honest")

@@ -1,10 +1,14 @@
 // Split-KV decode attention for small batches over a paged KV cache, in CUDA (issue #6).
 //
 // At batch <= 16 decode is bound by memory latency, not bandwidth: a few MB of K/V spread over 132 SMs.
-// A group of D/8 lanes holds one token's head vector (8 elements a lane); each thread keeps the K and V
-// vectors of UNROLL tokens per step, STAGES steps deep, in flight with cp.async, scores all of the GQA
-// group's query heads against them with a shuffle reduction and folds them into an online softmax kept
-// in registers. A chunk's page indices are read into shared memory once, when its item starts.
+// Two token loops, chosen at build time (KA_MMA):
+// - tensor cores (mma_decode_kernel, the default): each warp copies tiles of 16 tokens into its own
+//   shared-memory stages with cp.async and computes with mma.sync, the GQA group's heads as A's rows;
+// - CUDA cores (small_decode_kernel): a group of D/8 lanes holds one token's head vector (8 elements a
+//   lane); each thread keeps the K and V vectors of UNROLL tokens per step, STAGES steps deep, in flight
+//   with cp.async, scores all of the group's heads with a shuffle reduction and keeps an online softmax in
+//   registers.
+// A chunk's page indices are read into shared memory once, when its item starts.
 //
 // Work item = (request, KV head, KV chunk), numbered request-major; the grid loops over items, so the
 // launch does not depend on the batch (CUDA graphs). A request split into several chunks writes float32

@@ -1,11 +1,12 @@
 """Small-batch decode in CUDA (``small_decode.cu``): build, schedule and launch (issue #6).
 
 Below one (request, KV head) pair per SM, decode moves a few MB and is bound by memory latency; the CUDA
-kernel keeps more loads in flight per SM than the Triton kernel, which stages K/V through shared memory.
-``AttentionRunner`` uses it for such batches on a GPU when ``available()`` (see runner.py); everything else
-goes to the Triton kernel.
+kernel keeps a whole item's K/V in flight per SM and computes with tensor cores (or, with ``MMA = 0`` and
+always at head_dim 256, with CUDA cores). ``AttentionRunner`` uses it for such batches on a GPU (see
+runner.py); everything else goes to the Triton kernel.
 
-The library is built on first use per variant (dtype, head_dim, GQA group, warps, unroll) with nvcc into
+The library is built on first use per variant (dtype, head_dim, GQA group, warps, unroll, stages, token
+loop) with nvcc into
 ``<cache>/small_decode/<sha256 of source and flags[:12]>/small_decode.so`` (written under a temporary
 name and renamed) and loaded with ctypes; launches go through one call that takes a packed argument block
 (``struct.pack_into``, as native_plan.py does) and the stream. Without nvcc, without a GPU, on a build

@@ -208,6 +208,16 @@ constexpr int shared_bytes() {
   return S * 2 * U * NW * 32 * 16 > NW * G * D * 4 ? S * 2 * U * NW * 32 * 16 : NW * G * D * 4;
 }
 
+// Per-block shared state of an item besides the staging buffers: the chunk's page indices, each warp's
+// running maxima and sums per head, and whether this block merges the request's chunks.
+template <int G, int NW>
+struct ItemState {
+  int pages[KA_MAX_PAGES];
+  float m[NW][G];
+  float l[NW][G];
+  int last;
+};
+
 // Where an item's keys lie: request b, KV head h (bh = b * heads + h), its chunk [t0, t1) of the request's
 // tokens, the pages that chunk spans and the request's first page in kv_indices.
 struct ItemSpan {
@@ -245,12 +255,12 @@ __device__ __forceinline__ int64_t token_offset(int t, int first_page, int ps, i
 }
 
 // The block's end of an item. Each warp has left its softmax state for the group's heads in shared memory
-// (s_acc[warp][g][:] normalised by nothing, running maximum s_m and sum s_l, base 2). Folds the warps
+// (s_acc[warp][g][:] normalised by nothing, running maximum st.m and sum st.l, base 2). Folds the warps
 // together and writes the output (one chunk) or the chunk's partial state, and then, in the chunk that
 // finishes last, merges every chunk's partial state into the output.
 template <typename T, int D, int G, int NW>
-__device__ __forceinline__ void finish_item(const Params<T>& p, const float (*s_acc)[G][D], const float (*s_m)[G],
-                                            const float (*s_l)[G], int* s_last, int item, int slots,
+__device__ __forceinline__ void finish_item(const Params<T>& p, const float (*s_acc)[G][D], ItemState<G, NW>& st,
+                                            int item, int slots,
                                             const ItemSpan& it) {
   constexpr int D4 = D / 4, NT = NW * 32;
   const int tid = threadIdx.x;
@@ -259,12 +269,12 @@ __device__ __forceinline__ void finish_item(const Params<T>& p, const float (*s_
     const int g = e / D4, d = (e % D4) * 4;
     float mx = -INFINITY;
 #pragma unroll
-    for (int w = 0; w < NW; ++w) mx = fmaxf(mx, s_m[w][g]);
+    for (int w = 0; w < NW; ++w) mx = fmaxf(mx, st.m[w][g]);
     float total = 0.f, o0 = 0.f, o1 = 0.f, o2 = 0.f, o3 = 0.f;
 #pragma unroll
     for (int w = 0; w < NW; ++w) {
-      const float c = weight(s_m[w][g], mx);
-      total += s_l[w][g] * c;
+      const float c = weight(st.m[w][g], mx);
+      total += st.l[w][g] * c;
       o0 += s_acc[w][g][d] * c;
       o1 += s_acc[w][g][d + 1] * c;
       o2 += s_acc[w][g][d + 2] * c;
@@ -284,9 +294,9 @@ __device__ __forceinline__ void finish_item(const Params<T>& p, const float (*s_
   if (it.splits == 1) return;
   __threadfence();
   __syncthreads();
-  if (tid == 0) *s_last = atomicAdd(p.counters + it.bh, 1) == it.splits - 1;
+  if (tid == 0) st.last = atomicAdd(p.counters + it.bh, 1) == it.splits - 1;
   __syncthreads();
-  if (!*s_last) return;
+  if (!st.last) return;
   // The last chunk of (request, head) to finish merges every chunk's partial state.
   __threadfence();
   const int64_t first = (int64_t)it.bh * slots;
@@ -346,10 +356,7 @@ __global__ void __launch_bounds__(NW * 32) small_decode_kernel(const Params<T> p
   extern __shared__ uint4 s_dyn[];
   uint4* s_kv = s_dyn;  // [S][2][U][NT]: each thread's own K and V vectors
   float(*s_acc)[G][D] = reinterpret_cast<float(*)[G][D]>(s_dyn);  // [NW][G][D], after the token loop
-  __shared__ int s_pages[KA_MAX_PAGES];
-  __shared__ float s_m[NW][G];
-  __shared__ float s_l[NW][G];
-  __shared__ int s_last;
+  __shared__ ItemState<G, NW> st;
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int sub = lane / TPT, dl = lane % TPT;
@@ -364,7 +371,7 @@ __global__ void __launch_bounds__(NW * 32) small_decode_kernel(const Params<T> p
     ItemSpan it;
     if (!locate_item<T, NT>(p, s_words, item, chunk, slots, it)) continue;  // uniform over the block
     const int b = it.b, h = it.h, t0 = it.t0, t1 = it.t1, first_page = it.first_page;
-    for (int j = tid; j < it.n_pages; j += NT) s_pages[j] = __ldg(p.kv_indices + it.page0 + first_page + j);
+    for (int j = tid; j < it.n_pages; j += NT) st.pages[j] = __ldg(p.kv_indices + it.page0 + first_page + j);
     float qf[G][8];
 #pragma unroll
     for (int g = 0; g < G; ++g) {
@@ -383,7 +390,7 @@ __global__ void __launch_bounds__(NW * 32) small_decode_kernel(const Params<T> p
 #pragma unroll
       for (int i = 0; i < 8; ++i) acc[g][i] = 0.f;
     }
-    __syncthreads();  // s_pages
+    __syncthreads();  // st.pages
     const T* k_head = p.k + (int64_t)h * p.stride_kh + dl * 8;
     const T* v_head = p.v + (int64_t)h * p.stride_kh + dl * 8;
     const int mine = warp * TPW + sub;  // this thread's token within a step, plus u * NW * TPW
@@ -395,7 +402,7 @@ __global__ void __launch_bounds__(NW * 32) small_decode_kernel(const Params<T> p
       for (int u = 0; u < U; ++u) {
         const int t = t0 + i * STEP + u * NW * TPW + mine;
         const bool valid = t < t1;
-        const int64_t off = valid ? token_offset(t, first_page, ps, shift, s_pages, p.stride_kp, stride_kt) : 0;
+        const int64_t off = valid ? token_offset(t, first_page, ps, shift, st.pages, p.stride_kp, stride_kt) : 0;
         copy16(dst + u * NT, k_head + off, valid);
         copy16(dst + (U + u) * NT, v_head + off, valid);
       }
@@ -492,13 +499,13 @@ __global__ void __launch_bounds__(NW * 32) small_decode_kernel(const Params<T> p
 #pragma unroll
         for (int i = 0; i < 8; ++i) s_acc[warp][g][dl * 8 + i] = acc[g][i];
         if (dl == 0) {
-          s_m[warp][g] = m[g];
-          s_l[warp][g] = l[g];
+          st.m[warp][g] = m[g];
+          st.l[warp][g] = l[g];
         }
       }
     }
     __syncthreads();
-    finish_item<T, D, G, NW>(p, s_acc, s_m, s_l, &s_last, item, slots, it);
+    finish_item<T, D, G, NW>(p, s_acc, st, item, slots, it);
     __syncthreads();  // shared memory is reused by the next item
   }
 }
@@ -569,10 +576,7 @@ __global__ void __launch_bounds__(NW * 32) mma_decode_kernel(const Params<T> p) 
   extern __shared__ uint4 s_dyn[];
   T* s_tiles = reinterpret_cast<T*>(s_dyn);  // [NW][S][K, V][TILE][D]
   float(*s_acc)[G][D] = reinterpret_cast<float(*)[G][D]>(s_dyn);  // [NW][G][D], after the token loop
-  __shared__ int s_pages[KA_MAX_PAGES];
-  __shared__ float s_m[NW][G];
-  __shared__ float s_l[NW][G];
-  __shared__ int s_last;
+  __shared__ ItemState<G, NW> st;
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int row = lane >> 2, quad = lane & 3;  // mma fragment coordinates: head row, column pair
@@ -588,7 +592,7 @@ __global__ void __launch_bounds__(NW * 32) mma_decode_kernel(const Params<T> p) 
     ItemSpan it;
     if (!locate_item<T, NT>(p, s_words, item, chunk, slots, it)) continue;
     const int t0 = it.t0, t1 = it.t1, first_page = it.first_page;
-    for (int j = tid; j < it.n_pages; j += NT) s_pages[j] = __ldg(p.kv_indices + it.page0 + first_page + j);
+    for (int j = tid; j < it.n_pages; j += NT) st.pages[j] = __ldg(p.kv_indices + it.page0 + first_page + j);
     // Q as the A operand, unscaled (scores are scaled in float32): qa[k][0] holds row `row`, columns
     // 16k + 2 quad + {0, 1}; qa[k][1] the same 8 columns on.
     uint32_t qa[D / 16][2];
@@ -603,7 +607,7 @@ __global__ void __launch_bounds__(NW * 32) mma_decode_kernel(const Params<T> p) 
     float m = kNoScore, l = 0.f, o[D / 8][4];
 #pragma unroll
     for (int j = 0; j < D / 8; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
-    __syncthreads();  // s_pages
+    __syncthreads();  // st.pages
     const int tiles = (t1 - t0 + TILE - 1) / TILE;
     const int mine = warp < tiles ? (tiles - warp + NW - 1) / NW : 0;
     const T* k_head = p.k + (int64_t)it.h * p.stride_kh;
@@ -618,7 +622,7 @@ __global__ void __launch_bounds__(NW * 32) mma_decode_kernel(const Params<T> p) 
           const int c = lane + 32 * j, tok = c / CH, ch = c % CH, t = base + tok;
           const bool valid = t < t1;
           const int64_t off =
-              (valid ? token_offset(t, first_page, ps, shift, s_pages, p.stride_kp, stride_kt) : 0) + ch * 8;
+              (valid ? token_offset(t, first_page, ps, shift, st.pages, p.stride_kp, stride_kt) : 0) + ch * 8;
           const int at = tok * D + ((ch ^ (tok & 7)) * 8);
           copy16(dst + at, k_head + off, valid);
           copy16(dst + TILE * D + at, v_head + off, valid);
@@ -698,12 +702,12 @@ __global__ void __launch_bounds__(NW * 32) mma_decode_kernel(const Params<T> p) 
       for (int j = 0; j < D / 8; ++j)
         *reinterpret_cast<float2*>(&s_acc[warp][row][8 * j + 2 * quad]) = make_float2(o[j][0], o[j][1]);
       if (quad == 0) {
-        s_m[warp][row] = m;
-        s_l[warp][row] = l;
+        st.m[warp][row] = m;
+        st.l[warp][row] = l;
       }
     }
     __syncthreads();
-    finish_item<T, D, G, NW>(p, s_acc, s_m, s_l, &s_last, item, slots, it);
+    finish_item<T, D, G, NW>(p, s_acc, st, item, slots, it);
     __syncthreads();  // shared memory is reused by the next item
   }
 }

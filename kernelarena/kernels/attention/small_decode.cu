@@ -31,6 +31,8 @@
 #include <math.h>
 #include <stdint.h>
 
+#include <type_traits>
+
 #ifndef KA_DTYPE
 #define KA_DTYPE 0
 #endif
@@ -107,21 +109,17 @@ __device__ __forceinline__ void load_schedule_head(const Params<T>& p, int* s_wo
   __syncthreads();
 }
 
-__device__ __forceinline__ void to_float8(const uint4& raw, float (&f)[8], __nv_bfloat16) {
-  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&raw);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    float2 x = __bfloat1622float2(h[i]);
-    f[2 * i] = x.x;
-    f[2 * i + 1] = x.y;
-  }
-}
+__device__ __forceinline__ float2 to_float2(const __nv_bfloat162& x) { return __bfloat1622float2(x); }
+__device__ __forceinline__ float2 to_float2(const __half2& x) { return __half22float2(x); }
 
-__device__ __forceinline__ void to_float8(const uint4& raw, float (&f)[8], __half) {
-  const __half2* h = reinterpret_cast<const __half2*>(&raw);
+// 8 elements of 16 bytes (bf16 or fp16, by the tag's type) as floats.
+template <typename T>
+__device__ __forceinline__ void to_float8(const uint4& raw, float (&f)[8], T) {
+  typedef typename std::conditional<std::is_same<T, __half>::value, __half2, __nv_bfloat162>::type Pair;
+  const Pair* h = reinterpret_cast<const Pair*>(&raw);
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
-    float2 x = __half22float2(h[i]);
+    const float2 x = to_float2(h[i]);
     f[2 * i] = x.x;
     f[2 * i + 1] = x.y;
   }

@@ -2,15 +2,15 @@
 
 from .base import Record
 from .constraints import ConstraintError, evaluate_constraint
-from .definition import AxisConst, AxisVar, Definition, DType, TensorSpec, Tolerance
+from .definition import AxisConst, AxisVar, Definition, DType, Roofline, TensorSpec, Tolerance
 from .dtypes import dtype_name, torch_dtype
 from .solution import Binding, BuildSpec, Language, Solution, SourceFile
-from .trace import Correctness, Environment, Evaluation, Performance, Status, TimingStats, Trace
+from .trace import Correctness, Environment, Evaluation, Performance, SpeedOfLight, Status, TimingStats, Trace
 from .workload import InputSpec, RandomInput, SafetensorsInput, ScalarInput, Workload
 
 __all__ = [
     "AxisConst", "AxisVar", "Binding", "BuildSpec", "ConstraintError", "Correctness", "Definition", "DType",
     "Environment", "Evaluation", "InputSpec", "Language", "Performance", "RandomInput", "Record",
-    "SafetensorsInput", "ScalarInput", "Solution", "SourceFile", "Status", "TensorSpec", "TimingStats",
+    "Roofline", "SafetensorsInput", "ScalarInput", "Solution", "SpeedOfLight", "SourceFile", "Status", "TensorSpec", "TimingStats",
     "Tolerance", "Trace", "Workload", "dtype_name", "evaluate_constraint", "torch_dtype",
 ]

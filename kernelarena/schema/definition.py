@@ -63,6 +63,17 @@ class Tolerance(Record):
     rtol: float = Field(ge=0)
 
 
+class Roofline(Record):
+    """What one call must move and compute, as expressions over the axes (kernelarena; FlashInfer-Bench ignores
+    it). Either may be left out: ``bytes`` then defaults to the sizes of all inputs and outputs, ``flops`` to 0
+    (a memory-bound op). Used for speed of light: the least time the device's measured ceilings allow."""
+
+    bytes: Optional[NonEmptyString] = None
+    """Bytes read plus written by one call, e.g. ``"2 * batch_size * hidden_size * 2"``."""
+    flops: Optional[NonEmptyString] = None
+    """Floating-point operations of one call, e.g. ``"2 * m * n * k"``."""
+
+
 class Definition(Record):
     """A kernel's contract. ``reference`` is Python source defining ``run(*inputs) -> outputs``.
 
@@ -84,6 +95,8 @@ class Definition(Record):
     constraints: List[NonEmptyString] = Field(default_factory=list)
     """Python expressions over axis values that every workload must satisfy."""
     tolerance: Optional[Tolerance] = None
+    roofline: Optional[Roofline] = None
+    """Bytes and flops per call for speed of light (kernelarena; see Roofline)."""
 
     @model_validator(mode="after")
     def _check(self) -> "Definition":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from enum import Enum
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Literal, Optional
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
@@ -55,6 +55,23 @@ class TimingStats(Record):
     """Host time of one call (Python + launch), paid in serving even when the device is idle."""
 
 
+class SpeedOfLight(Record):
+    """How close a latency came to what the device allows (kernelarena; FlashInfer-Bench ignores it)."""
+
+    bytes: float = Field(ge=0)
+    """Bytes one call moves (the definition's roofline, or its inputs plus outputs)."""
+    flops: float = Field(default=0.0, ge=0)
+    """Floating-point operations of one call."""
+    ceiling_ms: float = Field(ge=0)
+    """The least time one call can take at the device's measured copy bandwidth and matmul rate."""
+    bound: Literal["memory", "compute"] = "memory"
+    """Which ceiling sets ceiling_ms."""
+    fraction: float = Field(ge=0)
+    """ceiling_ms / latency_ms: 1.0 is the speed of light."""
+    ceilings: Dict[str, float] = Field(default_factory=dict)
+    """The device ceilings used (e.g. copy_bytes_per_s, bf16_flops_per_s), measured once per device."""
+
+
 class Performance(Record):
     latency_ms: float = Field(default=0.0, ge=0)
     """Median latency of the solution."""
@@ -63,6 +80,7 @@ class Performance(Record):
     """reference_latency_ms / latency_ms."""
     solution_timing: Optional[TimingStats] = None
     reference_timing: Optional[TimingStats] = None
+    speed_of_light: Optional[SpeedOfLight] = None
 
 
 class Environment(Record):

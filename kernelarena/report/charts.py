@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Dict, List
 
 from ..errors import KernelArenaError
+from .formatting import format_latency, format_speedup
 from .leaderboard import DefinitionBoard
 
 try:
@@ -56,7 +57,7 @@ def board_charts(board: DefinitionBoard, chart_id: str) -> List[str]:
         figures.append(("sol", _sol_figure(board, colors)))
     figures.append(("geomean", _geomean_figure(board, colors)))
     return [pio.to_html(fig, include_plotlyjs=False, full_html=False, config=_CONFIG, div_id=f"{chart_id}-{kind}",
-                        default_width="100%", default_height="360px")
+                        default_width="100%")
             for kind, fig in figures]
 
 
@@ -69,16 +70,20 @@ def _series(board: DefinitionBoard, colors: Dict[str, str], value, hover_value: 
         yield go.Scatter(
             x=[w.size for w, _ in points], y=[value(c) for _, c in points], mode="lines+markers",
             name=short_name(solution, board.definition), line=dict(color=colors[solution], width=2),
-            marker=dict(size=7), customdata=[[w.label, c.latency_ms * 1e3, c.speedup or 0.0] for w, c in points],
+            marker=dict(size=7),
+            customdata=[[w.label, format_latency(c.latency_ms), format_speedup(c.speedup)] for w, c in points],
             hovertemplate=f"<b>{solution}</b><br>%{{customdata[0]}}<br>{hover_value}<br>"
-                          "latency %{customdata[1]:.2f} µs, speedup %{customdata[2]:.2f}×<extra></extra>")
+                          "latency %{customdata[1]}, speedup %{customdata[2]}<extra></extra>")
 
 
 def _latency_figure(board: DefinitionBoard, colors: Dict[str, str]):
-    fig = go.Figure(list(_series(board, colors, lambda c: c.latency_ms * 1e3, "%{y:.2f} µs")))
+    slowest = max((c.latency_ms for c in board.cells.values() if c.passed), default=0.0)
+    # One unit per chart, the one its slowest solution reads best in (CPU runs reach seconds).
+    unit, per_ms = ("µs", 1e3) if slowest < 10 else ("ms", 1.0) if slowest < 10_000 else ("s", 1e-3)
+    fig = go.Figure(list(_series(board, colors, lambda c: c.latency_ms * per_ms, f"%{{y:.3g}} {unit}")))
     fig.update_layout(title=dict(text="Latency (lower is better)", font=dict(size=14)), **_LAYOUT)
     _size_axis(fig, board)
-    fig.update_yaxes(type="log", title="latency (µs)")
+    fig.update_yaxes(type="log", title=f"latency ({unit})")
     return fig
 
 
@@ -113,15 +118,16 @@ def _geomean_figure(board: DefinitionBoard, colors: Dict[str, str]):
     scores = [board.scores[s] for s in scored]
     fig = go.Figure(go.Bar(
         x=[s.geomean_speedup for s in scores], y=[short_name(s, board.definition) for s in scored], orientation="h",
-        marker_color=[colors[s] for s in scored], text=[f"{s.geomean_speedup:.2f}×  ({s.passed}/{s.evaluated} "
-                                                        "passed)" for s in scores],
-        textposition="auto", hovertemplate="%{y}: %{x:.2f}×<extra></extra>"))
+        marker_color=[colors[s] for s in scored], text=[f"{format_speedup(s.geomean_speedup)}  ({s.passed}/{s.evaluated} passed)"
+                                                  for s in scores],
+        textposition="auto", width=0.6, hovertemplate="%{y}: %{x:.2f}×<extra></extra>"))
     fig.add_vline(x=1.0, line=dict(color="#888", dash="dash"), annotation_text="reference",
                   annotation_position="top")
-    layout = {**_LAYOUT, "height": max(240, 60 + 34 * len(scored)), "showlegend": False,
+    layout = {**_LAYOUT, "height": max(220, 100 + 34 * len(scored)), "showlegend": False,
               "margin": dict(l=10, r=20, t=48, b=40)}
     fig.update_layout(title=dict(text="Geometric-mean speedup (passed workloads)",
                                  font=dict(size=14)), **layout)
-    fig.update_xaxes(title="speedup (×)", rangemode="tozero")
+    top = max((s.geomean_speedup for s in scores), default=1.0)
+    fig.update_xaxes(title="speedup (×)", range=[0, max(1.0, top) * 1.08])
     fig.update_yaxes(automargin=True)
     return fig

@@ -11,7 +11,7 @@ from typing import List, Optional
 from ..store import TraceSet
 from .charts import board_charts, plotly_js, require_plotly, short_name
 from .leaderboard import Cell, DefinitionBoard, EnvironmentSummary, HardwareSection, build_leaderboards
-from .formatting import format_latency, format_share
+from .formatting import format_latency, format_share, format_speedup
 
 _STYLE = """
 :root { --fg:#1d2433; --muted:#5b6475; --line:#dde2ea; --best:#e3f4e8; --bad:#b42318; --bg:#ffffff; }
@@ -27,10 +27,14 @@ th, td { border: 1px solid var(--line); padding: 5px 8px; vertical-align: top; t
 th { background: #f5f7fa; font-weight: 600; }
 table.board td.cell { text-align: right; white-space: nowrap; min-width: 92px; }
 table.board td.best { background: var(--best); font-weight: 600; }
-table.board td.failed { background: #fdf0ef; color: var(--bad); text-align: left; white-space: normal; max-width: 240px; }
+table.board td.failed { background: #fdf0ef; color: var(--bad); text-align: left; white-space: normal; max-width: 240px;
+                        overflow-wrap: anywhere; }
 table.board tfoot td { background: #f5f7fa; }
 .latency { font-size: 14px; } .sub { display: block; color: var(--muted); font-size: 11px; font-weight: 400; }
-.charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(100%, 460px), 1fr)); gap: 12px; }
+/* A fixed column count per row of charts: each chart draws at its cell's width while the page is parsed,
+   before the charts after it exist, so the grid must not reflow when they arrive. */
+.charts { display: grid; grid-template-columns: repeat(var(--charts), minmax(0, 1fr)); gap: 12px; }
+@media (max-width: 900px) { .charts { grid-template-columns: minmax(0, 1fr); } }
 .chart { border: 1px solid var(--line); border-radius: 6px; padding: 4px; min-height: 240px; min-width: 0;
          overflow: hidden; }
 .note { background: #fff8e6; border: 1px solid #f1d48a; border-radius: 6px; padding: 8px 12px; margin: 12px 0; }
@@ -108,7 +112,7 @@ def _board(hardware: str, board: DefinitionBoard, chart_id: str) -> str:
     if board.description:
         parts.append(f"<p class='muted'>{escape(board.description)}</p>")
     charts = board_charts(board, chart_id)
-    parts.append("<div class='charts'>" + "".join(f"<div class='chart'>{c}</div>" for c in charts) + "</div>")
+    parts.append(f"<div class='charts' style='--charts: {len(charts)}'>" + "".join(f"<div class='chart'>{c}</div>" for c in charts) + "</div>")
     if not board.has_speed_of_light:
         parts.append("<p class='muted small'>No speed of light in these traces (the run had no measured device "
                      "ceilings), so the share column and chart are left out.</p>")
@@ -136,14 +140,14 @@ def _cell_html(cell: Optional[Cell], best: bool) -> str:
     if not cell.passed:
         return (f"<td class='cell failed' title='{escape(cell.timestamp + runs)}'><b>{escape(cell.status)}</b>"
                 f"<span class='sub'>{escape(cell.reason)}</span></td>")
-    sub = f"{cell.speedup:.2f}×" + (f" · {format_share(cell.sol_fraction)} SoL" if cell.sol_fraction is not None else "")
+    sub = format_speedup(cell.speedup) + (f" · {format_share(cell.sol_fraction)} SoL" if cell.sol_fraction is not None else "")
     return (f"<td class='cell{' best' if best else ''}' title='{escape(cell.timestamp + runs)}'>"
             f"<span class='latency'>{format_latency(cell.latency_ms)}</span><span class='sub'>{sub}</span></td>")
 
 
 def _score_html(board: DefinitionBoard, solution: str) -> str:
     score = board.scores[solution]
-    speedup = f"{score.geomean_speedup:.2f}×" if score.geomean_speedup is not None else "-"
+    speedup = format_speedup(score.geomean_speedup)
     sol = f" · {format_share(score.mean_sol_fraction)} SoL" if score.mean_sol_fraction is not None else ""
     return (f"<td class='cell'><span class='latency'>{speedup}</span>"
             f"<span class='sub'>{score.passed}/{score.evaluated} passed{sol}</span></td>")

@@ -6,7 +6,7 @@ from typing import List, Optional
 
 from ..store import TraceSet
 from .charts import short_name
-from .formatting import format_latency, format_share
+from .formatting import format_latency, format_share, format_speedup
 from .leaderboard import Cell, DefinitionBoard, EnvironmentSummary, build_leaderboards
 
 
@@ -46,7 +46,7 @@ def _table(board: DefinitionBoard) -> List[str]:
     scores = []
     for s in board.solutions:
         score = board.scores[s]
-        speedup = f"{score.geomean_speedup:.2f}x" if score.geomean_speedup is not None else "-"
+        speedup = format_speedup(score.geomean_speedup, "x")
         sol = f", {format_share(score.mean_sol_fraction)} SoL" if score.mean_sol_fraction is not None else ""
         scores.append(f"{speedup} ({score.passed}/{score.evaluated} passed{sol})")
     lines.append("| geometric mean | " + " | ".join(scores) + " |")
@@ -58,7 +58,7 @@ def _cell(cell: Optional[Cell], best: bool) -> str:
         return "-"
     if not cell.passed:
         return f"{cell.status}: {cell.reason}".replace("|", "\\|")
-    text = f"{format_latency(cell.latency_ms)}, {cell.speedup:.2f}x"
+    text = f"{format_latency(cell.latency_ms)}, {format_speedup(cell.speedup, 'x')}"
     if cell.sol_fraction is not None:
         text += f", {format_share(cell.sol_fraction)} SoL"
     return f"**{text}**" if best else text

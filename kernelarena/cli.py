@@ -161,7 +161,9 @@ def report(path: Path = DATASET,
     if output is None:
         print(text, end="")
         return
-    console.print(f"wrote {write_report(text, output)} ({len(text.encode()) / 1e6:.1f} MB)")
+    size = len(text.encode())
+    console.print(f"wrote {write_report(text, output)} ({size / 1e6:.1f} MB)" if size > 1e5 else
+                  f"wrote {write_report(text, output)} ({size / 1e3:.0f} kB)")
 
 
 @app.command("apply-table")

@@ -24,7 +24,8 @@ from typing import Dict, List, Optional
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-extensions",
-                  "--disable-default-apps", "--mute-audio", "--hide-scrollbars", "--remote-debugging-pipe"]
+                  "--disable-default-apps", "--mute-audio", "--hide-scrollbars", "--disable-dev-shm-usage",
+                  "--remote-debugging-pipe"]
 
 # Waits until every plotly chart has drawn its SVG, then returns the page size and, per chart, its box and the
 # box of its plotting area (where the data is drawn, inside the axes).

@@ -102,9 +102,14 @@ def run(path: Path = DATASET,
         atol: Optional[float] = typer.Option(None, help="Absolute tolerance for every output (overrides)."),
         rtol: Optional[float] = typer.Option(None, help="Relative tolerance for every output (overrides)."),
         seed: int = typer.Option(0, help="Seed of the random inputs (recorded in each trace)."),
-        save: bool = typer.Option(True, "--save/--no-save", help="Append traces to the dataset's traces/.")):
+        save: bool = typer.Option(True, "--save/--no-save", help="Append traces to the dataset's traces/."),
+        engine: str = typer.Option("local", help="local (a worker process per device here) or ray (the device "
+                                                 "slots of a Ray cluster; docs/scale.md)."),
+        address: Optional[str] = typer.Option(None, help="Ray cluster address for --engine ray (default: "
+                                                         "$RAY_ADDRESS, else a Ray instance started here).")):
     """Build, verify and time solutions on their workloads; write a trace for each (pass or fail)."""
     from .bench import RunConfig, TimingConfig
+    from .bench.engines import make_engine
     from .bench.runner import count_evaluations, run as run_dataset
     from .report.tables import run_table
     from .schema import Tolerance
@@ -113,6 +118,13 @@ def run(path: Path = DATASET,
         raise typer.BadParameter("give --atol and --rtol together")
     if timing not in ("cold", "warm", "graph"):
         raise typer.BadParameter("--timing is cold, warm or graph")
+    try:
+        chosen_engine = make_engine(engine, address=address)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--engine")
+    except ImportError as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2)
     dataset = _load(path, strict=True)
     config = RunConfig(devices=tuple(devices), correctness_rounds=rounds, timeout_s=timeout, seed=seed,
                        tolerance=Tolerance(atol=atol, rtol=rtol) if atol is not None else None,
@@ -132,7 +144,7 @@ def run(path: Path = DATASET,
             progress.update(bar, advance=1, description=f"{trace.solution[:40]} {status}")
 
         report = run_dataset(dataset, config, definition, solution, workload, save=save, on_trace=advance,
-                             smallest=smallest)
+                             smallest=smallest, engine=chosen_engine)
     console.print(run_table(report))
     if save:
         console.print(f"traces appended under {dataset.layout.traces}")

@@ -8,12 +8,15 @@ import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..schema import Definition, Solution, Status, Trace, Workload
 from ..store import TraceSet
 from .config import RunConfig
 from .worker import Worker, WorkerResult
+
+if TYPE_CHECKING:
+    from .engines import Engine
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,8 @@ class RunReport:
     worker_restarts: int = 0
     compiled_builds: int = 0
     """Evaluations whose build was compiled here rather than taken from the memory or disk cache."""
+    retried: int = 0
+    """Evaluations started again because the machine or process evaluating them was lost (cluster engines)."""
 
     def by_definition(self) -> List[DefinitionResult]:
         """Per definition: solutions seen, passed and failed traces, best speedup and its solution."""
@@ -110,12 +115,14 @@ def select(dataset: TraceSet, definitions: Sequence[str] = (), solutions: Sequen
 
 def run(dataset: TraceSet, config: RunConfig = RunConfig(), definitions: Sequence[str] = (),
         solutions: Sequence[str] = (), workloads: Sequence[str] = (), save: bool = True,
-        on_trace: Optional[Callable[[Trace], None]] = None, smallest: Optional[int] = None) -> RunReport:
+        on_trace: Optional[Callable[[Trace], None]] = None, smallest: Optional[int] = None,
+        engine: Optional["Engine"] = None) -> RunReport:
     """Evaluate the selected solutions on their workloads and return the report.
 
     One worker process per device (``config.devices``, default every visible GPU or the CPU) takes tasks from
-    a shared queue. With ``save``, each trace is appended to the dataset as soon as it exists, so a run that
-    is interrupted keeps everything it finished.
+    a shared queue; ``engine`` (bench/engines, e.g. Ray) evaluates them elsewhere instead, and this process
+    still records every trace. With ``save``, each trace is appended to the dataset as soon as it exists, so a
+    run that is interrupted keeps everything it finished.
     """
     started = time.perf_counter()
     tasks = select(dataset, definitions, solutions, workloads, smallest)
@@ -152,6 +159,13 @@ def run(dataset: TraceSet, config: RunConfig = RunConfig(), definitions: Sequenc
             with lock:
                 report.worker_startup_s += worker.startup_s
                 report.worker_restarts += worker.restarts
+
+    if engine is not None:
+        stats = engine.execute(tasks, config, dataset.root, record)
+        report.worker_startup_s, report.worker_restarts = stats.worker_startup_s, stats.worker_restarts
+        report.retried = stats.retried
+        report.wall_s = time.perf_counter() - started
+        return report
 
     devices = config.devices or default_devices()
     threads = [threading.Thread(target=serve, args=(d,), name=f"serve-{d}") for d in devices]

@@ -1,0 +1,308 @@
+"""The Ray engine: a run's tasks on the device slots of a Ray cluster, results back to the driver.
+
+One evaluator actor per device slot (a GPU, or a CPU slot of a node started with the ``kernelarena_cpu``
+resource), placed by Ray on the slot's resources (GPU model included). Each actor holds the local engine's
+``Worker``: the same isolated process evaluates, so a crash or hang is the solution's own trace, and builds
+stay warm in it across tasks; the node's disk build cache (keyed as always, locked per key) is shared by
+every actor of the node, so a solution is compiled once per node and device kind.
+
+The driver hands each (definition, solution, workloads) task to an idle actor whose slot the solution admits,
+one actor call per workload, and records each result as it arrives; it alone writes. When an actor is lost
+(its node died, its process was killed) its unfinished workloads go back to the queue, to any matching actor,
+and a replacement actor is started; an evaluation lost ``max_attempts`` times is recorded as RUNTIME_ERROR
+with the reason. Every (solution, workload) is recorded exactly once.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
+
+try:
+    import ray
+    from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
+except ImportError as e:  # only this engine needs Ray
+    raise ImportError("the ray engine needs Ray: pip install 'kernelarena[ray]'") from e
+
+from ...errors import EngineError
+from ...schema import Definition, Solution, Status, Trace, Workload
+from ..config import RunConfig
+from ..worker import Worker, WorkerResult
+from . import EngineStats, Task
+from .placement import CPU_RESOURCE, SlotKind, no_placement_reason, placements, slot_kinds
+
+# An actor call outlasting this much more than the worker's own timeout means the actor itself hangs.
+_HUNG_MARGIN_S = 120.0
+
+
+class SlotEvaluator:
+    """Lives in a Ray actor on one device slot; evaluates through the local engine's isolated ``Worker``."""
+
+    def __init__(self, device: str, config: RunConfig, root: Optional[str]):
+        self.worker = Worker(device, config, Path(root) if root else None)
+
+    def where(self) -> Dict[str, Any]:
+        """The actor's node, host and process (answering also says the actor is up)."""
+        return {"node": ray.get_runtime_context().get_node_id(), "host": socket.gethostname(), "pid": os.getpid()}
+
+    def evaluate(self, definition_json: str, solution_json: str, workload_json: str
+                 ) -> Tuple[str, Dict[str, float]]:
+        """One workload's trace (JSON) and phase timings."""
+        results: List[WorkerResult] = []
+        self.worker.evaluate(Definition.model_validate_json(definition_json),
+                             Solution.model_validate_json(solution_json),
+                             [Workload.model_validate_json(workload_json)], results.append)
+        (result,) = results
+        return result.trace.to_json(), result.phases
+
+    def stop(self) -> Tuple[float, int]:
+        """Stop the worker process; its start-up seconds and restarts."""
+        self.worker.stop()
+        self.worker.log_path.unlink(missing_ok=True)
+        return self.worker.startup_s, self.worker.restarts
+
+
+_RemoteEvaluator = ray.remote(max_restarts=0, max_task_retries=0)(SlotEvaluator)
+
+
+@dataclass
+class _Job:
+    definition: Definition
+    solution: Solution
+    workloads: Deque[Workload]
+    kinds: List[SlotKind]
+
+
+@dataclass
+class _Call:
+    ref: Any
+    job: _Job
+    workload: Workload
+
+
+@dataclass
+class _Actor:
+    kind: SlotKind
+    handle: Any
+    ready: Any
+    """The pending ``where`` call while the actor starts; None once it is up."""
+    created: float
+    calls: Deque[_Call] = field(default_factory=deque)
+    current_since: float = 0.0
+    """When the call at the head of ``calls`` (the one running) began."""
+
+
+class RayEngine:
+    """Evaluate on a Ray cluster: ``address`` as ``ray.init`` takes it ("auto", "ray://host:10001"); None
+    joins the cluster of ``RAY_ADDRESS`` or starts one on this machine (with one CPU slot when it has no GPU).
+    Within a process that already called ``ray.init``, that connection is used."""
+
+    name = "ray"
+
+    def __init__(self, address: Optional[str] = None, max_attempts: int = 3, start_timeout_s: float = 600.0):
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts={max_attempts}: must be at least 1")
+        self.address, self.max_attempts, self.start_timeout_s = address, max_attempts, start_timeout_s
+
+    def execute(self, tasks: Sequence[Task], config: RunConfig, root: Optional[Path],
+                record: Callable[[WorkerResult], None]) -> EngineStats:
+        """See ``Engine.execute``. EngineError when the cluster cannot be reached."""
+        started_here = self._connect()
+        try:
+            return _Dispatch(self, config, root, record).run(tasks)
+        finally:
+            if started_here:
+                ray.shutdown()
+
+    def _connect(self) -> bool:
+        """Connect unless connected; whether this call started Ray (and so must stop it)."""
+        if ray.is_initialized():
+            return False
+        try:
+            if self.address is None and not os.environ.get("RAY_ADDRESS"):
+                import torch
+
+                resources = {} if torch.cuda.is_available() else {CPU_RESOURCE: 1}
+                ray.init(resources=resources, include_dashboard=False, log_to_driver=False)
+            else:
+                ray.init(address=self.address, log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            raise EngineError(f"cannot join the Ray cluster at {self.address or os.environ.get('RAY_ADDRESS')}: "
+                              f"{e}") from e
+        return True
+
+
+class _Dispatch:
+    """One run's driver loop: actors, the job queue, the in-flight calls."""
+
+    def __init__(self, engine: RayEngine, config: RunConfig, root: Optional[Path],
+                 record: Callable[[WorkerResult], None]):
+        self.engine, self.config, self.record = engine, config, record
+        self.root = str(root) if root else None
+        self.stats = EngineStats()
+        self.actors: List[_Actor] = []
+        self.queue: Deque[_Job] = deque()
+        self.lost: Dict[Tuple[str, str], List[str]] = {}
+        """(solution, workload uuid) -> why each attempt at it was lost."""
+        self.replacements_left = 0
+
+    # ------------------------------------------------------------------ set-up
+    def run(self, tasks: Sequence[Task]) -> EngineStats:
+        kinds = slot_kinds(node["Resources"] for node in ray.nodes() if node.get("Alive"))
+        if not kinds:
+            raise EngineError("the Ray cluster offers no device slot: start its nodes on GPU machines, or with "
+                              f"--resources '{{\"{CPU_RESOURCE}\": 1}}' for CPU evaluations (see docs/scale.md)")
+        for definition, solution, workloads in tasks:
+            where = placements(solution, kinds)
+            if not where:
+                reason = no_placement_reason(solution, kinds)
+                for workload in workloads:
+                    self._record_failure(definition, solution, workload, reason)
+                continue
+            self.queue.append(_Job(definition, solution, deque(workloads), where))
+        needed = {k for job in self.queue for k in job.kinds}
+        for kind in needed:
+            for _ in range(kinds[kind]):
+                self._start_actor(kind)
+        self.replacements_left = self.engine.max_attempts * len(self.actors)
+        try:
+            self._loop()
+        finally:
+            self._stop_actors()
+        return self.stats
+
+    def _start_actor(self, kind: SlotKind) -> None:
+        device = "cpu" if kind.device == "cpu" else "cuda:0"  # Ray makes the slot's GPU the only visible one
+        handle = _RemoteEvaluator.options(**kind.ray_options()).remote(device, self.config, self.root)
+        self.actors.append(_Actor(kind, handle, handle.where.remote(), time.monotonic()))
+
+    # ------------------------------------------------------------------ the loop
+    def _loop(self) -> None:
+        while self.queue or any(a.calls for a in self.actors):
+            self._assign()
+            self._fail_unplaceable()
+            waiting = {a.ready: a for a in self.actors if a.ready is not None}
+            calls = {c.ref: (a, c) for a in self.actors for c in list(a.calls)[:1]}
+            refs = list(waiting) + list(calls)
+            if not refs:
+                time.sleep(0.1)
+                continue
+            done, _ = ray.wait(refs, num_returns=1, timeout=1.0)
+            for ref in done:
+                if ref in waiting:
+                    self._actor_started(waiting[ref])
+                else:
+                    self._call_finished(*calls[ref])
+            self._check_hung()
+
+    def _assign(self) -> None:
+        """Give each idle, started actor the first queued job it can run: one call per workload."""
+        for actor in self.actors:
+            if actor.ready is not None or actor.calls:
+                continue
+            job = next((j for j in self.queue if actor.kind in j.kinds), None)
+            if job is None:
+                continue
+            self.queue.remove(job)
+            definition, solution = job.definition.to_json(), job.solution.to_json()
+            for workload in job.workloads:
+                actor.calls.append(_Call(actor.handle.evaluate.remote(definition, solution, workload.to_json()),
+                                         job, workload))
+            job.workloads = deque()
+            actor.current_since = time.monotonic()
+
+    def _fail_unplaceable(self) -> None:
+        """Record as failed the queued jobs that no actor, up or starting, can take any more."""
+        kinds = {a.kind for a in self.actors}
+        for job in [j for j in self.queue if not kinds & set(j.kinds)]:
+            self.queue.remove(job)
+            for workload in job.workloads:
+                key = (job.solution.name, workload.uuid)
+                history = "; ".join(self.lost.get(key, [])) or "none"
+                self._record_failure(job.definition, job.solution, workload,
+                                     "no Ray actor is left for the device slots "
+                                     f"{[k.label for k in job.kinds]} (lost evaluations: {history})")
+
+    def _actor_started(self, actor: _Actor) -> None:
+        try:
+            ray.get(actor.ready)
+        except RayActorError as e:
+            self._actor_lost(actor, f"the evaluator actor for {actor.kind.label} did not start: {e}")
+            return
+        actor.ready = None
+
+    def _call_finished(self, actor: _Actor, call: _Call) -> None:
+        try:
+            trace_json, phases = ray.get(call.ref)
+        except RayActorError as e:
+            self._actor_lost(actor, f"Ray lost the evaluator on {actor.kind.label} ({type(e).__name__}: "
+                                    f"{str(e).splitlines()[0] if str(e) else ''})")
+            return
+        except RayTaskError as e:  # kernelarena's own code failed in the actor: a bug, not the solution's
+            raise EngineError(f"the evaluator failed on {call.job.solution.name}, workload "
+                              f"{call.workload.uuid}:\n{e}") from e
+        actor.calls.popleft()
+        actor.current_since = time.monotonic()
+        self.record(WorkerResult(Trace.model_validate_json(trace_json), phases))
+
+    def _check_hung(self) -> None:
+        limit = self.config.timeout_s + _HUNG_MARGIN_S
+        now = time.monotonic()
+        for actor in list(self.actors):
+            if actor.calls and now - actor.current_since > limit:
+                self._actor_lost(actor, f"the evaluator on {actor.kind.label} gave no answer in {limit:.0f} s")
+            elif actor.ready is not None and now - actor.created > self.engine.start_timeout_s:
+                self._actor_lost(actor, f"no evaluator for {actor.kind.label} started in "
+                                        f"{self.engine.start_timeout_s:.0f} s")
+
+    # ------------------------------------------------------------------ losses
+    def _actor_lost(self, actor: _Actor, reason: str) -> None:
+        """Drop the actor; its running workload counts one lost attempt, the ones queued behind it go back to
+        the queue as they were; start a replacement."""
+        ray.kill(actor.handle, no_restart=True)
+        self.actors.remove(actor)
+        calls = list(actor.calls)
+        if calls:
+            self.stats.retried += 1
+        requeue: Dict[int, _Job] = {}
+        for index, call in enumerate(calls):
+            key = (call.job.solution.name, call.workload.uuid)
+            if index == 0:
+                self.lost.setdefault(key, []).append(reason)
+                if len(self.lost[key]) >= self.engine.max_attempts:
+                    self._record_failure(call.job.definition, call.job.solution, call.workload,
+                                         f"the evaluation was lost {len(self.lost[key])} times, not retried "
+                                         f"further: " + "; ".join(self.lost[key]))
+                    continue
+            job = requeue.setdefault(id(call.job), _Job(call.job.definition, call.job.solution, deque(),
+                                                         call.job.kinds))
+            job.workloads.append(call.workload)
+        for job in requeue.values():
+            self.queue.appendleft(job)
+        # A lost node takes its resources along: the replacement then waits for a slot (up to start_timeout_s).
+        if self.replacements_left > 0:
+            self.replacements_left -= 1
+            self._start_actor(actor.kind)
+
+    def _record_failure(self, definition: Definition, solution: Solution, workload: Workload, log: str) -> None:
+        from ..evaluate import failure_trace
+
+        self.record(WorkerResult(failure_trace(definition.name, workload, solution.name, Status.RUNTIME_ERROR, log,
+                                               "cpu"), {}))
+
+    def _stop_actors(self) -> None:
+        stops = {a.handle.stop.remote(): a for a in self.actors if a.ready is None}
+        try:
+            for startup_s, restarts in ray.get(list(stops), timeout=30):
+                self.stats.worker_startup_s += startup_s
+                self.stats.worker_restarts += restarts
+        except (RayActorError, GetTimeoutError):
+            pass  # an actor already gone has nothing left to stop
+        for actor in self.actors:
+            ray.kill(actor.handle, no_restart=True)
+        self.actors.clear()

@@ -20,4 +20,8 @@ def test_triton_and_pytorch_solutions_pass_on_cpu(dataset_copy):
     status = {t.solution: (t.evaluation.status.value, t.evaluation.log[-500:]) for t in report.traces}
     assert set(status) == set(SOLUTIONS)
     assert all(s == "PASSED" for s, _ in status.values()), status
+    planned = {t.solution: t.evaluation.performance for t in report.traces if "gqa_paged" in t.definition}
+    assert planned and all(p.solution_timing.plan_host_us is not None and p.reference_timing.plan_host_us is not None
+                           for p in planned.values()), "attention solutions and references plan outside the timing"
+    assert all(t.evaluation.performance.solution_timing.host_overhead_us is not None for t in report.traces)
     assert len(TraceSet.load(dataset_copy).traces_for("rmsnorm_h4096")) == 2

@@ -143,3 +143,18 @@ def test_failing_plan_step_is_a_runtime_error(source, message):
 def test_plan_inputs_must_name_inputs():
     with pytest.raises(ValueError, match="plan_inputs: 'page_table' is not an input"):
         _definition(plan_inputs=["page_table"])
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("timing, mode", [(None, "cuda-events-cold-l2"), ("graph", "cuda-graph")])
+def test_planned_solution_on_the_gpu_in_the_definitions_timing_mode(timing, mode):
+    definition = _definition(timing=timing) if timing else _definition()
+    solution = Solution.model_validate({**_solution("s", PLANNED).model_dump(), "spec": {
+        "language": "python", "target_hardware": ["cuda"], "entry_point": "main.py::run"}})
+    workload = Workload(uuid="w", axes={"n": 4096}, inputs={"x": {"type": "random"}, "offsets": {"type": "random"}})
+    config = RunConfig(devices=("cuda:0",), correctness_rounds=2, timing=TimingConfig(warmup=2, reps=20))
+    trace, _ = Evaluator("cuda:0", config, None).evaluate(definition, solution, workload)
+    assert trace.evaluation.status.value == "PASSED", trace.evaluation.log
+    timing_stats = trace.evaluation.performance.solution_timing
+    assert timing_stats.mode == mode
+    assert timing_stats.host_overhead_us > 0 and timing_stats.plan_host_us > 0

@@ -103,7 +103,9 @@ def _time_events(call, copies, warmup, reps, cold, device, outputs_of, chosen, h
     # work alone; the host cost is recorded separately as host_overhead_us.
     ahead = 0
     if host_ahead and warm_host:
-        ahead_us = min(max(1.5 * statistics.median(warm_host) * 1e6, 10.0), 2000.0)
+        # The cap bounds the wall time a slow launcher costs (reps x ahead); 10 ms covers a per-request PyTorch
+        # loop over a batch of 64 (several hundred launches, a few ms of host time).
+        ahead_us = min(max(1.5 * statistics.median(warm_host) * 1e6, 10.0), 10_000.0)
         ahead = int(ahead_us * sleep_cycles_per_us(device))
     starts = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
     ends = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]

@@ -107,15 +107,20 @@ def max_spread(pairs: Iterable[Pair]) -> float:
 def device_activity_us(events: Iterable[Tuple[str, str, float]], excluded: Set[str], calls: int
                        ) -> Tuple[float, int]:
     """Microseconds of device activity per call, from (name, activity type, duration us) device events of
-    ``calls`` calls, leaving out events named in ``excluded`` (the L2 flush's) and profiler annotations.
-    Returns (us per call, events counted)."""
+    ``calls`` calls: kernels, copies and sets, leaving out those named in ``excluded`` (the L2 flush's) and
+    anything else (annotations, runtime calls). Returns (us per call, events counted)."""
     total, counted = 0.0, 0
     for name, kind, duration_us in events:
-        if name in excluded or "annotation" in kind:
+        if name in excluded or not is_device_work(kind):
             continue
         total += duration_us
         counted += 1
     return total / max(calls, 1), counted
+
+
+def is_device_work(kind: str) -> bool:
+    """Whether a profiler activity type is work the device does for a call (kernel, memcpy, memset)."""
+    return any(word in kind.lower() for word in ("kernel", "memcpy", "memset"))
 
 
 def profile_device_events(body: Callable[[], None]) -> List[Tuple[str, str, float]]:
@@ -138,7 +143,7 @@ def flush_signature(flush) -> Set[str]:
     """Names of the device events an L2 flush makes (measured, not assumed). A solution's own events of the
     same name (a fill of a uint8 buffer) would be left out with them."""
     events = profile_device_events(lambda: [flush.zero_() for _ in range(3)])
-    return {name for name, kind, _ in events if "annotation" not in kind}
+    return {name for name, kind, _ in events if is_device_work(kind)}
 
 
 def cupti_per_trace(dataset, traces: Sequence, device: str, calls: int) -> Dict[Tuple[str, str, str], float]:
@@ -146,11 +151,7 @@ def cupti_per_trace(dataset, traces: Sequence, device: str, calls: int) -> Dict[
     the L2 flushed before every call as in our cold timing, the plan step (if any) outside the profile."""
     import torch
 
-    from kernelarena.bench.evaluate import Case
-    from kernelarena.bench.inputs import allocate_outputs, materialize_inputs
-    from kernelarena.bench.plan import plan_case
     from kernelarena.bench.timing import l2_flush_buffer
-    from kernelarena.build import build_solution
 
     flush = l2_flush_buffer(torch.device(device))
     excluded = flush_signature(flush)
@@ -158,27 +159,41 @@ def cupti_per_trace(dataset, traces: Sequence, device: str, calls: int) -> Dict[
     for trace in traces:
         if not trace.passed:
             continue
-        definition = dataset.definitions[trace.definition]
-        solution = dataset.solutions[trace.solution]
-        runnable = build_solution(solution, device=device)
-        inputs = materialize_inputs(definition, trace.workload, device, TIMING_SEED_OFFSET, dataset.root)
-        dps = runnable.destination_passing_style
-        case = Case(inputs, allocate_outputs(definition, trace.workload, device) if dps else {})
-        call, _ = plan_case(runnable, case)
-
-        def calls_with_flush(n: int) -> None:
-            for _ in range(n):
-                flush.zero_()
-                case.call(call, dps)
-
-        with torch.no_grad():
-            calls_with_flush(3)  # warm: lazy compilation and first-call allocations stay out of the profile
-            torch.cuda.synchronize()
-            events = profile_device_events(lambda: calls_with_flush(calls))
-        per_call, _ = device_activity_us(events, excluded, calls)
-        out[(trace.definition, trace.solution, trace.workload.uuid)] = per_call
-        del case, call, inputs
+        try:
+            out[(trace.definition, trace.solution, trace.workload.uuid)] = _cupti_one(
+                dataset, trace, device, calls, flush, excluded)
+        except Exception as e:  # one solution's failure here leaves its ratio out, not the report
+            print(f"CUPTI timing of {trace.solution} on {trace.workload.axes} failed: {e!r}", flush=True)
     return out
+
+
+def _cupti_one(dataset, trace, device: str, calls: int, flush, excluded: Set[str]) -> float:
+    """Device-activity microseconds per call of one trace's solution (see cupti_per_trace)."""
+    import torch
+
+    from kernelarena.bench.evaluate import Case
+    from kernelarena.bench.inputs import allocate_outputs, materialize_inputs
+    from kernelarena.bench.plan import plan_case
+    from kernelarena.build import build_solution
+
+    definition = dataset.definitions[trace.definition]
+    solution = dataset.solutions[trace.solution]
+    runnable = build_solution(solution, device=device)
+    inputs = materialize_inputs(definition, trace.workload, device, TIMING_SEED_OFFSET, dataset.root)
+    dps = runnable.destination_passing_style
+    case = Case(inputs, allocate_outputs(definition, trace.workload, device) if dps else {})
+    call, _ = plan_case(runnable, case)
+
+    def calls_with_flush(n: int) -> None:
+        for _ in range(n):
+            flush.zero_()
+            case.call(call, dps)
+
+    with torch.no_grad():
+        calls_with_flush(3)  # warm: lazy compilation and first-call allocations stay out of the profile
+        torch.cuda.synchronize()
+        events = profile_device_events(lambda: calls_with_flush(calls))
+    return device_activity_us(events, excluded, calls)[0]
 
 
 # ---------------------------------------------------------------------------------------------- report

@@ -249,6 +249,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
     parser.add_argument("--device", default=None, help="default cuda:0 when a GPU is visible, else cpu")
     parser.add_argument("--reps", type=int, default=None, help="timed calls per trace (default: the run's)")
     parser.add_argument("--cupti-calls", type=int, default=20, help="profiled calls per trace")
+    parser.add_argument("--tag", default="", help="suffix of the file names (for a run split by --definitions)")
     args = parser.parse_args(argv)
 
     import torch
@@ -299,7 +300,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
               "call's kernel, copy and set durations; the ratio exceeds 1 by the gaps between them."]
     text = format_report(pairs, cupti, header)
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"reproducibility_{machine_slug(machine)}.md"
+    path = args.out / f"reproducibility_{machine_slug(machine)}{args.tag}.md"
     path.write_text(text)
     figures = [dict(asdict(p), spread=p.spread, cupti_us=cupti.get((p.definition, p.solution, p.workload)))
                for p in pairs]

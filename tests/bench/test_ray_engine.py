@@ -1,0 +1,119 @@
+"""The Ray engine on a local CPU cluster: the local engine's statuses, a killed evaluator's work retried,
+every trace written once by the driver. Two CPU slots stand in for a cluster's devices."""
+
+import os
+import signal
+import threading
+import time
+from collections import Counter
+
+import pytest
+
+from kernelarena.bench import RunConfig, TimingConfig, run
+from kernelarena.bench.engines import make_engine
+from kernelarena.schema import Definition, Solution, Trace, Workload
+from kernelarena.store import TraceSet
+
+ray = pytest.importorskip("ray")
+
+CONFIG = RunConfig(devices=("cpu",), timeout_s=120, timing=TimingConfig(warmup=1, reps=3))
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    ray.init(num_cpus=2, resources={"kernelarena_cpu": 2}, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def statuses(traces):
+    return {(t.solution, t.workload.uuid): t.evaluation.status.value for t in traces}
+
+
+def test_same_statuses_as_the_local_engine_and_every_trace_on_disk(cluster, dataset_copy):
+    chosen = dict(definitions=["rmsnorm_h4096", "fused_add_rmsnorm_h4096"], smallest=1,
+                  solutions=["rmsnorm_h4096_pytorch", "rmsnorm_h4096_kernelarena_triton", "rmsnorm_h4096_flashinfer",
+                             "fused_add_rmsnorm_h4096_pytorch", "fused_add_rmsnorm_h4096_flashinfer"])
+    dataset = TraceSet.load(dataset_copy)
+    on_ray = run(dataset, CONFIG, engine=make_engine("ray"), **chosen)
+    local = run(TraceSet.load(dataset_copy), CONFIG, save=False, **chosen)
+    assert statuses(on_ray.traces) == statuses(local.traces)
+    assert Counter(statuses(on_ray.traces).values()) == {"PASSED": 3, "RUNTIME_ERROR": 2}
+    flashinfer = [t for t in on_ray.traces if t.solution == "rmsnorm_h4096_flashinfer"][0]
+    assert "matches none of the cluster's device slots (cpu)" in flashinfer.evaluation.log
+    on_disk = [t for group in TraceSet.load(dataset_copy).traces.values() for t in group]
+    assert sorted(map(Trace.to_json, on_disk)) == sorted(map(Trace.to_json, on_ray.traces))
+    assert on_ray.retried == 0 and on_ray.worker_startup_s > 0
+
+
+REFERENCE = "def run(x, w):\n    return x * w + 1.0\n"
+HONEST = "def run(x, w, y):\n    y.copy_(x * w + 1.0)\n"
+# Tells the test which process evaluates it (the Ray actor is the worker process's parent), then is slow
+# enough to be killed mid-evaluation.
+SLOW = """
+import os, time
+def run(x, w, y):
+    if not os.path.exists({marker!r}):
+        with open({marker!r} + ".tmp", "w") as f:
+            f.write(str(os.getppid()))
+        os.rename({marker!r} + ".tmp", {marker!r})
+    time.sleep(0.2)
+    y.copy_(x * w + 1.0)
+"""
+KILLS = {"slow_once": 1, "slow_twice": 2}
+
+
+def small_dataset(root, markers) -> TraceSet:
+    dataset = TraceSet(root)
+    dataset.add_definition(Definition.model_validate({
+        "name": "scale_add", "op_type": "elementwise",
+        "axes": {"n": {"type": "var"}, "d": {"type": "const", "value": 8}},
+        "inputs": {"x": {"shape": ["n", "d"], "dtype": "float32"}, "w": {"shape": ["d"], "dtype": "float32"}},
+        "outputs": {"y": {"shape": ["n", "d"], "dtype": "float32"}}, "reference": REFERENCE}))
+    sources = {"honest": HONEST, **{name: SLOW.format(marker=str(markers[name])) for name in KILLS}}
+    for name, source in sources.items():
+        dataset.add_solution(Solution.model_validate({
+            "name": name, "definition": "scale_add", "author": "tests",
+            "spec": {"language": "python", "target_hardware": ["cpu"], "entry_point": "main.py::run",
+                     "destination_passing_style": True},
+            "sources": [{"path": "main.py", "content": source}]}))
+    dataset.add_workloads([Trace(definition="scale_add", workload=Workload(
+        uuid=f"w{n}", axes={"n": n}, inputs={"x": {"type": "random"}, "w": {"type": "random"}})) for n in (2, 3)])
+    return dataset
+
+
+def kill_evaluators(markers, killed):
+    """SIGKILL the Ray actor evaluating each slow solution as soon as it says who it is, KILLS[name] times."""
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and any(len(killed[n]) < k for n, k in KILLS.items()):
+        for name, marker in markers.items():
+            if len(killed[name]) < KILLS[name] and marker.exists():
+                pid = int(marker.read_text())
+                marker.unlink()
+                if pid not in killed[name]:  # a call that ran before the kill landed may write it again
+                    os.kill(pid, signal.SIGKILL)
+                    killed[name].append(pid)
+        time.sleep(0.05)
+
+
+def test_a_killed_evaluator_is_retried_or_recorded_with_the_reason(cluster, tmp_path):
+    markers = {name: tmp_path / f"{name}.pid" for name in KILLS}
+    dataset = small_dataset(tmp_path / "ds", markers)
+    killed = {name: [] for name in KILLS}
+    killer = threading.Thread(target=kill_evaluators, args=(markers, killed), daemon=True)
+    killer.start()
+    report = run(dataset, CONFIG, engine=make_engine("ray", max_attempts=2))
+    killer.join(5)
+    assert {name: len(pids) for name, pids in killed.items()} == KILLS
+    assert report.retried == 3
+    got = statuses(report.traces)
+    assert len(report.traces) == len(got) == 6
+    on_disk = Counter((t.solution, t.workload.uuid) for group in TraceSet.load(tmp_path / "ds").traces.values()
+                      for t in group)
+    assert on_disk == Counter(got.keys())  # each pair written once
+    # Killed once: retried on another evaluator, where it passes. Killed twice: the evaluation it was running
+    # is recorded as lost with the reasons; the rest of its work went on elsewhere.
+    (lost,) = [t for t in report.traces if t.evaluation.status.value != "PASSED"]
+    assert lost.solution == "slow_twice" and lost.evaluation.status.value == "RUNTIME_ERROR"
+    assert "the evaluation was lost 2 times, not retried further" in lost.evaluation.log
+    assert lost.evaluation.log.count("Ray lost the evaluator on cpu") == 2

@@ -20,10 +20,17 @@ CONFIG = RunConfig(devices=("cpu",), timeout_s=120, timing=TimingConfig(warmup=1
 
 
 @pytest.fixture(scope="module")
-def cluster():
+def cluster(tmp_path_factory):
+    """One node with two CPU slots; its build cache (inherited by every Ray worker) starts empty."""
+    before = os.environ.get("KERNELARENA_CACHE_DIR")
+    os.environ["KERNELARENA_CACHE_DIR"] = str(tmp_path_factory.mktemp("build-cache"))
     ray.init(num_cpus=2, resources={"kernelarena_cpu": 2}, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
+    if before is None:
+        os.environ.pop("KERNELARENA_CACHE_DIR")
+    else:
+        os.environ["KERNELARENA_CACHE_DIR"] = before
 
 
 def statuses(traces):
@@ -44,6 +51,7 @@ def test_same_statuses_as_the_local_engine_and_every_trace_on_disk(cluster, data
     on_disk = [t for group in TraceSet.load(dataset_copy).traces.values() for t in group]
     assert sorted(map(Trace.to_json, on_disk)) == sorted(map(Trace.to_json, on_ray.traces))
     assert on_ray.retried == 0 and on_ray.worker_startup_s > 0
+    assert on_ray.compiled_builds == 3  # the two PyTorch solutions and the Triton one; FlashInfer's never placed
 
 
 REFERENCE = "def run(x, w):\n    return x * w + 1.0\n"
@@ -117,3 +125,6 @@ def test_a_killed_evaluator_is_retried_or_recorded_with_the_reason(cluster, tmp_
     assert lost.solution == "slow_twice" and lost.evaluation.status.value == "RUNTIME_ERROR"
     assert "the evaluation was lost 2 times, not retried further" in lost.evaluation.log
     assert lost.evaluation.log.count("Ray lost the evaluator on cpu") == 2
+    # The slow solutions were compiled in the evaluations that were killed; every later evaluator of the node,
+    # a fresh process each, took them from the node's disk cache: only the honest build is reported.
+    assert report.compiled_builds == 1

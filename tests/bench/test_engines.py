@@ -1,5 +1,9 @@
 """Engine choice and cluster placement (no cluster needed): which device slots a solution may run on."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from kernelarena.bench.engines import make_engine
@@ -59,3 +63,15 @@ def test_ray_engine_checks_its_options():
     pytest.importorskip("ray")
     with pytest.raises(ValueError, match="max_attempts=0: must be at least 1"):
         make_engine("ray", max_attempts=0)
+
+
+def test_cli_refuses_an_unknown_engine_or_an_address_without_ray(example_dataset):
+    def kernelarena(*args):
+        return subprocess.run([sys.executable, "-m", "kernelarena.cli", "run", str(example_dataset), "--no-save",
+                               *args], capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "COLUMNS": "300"})  # the error box wraps at the width
+
+    result = kernelarena("--engine", "spark")
+    assert result.returncode == 2 and "unknown engine 'spark'" in result.stdout + result.stderr
+    result = kernelarena("--address", "auto")
+    assert result.returncode == 2 and "local engine takes no options (got --address)" in result.stdout + result.stderr

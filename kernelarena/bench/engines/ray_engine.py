@@ -60,14 +60,17 @@ class SlotEvaluator:
         (result,) = results
         return result.trace.to_json(), result.phases
 
+    @ray.method(concurrency_group="control")
     def stop(self) -> Tuple[float, int]:
-        """Stop the worker process; its start-up seconds and restarts."""
+        """Stop the worker process, even mid-evaluation (this runs beside ``evaluate``, so that a run that is
+        stopped leaves no evaluation going on the node); its start-up seconds and restarts."""
         self.worker.stop()
         self.worker.log_path.unlink(missing_ok=True)
         return self.worker.startup_s, self.worker.restarts
 
 
-_RemoteEvaluator = ray.remote(max_restarts=0, max_task_retries=0)(SlotEvaluator)
+# Evaluations run one at a time, in order (the default group); ``stop`` has a thread of its own.
+_RemoteEvaluator = ray.remote(max_restarts=0, max_task_retries=0, concurrency_groups={"control": 1})(SlotEvaluator)
 
 
 @dataclass
@@ -94,7 +97,7 @@ class _Actor:
     created: float
     calls: Deque[_Call] = field(default_factory=deque)
     current_since: float = 0.0
-    """When the call at the head of ``calls`` (the one running) began."""
+    """When the actor last finished a call (or was given its first): the running call began then."""
 
 
 class RayEngine:
@@ -187,7 +190,7 @@ class _Dispatch:
             self._assign()
             self._fail_unplaceable()
             waiting = {a.ready: a for a in self.actors if a.ready is not None}
-            calls = {c.ref: (a, c) for a in self.actors for c in list(a.calls)[:1]}
+            calls = {c.ref: (a, c) for a in self.actors for c in a.calls}
             refs = list(waiting) + list(calls)
             if not refs:
                 time.sleep(0.1)
@@ -238,17 +241,24 @@ class _Dispatch:
 
     def _call_finished(self, actor: _Actor, call: _Call) -> None:
         try:
-            trace_json, phases = ray.get(call.ref)
+            result = self._result(call)
         except RayActorError as e:
             self._actor_lost(actor, f"Ray lost the evaluator on {actor.kind.label} ({type(e).__name__}: "
                                     f"{str(e).splitlines()[0] if str(e) else ''})")
             return
+        actor.calls.remove(call)
+        actor.current_since = time.monotonic()
+        self.record(result)
+
+    @staticmethod
+    def _result(call: _Call) -> WorkerResult:
+        """The finished call's result; RayActorError when its actor was lost."""
+        try:
+            trace_json, phases = ray.get(call.ref)
         except RayTaskError as e:  # kernelarena's own code failed in the actor: a bug, not the solution's
             raise EngineError(f"the evaluator failed on {call.job.solution.name}, workload "
                               f"{call.workload.uuid}:\n{e}") from e
-        actor.calls.popleft()
-        actor.current_since = time.monotonic()
-        self.record(WorkerResult(Trace.model_validate_json(trace_json), phases))
+        return WorkerResult(Trace.model_validate_json(trace_json), phases)
 
     def _check_hung(self) -> None:
         limit = self.config.timeout_s + _HUNG_MARGIN_S
@@ -262,11 +272,20 @@ class _Dispatch:
 
     # ------------------------------------------------------------------ losses
     def _actor_lost(self, actor: _Actor, reason: str) -> None:
-        """Drop the actor; its running workload counts one lost attempt, the ones queued behind it go back to
-        the queue as they were; start a replacement."""
+        """Drop the actor and record the results it had finished; its running workload (the first unfinished
+        one) counts one lost attempt, the ones queued behind it go back to the queue as they were; start a
+        replacement."""
         ray.kill(actor.handle, no_restart=True)
         self.actors.remove(actor)
-        calls = list(actor.calls)
+        calls = []
+        for call in actor.calls:  # results that arrived before the loss still count, once
+            if ray.wait([call.ref], timeout=0)[0]:
+                try:
+                    self.record(self._result(call))
+                    continue
+                except RayActorError:
+                    pass
+            calls.append(call)
         if calls:
             self.stats.retried += 1
         requeue: Dict[int, _Job] = {}

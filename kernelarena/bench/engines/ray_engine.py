@@ -114,7 +114,9 @@ class RayEngine:
 
     def execute(self, tasks: Sequence[Task], config: RunConfig, root: Optional[Path],
                 record: Callable[[WorkerResult], None]) -> EngineStats:
-        """See ``Engine.execute``. EngineError when the cluster cannot be reached."""
+        """See ``Engine.execute``. EngineError when the cluster cannot be reached or offers no device slot."""
+        if not tasks:
+            return EngineStats()
         started_here = self._connect()
         try:
             return _Dispatch(self, config, root, record).run(tasks)

@@ -5,7 +5,7 @@ import torch
 
 from kernelarena.errors import UnsupportedError
 from kernelarena.kernels.rmsnorm import fused_add_rmsnorm, rmsnorm
-from kernelarena.kernels.rmsnorm.auto_table import measured_choice
+from kernelarena.kernels.rmsnorm.backends import measured_choice
 from kernelarena.kernels.rmsnorm.reference import fused_add_rmsnorm_reference, rmsnorm_reference
 
 

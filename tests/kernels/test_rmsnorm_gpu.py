@@ -6,7 +6,8 @@ import sys
 import pytest
 import torch
 
-from kernelarena.kernels.rmsnorm import cuda_impl, fused_add_rmsnorm, rmsnorm
+from kernelarena.kernels.rmsnorm import cuda as cuda_impl
+from kernelarena.kernels.rmsnorm import fused_add_rmsnorm, rmsnorm
 from kernelarena.kernels.rmsnorm.reference import fused_add_rmsnorm_reference, rmsnorm_reference
 from kernelarena.kernels.rmsnorm.solutions import solution_records
 

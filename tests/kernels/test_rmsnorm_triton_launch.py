@@ -15,7 +15,7 @@ import torch
 import triton.language as tl
 from triton.runtime.jit import JITFunction
 
-from kernelarena.kernels.rmsnorm import triton_impl
+from kernelarena.kernels.rmsnorm import triton as triton_impl
 from kernelarena.kernels.rmsnorm.reference import fused_add_rmsnorm_reference, rmsnorm_reference
 
 INTS = [0, 1, -1, 2, 15, 16, 17, 32, 4096, 4100, (1 << 31) - 16, (1 << 31) - 1, 1 << 31, (1 << 31) + 16,

@@ -1,10 +1,11 @@
 """The RMSNorm library calls: argument checks and backend choice once per call layout, then only the launch.
 
-A call's layout (each tensor's shape, strides, dtype and device, and the backend asked for) decides every
+A call's layout (each tensor's shape, strides, dtype and device index, and the backend asked for) decides every
 check and the backend, so the first call of a layout validates, chooses and prepares a launch function
 (backends.py), and later calls look the layout up and launch: no views, no tensor creation (but ``out``
 when none is given), no re-validation. Host time per call is then the layout key, one dict lookup and the
-backend's launch (docs/rmsnorm.md, "Host cost").
+backend's launch (docs/rmsnorm.md, "Host cost"). The key holds ``get_device()`` (an int: -1 on the CPU)
+rather than ``device``: comparing torch.device objects costs more than the rest of a lookup.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ def rmsnorm(x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-6, out: torch
     if out is None and isinstance(x, torch.Tensor):
         out = torch.empty_like(x)
     try:
-        key = (x.shape, x.stride(), x.dtype, x.device, weight.shape, weight.stride(), weight.dtype, weight.device,
-               out.shape, out.stride(), out.dtype, out.device, backend)
+        key = (x.shape, x.stride(), x.dtype, x.get_device(), weight.shape, weight.stride(), weight.dtype,
+               weight.get_device(), out.shape, out.stride(), out.dtype, out.get_device(), backend)
         launch = _PLANS.get(key)
     except (AttributeError, TypeError):  # not tensors, an unhashable backend: the checks below say what
         key = launch = None
@@ -49,8 +50,9 @@ def fused_add_rmsnorm(x: torch.Tensor, residual: torch.Tensor, weight: torch.Ten
     Raises UnsupportedError as :func:`rmsnorm` does (``residual`` must match ``x`` in shape, dtype and
     device)."""
     try:
-        key = (x.shape, x.stride(), x.dtype, x.device, weight.shape, weight.stride(), weight.dtype, weight.device,
-               residual.shape, residual.stride(), residual.dtype, residual.device, backend, True)
+        key = (x.shape, x.stride(), x.dtype, x.get_device(), weight.shape, weight.stride(), weight.dtype,
+               weight.get_device(), residual.shape, residual.stride(), residual.dtype, residual.get_device(), backend,
+               True)
         launch = _PLANS.get(key)
     except (AttributeError, TypeError):
         key = launch = None

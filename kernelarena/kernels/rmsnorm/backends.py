@@ -114,7 +114,7 @@ def _prepare_cuda(p: Problem) -> Launch:
     except BuildError as exc:
         _BUILD_FAILURES[("cuda", arch)] = f"the launcher failed to build: {exc}"
         raise
-    fused, code = int(p.fused), DTYPE_CODES[str(p.dtype).removeprefix("torch.")]
+    code = DTYPE_CODES[str(p.dtype).removeprefix("torch.")]
     xs, rs, os_, ros = p.strides
     rows, hidden, index = p.rows, p.hidden, p.device.index or 0
     current_device = getattr(torch._C, "_cuda_getDevice", torch.cuda.current_device)
@@ -124,11 +124,17 @@ def _prepare_cuda(p: Problem) -> Launch:
         if current_device() != index:  # the kernel runs in the current context
             with torch.cuda.device(index):
                 return launch(x, residual, weight, out, residual_out, eps)
-        kernel(fused, code, x.data_ptr(), xs, residual.data_ptr() if fused else 0, rs, weight.data_ptr(),
-               out.data_ptr(), os_, residual_out.data_ptr() if fused else 0, ros, rows, hidden, eps,
+        kernel(0, code, x.data_ptr(), xs, 0, 0, weight.data_ptr(), out.data_ptr(), os_, 0, 0, rows, hidden, eps,
                stream(index))
 
-    return launch
+    def launch_fused(x, residual, weight, out, residual_out, eps):
+        if current_device() != index:
+            with torch.cuda.device(index):
+                return launch_fused(x, residual, weight, out, residual_out, eps)
+        kernel(1, code, x.data_ptr(), xs, residual.data_ptr(), rs, weight.data_ptr(), out.data_ptr(), os_,
+               residual_out.data_ptr(), ros, rows, hidden, eps, stream(index))
+
+    return launch_fused if p.fused else launch
 
 
 def _prepare_triton(p: Problem) -> Launch:

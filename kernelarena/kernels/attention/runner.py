@@ -103,7 +103,7 @@ class AttentionRunner:
         """Schedule one batch (see AttentionRunner); qo_indptr None: one query per request (decode).
 
         Raises ShapeError/UnsupportedError on bad input. Every line here is host time on the serving path
-        (issue #6: plan() within 50 us on the H100 machine): benchmarks/profile_plan.py measures it.
+        (the target: plan() within 50 us on the H100 machine): benchmarks/profile_plan.py measures it.
         """
         if num_qo_heads % num_kv_heads:
             raise ShapeError(f"num_qo_heads ({num_qo_heads}) must be a multiple of num_kv_heads ({num_kv_heads})")

@@ -306,3 +306,22 @@ def test_prepared_launch_waits_for_an_aligned_compile(prepared):
     fused(misaligned, r, w, misaligned, r, 1e-6)
     fused(misaligned, r, w, misaligned, r, 1e-6)  # a kernel compiled for a misaligned x is never kept
     assert len(ordinary) == 2 and compiled.direct == []
+
+
+def test_prepared_unfused_launch_passes_what_launch_passes(monkeypatch):
+    """Unfused, x and out stand in for the residual pointers and strides, as in launch(): the same
+    specialization as the compile it reuses."""
+    compiled, ordinary = StandInCompiled(), []
+    monkeypatch.setattr(triton_impl, "launch", lambda *args: ordinary.append(args) or compiled)
+    monkeypatch.setattr(triton_impl, "driver", SimpleNamespace(active=SimpleNamespace(get_current_stream=lambda d: 5)))
+    if not hasattr(torch._C, "_cuda_getDevice"):
+        monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    norm = triton_impl.prepare_launch(4, 1000, (1000, 0, 1000, 0), False, torch.device("cuda", 0))
+    x, out = torch.zeros(4, 1000, dtype=torch.bfloat16), torch.zeros(4, 1000, dtype=torch.bfloat16)
+    w = torch.zeros(1000, dtype=torch.bfloat16)
+    norm(x, None, w, out, None, 1e-6)
+    norm(x, None, w, out, None, 1e-6)
+    (launch,) = compiled.direct
+    assert launch[9:14] == (x.data_ptr(), x.data_ptr(), w.data_ptr(), out.data_ptr(), out.data_ptr())
+    assert launch[14:18] == (1000, 1000, 1000, 1000)
+    assert launch[-4:] == (1024, triton_impl.pick_config(4, 1000).rows_per_program, False, False)

@@ -234,6 +234,8 @@ def prepare_launch(n_rows: int, hidden: int, strides: tuple[int, int, int, int],
     """
     config = config or pick_config(n_rows, hidden, fused)
     grid, n_tiles = _grid(n_rows, config, device)
+    if not fused:  # as launch() passes them: x's and out's strides stand in for the unused residual ones
+        strides = (strides[0], strides[0], strides[2], strides[2])
     tail = (*strides, n_rows, hidden, n_tiles)
     consts = _constexprs(hidden, config, fused)
     device_index = device.index or 0

@@ -80,7 +80,7 @@ PyMethodDef methods[] = {
 };
 
 PyModuleDef module = {PyModuleDef_HEAD_INIT, "kernelarena_rmsnorm_launch", "RMSNorm kernels, launched from Python.",
-                      -1, methods};
+                      -1, methods, nullptr, nullptr, nullptr, nullptr};
 
 }  // namespace
 

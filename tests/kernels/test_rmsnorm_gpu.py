@@ -124,6 +124,16 @@ def test_dataset_solutions(record, tmp_path):
         assert rel_err(r_out, ref_sum) < 1e-2
     torch.cuda.synchronize()
     assert torch.equal(x, x0) and torch.equal(r, r0)
+    # Again with other tensors of the same layout: entries that keep per-layout state read the new ones.
+    x, r, w = inputs(37, hidden, torch.bfloat16, seed=hidden + 1)
+    out, r_out = torch.full_like(x, float("nan")), torch.full_like(x, float("nan"))
+    if record["definition"].startswith("rmsnorm"):
+        run(x, w, out)
+        assert rel_err(out, rmsnorm_reference(x, w)) < 1e-2
+    else:
+        run(x, r, w, out, r_out)
+        ref_out, ref_sum = fused_add_rmsnorm_reference(x, r, w)
+        assert rel_err(out, ref_out) < 1e-2 and rel_err(r_out, ref_sum) < 1e-2
 
 
 @pytest.mark.parametrize("backend", ["triton", "cuda", "auto"])

@@ -279,12 +279,41 @@ def _pointer_bits(*tensors) -> int:
     return bits
 
 
+_PREPARED: dict = {}  # the dataset entries' launches on CUDA, one per layout (see _prepared)
+_MAX_PREPARED = 1024
+
+
+def _prepared(x, residual, out, residual_out):
+    """The prepared launch (prepare_launch) for this layout of a dataset call on CUDA: the entries are called
+    through apply() on a serving path, where a launch's host cost counts. The bench and apply() have
+    checked the tensors against the definition; the key covers everything the launch depends on."""
+    fused = residual is not None
+    key = (x.shape, x.stride(), out.stride(), x.dtype, x.get_device(),
+           residual.stride() if fused else None, residual_out.stride() if fused else None)
+    fn = _PREPARED.get(key)
+    if fn is None:
+        rows, hidden = x.shape
+        strides = (x.stride(0), residual.stride(0) if fused else 0, out.stride(0),
+                   residual_out.stride(0) if fused else 0)
+        if len(_PREPARED) >= _MAX_PREPARED:
+            _PREPARED.clear()
+        fn = _PREPARED[key] = prepare_launch(rows, hidden, strides, fused, x.device)
+    return fn
+
+
 def run_rmsnorm(hidden_states, weight, output):
     """Dataset entry for ``rmsnorm_h*``: output = rmsnorm(hidden_states) * weight, eps 1e-6."""
-    launch(hidden_states, None, weight, output, None, DATASET_EPS)
+    if hidden_states.is_cuda:
+        _prepared(hidden_states, None, output, None)(hidden_states, None, weight, output, None, DATASET_EPS)
+    else:
+        launch(hidden_states, None, weight, output, None, DATASET_EPS)
 
 
 def run_fused_add_rmsnorm(hidden_states, residual, weight, output, residual_out):
     """Dataset entry for ``fused_add_rmsnorm_h*``: residual_out = hidden_states + residual, output =
     rmsnorm(residual_out) * weight, eps 1e-6; inputs are left unchanged."""
-    launch(hidden_states, residual, weight, output, residual_out, DATASET_EPS)
+    if hidden_states.is_cuda:
+        _prepared(hidden_states, residual, output, residual_out)(
+            hidden_states, residual, weight, output, residual_out, DATASET_EPS)
+    else:
+        launch(hidden_states, residual, weight, output, residual_out, DATASET_EPS)

@@ -128,3 +128,9 @@ def test_a_killed_evaluator_is_retried_or_recorded_with_the_reason(cluster, tmp_
     # The slow solutions were compiled in the evaluations that were killed; every later evaluator of the node,
     # a fresh process each, took them from the node's disk cache: only the honest build is reported.
     assert report.compiled_builds == 1
+
+
+def test_slot_hardware_names_the_hardware_as_traces_do(cluster):
+    from kernelarena.bench.environment import environment
+
+    assert make_engine("ray").slot_hardware() == [("cpu", environment("cpu").hardware)]

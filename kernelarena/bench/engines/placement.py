@@ -35,6 +35,11 @@ class SlotKind:
     def label(self) -> str:
         return self.device if self.model is None else f"{self.device}:{self.model}"
 
+    @property
+    def evaluator_device(self) -> str:
+        """The device an evaluator on this slot uses: Ray makes the slot's GPU the only one it sees."""
+        return "cpu" if self.device == "cpu" else "cuda:0"
+
     def ray_options(self) -> Dict[str, object]:
         """Actor options that place one evaluator on a slot of this kind (a whole GPU: Ray sets
         CUDA_VISIBLE_DEVICES to it, so the evaluator's device is cuda:0)."""

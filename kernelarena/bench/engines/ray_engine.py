@@ -117,17 +117,24 @@ class RayEngine:
         """See ``Engine.execute``. EngineError when the cluster cannot be reached or offers no device slot."""
         if not tasks:
             return EngineStats()
-        started_here = self._connect()
-        try:
-            return _Dispatch(self, config, root, record).run(tasks)
-        finally:
-            if started_here:
-                ray.shutdown()
+        self._connect()
+        return _Dispatch(self, config, root, record).run(tasks)
 
-    def _connect(self) -> bool:
-        """Connect unless connected; whether this call started Ray (and so must stop it)."""
+    def slot_hardware(self) -> List[Tuple[str, str]]:
+        """(device, hardware) of each kind of device slot in the cluster, the hardware named as traces name it
+        (``environment(device).hardware``, asked of a node by one short task per kind): what a resumed run
+        compares existing traces with. EngineError when the cluster offers no slot."""
+        self._connect()
+        kinds = _cluster_kinds()
+        refs = [_probe_hardware.options(**kind.ray_options()).remote(kind.evaluator_device) for kind in kinds]
+        hardware = ray.get(refs, timeout=self.start_timeout_s)
+        return [(kind.evaluator_device, name) for kind, name in zip(kinds, hardware)]
+
+    def _connect(self) -> None:
+        """Connect unless connected. A Ray instance started here lives until this process exits (Ray stops it
+        then), so that the runs of one process share it."""
         if ray.is_initialized():
-            return False
+            return
         try:
             if self.address is None and not os.environ.get("RAY_ADDRESS"):
                 import torch
@@ -139,7 +146,24 @@ class RayEngine:
         except (ConnectionError, RuntimeError, ValueError) as e:
             raise EngineError(f"cannot join the Ray cluster at {self.address or os.environ.get('RAY_ADDRESS')}: "
                               f"{e}") from e
-        return True
+
+
+def _hardware(device: str) -> str:
+    from ..environment import environment
+
+    return environment(device).hardware
+
+
+_probe_hardware = ray.remote(max_retries=1)(_hardware)
+
+
+def _cluster_kinds() -> Dict[SlotKind, int]:
+    """Slots per kind over the cluster's alive nodes; EngineError when there are none."""
+    kinds = slot_kinds(node["Resources"] for node in ray.nodes() if node.get("Alive"))
+    if not kinds:
+        raise EngineError("the Ray cluster offers no device slot: start its nodes on GPU machines, or with "
+                          f"--resources '{{\"{CPU_RESOURCE}\": 1}}' for CPU evaluations (see docs/scale.md)")
+    return kinds
 
 
 class _Dispatch:
@@ -158,10 +182,7 @@ class _Dispatch:
 
     # ------------------------------------------------------------------ set-up
     def run(self, tasks: Sequence[Task]) -> EngineStats:
-        kinds = slot_kinds(node["Resources"] for node in ray.nodes() if node.get("Alive"))
-        if not kinds:
-            raise EngineError("the Ray cluster offers no device slot: start its nodes on GPU machines, or with "
-                              f"--resources '{{\"{CPU_RESOURCE}\": 1}}' for CPU evaluations (see docs/scale.md)")
+        kinds = _cluster_kinds()
         for definition, solution, workloads in tasks:
             where = placements(solution, kinds)
             if not where:
@@ -182,8 +203,8 @@ class _Dispatch:
         return self.stats
 
     def _start_actor(self, kind: SlotKind) -> None:
-        device = "cpu" if kind.device == "cpu" else "cuda:0"  # Ray makes the slot's GPU the only visible one
-        handle = _RemoteEvaluator.options(**kind.ray_options()).remote(device, self.config, self.root)
+        handle = _RemoteEvaluator.options(**kind.ray_options()).remote(kind.evaluator_device, self.config,
+                                                                        self.root)
         self.actors.append(_Actor(kind, handle, handle.where.remote(), time.monotonic()))
 
     # ------------------------------------------------------------------ the loop

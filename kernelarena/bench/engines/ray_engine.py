@@ -178,6 +178,8 @@ class _Dispatch:
         self.queue: Deque[_Job] = deque()
         self.lost: Dict[Tuple[str, str], List[str]] = {}
         """(solution, workload uuid) -> why each attempt at it was lost."""
+        self.last_loss: Dict[SlotKind, str] = {}
+        """Why the last actor of each slot kind was lost."""
         self.replacements_left = 0
 
     # ------------------------------------------------------------------ set-up
@@ -191,9 +193,8 @@ class _Dispatch:
                     self._record_failure(definition, solution, workload, reason)
                 continue
             self.queue.append(_Job(definition, solution, deque(workloads), where))
-        needed = {k for job in self.queue for k in job.kinds}
-        for kind in needed:
-            for _ in range(kinds[kind]):
+        for kind, slots in kinds.items():  # no more actors of a kind than jobs that may use it
+            for _ in range(min(slots, sum(kind in job.kinds for job in self.queue))):
                 self._start_actor(kind)
         self.replacements_left = self.engine.max_attempts * len(self.actors)
         try:
@@ -247,12 +248,12 @@ class _Dispatch:
         kinds = {a.kind for a in self.actors}
         for job in [j for j in self.queue if not kinds & set(j.kinds)]:
             self.queue.remove(job)
+            last = "; ".join(self.last_loss[k] for k in job.kinds if k in self.last_loss)
             for workload in job.workloads:
-                key = (job.solution.name, workload.uuid)
-                history = "; ".join(self.lost.get(key, [])) or "none"
+                history = "; ".join(self.lost.get((job.solution.name, workload.uuid), [])) or "none"
                 self._record_failure(job.definition, job.solution, workload,
-                                     "no Ray actor is left for the device slots "
-                                     f"{[k.label for k in job.kinds]} (lost evaluations: {history})")
+                                     f"no Ray actor is left for the device slots {[k.label for k in job.kinds]} "
+                                     f"(last actor lost: {last or 'none'}; this evaluation lost: {history})")
 
     def _actor_started(self, actor: _Actor) -> None:
         try:
@@ -300,6 +301,7 @@ class _Dispatch:
         replacement."""
         ray.kill(actor.handle, no_restart=True)
         self.actors.remove(actor)
+        self.last_loss[actor.kind] = reason
         calls = []
         for call in actor.calls:  # results that arrived before the loss still count, once
             if ray.wait([call.ref], timeout=0)[0]:
@@ -326,8 +328,10 @@ class _Dispatch:
             job.workloads.append(call.workload)
         for job in requeue.values():
             self.queue.appendleft(job)
-        # A lost node takes its resources along: the replacement then waits for a slot (up to start_timeout_s).
-        if self.replacements_left > 0:
+        # A lost node takes its resources along: no replacement when the cluster has no slot of the kind left;
+        # one that Ray has not yet seen go waits for a slot (up to start_timeout_s).
+        alive = slot_kinds(node["Resources"] for node in ray.nodes() if node.get("Alive"))
+        if self.replacements_left > 0 and actor.kind in alive:
             self.replacements_left -= 1
             self._start_actor(actor.kind)
 
@@ -338,13 +342,13 @@ class _Dispatch:
                                                "cpu"), {}))
 
     def _stop_actors(self) -> None:
-        stops = {a.handle.stop.remote(): a for a in self.actors if a.ready is None}
-        try:
-            for startup_s, restarts in ray.get(list(stops), timeout=30):
-                self.stats.worker_startup_s += startup_s
-                self.stats.worker_restarts += restarts
-        except (RayActorError, GetTimeoutError):
-            pass  # an actor already gone has nothing left to stop
+        for ref in [a.handle.stop.remote() for a in self.actors if a.ready is None]:
+            try:
+                startup_s, restarts = ray.get(ref, timeout=30)
+            except (RayActorError, GetTimeoutError):
+                continue  # an actor already gone has nothing left to stop
+            self.stats.worker_startup_s += startup_s
+            self.stats.worker_restarts += restarts
         for actor in self.actors:
             ray.kill(actor.handle, no_restart=True)
         self.actors.clear()

@@ -56,16 +56,19 @@ def test_same_statuses_as_the_local_engine_and_every_trace_on_disk(cluster, data
 
 REFERENCE = "def run(x, w):\n    return x * w + 1.0\n"
 HONEST = "def run(x, w, y):\n    y.copy_(x * w + 1.0)\n"
-# Tells the test which process evaluates it (the Ray actor is the worker process's parent), then is slow
-# enough to be killed mid-evaluation.
+# Once per worker process, tells the test which process evaluates it (the Ray actor is the worker process's
+# parent) and waits until the test has killed that actor or let it go on (by removing the file).
 SLOW = """
 import os, time
+_announced = []
 def run(x, w, y):
-    if not os.path.exists({marker!r}):
+    if not _announced:
+        _announced.append(True)
         with open({marker!r} + ".tmp", "w") as f:
             f.write(str(os.getppid()))
         os.rename({marker!r} + ".tmp", {marker!r})
-    time.sleep(0.2)
+        while os.path.exists({marker!r}):
+            time.sleep(0.02)
     y.copy_(x * w + 1.0)
 """
 KILLS = {"slow_once": 1, "slow_twice": 2}
@@ -90,28 +93,31 @@ def small_dataset(root, markers) -> TraceSet:
     return dataset
 
 
-def kill_evaluators(markers, killed):
-    """SIGKILL the Ray actor evaluating each slow solution as soon as it says who it is, KILLS[name] times."""
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and any(len(killed[n]) < k for n, k in KILLS.items()):
+def kill_evaluators(markers, killed, done):
+    """For each slow solution, SIGKILL the Ray actor evaluating it the first KILLS[name] times it says who it
+    is; after that, let it go on."""
+    while not done.is_set():
         for name, marker in markers.items():
-            if len(killed[name]) < KILLS[name] and marker.exists():
-                pid = int(marker.read_text())
-                marker.unlink()
-                if pid not in killed[name]:  # a call that ran before the kill landed may write it again
+            if marker.exists():
+                if len(killed[name]) < KILLS[name]:
+                    pid = int(marker.read_text())
                     os.kill(pid, signal.SIGKILL)
                     killed[name].append(pid)
-        time.sleep(0.05)
+                marker.unlink()
+        time.sleep(0.02)
 
 
 def test_a_killed_evaluator_is_retried_or_recorded_with_the_reason(cluster, tmp_path):
     markers = {name: tmp_path / f"{name}.pid" for name in KILLS}
     dataset = small_dataset(tmp_path / "ds", markers)
-    killed = {name: [] for name in KILLS}
-    killer = threading.Thread(target=kill_evaluators, args=(markers, killed), daemon=True)
+    killed, done = {name: [] for name in KILLS}, threading.Event()
+    killer = threading.Thread(target=kill_evaluators, args=(markers, killed, done), daemon=True)
     killer.start()
-    report = run(dataset, CONFIG, engine=make_engine("ray", max_attempts=2))
-    killer.join(5)
+    try:
+        report = run(dataset, CONFIG, engine=make_engine("ray", max_attempts=2))
+    finally:
+        done.set()
+        killer.join(5)
     assert {name: len(pids) for name, pids in killed.items()} == KILLS
     assert report.retried == 3
     got = statuses(report.traces)

@@ -147,6 +147,8 @@ def run(path: Path = DATASET,
         report = run_dataset(dataset, config, definition, solution, workload, save=save, on_trace=advance,
                              smallest=smallest, engine=chosen_engine)
     console.print(run_table(report))
+    if report.retried:
+        console.print(f"{report.retried} evaluations started again after their evaluator was lost (docs/scale.md)")
     if save:
         console.print(f"traces appended under {dataset.layout.traces}")
 

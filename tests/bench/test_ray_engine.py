@@ -119,7 +119,7 @@ def test_a_killed_evaluator_is_retried_or_recorded_with_the_reason(cluster, tmp_
         done.set()
         killer.join(5)
     assert {name: len(pids) for name, pids in killed.items()} == KILLS
-    assert report.retried == 3
+    assert report.retried == 2  # slow_once's first attempt and slow_twice's; its second is not retried
     got = statuses(report.traces)
     assert len(report.traces) == len(got) == 6
     on_disk = Counter((t.solution, t.workload.uuid) for group in TraceSet.load(tmp_path / "ds").traces.values()

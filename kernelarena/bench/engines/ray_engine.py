@@ -311,8 +311,6 @@ class _Dispatch:
                 except RayActorError:
                     pass
             calls.append(call)
-        if calls:
-            self.stats.retried += 1
         requeue: Dict[int, _Job] = {}
         for index, call in enumerate(calls):
             key = (call.job.solution.name, call.workload.uuid)
@@ -323,6 +321,7 @@ class _Dispatch:
                                          f"the evaluation was lost {len(self.lost[key])} times, not retried "
                                          f"further: " + "; ".join(self.lost[key]))
                     continue
+                self.stats.retried += 1
             job = requeue.setdefault(id(call.job), _Job(call.job.definition, call.job.solution, deque(),
                                                          call.job.kinds))
             job.workloads.append(call.workload)

@@ -30,7 +30,7 @@ except ImportError as e:  # only this engine needs Ray
     raise ImportError("the ray engine needs Ray: pip install 'kernelarena[ray]'") from e
 
 from ...errors import EngineError
-from ...schema import Definition, Solution, Status, Trace, Workload
+from ...schema import Definition, Environment, Solution, Status, Trace, Workload
 from ..config import RunConfig
 from ..worker import Worker, WorkerResult
 from . import EngineStats, Task
@@ -180,6 +180,8 @@ class _Dispatch:
         """(solution, workload uuid) -> why each attempt at it was lost."""
         self.last_loss: Dict[SlotKind, str] = {}
         """Why the last actor of each slot kind was lost."""
+        self.environments: Dict[SlotKind, Environment] = {}
+        """The environment the traces of each slot kind were made in (what a lost evaluation is recorded in)."""
         self.replacements_left = 0
 
     # ------------------------------------------------------------------ set-up
@@ -272,6 +274,7 @@ class _Dispatch:
             return
         actor.calls.remove(call)
         actor.current_since = time.monotonic()
+        self.environments[actor.kind] = result.trace.evaluation.environment
         self.record(result)
 
     @staticmethod
@@ -319,7 +322,7 @@ class _Dispatch:
                 if len(self.lost[key]) >= self.engine.max_attempts:
                     self._record_failure(call.job.definition, call.job.solution, call.workload,
                                          f"the evaluation was lost {len(self.lost[key])} times, not retried "
-                                         f"further: " + "; ".join(self.lost[key]))
+                                         f"further: " + "; ".join(self.lost[key]), actor.kind)
                     continue
                 self.stats.retried += 1
             job = requeue.setdefault(id(call.job), _Job(call.job.definition, call.job.solution, deque(),
@@ -334,11 +337,16 @@ class _Dispatch:
             self.replacements_left -= 1
             self._start_actor(actor.kind)
 
-    def _record_failure(self, definition: Definition, solution: Solution, workload: Workload, log: str) -> None:
+    def _record_failure(self, definition: Definition, solution: Solution, workload: Workload, log: str,
+                        kind: Optional[SlotKind] = None) -> None:
+        """A RUNTIME_ERROR trace made here: in the environment of ``kind``'s slots when one of their traces has
+        been seen, else in this machine's."""
         from ..evaluate import failure_trace
 
-        self.record(WorkerResult(failure_trace(definition.name, workload, solution.name, Status.RUNTIME_ERROR, log,
-                                               "cpu"), {}))
+        trace = failure_trace(definition.name, workload, solution.name, Status.RUNTIME_ERROR, log, "cpu")
+        if kind in self.environments:
+            trace.evaluation.environment = self.environments[kind]
+        self.record(WorkerResult(trace, {}))
 
     def _stop_actors(self) -> None:
         for ref in [a.handle.stop.remote() for a in self.actors if a.ready is None]:

@@ -1,7 +1,7 @@
 """The Ray engine: a run's tasks on the device slots of a Ray cluster, results back to the driver.
 
-One evaluator actor per device slot (a GPU, or a CPU slot of a node started with the ``kernelarena_cpu``
-resource), placed by Ray on the slot's resources (GPU model included). Each actor holds the local engine's
+An evaluator actor per device slot (a GPU, or a CPU slot of a node started with the ``kernelarena_cpu``
+resource; no more than the run has tasks for), placed by Ray on the slot's resources (GPU model included). Each actor holds the local engine's
 ``Worker``: the same isolated process evaluates, so a crash or hang is the solution's own trace, and builds
 stay warm in it across tasks; the node's disk build cache (keyed as always, locked per key) is shared by
 every actor of the node, so a solution is compiled once per node and device kind.
@@ -69,7 +69,7 @@ class SlotEvaluator:
         return self.worker.startup_s, self.worker.restarts
 
 
-# Evaluations run one at a time, in order (the default group); ``stop`` has a thread of its own.
+# Evaluations run one at a time (the default group has one thread); ``stop`` has a thread of its own.
 _RemoteEvaluator = ray.remote(max_restarts=0, max_task_retries=0, concurrency_groups={"control": 1})(SlotEvaluator)
 
 

@@ -105,7 +105,8 @@ def run(path: Path = DATASET,
         seed: int = typer.Option(0, help="Seed of the random inputs (recorded in each trace)."),
         save: bool = typer.Option(True, "--save/--no-save", help="Append traces to the dataset's traces/."),
         engine: str = typer.Option("local", help="local (a worker process per device here) or ray (the device "
-                                                 "slots of a Ray cluster, --devices unused; docs/scale.md)."),
+                                                 "slots of a Ray cluster, of the kinds --devices names; "
+                                                 "docs/scale.md)."),
         address: Optional[str] = typer.Option(None, help="Ray cluster address for --engine ray (default: "
                                                          "$RAY_ADDRESS, else a Ray instance started here).")):
     """Build, verify and time solutions on their workloads; write a trace for each (pass or fail)."""

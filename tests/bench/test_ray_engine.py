@@ -1,5 +1,6 @@
 """The Ray engine on a local CPU cluster: the local engine's statuses, a killed evaluator's work retried,
-every trace written once by the driver. Two CPU slots stand in for a cluster's devices."""
+every trace written once by the driver, solutions routed by their target_hardware. The one node offers two
+CPU slots and a stand-in H100 (a GPU resource and Ray's model resource, with no GPU behind them)."""
 
 import os
 import signal
@@ -21,10 +22,12 @@ CONFIG = RunConfig(devices=("cpu",), timeout_s=120, timing=TimingConfig(warmup=1
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    """One node with two CPU slots; its build cache (inherited by every Ray worker) starts empty."""
+    """One node with two CPU slots and a stand-in H100; its build cache (inherited by every Ray worker) starts
+    empty. Runs that must stay off the stand-in GPU say devices=("cpu",)."""
     before = os.environ.get("KERNELARENA_CACHE_DIR")
     os.environ["KERNELARENA_CACHE_DIR"] = str(tmp_path_factory.mktemp("build-cache"))
-    ray.init(num_cpus=2, resources={"kernelarena_cpu": 2}, include_dashboard=False, log_to_driver=False)
+    ray.init(num_cpus=2, num_gpus=1, resources={"kernelarena_cpu": 2, "accelerator_type:H100": 1},
+             include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
     if before is None:
@@ -81,7 +84,7 @@ def small_dataset(root, markers) -> TraceSet:
         "axes": {"n": {"type": "var"}, "d": {"type": "const", "value": 8}},
         "inputs": {"x": {"shape": ["n", "d"], "dtype": "float32"}, "w": {"shape": ["d"], "dtype": "float32"}},
         "outputs": {"y": {"shape": ["n", "d"], "dtype": "float32"}}, "reference": REFERENCE}))
-    sources = {"honest": HONEST, **{name: SLOW.format(marker=str(markers[name])) for name in KILLS}}
+    sources = {"honest": HONEST, **{name: SLOW.format(marker=str(marker)) for name, marker in markers.items()}}
     for name, source in sources.items():
         dataset.add_solution(Solution.model_validate({
             "name": name, "definition": "scale_add", "author": "tests",
@@ -139,4 +142,23 @@ def test_a_killed_evaluator_is_retried_or_recorded_with_the_reason(cluster, tmp_
 def test_slot_hardware_names_the_hardware_as_traces_do(cluster):
     from kernelarena.bench.environment import environment
 
-    assert make_engine("ray").slot_hardware() == [("cpu", environment("cpu").hardware)]
+    assert make_engine("ray").slot_hardware(("cpu",)) == [("cpu", environment("cpu").hardware)]
+
+
+def test_solutions_go_to_the_slots_their_target_hardware_names(cluster, tmp_path):
+    dataset = small_dataset(tmp_path / "ds", {})  # an honest solution, and these:
+    for name, targets in (("on_cpu", ["cpu"]), ("on_h100", ["H100"]), ("on_b200", ["B200"])):
+        dataset.add_solution(Solution.model_validate({
+            "name": name, "definition": "scale_add", "author": "tests",
+            "spec": {"language": "python", "target_hardware": targets, "entry_point": "main.py::run",
+                     "destination_passing_style": True},
+            "sources": [{"path": "main.py", "content": HONEST}]}))
+    report = run(TraceSet.load(tmp_path / "ds"), RunConfig(timeout_s=120, timing=TimingConfig(warmup=1, reps=3)),
+                 solutions=["on_cpu", "on_h100", "on_b200"], workloads=["w2"], save=False,
+                 engine=make_engine("ray"))
+    log = {t.solution: (t.evaluation.status.value, t.evaluation.log or "") for t in report.traces}
+    assert log["on_cpu"][0] == "PASSED"
+    # Sent to the stand-in H100, whose worker finds no GPU: the evaluation ran there and failed there.
+    assert log["on_h100"][0] == "RUNTIME_ERROR" and "worker process for cuda:0" in log["on_h100"][1]
+    assert log["on_b200"][0] == "RUNTIME_ERROR"
+    assert "matches none of the cluster's device slots (cpu, cuda:H100)" in log["on_b200"][1]

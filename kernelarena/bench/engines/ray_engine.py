@@ -120,12 +120,13 @@ class RayEngine:
         self._connect()
         return _Dispatch(self, config, root, record).run(tasks)
 
-    def slot_hardware(self) -> List[Tuple[str, str]]:
-        """(device, hardware) of each kind of device slot in the cluster, the hardware named as traces name it
-        (``environment(device).hardware``, asked of a node by one short task per kind): what a resumed run
-        compares existing traces with. EngineError when the cluster offers no slot."""
+    def slot_hardware(self, devices: Sequence[str] = ()) -> List[Tuple[str, str]]:
+        """(device, hardware) of each kind of device slot in the cluster (of the kinds ``devices`` names, as
+        ``RunConfig.devices`` does), the hardware named as traces name it (``environment(device).hardware``,
+        asked of a node by one short task per kind): what a resumed run compares existing traces with.
+        EngineError when the cluster offers no slot."""
         self._connect()
-        kinds = _cluster_kinds()
+        kinds = _cluster_kinds(devices)
         refs = [_probe_hardware.options(**kind.ray_options()).remote(kind.evaluator_device) for kind in kinds]
         hardware = ray.get(refs, timeout=self.start_timeout_s)
         return [(kind.evaluator_device, name) for kind, name in zip(kinds, hardware)]
@@ -157,11 +158,16 @@ def _hardware(device: str) -> str:
 _probe_hardware = ray.remote(max_retries=1)(_hardware)
 
 
-def _cluster_kinds() -> Dict[SlotKind, int]:
-    """Slots per kind over the cluster's alive nodes; EngineError when there are none."""
-    kinds = slot_kinds(node["Resources"] for node in ray.nodes() if node.get("Alive"))
+def _cluster_kinds(devices: Sequence[str] = ()) -> Dict[SlotKind, int]:
+    """Slots per kind over the cluster's alive nodes, only of the device kinds ``devices`` names ("cpu",
+    "cuda", "cuda:0" all name their kind; empty: every kind); EngineError when there are none."""
+    wanted = {device.partition(":")[0] for device in devices}
+    kinds = {kind: slots for kind, slots in slot_kinds(node["Resources"] for node in ray.nodes()
+                                                       if node.get("Alive")).items()
+             if not wanted or kind.device in wanted}
     if not kinds:
-        raise EngineError("the Ray cluster offers no device slot: start its nodes on GPU machines, or with "
+        raise EngineError(f"the Ray cluster offers no {'/'.join(sorted(wanted)) + ' ' if wanted else ''}device "
+                          "slot: start its nodes on GPU machines, or with "
                           f"--resources '{{\"{CPU_RESOURCE}\": 1}}' for CPU evaluations (see docs/scale.md)")
     return kinds
 
@@ -186,7 +192,7 @@ class _Dispatch:
 
     # ------------------------------------------------------------------ set-up
     def run(self, tasks: Sequence[Task]) -> EngineStats:
-        kinds = _cluster_kinds()
+        kinds = _cluster_kinds(self.config.devices)
         for definition, solution, workloads in tasks:
             where = placements(solution, kinds)
             if not where:

@@ -93,20 +93,28 @@ def run(path: Path = DATASET,
         atol: Optional[float] = typer.Option(None, help="Absolute tolerance for every output (overrides)."),
         rtol: Optional[float] = typer.Option(None, help="Relative tolerance for every output (overrides)."),
         seed: int = typer.Option(0, help="Seed of the random inputs (recorded in each trace)."),
+        evaluator: Optional[str] = typer.Option(None, help="How outputs are judged, overriding the definitions': "
+                                                           "default, lowbit or sampling, or a JSON object such as "
+                                                           "'{\"kind\": \"sampling\", \"draws\": 20000}'."),
         save: bool = typer.Option(True, "--save/--no-save", help="Append traces to the dataset's traces/.")):
     """Build, verify and time solutions on their workloads; write a trace for each (pass or fail)."""
     from .bench import RunConfig, TimingConfig
     from .bench.runner import count_evaluations, run as run_dataset
     from .report.tables import run_table
-    from .schema import Tolerance
+    from .schema import EvaluatorSpec, Tolerance
 
     if (atol is None) != (rtol is None):
         raise typer.BadParameter("give --atol and --rtol together")
     if timing not in ("cold", "warm", "graph"):
         raise typer.BadParameter("--timing is cold, warm or graph")
+    try:
+        judge = None if evaluator is None else EvaluatorSpec.model_validate_json(
+            evaluator if evaluator.lstrip().startswith("{") else f'{{"kind": "{evaluator}"}}')
+    except ValueError as e:
+        raise typer.BadParameter(f"--evaluator: {e}")
     dataset = _load(path, strict=True)
     config = RunConfig(devices=tuple(devices), correctness_rounds=rounds, timeout_s=timeout, seed=seed,
-                       tolerance=Tolerance(atol=atol, rtol=rtol) if atol is not None else None,
+                       tolerance=Tolerance(atol=atol, rtol=rtol) if atol is not None else None, evaluator=judge,
                        timing=TimingConfig(warmup=warmup, reps=reps, mode=timing))
     try:
         total = count_evaluations(dataset, definition, solution, workload, smallest)

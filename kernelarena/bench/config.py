@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
-from ..schema import Tolerance
+from ..schema import EvaluatorSpec, Tolerance
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,8 @@ class RunConfig:
     """Fresh input sets each solution is checked on."""
     tolerance: Optional[Tolerance] = None
     """Overrides the definition's and the per-dtype default tolerance."""
+    evaluator: Optional[EvaluatorSpec] = None
+    """Overrides the definition's evaluator and the one its op_type picks (bench/evaluators.py)."""
     timeout_s: float = 300.0
     """Wall-clock limit for one evaluation (build included); past it the worker is killed: TIMEOUT."""
     seed: int = 0

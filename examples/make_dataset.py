@@ -109,6 +109,31 @@ def _workload(definition: Definition, axes: dict, inputs: dict | None = None) ->
         inputs={name: {"type": "random"} for name in definition.inputs} | (inputs or {})))
 
 
+def with_structural_blobs(dataset: TraceSet, traces: list[Trace]) -> list[Trace]:
+    """``traces`` with the inputs their reference's make_inputs builds (page tables, index pointers) stored as
+    safetensors blobs, built once per workload with a seed from its uuid: any runner, FlashInfer-Bench
+    included, then reads a valid page table instead of drawing random page indices."""
+    import torch
+
+    from kernelarena.bench.inputs import reference_module
+
+    out = []
+    for trace in traces:
+        definition = dataset.definitions[trace.definition]
+        maker = getattr(reference_module(definition), "make_inputs", None)
+        if maker is None:
+            out.append(trace)
+            continue
+        seed = uuid.UUID(trace.workload.uuid).int % (1 << 63)
+        made = maker({**definition.const_axes, **trace.workload.axes}, "cpu", torch.Generator().manual_seed(seed))
+        path = dataset.save_blob(definition.name, made, uuid=trace.workload.uuid)
+        stored = {name: {"type": "safetensors", "path": path, "tensor_key": name} for name in made}
+        workload = Workload.model_validate({**trace.workload.to_json_dict(),
+                                            "inputs": {**trace.workload.to_json_dict()["inputs"], **stored}})
+        out.append(Trace(definition=trace.definition, workload=workload))
+    return out
+
+
 def workloads(definitions: dict[str, Definition]) -> list[Trace]:
     out = []
     for hidden, batches in ((4096, (1, 32, 1024, 8192)), (8192, (1, 32, 1024, 4096))):
@@ -157,7 +182,7 @@ def write_dataset(out: Path, with_kernels: bool = True) -> TraceSet:
         dataset.add_definition(d)
     for s in pytorch_solutions(definitions) + (kernel_solutions() if with_kernels else []):
         dataset.add_solution(s)
-    dataset.add_workloads(workloads(dataset.definitions))
+    dataset.add_workloads(with_structural_blobs(dataset, workloads(dataset.definitions)))
     return dataset
 
 

@@ -77,7 +77,7 @@ class EvaluatorSpec(Record):
     kind: Literal["default", "lowbit", "sampling"] = "default"
     required_matched_ratio: Optional[float] = Field(default=None, gt=0, le=1)
     draws: Optional[int] = Field(default=None, ge=100)
-    """Sampling: draws per batch row (default 10000 on a GPU, 1000 on the CPU)."""
+    """Sampling: draws per batch row (default 10000 on a GPU, 200 on the CPU)."""
     bins: Optional[int] = Field(default=None, ge=2)
     false_failure_rate: Optional[float] = Field(default=None, gt=0, lt=1)
 

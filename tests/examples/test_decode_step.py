@@ -44,3 +44,20 @@ def test_triton_kernels_pass_on_cpu(dataset_copy):
 def test_triton_gemm_passes_on_cpu(dataset_copy):
     """About 15 s a call under the interpreter: the o_proj weight alone is 16M elements."""
     _run(TraceSet.load(dataset_copy), ["gemm_n4096_k4096_kernelarena_triton"])
+
+
+DECODE_STEP = ["gemm_n6144_k4096", "gemm_n4096_k4096", "gemm_n28672_k4096", "gemm_n4096_k14336",
+               "silu_and_mul_d14336", "rope_with_cos_sin_cache_neox_style_d128_rd128",
+               "top_k_sampling_from_probs_v128256", "top_p_sampling_from_probs_v128256",
+               "top_k_top_p_sampling_from_probs_v128256"]
+
+
+@pytest.mark.gpu
+def test_every_decode_step_solution_passes_on_the_gpu(dataset_copy):
+    """Ours (Triton), FlashInfer's and the references, on the two smallest workloads of each definition."""
+    ds = TraceSet.load(dataset_copy)
+    report = run(ds, RunConfig(devices=("cuda:0",), timeout_s=300, timing=TimingConfig(warmup=3, reps=20)),
+                 definitions=DECODE_STEP, smallest=2, save=False)
+    failed = {(t.solution, t.workload.uuid): t.evaluation.log[-800:] for t in report.traces
+              if t.evaluation.status != Status.PASSED}
+    assert len(report.traces) == len(DECODE_STEP) * 3 * 2 and not failed, failed

@@ -1,10 +1,11 @@
 """The rest of a Llama-3.1-8B decode step for the example dataset, named as FlashInfer-Trace names them: the
-four GEMMs (qkv, o, gate_up, down), silu_and_mul, RoPE with a cos/sin cache (NeoX style) and the three
-samplers over the 128256-token vocabulary. References come from kernelarena/kernels/<op>/reference.py.
+four GEMMs (qkv, o, gate_up, down), silu_and_mul, RoPE with a cos/sin cache (NeoX style), the three
+samplers over the 128256-token vocabulary, and DeepSeek's MLA paged decode. References come from kernelarena/kernels/<op>/reference.py.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from kernelarena.schema import Definition
@@ -79,7 +80,34 @@ def definitions() -> list[Definition]:
             reference=_reference("sampling") + f"\n\ndef run({args}):\n    return {call}\n",
             tags=["status:verified", "model:llama-3.1-8b", f"fi_api:flashinfer.sampling.{prefix}"],
             roofline={"bytes": "4 * batch_size * vocab_size"}))
+    out.append(Definition(
+        name="mla_paged_decode_h16_ckv512_kpe64_ps1", op_type="mla_paged",
+        description="Batch decode with multi-head latent attention (DeepSeek, absorbed form): 16 heads share a "
+                    "512-wide compressed KV and a 64-wide rotary key per token, paged (page size 1) in CSR form. "
+                    "lse is log2-sum-exp of the scaled logits.",
+        axes={"batch_size": {"type": "var"}, "num_qo_heads": {"type": "const", "value": 16},
+              "head_dim_ckv": {"type": "const", "value": 512}, "head_dim_kpe": {"type": "const", "value": 64},
+              "page_size": {"type": "const", "value": 1}, "num_pages": {"type": "var"},
+              "len_indptr": {"type": "var"}, "num_kv_indices": {"type": "var"}},
+        inputs={"q_nope": _t("bfloat16", "batch_size", "num_qo_heads", "head_dim_ckv"),
+                "q_pe": _t("bfloat16", "batch_size", "num_qo_heads", "head_dim_kpe"),
+                "ckv_cache": _t("bfloat16", "num_pages", "page_size", "head_dim_ckv"),
+                "kpe_cache": _t("bfloat16", "num_pages", "page_size", "head_dim_kpe"),
+                "kv_indptr": _t("int32", "len_indptr"), "kv_indices": _t("int32", "num_kv_indices"),
+                "sm_scale": {"shape": None, "dtype": "float32"}},
+        outputs={"output": _t("bfloat16", "batch_size", "num_qo_heads", "head_dim_ckv"),
+                 "lse": _t("float32", "batch_size", "num_qo_heads")},
+        reference=_reference("mla"),
+        constraints=["len_indptr == batch_size + 1", "num_kv_indices == kv_indptr[-1].item()"],
+        tags=["status:verified", "model:deepseek-v3", "fi_api:flashinfer.mla.BatchMLAPagedAttentionWrapper"],
+        roofline={"bytes": "2 * num_kv_indices * (head_dim_ckv + head_dim_kpe) "
+                           "+ 4 * batch_size * num_qo_heads * (head_dim_ckv + head_dim_kpe)",
+                  "flops": "2 * num_kv_indices * num_qo_heads * (2 * head_dim_ckv + head_dim_kpe)"}))
     return out
+
+
+# DeepSeek-V3's softmax scale: 1 / sqrt(qk_nope_head_dim 128 + qk_rope_head_dim 64).
+MLA_SCALE = 1 / math.sqrt(192)
 
 
 def workload_axes() -> dict[str, list[dict]]:
@@ -93,4 +121,14 @@ def workload_axes() -> dict[str, list[dict]]:
         for t, s in ((1, 64), (16, 8192), (64, 8192), (2048, 8192))]
     for prefix in _SAMPLERS:
         out[f"{prefix}_v{VOCAB}"] = [{"batch_size": b} for b in (1, 16, 64)]
+    out["mla_paged_decode_h16_ckv512_kpe64_ps1"] = [
+        {"batch_size": b, "len_indptr": b + 1, "num_kv_indices": b * length, "num_pages": b * length + b * length // 8}
+        for b, length in ((1, 64), (1, 4096), (16, 1024), (64, 1024))]
     return out
+
+
+def workload_inputs(definition: str) -> dict:
+    """Inputs a workload fixes beyond random data (the blobs come later, from make_inputs)."""
+    if definition.startswith("mla_paged_decode"):
+        return {"sm_scale": {"type": "scalar", "value": MLA_SCALE}}
+    return {}

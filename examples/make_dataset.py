@@ -159,7 +159,8 @@ def workloads(definitions: dict[str, Definition]) -> list[Trace]:
 
 
 def decode_step_workloads(definitions: dict[str, Definition]) -> list[Trace]:
-    return [_workload(definitions[name], axes) for name, grid in decode_step.workload_axes().items() for axes in grid]
+    return [_workload(definitions[name], axes, decode_step.workload_inputs(name))
+            for name, grid in decode_step.workload_axes().items() for axes in grid]
 
 
 def pytorch_solutions(definitions: list[Definition]) -> list[Solution]:

@@ -1,4 +1,4 @@
-"""Dataset Solution records of the decode-step operators (gemm, silu_and_mul, rope, sampling), each built
+"""Dataset Solution records of the decode-step operators (gemm, silu_and_mul, rope, sampling, mla), each built
 from its kernel package's own files: the Triton module and the FlashInfer baseline, embedded verbatim
 under a file name of their own (a file named triton.py would shadow the triton package where it is loaded).
 """
@@ -22,16 +22,19 @@ DEFINITIONS = {
     "top_k_sampling_from_probs_v128256": ("sampling", "run_top_k", "top-k sampling"),
     "top_p_sampling_from_probs_v128256": ("sampling", "run_top_p", "top-p sampling"),
     "top_k_top_p_sampling_from_probs_v128256": ("sampling", "run_top_k_top_p", "top-k then top-p sampling"),
+    "mla_paged_decode_h16_ckv512_kpe64_ps1": ("mla", "run", "DeepSeek MLA paged decode"),
 }
 # Where our Triton solution may run. The CPU means Triton's interpreter, which pays per element and per
 # operation: the larger GEMM weights (60-117M elements) and the sampler's ~64 passes over 128256 tokens take
 # minutes a call there, so those run on the GPU only (the sampler is checked on the CPU at a small vocabulary
 # by tests/kernels/test_sampling_triton.py).
-_CPU_TOO = {"gemm_n4096_k4096", "silu_and_mul_d14336", "rope_with_cos_sin_cache_neox_style_d128_rd128"}
+_CPU_TOO = {"gemm_n4096_k4096", "silu_and_mul_d14336", "rope_with_cos_sin_cache_neox_style_d128_rd128",
+            "mla_paged_decode_h16_ckv512_kpe64_ps1"}
 _TRITON_NOTES = {
     "gemm": "tiled tl.dot with float32 accumulation, grouped tile order, tiles chosen by M",
     "silu_and_mul": "one pass, float32 math, one program per row and column block",
     "rope": "one program per token rotates all q and k heads with one cos/sin load",
+    "mla": "one program per request for all 16 heads (each token's compressed KV read once), online softmax",
     "sampling": "exact and sort-free: binary searches over float bit patterns for the top-k and top-p "
                 "thresholds, an inverse-CDF draw from Philox",
 }
@@ -48,8 +51,8 @@ def _spec(language: str, entry_point: str, hardware: list[str], dependencies: li
 
 
 def solution_records() -> list[dict]:
-    """Two Solution dicts per definition: ours in Triton (CUDA, and the CPU under the interpreter where that
-    takes seconds) and FlashInfer's."""
+    """Solution dicts per definition: ours in Triton (CUDA, and the CPU under the interpreter where that takes
+    seconds) and FlashInfer's where the operator has a flashinfer.py."""
     records = []
     for definition, (op, entry, what) in DEFINITIONS.items():
         records.append({
@@ -58,6 +61,8 @@ def solution_records() -> list[dict]:
             "spec": _spec("triton", f"{op}_triton.py::run", ["cpu", "cuda"] if definition in _CPU_TOO else ["cuda"],
                           []),
             "sources": [{"path": f"{op}_triton.py", "content": _source(op, "triton", entry)}]})
+        if not (HERE / op / "flashinfer.py").exists():
+            continue
         records.append({
             "name": f"{definition}_flashinfer", "definition": definition, "author": AUTHOR,
             "description": f"Baseline: FlashInfer's kernel for {what}.",

@@ -115,3 +115,12 @@ def test_evaluator_comes_from_the_run_then_the_definition_then_the_op_type():
     assert resolve_evaluator(_definition(op_type="gemm")).kind == "default"
     assert resolve_evaluator(_definition(op_type="gemm", evaluator={"kind": "lowbit"})).kind == "lowbit"
     assert resolve_evaluator(_definition(evaluator={"kind": "lowbit"}), EvaluatorSpec()).kind == "default"
+
+
+def test_cli_evaluator_option_is_checked(example_dataset):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "kernelarena.cli", "run", str(example_dataset), "--evaluator",
+                             "statistical", "--no-save"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "--evaluator" in result.stdout + result.stderr

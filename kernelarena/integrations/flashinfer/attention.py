@@ -1,0 +1,413 @@
+"""Adapters for FlashInfer's batch attention wrappers: plan() decides and plans once, run() only runs.
+
+A patched ``plan()`` reads the call, names its definition as FlashInfer-Trace does
+(``gqa_paged_decode_h{Hq}_kv{Hkv}_d{D}_ps{P}``, ``gqa_paged_prefill_causal_h{Hq}_kv{Hkv}_d{D}_ps{P}``,
+``gqa_ragged_prefill_causal_h{Hq}_kv{Hkv}_d{D}``) and asks apply's router of that definition which solution
+the dispatch table picks for the batch's axes. Then, once per plan:
+
+- a solution built from kernelarena's own attention kernels (``PLANNED_FORMS``, by entry point) is planned
+  with the matching plan/run wrapper of ``kernelarena.kernels.attention``; run() only launches, so it can be
+  captured in a CUDA graph;
+- FlashInfer's own wrapper solution, no solution, or anything the definition cannot express (another layout
+  or dtype, soft-cap, sliding window, positional encoding, a custom mask, a non-causal prefill, an unknown
+  argument) runs FlashInfer's original plan and run (the reason logged once);
+- any other solution (one call that takes the page table, such as a PyTorch one) is called by run() with the
+  page table moved to the device at plan time; it is refused under CUDA graphs (it syncs with the host).
+
+When a routed run() raises, the solution is excluded from the runtime and the call (and the rest of the
+batch) runs FlashInfer's original, whose plan is then made from the saved plan arguments.
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Optional, Tuple
+
+import numpy as np
+import torch
+
+from ...apply import api as apply_api
+from ...apply import hooks
+from ...apply.adapters import adapt
+from ...errors import UnsupportedError
+from ...kernels import attention as ours
+from ...schema import torch_dtype
+from .support import run_original
+
+PLANNED_FORMS: Dict[str, Callable[..., Any]] = {
+    "solution_decode.py::run": ours.BatchDecodeWithPagedKVCacheWrapper,
+    "solution_prefill.py::run": ours.BatchPrefillWithPagedKVCacheWrapper,
+}
+"""Entry point of a dataset solution built from kernelarena.kernels.attention -> its plan/run wrapper."""
+
+FLASHINFER_ENTRIES = ("flashinfer_decode.py::run", "flashinfer_prefill.py::run", "flashinfer_ragged_prefill.py::run")
+"""Entry points of solutions that call FlashInfer itself: the original already is that solution."""
+
+_RUN_KEYWORDS = frozenset({"out", "lse", "return_lse", "enable_pdl"})
+_NEUTRAL_RUN = {"q_scale": None, "k_scale": None, "v_scale": None, "o_scale": None, "window_left": None,
+                "sinks": None, "q_len_per_req": None, "skip_softmax_threshold_scale_factor": None,
+                "kv_cache_sf": None, "lse_base": "log2", "lse_layout": "NH", "use_fp16_softmax": None,
+                "uses_spcompress": None}
+
+
+def _any(value: Any) -> bool:
+    return True
+
+
+def _none(value: Any) -> bool:
+    return value is None
+
+
+def _equals(expected: Any) -> Callable[[Any], bool]:
+    return lambda value: value == expected
+
+
+def _no_soft_cap(value: Any) -> bool:
+    return value is None or value == 0
+
+
+# Plan keywords a definition can express, each with the values it can express. A keyword not listed here is
+# unknown and runs the original. Hints that change speed but not results (non_blocking, disable_split_kv,
+# rope settings without rope) are accepted with any value.
+_COMMON_PLAN = {
+    "pos_encoding_mode": _equals("NONE"), "window_left": _equals(-1), "logits_soft_cap": _no_soft_cap,
+    "q_data_type": _any, "kv_data_type": _any, "o_data_type": _any, "sm_scale": _any, "rope_scale": _any,
+    "rope_theta": _any, "non_blocking": _any, "seq_lens": _none, "fixed_split_size": _none,
+    "disable_split_kv": _any,
+}
+_DECODE_PLAN = {**_COMMON_PLAN, "window_right": _equals(0), "data_type": _none, "block_tables": _none,
+                "q_len_per_req": _equals(1), "is_causal": lambda v: not v}
+_PREFILL_PLAN = {**_COMMON_PLAN, "head_dim_vo": _any, "custom_mask": _none, "packed_custom_mask": _none,
+                 "causal": bool, "use_fp16_qk_reduction": _equals(False), "prefix_len_ptr": _none,
+                 "token_pos_in_items_ptr": _none, "token_pos_in_items_len": _equals(0), "max_item_len_ptr": _none,
+                 "seq_lens_q": _none, "max_token_per_sequence": _any, "max_sequence_kv": _any,
+                 "uniform_q_len": _any}
+_PAGED_PREFILL_PLAN = {**_PREFILL_PLAN, "block_tables": _none}
+_RAGGED_PREFILL_PLAN = {**_PREFILL_PLAN, "v_indptr": _none, "o_indptr": _none}
+
+
+class _Unsupported(Exception):
+    """A call the definitions cannot express; its message is the reason logged."""
+
+
+@dataclass
+class _Plan:
+    """One plan() call, parsed: what the definition needs, and the call itself for FlashInfer's plan."""
+
+    definition: str
+    axes: Dict[str, int]
+    q_dtype: torch.dtype
+    sm_scale: float
+    causal: bool
+    tables: Tuple[Any, ...]
+    """Page table (or ragged indptr) arguments, in the definition's input order."""
+    ours: Callable[[Any], None]
+    """Plans a kernelarena wrapper of this kind with this call's arguments."""
+
+
+class _State:
+    """kernelarena's side of one FlashInfer wrapper object."""
+
+    def __init__(self, wrapper: Any):
+        self.workspace = wrapper._float_workspace_buffer
+        self.use_cuda_graph = bool(getattr(wrapper, "_use_cuda_graph", False))
+        self.kv_layout = getattr(wrapper, "_kv_layout", "NHD")
+        self.init_error: Optional[BaseException] = None
+        self.route: Optional[Any] = None
+        self.saved: Optional[Tuple[tuple, dict]] = None
+        self.original_planned = False
+        self.ours: Optional[Any] = None
+        self.num_pages = 0
+        _states.add(self)
+
+
+_states: "weakref.WeakSet[_State]" = weakref.WeakSet()
+
+
+@hooks.on_change
+def _forget_routes(runtime) -> None:
+    """apply was enabled or disabled: routes chosen from the old table are dropped; the next run() of a
+    batch planned before runs the original (planned then from the saved arguments), the next plan() decides
+    again."""
+    for state in list(_states):
+        state.route = None
+
+
+class _PlannedRoute:
+    """A batch planned by a kernelarena plan/run wrapper."""
+
+    def __init__(self, solution: str, runtime: Any, wrapper: Any):
+        self.solution, self.runtime, self.wrapper = solution, runtime, wrapper
+
+    def run(self, q, kv, out, lse, return_lse):
+        return self.wrapper.run(q, *kv, out=out, lse=lse, return_lse=return_lse)
+
+
+class _OneCallRoute:
+    """A batch answered by a solution that takes the page table on every call."""
+
+    def __init__(self, solution: str, runtime: Any, call: Callable[..., Any], tables: tuple, sm_scale: float,
+                 layout_split: Callable[[tuple], tuple]):
+        self.solution, self.runtime, self.call = solution, runtime, call
+        self.tables, self.sm_scale, self.layout_split = tables, sm_scale, layout_split
+
+    def run(self, q, kv, out, lse, return_lse):
+        output, lse_value = self.call(q, *self.layout_split(kv), *self.tables, self.sm_scale)
+        if out is not None:
+            out.copy_(output)
+            output = out
+        if lse is not None:
+            lse.copy_(lse_value)
+            lse_value = lse
+        return (output, lse_value) if return_lse else output
+
+
+def _neutral_run(kwargs: dict) -> bool:
+    missing = object()
+    return all(k in _RUN_KEYWORDS or _NEUTRAL_RUN.get(k, missing) == v for k, v in kwargs.items())
+
+
+def _paged_kv(kv: tuple) -> tuple:
+    """(k_cache, v_cache) from run()'s paged_kv_cache: a (k, v) tuple or one [pages, 2, P, H, D] tensor."""
+    cache = kv[0]
+    if isinstance(cache, (tuple, list)):
+        return tuple(cache)
+    return cache[:, 0], cache[:, 1]
+
+
+def _ragged_kv(kv: tuple) -> tuple:
+    return kv
+
+
+def _host(values: Any) -> np.ndarray:
+    if isinstance(values, np.ndarray):
+        return values
+    return values.numpy() if values.device.type == "cpu" else values.cpu().numpy()
+
+
+def _dtype(value: Any) -> torch.dtype:
+    return getattr(torch, value) if isinstance(value, str) else value
+
+
+def _check_keywords(table: Dict[str, Callable[[Any], bool]], kwargs: dict) -> None:
+    for name, value in kwargs.items():
+        accepts = table.get(name)
+        if accepts is None:
+            raise _Unsupported(f"unknown argument {name}")
+        if not accepts(value):
+            raise _Unsupported(f"{name}={value!r}")
+
+
+def _common(kwargs: dict, head_dim: int) -> Tuple[torch.dtype, float]:
+    q_dtype = _dtype(kwargs.get("q_data_type", "float16"))
+    for name in ("kv_data_type", "o_data_type"):
+        other = kwargs.get(name)
+        if other is not None and _dtype(other) != q_dtype:
+            raise _Unsupported(f"{name}={other} differs from q_data_type={q_dtype}")
+    if kwargs.get("head_dim_vo") not in (None, head_dim):
+        raise _Unsupported(f"head_dim_vo={kwargs['head_dim_vo']} differs from head_dim_qk={head_dim}")
+    sm_scale = kwargs.get("sm_scale")
+    return q_dtype, float(sm_scale) if sm_scale is not None else 1.0 / math.sqrt(head_dim)
+
+
+def _decode_plan(state: _State, indptr, indices, last_page_len, num_qo_heads, num_kv_heads, head_dim, page_size,
+                 *deprecated, **kwargs) -> _Plan:
+    if deprecated:
+        raise _Unsupported("positional plan arguments after page_size (deprecated by FlashInfer)")
+    _check_keywords(_DECODE_PLAN, kwargs)
+    q_dtype, sm_scale = _common(kwargs, head_dim)
+    batch, used = len(indptr) - 1, len(indices)
+    axes = {"batch_size": batch, "len_indptr": batch + 1, "num_kv_indices": used,
+            "num_pages": max(state.num_pages, used)}
+
+    def plan_ours(wrapper):
+        wrapper.plan(indptr, indices, last_page_len, num_qo_heads, num_kv_heads, head_dim, page_size,
+                     q_data_type=q_dtype, sm_scale=sm_scale)
+
+    return _Plan(f"gqa_paged_decode_h{num_qo_heads}_kv{num_kv_heads}_d{head_dim}_ps{page_size}", axes, q_dtype,
+                 sm_scale, False, (indptr, indices, last_page_len), plan_ours)
+
+
+def _paged_prefill_plan(state: _State, qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_len,
+                        num_qo_heads, num_kv_heads, head_dim_qk, page_size, **kwargs) -> _Plan:
+    _check_keywords(_PAGED_PREFILL_PLAN, kwargs)
+    if not kwargs.get("causal", False):
+        raise _Unsupported("causal=False (the paged prefill definitions are causal)")
+    q_dtype, sm_scale = _common(kwargs, head_dim_qk)
+    qo = _host(qo_indptr)
+    batch, used = len(qo) - 1, len(paged_kv_indices)
+    axes = {"batch_size": batch, "len_indptr": batch + 1, "total_q": int(qo[-1]), "num_kv_indices": used,
+            "num_pages": max(state.num_pages, used)}
+
+    def plan_ours(wrapper):
+        wrapper.plan(qo, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_len, num_qo_heads, num_kv_heads,
+                     head_dim_qk, page_size, causal=True, q_data_type=q_dtype, sm_scale=sm_scale)
+
+    name = f"gqa_paged_prefill_causal_h{num_qo_heads}_kv{num_kv_heads}_d{head_dim_qk}_ps{page_size}"
+    return _Plan(name, axes, q_dtype, sm_scale, True,
+                 (qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_len), plan_ours)
+
+
+def _ragged_prefill_plan(state: _State, qo_indptr, kv_indptr, num_qo_heads, num_kv_heads, head_dim_qk,
+                         **kwargs) -> _Plan:
+    _check_keywords(_RAGGED_PREFILL_PLAN, kwargs)
+    if not kwargs.get("causal", False):
+        raise _Unsupported("causal=False (the ragged prefill definitions are causal)")
+    q_dtype, sm_scale = _common(kwargs, head_dim_qk)
+    qo, kv = _host(qo_indptr), _host(kv_indptr)
+    batch = len(qo) - 1
+    axes = {"batch_size": batch, "len_indptr": batch + 1, "total_q": int(qo[-1]), "total_kv": int(kv[-1])}
+
+    def plan_ours(wrapper):
+        wrapper.plan(qo, kv, num_qo_heads, num_kv_heads, head_dim_qk, causal=True, q_data_type=q_dtype,
+                     sm_scale=sm_scale)
+
+    return _Plan(f"gqa_ragged_prefill_causal_h{num_qo_heads}_kv{num_kv_heads}_d{head_dim_qk}", axes, q_dtype,
+                 sm_scale, True, (qo_indptr, kv_indptr), plan_ours)
+
+
+@dataclass(frozen=True)
+class WrapperKind:
+    """How one FlashInfer wrapper class is planned and run."""
+
+    api: str
+    parse_plan: Callable[..., _Plan]
+    layout_split: Callable[[tuple], tuple]
+    n_kv: int
+    """Positional run() arguments after q: 1 (a paged cache) or 2 (ragged k, v)."""
+
+
+KINDS = {
+    "BatchDecodeWithPagedKVCacheWrapper": WrapperKind("BatchDecodeWithPagedKVCacheWrapper", _decode_plan,
+                                                      _paged_kv, 1),
+    "BatchPrefillWithPagedKVCacheWrapper": WrapperKind("BatchPrefillWithPagedKVCacheWrapper",
+                                                       _paged_prefill_plan, _paged_kv, 1),
+    "BatchPrefillWithRaggedKVCacheWrapper": WrapperKind("BatchPrefillWithRaggedKVCacheWrapper",
+                                                        _ragged_prefill_plan, _ragged_kv, 2),
+}
+
+
+def _decide(kind: WrapperKind, wrapper: Any, state: _State, args: tuple, kwargs: dict):
+    """The route of one plan() call; raises _Unsupported with the reason when FlashInfer's original runs."""
+    if state.kv_layout != "NHD":
+        raise _Unsupported(f"kv_layout={state.kv_layout} (the definitions are NHD)")
+    try:
+        plan = kind.parse_plan(state, *args, **kwargs)
+    except TypeError as error:  # arguments that do not bind to FlashInfer's own signature
+        raise _Unsupported(f"arguments FlashInfer's plan signature does not take ({error})") from None
+    apply_api.read_environment()
+    runtime = apply_api.current_runtime()
+    if runtime is None:
+        raise _Unsupported("apply is not enabled")
+    router = runtime.router(plan.definition)
+    if router is None:
+        raise _Unsupported(f"definition {plan.definition} is not in the dataset")
+    definition = router.definition
+    if torch_dtype(definition.inputs["q"].dtype) != plan.q_dtype:
+        raise _Unsupported(f"q_data_type={plan.q_dtype} (definition {definition.name} takes "
+                           f"{definition.inputs['q'].dtype})")
+    axes = {name: plan.axes.get(name, 0) for name in definition.var_axes}
+    device = state.workspace.device
+    solution, runnable, how = router.choose(tuple(axes.values()), runtime.config.device or device.type)
+    if solution is None:
+        raise _Unsupported(f"no solution of {plan.definition} chosen for {axes} ({how})")
+    entry = runtime.traceset.solutions[solution].spec.entry_point
+    if entry in FLASHINFER_ENTRIES:
+        raise _Unsupported(f"the dataset's choice for {plan.definition} is FlashInfer's own ({solution})")
+    form = PLANNED_FORMS.get(entry)
+    if form is not None:
+        if state.ours is None or not isinstance(state.ours, form):
+            state.ours = form(state.workspace, "NHD", use_cuda_graph=state.use_cuda_graph)
+        plan.ours(state.ours)
+        return _PlannedRoute(solution, runtime, state.ours)
+    if state.use_cuda_graph:
+        raise _Unsupported(f"{solution} takes the page table on every call, which a CUDA graph cannot capture")
+    definition_axes = {**plan.axes, **axes}
+    call = adapt(getattr(runnable, "entry", runnable), runnable.destination_passing_style, False, definition,
+                 definition_axes, device)
+    tables = tuple(t.to(device=device, dtype=torch.int32) if isinstance(t, torch.Tensor)
+                   else torch.as_tensor(t, dtype=torch.int32, device=device) for t in plan.tables)
+    return _OneCallRoute(solution, runtime, call, tables, plan.sm_scale, kind.layout_split)
+
+
+def patch_wrapper(patches, cls: type, kind: WrapperKind) -> None:
+    """Replace ``cls.__init__``, ``cls.plan`` and ``cls.run`` with routed versions (recorded in ``patches``)."""
+    original_init = cls.__dict__["__init__"]
+    original_plan = cls.__dict__["plan"]
+    original_run = cls.__dict__["run"]
+
+    def state_of(wrapper) -> _State:
+        state = wrapper.__dict__.get("_kernelarena")
+        if state is None:
+            state = wrapper._kernelarena = _State(wrapper)
+        return state
+
+    def __init__(self, float_workspace_buffer, kv_layout="NHD", use_cuda_graph=False, *args, **kwargs):
+        try:
+            original_init(self, float_workspace_buffer, kv_layout, use_cuda_graph, *args, **kwargs)
+            init_error = None
+        except Exception as error:
+            if float_workspace_buffer.device.type == "cuda":
+                raise
+            # FlashInfer cannot set itself up off the GPU (it pins host memory); routed calls do not need it,
+            # and its own path raises this error if it is ever asked for.
+            self._float_workspace_buffer, self._kv_layout = float_workspace_buffer, kv_layout
+            self._use_cuda_graph, self.device = use_cuda_graph, float_workspace_buffer.device
+            init_error = error
+        state_of(self).init_error = init_error
+
+    def plan(self, *args, **kwargs):
+        state = state_of(self)
+        state.saved, state.original_planned, state.route = (args, kwargs), False, None
+        try:
+            state.route = _decide(kind, self, state, args, kwargs)
+        except _Unsupported as reason:
+            run_original(kind.api, str(reason))
+            plan_original(self, state)
+
+    def plan_original(self, state: _State) -> None:
+        if state.init_error is not None:
+            raise UnsupportedError(f"{kind.api}: FlashInfer's own kernels are needed for this call and FlashInfer "
+                                   f"could not set up on {state.workspace.device}") from state.init_error
+        args, kwargs = state.saved
+        original_plan(self, *args, **kwargs)
+        state.original_planned = True
+
+    def run(self, q, *args, **kwargs):
+        state = self.__dict__.get("_kernelarena")
+        route = state.route if state is not None else None
+        if route is not None:
+            if len(args) == kind.n_kv and (kwargs.keys() <= _RUN_KEYWORDS or _neutral_run(kwargs)):
+                return _run_routed(self, state, route, q, args, kwargs)
+            run_original(kind.api, f"run() arguments beyond out/lse/return_lse ({len(args)} positional, "
+                                   f"keywords {sorted(kwargs)})")
+            state.route = None
+        if state is not None and not state.original_planned and state.saved is not None:
+            plan_original(self, state)
+        return original_run(self, q, *args, **kwargs)
+
+    def _run_routed(self, state: _State, route, q, kv, kwargs):
+        try:
+            if kind.n_kv == 1:
+                k_cache = kv[0][0] if isinstance(kv[0], (tuple, list)) else kv[0]
+                state.num_pages = k_cache.shape[0]
+            return route.run(q, kv, kwargs.get("out"), kwargs.get("lse"), kwargs.get("return_lse", False))
+        except Exception as error:  # a bad kernel must not take the serving process down
+            route.runtime.exclude(route.solution, f"raised {type(error).__name__} in {kind.api}.run", error)
+            state.route = None
+            plan_original(self, state)
+            return original_run(self, q, *kv, **kwargs)
+
+    __init__.__wrapped__, plan.__wrapped__, run.__wrapped__ = original_init, original_plan, original_run
+    patches.replace(cls, "__init__", __init__)
+    patches.replace(cls, "plan", plan)
+    patches.replace(cls, "run", run)
+
+
+def routed_solution(wrapper: Any) -> Optional[str]:
+    """The solution the wrapper's current plan runs (None: FlashInfer's original)."""
+    state = wrapper.__dict__.get("_kernelarena")
+    route = state.route if state is not None else None
+    return route.solution if route is not None else None

@@ -249,3 +249,22 @@ def test_environment_installs_the_integration_when_kernelarena_is_imported(tiny_
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert done.stdout.split() == ["True", "kernelarena.integrations.flashinfer.norms", "True"], \
         done.stderr[-2000:]
+
+
+def test_startup_file_switches_over_a_process_that_never_imports_kernelarena(tmp_path):
+    from kernelarena.integrations.startup import remove_startup_file, write_startup_file
+
+    write_startup_file(tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("KERNELARENA_INTEGRATIONS", None)
+    plain = subprocess.run([sys.executable, "-c", "import site, sys; site.addsitedir(sys.argv[1]); "
+                            "print('kernelarena' in sys.modules)", str(tmp_path)], env=env, capture_output=True,
+                           text=True, timeout=120)
+    assert plain.stdout.strip() == "False", plain.stderr[-2000:]  # without the variable: not even imported
+    code = ("import site, sys; site.addsitedir(sys.argv[1]); import flashinfer\n"
+            "print(flashinfer.norm.rmsnorm.__module__)\n")
+    env["KERNELARENA_INTEGRATIONS"] = "flashinfer"
+    switched = subprocess.run([sys.executable, "-c", code, str(tmp_path)], env=env, capture_output=True,
+                              text=True, timeout=120)
+    assert switched.stdout.strip() == "kernelarena.integrations.flashinfer.norms", switched.stderr[-2000:]
+    assert remove_startup_file(tmp_path) and not remove_startup_file(tmp_path)

@@ -222,6 +222,7 @@ def test_ragged_prefill_wrapper_routes(tmp_path):
     torch.testing.assert_close(wrapper.run(q, k, v).float(), expected.float(), atol=2e-2, rtol=2e-2)
 
 
+@pytest.mark.slow
 def test_environment_installs_the_integration_when_kernelarena_is_imported(tiny_dataset, tmp_path):
     import shutil
 
@@ -251,6 +252,7 @@ def test_environment_installs_the_integration_when_kernelarena_is_imported(tiny_
         done.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_startup_file_switches_over_a_process_that_never_imports_kernelarena(tmp_path):
     from kernelarena.integrations.startup import remove_startup_file, write_startup_file
 
@@ -268,3 +270,14 @@ def test_startup_file_switches_over_a_process_that_never_imports_kernelarena(tmp
                               text=True, timeout=120)
     assert switched.stdout.strip() == "kernelarena.integrations.flashinfer.norms", switched.stderr[-2000:]
     assert remove_startup_file(tmp_path) and not remove_startup_file(tmp_path)
+
+
+def test_a_one_call_solution_is_refused_for_a_cuda_graph_wrapper(tiny_dataset):
+    ka_flashinfer.install(tiny_dataset, config=routing(decode="gqa_paged_decode_h4_kv2_d64_ps16_pytorch"))
+    table, *_ = _decode_batch()
+    wrapper = flashinfer.BatchDecodeWithPagedKVCacheWrapper(torch.empty(1 << 22, dtype=torch.uint8), "NHD",
+                                                            use_cuda_graph=True)
+    with pytest.raises(UnsupportedError):
+        wrapper.plan(table.kv_indptr, table.kv_indices, table.kv_last_page_len, 4, 2, 64, 16,
+                     q_data_type=torch.bfloat16)
+    assert any("CUDA graph" in r for _, r in ka_flashinfer.logged_reasons())

@@ -320,6 +320,8 @@ def _decide(kind: WrapperKind, wrapper: Any, state: _State, args: tuple, kwargs:
     if form is not None:
         if state.ours is None or not isinstance(state.ours, form):
             state.ours = form(state.workspace, "NHD", use_cuda_graph=state.use_cuda_graph)
+            if state.use_cuda_graph:
+                _reserve_indices(state.ours, wrapper)
         plan.ours(state.ours)
         return _PlannedRoute(solution, runtime, state.ours)
     if state.use_cuda_graph:
@@ -330,6 +332,16 @@ def _decide(kind: WrapperKind, wrapper: Any, state: _State, args: tuple, kwargs:
     tables = tuple(t.to(device=device, dtype=torch.int32) if isinstance(t, torch.Tensor)
                    else torch.as_tensor(t, dtype=torch.int32, device=device) for t in plan.tables)
     return _OneCallRoute(solution, runtime, call, tables, plan.sm_scale, kind.layout_split)
+
+
+def _reserve_indices(ours: Any, wrapper: Any) -> None:
+    """Under CUDA graphs our runner sizes its page-index buffer at the first plan and refuses to grow it
+    later; FlashInfer's caller already said the most pages a batch will use (the fixed indices buffer it
+    gave the wrapper), so reserve that much now, before the first plan, at a fixed address."""
+    capacity = getattr(wrapper, "_paged_kv_indices_buf", None)
+    runner = getattr(ours, "_runner", None)
+    if isinstance(capacity, torch.Tensor) and runner is not None and getattr(runner, "_indices", 0) is None:
+        runner._indices = torch.empty(max(capacity.numel(), 1), dtype=torch.int32, device=runner.device)
 
 
 def patch_wrapper(patches, cls: type, kind: WrapperKind) -> None:

@@ -7,13 +7,14 @@ import os
 import pytest
 import torch
 
-from kernelarena.serving.dataset import derive_dataset, named_routing
-from kernelarena.store import TraceSet
-from tests.apply.conftest import apply_off  # noqa: F401
-from tests.conftest import EXAMPLE_DATASET
-
+# Before anything imports our Triton kernels: @triton.jit reads this when a kernel is defined.
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
+
+from kernelarena.serving.dataset import derive_dataset, named_routing  # noqa: E402
+from kernelarena.store import TraceSet  # noqa: E402
+from tests.apply.conftest import apply_off  # noqa: E402,F401
+from tests.conftest import EXAMPLE_DATASET  # noqa: E402
 
 flashinfer = pytest.importorskip("flashinfer")
 

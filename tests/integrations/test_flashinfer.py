@@ -281,3 +281,22 @@ def test_a_one_call_solution_is_refused_for_a_cuda_graph_wrapper(tiny_dataset):
         wrapper.plan(table.kv_indptr, table.kv_indices, table.kv_last_page_len, 4, 2, 64, 16,
                      q_data_type=torch.bfloat16)
     assert any("CUDA graph" in r for _, r in ka_flashinfer.logged_reasons())
+
+
+def test_flashinfers_aliases_and_deprecated_forward_route_only_with_the_planned_settings(tiny_dataset):
+    ka_flashinfer.install(tiny_dataset, config=routing(decode="gqa_paged_decode_h4_kv2_d64_ps16_pytorch"))
+    table, k, v, q = _decode_batch()
+    wrapper = flashinfer.BatchDecodeWithPagedKVCacheWrapper(torch.empty(1 << 22, dtype=torch.uint8), "NHD")
+    # begin_forward with the older data_type spelling, as SGLang calls it
+    wrapper.begin_forward(table.kv_indptr, table.kv_indices, table.kv_last_page_len, 4, 2, 64, 16,
+                          data_type=torch.bfloat16)
+    assert ka_flashinfer.routed_solution(wrapper) is not None
+    expected, expected_lse = batch_attention_reference(q, k, v, torch.arange(4), table.kv_indptr,
+                                                       table.kv_indices, table.kv_last_page_len)
+    out, lse = wrapper.run_return_lse(q, (k, v))
+    torch.testing.assert_close(lse.float(), expected_lse.float(), atol=2e-2, rtol=2e-2)
+    out = wrapper.forward(q, (k, v), sm_scale=1 / 8, logits_soft_cap=0.0)
+    torch.testing.assert_close(out.float(), expected.float(), atol=2e-2, rtol=2e-2)
+    with pytest.raises(UnsupportedError):  # another scale than planned: FlashInfer's own (absent on a CPU)
+        wrapper.forward(q, (k, v), sm_scale=0.5)
+    assert ka_flashinfer.routed_solution(wrapper) is None

@@ -20,6 +20,7 @@ batch) runs FlashInfer's original, whose plan is then made from the saved plan a
 
 from __future__ import annotations
 
+import functools
 import math
 import weakref
 from dataclasses import dataclass
@@ -77,7 +78,7 @@ _COMMON_PLAN = {
     "rope_theta": _any, "non_blocking": _any, "seq_lens": _none, "fixed_split_size": _none,
     "disable_split_kv": _any,
 }
-_DECODE_PLAN = {**_COMMON_PLAN, "window_right": _equals(0), "data_type": _none, "block_tables": _none,
+_DECODE_PLAN = {**_COMMON_PLAN, "window_right": _equals(0), "data_type": _any, "block_tables": _none,
                 "q_len_per_req": _equals(1), "is_causal": lambda v: not v}
 _PREFILL_PLAN = {**_COMMON_PLAN, "head_dim_vo": _any, "custom_mask": _none, "packed_custom_mask": _none,
                  "causal": bool, "use_fp16_qk_reduction": _equals(False), "prefix_len_ptr": _none,
@@ -138,8 +139,9 @@ def _forget_routes(runtime) -> None:
 class _PlannedRoute:
     """A batch planned by a kernelarena plan/run wrapper."""
 
-    def __init__(self, solution: str, runtime: Any, wrapper: Any):
+    def __init__(self, solution: str, runtime: Any, wrapper: Any, sm_scale: float, causal: bool):
         self.solution, self.runtime, self.wrapper = solution, runtime, wrapper
+        self.sm_scale, self.causal = sm_scale, causal
 
     def run(self, q, kv, out, lse, return_lse):
         return self.wrapper.run(q, *kv, out=out, lse=lse, return_lse=return_lse)
@@ -149,9 +151,9 @@ class _OneCallRoute:
     """A batch answered by a solution that takes the page table on every call."""
 
     def __init__(self, solution: str, runtime: Any, call: Callable[..., Any], tables: tuple, sm_scale: float,
-                 layout_split: Callable[[tuple], tuple]):
+                 causal: bool, layout_split: Callable[[tuple], tuple]):
         self.solution, self.runtime, self.call = solution, runtime, call
-        self.tables, self.sm_scale, self.layout_split = tables, sm_scale, layout_split
+        self.tables, self.sm_scale, self.causal, self.layout_split = tables, sm_scale, causal, layout_split
 
     def run(self, q, kv, out, lse, return_lse):
         output, lse_value = self.call(q, *self.layout_split(kv), *self.tables, self.sm_scale)
@@ -167,6 +169,24 @@ class _OneCallRoute:
 def _neutral_run(kwargs: dict) -> bool:
     missing = object()
     return all(k in _RUN_KEYWORDS or _NEUTRAL_RUN.get(k, missing) == v for k, v in kwargs.items())
+
+
+_NEUTRAL_FORWARD = {"pos_encoding_mode": _equals("NONE"), "window_left": _equals(-1),
+                    "use_fp16_qk_reduction": _equals(False), "logits_soft_cap": _no_soft_cap,
+                    "q_scale": lambda v: v is None or v == 1.0, "k_scale": lambda v: v is None or v == 1.0,
+                    "v_scale": lambda v: v is None or v == 1.0, "rope_scale": _any, "rope_theta": _any}
+
+
+def _forward_matches(route: Any, kwargs: dict) -> bool:
+    """True when the deprecated forward()'s settings are those the route was planned with (forward() sets
+    them on the wrapper, overriding the plan's, before it calls run())."""
+    if bool(kwargs.get("causal", False)) != route.causal:  # forward's causal defaults to False
+        return False
+    scale = kwargs.get("sm_scale")
+    if scale is not None and not math.isclose(scale, route.sm_scale, rel_tol=1e-6):
+        return False
+    return all(name in ("causal", "sm_scale") or _NEUTRAL_FORWARD.get(name, lambda v: False)(value)
+               for name, value in kwargs.items())
 
 
 def _paged_kv(kv: tuple) -> tuple:
@@ -201,8 +221,9 @@ def _check_keywords(table: Dict[str, Callable[[Any], bool]], kwargs: dict) -> No
 
 
 def _common(kwargs: dict, head_dim: int) -> Tuple[torch.dtype, float]:
-    q_dtype = _dtype(kwargs.get("q_data_type", "float16"))
-    for name in ("kv_data_type", "o_data_type"):
+    # FlashInfer's older spelling: data_type is the q and kv dtype when q_data_type is not given.
+    q_dtype = _dtype(kwargs.get("q_data_type") or kwargs.get("data_type") or "float16")
+    for name in ("kv_data_type", "o_data_type", "data_type"):
         other = kwargs.get(name)
         if other is not None and _dtype(other) != q_dtype:
             raise _Unsupported(f"{name}={other} differs from q_data_type={q_dtype}")
@@ -323,7 +344,7 @@ def _decide(kind: WrapperKind, wrapper: Any, state: _State, args: tuple, kwargs:
             if state.use_cuda_graph:
                 _reserve_indices(state.ours, wrapper)
         plan.ours(state.ours)
-        return _PlannedRoute(solution, runtime, state.ours)
+        return _PlannedRoute(solution, runtime, state.ours, plan.sm_scale, plan.causal)
     if state.use_cuda_graph:
         raise _Unsupported(f"{solution} takes the page table on every call, which a CUDA graph cannot capture")
     definition_axes = {**plan.axes, **axes}
@@ -331,7 +352,7 @@ def _decide(kind: WrapperKind, wrapper: Any, state: _State, args: tuple, kwargs:
                  definition_axes, device)
     tables = tuple(t.to(device=device, dtype=torch.int32) if isinstance(t, torch.Tensor)
                    else torch.as_tensor(t, dtype=torch.int32, device=device) for t in plan.tables)
-    return _OneCallRoute(solution, runtime, call, tables, plan.sm_scale, kind.layout_split)
+    return _OneCallRoute(solution, runtime, call, tables, plan.sm_scale, plan.causal, kind.layout_split)
 
 
 def _reserve_indices(ours: Any, wrapper: Any) -> None:
@@ -412,10 +433,34 @@ def patch_wrapper(patches, cls: type, kind: WrapperKind) -> None:
             plan_original(self, state)
             return original_run(self, q, *kv, **kwargs)
 
+    original_forward = cls.__dict__.get("forward")
+
+    def forward(self, q, *args, **kwargs):
+        state = self.__dict__.get("_kernelarena")
+        route = state.route if state is not None else None
+        if route is not None:
+            if len(args) == kind.n_kv and _forward_matches(route, kwargs):
+                return run(self, q, *args)
+            run_original(kind.api, f"forward() settings the plan did not make ({sorted(kwargs)}, "
+                                   f"{len(args) - kind.n_kv} extra positional)")
+            state.route = None
+            if not state.original_planned:
+                plan_original(self, state)
+        return original_forward(self, q, *args, **kwargs)
+
     __init__.__wrapped__, plan.__wrapped__, run.__wrapped__ = original_init, original_plan, original_run
     patches.replace(cls, "__init__", __init__)
     patches.replace(cls, "plan", plan)
     patches.replace(cls, "run", run)
+    # FlashInfer's aliases refer to the original functions themselves: point them at ours too.
+    for name, value in list(cls.__dict__.items()):
+        if name != "plan" and value is original_plan:
+            patches.replace(cls, name, plan)
+        elif isinstance(value, functools.partialmethod) and value.func is original_run:
+            patches.replace(cls, name, functools.partialmethod(run, *value.args, **value.keywords))
+    if original_forward is not None:
+        forward.__wrapped__ = original_forward
+        patches.replace(cls, "forward", forward)
 
 
 def routed_solution(wrapper: Any) -> Optional[str]:

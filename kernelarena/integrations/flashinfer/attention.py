@@ -21,12 +21,10 @@ batch) runs FlashInfer's original, whose plan is then made from the saved plan a
 from __future__ import annotations
 
 import functools
-import math
 import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional, Tuple
 
-import numpy as np
 import torch
 
 from ...apply import api as apply_api
@@ -35,6 +33,8 @@ from ...apply.adapters import adapt
 from ...errors import UnsupportedError
 from ...kernels import attention as ours
 from ...schema import torch_dtype
+from .arguments import (RUN_KEYWORDS, ParsedPlan, Unsupported, decode_plan, forward_matches, neutral_run,
+                        paged_prefill_plan, ragged_prefill_plan)
 from .support import run_original
 
 PLANNED_FORMS: Dict[str, Callable[..., Any]] = {
@@ -45,68 +45,6 @@ PLANNED_FORMS: Dict[str, Callable[..., Any]] = {
 
 FLASHINFER_ENTRIES = ("flashinfer_decode.py::run", "flashinfer_prefill.py::run", "flashinfer_ragged_prefill.py::run")
 """Entry points of solutions that call FlashInfer itself: the original already is that solution."""
-
-_RUN_KEYWORDS = frozenset({"out", "lse", "return_lse", "enable_pdl"})
-_NEUTRAL_RUN = {"q_scale": None, "k_scale": None, "v_scale": None, "o_scale": None, "window_left": None,
-                "sinks": None, "q_len_per_req": None, "skip_softmax_threshold_scale_factor": None,
-                "kv_cache_sf": None, "lse_base": "log2", "lse_layout": "NH", "use_fp16_softmax": None,
-                "uses_spcompress": None}
-
-
-def _any(value: Any) -> bool:
-    return True
-
-
-def _none(value: Any) -> bool:
-    return value is None
-
-
-def _equals(expected: Any) -> Callable[[Any], bool]:
-    return lambda value: value == expected
-
-
-def _no_soft_cap(value: Any) -> bool:
-    return value is None or value == 0
-
-
-# Plan keywords a definition can express, each with the values it can express. A keyword not listed here is
-# unknown and runs the original. Hints that change speed but not results (non_blocking, disable_split_kv,
-# rope settings without rope) are accepted with any value.
-_COMMON_PLAN = {
-    "pos_encoding_mode": _equals("NONE"), "window_left": _equals(-1), "logits_soft_cap": _no_soft_cap,
-    "q_data_type": _any, "kv_data_type": _any, "o_data_type": _any, "sm_scale": _any, "rope_scale": _any,
-    "rope_theta": _any, "non_blocking": _any, "seq_lens": _none, "fixed_split_size": _none,
-    "disable_split_kv": _any,
-}
-_DECODE_PLAN = {**_COMMON_PLAN, "window_right": _equals(0), "data_type": _any, "block_tables": _none,
-                "q_len_per_req": _equals(1), "is_causal": lambda v: not v}
-_PREFILL_PLAN = {**_COMMON_PLAN, "head_dim_vo": _any, "custom_mask": _none, "packed_custom_mask": _none,
-                 "causal": bool, "use_fp16_qk_reduction": _equals(False), "prefix_len_ptr": _none,
-                 "token_pos_in_items_ptr": _none, "token_pos_in_items_len": _equals(0), "max_item_len_ptr": _none,
-                 "seq_lens_q": _none, "max_token_per_sequence": _any, "max_sequence_kv": _any,
-                 "uniform_q_len": _any}
-_PAGED_PREFILL_PLAN = {**_PREFILL_PLAN, "block_tables": _none}
-_RAGGED_PREFILL_PLAN = {**_PREFILL_PLAN, "v_indptr": _none, "o_indptr": _none}
-
-
-class _Unsupported(Exception):
-    """A call the definitions cannot express; its message is the reason logged."""
-
-
-@dataclass
-class _Plan:
-    """One plan() call, parsed: what the definition needs, and the call itself for FlashInfer's plan."""
-
-    definition: str
-    axes: Dict[str, int]
-    q_dtype: torch.dtype
-    sm_scale: float
-    causal: bool
-    tables: Tuple[Any, ...]
-    """Page table (or ragged indptr) arguments, in the definition's input order."""
-    ours: Callable[[Any], None]
-    """Plans a kernelarena wrapper of this kind with this call's arguments."""
-
 
 class _State:
     """kernelarena's side of one FlashInfer wrapper object."""
@@ -136,7 +74,7 @@ def _forget_routes(runtime) -> None:
         state.route = None
 
 
-class _PlannedRoute:
+class ParsedPlannedRoute:
     """A batch planned by a kernelarena plan/run wrapper."""
 
     def __init__(self, solution: str, runtime: Any, wrapper: Any, sm_scale: float, causal: bool):
@@ -166,29 +104,6 @@ class _OneCallRoute:
         return (output, lse_value) if return_lse else output
 
 
-def _neutral_run(kwargs: dict) -> bool:
-    missing = object()
-    return all(k in _RUN_KEYWORDS or _NEUTRAL_RUN.get(k, missing) == v for k, v in kwargs.items())
-
-
-_NEUTRAL_FORWARD = {"pos_encoding_mode": _equals("NONE"), "window_left": _equals(-1),
-                    "use_fp16_qk_reduction": _equals(False), "logits_soft_cap": _no_soft_cap,
-                    "q_scale": lambda v: v is None or v == 1.0, "k_scale": lambda v: v is None or v == 1.0,
-                    "v_scale": lambda v: v is None or v == 1.0, "rope_scale": _any, "rope_theta": _any}
-
-
-def _forward_matches(route: Any, kwargs: dict) -> bool:
-    """True when the deprecated forward()'s settings are those the route was planned with (forward() sets
-    them on the wrapper, overriding the plan's, before it calls run())."""
-    if bool(kwargs.get("causal", False)) != route.causal:  # forward's causal defaults to False
-        return False
-    scale = kwargs.get("sm_scale")
-    if scale is not None and not math.isclose(scale, route.sm_scale, rel_tol=1e-6):
-        return False
-    return all(name in ("causal", "sm_scale") or _NEUTRAL_FORWARD.get(name, lambda v: False)(value)
-               for name, value in kwargs.items())
-
-
 def _paged_kv(kv: tuple) -> tuple:
     """(k_cache, v_cache) from run()'s paged_kv_cache: a (k, v) tuple or one [pages, 2, P, H, D] tensor."""
     cache = kv[0]
@@ -201,142 +116,54 @@ def _ragged_kv(kv: tuple) -> tuple:
     return kv
 
 
-def _host(values: Any) -> np.ndarray:
-    if isinstance(values, np.ndarray):
-        return values
-    return values.numpy() if values.device.type == "cpu" else values.cpu().numpy()
-
-
-def _dtype(value: Any) -> torch.dtype:
-    return getattr(torch, value) if isinstance(value, str) else value
-
-
-def _check_keywords(table: Dict[str, Callable[[Any], bool]], kwargs: dict) -> None:
-    for name, value in kwargs.items():
-        accepts = table.get(name)
-        if accepts is None:
-            raise _Unsupported(f"unknown argument {name}")
-        if not accepts(value):
-            raise _Unsupported(f"{name}={value!r}")
-
-
-def _common(kwargs: dict, head_dim: int) -> Tuple[torch.dtype, float]:
-    # FlashInfer's older spelling: data_type is the q and kv dtype when q_data_type is not given.
-    q_dtype = _dtype(kwargs.get("q_data_type") or kwargs.get("data_type") or "float16")
-    for name in ("kv_data_type", "o_data_type", "data_type"):
-        other = kwargs.get(name)
-        if other is not None and _dtype(other) != q_dtype:
-            raise _Unsupported(f"{name}={other} differs from q_data_type={q_dtype}")
-    if kwargs.get("head_dim_vo") not in (None, head_dim):
-        raise _Unsupported(f"head_dim_vo={kwargs['head_dim_vo']} differs from head_dim_qk={head_dim}")
-    sm_scale = kwargs.get("sm_scale")
-    return q_dtype, float(sm_scale) if sm_scale is not None else 1.0 / math.sqrt(head_dim)
-
-
-def _decode_plan(state: _State, indptr, indices, last_page_len, num_qo_heads, num_kv_heads, head_dim, page_size,
-                 *deprecated, **kwargs) -> _Plan:
-    if deprecated:
-        raise _Unsupported("positional plan arguments after page_size (deprecated by FlashInfer)")
-    _check_keywords(_DECODE_PLAN, kwargs)
-    q_dtype, sm_scale = _common(kwargs, head_dim)
-    batch, used = len(indptr) - 1, len(indices)
-    axes = {"batch_size": batch, "len_indptr": batch + 1, "num_kv_indices": used,
-            "num_pages": max(state.num_pages, used)}
-
-    def plan_ours(wrapper):
-        wrapper.plan(indptr, indices, last_page_len, num_qo_heads, num_kv_heads, head_dim, page_size,
-                     q_data_type=q_dtype, sm_scale=sm_scale)
-
-    return _Plan(f"gqa_paged_decode_h{num_qo_heads}_kv{num_kv_heads}_d{head_dim}_ps{page_size}", axes, q_dtype,
-                 sm_scale, False, (indptr, indices, last_page_len), plan_ours)
-
-
-def _paged_prefill_plan(state: _State, qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_len,
-                        num_qo_heads, num_kv_heads, head_dim_qk, page_size, **kwargs) -> _Plan:
-    _check_keywords(_PAGED_PREFILL_PLAN, kwargs)
-    if not kwargs.get("causal", False):
-        raise _Unsupported("causal=False (the paged prefill definitions are causal)")
-    q_dtype, sm_scale = _common(kwargs, head_dim_qk)
-    qo = _host(qo_indptr)
-    batch, used = len(qo) - 1, len(paged_kv_indices)
-    axes = {"batch_size": batch, "len_indptr": batch + 1, "total_q": int(qo[-1]), "num_kv_indices": used,
-            "num_pages": max(state.num_pages, used)}
-
-    def plan_ours(wrapper):
-        wrapper.plan(qo, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_len, num_qo_heads, num_kv_heads,
-                     head_dim_qk, page_size, causal=True, q_data_type=q_dtype, sm_scale=sm_scale)
-
-    name = f"gqa_paged_prefill_causal_h{num_qo_heads}_kv{num_kv_heads}_d{head_dim_qk}_ps{page_size}"
-    return _Plan(name, axes, q_dtype, sm_scale, True,
-                 (qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_len), plan_ours)
-
-
-def _ragged_prefill_plan(state: _State, qo_indptr, kv_indptr, num_qo_heads, num_kv_heads, head_dim_qk,
-                         **kwargs) -> _Plan:
-    _check_keywords(_RAGGED_PREFILL_PLAN, kwargs)
-    if not kwargs.get("causal", False):
-        raise _Unsupported("causal=False (the ragged prefill definitions are causal)")
-    q_dtype, sm_scale = _common(kwargs, head_dim_qk)
-    qo, kv = _host(qo_indptr), _host(kv_indptr)
-    batch = len(qo) - 1
-    axes = {"batch_size": batch, "len_indptr": batch + 1, "total_q": int(qo[-1]), "total_kv": int(kv[-1])}
-
-    def plan_ours(wrapper):
-        wrapper.plan(qo, kv, num_qo_heads, num_kv_heads, head_dim_qk, causal=True, q_data_type=q_dtype,
-                     sm_scale=sm_scale)
-
-    return _Plan(f"gqa_ragged_prefill_causal_h{num_qo_heads}_kv{num_kv_heads}_d{head_dim_qk}", axes, q_dtype,
-                 sm_scale, True, (qo_indptr, kv_indptr), plan_ours)
-
-
 @dataclass(frozen=True)
 class WrapperKind:
     """How one FlashInfer wrapper class is planned and run."""
 
     api: str
-    parse_plan: Callable[..., _Plan]
+    parse_plan: Callable[..., ParsedPlan]
     layout_split: Callable[[tuple], tuple]
     n_kv: int
     """Positional run() arguments after q: 1 (a paged cache) or 2 (ragged k, v)."""
 
 
 KINDS = {
-    "BatchDecodeWithPagedKVCacheWrapper": WrapperKind("BatchDecodeWithPagedKVCacheWrapper", _decode_plan,
+    "BatchDecodeWithPagedKVCacheWrapper": WrapperKind("BatchDecodeWithPagedKVCacheWrapper", decode_plan,
                                                       _paged_kv, 1),
     "BatchPrefillWithPagedKVCacheWrapper": WrapperKind("BatchPrefillWithPagedKVCacheWrapper",
-                                                       _paged_prefill_plan, _paged_kv, 1),
+                                                       paged_prefill_plan, _paged_kv, 1),
     "BatchPrefillWithRaggedKVCacheWrapper": WrapperKind("BatchPrefillWithRaggedKVCacheWrapper",
-                                                        _ragged_prefill_plan, _ragged_kv, 2),
+                                                        ragged_prefill_plan, _ragged_kv, 2),
 }
 
 
 def _decide(kind: WrapperKind, wrapper: Any, state: _State, args: tuple, kwargs: dict):
-    """The route of one plan() call; raises _Unsupported with the reason when FlashInfer's original runs."""
+    """The route of one plan() call; raises Unsupported with the reason when FlashInfer's original runs."""
     if state.kv_layout != "NHD":
-        raise _Unsupported(f"kv_layout={state.kv_layout} (the definitions are NHD)")
+        raise Unsupported(f"kv_layout={state.kv_layout} (the definitions are NHD)")
     try:
-        plan = kind.parse_plan(state, *args, **kwargs)
+        plan = kind.parse_plan(state.num_pages, *args, **kwargs)
     except TypeError as error:  # arguments that do not bind to FlashInfer's own signature
-        raise _Unsupported(f"arguments FlashInfer's plan signature does not take ({error})") from None
+        raise Unsupported(f"arguments FlashInfer's plan signature does not take ({error})") from None
     apply_api.read_environment()
     runtime = apply_api.current_runtime()
     if runtime is None:
-        raise _Unsupported("apply is not enabled")
+        raise Unsupported("apply is not enabled")
     router = runtime.router(plan.definition)
     if router is None:
-        raise _Unsupported(f"definition {plan.definition} is not in the dataset")
+        raise Unsupported(f"definition {plan.definition} is not in the dataset")
     definition = router.definition
     if torch_dtype(definition.inputs["q"].dtype) != plan.q_dtype:
-        raise _Unsupported(f"q_data_type={plan.q_dtype} (definition {definition.name} takes "
+        raise Unsupported(f"q_data_type={plan.q_dtype} (definition {definition.name} takes "
                            f"{definition.inputs['q'].dtype})")
     axes = {name: plan.axes.get(name, 0) for name in definition.var_axes}
     device = state.workspace.device
     solution, runnable, how = router.choose(tuple(axes.values()), runtime.config.device or device.type)
     if solution is None:
-        raise _Unsupported(f"no solution of {plan.definition} chosen for {axes} ({how})")
+        raise Unsupported(f"no solution of {plan.definition} chosen for {axes} ({how})")
     entry = runtime.traceset.solutions[solution].spec.entry_point
     if entry in FLASHINFER_ENTRIES:
-        raise _Unsupported(f"the dataset's choice for {plan.definition} is FlashInfer's own ({solution})")
+        raise Unsupported(f"the dataset's choice for {plan.definition} is FlashInfer's own ({solution})")
     form = PLANNED_FORMS.get(entry)
     if form is not None:
         if state.ours is None or not isinstance(state.ours, form):
@@ -344,9 +171,9 @@ def _decide(kind: WrapperKind, wrapper: Any, state: _State, args: tuple, kwargs:
             if state.use_cuda_graph:
                 _reserve_indices(state.ours, wrapper)
         plan.ours(state.ours)
-        return _PlannedRoute(solution, runtime, state.ours, plan.sm_scale, plan.causal)
+        return ParsedPlannedRoute(solution, runtime, state.ours, plan.sm_scale, plan.causal)
     if state.use_cuda_graph:
-        raise _Unsupported(f"{solution} takes the page table on every call, which a CUDA graph cannot capture")
+        raise Unsupported(f"{solution} takes the page table on every call, which a CUDA graph cannot capture")
     definition_axes = {**plan.axes, **axes}
     call = adapt(getattr(runnable, "entry", runnable), runnable.destination_passing_style, False, definition,
                  definition_axes, device)
@@ -396,7 +223,7 @@ def patch_wrapper(patches, cls: type, kind: WrapperKind) -> None:
         state.saved, state.original_planned, state.route = (args, kwargs), False, None
         try:
             state.route = _decide(kind, self, state, args, kwargs)
-        except _Unsupported as reason:
+        except Unsupported as reason:
             run_original(kind.api, str(reason))
             plan_original(self, state)
 
@@ -412,7 +239,7 @@ def patch_wrapper(patches, cls: type, kind: WrapperKind) -> None:
         state = self.__dict__.get("_kernelarena")
         route = state.route if state is not None else None
         if route is not None:
-            if len(args) == kind.n_kv and (kwargs.keys() <= _RUN_KEYWORDS or _neutral_run(kwargs)):
+            if len(args) == kind.n_kv and (kwargs.keys() <= RUN_KEYWORDS or neutral_run(kwargs)):
                 return _run_routed(self, state, route, q, args, kwargs)
             run_original(kind.api, f"run() arguments beyond out/lse/return_lse ({len(args)} positional, "
                                    f"keywords {sorted(kwargs)})")
@@ -439,7 +266,7 @@ def patch_wrapper(patches, cls: type, kind: WrapperKind) -> None:
         state = self.__dict__.get("_kernelarena")
         route = state.route if state is not None else None
         if route is not None:
-            if len(args) == kind.n_kv and _forward_matches(route, kwargs):
+            if len(args) == kind.n_kv and forward_matches(route, kwargs):
                 return run(self, q, *args)
             run_original(kind.api, f"forward() settings the plan did not make ({sorted(kwargs)}, "
                                    f"{len(args) - kind.n_kv} extra positional)")

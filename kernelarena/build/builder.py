@@ -1,4 +1,4 @@
-"""The Builder interface: what one language's builder provides to the build cache."""
+"""The Builder interface: what every language's builder implements (the registry in registry.py picks one)."""
 
 from __future__ import annotations
 

@@ -300,3 +300,26 @@ def test_flashinfers_aliases_and_deprecated_forward_route_only_with_the_planned_
     with pytest.raises(UnsupportedError):  # another scale than planned: FlashInfer's own (absent on a CPU)
         wrapper.forward(q, (k, v), sm_scale=0.5)
     assert ka_flashinfer.routed_solution(wrapper) is None
+
+
+def test_a_solution_that_calls_flashinfer_norm_reaches_the_original_not_the_route_again(tmp_path, caplog):
+    """A dataset's FlashInfer solution calls flashinfer.norm.rmsnorm, which is patched: that inner call must go
+    to FlashInfer's original (here it raises, FlashInfer cannot run on a CPU), not loop back into apply."""
+    import logging
+
+    from kernelarena.serving.dataset import derive_dataset
+
+    from .conftest import SHAPES
+
+    derive_dataset(TraceSet.load(ROOT / "examples" / "dataset"), tmp_path, SHAPES, ())
+    TraceSet.load(tmp_path).add_solution(Solution.model_validate({
+        "name": "rmsnorm_h64_via_flashinfer", "definition": RMSNORM, "author": "tests",
+        "spec": {"language": "python", "target_hardware": ["cpu"], "entry_point": "main.py::run",
+                 "destination_passing_style": False, "dependencies": ["flashinfer"]},
+        "sources": [{"path": "main.py", "content": "import flashinfer\n\n\ndef run(x, w):\n"
+                                                    "    return flashinfer.norm.rmsnorm(x, w, 1e-6)\n"}]}))
+    ka_flashinfer.install(tmp_path, config=named_routing({RMSNORM: "rmsnorm_h64_via_flashinfer"}))
+    x, w = torch.randn(3, 64, dtype=torch.bfloat16), torch.randn(64, dtype=torch.bfloat16)
+    with caplog.at_level(logging.ERROR, logger="kernelarena.apply"), pytest.raises(AssertionError, match="CUDA"):
+        flashinfer.norm.rmsnorm(x, w)
+    assert "raised AssertionError" in caplog.text and "RecursionError" not in caplog.text

@@ -75,6 +75,10 @@ class ParsedPlan:
     """Page table (or ragged indptr) arguments, in the definition's input order."""
     ours: Callable[[Any], None]
     """Plans a kernelarena wrapper of this kind with this call's arguments."""
+    kv_shape: Tuple[int, ...] = ()
+    """Shape of one K (or V) row block as run() will pass it: (page_size, Hkv, D) paged, (Hkv, D) ragged."""
+    q_shape: Tuple[int, ...] = ()
+    """q's shape at run(): (total_q, Hq, D)."""
 
 
 def neutral_run(kwargs: dict) -> bool:
@@ -147,7 +151,8 @@ def decode_plan(num_pages: int, indptr, indices, last_page_len, num_qo_heads, nu
                      q_data_type=q_dtype, sm_scale=sm_scale)
 
     return ParsedPlan(f"gqa_paged_decode_h{num_qo_heads}_kv{num_kv_heads}_d{head_dim}_ps{page_size}", axes, q_dtype,
-                 sm_scale, False, (indptr, indices, last_page_len), plan_ours)
+                      sm_scale, False, (indptr, indices, last_page_len), plan_ours,
+                      (page_size, num_kv_heads, head_dim), (batch, num_qo_heads, head_dim))
 
 
 def paged_prefill_plan(num_pages: int, qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_len,
@@ -167,7 +172,8 @@ def paged_prefill_plan(num_pages: int, qo_indptr, paged_kv_indptr, paged_kv_indi
 
     name = f"gqa_paged_prefill_causal_h{num_qo_heads}_kv{num_kv_heads}_d{head_dim_qk}_ps{page_size}"
     return ParsedPlan(name, axes, q_dtype, sm_scale, True,
-                 (qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_len), plan_ours)
+                      (qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_len), plan_ours,
+                      (page_size, num_kv_heads, head_dim_qk), (axes["total_q"], num_qo_heads, head_dim_qk))
 
 
 def ragged_prefill_plan(num_pages: int, qo_indptr, kv_indptr, num_qo_heads, num_kv_heads, head_dim_qk,
@@ -185,4 +191,5 @@ def ragged_prefill_plan(num_pages: int, qo_indptr, kv_indptr, num_qo_heads, num_
                      sm_scale=sm_scale)
 
     return ParsedPlan(f"gqa_ragged_prefill_causal_h{num_qo_heads}_kv{num_kv_heads}_d{head_dim_qk}", axes, q_dtype,
-                 sm_scale, True, (qo_indptr, kv_indptr), plan_ours)
+                      sm_scale, True, (qo_indptr, kv_indptr), plan_ours, (num_kv_heads, head_dim_qk),
+                      (axes["total_q"], num_qo_heads, head_dim_qk))

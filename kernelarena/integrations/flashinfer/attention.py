@@ -30,6 +30,7 @@ import torch
 from ...apply import api as apply_api
 from ...apply import hooks
 from ...apply.adapters import adapt
+from ...bench.plan import find_plan
 from ...errors import UnsupportedError
 from ...kernels import attention as ours
 from ...schema import torch_dtype
@@ -161,8 +162,9 @@ def _decide(kind: WrapperKind, wrapper: Any, state: _State, args: tuple, kwargs:
     solution, runnable, how = router.choose(tuple(axes.values()), runtime.config.device or device.type)
     if solution is None:
         raise Unsupported(f"no solution of {plan.definition} chosen for {axes} ({how})")
-    entry = runtime.traceset.solutions[solution].spec.entry_point
-    if entry in FLASHINFER_ENTRIES:
+    spec = runtime.traceset.solutions[solution].spec
+    entry = spec.entry_point
+    if entry in FLASHINFER_ENTRIES or "flashinfer" in (spec.dependencies or ()):
         raise Unsupported(f"the dataset's choice for {plan.definition} is FlashInfer's own ({solution})")
     form = PLANNED_FORMS.get(entry)
     if form is not None:
@@ -174,11 +176,18 @@ def _decide(kind: WrapperKind, wrapper: Any, state: _State, args: tuple, kwargs:
         return ParsedPlannedRoute(solution, runtime, state.ours, plan.sm_scale, plan.causal)
     if state.use_cuda_graph:
         raise Unsupported(f"{solution} takes the page table on every call, which a CUDA graph cannot capture")
-    definition_axes = {**plan.axes, **axes}
-    call = adapt(getattr(runnable, "entry", runnable), runnable.destination_passing_style, False, definition,
-                 definition_axes, device)
     tables = tuple(t.to(device=device, dtype=torch.int32) if isinstance(t, torch.Tensor)
                    else torch.as_tensor(t, dtype=torch.int32, device=device) for t in plan.tables)
+    entry_fn = getattr(runnable, "entry", runnable)
+    plan_step = find_plan(runnable)
+    if plan_step is not None:
+        # The solution's own plan step (bench/plan.py's convention) reads only the page table; q and the
+        # caches it is given are stand-ins of the right shape, dtype and device (the real ones come to run()).
+        q = torch.empty(plan.q_shape, dtype=plan.q_dtype, device=device)
+        kv = torch.empty((1, *plan.kv_shape), dtype=plan.q_dtype, device=device).expand(
+            max(plan.axes.get("num_pages", 0), plan.axes.get("total_kv", 0), 1), *plan.kv_shape)
+        entry_fn = plan_step(q, kv, kv, *tables, plan.sm_scale)
+    call = adapt(entry_fn, runnable.destination_passing_style, False, definition, {**plan.axes, **axes}, device)
     return _OneCallRoute(solution, runtime, call, tables, plan.sm_scale, plan.causal, kind.layout_split)
 
 

@@ -9,10 +9,15 @@ an eps other than the definitions' 1e-6, input that is not [tokens, hidden], unk
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Callable, Dict
 
 from ...apply import apply
 from .support import run_original
+
+# A routed call whose solution is FlashInfer's own (a dataset's FlashInfer solution calls flashinfer.norm, which
+# is patched) must reach the original, not route again: calls made while one is routed go straight to it.
+_routing = threading.local()
 
 DEFINITION_EPS = 1e-6
 """The eps every FlashInfer-Trace rmsnorm definition fixes in its reference."""
@@ -31,14 +36,19 @@ def routed_rmsnorm(original: Callable[..., Any], prefix: str) -> Callable[..., A
         return site
 
     def rmsnorm(input, weight, eps=1e-6, out=None, enable_pdl=None, **unknown):
-        if unknown or eps != DEFINITION_EPS or input.dim() != 2:
-            run_original(api, _reason(unknown, eps, input))
+        if unknown or eps != DEFINITION_EPS or input.dim() != 2 or _routing.__dict__:
+            if not _routing.__dict__:
+                run_original(api, _reason(unknown, eps, input))
             return original(input, weight, eps, out, enable_pdl, **unknown)
         site = sites.get(input.shape[1]) or site_for(input.shape[1])
-        if out is None:
-            return site(input, weight)
-        site(input, weight, out)
-        return out
+        _routing.active = True
+        try:
+            if out is None:
+                return site(input, weight)
+            site(input, weight, out)
+            return out
+        finally:
+            del _routing.active
 
     rmsnorm.__wrapped__ = original
     rmsnorm.__doc__ = original.__doc__
@@ -60,11 +70,16 @@ def routed_fused_add_rmsnorm(original: Callable[..., Any], prefix: str) -> Calla
         return site
 
     def fused_add_rmsnorm(input, residual, weight, eps=1e-6, enable_pdl=None, **unknown):
-        if unknown or eps != DEFINITION_EPS or input.dim() != 2:
-            run_original(api, _reason(unknown, eps, input))
+        if unknown or eps != DEFINITION_EPS or input.dim() != 2 or _routing.__dict__:
+            if not _routing.__dict__:
+                run_original(api, _reason(unknown, eps, input))
             return original(input, residual, weight, eps, enable_pdl, **unknown)
         site = sites.get(input.shape[1]) or site_for(input.shape[1])
-        site(input, residual, weight, input, residual)
+        _routing.active = True
+        try:
+            site(input, residual, weight, input, residual)
+        finally:
+            del _routing.active
 
     fused_add_rmsnorm.__wrapped__ = original
     fused_add_rmsnorm.__doc__ = original.__doc__

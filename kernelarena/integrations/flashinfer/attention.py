@@ -11,8 +11,10 @@ the dispatch table picks for the batch's axes. Then, once per plan:
 - FlashInfer's own wrapper solution, no solution, or anything the definition cannot express (another layout
   or dtype, soft-cap, sliding window, positional encoding, a custom mask, a non-causal prefill, an unknown
   argument) runs FlashInfer's original plan and run (the reason logged once);
-- any other solution (one call that takes the page table, such as a PyTorch one) is called by run() with the
-  page table moved to the device at plan time; it is refused under CUDA graphs (it syncs with the host).
+- a solution with its own plan step (bench/plan.py's convention: ``plan`` beside ``run``) is planned by it
+  once, and run() calls what the plan returned; a solution without one is called by run() with the page
+  table moved to the device at plan time. Both are refused under CUDA graphs (their plans are not made for
+  fixed buffers).
 
 When a routed run() raises, the solution is excluded from the runtime and the call (and the rest of the
 batch) runs FlashInfer's original, whose plan is then made from the saved plan arguments.
@@ -75,7 +77,7 @@ def _forget_routes(runtime) -> None:
         state.route = None
 
 
-class ParsedPlannedRoute:
+class _PlannedRoute:
     """A batch planned by a kernelarena plan/run wrapper."""
 
     def __init__(self, solution: str, runtime: Any, wrapper: Any, sm_scale: float, causal: bool):
@@ -173,7 +175,7 @@ def _decide(kind: WrapperKind, wrapper: Any, state: _State, args: tuple, kwargs:
             if state.use_cuda_graph:
                 _reserve_indices(state.ours, wrapper)
         plan.ours(state.ours)
-        return ParsedPlannedRoute(solution, runtime, state.ours, plan.sm_scale, plan.causal)
+        return _PlannedRoute(solution, runtime, state.ours, plan.sm_scale, plan.causal)
     if state.use_cuda_graph:
         raise Unsupported(f"{solution} takes the page table on every call, which a CUDA graph cannot capture")
     tables = tuple(t.to(device=device, dtype=torch.int32) if isinstance(t, torch.Tensor)

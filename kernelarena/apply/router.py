@@ -37,6 +37,7 @@ class RouterServices(Protocol):
     exclusions and once-only logging."""
 
     config: Any
+    fallback_solutions: Any
 
     def runnable(self, solution: str, device: str) -> Optional[Any]: ...
 
@@ -111,6 +112,8 @@ class Router:
         fallback. For callers that decide once and call many times (a planned attention batch)."""
         route = self.table.lookup(tuple(axes_key))
         for name in route.candidates:
+            if name in self.runtime.fallback_solutions:
+                return None, None, f"{route.how}, {name} is the fallback"
             runnable = self.runtime.runnable(name, device)
             if runnable is not None:
                 return name, runnable, route.how
@@ -146,6 +149,9 @@ class Router:
                 device = self.runtime.config.device or argument_device(self.definition, inputs)
                 out_device = next((a.device for a in inputs if hasattr(a, "device")), device)
                 for name in route.candidates:
+                    if name in self.runtime.fallback_solutions:
+                        how = f"{how}, {name} is the fallback"
+                        break
                     runnable = self.runtime.runnable(name, device)
                     if runnable is None:
                         continue

@@ -31,6 +31,8 @@ class ApplyRuntime:
         self._routers: Dict[str, Router] = {}
         self._runnables: Dict[Tuple[str, str], Any] = {}
         self.excluded: Set[str] = set()
+        self.fallback_solutions: Set[str] = set()
+        """Solutions that, when the table picks them, mean "run the caller's fallback" (see treat_as_fallback)."""
         self._logged: Set[Hashable] = set()
         self._lock = threading.RLock()
 
@@ -102,6 +104,15 @@ class ApplyRuntime:
             self.log_once(("excluded", solution), logging.ERROR,
                           "apply: solution %s %s; excluded, its calls now run the next candidate or the fallback",
                           solution, reason, exc_info=error)
+            for router in self._routers.values():
+                router.forget()
+
+    def treat_as_fallback(self, solutions) -> None:
+        """When the table picks one of ``solutions``, run the caller's fallback instead: an integration whose
+        fallback *is* that solution (FlashInfer's own function, patched) would otherwise route into itself.
+        Keys already resolved are resolved again."""
+        with self._lock:
+            self.fallback_solutions.update(solutions)
             for router in self._routers.values():
                 router.forget()
 

@@ -77,7 +77,7 @@ def test_calls_the_definitions_cannot_express_run_flashinfers_original_and_log_t
     with pytest.raises(AssertionError, match="CUDA"):
         flashinfer.norm.rmsnorm(x.view(3, 1, 64), w)
     reasons = {reason for api, reason in ka_flashinfer.logged_reasons() if api == "flashinfer.norm.rmsnorm"}
-    assert any("eps=1e-05" in r for r in reasons) and any("3 dimensions" in r for r in reasons)
+    assert any("eps=1e-05" in r for r in reasons)
 
 
 def _decode_batch(lengths=(23, 16, 1), num_pages=8):
@@ -163,7 +163,8 @@ def test_flashinfer_wrapper_solution_and_disabled_apply_keep_flashinfers_origina
     with pytest.raises(UnsupportedError):
         wrapper.plan(table.kv_indptr, table.kv_indices, table.kv_last_page_len, 4, 2, 64, 16,
                      q_data_type=torch.bfloat16)
-    assert any("FlashInfer's own" in r for _, r in ka_flashinfer.logged_reasons())
+    assert any("flashinfer_wrapper_gqa_paged_decode_h4_kv2_d64_ps16 is the fallback" in r
+               for _, r in ka_flashinfer.logged_reasons())
 
 
 def test_a_route_chosen_from_one_table_is_dropped_when_apply_changes(tiny_dataset):
@@ -303,8 +304,8 @@ def test_flashinfers_aliases_and_deprecated_forward_route_only_with_the_planned_
 
 
 def test_a_solution_that_calls_flashinfer_norm_reaches_the_original_not_the_route_again(tmp_path, caplog):
-    """A dataset's FlashInfer solution calls flashinfer.norm.rmsnorm, which is patched: that inner call must go
-    to FlashInfer's original (here it raises, FlashInfer cannot run on a CPU), not loop back into apply."""
+    """A dataset's FlashInfer solution calls flashinfer.norm.rmsnorm, which is patched: picking it must mean
+    FlashInfer's original (here it raises, FlashInfer cannot run on a CPU), not a loop back into apply."""
     import logging
 
     from kernelarena.serving.dataset import derive_dataset
@@ -320,6 +321,9 @@ def test_a_solution_that_calls_flashinfer_norm_reaches_the_original_not_the_rout
                                                     "    return flashinfer.norm.rmsnorm(x, w, 1e-6)\n"}]}))
     ka_flashinfer.install(tmp_path, config=named_routing({RMSNORM: "rmsnorm_h64_via_flashinfer"}))
     x, w = torch.randn(3, 64, dtype=torch.bfloat16), torch.randn(64, dtype=torch.bfloat16)
-    with caplog.at_level(logging.ERROR, logger="kernelarena.apply"), pytest.raises(AssertionError, match="CUDA"):
+    with caplog.at_level(logging.INFO, logger="kernelarena.apply"), pytest.raises(AssertionError, match="CUDA"):
         flashinfer.norm.rmsnorm(x, w)
-    assert "raised AssertionError" in caplog.text and "RecursionError" not in caplog.text
+    assert "RecursionError" not in caplog.text
+    from kernelarena.apply import current_runtime
+
+    assert current_runtime().routes(RMSNORM) == {(3,): None}  # the pick was FlashInfer's own: the fallback

@@ -23,7 +23,7 @@ import threading
 from pathlib import Path
 from typing import Iterator, Optional, Union
 
-from ...apply import ApplyRuntime, disable_apply, enable_apply
+from ...apply import ApplyRuntime, current_runtime, disable_apply, enable_apply, hooks
 from ...store import TraceSet
 from .attention import KINDS, patch_wrapper, routed_solution
 from .norms import routed_fused_add_rmsnorm, routed_rmsnorm
@@ -76,7 +76,18 @@ def install(dataset: Union[str, Path, TraceSet, None] = None, **enable_options) 
             if cls is not None:
                 patch_wrapper(patches, cls, kind)
         _patches = patches
+    _flashinfer_solutions_are_the_fallback(current_runtime())
     logger.info("flashinfer integration installed (flashinfer %s)", getattr(flashinfer, "__version__", "?"))
+
+
+@hooks.on_change
+def _flashinfer_solutions_are_the_fallback(runtime: Optional[ApplyRuntime]) -> None:
+    """While installed, a solution that calls FlashInfer itself is what the patched function's fallback
+    already is; routing to it would call the patched function again. Such picks run the fallback."""
+    if runtime is None or _patches is None:
+        return
+    runtime.treat_as_fallback(name for name, solution in runtime.traceset.solutions.items()
+                              if "flashinfer" in (solution.spec.dependencies or ()))
 
 
 def uninstall() -> None:

@@ -3,21 +3,17 @@
 A call names its definition as FlashInfer-Trace does (``rmsnorm_h{H}``, ``fused_add_rmsnorm_h{H}``; Gemma:
 ``gemma_rmsnorm_h{H}``, ``gemma_fused_add_rmsnorm_h{H}``) and goes through one apply site per definition,
 with FlashInfer's original as the site's fallback. What the definitions cannot express runs the original:
-an eps other than the definitions' 1e-6, input that is not [tokens, hidden], unknown keyword arguments.
+an eps other than the definitions' 1e-6 and unknown keyword arguments (logged once each here), input that is
+not [tokens, hidden] (the apply site finds it does not fit and logs it).
 ``enable_pdl`` is a launch hint, not part of the result, and is dropped on a routed call.
 """
 
 from __future__ import annotations
 
-import threading
 from typing import Any, Callable, Dict
 
 from ...apply import apply
 from .support import run_original
-
-# A routed call whose solution is FlashInfer's own (a dataset's FlashInfer solution calls flashinfer.norm, which
-# is patched) must reach the original, not route again: calls made while one is routed go straight to it.
-_routing = threading.local()
 
 DEFINITION_EPS = 1e-6
 """The eps every FlashInfer-Trace rmsnorm definition fixes in its reference."""
@@ -35,20 +31,18 @@ def routed_rmsnorm(original: Callable[..., Any], prefix: str) -> Callable[..., A
         site = sites[hidden] = apply(f"{prefix}_h{hidden}")(fallback)
         return site
 
+    # The hot path: an eps check, one shape read and a dict lookup before the apply site. Input that is not
+    # [tokens, hidden] is not checked here: the site finds it does not fit the definition and runs the fallback.
     def rmsnorm(input, weight, eps=1e-6, out=None, enable_pdl=None, **unknown):
-        if unknown or eps != DEFINITION_EPS or input.dim() != 2 or _routing.__dict__:
-            if not _routing.__dict__:
-                run_original(api, _reason(unknown, eps, input))
+        if unknown or eps != DEFINITION_EPS:
+            run_original(api, _reason(unknown, eps))
             return original(input, weight, eps, out, enable_pdl, **unknown)
-        site = sites.get(input.shape[1]) or site_for(input.shape[1])
-        _routing.active = True
-        try:
-            if out is None:
-                return site(input, weight)
-            site(input, weight, out)
-            return out
-        finally:
-            del _routing.active
+        hidden = input.shape[-1]
+        site = sites.get(hidden) or site_for(hidden)
+        if out is None:
+            return site(input, weight)
+        site(input, weight, out)
+        return out
 
     rmsnorm.__wrapped__ = original
     rmsnorm.__doc__ = original.__doc__
@@ -70,25 +64,19 @@ def routed_fused_add_rmsnorm(original: Callable[..., Any], prefix: str) -> Calla
         return site
 
     def fused_add_rmsnorm(input, residual, weight, eps=1e-6, enable_pdl=None, **unknown):
-        if unknown or eps != DEFINITION_EPS or input.dim() != 2 or _routing.__dict__:
-            if not _routing.__dict__:
-                run_original(api, _reason(unknown, eps, input))
+        if unknown or eps != DEFINITION_EPS:
+            run_original(api, _reason(unknown, eps))
             return original(input, residual, weight, eps, enable_pdl, **unknown)
-        site = sites.get(input.shape[1]) or site_for(input.shape[1])
-        _routing.active = True
-        try:
-            site(input, residual, weight, input, residual)
-        finally:
-            del _routing.active
+        hidden = input.shape[-1]
+        site = sites.get(hidden) or site_for(hidden)
+        site(input, residual, weight, input, residual)
 
     fused_add_rmsnorm.__wrapped__ = original
     fused_add_rmsnorm.__doc__ = original.__doc__
     return fused_add_rmsnorm
 
 
-def _reason(unknown: dict, eps: float, input) -> str:
+def _reason(unknown: dict, eps: float) -> str:
     if unknown:
         return f"unknown arguments {sorted(unknown)}"
-    if eps != DEFINITION_EPS:
-        return f"eps={eps} (the definitions fix eps={DEFINITION_EPS})"
-    return f"input of {input.dim()} dimensions (the definitions take [tokens, hidden])"
+    return f"eps={eps} (the definitions fix eps={DEFINITION_EPS})"

@@ -67,3 +67,17 @@ def test_router_choose_names_the_first_candidate_that_builds(tmp_path):
         runtime.exclude("fast", "test")
         assert router.choose((4,), "cpu")[0] == "slow"
         assert router.choose((64,), "cpu")[:2] == (None, None)
+
+
+def test_a_solution_treated_as_the_fallback_runs_the_callers_fallback(tmp_path):
+    import torch
+
+    from .tiny_dataset import marking, scale_rows, trace
+
+    dataset = make_dataset(tmp_path / "d", solutions=[marking("fast", 1.0)], traces=[trace("fast", 4, 0.1)])
+    x, w = torch.ones(4, 8), torch.full((8,), 2.0)
+    with enable_apply(dataset) as runtime:
+        assert torch.equal(scale_rows(x, w), x * w + 1.0)  # routed to "fast"
+        runtime.treat_as_fallback(["fast"])
+        assert torch.equal(scale_rows(x, w), x * w)  # the decorated function's own body
+        assert runtime.routes("scale_rows_h8") == {(4,): None}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 from rich.table import Table
 
@@ -10,13 +10,14 @@ from ..schema import Record
 from ..store import TraceSet
 
 
-def summary_table(dataset: TraceSet) -> Table:
-    """Definitions with their counts, pass rate and best speedup."""
+def summary_table(dataset: TraceSet, hardware: Optional[str] = None) -> Table:
+    """Definitions with their counts, pass rate and best speedup (of the traces made on ``hardware``, when
+    given)."""
     table = Table(title=f"Dataset {dataset.root}")
     for column in ("definition", "op_type", "solutions", "workloads", "traces", "pass rate", "best speedup",
                    "best solution"):
         table.add_column(column, justify="right" if column in ("solutions", "workloads", "traces") else "left")
-    for row in dataset.summary():
+    for row in dataset.summary(hardware):
         rate = f"{row.pass_rate:.0%} ({row.passed}/{row.traces})" if row.pass_rate is not None else "-"
         speedup = f"{row.best_speedup:.2f}x" if row.best_speedup is not None else "-"
         table.add_row(row.definition, row.op_type, str(row.solutions), str(row.workloads), str(row.traces), rate,

@@ -192,6 +192,9 @@ def run(path: Path = DATASET,
         raise typer.Exit(1)
     console.print(solution_table(report))
     console.print(saved_note, highlight=False)
+    if any(t.evaluation.environment.hardware.startswith("CPU") for t in report.traces):
+        console.print("On a CPU, Triton runs in its interpreter and timing is wall-clock: these runs check the "
+                      "pipeline and correctness; they do not rank kernels.", highlight=False)
     failed = [t for t in report.traces if not t.passed]
     if fail_on_error and failed:
         console.print(f"[red]{len(failed)} of {len(report.traces)} traces did not pass[/red] (--fail-on-error)")

@@ -43,7 +43,7 @@ def trace_line(trace: Trace) -> str:
     head = f"[{_STYLE.get(status, 'red')}]{status.value:<19}[/] {escape(trace.solution)} [dim]{escape(axes)}[/]"
     if status == Status.PASSED:
         p = evaluation.performance
-        return f"{head}  {p.latency_ms * 1e3:.1f} us  {p.speedup_factor:.2f}x"
+        return f"{head}  {p.latency_ms * 1e3:.1f} us  {_speedup(p.speedup_factor)}"
     return f"{head}  {escape(one_line_reason(evaluation.log))}"
 
 
@@ -115,10 +115,14 @@ def solution_table(report: RunReport) -> Table:
         latency = speedup = "-"
         if passed:
             latency = f"{median(t.evaluation.performance.latency_ms for t in passed) * 1e3:.1f}"
-            speedup = f"{median(t.evaluation.performance.speedup_factor for t in passed):.2f}x"
+            speedup = _speedup(median(t.evaluation.performance.speedup_factor for t in passed))
         table.add_row(definition, solution, str(len(passed)), str(len(failed)), latency, speedup,
                       escape(_failures(failed)) or "-")
     return table
+
+
+def _speedup(factor: float) -> str:
+    return f"{factor:.2f}x" if factor >= 0.01 else f"{factor:.1e}x"  # the Triton interpreter on a CPU: tiny
 
 
 def _failures(failed: List[Trace]) -> str:

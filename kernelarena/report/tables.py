@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Optional, Tuple
 
+from rich.markup import escape
 from rich.table import Table
 
 from ..schema import Record
 from ..store import TraceSet
+from .run_view import one_line_reason
 
 
 def summary_table(dataset: TraceSet, hardware: Optional[str] = None) -> Table:
@@ -60,11 +62,12 @@ def traces_table(dataset: TraceSet, name: str, limit: int = 20) -> Table:
     traces = [t for group in dataset.traces.values() for t in group
               if name in (t.definition, t.solution, t.workload.uuid)]
     table = Table(title=f"{len(traces)} traces mention {name}" + (f" (last {limit})" if len(traces) > limit else ""))
-    for column in ("solution", "workload axes", "status", "latency us", "speedup", "timestamp"):
+    for column in ("solution", "workload axes", "status", "latency us", "speedup", "timestamp", "hardware", "reason"):
         table.add_column(column)
     for t in traces[-limit:]:
         p = t.evaluation.performance
         table.add_row(t.solution, str(t.workload.axes), t.evaluation.status.value,
                       f"{p.latency_ms * 1e3:.1f}" if p else "-", f"{p.speedup_factor:.2f}x" if p else "-",
-                      t.evaluation.timestamp)
+                      t.evaluation.timestamp, t.evaluation.environment.hardware,
+                      "-" if t.passed else escape(one_line_reason(t.evaluation.log, 100)))
     return table

@@ -6,9 +6,13 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from kernelarena.store import TraceSet
 from tests.bench.cheats import make_dataset
 from tests.bench.test_schedule import solution
+
+pytestmark = pytest.mark.slow  # each test starts the CLI and a worker process (15-30 s each on 2 busy cores)
 
 SLEEPS = "import time\ndef run(x, w, y):\n    time.sleep(120)\n"
 
@@ -45,6 +49,14 @@ def test_run_shows_skips_progress_and_reasons_and_fails_on_error(tmp_path):
     saved = TraceSet.load(root, strict=False)
     assert sorted(t.solution for t in saved.traces_for("scale_add")) == ["honest", "raises"]  # not gpu_only
     assert not list(logs.glob("kernelarena-worker-*"))
+    # The reasons stay readable after the run; --resume leaves out what was traced here with these settings.
+    show = subprocess.run([sys.executable, "-m", "kernelarena.cli", "show", str(root), "raises"], capture_output=True,
+                          text=True, timeout=120)
+    assert "RuntimeError: kernel exploded" in show.stdout, show.stdout
+    resumed = kernelarena_run(root, "--solution", "honest", "--solution", "raises", "--reps", "1", "--rounds", "1",
+                              "--resume")
+    assert resumed.returncode == 0 and "--resume: 2 evaluations already traced" in resumed.stdout, resumed.stdout
+    assert "kernelarena run: 0 traces" in resumed.stdout
     # --strict refuses the same dataset before any work; without --fail-on-error failures exit 0.
     strict = kernelarena_run(root, "--strict", "--solution", "honest")
     assert strict.returncode == 2 and "broken.json" in strict.stdout

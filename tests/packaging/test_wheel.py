@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # builds a wheel and a venv (about 40 s)
+
 ROOT = Path(__file__).resolve().parents[2]
 KERNEL_SOURCES = ("*.cu", "*.cuh", "*.c", "*.h", "*.py")
 

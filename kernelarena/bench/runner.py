@@ -201,7 +201,7 @@ def resume_key(config: RunConfig, device: str) -> Callable[[Trace], bool]:
         if timing is not None:
             if timing.count != reps:
                 return False
-            if gpu and config.timing.mode not in timing.mode:
+            if gpu and config.timing.mode is not None and config.timing.mode not in timing.mode:
                 return False
         return True
 

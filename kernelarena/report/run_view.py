@@ -6,7 +6,6 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter, defaultdict
-from statistics import median
 from typing import Dict, List, Optional
 
 from rich.console import Console
@@ -17,21 +16,9 @@ from rich.table import Table
 
 from ..bench.runner import RunReport, Skipped
 from ..schema import Definition, Solution, Status, Trace
+from .tables import COST_COLUMNS, cost_cells, one_line_reason
 
 _STYLE = {Status.PASSED: "green", Status.TIMEOUT: "yellow"}
-
-
-def one_line_reason(log: str, width: int = 160) -> str:
-    """The line of a failure log that says why: the exception at the end of a traceback (after the log's
-    first line when that line is the harness's own), else the first line."""
-    lines = [line.strip() for line in log.splitlines() if line.strip()]
-    if not lines:
-        return "(no log)"
-    reason = lines[0]
-    if "Traceback (most recent call last)" in log:
-        last = next((line for line in reversed(lines) if not line.startswith(("^", "~"))), lines[-1])
-        reason = last if lines[0].startswith("Traceback") else f"{lines[0]} {last}"
-    return reason if len(reason) <= width else reason[:width - 3] + "..."
 
 
 def trace_line(trace: Trace) -> str:
@@ -93,8 +80,8 @@ class RunProgress:
 
 
 def solution_table(report: RunReport) -> Table:
-    """The closing table of a run: per solution, traces passed and failed, median latency and speedup over
-    its passed traces, and each kind of failure with a reason."""
+    """The closing table of a run: per solution, traces passed and failed, the costs and speedup of its median
+    passed trace (by latency), and each kind of failure with a reason."""
     counts = ", ".join(f"{k} {v}" for k, v in sorted(report.status_counts().items()))
     phases = ", ".join(f"{k} {v:.1f}s" for k, v in sorted(report.phases.items()))
     skipped = f"; {len(report.skipped)} solutions skipped (cannot run here)" if report.skipped else ""
@@ -104,19 +91,19 @@ def solution_table(report: RunReport) -> Table:
                   caption=f"time spent: workers starting {report.worker_startup_s:.1f}s, {phases}; "
                           f"builds compiled {report.compiled_builds} (the rest from cache); "
                           f"worker restarts {report.worker_restarts}")
-    for column in ("definition", "solution", "passed", "failed", "latency us", "speedup", "failures"):
-        table.add_column(column, overflow="fold")
+    for column in ("definition", "solution", "passed", "failed") + COST_COLUMNS + ("speedup", "failures"):
+        table.add_column(column, overflow="fold", justify="right" if column in COST_COLUMNS else "left")
     groups: Dict[tuple, List[Trace]] = defaultdict(list)
     for trace in report.traces:
         groups[(trace.definition, trace.solution)].append(trace)
     for (definition, solution), traces in sorted(groups.items()):
         passed = [t for t in traces if t.passed]
         failed = [t for t in traces if not t.passed]
-        latency = speedup = "-"
-        if passed:
-            latency = f"{median(t.evaluation.performance.latency_ms for t in passed) * 1e3:.1f}"
-            speedup = _speedup(median(t.evaluation.performance.speedup_factor for t in passed))
-        table.add_row(definition, solution, str(len(passed)), str(len(failed)), latency, speedup,
+        # The median passed trace by latency: a typical figure when a solution ran on several workloads.
+        typical = sorted(passed, key=lambda t: t.evaluation.performance.latency_ms)[(len(passed) - 1) // 2] \
+            if passed else None
+        table.add_row(definition, solution, str(len(passed)), str(len(failed)), *cost_cells(typical),
+                      _speedup(typical.evaluation.performance.speedup_factor) if typical else "-",
                       escape(_failures(failed)) or "-")
     return table
 
@@ -135,4 +122,4 @@ def _failures(failed: List[Trace]) -> str:
                      for status, count in by_status.items())
 
 
-__all__ = ["RunProgress", "one_line_reason", "skipped_line", "solution_table", "trace_line"]
+__all__ = ["RunProgress", "skipped_line", "solution_table", "trace_line"]

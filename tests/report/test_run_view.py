@@ -6,7 +6,8 @@ import threading
 from rich.console import Console
 
 from kernelarena.bench.runner import RunReport
-from kernelarena.report.run_view import RunProgress, one_line_reason, solution_table, trace_line
+from kernelarena.report.run_view import RunProgress, solution_table, trace_line
+from kernelarena.report.tables import one_line_reason
 from kernelarena.schema import Definition, Environment, Evaluation, Solution, Status, Trace, Workload
 from tests.apply.tiny_dataset import trace as passed_trace
 

@@ -180,7 +180,7 @@ def unrunnable_reason(solution: Solution, device: str) -> Optional[str]:
     return None
 
 
-def resume_key(config: RunConfig, device: str) -> Callable[[Trace], bool]:
+def same_settings(config: RunConfig, device: str) -> Callable[[Trace], bool]:
     """A test of whether an existing trace was made with the settings of this run on ``device``'s hardware:
     same hardware, and where the trace records them, the same correctness rounds, timed calls and timing
     mode (a failure trace records only the hardware)."""
@@ -347,7 +347,7 @@ def run(dataset: TraceSet, config: RunConfig = RunConfig(), definitions: Sequenc
 
 def _traced_pairs(dataset: TraceSet, config: RunConfig, device: str) -> Set[Tuple[str, str]]:
     """(solution, workload uuid) pairs with a trace made on ``device``'s hardware with this run's settings."""
-    same = resume_key(config, device)
+    same = same_settings(config, device)
     return {(t.solution, t.workload.uuid) for group in dataset.traces.values() for t in group if same(t)}
 
 

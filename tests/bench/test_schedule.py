@@ -82,3 +82,18 @@ def test_bad_devices_are_refused_by_name(device, message):
 def test_run_config_refuses_impossible_values(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+@pytest.mark.gpu
+def test_on_a_gpu_visible_devices_pass_the_check_and_cuda_solutions_are_scheduled(tmp_path):
+    import torch
+
+    count = torch.cuda.device_count()
+    check_devices(["cuda", "cuda:0", f"cuda:{count - 1}"])
+    with pytest.raises(ValueError, match=f"has {count} CUDA GPU"):
+        check_devices([f"cuda:{count}"])
+    ds = make_dataset(tmp_path)
+    ds.add_solution(solution("gpu_only", "cuda", ["cuda"]))
+    plan = schedule(ds, RunConfig(devices=("cuda:0",)), solutions=["gpu_only", "honest"])
+    assert plan.skipped == [] and sorted(s.name for _, s, _ in plan.tasks) == ["gpu_only", "honest"]
+    assert not local_hardware().startswith("CPU")

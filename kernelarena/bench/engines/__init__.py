@@ -33,11 +33,20 @@ class EngineStats:
 class Engine(Protocol):
     name: str
 
+    def devices(self, requested: Sequence[str] = ()) -> Tuple[str, ...]:
+        """One device per kind the engine evaluates on ("cpu", "cuda:0"), of the kinds ``requested`` names
+        (empty: all): what the run judges a solution's target_hardware against before building."""
+
+    def slot_hardware(self, requested: Sequence[str] = ()) -> List[Tuple[str, str]]:
+        """(device, hardware) per kind, the hardware named as traces name it: what ``resume`` compares
+        existing traces with."""
+
     def execute(self, tasks: Sequence[Task], config: RunConfig, root: Optional[Path],
-                record: Callable[[WorkerResult], None]) -> EngineStats:
+                record: Callable[[WorkerResult], None],
+                on_start: Optional[Callable[[Definition, Solution, int], None]] = None) -> EngineStats:
         """Evaluate every workload of every task, calling ``record`` (from the calling thread only) exactly
-        once per (solution, workload), as each result arrives. An exception from ``record`` stops the engine
-        and propagates."""
+        once per (solution, workload), as each result arrives, and ``on_start`` as a task is handed out. An
+        exception from ``record`` (or Ctrl-C) stops the engine's evaluators and propagates."""
 
 
 # name -> "module:class"; "local" is the runner's own worker pool.

@@ -113,20 +113,26 @@ class RayEngine:
         self.address, self.max_attempts, self.start_timeout_s = address, max_attempts, start_timeout_s
 
     def execute(self, tasks: Sequence[Task], config: RunConfig, root: Optional[Path],
-                record: Callable[[WorkerResult], None]) -> EngineStats:
+                record: Callable[[WorkerResult], None],
+                on_start: Optional[Callable[[Definition, Solution, int], None]] = None) -> EngineStats:
         """See ``Engine.execute``. EngineError when the cluster cannot be reached or offers no device slot."""
         if not tasks:
             return EngineStats()
         self._connect()
-        return _Dispatch(self, config, root, record).run(tasks)
+        return _Dispatch(self, config, root, record, on_start).run(tasks)
 
-    def slot_hardware(self, devices: Sequence[str] = ()) -> List[Tuple[str, str]]:
-        """(device, hardware) of each kind of device slot in the cluster (of the kinds ``devices`` names, as
+    def devices(self, requested: Sequence[str] = ()) -> Tuple[str, ...]:
+        """One evaluator device per kind of slot in the cluster (see ``Engine.devices``)."""
+        self._connect()
+        return tuple(sorted({kind.evaluator_device for kind in _cluster_kinds(requested)}))
+
+    def slot_hardware(self, requested: Sequence[str] = ()) -> List[Tuple[str, str]]:
+        """(device, hardware) of each kind of device slot in the cluster (of the kinds ``requested`` names, as
         ``RunConfig.devices`` does), the hardware named as traces name it (``environment(device).hardware``,
         asked of a node by one short task per kind): what a resumed run compares existing traces with.
         EngineError when the cluster offers no slot."""
         self._connect()
-        kinds = _cluster_kinds(devices)
+        kinds = _cluster_kinds(requested)
         refs = [_probe_hardware.options(**kind.ray_options()).remote(kind.evaluator_device) for kind in kinds]
         hardware = ray.get(refs, timeout=self.start_timeout_s)
         return [(kind.evaluator_device, name) for kind, name in zip(kinds, hardware)]
@@ -176,8 +182,9 @@ class _Dispatch:
     """One run's driver loop: actors, the job queue, the in-flight calls."""
 
     def __init__(self, engine: RayEngine, config: RunConfig, root: Optional[Path],
-                 record: Callable[[WorkerResult], None]):
-        self.engine, self.config, self.record = engine, config, record
+                 record: Callable[[WorkerResult], None],
+                 on_start: Optional[Callable[[Definition, Solution, int], None]]):
+        self.engine, self.config, self.record, self.on_start = engine, config, record, on_start
         self.root = str(root) if root else None
         self.stats = EngineStats()
         self.actors: List[_Actor] = []
@@ -244,6 +251,8 @@ class _Dispatch:
             if job is None:
                 continue
             self.queue.remove(job)
+            if self.on_start is not None:
+                self.on_start(job.definition, job.solution, len(job.workloads))
             definition, solution = job.definition.to_json(), job.solution.to_json()
             for workload in job.workloads:
                 actor.calls.append(_Call(actor.handle.evaluate.remote(definition, solution, workload.to_json()),

@@ -6,9 +6,8 @@ The public surface is small; everything else is importable from its module.
 from .apply import apply, disable_apply, enable_apply
 from .schema import Definition, Solution, Trace, Workload
 from .store import TraceSet
-from .tracing import enable_tracing
-
-__version__ = "0.1.0"
+from .tracing import disable_tracing, enable_tracing
+from .version import __version__
 
 __all__ = ["Definition", "Solution", "Trace", "TraceSet", "Workload", "__version__", "apply", "disable_apply",
-           "enable_apply", "enable_tracing"]
+           "disable_tracing", "enable_apply", "enable_tracing"]

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import os
 
 import torch
 
+from kernelarena import env
 from kernelarena.errors import UnsupportedError
 from kernelarena.kernels.rmsnorm.auto_table import PREFERENCE, measured_choice
 
@@ -151,7 +151,7 @@ def _have_cuda_toolkit() -> bool:
 
 
 def _triton_interpreted() -> bool:
-    return os.environ.get("TRITON_INTERPRET") == "1"
+    return env.triton_interpreted()
 
 
 def _unavailable_reason(backend: str, x2: torch.Tensor, *others: torch.Tensor) -> str | None:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
 from pathlib import Path
 
+from kernelarena import env
 from kernelarena.errors import BuildError
 
 SOURCE_DIR = Path(__file__).resolve().parent
@@ -25,10 +25,7 @@ TVM_FFI_ENTRIES = {"rmsnorm": SOURCE_DIR / "rmsnorm_tvm_ffi.cu", "fused_add_rmsn
 def cache_dir() -> Path:
     """Root of kernelarena's build cache: $KERNELARENA_CACHE_DIR, else $XDG_CACHE_HOME/kernelarena, else
     ~/.cache/kernelarena."""
-    env = os.environ.get("KERNELARENA_CACHE_DIR")
-    if env:
-        return Path(env)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kernelarena"
+    return env.cache_root()
 
 
 def _sources_digest(paths) -> str:

@@ -27,8 +27,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the checkout's kernelarena, wherever the script is started from
 
-from kernelarena.schema import (Correctness, Definition, Environment, Evaluation, Performance,  # noqa: E402
-                                Solution, Trace, Workload)
+from kernelarena.schema import Correctness, Definition, Environment, Evaluation, Performance, Solution, Trace, Workload  # noqa: E402
 from kernelarena.store import TraceSet  # noqa: E402
 
 DATE = "2026-11-24"

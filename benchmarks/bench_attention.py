@@ -30,6 +30,7 @@ import time
 from dataclasses import asdict
 
 import torch
+from read_floor import empty_kernel_us, read_floor_us
 
 from kernelarena.kernels.attention import (
     BatchDecodeWithPagedKVCacheWrapper,
@@ -38,7 +39,6 @@ from kernelarena.kernels.attention import (
     build_page_table,
 )
 from kernelarena.kernels.attention.paged_kernel import PagedAttentionLauncher
-from read_floor import empty_kernel_us, read_floor_us
 
 HQ, HKV, D, PAGE = 32, 8, 128, 16
 DECODE_BATCHES = (1, 16, 64, 128, 256)
@@ -305,7 +305,8 @@ def main() -> None:
                     row["ours_triton_launch_run_host_us"] = triton_launch_variant(
                         lambda: run_host_us(lambda: ours_decode(p, ws, chosen["decode"])))
             if use_fi:
-                fi = {tc: measure(lambda: flashinfer_decode(p, fi_ws, tc), args.quick, plan_reps) for tc in (False, True)}
+                fi = {tc: measure(lambda: flashinfer_decode(p, fi_ws, tc), args.quick, plan_reps)
+                      for tc in (False, True)}
                 best = min(fi, key=lambda tc: fi[tc][0])
                 row.update(fi_us=fi[best][0], fi_backend="tensor_cores" if best else "cuda_cores",
                            fi_plan_us=fi[best][1], fi_us_cuda_cores=fi[False][0], fi_us_tensor_cores=fi[True][0],

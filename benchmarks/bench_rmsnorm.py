@@ -247,7 +247,8 @@ def _version(package):
 def markdown_table(rows, ceiling, meta):
     lines = [f"# RMSNorm benchmark, {meta['date']}, {meta['device']}",
              "",
-             f"torch {meta['torch']}, triton {meta['triton']}, flashinfer {meta['flashinfer']}, tilelang {meta['tilelang']}; bf16, eps 1e-6; "
+             f"torch {meta['torch']}, triton {meta['triton']}, flashinfer {meta['flashinfer']}, "
+             f"tilelang {meta['tilelang']}; bf16, eps 1e-6; "
              f"median of CUDA-event times with a cold L2 (flushed each repetition) and rotated inputs. "
              f"Copy ceiling (1 GiB device-to-device, read + write) in this run: {ceiling:.2f} TB/s. "
              "'vs FI' = FlashInfer time / this time (> 1: faster than FlashInfer).",
@@ -312,7 +313,8 @@ def main(argv=None):
             copy_name = "d2d copy (same bytes)"
             if device == "cuda":  # a device-to-device copy moving the same bytes: the floor at this size
                 half = op_bytes(op, batch, hidden) // 2
-                src, dst = torch.empty(half, dtype=torch.int8, device=device), torch.empty(half, dtype=torch.int8, device=device)
+                src = torch.empty(half, dtype=torch.int8, device=device)
+                dst = torch.empty(half, dtype=torch.int8, device=device)
                 timed[copy_name] = lambda _: dst.copy_(src)
                 errors[copy_name] = (0.0, 0.0)
             try:

@@ -141,7 +141,8 @@ def summarize(csv_path: Path, labels_path: Path) -> str:
         entry = kernels.setdefault(int(row["ID"]), {"name": row["Kernel Name"]})
         entry[row["Metric Name"]] = (row["Metric Value"], row["Metric Unit"])
     labels = labels_path.read_text().splitlines()
-    out = [f"| case | kernel | us | DRAM read KB | DRAM write KB | grid x block | regs |", "|---|---|---|---|---|---|---|"]
+    out = ["| case | kernel | us | DRAM read KB | DRAM write KB | grid x block | regs |",
+           "|---|---|---|---|---|---|---|"]
     label = "?"
     for kid in sorted(kernels):
         k = kernels[kid]

@@ -39,17 +39,18 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's kernelarena
 
-from kernelarena.kernels.attention import (  # noqa: E402
+from kernelarena.kernels.attention import (  # noqa: E402  # noqa: E402
     BatchDecodeWithPagedKVCacheWrapper,
     BatchPrefillWithPagedKVCacheWrapper,
     build_page_table,
+    native_plan,
+    small_decode,
 )
-from kernelarena.kernels.attention import native_plan, small_decode  # noqa: E402
 from kernelarena.kernels.attention import runner as runner_module  # noqa: E402
 from kernelarena.kernels.attention.staging import StagedCopy  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_attention import D, DECODE_BATCHES, DECODE_LENS, HKV, HQ, PAGE, PREFILL_CASES  # noqa: E402  (same cases)
+from bench_attention import DECODE_BATCHES, DECODE_LENS, HKV, HQ, PAGE, PREFILL_CASES, D  # noqa: E402  (same cases)
 
 H100_SMS = 132
 

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,10 +24,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from kernelarena.bench import RunConfig, run  # noqa: E402
+from kernelarena.bench.config import TimingConfig  # noqa: E402
 from kernelarena.bench.evaluate import Case  # noqa: E402
 from kernelarena.bench.inputs import allocate_outputs, materialize_inputs  # noqa: E402
 from kernelarena.bench.timing import time_calls  # noqa: E402
-from kernelarena.bench.config import TimingConfig  # noqa: E402
 from kernelarena.build import build_solution  # noqa: E402
 from kernelarena.store import TraceSet  # noqa: E402
 
@@ -84,11 +82,11 @@ def main() -> None:
     timers += [compare_timers(dataset, "rmsnorm_h4096_kernelarena_triton", 1024, ahead) for ahead in (True, False)]
 
     gpu = torch.cuda.get_device_name(0)
-    lines = [f"# kernelarena run on the example dataset", "",
+    lines = ["# kernelarena run on the example dataset", "",
              f"{gpu}, {datetime.date.today().isoformat()}, torch {torch.__version__}, "
              f"command: python3 benchmarks/run_example_gpu.py", "",
              f"First run: {len(report.traces)} traces in {first_wall:.1f} s; statuses {report.status_counts()}.",
-             f"Where the time went (summed over evaluations, seconds): "
+             "Where the time went (summed over evaluations, seconds): "
              + ", ".join(f"{k} {v:.1f}" for k, v in sorted(report.phases.items()))
              + f"; worker start-ups {report.worker_startup_s:.1f}, restarts {report.worker_restarts}.",
              f"Second run of rmsnorm_h4096 (build cache warm): {len(second.traces)} traces in {second_wall:.1f} s, "
@@ -107,7 +105,8 @@ def main() -> None:
                      + (f"{p.latency_ms * 1e3:.1f} | {p.reference_latency_ms * 1e3:.1f} | {p.speedup_factor:.2f}x |"
                         if p else "- | - | - |"))
     lines += ["", "Same kernel, two timers (cold L2 for ours; do_bench flushes L2 too):", "",
-              "| solution | batch | host ahead | host us per call | ours (us) | triton do_bench (us) | ours / do_bench |",
+              "| solution | batch | host ahead | host us per call | ours (us) | triton do_bench (us) "
+              "| ours / do_bench |",
               "|---|---|---|---|---|---|---|"]
     for c in timers:
         lines.append(f"| {c['solution']} | {c['batch']} | {c['host_ahead']} | {c['host_us']:.1f} | "

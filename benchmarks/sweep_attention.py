@@ -117,12 +117,14 @@ def main() -> None:
             for name, (config, schedule) in DECODE_VARIANTS.items():
                 if wanted and name not in wanted:
                     continue
-                us, _, out = with_schedule(schedule, lambda: ba.measure(lambda: ba.ours_decode(p, ws, config), False, 1))
+                us, _, out = with_schedule(schedule,
+                                           lambda: ba.measure(lambda: ba.ours_decode(p, ws, config), False, 1))
                 ref = out.clone() if ref is None else ref
                 err = ba.rel_err(out, ref)
                 rows.append({"kind": "decode", "case": f"{batch}x{kv_len}", "variant": name, "us": us, "fi_us": fi_us,
                              "tbs": p.kv_bytes() / us / 1e6, "err_vs_first": err,
-                             "config": asdict(config) if config else None, "schedule": schedule, **ba.kernel_resources()})
+                             "config": asdict(config) if config else None, "schedule": schedule,
+                             **ba.kernel_resources()})
                 print(f"decode {batch}x{kv_len:<5d} {name:10s} {us:8.1f} us  FI {fi_us:8.1f}  x{fi_us / us:.2f}  "
                       f"{p.kv_bytes() / us / 1e6:.2f} TB/s  err {err:.1e}  {ba.kernel_resources()}", flush=True)
     if args.only != "decode":

@@ -19,8 +19,8 @@ import os
 from pathlib import Path
 
 import torch
+from bench_attention import HKV, PAGE, D, Problem, device_time_us, flashinfer_decode, ours_decode, rel_err
 
-from bench_attention import HKV, D, PAGE, Problem, device_time_us, flashinfer_decode, ours_decode, rel_err
 from kernelarena.kernels.attention import allocate_paged_kv_cache, small_decode
 
 BATCHES = (1, 16)

@@ -106,7 +106,8 @@ def run(path: Path = DATASET,
         save: bool = typer.Option(True, "--save/--no-save", help="Append traces to the dataset's traces/.")):
     """Build, verify and time solutions on their workloads; write a trace for each (pass or fail)."""
     from .bench import RunConfig, TimingConfig
-    from .bench.runner import count_evaluations, run as run_dataset
+    from .bench.runner import count_evaluations
+    from .bench.runner import run as run_dataset
     from .report.tables import run_table
     from .schema import Tolerance
 

@@ -10,8 +10,17 @@ from typing import Optional
 import torch
 
 import kernelarena
-from kernelarena.schema import (Correctness, Definition, Environment, Evaluation, Performance, Solution, Status,
-                                Trace, Workload)
+from kernelarena.schema import (
+    Correctness,
+    Definition,
+    Environment,
+    Evaluation,
+    Performance,
+    Solution,
+    Status,
+    Trace,
+    Workload,
+)
 from kernelarena.store import TraceSet
 
 DEFINITION = "scale_rows_h8"

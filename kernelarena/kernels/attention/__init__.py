@@ -4,6 +4,7 @@ Public names: the three FlashInfer-style wrappers and the page-table helpers.
 """
 
 from .decode import BatchDecodeWithPagedKVCacheWrapper
+from .kernel_config import KernelConfig
 from .page_table import (
     PageTable,
     allocate_paged_kv_cache,
@@ -13,7 +14,6 @@ from .page_table import (
     ragged_page_table,
 )
 from .prefill import BatchPrefillWithPagedKVCacheWrapper, BatchPrefillWithRaggedKVCacheWrapper
-from .kernel_config import KernelConfig
 
 __all__ = [
     "BatchDecodeWithPagedKVCacheWrapper",

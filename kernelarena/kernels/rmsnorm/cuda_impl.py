@@ -19,7 +19,8 @@ SOURCE_DIR = Path(__file__).resolve().parent
 KERNEL_HEADER = SOURCE_DIR / "rmsnorm.cuh"
 TORCH_BINDING = SOURCE_DIR / "rmsnorm_torch.cu"
 TVM_FFI_HEADER = SOURCE_DIR / "rmsnorm_tvm_ffi.cuh"
-TVM_FFI_ENTRIES = {"rmsnorm": SOURCE_DIR / "rmsnorm_tvm_ffi.cu", "fused_add_rmsnorm": SOURCE_DIR / "fused_add_rmsnorm_tvm_ffi.cu"}
+TVM_FFI_ENTRIES = {"rmsnorm": SOURCE_DIR / "rmsnorm_tvm_ffi.cu",
+                   "fused_add_rmsnorm": SOURCE_DIR / "fused_add_rmsnorm_tvm_ffi.cu"}
 
 
 def cache_dir() -> Path:

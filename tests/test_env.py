@@ -93,12 +93,12 @@ def test_cache_root_precedence(monkeypatch, tmp_path):
     assert env.cache_root() == tmp_path / "home" / ".cache" / "kernelarena"
 
 
-def test_the_build_cache_and_our_kernels_share_one_cache_root(monkeypatch, tmp_path):
+def test_the_build_cache_uses_the_one_cache_root(monkeypatch, tmp_path):
+    from kernelarena.build.cache import BuildCache
     from kernelarena.build.toolchain import default_cache_root
-    from kernelarena.kernels.rmsnorm import cuda_impl
 
     monkeypatch.setenv(env.CACHE_DIR, str(tmp_path))
-    assert default_cache_root() == cuda_impl.cache_dir() == env.cache_root() == tmp_path
+    assert default_cache_root() == env.cache_root() == BuildCache().root == tmp_path
 
 
 @pytest.mark.parametrize("value, on", [(None, True), ("1", True), ("0", False), ("yes", True)])

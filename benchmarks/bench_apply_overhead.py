@@ -165,8 +165,9 @@ def main() -> None:
     columns = ["variant", "us per call", "overhead vs direct (us)"]
     text = header + "\n\n" + markdown_table(columns, rows)
     print(text)
-    table = publish("apply_overhead", opts.out, text, TITLE, key=["variant"], columns=columns, rows=rows, run=run)
-    print(f"results table: {table}")
+    if opts.out:
+        table = publish("apply_overhead", opts.out, text, TITLE, key=["variant"], columns=columns, rows=rows, run=run)
+        print(f"results table: {table}")
 
 ROUNDS, BATCH = 300, 200
 TITLE = """# apply() dispatch overhead

@@ -20,10 +20,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from host_cost import back_to_back_us  # noqa: E402
+from benchmarks.host_cost import back_to_back_us
 
 BATCHES = (1, 32, 1024, 8192, 16384, 32768)
 HOST_ROWS = (1, 32, 1024)  # the host-cost table: these rows of HOST_HIDDEN, calls back to back
@@ -48,9 +45,9 @@ Host cost (a second table): each backend called back to back on the same inputs,
 "b2b us/call"
 the time per call until the GPU is done, both beside FlashInfer's and PyTorch's in the same run.
 
-    python3 benchmarks/bench_rmsnorm.py --out DIR [--sweep] [--backends triton,cuda,...] [--quick]
-    python3 benchmarks/bench_rmsnorm.py --quick --out DIR   # GPU, about 3 minutes with builds: ours, FlashInfer, torch
-    python3 benchmarks/bench_rmsnorm.py --device cpu --quick        # smoke test of the script itself
+    python3 -m benchmarks.bench_rmsnorm --out DIR [--sweep] [--backends triton,cuda,...] [--quick]
+    python3 -m benchmarks.bench_rmsnorm --quick --out DIR   # GPU, about 3 minutes with builds: ours, FlashInfer, torch
+    python3 -m benchmarks.bench_rmsnorm --device cpu --quick        # smoke test of the script itself
 """
 
 

@@ -16,8 +16,8 @@ What is timed:
     rmsnorm (Triton), through triton_impl's direct launch and through Triton's ordinary launch
 and the host time of one call (median, no synchronization), which must stay under the flush's GPU time.
 
-    python3 benchmarks/bench_timing_floor.py [--out DIR]      # GPU; table printed, and in DIR/timing_floor.md
-    TRITON_INTERPRET=1 python3 benchmarks/bench_timing_floor.py --device cpu   # smoke test of the script
+    python3 -m benchmarks.bench_timing_floor [--out DIR]      # GPU; table printed, and in DIR/timing_floor.md
+    TRITON_INTERPRET=1 python3 -m benchmarks.bench_timing_floor --device cpu   # smoke test of the script
 --out defaults to $OUT; without either the table is only printed.
 """
 
@@ -36,14 +36,10 @@ import torch
 import triton
 import triton.language as tl
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from bench_rmsnorm import EPS, ColdTimer, input_sets, op_bytes  # noqa: E402
-from read_floor import EMPTY_KERNEL  # noqa: E402  (the empty kernel, direct launch)
-
-from kernelarena.kernels.rmsnorm import triton as triton_impl  # noqa: E402
-from kernelarena.kernels.rmsnorm.triton import DirectLauncher  # noqa: E402
+from benchmarks.bench_rmsnorm import EPS, ColdTimer, input_sets, op_bytes
+from benchmarks.read_floor import EMPTY_KERNEL  # the empty kernel, direct launch
+from kernelarena.kernels.rmsnorm import triton as triton_impl
+from kernelarena.kernels.rmsnorm.triton import DirectLauncher
 
 ROWS = (1, 32, 1024, 8192)
 HIDDEN = 4096

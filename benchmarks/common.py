@@ -55,11 +55,11 @@ def stamp(device: Optional[str] = None) -> Stamp:
 
 
 def add_out_argument(parser: argparse.ArgumentParser) -> None:
-    """``--out DIR``: where the run's files go; default ``$OUT``, else the current folder."""
-    default = Path(os.environ["OUT"]) if os.environ.get("OUT") else Path(".")
+    """``--out DIR``: where the run's files go; default ``$OUT``, else None (the script only prints)."""
+    default = Path(os.environ["OUT"]) if os.environ.get("OUT") else None
     parser.add_argument("--out", type=Path, default=default,
-                        help="folder for <name>_latest.md and the updated <name>.md results table (default: $OUT, "
-                             "else the current folder); benchmarks/results publishes in place")
+                        help="folder for <name>_latest.md and the updated <name>.md results table (default: $OUT; "
+                             "without either, only printed); --out benchmarks/results publishes in place")
 
 
 def _text(value: object) -> str:

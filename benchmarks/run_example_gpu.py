@@ -1,7 +1,7 @@
 """GPU evidence for the evaluation engine: `kernelarena run` over the example dataset, and one kernel timed by
 our harness and by an independent timer (triton.testing.do_bench) in the same process.
 
-    python3 benchmarks/run_example_gpu.py [--out DIR]
+    python3 -m benchmarks.run_example_gpu [--out DIR]
 
 Writes DIR/example_traces.jsonl (every trace), DIR/run_example.md (the closing table, the wall-time breakdown
 and the timer comparison). Run on the GPU machine; benchmarks/README.md has the exact command.
@@ -13,23 +13,21 @@ import argparse
 import datetime
 import os
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from kernelarena.bench import RunConfig, run
+from kernelarena.bench.config import TimingConfig
+from kernelarena.bench.evaluate import Case
+from kernelarena.bench.inputs import allocate_outputs, materialize_inputs
+from kernelarena.bench.timing import time_calls
+from kernelarena.build import build_solution
+from kernelarena.store import TraceSet
 
-from kernelarena.bench import RunConfig, run  # noqa: E402
-from kernelarena.bench.config import TimingConfig  # noqa: E402
-from kernelarena.bench.evaluate import Case  # noqa: E402
-from kernelarena.bench.inputs import allocate_outputs, materialize_inputs  # noqa: E402
-from kernelarena.bench.timing import time_calls  # noqa: E402
-from kernelarena.build import build_solution  # noqa: E402
-from kernelarena.store import TraceSet  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def compare_timers(dataset: TraceSet, solution: str, batch: int, host_ahead: bool = True) -> dict:
@@ -84,7 +82,7 @@ def main() -> None:
     gpu = torch.cuda.get_device_name(0)
     lines = ["# kernelarena run on the example dataset", "",
              f"{gpu}, {datetime.date.today().isoformat()}, torch {torch.__version__}, "
-             f"command: python3 benchmarks/run_example_gpu.py", "",
+             f"command: python3 -m benchmarks.run_example_gpu", "",
              f"First run: {len(report.traces)} traces in {first_wall:.1f} s; statuses {report.status_counts()}.",
              "Where the time went (summed over evaluations, seconds): "
              + ", ".join(f"{k} {v:.1f}" for k, v in sorted(report.phases.items()))

@@ -6,8 +6,8 @@ programs per SM, shortest chunk) setting, and FlashInfer's better backend, all w
 do_bench timer; every CUDA result is checked against the Triton kernel's output first. Prints a table and
 writes $OUT/sweep_small_decode_<date>.{md,json}.
 
-    python benchmarks/sweep_small_decode.py            # full sweep
-    python benchmarks/sweep_small_decode.py --quick    # two settings, two shapes
+    python3 -m benchmarks.sweep_small_decode            # full sweep
+    python3 -m benchmarks.sweep_small_decode --quick    # two settings, two shapes
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import os
 from pathlib import Path
 
 import torch
-from bench_attention import HKV, PAGE, D, Problem, device_time_us, flashinfer_decode, ours_decode, rel_err
 
+from benchmarks.bench_attention import HKV, PAGE, D, Problem, device_time_us, flashinfer_decode, ours_decode, rel_err
 from kernelarena.kernels.attention import allocate_paged_kv_cache, small_decode
 
 BATCHES = (1, 16)

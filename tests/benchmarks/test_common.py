@@ -75,6 +75,10 @@ def test_publish_starts_from_the_committed_table_and_writes_the_latest_output(tm
 
 
 def test_out_defaults_to_the_out_variable(monkeypatch):
+    parser = argparse.ArgumentParser()
+    add_out_argument(parser)
+    monkeypatch.delenv("OUT", raising=False)
+    assert parser.parse_args([]).out is None
     monkeypatch.setenv("OUT", "/tmp/somewhere")
     parser = argparse.ArgumentParser()
     add_out_argument(parser)

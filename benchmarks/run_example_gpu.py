@@ -10,8 +10,6 @@ and the timer comparison). Run on the GPU machine; benchmarks/README.md has the 
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
 import shutil
 import tempfile
 import time
@@ -19,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.common import add_out_argument, publish, stamp
 from kernelarena.bench import RunConfig, run
 from kernelarena.bench.config import TimingConfig
 from kernelarena.bench.evaluate import Case
@@ -51,10 +50,12 @@ def compare_timers(dataset: TraceSet, solution: str, batch: int, host_ahead: boo
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ".")))
+    add_out_argument(parser)
     parser.add_argument("--definition", action="append", default=[], help="only these definitions")
     parser.add_argument("--tag", default="", help="suffix of the output file names")
     args = parser.parse_args()
+    if args.out is None:
+        parser.error("--out DIR (or $OUT) is needed: the traces are written there as they land")
     work = Path(tempfile.mkdtemp()) / "dataset"
     shutil.copytree(ROOT / "examples" / "dataset", work)
     dataset = TraceSet.load(work)
@@ -79,9 +80,9 @@ def main() -> None:
     timers = [compare_timers(dataset, "rmsnorm_h4096_kernelarena_cuda", b) for b in (1024, 8192)]
     timers += [compare_timers(dataset, "rmsnorm_h4096_kernelarena_triton", 1024, ahead) for ahead in (True, False)]
 
-    gpu = torch.cuda.get_device_name(0)
+    run_stamp = stamp("cuda:0")
     lines = ["# kernelarena run on the example dataset", "",
-             f"{gpu}, {datetime.date.today().isoformat()}, torch {torch.__version__}, "
+             f"{run_stamp.machine}, {run_stamp.date}, torch {torch.__version__}, "
              f"command: python3 -m benchmarks.run_example_gpu", "",
              f"First run: {len(report.traces)} traces in {first_wall:.1f} s; statuses {report.status_counts()}.",
              "Where the time went (summed over evaluations, seconds): "
@@ -116,7 +117,22 @@ def main() -> None:
                   f"{(t.evaluation.log.strip().splitlines() or [''])[-1][:200]}" for t in failures]
     text = "\n".join(lines) + "\n"
     print(text)
-    (args.out / f"run_example{args.tag}.md").write_text(text)
+    rows = [{"definition": row.definition, "solutions": row.solutions, "passed": row.passed, "failed": row.failed,
+             "best speedup": f"{row.best_speedup:.2f}x" if row.best_speedup else "-",
+             "best solution": row.best_solution or "-"} for row in report.by_definition()]
+    table = publish(f"run_example{args.tag}", args.out, text, TITLE, key=["definition"], columns=COLUMNS, rows=rows,
+                    run=run_stamp)
+    print(f"results table: {table}")
+
+
+COLUMNS = ["definition", "solutions", "passed", "failed", "best speedup", "best solution"]
+TITLE = """# kernelarena run on the example dataset
+
+`python3 -m benchmarks.run_example_gpu --out $OUT` runs `kernelarena run` over examples/dataset on a GPU: per
+definition, how many solutions it has, how many traces passed or failed, and the highest speedup over the
+reference of any passing trace, with its solution. One row per machine and definition, the latest run of each; `run_example_latest.md`
+holds the latest run's per-trace table, phases and timer comparison, and its traces (example_traces.jsonl) are
+committed as `run_example_h100_traces.jsonl` for the example report."""
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Mapping, Optional, Tuple
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,7 @@ TRACE = "KERNELARENA_TRACE"
 TRACE_POLICY = "KERNELARENA_TRACE_POLICY"
 NATIVE_PLAN = "KERNELARENA_NATIVE_PLAN"
 SMALL_DECODE = "KERNELARENA_SMALL_DECODE"
+INTEGRATIONS = "KERNELARENA_INTEGRATIONS"
 TRITON_INTERPRET = "TRITON_INTERPRET"
 XDG_CACHE_HOME = "XDG_CACHE_HOME"
 CUDA_HOME = "CUDA_HOME"
@@ -46,6 +47,8 @@ SETTINGS: Tuple[Setting, ...] = (
             "unset: tracing off"),
     Setting(TRACE_POLICY, "With KERNELARENA_TRACE: which calls are recorded (`first_n`, `distinct_shapes`, "
             "`sampled`).", "`first_n`"),
+    Setting(INTEGRATIONS, "Comma-separated integrations (e.g. `flashinfer`) that `import kernelarena` installs.",
+            "unset: none"),
     Setting(NATIVE_PLAN, "`0`: the attention planner runs in numpy instead of the compiled C planner. Read once, "
             "at import.", "`1` (C planner when it builds)"),
     Setting(SMALL_DECODE, "`0`: the small-batch decode attention kernel is never used. Read once, at import.",
@@ -59,6 +62,12 @@ SETTINGS: Tuple[Setting, ...] = (
     Setting(CXX, "The host C++ compiler (the one torch and tvm-ffi use too).", "`c++`"),
 )
 """All variables, in the order docs/settings.md lists them."""
+
+
+def environment() -> Mapping[str, str]:
+    """The process environment, for apply's startup hooks: they read the variables above from the mapping they
+    are given, so that a test can pass its own."""
+    return os.environ
 
 
 def _get(name: str) -> Optional[str]:

@@ -150,7 +150,8 @@ def agreement(model: LlamaModel) -> list:
                         f"{(results[mode].logits - results['flashinfer'].logits).abs().max().item():.4f} |")
         else:
             step, request, margin = divergence
-            before = (results[mode].logits[:step] - results['flashinfer'].logits[:step]).abs().max().item() if step else 0
+            gap = (results[mode].logits[:step] - results["flashinfer"].logits[:step]).abs()
+            before = gap.max().item() if step else 0
             rows.append(f"| {mode} | first differs at step {step}, request {request} (FlashInfer's top-2 margin "
                         f"{margin:.4f}) | {before:.4f} |")
     return rows

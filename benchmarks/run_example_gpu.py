@@ -131,8 +131,8 @@ TITLE = """# kernelarena run on the example dataset
 `python3 -m benchmarks.run_example_gpu --out $OUT` runs `kernelarena run` over examples/dataset on a GPU: per
 definition, how many solutions it has, how many traces passed or failed, and the highest speedup over the
 reference of any passing trace, with its solution. One row per machine and definition, the latest run of each;
-`run_example_latest.md` holds the latest run's per-trace table, phases and timer comparison, and its traces (example_traces.jsonl) are
-committed as `run_example_h100_traces.jsonl` for the example report."""
+`run_example_latest.md` holds the latest run's per-trace table, phases and timer comparison, and its traces
+(example_traces.jsonl) are committed as `run_example_h100_traces.jsonl` for the example report."""
 
 
 if __name__ == "__main__":

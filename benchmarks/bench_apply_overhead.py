@@ -24,6 +24,7 @@ from statistics import median
 import torch
 
 from benchmarks.common import add_out_argument, markdown_table, publish, stamp
+from kernelarena.bench.environment import local_hardware
 from kernelarena.schema import (
     Correctness,
     Definition,
@@ -60,7 +61,8 @@ def write_dataset(root: Path) -> None:
     dataset.add_workloads([Trace(definition=DEFINITION, workload=workload)])
     dataset.add_traces([Trace(
         definition=DEFINITION, workload=workload, solution="bench_add_python",
-        evaluation=Evaluation(status="PASSED", environment=Environment(hardware="cpu"), timestamp="2026-01-01T00:00:00",
+        evaluation=Evaluation(status="PASSED", environment=Environment(hardware=local_hardware()),
+                              timestamp="2026-01-01T00:00:00",
                               correctness=Correctness(),
                               performance=Performance(latency_ms=0.002, reference_latency_ms=0.002,
                                                       speedup_factor=1.0)))])

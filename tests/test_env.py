@@ -16,6 +16,11 @@ PACKAGE = ROOT / "kernelarena"
 # - build/tvm_ffi_builder.py sets TVM_FFI_CUDA_ARCH_LIST (tvm-ffi's own variable) for the duration of one build
 #   and puts the previous value back, which it must read first.
 ALLOWED_READS = {"kernelarena/build/tvm_ffi_builder.py": 1}
+# - an operator's Triton module (kernels/<op>/triton.py) is embedded verbatim in dataset solutions that run
+#   outside kernelarena (standard library, torch and triton only), so it reads Triton's own TRITON_INTERPRET
+#   itself; only that variable.
+EMBEDDED_SOURCES = "kernelarena/kernels/*/triton.py"
+EMBEDDED_MAY_READ = "TRITON_INTERPRET"
 
 
 def _is_os_environ(node: ast.AST) -> bool:
@@ -63,7 +68,10 @@ def test_only_env_py_reads_the_environment():
         relative = path.relative_to(ROOT).as_posix()
         if relative == "kernelarena/env.py":
             continue
-        lines = [line for line, kind in environment_uses(path.read_text()) if kind == "read"]
+        text = path.read_text()
+        lines = [line for line, kind in environment_uses(text) if kind == "read"]
+        if Path(relative).match(EMBEDDED_SOURCES):
+            lines = [line for line in lines if EMBEDDED_MAY_READ not in text.splitlines()[line - 1]]
         if lines:
             reads[relative] = lines
     unexpected = {file: lines for file, lines in reads.items() if len(lines) > ALLOWED_READS.get(file, 0)}

@@ -262,8 +262,9 @@ def run(dataset: TraceSet, config: RunConfig = RunConfig(), definitions: Sequenc
 
     One worker process per device (``config.devices``, default every visible GPU or the CPU) takes tasks from
     a shared queue; ``engine`` (bench/engines, e.g. Ray) evaluates them elsewhere instead (``config.devices``
-    then names kinds of its slots), and this process still records every trace. A solution that cannot run on any of the devices (its target_hardware, its language) is
-    skipped before building, listed in ``report.skipped`` and written nowhere. With ``resume``, (solution,
+    then names kinds of its slots), and this process still records every trace. A solution that cannot run
+    on any of the devices (its target_hardware, its language) is skipped before building, listed in
+    ``report.skipped`` and written nowhere. With ``resume``, (solution,
     workload) pairs that already have a trace made on this hardware with the same settings are left out.
     With ``save``, each trace is appended to the dataset as soon as it exists, so a run that is interrupted
     keeps everything it finished. ``on_start(definition, solution, workloads)`` is called as a worker takes a

@@ -3,8 +3,9 @@
 An evaluator actor per device slot (a GPU, or a CPU slot of a node started with the ``kernelarena_cpu``
 resource; no more than the run has tasks for), placed by Ray on the slot's resources (GPU model included).
 Each actor holds the local engine's ``Worker``: the same isolated process evaluates, so a crash or hang is
-the solution's own trace, and builds stay warm in it across tasks; the node's disk build cache (keyed as always, locked per key) is shared by
-every actor of the node, so a solution is compiled once per node and device kind.
+the solution's own trace, and builds stay warm in it across tasks; the node's disk build cache (keyed as
+always, locked per key) is shared by every actor of the node, so a solution is compiled once per node and
+device kind.
 
 The driver hands each (definition, solution, workloads) task to an idle actor whose slot the solution admits,
 one actor call per workload, and records each result as it arrives; it alone writes. When an actor is lost

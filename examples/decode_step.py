@@ -125,7 +125,8 @@ def _moe_definition(hidden: int, inter: int, what: str) -> Definition:
                     "times routed_scaling_factor), then for the local experts GEMM1 ([up; gate]) -> "
                     "silu(gate) * up -> GEMM2, summed with the routing weights. float32 math throughout, bf16 "
                     "output. Judged by matched ratio: random inputs make outputs sums of large terms of both "
-                    "signs, so float32 rounding alone moves about 1e-5 of the elements outside the tolerance.",
+                    "signs, so another float32 summation order can move the few that cancel to near zero "
+                    "outside the tolerance.",
         axes={"seq_len": {"type": "var", "description": "Number of tokens."},
               "num_experts": {"type": "const", "value": MOE_EXPERTS, "description": "Total number of experts."},
               "num_local_experts": {"type": "const", "value": MOE_LOCAL_EXPERTS,

@@ -101,3 +101,16 @@ def test_every_decode_step_solution_passes_on_the_gpu(dataset_copy):
     failed = {(t.solution, t.workload.uuid): t.evaluation.log[-800:] for t in report.traces
               if t.evaluation.status != Status.PASSED}
     assert len(report.traces) == 2 * sum(len(ds.solutions_for(d)) for d in DECODE_STEP) and not failed, failed
+
+
+@pytest.mark.gpu
+def test_moe_triton_passes_every_workload_on_the_gpu(dataset_copy):
+    """Ours at every MoE workload, so that both tile configurations (16-row tiles up to 64 routed rows, 64-row
+    tiles from 256 tokens) run on the GPU at DeepSeek-V3's sizes."""
+    ds = TraceSet.load(dataset_copy)
+    solutions = [f"{d}_kernelarena_triton" for d in (MOE_DEEPSEEK, MOE_SMALL)]
+    report = run(ds, RunConfig(devices=("cuda:0",), timeout_s=300, timing=TimingConfig(warmup=3, reps=20)),
+                 solutions=solutions, save=False)
+    failed = {(t.solution, t.workload.axes["seq_len"]): t.evaluation.log[-800:] for t in report.traces
+              if t.evaluation.status != Status.PASSED}
+    assert len(report.traces) == 8 and not failed, failed

@@ -26,6 +26,12 @@ class TimingConfig:
     checked_calls: int = 3
     """Timed calls, chosen at random, whose outputs are verified (a solution cannot do less when timed)."""
 
+    def __post_init__(self) -> None:
+        if self.warmup is not None and self.warmup < 0:
+            raise ValueError(f"warmup={self.warmup}: must be 0 or more")
+        if self.reps is not None and self.reps < 1:
+            raise ValueError(f"reps={self.reps}: must be at least 1")
+
     def counts(self, device: str) -> Tuple[int, int]:
         gpu = device.startswith("cuda")
         return (self.warmup if self.warmup is not None else (10 if gpu else 1),
@@ -50,3 +56,9 @@ class RunConfig:
     timing: TimingConfig = field(default_factory=TimingConfig)
     time_reference: bool = True
     """Also time the definition's reference on each workload (for speedup_factor)."""
+
+    def __post_init__(self) -> None:
+        if not self.timeout_s > 0:
+            raise ValueError(f"timeout_s={self.timeout_s}: must be more than 0 seconds")
+        if self.correctness_rounds < 1:
+            raise ValueError(f"correctness_rounds={self.correctness_rounds}: must be at least 1")

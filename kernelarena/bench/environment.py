@@ -11,7 +11,6 @@ import torch
 
 from ..schema import Environment
 
-
 _PACKAGES = {"triton": "triton", "flashinfer": "flashinfer-python", "tvm_ffi": "apache-tvm-ffi",
              "tilelang": "tilelang"}
 
@@ -42,8 +41,17 @@ def environment(device: str) -> Environment:
         hardware = platform.processor() or platform.machine() or "cpu"
         try:
             with open("/proc/cpuinfo") as f:
-                hardware = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), hardware)
+                hardware = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")),
+                                hardware)
         except OSError:
             pass
         hardware = f"CPU {hardware}"
     return Environment(hardware=hardware, libs=libs)
+
+
+def local_hardware(device: str = "") -> str:
+    """The hardware name traces made here record (``environment.hardware``): of ``device``, else of the
+    first GPU when one is visible, else of the CPU."""
+    if not device:
+        device = "cuda:0" if torch.cuda.is_available() else "cpu"
+    return environment(device).hardware

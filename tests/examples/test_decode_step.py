@@ -1,6 +1,6 @@
-"""The decode-step definitions of the example dataset (gemm, silu_and_mul, rope, sampling, MLA decode, MoE) on the CPU: their
-references pass as solutions against themselves (sampling through the sampling evaluator), and our Triton
-kernels pass under the interpreter on the smallest workloads. The GPU runs every size and FlashInfer."""
+"""The decode-step definitions of the example dataset (gemm, silu_and_mul, rope, sampling, MLA decode, MoE) on the
+CPU: their references pass as solutions against themselves (sampling through the sampling evaluator), and our
+Triton kernels pass under the interpreter on the smallest workloads. The GPU runs every size and FlashInfer."""
 
 import pytest
 
@@ -51,7 +51,8 @@ def test_moe_triton_routing_is_the_references():
     8 distinct experts from at most 4 groups of 32, weights summing to the scaling factor."""
     import torch
 
-    from kernelarena.kernels.moe import reference, triton as moe_triton
+    from kernelarena.kernels.moe import reference
+    from kernelarena.kernels.moe import triton as moe_triton
 
     g = torch.Generator().manual_seed(0)
     logits, bias = torch.randn(64, 256, generator=g), torch.randn(256, generator=g).to(torch.bfloat16)

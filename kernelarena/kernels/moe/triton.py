@@ -9,9 +9,10 @@ padded to BLOCK_M rows, so that every row block of the grouped GEMMs belongs to 
    gemm2 rows and scales each row by its routing weight.
 A token's up to 8 rows are then summed (index_add) and cast to bf16. The intermediate stays float32 as in the
 reference: with random inputs the outputs are sums of large terms of both signs, and rounding the intermediate
-to bf16 moved 11% of the output elements outside a 1% tolerance (hidden 2048, intermediate 1024). On the GPU the float32 intermediate is
-split into three bf16 parts (hi + mid + lo, 24 significant bits), each multiplied on the tensor cores with
-exact products. Under TRITON_INTERPRET=1 (the CPU) both GEMMs run in float32 (numpy has no bfloat16 dot).
+to bf16 moved 11% of the output elements outside a 1% tolerance (hidden 2048, intermediate 1024). On the GPU
+the float32 intermediate is split into three bf16 parts (hi + mid + lo: exactly its 24 significant bits), each
+multiplied on the tensor cores with exact products. Under TRITON_INTERPRET=1 (the CPU) both GEMMs run in
+float32 (numpy has no bfloat16 dot).
 
 Self-contained (torch, triton, os): this file is the source of the dataset's Triton MoE solutions.
 """

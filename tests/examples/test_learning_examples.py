@@ -8,8 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[2]
+GPU = torch.cuda.is_available()
 
 
 def run_example(script: str, *args: str) -> str:
@@ -23,11 +25,13 @@ def run_example(script: str, *args: str) -> str:
 @pytest.mark.slow
 def test_01_attention_basics_matches_the_reference():
     out = run_example("01_attention_basics/attention_basics.py")
-    assert "kv_indptr        [0, 2, 5, 6]" in out
-    assert "kernel chosen by plan(): persistent Triton" in out
     errors = [float(line.split("out ")[-1].split()[0]) for line in out.splitlines() if "max |error| vs" in line]
     assert errors and errors[0] < 0.05, out
-    assert "skipped: FlashInfer needs a GPU" in out and out.rstrip().endswith("ok")
+    assert "kernel chosen by plan(): " in out and out.rstrip().endswith("ok")
+    if not GPU:
+        assert "kv_indptr        [0, 2, 5, 6]" in out
+        assert "kernel chosen by plan(): persistent Triton" in out
+        assert "skipped: FlashInfer needs a GPU" in out
 
 
 @pytest.mark.slow
@@ -53,8 +57,11 @@ def test_04_custom_kernels_triton_passes_and_gpu_kernels_say_why_not():
     out = run_example("04_custom_kernels/custom_kernels.py")
     lines = {line.split()[0]: line for line in out.splitlines() if line.startswith("example04_")}
     assert " PASSED " in lines["example04_rmsnorm_triton"], out
-    assert "cannot run on device cpu" in lines["example04_rmsnorm_tilelang"], out
-    assert "skipped: no GPU here" in lines["example04_rmsnorm_cuda:"], out
+    if GPU:
+        assert " PASSED " in lines["example04_rmsnorm_cuda"] and " PASSED " in lines["example04_rmsnorm_tilelang"], out
+    else:
+        assert "cannot run on device cpu" in lines["example04_rmsnorm_tilelang"], out
+        assert "skipped: no GPU here" in lines["example04_rmsnorm_cuda:"], out
 
 
 @pytest.mark.slow
@@ -65,5 +72,5 @@ def test_05_integration_before_and_after():
         pytest.skip("kernelarena.integrations.flashinfer has not landed on this branch yet")
     out = run_example("05_integration/integration.py")
     assert "flashinfer.norm.rmsnorm is patched: True" in out
-    assert "apply() routed batch 1 to: rmsnorm_h4096_" in out
+    assert f"apply() routed batch {32 if GPU else 1} to: rmsnorm_h4096_" in out
     assert "FlashInfer's original is back: True" in out

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import statistics
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -21,7 +22,8 @@ from .config import RunConfig
 from .correctness import Comparison, compare_outputs, inputs_changed
 from .environment import environment
 from .inputs import allocate_outputs, as_tuple, materialize_inputs, reference_module, snapshot
-from .timing import poison_, time_calls
+from .plan import plan_case, refill_unplanned
+from .timing import poison_, resolve_timing, time_calls
 
 _COPY_BUDGET_BYTES = 2 << 30  # rotated input copies stop at this much memory
 
@@ -148,10 +150,14 @@ class Evaluator:
             if round_index == 1 and previous is not None:
                 inputs = _refill(previous, inputs)
             previous = inputs
-            expected = self._reference_outputs(definition, inputs)
             case = Case(inputs, allocate_outputs(definition, workload, self.device) if dps else {})
+            call, plan_us = self._plan(runnable, case)
+            if plan_us is not None:  # run() must read what the plan may not: give it fresh values
+                refill_unplanned(definition, inputs, materialize_inputs(definition, workload, self.device,
+                                                                        seed + 1, self.root))
+            expected = self._reference_outputs(definition, inputs)
             before = snapshot(inputs)
-            got = self._guarded_call(case, runnable, dps)
+            got = self._guarded_call(case, call, dps)
             comparison = compare_outputs(definition, got, expected, self.config.tolerance)
             if comparison.status != Status.PASSED:
                 raise SolutionFailure(comparison.status, f"round {round_index + 1} (seed {seed}): "
@@ -187,6 +193,15 @@ class Evaluator:
             raise SolutionFailure(Status.RUNTIME_ERROR, traceback.format_exc(), fatal=_is_cuda_error(e)) from e
         return copied
 
+    def _plan(self, fn, case: Case):
+        """(callable to time on ``case``, host microseconds of its plan step or None); a failing plan step is
+        the solution's runtime error."""
+        try:
+            return plan_case(fn, case)
+        except Exception as e:
+            raise SolutionFailure(Status.RUNTIME_ERROR, "in the plan step:\n" + traceback.format_exc(),
+                                  fatal=_is_cuda_error(e)) from e
+
     def _cases(self, definition, workload, dps, base_seed: int) -> List[Case]:
         first = materialize_inputs(definition, workload, self.device, base_seed, self.root)
         size = sum(v.numel() * v.element_size() for v in first.values() if isinstance(v, torch.Tensor))
@@ -197,12 +212,18 @@ class Evaluator:
 
     def _time(self, definition, workload, fn, dps, check: bool):
         cases = self._cases(definition, workload, dps, base_seed=self.config.seed * 1_000_003 + 104729)
+        planned = [self._plan(fn, case) for case in cases]  # outside the timed region
+        calls = [call for call, _ in planned]
         try:
-            stats, checked = time_calls(lambda i: cases[i].call(fn, dps), len(cases), self.device,
-                                        self.config.timing, lambda i: tuple(cases[i].outputs.values()), check)
+            stats, checked = time_calls(lambda i: cases[i].call(calls[i], dps), len(cases), self.device,
+                                        resolve_timing(self.config.timing, definition),
+                                        lambda i: tuple(cases[i].outputs.values()), check)
         except Exception as e:
             raise SolutionFailure(Status.RUNTIME_ERROR, "while timing:\n" + traceback.format_exc(),
                                   fatal=_is_cuda_error(e)) from e
+        plan_us = [us for _, us in planned if us is not None]
+        if plan_us:
+            stats = stats.model_copy(update={"plan_host_us": statistics.median(plan_us)})
         for index, outputs in checked:
             expected = self._reference_outputs(definition, cases[index].inputs)
             comparison = compare_outputs(definition, outputs, expected, self.config.tolerance)

@@ -19,13 +19,15 @@ import torch
 from ..errors import BuildError
 from ..schema import (Correctness, Definition, Evaluation, Performance, Solution, Status, Trace, Workload)
 from .config import RunConfig
-from .correctness import Comparison, compare_outputs, inputs_changed
+from .correctness import Comparison, inputs_changed
 from .environment import environment
-from .inputs import allocate_outputs, as_tuple, materialize_inputs, reference_module, snapshot
+from .evaluators import compare_sampling, compare_with, default_draws, resolve_evaluator
+from .inputs import InvalidInputs, allocate_outputs, as_tuple, materialize_inputs, reference_module, snapshot
 from .plan import plan_case, refill_unplanned
 from .timing import poison_, resolve_timing, time_calls
 
 _COPY_BUDGET_BYTES = 2 << 30  # rotated input copies stop at this much memory
+_DRAW_BATCH_BYTES = {"cpu": 32 << 20, "cuda": 512 << 20}  # inputs of one replicated sampling call
 
 
 class SolutionFailure(Exception):
@@ -102,6 +104,9 @@ class Evaluator:
                                  self.device), False
         try:
             return self._evaluate_built(definition, solution, workload, runnable), False
+        except InvalidInputs as e:  # the workload is at fault; recorded so that the run goes on
+            return failure_trace(definition.name, workload, solution.name, Status.RUNTIME_ERROR, str(e),
+                                 self.device), False
         except SolutionFailure as f:
             return failure_trace(definition.name, workload, solution.name, f.status, f.log, self.device,
                                  f.comparison), f.fatal
@@ -143,6 +148,7 @@ class Evaluator:
         """Run the solution on ``correctness_rounds`` fresh input sets; raise SolutionFailure on the first
         failing round. Round 2 refills round 1's tensors in place, so caching by pointer is caught too."""
         total, seeds, previous = Comparison(Status.PASSED), [], None
+        spec = resolve_evaluator(definition, self.config.evaluator)
         for round_index in range(self.config.correctness_rounds):
             seed = self.config.seed * 1_000_003 + 7919 * round_index + 1
             seeds.append(seed)
@@ -158,7 +164,8 @@ class Evaluator:
             expected = self._reference_outputs(definition, inputs)
             before = snapshot(inputs)
             got = self._guarded_call(case, call, dps)
-            comparison = compare_outputs(definition, got, expected, self.config.tolerance)
+            comparison = compare_with(spec, definition, got, expected, inputs, self.config.tolerance,
+                                      reference_module(definition))
             if comparison.status != Status.PASSED:
                 raise SolutionFailure(comparison.status, f"round {round_index + 1} (seed {seed}): "
                                       f"{comparison.message}", comparison)
@@ -167,7 +174,35 @@ class Evaluator:
                 raise SolutionFailure(Status.INCORRECT_NUMERICAL, f"round {round_index + 1}: the solution wrote into "
                                       f"its input {changed!r}; inputs must stay unchanged", comparison)
             total = total.merge(comparison)
+            if spec.kind == "sampling" and round_index == 0:
+                samples = self._draw_samples(definition, workload, runnable, dps, inputs,
+                                             default_draws(spec, self.device))
+                comparison = compare_sampling(definition, inputs, samples, spec, reference_module(definition))
+                if comparison.status != Status.PASSED:
+                    raise SolutionFailure(comparison.status, f"round 1 (seed {seed}): {comparison.message}",
+                                          comparison)
+                total = total.merge(comparison)
         return total, seeds
+
+    def _draw_samples(self, definition, workload, runnable, dps, inputs, draws: int) -> torch.Tensor:
+        """``draws`` samples [draws, rows] of the solution on ``inputs``: the batch rows are repeated so that
+        one call draws many times (rows are independent), in calls of bounded input size."""
+        axis = next(iter(definition.outputs.values())).shape[0]
+        rows = int(workload.axes.get(axis, definition.const_axes.get(axis, 1)))
+        batched = {n for n, spec in definition.inputs.items() if spec.shape and spec.shape[0] == axis}
+        row_bytes = sum(inputs[n].numel() * inputs[n].element_size() for n in batched) // max(rows, 1)
+        per_call = max(1, min(draws, _DRAW_BATCH_BYTES["cpu" if self.device == "cpu" else "cuda"]
+                              // max(row_bytes, 1)))
+        drawn: List[torch.Tensor] = []
+        while sum(len(d) for d in drawn) < draws:
+            copies = min(per_call, draws - sum(len(d) for d in drawn))
+            repeated = {n: (v.repeat(copies, *[1] * (v.dim() - 1)) if n in batched else v) for n, v in inputs.items()}
+            grown = workload.model_copy(update={"axes": {**workload.axes, axis: rows * copies}})
+            case = Case(repeated, allocate_outputs(definition, grown, self.device) if dps else {})
+            call, _ = self._plan(runnable, case)
+            got = self._guarded_call(case, call, dps)[0]
+            drawn.append(torch.as_tensor(got).reshape(copies, rows).cpu())
+        return torch.cat(drawn)
 
     def _guarded_call(self, case: Case, runnable, dps: bool) -> Tuple:
         """Call the solution once and return a copy of its outputs taken right after the call.
@@ -221,12 +256,14 @@ class Evaluator:
         except Exception as e:
             raise SolutionFailure(Status.RUNTIME_ERROR, "while timing:\n" + traceback.format_exc(),
                                   fatal=_is_cuda_error(e)) from e
+        spec = resolve_evaluator(definition, self.config.evaluator)
         plan_us = [us for _, us in planned if us is not None]
         if plan_us:
             stats = stats.model_copy(update={"plan_host_us": statistics.median(plan_us)})
         for index, outputs in checked:
             expected = self._reference_outputs(definition, cases[index].inputs)
-            comparison = compare_outputs(definition, outputs, expected, self.config.tolerance)
+            comparison = compare_with(spec, definition, outputs, expected, cases[index].inputs,
+                                      self.config.tolerance, reference_module(definition))
             if comparison.status != Status.PASSED:
                 raise SolutionFailure(comparison.status, "a timed call gave a wrong result (correct when checked, "
                                       f"wrong when timed): {comparison.message}", comparison)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -26,6 +27,7 @@ class WorkerResult:
 
 def _worker_main(conn, device: str, config: RunConfig, root: Optional[str], log_path: str) -> None:
     """Worker loop: receive (definition, solution, workloads), send one trace per workload."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it stops the run and this worker
     log = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     os.dup2(log, 1)
     os.dup2(log, 2)

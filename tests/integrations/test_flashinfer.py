@@ -227,6 +227,7 @@ def test_ragged_prefill_wrapper_routes(tmp_path):
 def test_environment_installs_the_integration_when_kernelarena_is_imported(tiny_dataset, tmp_path):
     import shutil
 
+    from kernelarena.bench.environment import local_hardware
     from kernelarena.schema import Environment, Evaluation, Performance, Status, Trace, Workload
 
     dataset = tmp_path / "dataset"
@@ -237,7 +238,7 @@ def test_environment_installs_the_integration_when_kernelarena_is_imported(tiny_
         definition=RMSNORM, solution="rmsnorm_h64_pytorch",
         workload=Workload(uuid="w2", axes={"batch_size": 2}, inputs={"hidden_states": {"type": "random"},
                                                                      "weight": {"type": "random"}}),
-        evaluation=Evaluation(status=Status.PASSED, environment=Environment(hardware="cpu"),
+        evaluation=Evaluation(status=Status.PASSED, environment=Environment(hardware=local_hardware()),
                               timestamp="2026-12-02T00:00:00Z", correctness={"max_absolute_error": 0.0},
                               performance=Performance(latency_ms=1.0, reference_latency_ms=1.0, speedup_factor=1.0)))])
     code = ("import kernelarena, flashinfer, torch\n"

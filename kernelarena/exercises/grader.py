@@ -63,7 +63,8 @@ class Grade:
     """What was graded: "solution/" or "reference/"."""
     results: List[WorkloadResult] = field(default_factory=list)
     problems: List[str] = field(default_factory=list)
-    """Why grading could not start (a missing or empty file), one line each."""
+    """Why grading could not start (a missing or empty file) or left a solution out (it cannot run on this
+    device), one line each."""
     routing: Optional[RoutingResult] = None
     hints: List[str] = field(default_factory=list)
 
@@ -95,6 +96,8 @@ def check_exercise(path: Path, *, device: Optional[str] = None, reference_answer
         report = run(dataset, config, solutions=[r.name for r in (*learner, *answer)], save=True,
                      smallest=smallest)
         grade.results = _results(report.traces, exercise, {r.name for r in learner})
+        grade.problems += [f"{s.solution} not graded on {device}: {s.reason} (grade it on a GPU: --device cuda:0)"
+                           for s in report.skipped if s.solution in {r.name for r in learner}]
         if exercise.routing is not None:
             if all(r.passed for r in grade.results):
                 grade.routing = check_routing(exercise, dataset.root, {r.name for r in learner},

@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import torch
 
 from ..errors import BuildError
-from ..schema import (Correctness, Definition, Evaluation, Performance, Solution, Status, Trace, Workload)
+from ..schema import Correctness, Definition, Evaluation, Performance, Solution, Status, Trace, Workload
 from .config import RunConfig
 from .correctness import Comparison, inputs_changed
 from .environment import environment

@@ -76,9 +76,14 @@ def part2_serving_loop(tmp: Path) -> None:
         before_mode, dataset, choices = "flashinfer", EXAMPLE_DATASET, gpu_choices()
     else:
         config, batch, prompt_len, new_tokens = LlamaConfig.tiny(), 2, 12, 3
-        # The example dataset's CPU-capable solutions, re-made for the tiny model's shapes, named for routing.
+        # The example dataset's CPU-capable norm and attention solutions, re-made for the tiny model's shapes and
+        # named for routing (only the two operator families the model calls are copied over).
+        source = tmp / "norm_and_attention"
+        for kind in ("definitions", "solutions"):
+            for op_type in ("rmsnorm", "gqa_paged"):
+                shutil.copytree(EXAMPLE_DATASET / kind / op_type, source / kind / op_type)
         before_mode, dataset = "torch", tmp / "tiny_dataset"
-        choices = derived_choices(config, EXAMPLE_DATASET, dataset)
+        choices = derived_choices(config, source, dataset)
     model = LlamaModel(config, random_weights(config, device=DEVICE))
     prompts = random_prompts(batch, prompt_len, config.vocab_size)
     print(f"\n== 3. the serving loop: {config.num_layers} layers (hidden {config.hidden_size}, "

@@ -284,6 +284,25 @@ def apply_table(path: Path = DATASET,
     console.print(f"traces of {table.hardware or 'every hardware'} (--hardware to choose)", highlight=False)
 
 
+exercise_app = typer.Typer(help="Exercises of the learning path (exercises/): grade your answer.", no_args_is_help=True)
+app.add_typer(exercise_app, name="exercise")
+
+
+@exercise_app.command("check")
+def exercise_check(path: Path = typer.Argument(..., help="An exercise folder (holds exercise.json)."),
+                   device: Optional[str] = typer.Option(None, help="cpu or cuda:N (default: the first GPU, else cpu)."),
+                   reference: bool = typer.Option(False, "--reference", help="Grade reference/ (the answer) instead "
+                                                                            "of solution/."),
+                   verbose: bool = typer.Option(False, "--verbose", help="Print the full log of each failure.")):
+    """Grade an exercise: build your solution, run it on the exercise's workloads, compare with the answer."""
+    from .exercises import check_exercise, grade_report
+
+    grade = check_exercise(path, device=device, reference_answer=reference)
+    for item in grade_report(grade, verbose):
+        console.print(item, highlight=False, soft_wrap=isinstance(item, str))
+    raise typer.Exit(0 if grade.passed else 1)
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     """Console-script entry point."""
     try:

@@ -16,9 +16,12 @@ GPU = torch.cuda.is_available()
 if not GPU:
     os.environ.setdefault("TRITON_INTERPRET", "1")  # must be set before any Triton kernel is defined
 
-from kernelarena.kernels.attention import (BatchDecodeWithPagedKVCacheWrapper,  # noqa: E402
-                                           BatchPrefillWithPagedKVCacheWrapper, append_paged_kv_cache,
-                                           build_page_table)
+from kernelarena.kernels.attention import (  # noqa: E402
+    BatchDecodeWithPagedKVCacheWrapper,
+    BatchPrefillWithPagedKVCacheWrapper,
+    append_paged_kv_cache,
+    build_page_table,
+)
 from kernelarena.kernels.attention.reference import batch_attention_reference  # noqa: E402
 
 DEVICE = "cuda" if GPU else "cpu"

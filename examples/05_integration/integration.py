@@ -68,8 +68,16 @@ def part1_norm_calls(root: Path, ka_flashinfer, flashinfer) -> None:
 
 
 def part2_serving_loop(tmp: Path) -> None:
-    from kernelarena.serving import (LlamaConfig, LlamaModel, derived_choices, first_divergence, gpu_choices,
-                                     random_prompts, random_weights, run_mode)
+    from kernelarena.serving import (
+        LlamaConfig,
+        LlamaModel,
+        derived_choices,
+        first_divergence,
+        gpu_choices,
+        random_prompts,
+        random_weights,
+        run_mode,
+    )
 
     if GPU:
         config, batch, prompt_len, new_tokens = LlamaConfig.llama3_8b_layers(num_layers=2), 16, 512, 32

@@ -8,6 +8,8 @@ scale=sm_scale and enable_gqa=True (8 query heads share 2 KV heads).
 Grade with: kernelarena exercise check exercises/02_interchangeable_attention
 """
 
+import torch
+import torch.nn.functional as F
 
 
 def run(q, k_cache, v_cache, kv_indptr, kv_indices, kv_last_page_len, sm_scale):

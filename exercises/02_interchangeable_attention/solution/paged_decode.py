@@ -9,6 +9,7 @@
 Grade with: kernelarena exercise check exercises/02_interchangeable_attention
 """
 
+import torch
 
 
 def run(q, k_cache, v_cache, kv_indptr, kv_indices, kv_last_page_len, sm_scale, output):

@@ -13,7 +13,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 from ..schema import Definition, Solution, Status, Trace, Workload
 from ..store import TraceSet
 from .config import RunConfig
-from .worker import Worker, WorkerResult
+from .worker import DefinitionError, DeviceWorkers, WorkerResult
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,8 @@ class RunReport:
     worker_restarts: int = 0
     compiled_builds: int = 0
     """Evaluations whose build was compiled here rather than taken from the memory or disk cache."""
+    definition_errors: List[DefinitionError] = field(default_factory=list)
+    """Workloads whose reference or inputs failed: reported here, not as any solution's trace."""
 
     def by_definition(self) -> List[DefinitionResult]:
         """Per definition: solutions seen, passed and failed traces, best speedup and its solution."""
@@ -139,7 +141,7 @@ def run(dataset: TraceSet, config: RunConfig = RunConfig(), definitions: Sequenc
                 on_trace(result.trace)
 
     def serve(device: str) -> None:
-        worker = Worker(device, config, dataset.root)
+        worker = DeviceWorkers(device, config, dataset.root)
         try:
             while True:
                 try:
@@ -152,6 +154,7 @@ def run(dataset: TraceSet, config: RunConfig = RunConfig(), definitions: Sequenc
             with lock:
                 report.worker_startup_s += worker.startup_s
                 report.worker_restarts += worker.restarts
+                report.definition_errors.extend(worker.definition_errors)
 
     devices = config.devices or default_devices()
     threads = [threading.Thread(target=serve, args=(d,), name=f"serve-{d}") for d in devices]

@@ -1,9 +1,9 @@
-"""Entry point of worker processes: ``python -P -m kernelarena.bench.child ROLE DEVICE FD [DATASET]``.
+"""What a worker process runs (bench/worker.py starts it): ``run_child(ROLE, ...)``.
 
 ROLE "solution" evaluates one solution (bench/evaluate.py) under the sandbox (bench/sandbox.py); ROLE
-"reference" judges (bench/oracle.py) and never imports a solution. FD is this end of a socket pair with the
-parent. The parent's messages are trusted (pickles); ours to it are JSON text or payload bytes, so that a
-solution that takes over its process cannot make the parent run code.
+"reference" judges (bench/oracle.py) and never imports a solution. The parent's messages are trusted
+(pickles); ours to it are JSON text or payload bytes, so that a solution that takes over its process cannot
+make the parent run code.
 """
 
 from __future__ import annotations
@@ -20,11 +20,22 @@ def send(conn: Connection, message: dict) -> None:
     conn.send_bytes(json.dumps(message).encode())
 
 
-def main(argv) -> None:
-    role, device, fd = argv[1], argv[2], int(argv[3])
-    root = Path(argv[4]) if len(argv) > 4 and argv[4] else None
-    # Nothing importable from the working folder (an empty scratch folder): a planted torch.py is never found.
-    sys.path[:] = [p for p in sys.path if p not in ("", ".", os.getcwd())]
+def run_child(role: str, device: str, conn: Connection, root: str, scratch: str, log_path: str, config) -> None:
+    """Set the process up (log, working folder, sandbox, device) and serve the parent's requests."""
+    log = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    sys.stdout = os.fdopen(1, "w", buffering=1)
+    sys.stderr = os.fdopen(2, "w", buffering=1)
+    # Start in the empty scratch folder with nothing importable from a working folder: a torch.py planted
+    # anywhere is never found, and temporary files land in the scratch folder.
+    os.chdir(scratch)
+    os.environ["TMPDIR"] = scratch
+    import tempfile
+
+    tempfile.tempdir = None
+    sys.path[:] = [p for p in sys.path if p not in ("", ".", scratch)]
+    root = Path(root) if root else None
     protections = {}
     if role == "solution":
         from .sandbox import block_internet
@@ -33,8 +44,6 @@ def main(argv) -> None:
     if not device.startswith("cuda"):
         # Triton decides interpreter mode when its functions are created: set it before anything imports triton.
         os.environ.setdefault("TRITON_INTERPRET", "1")
-    conn = Connection(fd)
-    config = conn.recv()
     import torch
 
     if device.startswith("cuda"):
@@ -139,6 +148,3 @@ def serve_solution(conn: Connection, evaluator) -> None:
             if f.fatal:  # a CUDA error leaves the context unusable
                 os._exit(3)
 
-
-if __name__ == "__main__":
-    main(sys.argv)

@@ -12,14 +12,13 @@ from __future__ import annotations
 import collections
 import json
 import os
+import multiprocessing
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -57,34 +56,45 @@ class ProtocolError(Exception):
 
 
 class ChildProcess:
-    """A worker process (bench/child.py) and our end of its socket pair."""
+    """A worker process (bench/child.py), forked from a template process that has imported torch and the
+    harness but never any solution, and our end of its pipe."""
 
     def __init__(self, role: str, device: str, config: RunConfig, root: Optional[Path]):
         self.role, self.device = role, device
         self.scratch = Path(tempfile.mkdtemp(prefix=f"kernelarena-{role}-"))
         fd, log = tempfile.mkstemp(prefix=f"kernelarena-{role}-{device.replace(':', '')}-", suffix=".log")
-        self.log_path = Path(log)
-        ours, theirs = socket.socketpair()
-        env = dict(os.environ, TMPDIR=str(self.scratch), PYTHONPATH=_absolute_python_path())
-        if not device.startswith("cuda"):
-            env.setdefault("TRITON_INTERPRET", "1")
-        # -P: the working folder is not put on sys.path (Python 3.11+); older Pythons rely on the empty scratch
-        # folder as working folder and on the child removing it from sys.path.
-        safe_path = ["-P"] if sys.version_info >= (3, 11) else []
-        self.process = subprocess.Popen(
-            [sys.executable, *safe_path, "-m", "kernelarena.bench.child", role, device, str(theirs.fileno()),
-             str(root) if root else ""],
-            cwd=self.scratch, pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=fd,
-            stderr=subprocess.STDOUT, env=env)
         os.close(fd)
+        self.log_path = Path(log)
+        context = _template_context()
+        self.conn, theirs = context.Pipe()
+        from .child import run_child
+
+        self.process = context.Process(target=run_child, daemon=True, name=f"kernelarena-{role}-{device}",
+                                       args=(role, device, theirs, str(root) if root else "", str(self.scratch),
+                                             str(self.log_path), config))
+        with _CLEAN_PATH:
+            # The child takes our sys.path: without the working folder on it, nothing planted there is imported.
+            saved = sys.path[:]
+            sys.path[:] = [p for p in saved if p not in ("", ".", os.getcwd())]
+            try:
+                self.process.start()
+            finally:
+                sys.path[:] = saved
         theirs.close()
-        self.conn = Connection(ours.detach())
-        self.conn.send(config)
         self.ready: Optional[dict] = None
         self.started = time.perf_counter()
 
     def alive(self) -> bool:
-        return self.process.poll() is None
+        return self.process.is_alive()
+
+    def exit_code(self) -> Optional[int]:
+        self.process.join(0)
+        return self.process.exitcode
+
+    def kill(self) -> None:
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(10)
 
     def send(self, message: Any) -> None:
         try:
@@ -135,18 +145,13 @@ class ChildProcess:
             return 0
 
     def stop(self, graceful: bool = True) -> None:
-        if self.alive() and graceful:
+        if self.alive() and graceful and self.role == "reference":
             try:
                 self.conn.send(None)
-                self.process.wait(2)
-            except (OSError, subprocess.TimeoutExpired):
+                self.process.join(2)
+            except OSError:
                 pass
-        if self.alive():
-            self.process.kill()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            pass
+        self.kill()
         self.conn.close()
         shutil.rmtree(self.scratch, ignore_errors=True)
         try:
@@ -176,7 +181,7 @@ class WorkerPool:
         try:
             child.wait_ready(self.config.timeout_s)
         except (ChildDied, ChildTimeout, ProtocolError):
-            child.process.kill()
+            child.kill()
         self.waited_s += time.perf_counter() - started
         return child
 
@@ -198,7 +203,9 @@ class DeviceWorkers:
         self._broken: Dict[Tuple[str, str], str] = {}
         self.restarts = 0
         self.oracle_startup_s = 0.0
-        self.pool._fill()  # the first solution processes start while the reference process does
+        started = time.perf_counter()
+        self.pool._fill()  # the template process starts here (a torch import), then the first workers fork
+        self.pool.waited_s += time.perf_counter() - started
         self._start_oracle()
 
     @property
@@ -368,9 +375,9 @@ class DeviceWorkers:
             return (fail(Status.TIMEOUT, f"timed out after {self.config.timeout_s:.0f} s (build included); worker "
                          f"killed.\n" + child.log_tail(offset)), phases, False)
         except ChildDied:
-            child.process.wait(10) if child.alive() else None
+            child.process.join(10)
             close_phase(None)
-            return (fail(Status.RUNTIME_ERROR, f"worker process died (exit code {child.process.poll()}) while "
+            return (fail(Status.RUNTIME_ERROR, f"worker process died (exit code {child.exit_code()}) while "
                          "evaluating.\n" + child.log_tail(offset)), phases, False)
         except ProtocolError as e:
             close_phase(None)
@@ -396,14 +403,18 @@ class DeviceWorkers:
                     + str(answer.get("dead", answer))[-8000:])
 
 
-def _absolute_python_path() -> str:
-    """PYTHONPATH for a worker, whose working folder is its scratch folder: relative entries resolved against
-    ours (what the user meant), and the folder this package is imported from first."""
-    import kernelarena
+_CLEAN_PATH = threading.Lock()
+_PRELOAD = ["torch", "kernelarena", "kernelarena.bench.evaluate", "kernelarena.bench.oracle",
+            "kernelarena.bench.child", "kernelarena.bench.sandbox"]
 
-    entries = [str(Path(kernelarena.__file__).resolve().parents[1])]
-    entries += [str(Path(p).resolve()) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    return os.pathsep.join(dict.fromkeys(entries))
+
+def _template_context():
+    """The multiprocessing context whose processes fork from one template process that imported _PRELOAD
+    (torch, the harness) once: a worker costs a fork instead of a torch import, and starts with no solution's
+    state. The template never initializes CUDA; each worker does so itself."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(_PRELOAD)
+    return context
 
 
 _SOLUTION_FAILURES = {Status.COMPILE_ERROR.value, Status.RUNTIME_ERROR.value}

@@ -12,7 +12,7 @@ import os
 import platform
 import struct
 from pathlib import Path
-from typing import Dict, Iterable, List
+from typing import Iterable, List
 
 _PR_SET_NO_NEW_PRIVS = 38
 _PR_SET_SECCOMP = 22
@@ -109,23 +109,3 @@ def block_internet() -> str:
     if libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0) != 0:
         return f"unavailable: seccomp filter refused: {os.strerror(ctypes.get_errno())}"
     return "active"
-
-
-def probe_protections() -> Dict[str, str]:
-    """Which protections a worker started now would get, tried in a short-lived child process."""
-    import subprocess
-    import sys
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix="kernelarena-probe-") as scratch:
-        code = ("import json, pathlib, sys; from kernelarena.bench.sandbox import block_internet, restrict_writes, "
-                "writable_dirs; s = pathlib.Path(sys.argv[1]); "
-                "print(json.dumps({'seccomp': block_internet(), 'landlock': restrict_writes(writable_dirs(s))}))")
-        out = subprocess.run([sys.executable, "-c", code, scratch], capture_output=True, text=True, timeout=120,
-                             cwd=scratch)
-    import json
-
-    if out.returncode != 0:
-        return {"seccomp": f"unavailable: probe failed: {out.stderr[-300:]}",
-                "landlock": f"unavailable: probe failed: {out.stderr[-300:]}"}
-    return json.loads(out.stdout.strip().splitlines()[-1])

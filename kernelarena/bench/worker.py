@@ -73,9 +73,10 @@ class ChildProcess:
                                        args=(role, device, theirs, str(root) if root else "", str(self.scratch),
                                              str(self.log_path), config))
         with _CLEAN_PATH:
-            # The child takes our sys.path: without the working folder on it, nothing planted there is imported.
+            # The child takes our sys.path: without the implicit working-folder entry, nothing planted there is
+            # imported; relative entries the user set (PYTHONPATH=.) are kept, resolved against our folder.
             saved = sys.path[:]
-            sys.path[:] = [p for p in saved if p not in ("", ".", os.getcwd())]
+            sys.path[:] = [os.path.abspath(p) for p in saved if p != ""]
             try:
                 self.process.start()
             finally:
@@ -413,7 +414,24 @@ def _template_context():
     (torch, the harness) once: a worker costs a fork instead of a torch import, and starts with no solution's
     state. The template never initializes CUDA; each worker does so itself."""
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(_PRELOAD)
+    with _CLEAN_PATH:
+        context.set_forkserver_preload(_PRELOAD)
+        # The template is a new interpreter started in our working folder: it must not find modules there
+        # (PYTHONSAFEPATH), and it must import what we import (our sys.path, which resolved any relative
+        # PYTHONPATH entry when we started).
+        saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "PYTHONSAFEPATH")}
+        os.environ["PYTHONSAFEPATH"] = "1"
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p and os.path.isabs(p))
+        try:
+            from multiprocessing import forkserver
+
+            forkserver.ensure_running()
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
     return context
 
 

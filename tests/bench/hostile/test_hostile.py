@@ -9,7 +9,6 @@ import os
 import pytest
 
 from kernelarena.bench import RunConfig, TimingConfig, run
-from kernelarena.bench.sandbox import probe_protections
 from kernelarena.schema import Definition, Solution, Trace, Workload
 from kernelarena.store import TraceSet
 from tests.bench.hostile.attacks import ATTACKS, CONTROLS, HONEST, SCALE_ADD, make_hostile_dataset
@@ -38,7 +37,8 @@ def hostile_run(request, tmp_path_factory):
         os.chdir(cwd)
     return dict(root=root, workdir=workdir, marker=marker, report=report, definitions=definitions_before,
                 solutions=solutions_before, status={t.solution: t.evaluation.status.value for t in report.traces},
-                traces={t.solution: t for t in report.traces}, protections=probe_protections())
+                traces={t.solution: t for t in report.traces},
+                protections=next(t for t in report.traces if t.solution == "aaa_honest_first").evaluation.environment.sandbox)
 
 
 def test_controls_pass_first_and_last(hostile_run):

@@ -20,8 +20,12 @@ def send(conn: Connection, message: dict) -> None:
     conn.send_bytes(json.dumps(message).encode())
 
 
-def run_child(role: str, device: str, conn: Connection, root: str, scratch: str, log_path: str, config) -> None:
-    """Set the process up (log, working folder, sandbox, device) and serve the parent's requests."""
+def run_child(role: str, device: str, conn: Connection, root: str, scratch: str, log_path: str, config,
+              environ: dict) -> None:
+    """Set the process up (environment, log, working folder, sandbox, device) and serve the parent's requests."""
+    # The template process kept the environment of its start; the parent's is the one that applies now.
+    os.environ.clear()
+    os.environ.update(environ)
     log = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     os.dup2(log, 1)
     os.dup2(log, 2)

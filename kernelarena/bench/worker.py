@@ -71,7 +71,7 @@ class ChildProcess:
 
         self.process = context.Process(target=run_child, daemon=True, name=f"kernelarena-{role}-{device}",
                                        args=(role, device, theirs, str(root) if root else "", str(self.scratch),
-                                             str(self.log_path), config))
+                                             str(self.log_path), config, dict(os.environ)))
         with _CLEAN_PATH:
             # The child takes our sys.path: without the implicit working-folder entry, nothing planted there is
             # imported; relative entries the user set (PYTHONPATH=.) are kept, resolved against our folder.

@@ -93,7 +93,9 @@ def run(path: Path = DATASET,
         atol: Optional[float] = typer.Option(None, help="Absolute tolerance for every output (overrides)."),
         rtol: Optional[float] = typer.Option(None, help="Relative tolerance for every output (overrides)."),
         seed: int = typer.Option(0, help="Seed of the random inputs (recorded in each trace)."),
-        save: bool = typer.Option(True, "--save/--no-save", help="Append traces to the dataset's traces/.")):
+        save: bool = typer.Option(True, "--save/--no-save", help="Append traces to the dataset's traces/."),
+        sandbox: bool = typer.Option(True, "--sandbox/--no-sandbox", help="Let solutions write only to their "
+                                     "scratch folder and the build caches (Landlock, where available).")):
     """Build, verify and time solutions on their workloads; write a trace for each (pass or fail)."""
     from .bench import RunConfig, TimingConfig
     from .bench.runner import count_evaluations, run as run_dataset
@@ -107,7 +109,7 @@ def run(path: Path = DATASET,
     dataset = _load(path, strict=True)
     config = RunConfig(devices=tuple(devices), correctness_rounds=rounds, timeout_s=timeout, seed=seed,
                        tolerance=Tolerance(atol=atol, rtol=rtol) if atol is not None else None,
-                       timing=TimingConfig(warmup=warmup, reps=reps, mode=timing))
+                       timing=TimingConfig(warmup=warmup, reps=reps, mode=timing), sandbox=sandbox)
     try:
         total = count_evaluations(dataset, definition, solution, workload, smallest)
     except KeyError as e:
@@ -125,6 +127,11 @@ def run(path: Path = DATASET,
         report = run_dataset(dataset, config, definition, solution, workload, save=save, on_trace=advance,
                              smallest=smallest)
     console.print(run_table(report))
+    for error in report.definition_errors:
+        from rich.markup import escape
+
+        console.print(f"[red]definition {escape(error.definition)}, workload {escape(error.workload)}:[/red] "
+                      f"{escape(error.message)}", highlight=False)
     if save:
         console.print(f"traces appended under {dataset.layout.traces}")
 

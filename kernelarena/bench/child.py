@@ -8,6 +8,7 @@ make the parent run code.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
@@ -21,7 +22,7 @@ def send(conn: Connection, message: dict) -> None:
 
 
 def run_child(role: str, device: str, conn: Connection, root: str, scratch: str, log_path: str, config,
-              environ: dict) -> None:
+              environ: dict, warm: tuple = ()) -> None:
     """Set the process up (environment, log, working folder, sandbox, device) and serve the parent's requests."""
     # The template process kept the environment of its start; the parent's is the one that applies now.
     os.environ.clear()
@@ -64,6 +65,11 @@ def run_child(role: str, device: str, conn: Connection, root: str, scratch: str,
         from .sandbox import restrict_writes, writable_dirs
 
         evaluator = SolutionEvaluator(device, config, root)
+        for module in warm:  # imports the solutions need, done while this worker waits in the pool
+            try:
+                importlib.import_module(module)
+            except Exception as e:  # the solution that needs it will report the failure itself
+                print(f"warm import of {module} failed: {type(e).__name__}: {e}", flush=True)
         protections["landlock"] = restrict_writes(writable_dirs(Path.cwd())) if config.sandbox else \
             "unavailable: turned off for this run"
         protections["process"] = "fresh"

@@ -13,7 +13,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 from ..schema import Definition, Solution, Status, Trace, Workload
 from ..store import TraceSet
 from .config import RunConfig
-from .worker import DefinitionError, DeviceWorkers, WorkerResult
+from .worker import DefinitionError, DeviceWorkers, WorkerResult, warm_imports
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,7 @@ def run(dataset: TraceSet, config: RunConfig = RunConfig(), definitions: Sequenc
                 on_trace(result.trace)
 
     def serve(device: str) -> None:
-        worker = DeviceWorkers(device, config, dataset.root)
+        worker = DeviceWorkers(device, config, dataset.root, warm_imports((s for _, s, _ in tasks), device))
         try:
             while True:
                 try:

@@ -59,7 +59,7 @@ class ChildProcess:
     """A worker process (bench/child.py), forked from a template process that has imported torch and the
     harness but never any solution, and our end of its pipe."""
 
-    def __init__(self, role: str, device: str, config: RunConfig, root: Optional[Path]):
+    def __init__(self, role: str, device: str, config: RunConfig, root: Optional[Path], warm: Tuple[str, ...] = ()):
         self.role, self.device = role, device
         self.scratch = Path(tempfile.mkdtemp(prefix=f"kernelarena-{role}-"))
         fd, log = tempfile.mkstemp(prefix=f"kernelarena-{role}-{device.replace(':', '')}-", suffix=".log")
@@ -71,7 +71,7 @@ class ChildProcess:
 
         self.process = context.Process(target=run_child, daemon=True, name=f"kernelarena-{role}-{device}",
                                        args=(role, device, theirs, str(root) if root else "", str(self.scratch),
-                                             str(self.log_path), config, dict(os.environ)))
+                                             str(self.log_path), config, dict(os.environ), warm))
         with _CLEAN_PATH:
             # The child takes our sys.path: without the implicit working-folder entry, nothing planted there is
             # imported; relative entries the user set (PYTHONPATH=.) are kept, resolved against our folder.
@@ -164,14 +164,14 @@ class ChildProcess:
 class WorkerPool:
     """Solution processes started ahead of need; each is used for one solution and then stopped."""
 
-    def __init__(self, device: str, config: RunConfig, root: Optional[Path]):
-        self.device, self.config, self.root = device, config, root
+    def __init__(self, device: str, config: RunConfig, root: Optional[Path], warm: Tuple[str, ...] = ()):
+        self.device, self.config, self.root, self.warm = device, config, root, warm
         self.spares: collections.deque = collections.deque()
         self.waited_s = 0.0
 
     def _fill(self) -> None:
         while len(self.spares) < max(1, self.config.spare_workers):
-            self.spares.append(ChildProcess("solution", self.device, self.config, self.root))
+            self.spares.append(ChildProcess("solution", self.device, self.config, self.root, self.warm))
 
     def take(self) -> ChildProcess:
         """A clean worker, started and sandboxed (or dead: its first evaluation then reports why)."""
@@ -195,9 +195,9 @@ class DeviceWorkers:
     """The reference process and the solution pool of one device. ``evaluate`` never raises for a solution's
     misbehaviour; definition-side failures go to ``definition_errors`` instead of traces."""
 
-    def __init__(self, device: str, config: RunConfig, root: Optional[Path]):
+    def __init__(self, device: str, config: RunConfig, root: Optional[Path], warm: Tuple[str, ...] = ()):
         self.device, self.config, self.root = device, config, root
-        self.pool = WorkerPool(device, config, root)
+        self.pool = WorkerPool(device, config, root, warm)
         self.oracle: Optional[ChildProcess] = None
         self.environment = Environment(hardware=device)
         self.definition_errors: List[DefinitionError] = []
@@ -433,6 +433,27 @@ def _template_context():
                 else:
                     os.environ[key] = value
     return context
+
+
+def warm_imports(solutions, device: str) -> Tuple[str, ...]:
+    """Modules the given solutions will import on ``device`` that a pool worker can import while it waits (each
+    worker is a fresh process, so without this every solution would pay for them)."""
+    modules = []
+    gpu = device.startswith("cuda")
+    for solution in solutions:
+        language = solution.spec.language.value
+        sources = " ".join(source.content for source in solution.sources)
+        if language == "triton" or "import triton" in sources:
+            modules.append("triton")
+        if not gpu:  # the rest are GPU libraries: on the CPU their solutions do not get as far as importing
+            continue
+        if language == "tilelang":
+            modules.append("tilelang")
+        if solution.spec.binding is not None and solution.spec.binding.value == "tvm-ffi":
+            modules.append("tvm_ffi")
+        if "flashinfer" in sources:
+            modules.append("flashinfer")
+    return tuple(dict.fromkeys(modules))
 
 
 _SOLUTION_FAILURES = {Status.COMPILE_ERROR.value, Status.RUNTIME_ERROR.value}

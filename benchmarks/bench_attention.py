@@ -6,11 +6,15 @@ Sweep (issue #6): bf16, 32 query / 8 KV heads, head_dim 128, page 16, pages in r
 Device time is triton.testing.do_bench's median (L2 flushed before each call). Decode reports TB/s of K/V
 read against the device-to-device copy bandwidth measured in the same run; prefill reports TFLOP/s
 (4 * head_dim flops per visible query-key pair per head) against 790 TFLOP/s (bf16 dense). plan() host
-cost is the median wall time of one call with host (CPU) indptr tensors, for both libraries. FlashInfer
+cost is the median wall time of one call with host (CPU) indptr tensors, for both libraries. run() host cost
+back to back (host_cost.py): run() called repeatedly on the same inputs with no sleep ahead, per call the
+host's time ("b2b host") and the time until the GPU is done ("b2b"), decode up to batch 16 and prefill, both
+libraries in the same run. FlashInfer
 runs only with settings whose kernels benchmarks/gpu_env.sh unpacks prebuilt (NHD, bf16, no soft-cap or
 window); for decode and prefill the better of its two backends is the baseline.
 
     python benchmarks/bench_attention.py                     # GPU: full sweep, table, $OUT/attention_*.{md,json}
+    python benchmarks/bench_attention.py --quick             # GPU: small cases only, a few minutes
     python benchmarks/bench_attention.py --sweep             # also time kernel-config variants (tuning)
     python benchmarks/bench_attention.py --tune              # sweep first, then the table with the best configs
     TRITON_INTERPRET=1 python benchmarks/bench_attention.py --device cpu --quick   # smoke test of the script
@@ -38,6 +42,7 @@ from kernelarena.kernels.attention import (
     build_page_table,
 )
 from kernelarena.kernels.attention.paged_kernel import PagedAttentionLauncher
+from host_cost import back_to_back_us
 from read_floor import empty_kernel_us, read_floor_us
 
 HQ, HKV, D, PAGE = 32, 8, 128, 16
@@ -244,6 +249,13 @@ def run_host_us(make, reps: int = 200) -> float:
     return t
 
 
+def run_b2b(make) -> tuple[float, float]:
+    """(host, wall) us per run() call, called back to back on the same inputs (host_cost.py)."""
+    _, run, _ = make()
+    calls, rounds = (200, 5) if torch.cuda.is_available() else (2, 1)
+    return tuple(back_to_back_us(run, calls=calls, rounds=rounds))
+
+
 def triton_launch_variant(fn):
     """Run ``fn`` with the launcher's direct path off (every launch through Triton's JIT)."""
     PagedAttentionLauncher.fast_launch = False
@@ -300,6 +312,7 @@ def main() -> None:
                 row["ours_graph_us"] = graph_time_us(lambda: ours_decode(p, ws, chosen["decode"]), args.quick)
                 if batch <= SMALL_BATCH:
                     row["ours_run_host_us"] = run_host_us(lambda: ours_decode(p, ws, chosen["decode"]))
+                    row["ours_b2b_host_us"], row["ours_b2b_us"] = run_b2b(lambda: ours_decode(p, ws, chosen["decode"]))
                     row["ours_triton_launch_us"], _, _ = triton_launch_variant(
                         lambda: measure(lambda: ours_decode(p, ws, chosen["decode"]), args.quick, 1))
                     row["ours_triton_launch_run_host_us"] = triton_launch_variant(
@@ -312,6 +325,7 @@ def main() -> None:
                            err_vs_fi=rel_err(out, fi[best][2]))
                 if batch <= SMALL_BATCH:
                     row["fi_run_host_us"] = run_host_us(lambda: flashinfer_decode(p, fi_ws, best))
+                    row["fi_b2b_host_us"], row["fi_b2b_us"] = run_b2b(lambda: flashinfer_decode(p, fi_ws, best))
             rows.append(row)
             print_row(row, bandwidth)
     for batch, qo_len, kv_len in prefill_cases:
@@ -319,6 +333,8 @@ def main() -> None:
         row = {"kind": "prefill", "batch": batch, "qo_len": qo_len, "kv_len": kv_len, "flops": p.causal_flops()}
         row["ours_us"], row["ours_plan_us"], out = measure(lambda: ours_prefill(p, ws, chosen["prefill"]), args.quick,
                                                         plan_reps)
+        if device.type == "cuda":
+            row["ours_b2b_host_us"], row["ours_b2b_us"] = run_b2b(lambda: ours_prefill(p, ws, chosen["prefill"]))
         if use_fi:
             fi = {}
             for backend in ("fa2", "fa3"):
@@ -329,6 +345,7 @@ def main() -> None:
             best = min(fi, key=lambda b: fi[b][0])
             row.update(fi_us=fi[best][0], fi_backend=best, fi_plan_us=fi[best][1],
                        **{f"fi_us_{b}": fi[b][0] for b in fi}, err_vs_fi=rel_err(out, fi[best][2]))
+            row["fi_b2b_host_us"], row["fi_b2b_us"] = run_b2b(lambda: flashinfer_prefill(p, fi_ws, best))
         rows.append(row)
         print_row(row, bandwidth)
 
@@ -398,6 +415,7 @@ def rate(row: dict, bandwidth: float) -> tuple[str, str]:
 def table_lines(rows: list[dict], bandwidth: float) -> list[str]:
     head = ("| kind | batch x q | kv | ours us | rate | of ceiling | FlashInfer us (backend) | ours/FI speed "
             "| plan us ours | plan us FI | err vs FI | ours graph us | run() host us ours / FI "
+            "| run() b2b host us/call ours / FI | run() b2b us/call ours / FI "
             "| ours us, Triton launch (host us) | K/V read floor us |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
@@ -409,12 +427,15 @@ def table_lines(rows: list[dict], bandwidth: float) -> list[str]:
         graph = f"{r['ours_graph_us']:.1f}" if "ours_graph_us" in r else "-"
         host = (f"{r['ours_run_host_us']:.0f} / {r.get('fi_run_host_us', float('nan')):.0f}"
                 if "ours_run_host_us" in r else "-")
+        b2b_host = (f"{r['ours_b2b_host_us']:.1f} / {r.get('fi_b2b_host_us', float('nan')):.1f}"
+                    if "ours_b2b_host_us" in r else "-")
+        b2b = f"{r['ours_b2b_us']:.1f} / {r.get('fi_b2b_us', float('nan')):.1f}" if "ours_b2b_us" in r else "-"
         slow = (f"{r['ours_triton_launch_us']:.1f} ({r['ours_triton_launch_run_host_us']:.0f})"
                 if "ours_triton_launch_us" in r else "-")
         floor = f"{r['read_floor_us']:.1f}" if "read_floor_us" in r else "-"
         lines.append(f"| {r['kind']} | {r['batch']} x {r['qo_len']} | {r['kv_len']} | {r['ours_us']:.1f} | {value} "
                      f"| {share} | {fi} | {speed} | {r['ours_plan_us']:.0f} | {fi_plan} | {err} | {graph} | {host} "
-                     f"| {slow} | {floor} |")
+                     f"| {b2b_host} | {b2b} | {slow} | {floor} |")
     return lines
 
 

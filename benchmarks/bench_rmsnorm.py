@@ -21,8 +21,13 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from host_cost import back_to_back_us  # noqa: E402
 
 BATCHES = (1, 32, 1024, 8192, 16384, 32768)
+HOST_ROWS = (1, 32, 1024)  # the host-cost table: these rows of HOST_HIDDEN, calls back to back
+HOST_HIDDEN = 4096
 HIDDENS = (4096, 8192)
 OPS = ("rmsnorm", "fused_add_rmsnorm")
 EPS = 1e-6
@@ -38,7 +43,12 @@ the run reaches all of them alike. Bandwidth counts
 the bytes each op must move (inputs read once, outputs written once); "% copy" is against a device-to-device
 copy of 1 GiB measured in the same run. Every backend's output is checked against float64 first.
 
+Host cost (a second table): each backend called back to back on the same inputs, no sleep ahead, at
+""" + f"{HOST_ROWS} x {HOST_HIDDEN}" + """ rows (host_cost.py): "host us/call" is the host's time per call, "b2b us/call"
+the time per call until the GPU is done, both beside FlashInfer's and PyTorch's in the same run.
+
     python3 benchmarks/bench_rmsnorm.py --out DIR [--sweep] [--backends triton,cuda,...] [--quick]
+    python3 benchmarks/bench_rmsnorm.py --quick --out DIR   # GPU, about 3 minutes with builds: ours, FlashInfer, torch
     python3 benchmarks/bench_rmsnorm.py --device cpu --quick        # smoke test of the script itself
 """
 
@@ -67,7 +77,7 @@ def make_backends(names, device):
     from kernelarena.kernels.rmsnorm import fused_add_rmsnorm, rmsnorm
 
     table = {}
-    for ours in ("triton", "cuda", "tilelang"):
+    for ours in ("auto", "triton", "cuda", "tilelang"):
         table[ours] = (lambda x, w, out, b=ours: rmsnorm(x, w, EPS, out=out, backend=b),
                        lambda x, r, w, b=ours: fused_add_rmsnorm(x, r, w, EPS, backend=b))
     table["torch"] = (lambda x, w, out: eager_rmsnorm(x, w), eager_fused_add_rmsnorm)
@@ -261,21 +271,61 @@ def markdown_table(rows, ceiling, meta):
     return "\n".join(lines) + "\n"
 
 
+def host_cost_rows(backends, device, failures):
+    """Per op, row count of HOST_ROWS and backend: host and back-to-back us per call (host_cost.py)."""
+    calls, rounds = (3, 1) if device == "cpu" else (500, 5)
+    rows_out = []
+    for op in OPS:
+        for batch in HOST_ROWS if device == "cuda" else (3,):
+            hidden = HOST_HIDDEN if device == "cuda" else 256
+            sets, w = input_sets(op, batch, hidden, device, 1, seed=batch)
+            measured = {}
+            for name, fns in backends.items():
+                call, s = timed_call(op, fns, w), sets[0]
+                try:
+                    measured[name] = back_to_back_us(lambda: call(s), calls=calls, rounds=rounds)
+                except Exception as exc:  # one backend failing must not lose the rest of the run
+                    failures.append(f"host cost {op} {batch}x{hidden} {name}: {type(exc).__name__}: {exc}")
+                    print("FAILED", failures[-1], flush=True)
+            fi = measured.get("flashinfer")
+            for name, m in measured.items():
+                rows_out.append({"op": op, "batch": batch, "hidden": hidden, "backend": name, "host_us": m.host_us,
+                                 "b2b_us": m.wall_us, "vs_flashinfer": fi.wall_us / m.wall_us if fi else None})
+            print(f"host cost {op} {batch}x{hidden} (host / b2b us per call): "
+                  + ", ".join(f"{k} {v.host_us:.1f} / {v.wall_us:.1f}" for k, v in measured.items()), flush=True)
+    return rows_out
+
+
+def host_cost_table(rows):
+    lines = ["## Host cost, calls back to back on the same inputs (no sleep ahead)", "",
+             "'host us/call': the host's time per call; 'b2b us/call': time per call until the GPU is done; "
+             "'vs FI' = FlashInfer's b2b time / this one (>= 1: no more time per call than FlashInfer).", "",
+             "| op | batch x hidden | backend | host us/call | b2b us/call | vs FI |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        vs = f"{r['vs_flashinfer']:.2f}x" if r.get("vs_flashinfer") else "-"
+        lines.append(f"| {r['op']} | {r['batch']} x {r['hidden']} | {r['backend']} | {r['host_us']:.1f} | "
+                     f"{r['b2b_us']:.1f} | {vs} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "bench_out")))
     parser.add_argument("--backends", default=None, help="comma list; default: all available")
     parser.add_argument("--sweep", action="store_true", help="also time Triton configs and CUDA threads per row")
-    parser.add_argument("--quick", action="store_true", help="two small shapes only")
+    parser.add_argument("--quick", action="store_true",
+                        help="two device-time shapes; ours (auto, triton, cuda), FlashInfer and torch eager only")
     parser.add_argument("--tag", default="", help="suffix of the output file names")
     args = parser.parse_args(argv)
     device = args.device
     if device == "cpu":
         os.environ.setdefault("TRITON_INTERPRET", "1")
-    available = ["triton", "cuda", "cuda tvm-ffi", "tilelang", "flashinfer", "torch", "torch.compile"]
+    available = ["auto", "triton", "cuda", "cuda tvm-ffi", "tilelang", "flashinfer", "torch", "torch.compile"]
+    if args.quick:  # no TileLang, TVM-FFI or torch.compile builds: the run stays within about 3 minutes
+        available = ["auto", "triton", "cuda", "flashinfer", "torch"]
     if device == "cpu":
-        available = ["triton", "torch"]
+        available = ["auto", "triton", "torch"]
     needs = {"tilelang": "tilelang", "flashinfer": "flashinfer", "cuda tvm-ffi": "tvm_ffi"}
     available = [b for b in available if b not in needs or importlib.util.find_spec(needs[b])]
     names = args.backends.split(",") if args.backends else available
@@ -296,6 +346,8 @@ def main(argv=None):
     print(f"copy ceiling {ceiling:.3f} TB/s on {meta['device']}", flush=True)
     backends = make_backends(names, device)
     rows, sweeps, failures = [], {}, []
+    host_rows = host_cost_rows(backends, device, failures)
+    (args.out / f"rmsnorm_host{args.tag}.md").write_text(host_cost_table(host_rows))
     for op in OPS:
         for batch, hidden in shapes:
             n_sets = max(2, min(8, math.ceil((256 << 20) / op_bytes(op, batch, hidden))))
@@ -340,8 +392,9 @@ def main(argv=None):
             print(f"{op} {batch}x{hidden}: " + ", ".join(f"{k} {v:.1f}" for k, v in times.items()), flush=True)
             del sets
             (args.out / f"rmsnorm_bench{args.tag}.json").write_text(json.dumps(
-                {"meta": meta, "copy_tbps": ceiling, "rows": rows, "sweeps": sweeps, "failures": failures}, indent=1))
-    table = markdown_table(rows, ceiling, meta)
+                {"meta": meta, "copy_tbps": ceiling, "rows": rows, "host_rows": host_rows, "sweeps": sweeps,
+                 "failures": failures}, indent=1))
+    table = markdown_table(rows, ceiling, meta) + "\n" + host_cost_table(host_rows)
     (args.out / f"rmsnorm_bench{args.tag}.md").write_text(table)
     if sweeps:
         print("\nsweep (us):")

@@ -42,8 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_rmsnorm import EPS, ColdTimer, input_sets, op_bytes  # noqa: E402
 from read_floor import EMPTY_KERNEL  # noqa: E402  (the empty kernel, direct launch)
 
-from kernelarena.kernels.rmsnorm import triton_impl  # noqa: E402
-from kernelarena.kernels.rmsnorm.triton_impl import DirectLauncher  # noqa: E402
+from kernelarena.kernels.rmsnorm import triton as triton_impl  # noqa: E402
+from kernelarena.kernels.rmsnorm.triton import DirectLauncher  # noqa: E402
 
 ROWS = (1, 32, 1024, 8192)
 HIDDEN = 4096

@@ -65,6 +65,34 @@ def warm_attention() -> None:
     rag.run(q, k, k.clone())
 
 
+def warm_decode_step_ops() -> None:
+    """The other ops of a decode step that the example dataset compares against (activation, rope, sampling).
+    Each is tried on its own: one that fails to build is reported and the rest still warm."""
+    import flashinfer
+
+    def silu() -> None:
+        flashinfer.activation.silu_and_mul(torch.randn(8, 2 * 14336, device="cuda", dtype=torch.bfloat16))
+
+    def rope() -> None:
+        q = torch.randn(8, 32 * 128, device="cuda", dtype=torch.bfloat16)
+        k = torch.randn(8, 8 * 128, device="cuda", dtype=torch.bfloat16)
+        cache = torch.randn(4096, 128, device="cuda", dtype=torch.float32)
+        pos = torch.arange(8, device="cuda")
+        flashinfer.rope.apply_rope_with_cos_sin_cache(pos, q, k, 128, cache, is_neox=True)
+
+    def sampling() -> None:
+        probs = torch.softmax(torch.randn(4, 128256, device="cuda"), -1)
+        flashinfer.sampling.top_k_sampling_from_probs(probs, 50)
+        flashinfer.sampling.top_p_sampling_from_probs(probs, 0.9)
+        flashinfer.sampling.top_k_top_p_sampling_from_probs(probs, 50, 0.9)
+
+    for op in (silu, rope, sampling):
+        try:
+            op()
+        except Exception as e:  # report and go on: the other families still warm
+            print(f"warm {op.__name__}: failed: {type(e).__name__}: {e}")
+
+
 def pack(out_dir: str) -> None:
     sos = glob.glob(os.path.expanduser("~/.cache/flashinfer/*/*/cached_ops/*/*.so"))
     path = os.path.join(out_dir, "flashinfer_aot.tar.xz")
@@ -76,7 +104,7 @@ def pack(out_dir: str) -> None:
 
 
 if __name__ == "__main__":
-    for step in (warm_norm, warm_attention):
+    for step in (warm_norm, warm_attention, warm_decode_step_ops):
         t0 = time.time()
         step()
         torch.cuda.synchronize()

@@ -27,7 +27,7 @@ import triton
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from kernelarena.kernels.rmsnorm.triton_impl import DirectLauncher  # noqa: E402
+from kernelarena.kernels.rmsnorm.triton import DirectLauncher  # noqa: E402
 
 RMSNORM_SHAPES = ((1, 4096), (32, 4096), (1024, 4096))
 DECODE_CASES = ((1, 1024), (1, 4096), (16, 1024))
@@ -38,7 +38,8 @@ def rmsnorm_cases():
     """(label, fn) for every RMSNorm backend installed, at each shape."""
     import importlib.util
 
-    from kernelarena.kernels.rmsnorm import cuda_impl, rmsnorm
+    from kernelarena.kernels.rmsnorm import cuda as cuda_impl
+    from kernelarena.kernels.rmsnorm import rmsnorm
 
     cases = []
     for rows, hidden in RMSNORM_SHAPES:

@@ -23,7 +23,7 @@ import triton.language as tl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kernelarena.kernels.rmsnorm.triton_impl import DirectLauncher  # noqa: E402
+from kernelarena.kernels.rmsnorm.triton import DirectLauncher  # noqa: E402
 
 READ_BLOCK = 2048  # int32 words per program and step: 8 KiB
 PROGRAMS_PER_SM = (1, 2, 4, 8)

@@ -86,7 +86,7 @@ def attention_definitions() -> list[Definition]:
         inputs={"q": _bf16("batch_size", "num_qo_heads", "head_dim"), **_cache(), **table, **scale},
         outputs={"output": _bf16("batch_size", "num_qo_heads", "head_dim"),
                  "lse": {"shape": ["batch_size", "num_qo_heads"], "dtype": "float32"}},
-        reference=_reference("gqa_paged_decode"), constraints=common,
+        reference=_reference("gqa_paged_decode"), constraints=common, plan_inputs=list(table),
         tags=["status:verified", "model:llama-3.1-8b", "fi_api:BatchDecodeWithPagedKVCacheWrapper"])
     prefill = Definition(
         name="gqa_paged_prefill_causal_h32_kv8_d128_ps16", op_type="gqa_paged",
@@ -98,6 +98,7 @@ def attention_definitions() -> list[Definition]:
         outputs={"output": _bf16("total_q", "num_qo_heads", "head_dim"),
                  "lse": {"shape": ["total_q", "num_qo_heads"], "dtype": "float32"}},
         reference=_reference("gqa_paged_prefill"), constraints=common + ["total_q >= batch_size"],
+        plan_inputs=["qo_indptr", *table],
         tags=["status:verified", "model:llama-3.1-8b", "fi_api:BatchPrefillWithPagedKVCacheWrapper"])
     return [decode, prefill]
 

@@ -49,11 +49,20 @@ def validate(path: Path = DATASET,
 
 
 @app.command()
-def summary(path: Path = DATASET):
+def summary(path: Path = DATASET,
+            as_json: bool = typer.Option(False, "--json", help="Print JSON (counts, and per hardware each "
+                                                              "solution's geometric-mean speedup) for scripts.")):
     """A table per definition: solutions, workloads, traces, pass rate, best speedup."""
     from .report.tables import summary_table
 
     dataset = _load(path)
+    if as_json:
+        import json
+
+        from .report.summary import summary_data
+
+        print(json.dumps(summary_data(dataset), indent=2))
+        return
     console.print(summary_table(dataset))
     if dataset.problems:
         console.print(f"[yellow]{len(dataset.problems)} invalid records skipped; see kernelarena validate[/yellow]")
@@ -89,7 +98,8 @@ def run(path: Path = DATASET,
         reps: Optional[int] = typer.Option(None, help="Timed calls (default 100 on GPU, 5 on CPU)."),
         rounds: int = typer.Option(3, help="Correctness rounds, each on fresh inputs."),
         timeout: float = typer.Option(300.0, help="Seconds allowed per evaluation (build included)."),
-        timing: str = typer.Option("cold", help="cold (L2 flushed per call), warm, or graph (CUDA-graph replay)."),
+        timing: Optional[str] = typer.Option(None, help="cold (L2 flushed per call), warm, or graph (CUDA-graph "
+                                                       "replay); default: each definition's own, else cold."),
         atol: Optional[float] = typer.Option(None, help="Absolute tolerance for every output (overrides)."),
         rtol: Optional[float] = typer.Option(None, help="Relative tolerance for every output (overrides)."),
         seed: int = typer.Option(0, help="Seed of the random inputs (recorded in each trace)."),
@@ -104,7 +114,7 @@ def run(path: Path = DATASET,
 
     if (atol is None) != (rtol is None):
         raise typer.BadParameter("give --atol and --rtol together")
-    if timing not in ("cold", "warm", "graph"):
+    if timing not in (None, "cold", "warm", "graph"):
         raise typer.BadParameter("--timing is cold, warm or graph")
     dataset = _load(path, strict=True)
     config = RunConfig(devices=tuple(devices), correctness_rounds=rounds, timeout_s=timeout, seed=seed,
@@ -134,6 +144,34 @@ def run(path: Path = DATASET,
                       f"{escape(error.message)}", highlight=False)
     if save:
         console.print(f"traces appended under {dataset.layout.traces}")
+
+
+@app.command()
+def report(path: Path = DATASET,
+           output: Optional[Path] = typer.Option(None, "--output", "-o", help="File to write (Markdown without it "
+                                                                            "goes to the terminal)."),
+           fmt: str = typer.Option("html", "--format", help="html (one self-contained page with charts) or md."),
+           traces: List[Path] = typer.Option([], "--traces", help="Also read traces from this JSONL file, e.g. a "
+                                                                 "GPU run's results (repeatable)."),
+           definition: List[str] = typer.Option([], "--definition", help="Only this definition (repeatable)."),
+           title: Optional[str] = typer.Option(None, help="The report's title.")):
+    """Leaderboards per hardware and definition: solutions x workloads, charts, the traces' environment."""
+    from .report.render import render_report, write_report
+
+    if output is None and fmt != "md":
+        raise typer.BadParameter("give --output (-o) for an HTML report", param_hint="--output")
+    dataset = _load(path)
+    try:
+        text = render_report(dataset, fmt, traces, definition, title)
+    except KeyError as e:
+        console.print(f"[red]error:[/red] {e.args[0]}")
+        raise typer.Exit(2)
+    if output is None:
+        print(text, end="")
+        return
+    size = len(text.encode())
+    console.print(f"wrote {write_report(text, output)} ({size / 1e6:.1f} MB)" if size > 1e5 else
+                  f"wrote {write_report(text, output)} ({size / 1e3:.0f} kB)")
 
 
 @app.command("apply-table")

@@ -4,14 +4,28 @@ import torch
 
 
 def run(q, k_cache, v_cache, kv_indptr, kv_indices, kv_last_page_len, sm_scale):
+    return plan(q, k_cache, v_cache, kv_indptr, kv_indices, kv_last_page_len, sm_scale)(
+        q, k_cache, v_cache, kv_indptr, kv_indices, kv_last_page_len, sm_scale)
+
+
+def plan(q, k_cache, v_cache, kv_indptr, kv_indices, kv_last_page_len, sm_scale):
+    """The page table read on the host once: each request's page range and length."""
+    page_size = k_cache.shape[1]
+    starts, lasts = kv_indptr.tolist(), kv_last_page_len.tolist()
+    spans = [(starts[b], starts[b + 1], (starts[b + 1] - starts[b] - 1) * page_size + lasts[b])
+             for b in range(len(lasts))]
+    return lambda q, k_cache, v_cache, kv_indptr, kv_indices, kv_last_page_len, sm_scale: _attend(
+        spans, q, k_cache, v_cache, kv_indices, sm_scale)
+
+
+def _attend(spans, q, k_cache, v_cache, kv_indices, sm_scale):
     batch, num_qo_heads, head_dim = q.shape
-    page_size, num_kv_heads = k_cache.shape[1], k_cache.shape[2]
+    num_kv_heads = k_cache.shape[2]
     group = num_qo_heads // num_kv_heads
     output = torch.empty_like(q)
     lse = torch.empty(batch, num_qo_heads, dtype=torch.float32, device=q.device)
-    for b in range(batch):
-        pages = kv_indices[int(kv_indptr[b]):int(kv_indptr[b + 1])].long()
-        length = (len(pages) - 1) * page_size + int(kv_last_page_len[b])
+    for b, (first, last, length) in enumerate(spans):
+        pages = kv_indices[first:last].long()
         k = k_cache[pages].reshape(-1, num_kv_heads, head_dim)[:length].to(torch.float32)
         v = v_cache[pages].reshape(-1, num_kv_heads, head_dim)[:length].to(torch.float32)
         qb = q[b].to(torch.float32).reshape(num_kv_heads, group, head_dim)

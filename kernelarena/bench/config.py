@@ -15,9 +15,9 @@ class TimingConfig:
 
     warmup: Optional[int] = None
     reps: Optional[int] = None
-    mode: str = "cold"
-    """"cold": L2 flushed before every timed call (default); "warm": no flush; "graph": calls captured in a
-    CUDA graph and replayed (for very short kernels, removing launch gaps)."""
+    mode: Optional[str] = None
+    """"cold": L2 flushed before every timed call; "warm": no flush; "graph": calls captured in a CUDA graph and
+    replayed (for very short kernels, removing launch gaps). None: each definition's own ``timing``, else cold."""
     input_copies: int = 4
     """Input sets rotated between calls, so a call does not find the previous call's data in cache."""
     host_ahead: bool = True

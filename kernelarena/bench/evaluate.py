@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import io
+import statistics
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,8 @@ from ..schema import Correctness, Environment, Evaluation, Solution, Status, Tra
 from .config import RunConfig
 from .correctness import Comparison, inputs_changed
 from .inputs import allocate_outputs, as_tuple, materialize_inputs, snapshot
-from .timing import poison_, time_calls
+from .plan import plan_case, refill_unplanned
+from .timing import poison_, resolve_timing, time_calls
 
 _COPY_BUDGET_BYTES = 2 << 30  # rotated input copies stop at this much memory
 
@@ -127,9 +129,14 @@ class SolutionEvaluator:
                 inputs = _refill(previous, inputs)
             previous = inputs
             case = Case(inputs, allocate_outputs(definition, workload, self.device) if dps else {})
+            call, plan_us = self._plan(runnable, case)
+            if plan_us is not None:  # run() must read what the plan may not: give it fresh values
+                refill_unplanned(definition, inputs, self._inputs(definition, workload, seed + 1))
             before = snapshot(inputs)
-            outputs = self._guarded_call(case, runnable, dps)
-            rounds.append({"seed": seed, "outputs": outputs, "changed": inputs_changed(before, case.inputs) or ""})
+            outputs = self._guarded_call(case, call, dps)
+            # "planned" tells the reference process to refill the same inputs the same way.
+            rounds.append({"seed": seed, "planned": plan_us is not None, "outputs": outputs,
+                           "changed": inputs_changed(before, case.inputs) or ""})
         return {"rounds": rounds}
 
     def timing(self, definition, workload, runnable) -> Dict[str, Any]:
@@ -140,12 +147,18 @@ class SolutionEvaluator:
         copies = max(1, min(self.config.timing.input_copies, _COPY_BUDGET_BYTES // max(size, 1)))
         inputs = [first] + [self._inputs(definition, workload, timing_seed(self.config, i)) for i in range(1, copies)]
         cases = [Case(i, allocate_outputs(definition, workload, self.device) if dps else {}) for i in inputs]
+        planned = [self._plan(runnable, case) for case in cases]  # outside the timed region
+        calls = [call for call, _ in planned]
         try:
-            stats, checked = time_calls(lambda i: cases[i].call(runnable, dps), len(cases), self.device,
-                                        self.config.timing, lambda i: tuple(cases[i].outputs.values()), True)
+            stats, checked = time_calls(lambda i: cases[i].call(calls[i], dps), len(cases), self.device,
+                                        resolve_timing(self.config.timing, definition),
+                                        lambda i: tuple(cases[i].outputs.values()), True)
         except Exception as e:
             raise SolutionFailure(Status.RUNTIME_ERROR, "while timing:\n" + traceback.format_exc(),
                                   fatal=_is_cuda_error(e)) from e
+        plan_us = [us for _, us in planned if us is not None]
+        if plan_us:
+            stats = stats.model_copy(update={"plan_host_us": statistics.median(plan_us)})
         return {"timing": stats.model_dump_json(),
                 "checked": [{"seed": timing_seed(self.config, i), "outputs": _host_copies(out)} for i, out in checked]}
 
@@ -156,6 +169,15 @@ class SolutionEvaluator:
             # The reference process made these inputs before the solution ran, so here the solution is at fault.
             raise SolutionFailure(Status.RUNTIME_ERROR, "inputs could not be made in the solution's process:\n"
                                   + traceback.format_exc(), fatal=_is_cuda_error(e)) from e
+
+    def _plan(self, fn, case: Case):
+        """(callable to time on ``case``, host microseconds of its plan step or None); a failing plan step is
+        the solution's runtime error."""
+        try:
+            return plan_case(fn, case)
+        except Exception as e:
+            raise SolutionFailure(Status.RUNTIME_ERROR, "in the plan step:\n" + traceback.format_exc(),
+                                  fatal=_is_cuda_error(e)) from e
 
     def _guarded_call(self, case: Case, runnable, dps: bool) -> List[Any]:
         """Call the solution once and return a host copy of its outputs taken right after the call.

@@ -22,8 +22,9 @@ from .correctness import Comparison, compare_outputs
 from .environment import environment
 from .evaluate import Case, failure_trace, now, round_seed, timing_seed
 from .inputs import as_tuple, materialize_inputs, reference_module
+from .plan import plan_case, refill_unplanned
 from .roofline import device_ceilings, impossible_speed, speed_of_light, work_of
-from .timing import time_calls
+from .timing import resolve_timing, time_calls
 
 
 class DefinitionFailure(Exception):
@@ -54,14 +55,19 @@ class Oracle:
         self.environment = environment(device)
         self.ceilings = device_ceilings(device, self.environment.hardware)
         self._expected_key: Optional[Tuple[str, str]] = None
-        self._expected: Dict[int, Tuple] = {}
+        self._expected: Dict[Tuple[int, bool], Tuple] = {}
         self._reference_timing: Dict[Tuple[str, str], TimingStats] = {}
         self._rounds: Optional[Tuple[Comparison, List[int]]] = None
 
     # ------------------------------------------------------------------ reference
-    def _reference(self, definition: Definition, workload: Workload, seed: int) -> Tuple:
+    def _reference(self, definition: Definition, workload: Workload, seed: int, planned: bool = False) -> Tuple:
+        """Reference outputs on the inputs of ``seed``; ``planned``: with the inputs a plan step may not read
+        refilled from ``seed + 1``, as the solution's process did between its plan and run."""
         try:
             inputs = materialize_inputs(definition, workload, self.device, seed, self.root)
+            if planned:
+                refill_unplanned(definition, inputs, materialize_inputs(definition, workload, self.device, seed + 1,
+                                                                        self.root))
         except Exception as e:
             raise DefinitionFailure(f"inputs of workload {workload.uuid} of definition {definition.name} could not "
                                     f"be made (seed {seed}): {type(e).__name__}: {e}") from e
@@ -84,7 +90,7 @@ class Oracle:
             self._expected_key, self._expected = None, {}
             for round_index in range(self.config.correctness_rounds):
                 seed = round_seed(self.config, round_index)
-                self._expected[seed] = self._reference(definition, workload, seed)
+                self._expected[(seed, False)] = self._reference(definition, workload, seed)
             self._expected_key = key
         if self.config.time_reference and key not in self._reference_timing:
             self._reference_timing[key] = self._time_reference(definition, workload)
@@ -96,8 +102,9 @@ class Oracle:
             cases = [Case(materialize_inputs(definition, workload, self.device, timing_seed(self.config, i),
                                              self.root)) for i in range(copies)]
             with torch.no_grad():
-                stats, _ = time_calls(lambda i: cases[i].call(run, False), copies, self.device, self.config.timing,
-                                      lambda i: (), check=False)
+                calls = [plan_case(run, case)[0] for case in cases]  # a reference's plan step, outside the timing
+                stats, _ = time_calls(lambda i: cases[i].call(calls[i], False), copies, self.device,
+                                      resolve_timing(self.config.timing, definition), lambda i: (), check=False)
         except Exception as e:
             raise DefinitionFailure(f"timing the reference of definition {definition.name} on workload "
                                     f"{workload.uuid} failed:\n{traceback.format_exc()}") from e
@@ -118,7 +125,10 @@ class Oracle:
                 raise MalformedResult(f"correctness round {round_index + 1} from the solution's process is malformed")
             if self._expected_key != (definition.name, workload.uuid):
                 self.prepare(definition, workload)
-            comparison = compare_outputs(definition, entry["outputs"], self._expected[seed], self.config.tolerance)
+            key = (seed, entry.get("planned") is True)
+            if key not in self._expected:
+                self._expected[key] = self._reference(definition, workload, *key)
+            comparison = compare_outputs(definition, entry["outputs"], self._expected[key], self.config.tolerance)
             if comparison.status != Status.PASSED:
                 return comparison.status, f"round {round_index + 1} (seed {seed}): {comparison.message}", comparison
             if entry.get("changed"):

@@ -3,6 +3,7 @@ on the CPU. Random timed calls are verified afterwards, so a solution that does 
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import statistics
 import time
@@ -10,13 +11,23 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from ..schema import TimingStats
+from ..schema import Definition, TimingStats
 from .config import TimingConfig
 from .inputs import poison_value
 
 Call = Callable[[int], Tuple]  # call(copy_index) -> outputs
 _FLUSH: Dict[int, torch.Tensor] = {}
 _CYCLES_PER_US: Dict[int, float] = {}
+MODES = ("cold", "warm", "graph")
+
+
+def resolve_timing(config: TimingConfig, definition: Definition) -> TimingConfig:
+    """The timing configuration for one definition: the run's explicit mode, else the definition's declared
+    ``timing``, else cold L2. ValueError names an unknown mode."""
+    mode = config.mode or definition.timing or "cold"
+    if mode not in MODES:
+        raise ValueError(f"timing mode {mode!r} is not one of {', '.join(MODES)}")
+    return config if mode == config.mode else dataclasses.replace(config, mode=mode)
 
 
 def summarize(samples_ms: Sequence[float], mode: str, host_us: Optional[float] = None) -> TimingStats:
@@ -56,7 +67,7 @@ def time_calls(call: Call, copies: int, device: str, config: TimingConfig, outpu
     if device.startswith("cuda"):
         if config.mode == "graph":
             return _time_graph(call, copies, warmup, reps, outputs_of, check)
-        return _time_events(call, copies, warmup, reps, config.mode == "cold", torch.device(device), outputs_of,
+        return _time_events(call, copies, warmup, reps, config.mode != "warm", torch.device(device), outputs_of,
                             chosen, config.host_ahead)
     return _time_wall(call, copies, warmup, reps, outputs_of, chosen)
 
@@ -92,7 +103,9 @@ def _time_events(call, copies, warmup, reps, cold, device, outputs_of, chosen, h
     # work alone; the host cost is recorded separately as host_overhead_us.
     ahead = 0
     if host_ahead and warm_host:
-        ahead_us = min(max(1.5 * statistics.median(warm_host) * 1e6, 10.0), 2000.0)
+        # The cap bounds the wall time a slow launcher costs (reps x ahead); 10 ms covers a per-request PyTorch
+        # loop over a batch of 64 (several hundred launches, a few ms of host time).
+        ahead_us = min(max(1.5 * statistics.median(warm_host) * 1e6, 10.0), 10_000.0)
         ahead = int(ahead_us * sleep_cycles_per_us(device))
     starts = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
     ends = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
@@ -122,9 +135,12 @@ def _time_events(call, copies, warmup, reps, cold, device, outputs_of, chosen, h
 def _time_graph(call, copies, warmup, reps, outputs_of, check):
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
+    host = []
     with torch.cuda.stream(side):  # warm-up off the default stream, as capture requires
         for i in range(max(warmup, 1)):
+            t0 = time.perf_counter()
             call(i % copies)
+            host.append(time.perf_counter() - t0)
     torch.cuda.current_stream().wait_stream(side)
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
@@ -142,7 +158,8 @@ def _time_graph(call, copies, warmup, reps, outputs_of, check):
         end.record()
         end.synchronize()
         samples.append(start.elapsed_time(end) / copies)
-    return summarize(samples, "cuda-graph"), checked
+    # Host cost is that of an eager call (what a caller without graphs pays), measured during the warm-up.
+    return summarize(samples, "cuda-graph", statistics.median(host) * 1e6), checked
 
 
 def _time_wall(call, copies, warmup, reps, outputs_of, chosen):
@@ -158,4 +175,5 @@ def _time_wall(call, copies, warmup, reps, outputs_of, chosen):
         samples.append((time.perf_counter() - t0) * 1e3)
         if r in chosen:
             checked.append((i, _clone(out)))
-    return summarize(samples, "cpu-wall"), checked
+    # On the CPU the whole call is host time.
+    return summarize(samples, "cpu-wall", statistics.median(samples) * 1e3), checked

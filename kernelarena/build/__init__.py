@@ -13,7 +13,8 @@ from typing import Optional
 
 from ..schema import Solution
 from .cache import BuildCache, default_cache
-from .registry import Builder, find_builder, register_builder
+from .builder import Builder
+from .registry import find_builder, register_builder
 from .runnable import Runnable
 from .toolchain import BuildTarget, resolve_target
 

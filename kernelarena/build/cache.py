@@ -30,7 +30,7 @@ from filelock import FileLock
 
 from ..errors import BuildError
 from ..schema import Solution
-from .registry import Builder
+from .builder import Builder
 from .runnable import Runnable
 from .sources import write_sources
 from .toolchain import BuildTarget, default_cache_root

@@ -9,7 +9,7 @@ from typing import Any, Callable, Dict, Optional
 from ..errors import BuildError
 from ..schema import Solution
 from ..schema.solution import Language
-from .registry import Builder
+from .builder import Builder
 from .sources import entry_function, import_entry
 from .toolchain import BuildTarget, package_version, python_version
 

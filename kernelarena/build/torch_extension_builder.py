@@ -24,7 +24,7 @@ from .native import (
     source_files,
     unavailable_without_gpu,
 )
-from .registry import Builder
+from .builder import Builder
 from .toolchain import BuildTarget, gencode_flag, package_version
 
 # torch.utils.cpp_extension builds with C++20 from torch 2.10 on; the compile-only check matches it.

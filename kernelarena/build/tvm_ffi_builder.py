@@ -24,7 +24,7 @@ from .native import (
     source_files,
     unavailable_without_gpu,
 )
-from .registry import Builder
+from .builder import Builder
 from .toolchain import BuildTarget, package_version
 
 TVM_FFI_CXX_STD = "c++17"

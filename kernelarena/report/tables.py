@@ -2,25 +2,48 @@
 
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Iterable, Optional, Tuple
 
 from rich.table import Table
 
-from ..schema import Record
+from ..schema import Record, Trace
 from ..store import TraceSet
+
+COST_COLUMNS = ("latency us", "host us", "plan us")
+"""Device-time latency, host time per call and host time of the plan step (once per input set), side by side."""
+
+
+def cost_cells(trace: Optional[Trace]) -> Tuple[str, str, str]:
+    """The COST_COLUMNS cells of one trace: "-" where it has no figure (failed, or no plan step)."""
+    performance = trace.evaluation.performance if trace is not None and trace.evaluation else None
+    if performance is None:
+        return "-", "-", "-"
+    timing = performance.solution_timing
+    host = timing.host_overhead_us if timing is not None else None
+    plan = timing.plan_host_us if timing is not None else None
+    return (f"{performance.latency_ms * 1e3:.1f}", f"{host:.1f}" if host is not None else "-",
+            f"{plan:.1f}" if plan is not None else "-")
+
+
+def best_trace(traces: Iterable[Trace], definition: str) -> Optional[Trace]:
+    """The passed trace of ``definition`` with the highest speedup (the one the tables call best)."""
+    passed = [t for t in traces if t.definition == definition and t.passed]
+    return max(passed, key=lambda t: t.evaluation.performance.speedup_factor, default=None)
 
 
 def summary_table(dataset: TraceSet) -> Table:
     """Definitions with their counts, pass rate and best speedup."""
     table = Table(title=f"Dataset {dataset.root}")
+    numbers = ("solutions", "workloads", "traces") + COST_COLUMNS
     for column in ("definition", "op_type", "solutions", "workloads", "traces", "pass rate", "best speedup",
-                   "best solution"):
-        table.add_column(column, justify="right" if column in ("solutions", "workloads", "traces") else "left")
+                   "best solution") + COST_COLUMNS:
+        table.add_column(column, justify="right" if column in numbers else "left")
     for row in dataset.summary():
         rate = f"{row.pass_rate:.0%} ({row.passed}/{row.traces})" if row.pass_rate is not None else "-"
         speedup = f"{row.best_speedup:.2f}x" if row.best_speedup is not None else "-"
+        best = best_trace(dataset.traces.get(row.definition, []), row.definition)
         table.add_row(row.definition, row.op_type, str(row.solutions), str(row.workloads), str(row.traces), rate,
-                      speedup, row.best_solution or "-")
+                      speedup, row.best_solution or "-", *cost_cells(best))
     return table
 
 
@@ -45,12 +68,12 @@ def run_table(report) -> Table:
                   caption=f"time spent: workers starting {report.worker_startup_s:.1f}s, {phases}; "
                           f"builds compiled {report.compiled_builds} (the rest from cache); "
                           f"worker restarts {report.worker_restarts}")
-    for column in ("definition", "solutions", "passed", "failed", "best speedup", "best solution"):
-        table.add_column(column)
+    for column in ("definition", "solutions", "passed", "failed", "best speedup", "best solution") + COST_COLUMNS:
+        table.add_column(column, justify="right" if column in COST_COLUMNS else "left")
     for row in report.by_definition():
         speedup = f"{row.best_speedup:.2f}x" if row.best_speedup is not None else "-"
         table.add_row(row.definition, str(row.solutions), str(row.passed), str(row.failed), speedup,
-                      row.best_solution or "-")
+                      row.best_solution or "-", *cost_cells(best_trace(report.traces, row.definition)))
     return table
 
 
@@ -59,11 +82,11 @@ def traces_table(dataset: TraceSet, name: str, limit: int = 20) -> Table:
     traces = [t for group in dataset.traces.values() for t in group
               if name in (t.definition, t.solution, t.workload.uuid)]
     table = Table(title=f"{len(traces)} traces mention {name}" + (f" (last {limit})" if len(traces) > limit else ""))
-    for column in ("solution", "workload axes", "status", "latency us", "speedup", "timestamp"):
-        table.add_column(column)
+    for column in ("solution", "workload axes", "status") + COST_COLUMNS + ("timing", "speedup", "timestamp"):
+        table.add_column(column, justify="right" if column in COST_COLUMNS else "left")
     for t in traces[-limit:]:
         p = t.evaluation.performance
-        table.add_row(t.solution, str(t.workload.axes), t.evaluation.status.value,
-                      f"{p.latency_ms * 1e3:.1f}" if p else "-", f"{p.speedup_factor:.2f}x" if p else "-",
-                      t.evaluation.timestamp)
+        mode = p.solution_timing.mode if p and p.solution_timing else "-"
+        table.add_row(t.solution, str(t.workload.axes), t.evaluation.status.value, *cost_cells(t), mode,
+                      f"{p.speedup_factor:.2f}x" if p else "-", t.evaluation.timestamp)
     return table

@@ -97,6 +97,12 @@ class Definition(Record):
     tolerance: Optional[Tolerance] = None
     roofline: Optional[Roofline] = None
     """Bytes and flops per call for speed of light (kernelarena; see Roofline)."""
+    plan_inputs: Optional[List[NonEmptyString]] = None
+    """Inputs a solution's plan step may read (page tables, index pointers; kernelarena, FlashInfer-Bench ignores
+    it). The correctness check refills every other input with fresh values between plan and run."""
+    timing: Optional[Literal["cold", "warm", "graph"]] = None
+    """How calls are timed (kernelarena): "cold" L2 (the default), "warm", or "graph" (CUDA-graph replay, for
+    calls whose device work is shorter than their launches). A run's explicit timing mode overrides it."""
 
     @model_validator(mode="after")
     def _check(self) -> "Definition":
@@ -117,6 +123,9 @@ class Definition(Record):
             raise ValueError(f"reference: not valid Python (line {e.lineno}: {e.msg})") from e
         if not any(isinstance(n, ast.FunctionDef) and n.name == "run" for n in module.body):
             raise ValueError("reference: must define a top-level function 'run'")
+        unknown_plan = [name for name in self.plan_inputs or () if name not in self.inputs]
+        if unknown_plan:
+            raise ValueError(f"plan_inputs: {unknown_plan[0]!r} is not an input")
         for i, expression in enumerate(self.constraints):
             try:
                 unknown = constraint_names(expression) - set(self.axes)

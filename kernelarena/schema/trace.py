@@ -53,6 +53,9 @@ class TimingStats(Record):
     """How it was timed: "cuda-events-cold-l2", "cuda-events-warm", "cuda-graph", "cpu-wall"."""
     host_overhead_us: Optional[float] = None
     """Host time of one call (Python + launch), paid in serving even when the device is idle."""
+    plan_host_us: Optional[float] = None
+    """Host time of the solution's plan step for one input set (median over the timed input sets), spent outside
+    the timed region; None when it has no plan step."""
 
 
 class SpeedOfLight(Record):

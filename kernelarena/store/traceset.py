@@ -78,6 +78,17 @@ class TraceSet:
             raise DatasetError(first.message + more, file=first.file, line=first.line, field=first.field)
         return self
 
+    def read_trace_file(self, path: Union[str, Path]) -> int:
+        """Read evaluated traces kept outside the dataset (a JSONL file of a run elsewhere) into memory, checked
+        like traces/; invalid lines go to ``problems``. Returns how many traces were taken. DatasetError if the
+        file does not exist."""
+        file = Path(path)
+        if not file.is_file():
+            raise DatasetError("trace file does not exist", file=file)
+        before = sum(map(len, self.traces.values()))
+        self._load_lines(file, self._accept_trace)
+        return sum(map(len, self.traces.values())) - before
+
     @property
     def layout(self) -> Layout:
         if self.root is None:

@@ -1,6 +1,8 @@
 """kernelarena run over the example dataset on the CPU: our Triton kernels (under the interpreter) and the
 PyTorch solutions pass correctness on each definition's smallest workload."""
 
+import pytest
+
 from kernelarena.bench import RunConfig, TimingConfig, run
 from kernelarena.store import TraceSet
 
@@ -20,4 +22,22 @@ def test_triton_and_pytorch_solutions_pass_on_cpu(dataset_copy):
     status = {t.solution: (t.evaluation.status.value, t.evaluation.log[-500:]) for t in report.traces}
     assert set(status) == set(SOLUTIONS)
     assert all(s == "PASSED" for s, _ in status.values()), status
+    planned = {t.solution: t.evaluation.performance for t in report.traces if "gqa_paged" in t.definition}
+    assert planned and all(p.solution_timing.plan_host_us is not None and p.reference_timing.plan_host_us is not None
+                           for p in planned.values()), "attention solutions and references plan outside the timing"
+    assert all(t.evaluation.performance.solution_timing.host_overhead_us is not None for t in report.traces)
     assert len(TraceSet.load(dataset_copy).traces_for("rmsnorm_h4096")) == 2
+
+
+@pytest.mark.gpu
+def test_attention_solutions_plan_outside_the_timing_on_the_gpu(dataset_copy):
+    dataset = TraceSet.load(dataset_copy)
+    config = RunConfig(devices=("cuda:0",), correctness_rounds=2, timeout_s=300,
+                       timing=TimingConfig(warmup=2, reps=10))
+    report = run(dataset, config, definitions=["gqa_paged_decode_h32_kv8_d128_ps16",
+                                               "gqa_paged_prefill_causal_h32_kv8_d128_ps16"], smallest=1, save=False)
+    assert len(report.traces) == 8
+    for trace in report.traces:
+        assert trace.passed, (trace.solution, trace.evaluation.log[-800:])
+        timing = trace.evaluation.performance.solution_timing
+        assert timing.plan_host_us is not None and timing.host_overhead_us is not None, trace.solution

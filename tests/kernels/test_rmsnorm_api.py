@@ -5,7 +5,7 @@ import torch
 
 from kernelarena.errors import UnsupportedError
 from kernelarena.kernels.rmsnorm import fused_add_rmsnorm, rmsnorm
-from kernelarena.kernels.rmsnorm.auto_table import measured_choice
+from kernelarena.kernels.rmsnorm.backends import measured_choice
 from kernelarena.kernels.rmsnorm.reference import fused_add_rmsnorm_reference, rmsnorm_reference
 
 
@@ -78,3 +78,37 @@ def test_auto_table_uses_batch_bounds_and_nearest_hidden():
     assert measured_choice("fused_add_rmsnorm", 1, 4096) == "triton"
     assert measured_choice("fused_add_rmsnorm", 32, 4096) == "tilelang"
     assert measured_choice("fused_add_rmsnorm", 1024, 4096) == "triton"
+
+
+def test_one_plan_per_layout_and_none_for_bad_calls():
+    from kernelarena.kernels.rmsnorm import api, clear_plans
+
+    clear_plans()
+    w = torch.randn(64).bfloat16()
+    for rows in (3, 3, 5):
+        x = torch.randn(rows, 64).bfloat16()
+        assert rel_err(rmsnorm(x, w, backend="torch"), rmsnorm_reference(x, w)) < 1e-2
+    x = torch.randn(2, 2, 64).bfloat16()  # same rows as a [4, 64] call, another layout
+    assert rel_err(rmsnorm(x, w, backend="torch"), rmsnorm_reference(x, w)) < 1e-2
+    assert len(api._PLANS) == 3
+    with pytest.raises(UnsupportedError):
+        rmsnorm(x, w.half(), backend="torch")
+    with pytest.raises(UnsupportedError, match="unknown backend"):
+        rmsnorm(x, w, backend=["torch"])  # unhashable: checked, never cached
+    assert len(api._PLANS) == 3
+
+
+def test_auto_weighs_host_cost_on_a_gpu():
+    from kernelarena.kernels.rmsnorm.backends import HOST_BOUND_ELEMENTS, TABLE, Problem, auto_candidates
+
+    def problem(rows, hidden=4096, op="rmsnorm"):
+        return Problem(op, rows, hidden, (hidden, 0, hidden, 0), torch.bfloat16, torch.device("cuda", 0))
+
+    # Host-bound calls try the backends cheapest launch first: the table's order.
+    assert list(TABLE) == ["cuda", "triton", "tilelang", "torch"]
+    assert auto_candidates(problem(1)) == auto_candidates(problem(HOST_BOUND_ELEMENTS // 4096)) == list(TABLE)
+    # Larger ones the fastest kernel measured first, then the rest.
+    assert auto_candidates(problem(8192)) == ["triton", "cuda", "tilelang", "torch"]
+    assert auto_candidates(problem(32768))[0] == "tilelang"
+    cpu = problem(1)._replace(device=torch.device("cpu"))
+    assert auto_candidates(cpu) in (["triton", "torch"], ["torch"])

@@ -6,8 +6,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import torch
 
-from kernelarena.kernels.rmsnorm import cuda_impl
+from kernelarena.errors import BuildError
+from kernelarena.kernels.rmsnorm import cuda as cuda_impl
 
 NVCC = shutil.which("nvcc") or (shutil.which("nvcc", path="/usr/local/cuda/bin"))
 needs_nvcc = pytest.mark.skipif(NVCC is None, reason="nvcc not found")
@@ -48,7 +50,7 @@ def test_torch_binding_compiles(tmp_path):
 @pytest.mark.parametrize("hidden,fused", [(4096, False), (8192, True)])
 def test_tilelang_lowers_to_vectorized_cuda(hidden, fused):
     pytest.importorskip("tilelang")
-    from kernelarena.kernels.rmsnorm import tilelang_impl
+    from kernelarena.kernels.rmsnorm import tilelang as tilelang_impl
 
     source = tilelang_impl.cuda_source(hidden, "bfloat16", fused)
     assert "__global__" in source
@@ -56,6 +58,31 @@ def test_tilelang_lowers_to_vectorized_cuda(hidden, fused):
     assert ("ROut" in source) == fused
 
 
-def test_cache_dir_follows_env(monkeypatch, tmp_path):
+def test_builds_go_under_the_cache_root(monkeypatch, tmp_path):
     monkeypatch.setenv("KERNELARENA_CACHE_DIR", str(tmp_path))
-    assert cuda_impl.cache_dir() == tmp_path
+    monkeypatch.setattr(cuda_impl, "find_nvcc", lambda: None)
+    with pytest.raises(BuildError, match="nvcc not found"):
+        cuda_impl.build_launcher("90a")
+
+
+@needs_nvcc
+@pytest.mark.slow
+@pytest.mark.skipif(torch.cuda.is_available(), reason="launches with null pointers: only where no GPU can run them")
+def test_python_launcher_builds_imports_and_checks_its_arguments(monkeypatch, tmp_path):
+    """The CPython binding (the library's "cuda" backend) builds without torch's headers and imports on a
+    machine without a GPU; its argument checks answer before any CUDA call."""
+    monkeypatch.setenv("KERNELARENA_CACHE_DIR", str(tmp_path))
+    path = cuda_impl.build_launcher("90a")
+    assert path.is_file() and path.is_relative_to(tmp_path)
+    assert cuda_impl.build_launcher("90a") == path  # cached by source hash: no second build
+    launch = cuda_impl.load_launcher(path).launch
+    args = [0, 0, 0, 4096, 0, 0, 0, 0, 4096, 0, 0, 0, 4096, 1e-6, 0]  # zero rows: nothing to launch
+    assert launch(*args) is None
+    with pytest.raises(TypeError, match="15 arguments"):
+        launch(*args[:3])
+    with pytest.raises(ValueError, match="hidden must be in 1..16384"):
+        launch(*args[:12], 16385, *args[13:])
+    with pytest.raises(ValueError, match="dtype code 2"):
+        launch(0, 2, *args[2:])
+    with pytest.raises(RuntimeError, match="rmsnorm kernel launch failed"):  # no device to launch on
+        launch(*args[:11], 1, *args[12:])

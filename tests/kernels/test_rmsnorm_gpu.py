@@ -6,7 +6,8 @@ import sys
 import pytest
 import torch
 
-from kernelarena.kernels.rmsnorm import cuda_impl, fused_add_rmsnorm, rmsnorm
+from kernelarena.kernels.rmsnorm import cuda as cuda_impl
+from kernelarena.kernels.rmsnorm import fused_add_rmsnorm, rmsnorm
 from kernelarena.kernels.rmsnorm.reference import fused_add_rmsnorm_reference, rmsnorm_reference
 from kernelarena.kernels.rmsnorm.solutions import solution_records
 
@@ -123,3 +124,59 @@ def test_dataset_solutions(record, tmp_path):
         assert rel_err(r_out, ref_sum) < 1e-2
     torch.cuda.synchronize()
     assert torch.equal(x, x0) and torch.equal(r, r0)
+    # Again with other tensors of the same layout: entries that keep per-layout state read the new ones.
+    x, r, w = inputs(37, hidden, torch.bfloat16, seed=hidden + 1)
+    out, r_out = torch.full_like(x, float("nan")), torch.full_like(x, float("nan"))
+    if record["definition"].startswith("rmsnorm"):
+        run(x, w, out)
+        assert rel_err(out, rmsnorm_reference(x, w)) < 1e-2
+    else:
+        run(x, r, w, out, r_out)
+        ref_out, ref_sum = fused_add_rmsnorm_reference(x, r, w)
+        assert rel_err(out, ref_out) < 1e-2 and rel_err(r_out, ref_sum) < 1e-2
+
+
+@pytest.mark.parametrize("backend", ["triton", "cuda", "auto"])
+def test_one_layout_many_tensors(backend):
+    """A planned layout reads each call's own tensors: new data, 3-D inputs, misaligned then aligned pointers,
+    another stream, and a CUDA graph replayed over new inputs."""
+    for seed in range(3):
+        x, r, w = inputs(12, 4096, torch.bfloat16, seed=seed)
+        x3, r3 = x.view(3, 4, 4096), r.view(3, 4, 4096)
+        ref = rmsnorm_reference(x3, w)
+        assert rel_err(rmsnorm(x3, w, backend=backend), ref) < 1e-2
+        ref_out, ref_sum = fused_add_rmsnorm_reference(x3, r3, w)
+        fused_add_rmsnorm(x3, r3, w, backend=backend)
+        assert rel_err(x3, ref_out) < 1e-2 and torch.equal(r3, ref_sum.bfloat16())
+    buf = torch.randn(2 * 8 * 4096 + 1, device="cuda").bfloat16()
+    w = torch.randn(4096, device="cuda").bfloat16()
+    for x in (buf[1:8 * 4096 + 1].view(8, 4096), buf[:8 * 4096].view(8, 4096), buf[8 * 4096 + 1:].view(8, 4096)):
+        assert rel_err(rmsnorm(x, w, backend=backend), rmsnorm_reference(x, w)) < 1e-2
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    x = buf[:8 * 4096].view(8, 4096)
+    with torch.cuda.stream(side):
+        out = rmsnorm(x, w, backend=backend)
+    side.synchronize()
+    assert rel_err(out, rmsnorm_reference(x, w)) < 1e-2
+    static_x, out = torch.randn(16, 4096, device="cuda").bfloat16(), torch.empty(16, 4096, device="cuda").bfloat16()
+    rmsnorm(static_x, w, out=out, backend=backend)  # plan (and compile) outside the capture
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        rmsnorm(static_x, w, out=out, backend=backend)
+    for _ in range(2):
+        static_x.copy_(torch.randn(16, 4096, device="cuda").bfloat16())
+        graph.replay()
+        torch.cuda.synchronize()
+        assert rel_err(out, rmsnorm_reference(static_x, w)) < 1e-2
+
+
+def test_auto_prefers_the_cheapest_launch_when_host_bound():
+    from kernelarena.kernels.rmsnorm import api
+
+    x, _, w = inputs(32, 4096, torch.bfloat16, seed=1)
+    api.clear_plans()
+    rmsnorm(x, w)
+    (launch,) = api._PLANS.values()
+    assert launch.__qualname__.startswith("_prepare_cuda")

@@ -12,7 +12,8 @@ if not torch.cuda.is_available():
 
 import pytest
 
-from kernelarena.kernels.rmsnorm import fused_add_rmsnorm, rmsnorm, triton_impl
+from kernelarena.kernels.rmsnorm import fused_add_rmsnorm, rmsnorm
+from kernelarena.kernels.rmsnorm import triton as triton_impl
 from kernelarena.kernels.rmsnorm.reference import fused_add_rmsnorm_reference, rmsnorm_reference
 from kernelarena.kernels.rmsnorm.solutions import solution_records
 

@@ -15,7 +15,7 @@ import torch
 import triton.language as tl
 from triton.runtime.jit import JITFunction
 
-from kernelarena.kernels.rmsnorm import triton_impl
+from kernelarena.kernels.rmsnorm import triton as triton_impl
 from kernelarena.kernels.rmsnorm.reference import fused_add_rmsnorm_reference, rmsnorm_reference
 
 INTS = [0, 1, -1, 2, 15, 16, 17, 32, 4096, 4100, (1 << 31) - 16, (1 << 31) - 1, 1 << 31, (1 << 31) + 16,
@@ -237,3 +237,91 @@ def test_launch_hook_forces_triton_path(counted_launches):
     assert len(counted_launches) == 2 and seen == [1]
     triton_impl.launch(x, None, w, out, None, 1e-6)
     assert len(counted_launches) == 2
+
+
+class StandInCompiled:
+    """What launch() returns once Triton has compiled the kernel: its launcher records direct launches."""
+
+    function, packed_metadata = "function", "metadata"
+
+    def __init__(self):
+        self.direct = []
+        self.run = lambda *launch: self.direct.append(launch)
+
+
+@pytest.fixture
+def prepared(monkeypatch):
+    """prepare_launch for 6 rows of 256 on cuda:0, over a recorded stand-in for Triton's launch; the current
+    device is 0 and its stream 77."""
+    compiled, ordinary = StandInCompiled(), []
+
+    def recorded_launch(*args):
+        ordinary.append(args)
+        return compiled
+
+    monkeypatch.setattr(triton_impl, "launch", recorded_launch)
+    active = SimpleNamespace(get_current_stream=lambda device: 77)
+    monkeypatch.setattr(triton_impl, "driver", SimpleNamespace(active=active))
+    if not hasattr(torch._C, "_cuda_getDevice"):
+        monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    fused = triton_impl.prepare_launch(6, 256, (256, 512, 256, 512), True, torch.device("cuda", 0))
+    return fused, compiled, ordinary
+
+
+def test_prepared_launch_passes_pointers_after_the_first_aligned_launch(prepared, monkeypatch):
+    from triton import knobs
+
+    fused, compiled, ordinary = prepared
+    x, out = torch.zeros(2, 3, 256, dtype=torch.bfloat16), torch.zeros(6, 256, dtype=torch.bfloat16)
+    r = torch.zeros(6, 512, dtype=torch.bfloat16)[:, :256]
+    w = torch.zeros(256, dtype=torch.bfloat16)
+    fused(x, r, w, out, r, 1e-6)  # compiles (here: the stand-in), through views of the tensors
+    assert len(ordinary) == 1 and ordinary[0][0].shape == (6, 256) and ordinary[0][1].stride() == (512, 1)
+    fused(x, r, w, out, r, 1e-5)
+    config = triton_impl.pick_config(6, 256, True)
+    assert compiled.direct == [(6 // config.rows_per_program + (6 % config.rows_per_program > 0), 1, 1, 77,
+                                "function", "metadata", None, None, None, x.data_ptr(), r.data_ptr(),
+                                w.data_ptr(), out.data_ptr(), r.data_ptr(), 256, 512, 256, 512, 6, 256,
+                                -(-6 // config.rows_per_program), 1e-5, 256, config.rows_per_program, True, True)]
+    assert all(type(a) in (int, float, bool) for a in compiled.direct[0][9:])
+    misaligned = torch.zeros(6 * 256 + 1, dtype=torch.bfloat16)[1:].view(6, 256)
+    fused(misaligned, r, w, out, r, 1e-6)  # a 2-byte offset: Triton's own path, which specializes on it
+    assert len(ordinary) == 2 and len(compiled.direct) == 1
+    hook = lambda *args, **kwargs: None  # noqa: E731
+    knobs.runtime.launch_enter_hook.add(hook)
+    try:
+        fused(x, r, w, out, r, 1e-6)
+    finally:
+        knobs.runtime.launch_enter_hook.remove(hook)
+    assert len(ordinary) == 3 and len(compiled.direct) == 1
+    fused(x, r, w, out, r, 1e-6)
+    assert len(ordinary) == 3 and len(compiled.direct) == 2
+
+
+def test_prepared_launch_waits_for_an_aligned_compile(prepared):
+    fused, compiled, ordinary = prepared
+    w = torch.zeros(256, dtype=torch.bfloat16)
+    misaligned = torch.zeros(6 * 256 + 1, dtype=torch.bfloat16)[1:].view(6, 256)
+    r = torch.zeros(6, 512, dtype=torch.bfloat16)[:, :256]
+    fused(misaligned, r, w, misaligned, r, 1e-6)
+    fused(misaligned, r, w, misaligned, r, 1e-6)  # a kernel compiled for a misaligned x is never kept
+    assert len(ordinary) == 2 and compiled.direct == []
+
+
+def test_prepared_unfused_launch_passes_what_launch_passes(monkeypatch):
+    """Unfused, x and out stand in for the residual pointers and strides, as in launch(): the same
+    specialization as the compile it reuses."""
+    compiled, ordinary = StandInCompiled(), []
+    monkeypatch.setattr(triton_impl, "launch", lambda *args: ordinary.append(args) or compiled)
+    monkeypatch.setattr(triton_impl, "driver", SimpleNamespace(active=SimpleNamespace(get_current_stream=lambda d: 5)))
+    if not hasattr(torch._C, "_cuda_getDevice"):
+        monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    norm = triton_impl.prepare_launch(4, 1000, (1000, 0, 1000, 0), False, torch.device("cuda", 0))
+    x, out = torch.zeros(4, 1000, dtype=torch.bfloat16), torch.zeros(4, 1000, dtype=torch.bfloat16)
+    w = torch.zeros(1000, dtype=torch.bfloat16)
+    norm(x, None, w, out, None, 1e-6)
+    norm(x, None, w, out, None, 1e-6)
+    (launch,) = compiled.direct
+    assert launch[9:14] == (x.data_ptr(), x.data_ptr(), w.data_ptr(), out.data_ptr(), out.data_ptr())
+    assert launch[14:18] == (1000, 1000, 1000, 1000)
+    assert launch[-4:] == (1024, triton_impl.pick_config(4, 1000).rows_per_program, False, False)

@@ -1,6 +1,9 @@
 """Paged attention: CSR page table, host-planned schedules, Triton decode/prefill kernels, LSE merge.
 
-Public names: the three FlashInfer-style wrappers and the page-table helpers.
+Public names: the three FlashInfer-style wrappers and the page-table helpers. Layout (CONTRIBUTING.md):
+reference.py (plain PyTorch), one module per backend (paged_kernel.py: Triton; small_decode.py with
+small_decode.cu: CUDA), backends.py (the backend table plan() chooses from), runner.py (plan/run),
+solutions.py (the dataset's records, built from these files).
 """
 
 from .decode import BatchDecodeWithPagedKVCacheWrapper

@@ -38,12 +38,12 @@ def choose_config(head_dim: int, group_size: int, max_packed_rows: int, on_gpu: 
         # Decode: one tile holds a request's whole GQA group; memory-bound. The kernel keeps one K/V block in
         # flight per program (the page-index load comes first), so wide blocks move the most bytes per round
         # trip: 128 tokens, 2 stages, 2 programs per SM; KV split only while (request, head) pairs are fewer
-        # than programs, into chunks of at least 256 tokens. On an H100 (2026-11-24 run 3 sweep,
-        # attention_2026-11-24_h100_run3b_sweep.log) this beat 64-token blocks by up to 7% from batch 64 up, and
+        # than programs, into chunks of at least 256 tokens. On an H100 (benchmarks/sweep_attention.py; numbers in
+        # docs/attention.md) this beat 64-token blocks by up to 7% from batch 64 up, and
         # not splitting at batch 64 x 1024 (512 pairs, 264 programs) was 9% faster than 2 items per program.
         # Fewer (request, head) pairs than SMs: one program per SM with two blocks in flight (5 stages) cut
         # 1 x 4096 from 27.3 to 24.3 us and 16 x 8192 from 217 to 208 us; 16 x 1024 53.7 vs 52.4 us
-        # (attention_2026-11-24_h100_run5b_sweep.log).
+        # (the same sweep).
         block_n = 128 if head_dim <= 128 else 64
         if 0 < pairs < num_sms:
             return KernelConfig(16, block_n, 4, 5, 1, 256, 1)
@@ -52,11 +52,10 @@ def choose_config(head_dim: int, group_size: int, max_packed_rows: int, on_gpu: 
     block_n = 64 if head_dim <= 128 else 32
     if block_m == 128:
         # 8 warps and 6 stages (two K/V blocks in flight, no spills at 254 registers): 378 vs 312 TFLOP/s at
-        # 4 x 1024 over 4096, 333 vs 277 at 16 x 512 (attention_2026-11-24_h100_run5b_sweep.log); 382 at
-        # 16 x 512 once tiles are listed request by request (run7_prefill_order_sweep.log). 7 stages measured
+        # 4 x 1024 over 4096, 333 vs 277 at 16 x 512 (H100 sweep); 382 at 16 x 512 once tiles are listed
+        # request by request. 7 stages measured
         # 1-2% faster but need 164 KB of shared memory, more than an A100 allows per block; 6 take 132 KB.
         return KernelConfig(128, block_n, 8, 6, 1, 512, 1)
-    # 4 warps beat 8 for 128x64 tiles on an H100 (305 vs 250 TFLOP/s, 4 x 1024 over 4096, 2026-11-24,
-    # benchmarks/results/attention_2026-11-24_h100_sweep.log), despite the spills; 3 stages beat 2 in run 2
-    # (318 vs 306 TFLOP/s at 4 x 1024, 290 vs 270 at 16 x 512; attention_2026-11-24_h100_run2_sweep.log).
+    # 4 warps beat 8 for 128x64 tiles on an H100 (305 vs 250 TFLOP/s, 4 x 1024 over 4096, H100 sweep), despite
+    # the spills; 3 stages beat 2 (318 vs 306 TFLOP/s at 4 x 1024, 290 vs 270 at 16 x 512).
     return KernelConfig(block_m, block_n, 4, 3, 2, 512, 1)

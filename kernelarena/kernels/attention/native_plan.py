@@ -1,5 +1,5 @@
 """``scheduler.plan_work`` compiled from C (``native_plan.c``), called through ctypes: the same int32 words and
-the same PlanSummary in about a microsecond of C instead of tens of microseconds of numpy calls (issue #6).
+the same PlanSummary in about a microsecond of C instead of tens of microseconds of numpy calls.
 
 The C file is built on first use with the system compiler (``cc``, else ``gcc``) into
 ``<cache>/native_plan/<sha256 of the source[:12]>/native_plan.so`` (cache root: ``$KERNELARENA_CACHE_DIR``,
@@ -13,7 +13,7 @@ Index arrays may be numpy arrays or CPU torch tensors, int32 or int64, read in p
 anything else (device tensors, other dtypes, strided views, inconsistent lengths, sizes numpy rejects)
 goes through ``scheduler.plan_work``, so errors stay numpy's.
 
-Per-call Python overhead is the point, so each choice is measured (this CPU machine, 2026-11-24): the
+Per-call Python overhead is the point, so each choice is measured (on the project's CPU machine): the
 arguments go in one ``struct.pack_into`` of a preallocated int64 block (0.3 us for 21 values; as 21 ctypes
 arguments they cost 2.4 us), the library is loaded as a PyDLL (the call keeps the GIL: 80 ns with no
 argument, 160 ns with the block's address, against 100 and 200 ns through CDLL), a numpy array's address

@@ -347,8 +347,9 @@ class PagedAttentionLauncher:
     Host time per launch matters: on the H100 machine's CPU a Triton launch through the JIT costs tens of
     microseconds. After the first launch for a given argument specialization (the exact integer arguments
     and each pointer's 16-byte alignment, which is what Triton specializes on), later calls with the same
-    specialization go straight to the compiled kernel's launcher, skipping Triton's argument binding and
-    cache lookup. Any other case (CPU interpreter, profiler hooks set) takes Triton's ordinary path.
+    specialization go straight to the compiled kernel's launcher with the data pointers as integers,
+    skipping Triton's argument binding, cache lookup and per-pointer queries. Any other case (CPU
+    interpreter, profiler hooks set) takes Triton's ordinary path.
     """
 
     fast_launch = True  # False: always Triton's ordinary launch path (the benchmark compares the two)
@@ -384,34 +385,40 @@ class PagedAttentionLauncher:
         self._group = group_size
         self._options = {"num_warps": num_warps, "num_stages": num_stages}
         self._upcast = o_part.device.type == "cpu"
+        self._fixed_pointers = tuple(t.data_ptr() for t in (o_part, lse_part, work, kv_indices))
         if self._fast:
-            aligned = tuple(t.data_ptr() & 15 for t in (o_part, lse_part, work, kv_indices))
+            aligned = tuple(p & 15 for p in self._fixed_pointers)
             self._plan_key = (aligned, self._scalars[2], self._consts, num_warps, num_stages, self._tail_consts)
 
     def __call__(self, q, k, v, out, lse, kv_strides):
         write_lse = lse is not None
         lse_arg = lse if write_lse else self.lse_part
-        stride_lt = lse.stride(0) if write_lse else 0
-        args = (q, k, v, out, lse_arg, self.o_part, self.lse_part, self.work, self.kv_indices,
-                q.stride(0), q.stride(1), out.stride(0), out.stride(1), stride_lt, *kv_strides, *self._scalars,
-                q.shape[1] // self._group, *self._consts, write_lse,
-                # Triton's CPU interpreter computes bf16 dot products wrongly (3.9): it gets float32 operands.
-                self._upcast, *self._tail_consts)
+        strides = (q.stride(0), q.stride(1), out.stride(0), out.stride(1), lse.stride(0) if write_lse else 0,
+                   *kv_strides)
+        heads = q.shape[1] // self._group
+        # Triton's CPU interpreter computes bf16 dot products wrongly (3.9): it gets float32 operands (UPCAST).
+        tail = (*self._scalars, heads, *self._consts, write_lse, self._upcast, *self._tail_consts)
+        key = None
         if self._fast:
-            key = (self._plan_key, q.dtype, args[9:17], args[20], q.data_ptr() & 15, k.data_ptr() & 15,
-                   v.data_ptr() & 15, out.data_ptr() & 15, lse_arg.data_ptr() & 15, write_lse)
-            kernel = self._compiled.get(key)
-            if kernel is not None and _launch_hooks_idle():
-                kernel.run(self.grid, 1, 1, self._stream(self.device.index), kernel.function,
-                           kernel.packed_metadata, None, None, None, *args)
+            pointers = (q.data_ptr(), k.data_ptr(), v.data_ptr(), out.data_ptr(), lse_arg.data_ptr())
+            key = (self._plan_key, q.dtype, strides, heads, write_lse, *(p & 15 for p in pointers))
+            entry = self._compiled.get(key)
+            if entry is not None and _launch_hooks_idle():
+                # Pointers as integers: Triton's launcher takes them as they are, where a tensor costs it a
+                # data_ptr() call and a driver query of the pointer's attributes, for each of nine pointers.
+                kernel, run, function, metadata = entry
+                run(self.grid, 1, 1, self._stream(self.device.index), function, metadata, None, None, None,
+                    *pointers, *self._fixed_pointers, *strides, *tail)
                 return kernel
-        kernel = paged_attention_kernel[(self.grid,)](*args, **self._options)
-        if self._fast and kernel is not None and hasattr(kernel, "packed_metadata"):
+        kernel = paged_attention_kernel[(self.grid,)](
+            q, k, v, out, lse_arg, self.o_part, self.lse_part, self.work, self.kv_indices, *strides, *tail,
+            **self._options)
+        if key is not None and kernel is not None and hasattr(kernel, "packed_metadata"):
             if self._stream is None:
                 from triton.runtime import driver
 
                 self._stream = driver.active.get_current_stream
-            self._compiled[key] = kernel
+            self._compiled[key] = (kernel, kernel.run, kernel.function, kernel.packed_metadata)
         return kernel
 
 

@@ -123,7 +123,7 @@ def ragged_attention_reference(
 
 def run_decode(q, k_cache, v_cache, kv_indptr, kv_indices, kv_last_page_len, sm_scale, output, lse):
     """Destination-passing reference for the gqa_paged_decode definitions (one query token per request)."""
-    qo_indptr = torch.arange(q.shape[0] + 1, device=q.device)
+    qo_indptr = torch.arange(q.shape[0] + 1)  # on the host: reading it needs no device synchronization
     out, lse_ref = batch_attention_reference(q, k_cache, v_cache, qo_indptr, kv_indptr, kv_indices,
                                              kv_last_page_len, causal=False, sm_scale=float(sm_scale))
     output.copy_(out.to(output.dtype))
@@ -137,3 +137,25 @@ def run_prefill_causal(q, k_cache, v_cache, qo_indptr, kv_indptr, kv_indices, kv
                                              kv_last_page_len, causal=True, sm_scale=float(sm_scale))
     output.copy_(out.to(output.dtype))
     lse.copy_(lse_ref.to(lse.dtype))
+
+
+def plan_decode(q, k_cache, v_cache, kv_indptr, kv_indices, kv_last_page_len, sm_scale):
+    """kernelarena's plan step for run_decode: the page table's pointers copied to the host once, so the calls
+    that follow read them without a device synchronization per request."""
+    kv_indptr_host, last_host = kv_indptr.cpu(), kv_last_page_len.cpu()
+
+    def planned(q, k_cache, v_cache, kv_indptr, kv_indices, kv_last_page_len, sm_scale, output, lse):
+        run_decode(q, k_cache, v_cache, kv_indptr_host, kv_indices, last_host, sm_scale, output, lse)
+
+    return planned
+
+
+def plan_prefill_causal(q, k_cache, v_cache, qo_indptr, kv_indptr, kv_indices, kv_last_page_len, sm_scale):
+    """kernelarena's plan step for run_prefill_causal: the page table's pointers copied to the host once."""
+    qo_host, kv_indptr_host, last_host = qo_indptr.cpu(), kv_indptr.cpu(), kv_last_page_len.cpu()
+
+    def planned(q, k_cache, v_cache, qo_indptr, kv_indptr, kv_indices, kv_last_page_len, sm_scale, output, lse):
+        run_prefill_causal(q, k_cache, v_cache, qo_host, kv_indptr_host, kv_indices, last_host, sm_scale, output,
+                           lse)
+
+    return planned

@@ -22,6 +22,7 @@ import torch
 from kernelarena.errors import ShapeError, UnsupportedError
 
 from . import native_plan, small_decode
+from .backends import AttentionProblem, choose
 from .paged_kernel import PagedAttentionLauncher, default_sm_scale
 from .kernel_config import KernelConfig, choose_config
 from .scheduler import plan_work
@@ -103,7 +104,7 @@ class AttentionRunner:
         """Schedule one batch (see AttentionRunner); qo_indptr None: one query per request (decode).
 
         Raises ShapeError/UnsupportedError on bad input. Every line here is host time on the serving path
-        (issue #6: plan() within 50 us on the H100 machine): benchmarks/profile_plan.py measures it.
+        (the target: plan() within 50 us on the H100 machine): benchmarks/profile_plan.py measures it.
         """
         if num_qo_heads % num_kv_heads:
             raise ShapeError(f"num_qo_heads ({num_qo_heads}) must be a multiple of num_kv_heads ({num_kv_heads})")
@@ -181,17 +182,19 @@ class AttentionRunner:
     # ------------------------------------------------------------------------ small-batch decode
     def _small_decode_launcher(self, decode: bool, pairs: int, group: int, head_dim: int, q_dtype: torch.dtype,
                                kv_indptr: HostArray, page_size: int) -> Optional[small_decode.SmallDecodeLauncher]:
-        """The CUDA small-batch decode launcher this plan should use, or None for the Triton kernel: decode
-        on a GPU with fewer (request, KV head) pairs than SMs and at most MAX_TOKEN_HEADS rows of K/V."""
+        """The CUDA small-batch decode launcher this plan should use, or None for the Triton kernel (the
+        backend table's choice, backends.py)."""
         if self.use_cuda_graph and self.problem is not None:  # a captured graph keeps the first plan's kernel
             if self._small is not None:
                 self._kv_list = small_decode.as_list(kv_indptr)
             return self._small
-        if not (decode and self.on_gpu and small_decode.enabled and 0 < pairs < self.num_sms
-                and self._fixed_config is None and small_decode.supports(q_dtype, head_dim, group)):
-            return None
-        self._kv_list = small_decode.as_list(kv_indptr)  # one conversion, for this test and the schedule
-        if self._kv_list[-1] * page_size * (pairs // max(len(self._kv_list) - 1, 1)) > small_decode.MAX_TOKEN_HEADS:
+        def kv_rows() -> int:
+            self._kv_list = small_decode.as_list(kv_indptr)  # one conversion, for this test and the schedule
+            return self._kv_list[-1] * page_size * (pairs // max(len(self._kv_list) - 1, 1))
+
+        problem = AttentionProblem(decode, self.on_gpu, pairs, self.num_sms, self._fixed_config is not None,
+                                   q_dtype, head_dim, group, kv_rows)
+        if choose(problem) != "cuda":
             return None
         variant = small_decode.variant_for(q_dtype, head_dim, group)
         if variant not in self._small_launchers:

@@ -1,4 +1,4 @@
-// Split-KV decode attention for small batches over a paged KV cache, in CUDA (issue #6).
+// Split-KV decode attention for small batches over a paged KV cache, in CUDA.
 //
 // At batch <= 16 decode is bound by memory latency, not bandwidth: a few MB of K/V spread over 132 SMs.
 // Two token loops, chosen at build time (KA_MMA):

@@ -1,4 +1,4 @@
-"""Small-batch decode in CUDA (``small_decode.cu``): build, schedule and launch (issue #6).
+"""Small-batch decode in CUDA (``small_decode.cu``): build, schedule and launch.
 
 Below one (request, KV head) pair per SM, decode moves a few MB and is bound by memory latency; the CUDA
 kernel keeps a whole item's K/V in flight per SM and computes with tensor cores (or, with ``MMA = 0`` and
@@ -47,9 +47,9 @@ enabled = os.environ.get(ENV_SWITCH, "1") != "0"
 # loop: 1 the tensor-core one (mma_decode_kernel: each of WARPS warps keeps STAGES tiles of 16 tokens in
 # flight), 0 the CUDA-core one (small_decode_kernel: UNROLL tokens a thread per step, STAGES steps deep).
 # About CTAS_PER_SM items per SM, in chunks of at least MIN_CHUNK tokens. From the H100 sweeps
-# (benchmarks/results/sweep_small_decode_2026-11-24_h100*.md), batch 1 x 1024-8192: the tensor-core loop with
+# (benchmarks/sweep_small_decode.py; docs/attention.md), batch 1 x 1024-8192: the tensor-core loop with
 # 8 warps and 3 stages took 11.8 / 13.7 / 18.3 / 27.2 us against 13.0 / 14.8 / 19.2 / 28.2 for the CUDA-core
-# loop's best (run 5); chunks of at least 256 tokens (32 and 64 items at 1024 and 2048 tokens) beat 128 by
+# loop's best; chunks of at least 256 tokens (32 and 64 items at 1024 and 2048 tokens) beat 128 by
 # 0.3-0.4 us; more, shorter chunks lose to the per-item start and the merge.
 MMA = 1
 WARPS = 8
@@ -61,7 +61,7 @@ MIN_CHUNK = 256
 INLINE = True
 # Used up to this many (token, KV head) rows in the batch's pages (batch 1 x 8192 here). From batch 16 x 1024
 # (131072 rows) up the Triton kernel streams K/V faster: 40.6 against 44.6 us there, 194.6 against 216.6 at
-# 16 x 8192 (sweep run 5).
+# 16 x 8192 (the same sweep).
 MAX_TOKEN_HEADS = 65536
 
 INLINE_WORDS = 16  # KA_INLINE_WORDS: a schedule this short travels in the launch's arguments (batch <= 6)

@@ -1,9 +1,23 @@
-"""Entry point of kernelarena's Triton solution for the gqa_paged_prefill_causal definitions."""
+"""Entry point of kernelarena's Triton solution for the gqa_paged_prefill_causal definitions.
 
-from .solution_common import paged_attention_into
+``run`` plans and launches on every call; ``plan`` (kernelarena's plan step, outside the timed region) plans
+once for a page table and returns the launch alone."""
+
+from .solution_common import launch_planned, paged_attention_into, plan_paged_attention
 
 
 def run(q, k_cache, v_cache, qo_indptr, kv_indptr, kv_indices, kv_last_page_len, sm_scale, output, lse):
     """q [total_q, Hq, D]; caches [pages, page_size, Hkv, D]; causal, queries aligned to the end of the KV."""
     paged_attention_into(q, k_cache, v_cache, qo_indptr, kv_indptr, kv_indices, kv_last_page_len, sm_scale,
                          output, lse, causal=True)
+
+
+def plan(q, k_cache, v_cache, qo_indptr, kv_indptr, kv_indices, kv_last_page_len, sm_scale):
+    """Plan for this page table; returns a callable with run's arguments that launches the kernel."""
+    planned = plan_paged_attention(q, k_cache, qo_indptr, kv_indptr, kv_last_page_len, causal=True,
+                                   own_work=True)
+
+    def launch(q, k_cache, v_cache, qo_indptr, kv_indptr, kv_indices, kv_last_page_len, sm_scale, output, lse):
+        launch_planned(planned, q, k_cache, v_cache, kv_indices, sm_scale, output, lse)
+
+    return launch

@@ -35,16 +35,17 @@ def solution_records() -> list[dict]:
     """Triton (ours), FlashInfer-wrapper and PyTorch-reference solutions for the decode and prefill definitions."""
     ours = ("kernelarena's persistent Triton paged-attention kernel: host-planned work list of (query tile, "
             "KV chunk) items, GQA group packed into the tile rows, split KV merged by log-sum-exp.")
+    planning = "(run() plans on every call; plan() once per page table)."
     return [
         _record(f"kernelarena_triton_{DECODE}", DECODE, ours, "triton", ["cuda", "cpu"],
                 "solution_decode.py::run", _sources("solution_decode.py", *TRITON_SOURCES), []),
         _record(f"kernelarena_triton_{PREFILL}", PREFILL, ours, "triton", ["cuda", "cpu"],
                 "solution_prefill.py::run", _sources("solution_prefill.py", *TRITON_SOURCES), []),
         _record(f"flashinfer_wrapper_{DECODE}", DECODE, "FlashInfer's BatchDecodeWithPagedKVCacheWrapper "
-                "(plan on every call).", "python", ["cuda"], "flashinfer_decode.py::run",
-                _sources("flashinfer_decode.py"), ["flashinfer"]),
+                f"{planning}", "python", ["cuda"], "flashinfer_decode.py::run", _sources("flashinfer_decode.py"),
+                ["flashinfer"]),
         _record(f"flashinfer_wrapper_{PREFILL}", PREFILL, "FlashInfer's BatchPrefillWithPagedKVCacheWrapper, "
-                "causal (plan on every call).", "python", ["cuda"], "flashinfer_prefill.py::run",
+                f"causal {planning}", "python", ["cuda"], "flashinfer_prefill.py::run",
                 _sources("flashinfer_prefill.py"), ["flashinfer"]),
         _record(f"torch_reference_{DECODE}", DECODE, "Plain PyTorch, float64, one request at a time.", "python",
                 ["cuda", "cpu"], "reference.py::run_decode", _sources("reference.py"), []),

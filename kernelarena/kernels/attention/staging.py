@@ -7,7 +7,7 @@ n's event before reusing the first (long done in practice).
 
 On a GPU the copy and the events go straight to the CUDA runtime through ctypes: torch's ``copy_`` from
 pinned memory plus ``Event.record`` cost 11-19 us of host time per plan() on the H100 machine's slow CPU
-(benchmarks/profile_plan.py, 2026-11-24), a third of plan(). When the runtime library cannot be found in the
+(benchmarks/profile_plan.py), a third of plan(). When the runtime library cannot be found in the
 process, the torch calls are used instead.
 """
 

@@ -4,7 +4,8 @@ Each kernel lives once, in this package; a solution embeds its files verbatim. A
 (Triton, TileLang, FlashInfer) embeds one module that defines both entry functions (``run_rmsnorm``,
 ``run_fused_add_rmsnorm``) and gets one appended line, ``run = run_<op>``, so that its ``run`` has the
 definition's exact signature. The CUDA solutions embed rmsnorm.cuh beside a binding file: for the torch
-binding one .cu whose ``run`` is overloaded on arity, for TVM-FFI one small entry file per operator.
+binding one .cu whose ``run`` is overloaded on arity, for TVM-FFI one small entry file per operator (all
+under cuda/; a solution's files keep their bare names).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def _records_for(definition: str, op: str, hidden: int) -> list[dict]:
             "description": f"{what} (hidden {hidden}) in Triton: whole rows in registers, one pass over memory, "
                            "heuristic rows per program and warps; runs on the CPU under TRITON_INTERPRET=1.",
             "spec": _spec("triton", "rmsnorm_triton.py::run", hardware=("cpu", "cuda")),
-            "sources": _python_entry("triton_impl.py", "rmsnorm_triton.py", op),
+            "sources": _python_entry("triton.py", "rmsnorm_triton.py", op),
         },
         {
             "name": f"{definition}_kernelarena_cuda",
@@ -65,8 +66,8 @@ def _records_for(definition: str, op: str, hidden: int) -> list[dict]:
             "description": f"{what} (hidden {hidden}) in CUDA C++: 16-byte vector loads all issued before a warp "
                            "shuffle + shared-memory row sum, float32 math; PyTorch extension binding.",
             "spec": _spec("cuda", "rmsnorm_torch.cu::run", binding="torch"),
-            "sources": [{"path": "rmsnorm.cuh", "content": _read("rmsnorm.cuh")},
-                        {"path": "rmsnorm_torch.cu", "content": _read("rmsnorm_torch.cu")}],
+            "sources": [{"path": "rmsnorm.cuh", "content": _read("cuda/rmsnorm.cuh")},
+                        {"path": "rmsnorm_torch.cu", "content": _read("cuda/rmsnorm_torch.cu")}],
         },
         {
             "name": f"{definition}_kernelarena_cuda_tvm_ffi",
@@ -75,9 +76,9 @@ def _records_for(definition: str, op: str, hidden: int) -> list[dict]:
             "description": f"{what} (hidden {hidden}): the same CUDA kernel as {definition}_kernelarena_cuda, "
                            "bound through TVM-FFI.",
             "spec": _spec("cuda", f"{tvm_entry}::run", binding="tvm-ffi"),
-            "sources": [{"path": "rmsnorm.cuh", "content": _read("rmsnorm.cuh")},
-                        {"path": "rmsnorm_tvm_ffi.cuh", "content": _read("rmsnorm_tvm_ffi.cuh")},
-                        {"path": tvm_entry, "content": _read(tvm_entry)}],
+            "sources": [{"path": "rmsnorm.cuh", "content": _read("cuda/rmsnorm.cuh")},
+                        {"path": "rmsnorm_tvm_ffi.cuh", "content": _read("cuda/rmsnorm_tvm_ffi.cuh")},
+                        {"path": tvm_entry, "content": _read(f"cuda/{tvm_entry}")}],
         },
         {
             "name": f"{definition}_kernelarena_tilelang",
@@ -86,7 +87,7 @@ def _records_for(definition: str, op: str, hidden: int) -> list[dict]:
             "description": f"{what} (hidden {hidden}) in TileLang: rows in register fragments, reduce_sum "
                            "all-reduce; compiled on first call for the batch-size-symbolic shape.",
             "spec": _spec("tilelang", "rmsnorm_tilelang.py::run"),
-            "sources": _python_entry("tilelang_impl.py", "rmsnorm_tilelang.py", op),
+            "sources": _python_entry("tilelang.py", "rmsnorm_tilelang.py", op),
         },
         {
             "name": f"{definition}_flashinfer",
@@ -95,7 +96,7 @@ def _records_for(definition: str, op: str, hidden: int) -> list[dict]:
             "description": f"Baseline: FlashInfer's flashinfer.norm.{op} (hidden {hidden})"
                            + ("; inputs copied into the outputs first, as it works in place." if op != "rmsnorm" else "."),
             "spec": _spec("python", "rmsnorm_flashinfer.py::run", dependencies=("flashinfer",)),
-            "sources": _python_entry("flashinfer_impl.py", "rmsnorm_flashinfer.py", op),
+            "sources": _python_entry("flashinfer.py", "rmsnorm_flashinfer.py", op),
         },
     ]
 

@@ -9,7 +9,8 @@ a persistent grid. Outputs may alias inputs (``out is x``, ``residual_out is res
 loaded before it is stored, by the same program.
 
 Launches go through ``DirectLauncher``, which skips Triton's per-call argument binding once a specialization
-has been compiled (host time: see the class).
+has been compiled (host time: see the class); ``prepare_launch`` goes further for the library's calls of one
+layout: a function that passes data pointers straight to the compiled kernel's launcher.
 
 Self-contained (torch, triton, stdlib): this file is the source of the dataset's Triton solutions.
 """
@@ -103,12 +104,12 @@ class DirectLauncher:
     """Launches one ``@triton.jit`` kernel on a 1-D grid, straight to the compiled kernel once it is known.
 
     Triton's ordinary launch binds the arguments, works out their specialization and looks the compiled kernel
-    up on every call: about 96 us of host time on the H100 machine's CPU (Triton 3.6), more than the ~85 us of
-    GPU time the benchmark's 256 MB L2 flush gives the host to get ahead, so small launches were timed as host
-    work (issue #5). The first call for a key (current device, ``specialization_key`` of the arguments, the
-    options, Triton's debug and instrumentation settings) takes the ordinary path and keeps the compiled kernel;
-    later calls with that key call its launcher directly. The ordinary path is always taken under the CPU
-    interpreter, while a launch or pre-run hook is set, or for argument types the key does not cover.
+    up on every call: about 96 us of host time on the H100 machine's CPU (Triton 3.6), more than a small
+    kernel's GPU time (docs/rmsnorm.md, "Host cost"). The first call for a key (current device,
+    ``specialization_key`` of the arguments, the options, Triton's debug and instrumentation settings) takes
+    the ordinary path and keeps the compiled kernel; later calls with that key call its launcher directly. The
+    ordinary path is always taken under the CPU interpreter, while a launch or pre-run hook is set, or for
+    argument types the key does not cover.
 
     Call as ``launcher(grid, *args, **options)``: every kernel argument positionally, constexprs included, in
     the kernel's parameter order (no defaults); options (num_warps, num_stages) as keywords. Assumes what
@@ -182,40 +183,137 @@ def pick_config(n_rows: int, hidden: int, fused: bool = False) -> TritonConfig:
     return TritonConfig(rows_per_program=rows, num_warps=num_warps)
 
 
-def launch(x, residual, weight, out, residual_out, eps: float, config: TritonConfig | None = None) -> None:
+def _grid(n_rows: int, config: TritonConfig, device) -> tuple[int, int]:
+    """(programs, tiles) of a launch over n_rows rows."""
+    n_tiles = -(-n_rows // config.rows_per_program)
+    if not config.programs_per_sm:
+        return n_tiles, n_tiles
+    # On the CPU (interpreter) the persistent grid is programs_per_sm programs, to exercise the loop.
+    sms = _multiprocessor_count(device.index or 0) if device.type == "cuda" else 1
+    return min(n_tiles, config.programs_per_sm * sms), n_tiles
+
+
+def _constexprs(hidden: int, config: TritonConfig, fused: bool) -> tuple:
+    # Plain int arithmetic: triton.next_power_of_2 is a constexpr_function wrapper costing about 2 us a call.
+    block_n = 1 << (hidden - 1).bit_length()
+    return block_n, config.rows_per_program, fused, block_n == hidden  # BLOCK_N, ROWS, FUSED, EVEN_N
+
+
+def launch(x, residual, weight, out, residual_out, eps: float, config: TritonConfig | None = None):
     """Normalize the rows of ``x`` (2-D, last dim contiguous) into ``out``; with ``residual`` given, first
-    add it to ``x`` and write the sum to ``residual_out``. No argument checks: callers validate."""
+    add it to ``x`` and write the sum to ``residual_out``. No argument checks: callers validate. Returns
+    Triton's compiled kernel (None under the interpreter or for zero rows)."""
     n_rows, hidden = x.shape
     if n_rows == 0:
-        return
+        return None
     fused = residual is not None
     config = config or pick_config(n_rows, hidden, fused)
-    # Plain int arithmetic: triton.next_power_of_2 and triton.cdiv are constexpr_function wrappers costing
-    # about 2 us each per call on a fast host.
-    block_n = 1 << (hidden - 1).bit_length()
-    n_tiles = -(-n_rows // config.rows_per_program)
-    grid = n_tiles
-    if config.programs_per_sm:
-        # On the CPU (interpreter) the persistent grid is programs_per_sm programs, to exercise the loop.
-        sms = _multiprocessor_count(x.device.index or 0) if x.is_cuda else 1
-        grid = min(n_tiles, config.programs_per_sm * sms)
+    grid, n_tiles = _grid(n_rows, config, x.device)
     if not fused:
         residual, residual_out = x, out  # unused by the kernel; any valid pointers
-    _RMSNORM(
+    return _RMSNORM(
         grid, x, residual, weight, out, residual_out,
         x.stride(0), residual.stride(0), out.stride(0), residual_out.stride(0),
-        n_rows, hidden, n_tiles, eps,
-        block_n, config.rows_per_program, fused, block_n == hidden,  # BLOCK_N, ROWS, FUSED, EVEN_N
+        n_rows, hidden, n_tiles, float(eps), *_constexprs(hidden, config, fused),
         num_warps=config.num_warps,
     )
 
 
+def prepare_launch(n_rows: int, hidden: int, strides: tuple[int, int, int, int], fused: bool, device,
+                   config: TritonConfig | None = None):
+    """A launch function for one problem layout on ``device`` (a CUDA device): ``fn(x, residual, weight, out,
+    residual_out, eps)`` for tensors whose rows have the given ``strides`` (x, residual, out, residual_out; the
+    residual ones ignored unless ``fused``). Only the tensors' data pointers are read per call.
+
+    Once a launch has compiled the kernel for 16-byte aligned pointers, later calls with aligned pointers on
+    the same current device go to the compiled kernel's launcher with the pointers as integers: no argument
+    binding, no specialization, no per-pointer ``data_ptr()`` and attribute query inside Triton. Any other
+    call (misaligned pointers, another current device, a launch hook set, before the first compile) takes
+    ``launch``'s path with views of the tensors. Like ``DirectLauncher``, assumes Triton's debug and
+    instrumentation settings stay as they were at the first launch.
+    """
+    config = config or pick_config(n_rows, hidden, fused)
+    grid, n_tiles = _grid(n_rows, config, device)
+    if not fused:  # as launch() passes them: x's and out's strides stand in for the unused residual ones
+        strides = (strides[0], strides[0], strides[2], strides[2])
+    tail = (*strides, n_rows, hidden, n_tiles)
+    consts = _constexprs(hidden, config, fused)
+    device_index = device.index or 0
+    # torch's own device query without torch.cuda.current_device's lazy-init check (a third of its cost).
+    current_device = getattr(torch._C, "_cuda_getDevice", torch.cuda.current_device)
+    current_stream = driver.active.get_current_stream
+    compiled = None  # (launcher, function, packed metadata) once an aligned launch has compiled the kernel
+
+    def ordinary(x, residual, weight, out, residual_out, eps):
+        nonlocal compiled
+        views = [t if t is None else t.view(n_rows, hidden) for t in (x, residual, out, residual_out)]
+        kernel = launch(views[0], views[1], weight, views[2], views[3], eps, config)
+        if (kernel is not None and hasattr(kernel, "packed_metadata") and DirectLauncher.enabled
+                and not _pointer_bits(x, residual, weight, out, residual_out) and current_device() == device_index):
+            compiled = (kernel.run, kernel.function, kernel.packed_metadata)
+
+    if n_rows == 0:
+        return lambda x, residual, weight, out, residual_out, eps: None
+
+    def direct(x, residual, weight, out, residual_out, eps):
+        xp, wp, op = x.data_ptr(), weight.data_ptr(), out.data_ptr()
+        rp, rop = (residual.data_ptr(), residual_out.data_ptr()) if fused else (xp, op)
+        if compiled is None or (xp | wp | op | rp | rop) & 15 or not _launch_hooks_idle(_rmsnorm_kernel):
+            return ordinary(x, residual, weight, out, residual_out, eps)
+        if current_device() != device_index:
+            with torch.cuda.device(device_index):
+                return ordinary(x, residual, weight, out, residual_out, eps)
+        run, function, metadata = compiled
+        run(grid, 1, 1, current_stream(device_index), function, metadata, None, None, None,
+            xp, rp, wp, op, rop, *tail, float(eps), *consts)
+
+    return direct
+
+
+def _pointer_bits(*tensors) -> int:
+    """The OR of the tensors' data pointers' low 4 bits (0: all 16-byte aligned)."""
+    bits = 0
+    for t in tensors:
+        if t is not None:
+            bits |= t.data_ptr() & 15
+    return bits
+
+
+_PREPARED: dict = {}  # the dataset entries' launches on CUDA, one per layout (see _prepared)
+_MAX_PREPARED = 1024
+
+
+def _prepared(x, residual, out, residual_out):
+    """The prepared launch (prepare_launch) for this layout of a dataset call on CUDA: the entries are called
+    through apply() on a serving path, where a launch's host cost counts. The bench and apply() have
+    checked the tensors against the definition; the key covers everything the launch depends on."""
+    fused = residual is not None
+    key = (x.shape, x.stride(), out.stride(), x.dtype, x.get_device(),
+           residual.stride() if fused else None, residual_out.stride() if fused else None)
+    fn = _PREPARED.get(key)
+    if fn is None:
+        rows, hidden = x.shape
+        strides = (x.stride(0), residual.stride(0) if fused else 0, out.stride(0),
+                   residual_out.stride(0) if fused else 0)
+        if len(_PREPARED) >= _MAX_PREPARED:
+            _PREPARED.clear()
+        fn = _PREPARED[key] = prepare_launch(rows, hidden, strides, fused, x.device)
+    return fn
+
+
 def run_rmsnorm(hidden_states, weight, output):
     """Dataset entry for ``rmsnorm_h*``: output = rmsnorm(hidden_states) * weight, eps 1e-6."""
-    launch(hidden_states, None, weight, output, None, DATASET_EPS)
+    if hidden_states.is_cuda:
+        _prepared(hidden_states, None, output, None)(hidden_states, None, weight, output, None, DATASET_EPS)
+    else:
+        launch(hidden_states, None, weight, output, None, DATASET_EPS)
 
 
 def run_fused_add_rmsnorm(hidden_states, residual, weight, output, residual_out):
     """Dataset entry for ``fused_add_rmsnorm_h*``: residual_out = hidden_states + residual, output =
     rmsnorm(residual_out) * weight, eps 1e-6; inputs are left unchanged."""
-    launch(hidden_states, residual, weight, output, residual_out, DATASET_EPS)
+    if hidden_states.is_cuda:
+        _prepared(hidden_states, residual, output, residual_out)(
+            hidden_states, residual, weight, output, residual_out, DATASET_EPS)
+    else:
+        launch(hidden_states, residual, weight, output, residual_out, DATASET_EPS)

@@ -217,7 +217,7 @@ __global__ void __launch_bounds__(kFallbackThreads) rmsnorm_scalar_kernel(Rmsnor
 // of x) per thread, and 8 for rmsnorm rows of 8192+ elements when there are many rows: more independent loads
 // in flight per thread beat more threads (rmsnorm 32768x8192: 128 threads 362 us, 256 threads 389 us), but
 // with few rows the row's loads spread over more threads win (1x8192: 256 threads 5.4 us, 128 threads 6.2;
-// 1024x8192: 17.7 vs 18.9; 8192x8192: 101.9 vs 96.0; rmsnorm_2026-11-24_h100_run1_untuned.json).
+// 1024x8192: 17.7 vs 18.9; 8192x8192: 101.9 vs 96.0).
 constexpr int64_t kFewRows = 2048;
 
 inline int default_threads_per_row(int hidden, bool fused, int64_t rows) {

@@ -1,0 +1,44 @@
+"""Host cost of a library call, back to back: what a serving loop pays per call when it does not wait.
+
+``back_to_back_us(fn)`` calls ``fn()`` ``calls`` times in a row on the same inputs, with no sleep queued
+ahead on the GPU and no synchronization between calls, and returns per-call microseconds:
+
+    host   time until the last call returned (the host's cost per call, as long as the GPU keeps up)
+    wall   time until the GPU finished the last call (what a caller waiting for the result sees)
+
+Each is the median over ``rounds`` rounds. When the kernel is shorter than the host's cost, wall ~ host:
+the GPU idles between launches and the call is host-bound. Used by bench_rmsnorm.py and bench_attention.py.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Callable, NamedTuple
+
+import torch
+
+
+class BackToBack(NamedTuple):
+    host_us: float
+    wall_us: float
+
+
+def back_to_back_us(fn: Callable[[], object], calls: int = 500, rounds: int = 5, warmup: int = 20) -> BackToBack:
+    """Median host and wall microseconds per call of ``fn`` called ``calls`` times back to back."""
+    cuda = torch.cuda.is_available()
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    for _ in range(warmup):
+        fn()
+    sync()
+    host, wall = [], []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        issued = time.perf_counter()
+        sync()
+        done = time.perf_counter()
+        host.append((issued - start) / calls * 1e6)
+        wall.append((done - start) / calls * 1e6)
+    return BackToBack(statistics.median(host), statistics.median(wall))

@@ -1,0 +1,313 @@
+"""Do our latencies repeat, and do they agree with an independent timer? The example dataset evaluated twice
+(builds warm for both runs), every (solution, workload) compared; then each passed trace's kernels timed with
+CUPTI (the PyTorch profiler's device-activity durations) and set against the trace's device-time latency.
+
+    source benchmarks/gpu_env.sh && python3 benchmarks/reproducibility.py --out $OUT [--definitions NAME ...]
+
+Writes $OUT/reproducibility_<machine>.md (a table per run pair and the CUPTI ratios; its last line reads
+``max spread X%``) and $OUT/reproducibility_<machine>.json (every figure). A pair's spread is |a-b|/min(a,b); a
+pair under 10 us counts as 0 when |a-b| <= 0.5 us (a timer's resolution there), else with its relative spread.
+On a CPU (``--device cpu``, for checking the script) the CUPTI step is left out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import re
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SMALL_US = 10.0  # pairs under this many microseconds may differ by ABSOLUTE_US and count as equal
+ABSOLUTE_US = 0.5
+TIMING_SEED_OFFSET = 104729  # the evaluator's base seed for timed inputs (bench/evaluate.py), reused here
+
+
+# ---------------------------------------------------------------------------------------------- comparison
+@dataclass(frozen=True)
+class Pair:
+    """One (solution, workload) in both runs."""
+
+    definition: str
+    solution: str
+    workload: str
+    axes: str
+    first_us: Optional[float]
+    second_us: Optional[float]
+    host_us: Optional[float] = None
+    plan_us: Optional[float] = None
+    mode: str = "-"
+    status: str = "PASSED"
+    """PASSED when both runs passed; else both statuses, "first/second"."""
+
+    @property
+    def spread(self) -> Optional[float]:
+        """|a-b|/min(a,b), 0 for a pair under SMALL_US within ABSOLUTE_US; None unless both runs passed."""
+        return pair_spread(self.first_us, self.second_us)
+
+
+def pair_spread(a_us: Optional[float], b_us: Optional[float]) -> Optional[float]:
+    """The spread of two latencies in microseconds (see the module docstring); None if either is missing."""
+    if a_us is None or b_us is None:
+        return None
+    low, diff = min(a_us, b_us), abs(a_us - b_us)
+    if low < SMALL_US and diff <= ABSOLUTE_US:
+        return 0.0
+    return diff / low if low > 0 else float("inf")
+
+
+def _latency_us(trace) -> Optional[float]:
+    return trace.evaluation.performance.latency_ms * 1e3 if trace.passed else None
+
+
+def compare_runs(first: Sequence, second: Sequence) -> List[Pair]:
+    """Pair the traces of two runs by (definition, solution, workload uuid), sorted; a trace present in one run
+    only is paired with nothing (status names the missing side)."""
+    def key(t):
+        return t.definition, t.solution, t.workload.uuid
+
+    a, b = {key(t): t for t in first}, {key(t): t for t in second}
+    pairs = []
+    for k in sorted(set(a) | set(b)):
+        ta, tb = a.get(k), b.get(k)
+        some = ta or tb
+        timing = ta.evaluation.performance.solution_timing if ta is not None and ta.passed else None
+        status = "PASSED" if ta is not None and tb is not None and ta.passed and tb.passed else \
+            f"{ta.evaluation.status.value if ta else 'missing'}/{tb.evaluation.status.value if tb else 'missing'}"
+        pairs.append(Pair(
+            definition=k[0], solution=k[1], workload=k[2], axes=_axes(some.workload.axes),
+            first_us=_latency_us(ta) if ta is not None else None,
+            second_us=_latency_us(tb) if tb is not None else None,
+            host_us=timing.host_overhead_us if timing else None, plan_us=timing.plan_host_us if timing else None,
+            mode=timing.mode if timing else "-", status=status))
+    return pairs
+
+
+def _axes(axes: Dict[str, int]) -> str:
+    # The axes a reader recognises a workload by; page counts follow from them.
+    shown = {k: v for k, v in axes.items() if k in ("batch_size", "total_q", "num_kv_indices")}
+    return " ".join(f"{k}={v}" for k, v in (shown or axes).items())
+
+
+def max_spread(pairs: Iterable[Pair]) -> float:
+    """The largest spread over the pairs that passed in both runs (0 when there is none)."""
+    return max((p.spread for p in pairs if p.spread is not None), default=0.0)
+
+
+# ---------------------------------------------------------------------------------------------- CUPTI
+def device_activity_us(events: Iterable[Tuple[str, str, float]], excluded: Set[str], calls: int
+                       ) -> Tuple[float, int]:
+    """Microseconds of device activity per call, from (name, activity type, duration us) device events of
+    ``calls`` calls: kernels, copies and sets, leaving out those named in ``excluded`` (the L2 flush's) and
+    anything else (annotations, runtime calls). Returns (us per call, events counted)."""
+    total, counted = 0.0, 0
+    for name, kind, duration_us in events:
+        if name in excluded or not is_device_work(kind):
+            continue
+        total += duration_us
+        counted += 1
+    return total / max(calls, 1), counted
+
+
+def is_device_work(kind: str) -> bool:
+    """Whether a profiler activity type is work the device does for a call (kernel, memcpy, memset)."""
+    return any(word in kind.lower() for word in ("kernel", "memcpy", "memset"))
+
+
+def profile_device_events(body: Callable[[], None]) -> List[Tuple[str, str, float]]:
+    """(name, activity type, duration us) of every device event (kernels, copies, sets) while ``body`` runs,
+    from the PyTorch profiler's CUPTI activity records."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        body()
+        torch.cuda.synchronize()
+    out = []
+    for event in prof.profiler.kineto_results.events():
+        if str(event.device_type()).endswith("CUDA"):
+            out.append((event.name(), str(event.activity_type()), event.duration_ns() / 1e3))
+    return out
+
+
+def flush_signature(flush) -> Set[str]:
+    """Names of the device events an L2 flush makes (measured, not assumed). A solution's own events of the
+    same name (a fill of a uint8 buffer) would be left out with them."""
+    events = profile_device_events(lambda: [flush.zero_() for _ in range(3)])
+    return {name for name, kind, _ in events if is_device_work(kind)}
+
+
+def cupti_per_trace(dataset, traces: Sequence, device: str, calls: int) -> Dict[Tuple[str, str, str], float]:
+    """Device-activity microseconds per call of each passed trace's solution on one input set of its workload,
+    the L2 flushed before every call as in our cold timing, the plan step (if any) outside the profile."""
+    import torch
+
+    from kernelarena.bench.timing import l2_flush_buffer
+
+    flush = l2_flush_buffer(torch.device(device))
+    excluded = flush_signature(flush)
+    out = {}
+    for trace in traces:
+        if not trace.passed:
+            continue
+        try:
+            out[(trace.definition, trace.solution, trace.workload.uuid)] = _cupti_one(
+                dataset, trace, device, calls, flush, excluded)
+        except Exception as e:  # one solution's failure here leaves its ratio out, not the report
+            print(f"CUPTI timing of {trace.solution} on {trace.workload.axes} failed: {e!r}", flush=True)
+    return out
+
+
+def _cupti_one(dataset, trace, device: str, calls: int, flush, excluded: Set[str]) -> float:
+    """Device-activity microseconds per call of one trace's solution (see cupti_per_trace)."""
+    import torch
+
+    from kernelarena.bench.evaluate import Case
+    from kernelarena.bench.inputs import allocate_outputs, materialize_inputs
+    from kernelarena.bench.plan import plan_case
+    from kernelarena.build import build_solution
+
+    definition = dataset.definitions[trace.definition]
+    solution = dataset.solutions[trace.solution]
+    runnable = build_solution(solution, device=device)
+    inputs = materialize_inputs(definition, trace.workload, device, TIMING_SEED_OFFSET, dataset.root)
+    dps = runnable.destination_passing_style
+    case = Case(inputs, allocate_outputs(definition, trace.workload, device) if dps else {})
+    call, _ = plan_case(runnable, case)
+
+    def calls_with_flush(n: int) -> None:
+        for _ in range(n):
+            flush.zero_()
+            case.call(call, dps)
+
+    with torch.no_grad():
+        calls_with_flush(3)  # warm: lazy compilation and first-call allocations stay out of the profile
+        torch.cuda.synchronize()
+        events = profile_device_events(lambda: calls_with_flush(calls))
+    return device_activity_us(events, excluded, calls)[0]
+
+
+# ---------------------------------------------------------------------------------------------- report
+def _us(value: Optional[float]) -> str:
+    return f"{value:.1f}" if value is not None else "-"
+
+
+def format_report(pairs: Sequence[Pair], cupti: Dict[Tuple[str, str, str], float], header: Sequence[str]) -> str:
+    """The Markdown report: the header lines, one table of both runs and the CUPTI ratio, the rule, and last the
+    line ``max spread X%``."""
+    lines = list(header) + ["", "| definition | solution | workload | timing | run 1 us | run 2 us | spread | "
+                                "host us | plan us | CUPTI us | run 1 / CUPTI |",
+                            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    ratios = []
+    for p in pairs:
+        spread = f"{p.spread * 100:.1f}%" if p.spread is not None else p.status
+        kernels = cupti.get((p.definition, p.solution, p.workload))
+        ratio = p.first_us / kernels if kernels and p.first_us is not None else None
+        if ratio is not None:
+            ratios.append((ratio, p))
+        lines.append(f"| {p.definition} | {p.solution} | {p.axes} | {p.mode} | {_us(p.first_us)} | "
+                     f"{_us(p.second_us)} | {spread} | {_us(p.host_us)} | {_us(p.plan_us)} | {_us(kernels)} | "
+                     + (f"{ratio:.3f} |" if ratio is not None else "- |"))
+    compared = [p for p in pairs if p.spread is not None]
+    worst = max(compared, key=lambda p: p.spread, default=None)
+    lines += ["", f"{len(compared)} pairs passed in both runs, {len(pairs) - len(compared)} did not."]
+    if worst is not None:
+        lines.append(f"Largest spread: {worst.solution} at {worst.axes}, {_us(worst.first_us)} vs "
+                     f"{_us(worst.second_us)} us.")
+    if ratios:
+        values = sorted(r for r, _ in ratios)
+        within = sum(1 for r in values if abs(r - 1) <= 0.05)
+        lines.append(f"Latency / CUPTI device activity: median {statistics.median(values):.3f}, range "
+                     f"{values[0]:.3f}-{values[-1]:.3f}; {within} of {len(values)} traces within 5%.")
+    lines += [f"Rule: a pair's spread is |a-b|/min(a,b); a pair under {SMALL_US:.0f} us counts as 0 when it "
+              f"differs by at most {ABSOLUTE_US} us.", "", f"max spread {max_spread(pairs) * 100:.1f}%"]
+    return "\n".join(lines) + "\n"
+
+
+def machine_slug(name: str) -> str:
+    """A file-name-safe machine name: "NVIDIA H200" -> "nvidia_h200"."""
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_") or "unknown"
+
+
+# ---------------------------------------------------------------------------------------------- main
+def main(argv: Optional[Sequence[str]] = None) -> Path:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ".")))
+    parser.add_argument("--dataset", type=Path, default=ROOT / "examples" / "dataset")
+    parser.add_argument("--definitions", nargs="*", default=[], help="only these definitions")
+    parser.add_argument("--solutions", nargs="*", default=[], help="only these solutions")
+    parser.add_argument("--smallest", type=int, default=None, help="only the N smallest workloads of each")
+    parser.add_argument("--device", default=None, help="default cuda:0 when a GPU is visible, else cpu")
+    parser.add_argument("--reps", type=int, default=None, help="timed calls per trace (default: the run's)")
+    parser.add_argument("--cupti-calls", type=int, default=20, help="profiled calls per trace")
+    parser.add_argument("--tag", default="", help="suffix of the file names (for a run split by --definitions)")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from kernelarena.bench import RunConfig, TimingConfig, run
+    from kernelarena.bench.runner import select
+    from kernelarena.build import build_solution
+    from kernelarena.errors import BuildError
+    from kernelarena.store import TraceSet
+
+    device = args.device or ("cuda:0" if torch.cuda.is_available() else "cpu")
+    dataset = TraceSet.load(args.dataset, strict=True)
+    tasks = select(dataset, args.definitions, args.solutions, (), args.smallest)
+    started = time.perf_counter()
+    for _, solution, _ in tasks:  # warm the build cache, so neither run compiles
+        try:
+            build_solution(solution, device=device)
+        except BuildError as e:
+            print(f"build of {solution.name} failed (each run records it): {e}", flush=True)
+    build_s = time.perf_counter() - started
+    config = RunConfig(devices=(device,), timing=TimingConfig(reps=args.reps))
+    runs, walls = [], []
+    for index in (1, 2):
+        started = time.perf_counter()
+        report = run(dataset, config, args.definitions, args.solutions, smallest=args.smallest, save=False,
+                     on_trace=lambda t, i=index: print(f"run {i}: {t.solution} {t.workload.axes} "
+                                                       f"{t.evaluation.status.value}", flush=True))
+        runs.append(report.traces)
+        walls.append(time.perf_counter() - started)
+    pairs = compare_runs(*runs)
+    cupti: Dict[Tuple[str, str, str], float] = {}
+    cupti_s = 0.0
+    if device.startswith("cuda"):
+        started = time.perf_counter()
+        cupti = cupti_per_trace(dataset, runs[0], device, args.cupti_calls)
+        cupti_s = time.perf_counter() - started
+    machine = torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else "cpu"
+    command = "python3 benchmarks/reproducibility.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    header = [f"# Reproducibility: two runs of {args.dataset.name}, and CUPTI", "",
+              f"{machine}, {datetime.date.today().isoformat()}, torch {torch.__version__}; command: `{command}`.",
+              f"Builds warmed first ({build_s:.0f} s), then two runs ({walls[0]:.0f} s and {walls[1]:.0f} s) with "
+              f"the default timing (per definition: cold L2 unless it declares otherwise); CUPTI: "
+              + (f"{args.cupti_calls} calls per trace with the L2 flushed before each, the flush's own device "
+                 f"events left out, the plan step outside the profile ({cupti_s:.0f} s)."
+                 if cupti else "left out (no GPU)."),
+              "Latency: median device time per call (CUDA events); host us: host time of one run() call; plan us: "
+              "host time of the plan step, once per input set, outside the timed region. CUPTI us: the sum of the "
+              "call's kernel, copy and set durations; the ratio exceeds 1 by the gaps between them."]
+    text = format_report(pairs, cupti, header)
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"reproducibility_{machine_slug(machine)}{args.tag}.md"
+    path.write_text(text)
+    figures = [dict(asdict(p), spread=p.spread, cupti_us=cupti.get((p.definition, p.solution, p.workload)))
+               for p in pairs]
+    path.with_suffix(".json").write_text(json.dumps({"machine": machine, "pairs": figures}, indent=1))
+    print(text, flush=True)
+    return path
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""The paged-attention backends, one table row each, and the choice a wrapper's plan() makes among them.
+
+plan() picks the backend for the batch (``choose``); run() only launches it (runner.py). Rows are in order of
+preference: the first whose availability check passes serves the batch, and the last one serves every batch.
+
+    cuda    small_decode.py + small_decode.cu: decode batches with fewer (request, KV head) pairs than SMs
+    triton  paged_kernel.py + scheduler.py: every batch (decode, paged and ragged prefill), CPU included
+
+Adding a backend is a module beside this one plus one row in ``TABLE`` (and its plan/launch in runner.py).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple, Optional
+
+import torch
+
+from . import small_decode
+
+
+class AttentionProblem(NamedTuple):
+    """What the choice depends on, for one plan."""
+
+    decode: bool  # one query per request
+    on_gpu: bool
+    pairs: int  # requests x KV heads
+    num_sms: int
+    fixed_config: bool  # the wrapper was given a KernelConfig (Triton's)
+    q_dtype: torch.dtype
+    head_dim: int
+    group: int  # query heads per KV head
+    kv_rows: Callable[[], int]  # (token, KV head) rows of the batch's K/V, an upper bound; computed on demand
+
+
+class Backend(NamedTuple):
+    name: str
+    unavailable: Callable[[AttentionProblem], Optional[str]]  # why it cannot serve the batch, or None
+    host_cost: str  # what run() costs the host with this backend
+
+
+def _small_decode_unavailable(p: AttentionProblem) -> Optional[str]:
+    if not (p.decode and p.on_gpu):
+        return "decode batches on a CUDA device only"
+    if not small_decode.enabled:
+        return f"switched off ({small_decode.ENV_SWITCH}=0)"
+    if p.fixed_config:
+        return "a KernelConfig was given (it configures the Triton kernel)"
+    if not 0 < p.pairs < p.num_sms:
+        return "as many (request, KV head) pairs as SMs or more: the Triton kernel streams K/V faster"
+    if not small_decode.supports(p.q_dtype, p.head_dim, p.group):
+        return "dtype, head_dim or GQA group not built"
+    if p.kv_rows() > small_decode.MAX_TOKEN_HEADS:
+        return "more K/V rows than MAX_TOKEN_HEADS: the Triton kernel streams K/V faster"
+    return None
+
+
+TABLE: dict[str, Backend] = {b.name: b for b in (
+    Backend("cuda", _small_decode_unavailable,
+            "one ctypes call with a packed argument block (struct.pack_into) and the stream"),
+    Backend("triton", lambda p: None,
+            "Triton's compiled-kernel launcher with the data pointers as integers (paged_kernel.py)"),
+)}
+
+
+def choose(p: AttentionProblem) -> str:
+    """The first backend in TABLE that can serve ``p``."""
+    for name, backend in TABLE.items():
+        if backend.unavailable(p) is None:
+            return name
+    return name

@@ -1,0 +1,87 @@
+// CPython binding of the RMSNorm kernels in rmsnorm.cuh: the library's launcher (kernelarena.kernels.rmsnorm).
+//
+// One function, called with plain integers (data pointers, strides, sizes, the stream) and a float:
+//   launch(fused, dtype, x, x_stride, residual, residual_stride, weight, out, out_stride,
+//          residual_out, residual_out_stride, rows, hidden, eps, stream) -> None
+// dtype: 0 bfloat16, 1 float16. Without torch's headers the module builds in seconds, and a call is one
+// vectorcall with no tensor unpacking: the host cost of a launch is the argument conversion and the kernel
+// launch itself. The caller (the library) has checked shapes, dtypes and devices, and makes the tensors'
+// device current; the kernel runs on ``stream`` in the current context.
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "rmsnorm.cuh"
+
+namespace {
+
+constexpr Py_ssize_t kArgs = 15;
+
+bool as_pointer(PyObject* obj, void** out) {
+  *out = PyLong_AsVoidPtr(obj);
+  return !(*out == nullptr && PyErr_Occurred());
+}
+
+bool as_int64(PyObject* obj, int64_t* out) {
+  *out = PyLong_AsLongLong(obj);
+  return !(*out == -1 && PyErr_Occurred());
+}
+
+PyObject* launch(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != kArgs) {
+    PyErr_Format(PyExc_TypeError, "launch() takes %zd arguments, got %zd", kArgs, nargs);
+    return nullptr;
+  }
+  using kernelarena_rmsnorm::RmsnormParams;
+  RmsnormParams p{};
+  int64_t fused, dtype, hidden, stream;
+  void* weight;
+  if (!as_int64(args[0], &fused) || !as_int64(args[1], &dtype) || !as_pointer(args[2], const_cast<void**>(&p.x)) ||
+      !as_int64(args[3], &p.x_row_stride) || !as_pointer(args[4], const_cast<void**>(&p.residual)) ||
+      !as_int64(args[5], &p.residual_row_stride) || !as_pointer(args[6], &weight) || !as_pointer(args[7], &p.out) ||
+      !as_int64(args[8], &p.out_row_stride) || !as_pointer(args[9], &p.residual_out) ||
+      !as_int64(args[10], &p.residual_out_row_stride) || !as_int64(args[11], &p.rows) ||
+      !as_int64(args[12], &hidden) || !as_int64(args[14], &stream))
+    return nullptr;
+  p.weight = weight;
+  const double eps = PyFloat_AsDouble(args[13]);
+  if (eps == -1.0 && PyErr_Occurred()) return nullptr;
+  if (hidden <= 0 || hidden > kernelarena_rmsnorm::kMaxHidden || p.rows < 0) {
+    PyErr_Format(PyExc_ValueError, "rows %lld x hidden %lld: hidden must be in 1..%d", static_cast<long long>(p.rows),
+                 static_cast<long long>(hidden), kernelarena_rmsnorm::kMaxHidden);
+    return nullptr;
+  }
+  if (dtype != 0 && dtype != 1) {
+    PyErr_Format(PyExc_ValueError, "dtype code %lld: 0 (bfloat16) or 1 (float16)", static_cast<long long>(dtype));
+    return nullptr;
+  }
+  p.hidden = static_cast<int>(hidden);
+  p.eps = static_cast<float>(eps);
+  if (p.rows == 0) Py_RETURN_NONE;
+  auto s = reinterpret_cast<cudaStream_t>(stream);
+  cudaError_t err;
+  if (dtype == 0)
+    err = fused ? kernelarena_rmsnorm::launch_rmsnorm<__nv_bfloat16, true>(p, 0, s)
+                : kernelarena_rmsnorm::launch_rmsnorm<__nv_bfloat16, false>(p, 0, s);
+  else
+    err = fused ? kernelarena_rmsnorm::launch_rmsnorm<__half, true>(p, 0, s)
+                : kernelarena_rmsnorm::launch_rmsnorm<__half, false>(p, 0, s);
+  if (err != cudaSuccess) {
+    PyErr_Format(PyExc_RuntimeError, "rmsnorm kernel launch failed: %s", cudaGetErrorString(err));
+    return nullptr;
+  }
+  Py_RETURN_NONE;
+}
+
+PyMethodDef methods[] = {
+    {"launch", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(launch)), METH_FASTCALL,
+     "launch(fused, dtype, x, x_stride, residual, residual_stride, weight, out, out_stride, residual_out, "
+     "residual_out_stride, rows, hidden, eps, stream): RMSNorm (fused: residual add first) on a CUDA stream."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyModuleDef module = {PyModuleDef_HEAD_INIT, "kernelarena_rmsnorm_launch", "RMSNorm kernels, launched from Python.",
+                      -1, methods, nullptr, nullptr, nullptr, nullptr};
+
+}  // namespace
+
+PyMODINIT_FUNC PyInit_kernelarena_rmsnorm_launch(void) { return PyModule_Create(&module); }

@@ -1,0 +1,84 @@
+"""benchmarks/reproducibility.py: the pairing, spread rule, CUPTI accounting and report on synthetic traces, and a
+tiny end-to-end run on the CPU (the GPU run is the script itself)."""
+
+import importlib.util
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from kernelarena.schema import Trace
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "reproducibility.py"
+spec = importlib.util.spec_from_file_location("reproducibility", SCRIPT)
+repro = importlib.util.module_from_spec(spec)
+sys.modules[spec.name] = repro  # dataclasses look their module up while the class is made
+spec.loader.exec_module(repro)
+
+
+def _trace(solution: str, workload: str, latency_us: float, status: str = "PASSED", plan_us=None) -> Trace:
+    evaluation = {"status": status, "timestamp": "2026-12-02T07:00:00Z", "environment": {"hardware": "H200"}}
+    if status == "PASSED":
+        ms = latency_us / 1e3
+        evaluation["correctness"] = {"max_absolute_error": 0.0}
+        evaluation["performance"] = {"latency_ms": ms, "solution_timing": {
+            "median_ms": ms, "mean_ms": ms, "min_ms": ms, "max_ms": ms, "p25_ms": ms, "p75_ms": ms, "count": 5,
+            "mode": "cuda-events-cold-l2", "host_overhead_us": 6.0, "plan_host_us": plan_us}}
+    return Trace.model_validate({"definition": "d", "solution": solution, "evaluation": evaluation,
+                                 "workload": {"uuid": workload, "axes": {"batch_size": 4}, "inputs": {}}})
+
+
+def test_spread_is_relative_with_an_absolute_allowance_under_10_us():
+    assert repro.pair_spread(100.0, 103.0) == pytest.approx(0.03)
+    assert repro.pair_spread(103.0, 100.0) == pytest.approx(0.03)
+    assert repro.pair_spread(4.0, 4.4) == 0.0  # under 10 us and within 0.5 us
+    assert repro.pair_spread(4.0, 5.0) == pytest.approx(0.25)  # under 10 us but 1 us apart
+    assert repro.pair_spread(20.0, 20.4) == pytest.approx(0.02)  # the allowance is for small pairs only
+    assert repro.pair_spread(None, 3.0) is None
+
+
+def test_runs_pair_by_solution_and_workload_and_failures_stay_out_of_the_maximum():
+    first = [_trace("a", "w1", 100.0, plan_us=40.0), _trace("a", "w2", 200.0), _trace("b", "w1", 50.0),
+             _trace("c", "w1", 10.0)]
+    second = [_trace("a", "w2", 210.0), _trace("a", "w1", 101.0), _trace("b", "w1", 0, status="RUNTIME_ERROR")]
+    pairs = repro.compare_runs(first, second)
+    by_key = {(p.solution, p.workload): p for p in pairs}
+    assert [(p.solution, p.workload) for p in pairs] == [("a", "w1"), ("a", "w2"), ("b", "w1"), ("c", "w1")]
+    assert by_key["a", "w1"].plan_us == 40.0 and by_key["a", "w1"].host_us == 6.0
+    assert by_key["b", "w1"].status == "PASSED/RUNTIME_ERROR" and by_key["b", "w1"].spread is None
+    assert by_key["c", "w1"].status == "PASSED/missing"
+    assert repro.max_spread(pairs) == pytest.approx(0.05)  # a/w2: 10 us over 200
+
+
+def test_report_ends_with_the_max_spread_line_and_gives_cupti_ratios():
+    pairs = repro.compare_runs([_trace("a", "w1", 100.0), _trace("a", "w2", 30.0)],
+                               [_trace("a", "w1", 102.0), _trace("a", "w2", 30.0)])
+    text = repro.format_report(pairs, {("d", "a", "w1"): 80.0}, ["# title"])
+    assert text.splitlines()[-1] == "max spread 2.0%"
+    assert "| 80.0 | 1.250 |" in text  # 100 us by events over 80 us of kernels
+    assert "under 10 us counts as 0 when it differs by at most 0.5 us" in text
+    assert "0 of 1 traces within 5%" in text
+
+
+def test_device_activity_leaves_out_the_flush_and_annotations():
+    events = [("fill_uint8", "kernel", 30.0), ("attn", "kernel", 10.0), ("Memcpy HtoD", "gpu_memcpy", 2.0),
+              ("fill_uint8", "kernel", 30.0), ("attn", "kernel", 12.0), ("Memcpy HtoD", "gpu_memcpy", 2.0),
+              ("ka::call", "gpu_user_annotation", 100.0)]
+    per_call, counted = repro.device_activity_us(events, {"fill_uint8"}, calls=2)
+    assert per_call == pytest.approx(13.0) and counted == 4
+
+
+def test_machine_slug():
+    assert repro.machine_slug("NVIDIA H200") == "nvidia_h200"
+    assert repro.machine_slug("cpu") == "cpu"
+
+
+def test_tiny_cpu_run_writes_the_report(tmp_path):
+    path = repro.main(["--device", "cpu", "--definitions", "rmsnorm_h4096", "--solutions", "rmsnorm_h4096_pytorch",
+                       "--smallest", "1", "--reps", "3", "--out", str(tmp_path)])
+    assert path == tmp_path / "reproducibility_cpu.md"
+    lines = path.read_text().splitlines()
+    assert re.fullmatch(r"max spread \d+\.\d%", lines[-1])
+    assert any("rmsnorm_h4096_pytorch" in line and "cpu-wall" in line for line in lines)
+    assert (tmp_path / "reproducibility_cpu.json").exists()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import math
+import statistics
 import traceback
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -102,9 +103,12 @@ class Oracle:
             cases = [Case(materialize_inputs(definition, workload, self.device, timing_seed(self.config, i),
                                              self.root)) for i in range(copies)]
             with torch.no_grad():
-                calls = [plan_case(run, case)[0] for case in cases]  # a reference's plan step, outside the timing
-                stats, _ = time_calls(lambda i: cases[i].call(calls[i], False), copies, self.device,
+                planned = [plan_case(run, case) for case in cases]  # a reference's plan step, outside the timing
+                stats, _ = time_calls(lambda i: cases[i].call(planned[i][0], False), copies, self.device,
                                       resolve_timing(self.config.timing, definition), lambda i: (), check=False)
+            plan_us = [us for _, us in planned if us is not None]
+            if plan_us:
+                stats = stats.model_copy(update={"plan_host_us": statistics.median(plan_us)})
         except Exception as e:
             raise DefinitionFailure(f"timing the reference of definition {definition.name} on workload "
                                     f"{workload.uuid} failed:\n{traceback.format_exc()}") from e

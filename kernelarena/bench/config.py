@@ -51,5 +51,5 @@ class RunConfig:
     sandbox: bool = True
     """Restrict each solution's process to writing beneath its scratch folder and the build caches (Landlock,
     where the kernel has it). The network cut and the fresh process per solution are always on."""
-    spare_workers: int = 2
+    spare_workers: int = 3
     """Solution processes started ahead per device, so that a new solution rarely waits for one to start."""

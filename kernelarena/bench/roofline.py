@@ -90,6 +90,13 @@ def _best_rate(fn, work: float, device: str, repeats: int) -> float:
     return work / max(best, 1e-9)
 
 
+def _copy_rate(size: int, device: str) -> float:
+    """Bytes read plus written per second by a copy of ``size`` bytes."""
+    src = torch.empty(size, dtype=torch.uint8, device=device)
+    dst = torch.empty_like(src)
+    return _best_rate(lambda: dst.copy_(src), 2.0 * size, device, 5)
+
+
 def measure_ceilings(device: str) -> Dict[str, float]:
     """Copy bandwidth (a buffer far larger than the caches, and one that fits in them) and bf16 / fp32 matmul
     rates, measured with torch on ``device``. About 1 s on the CPU, less on a GPU."""
@@ -101,12 +108,11 @@ def measure_ceilings(device: str) -> Dict[str, float]:
         # A copy split over a thread pool waits for busy cores to wake its threads (20 ms per copy measured on
         # a loaded 2-core machine, 0.1 ms on one thread): one thread measures the memory, not the scheduler.
         torch.set_num_threads(1)
-    for key, size in (("copy_bytes_per_s", big), ("cached_copy_bytes_per_s", small)):
-        src = torch.empty(size, dtype=torch.uint8, device=device)
-        dst = torch.empty_like(src)
-        ceilings[key] = _best_rate(lambda: dst.copy_(src), 2.0 * size, device, 5)
-        del src, dst
-    torch.set_num_threads(threads)
+    try:
+        for key, size in (("copy_bytes_per_s", big), ("cached_copy_bytes_per_s", small)):
+            ceilings[key] = _copy_rate(size, device)
+    finally:
+        torch.set_num_threads(threads)
     for key, dtype, n in (("bf16_flops_per_s", torch.bfloat16, 8192 if gpu else 256),
                           ("fp32_flops_per_s", torch.float32, 4096 if gpu else 384)):
         a = torch.randn(n, n, device=device).to(dtype)

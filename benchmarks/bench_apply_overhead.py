@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))  # the checkout's kernelarena, wherever the script
 from kernelarena.schema import (Correctness, Definition, Environment, Evaluation, Performance,  # noqa: E402
                                 Solution, Trace, Workload)
 from kernelarena.store import TraceSet  # noqa: E402
+from kernelarena.bench.environment import local_hardware  # noqa: E402
 
 DATE = "2026-11-24"
 DEFINITION = "bench_add_h64"
@@ -56,7 +57,7 @@ def write_dataset(root: Path) -> None:
     dataset.add_workloads([Trace(definition=DEFINITION, workload=workload)])
     dataset.add_traces([Trace(
         definition=DEFINITION, workload=workload, solution="bench_add_python",
-        evaluation=Evaluation(status="PASSED", environment=Environment(hardware="cpu"), timestamp=f"{DATE}T00:00:00",
+        evaluation=Evaluation(status="PASSED", environment=Environment(hardware=local_hardware()), timestamp=f"{DATE}T00:00:00",
                               correctness=Correctness(),
                               performance=Performance(latency_ms=0.002, reference_latency_ms=0.002,
                                                       speedup_factor=1.0)))])

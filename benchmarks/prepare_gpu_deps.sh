@@ -3,7 +3,8 @@
 # travel in one call (about 58 MB: z3's headers and its duplicate library are left out; under the 64 MiB limit with .fi-cache):
 #   flashinfer.tar.xz     FlashInfer 0.7.2.post1's package, repacked (its wheel is 62 MB)
 #   site.tar.xz           tilelang 0.1.15 with what it needs there (z3-solver 4.15: tilelang links libz3.so.4.15;
-#                         apache-tvm-ffi 0.1.12: tilelang requires <0.1.13), torch-c-dlpack-ext, and pydantic
+#                         apache-tvm-ffi 0.1.12: tilelang requires <0.1.13), torch-c-dlpack-ext, pydantic, and
+#                         flashinfer-bench 0.1.2 (pure Python; the interop GPU test runs its benchmark)
 # Then on the GPU machine: carry [".gpu-all", ".fi-cache"] and `source benchmarks/gpu_env.sh`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +15,7 @@ tmp=$(mktemp -d)
 plat="--only-binary=:all: --python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_24_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64"
 python3 -m pip download -q --no-deps $plat -d "$tmp/wheels" flashinfer-python==0.7.2.post1 tilelang==0.1.15 \
   z3-solver==4.15.4.0 apache-tvm-ffi==0.1.12 torch-c-dlpack-ext pydantic==2.14.4 pydantic-core==2.50.5 \
-  annotated-types typing-inspection
+  annotated-types typing-inspection flashinfer-bench==0.1.2 docstring-parser
 mkdir -p "$tmp/fi" "$tmp/site"
 ( cd "$tmp/fi" && unzip -q ../wheels/flashinfer_python-*.whl && tar -cf - flashinfer | xz -T2 -6 > "$tmp/flashinfer.tar.xz" )
 ( cd "$tmp/site" && for w in ../wheels/*.whl; do case "$w" in *flashinfer_python*) ;; *) unzip -q -o "$w";; esac; done \

@@ -3,8 +3,11 @@
     python examples/make_dataset.py [--out examples/dataset]
 
 Definitions used by LLM serving: rmsnorm and fused_add_rmsnorm (hidden 4096 and 8192, bf16), GQA paged decode
-and causal paged prefill (32 query heads, 8 KV heads, head_dim 128, page size 16). Each has its PyTorch
-reference (examples/references/), realistic workloads, a plain PyTorch solution, and our kernels' solutions.
+and causal paged prefill (32 query heads, 8 KV heads, head_dim 128, page size 16), and the rest of a
+Llama-3.1-8B decode step (decode_step.py: GEMMs, silu_and_mul, RoPE, sampling). Each has its PyTorch
+reference (examples/references/ or kernelarena/kernels/<op>/reference.py), realistic workloads, a plain
+PyTorch solution, and our kernels' solutions. Inputs a reference's make_inputs builds (page tables, positions)
+are stored as safetensors blobs under blob/.
 The dataset is committed; tests/examples/test_example_dataset.py checks that it matches this script.
 """
 
@@ -16,6 +19,7 @@ import shutil
 import uuid
 from pathlib import Path
 
+import decode_step
 from kernelarena.schema import Definition, Solution, Trace, Workload
 from kernelarena.store import TraceSet
 
@@ -110,6 +114,31 @@ def _workload(definition: Definition, axes: dict, inputs: dict | None = None) ->
         inputs={name: {"type": "random"} for name in definition.inputs} | (inputs or {})))
 
 
+def with_structural_blobs(dataset: TraceSet, traces: list[Trace]) -> list[Trace]:
+    """``traces`` with the inputs their reference's make_inputs builds (page tables, index pointers) stored as
+    safetensors blobs, built once per workload with a seed from its uuid: any runner, FlashInfer-Bench
+    included, then reads a valid page table instead of drawing random page indices."""
+    import torch
+
+    from kernelarena.bench.inputs import reference_module
+
+    out = []
+    for trace in traces:
+        definition = dataset.definitions[trace.definition]
+        maker = getattr(reference_module(definition), "make_inputs", None)
+        if maker is None:
+            out.append(trace)
+            continue
+        seed = uuid.UUID(trace.workload.uuid).int % (1 << 63)
+        made = maker({**definition.const_axes, **trace.workload.axes}, "cpu", torch.Generator().manual_seed(seed))
+        path = dataset.save_blob(definition.name, made, uuid=trace.workload.uuid)
+        stored = {name: {"type": "safetensors", "path": path, "tensor_key": name} for name in made}
+        workload = Workload.model_validate({**trace.workload.to_json_dict(),
+                                            "inputs": {**trace.workload.to_json_dict()["inputs"], **stored}})
+        out.append(Trace(definition=trace.definition, workload=workload))
+    return out
+
+
 def workloads(definitions: dict[str, Definition]) -> list[Trace]:
     out = []
     for hidden, batches in ((4096, (1, 32, 1024, 8192)), (8192, (1, 32, 1024, 4096))):
@@ -130,6 +159,11 @@ def workloads(definitions: dict[str, Definition]) -> list[Trace]:
     return out
 
 
+def decode_step_workloads(definitions: dict[str, Definition]) -> list[Trace]:
+    return [_workload(definitions[name], axes, decode_step.workload_inputs(name))
+            for name, grid in decode_step.workload_axes().items() for axes in grid]
+
+
 def pytorch_solutions(definitions: list[Definition]) -> list[Solution]:
     """The plain PyTorch solution of each definition: its reference, returning outputs."""
     return [Solution(
@@ -144,8 +178,9 @@ def kernel_solutions() -> list[Solution]:
     """Solutions of our own kernels (kernelarena.kernels.*.solutions)."""
     from kernelarena.kernels.attention.solutions import solution_records as attention
     from kernelarena.kernels.rmsnorm.solutions import solution_records as rmsnorm
+    from kernelarena.kernels.solution_records import solution_records as decode_step_ops
 
-    return [Solution.model_validate(record) for record in rmsnorm() + attention()]
+    return [Solution.model_validate(record) for record in rmsnorm() + attention() + decode_step_ops()]
 
 
 def write_dataset(out: Path, with_kernels: bool = True) -> TraceSet:
@@ -153,12 +188,13 @@ def write_dataset(out: Path, with_kernels: bool = True) -> TraceSet:
     if out.exists():
         shutil.rmtree(out)
     dataset = TraceSet(out)
-    definitions = norm_definitions() + attention_definitions()
+    definitions = norm_definitions() + attention_definitions() + decode_step.definitions()
     for d in definitions:
         dataset.add_definition(d)
     for s in pytorch_solutions(definitions) + (kernel_solutions() if with_kernels else []):
         dataset.add_solution(s)
-    dataset.add_workloads(workloads(dataset.definitions))
+    dataset.add_workloads(with_structural_blobs(dataset, workloads(dataset.definitions)
+                                                + decode_step_workloads(dataset.definitions)))
     return dataset
 
 

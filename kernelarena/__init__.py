@@ -7,8 +7,11 @@ from .apply import apply, disable_apply, enable_apply
 from .schema import Definition, Solution, Trace, Workload
 from .store import TraceSet
 from .tracing import enable_tracing
+from .integrations import install_from_environment as _install_integrations
 
 __version__ = "0.1.0"
 
 __all__ = ["Definition", "Solution", "Trace", "TraceSet", "Workload", "__version__", "apply", "disable_apply",
            "enable_apply", "enable_tracing"]
+
+_install_integrations()  # KERNELARENA_INTEGRATIONS: switch an unmodified process over (kernelarena.integrations)

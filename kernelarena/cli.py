@@ -18,6 +18,38 @@ app = typer.Typer(
 # Piped output (CI logs, files) gets a wide fixed width so that tables are not truncated.
 console = Console(width=None if sys.stdout.isatty() else 200)
 DATASET = typer.Argument(..., help="Dataset folder (FlashInfer-Trace layout: definitions/, solutions/, ...).")
+HARDWARE = typer.Option(None, "--hardware", help="Count the traces made on this hardware (a trace's "
+                        "environment.hardware; 'any': all). Default: this machine's.")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            console.print(f"kernelarena {version('kernelarena')}", highlight=False)
+        except PackageNotFoundError:  # run from a source folder that was never installed
+            from . import __version__
+
+            console.print(f"kernelarena {__version__} (not installed)", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")):
+    """Verified, benchmarked LLM-inference kernels over FlashInfer-Trace datasets."""
+
+
+def _hardware(choice: Optional[str]) -> Optional[str]:
+    """The hardware whose traces count: the option's value, None for 'any', else this machine's."""
+    if choice == "any":
+        return None
+    if choice:
+        return choice
+    from .bench.environment import local_hardware
+
+    return local_hardware()
 
 
 def _load(path: Path, strict: bool = False):
@@ -49,10 +81,10 @@ def validate(path: Path = DATASET,
 
 
 @app.command()
-def summary(path: Path = DATASET,
+def summary(path: Path = DATASET, hardware: Optional[str] = HARDWARE,
             as_json: bool = typer.Option(False, "--json", help="Print JSON (counts, and per hardware each "
                                                               "solution's geometric-mean speedup) for scripts.")):
-    """A table per definition: solutions, workloads, traces, pass rate, best speedup."""
+    """A table per definition: solutions, workloads, traces, pass rate, best speedup (traces of one hardware)."""
     from .report.tables import summary_table
 
     dataset = _load(path)
@@ -63,17 +95,26 @@ def summary(path: Path = DATASET,
 
         print(json.dumps(summary_data(dataset), indent=2))
         return
-    console.print(summary_table(dataset))
+    chosen = _hardware(hardware)
+    console.print(summary_table(dataset, chosen))
+    console.print(f"traces of {chosen or 'every hardware'} (--hardware to choose)", highlight=False)
     if dataset.problems:
         console.print(f"[yellow]{len(dataset.problems)} invalid records skipped; see kernelarena validate[/yellow]")
 
 
 @app.command()
-def show(name: str = typer.Argument(..., help="A definition, solution or workload uuid."),
-         path: Path = typer.Option(Path("examples/dataset"), "--dataset", "-d", help="Dataset folder.")):
-    """Print one record as JSON, with the traces that mention it."""
+def show(first: str = typer.Argument(..., metavar="[PATH] NAME", help="The dataset folder (or -d), then a "
+                                     "definition, solution or workload uuid."),
+         second: Optional[str] = typer.Argument(None, hidden=True),
+         dataset_option: Optional[Path] = typer.Option(None, "--dataset", "-d", help="Dataset folder.")):
+    """Print one record as JSON, with the traces that mention it: kernelarena show PATH NAME."""
     from .report.tables import find_record, traces_table
 
+    if second is not None and dataset_option is not None:
+        raise typer.BadParameter("give the dataset once: as PATH or as --dataset")
+    if second is None and dataset_option is None:
+        raise typer.BadParameter("give the dataset folder: kernelarena show PATH NAME")
+    path, name = (Path(first), second) if second is not None else (dataset_option, first)
     dataset = _load(path)
     try:
         kind, record = find_record(dataset, name)
@@ -90,60 +131,100 @@ def run(path: Path = DATASET,
         definition: List[str] = typer.Option([], "--definition", help="Only this definition (repeatable)."),
         solution: List[str] = typer.Option([], "--solution", help="Only this solution (repeatable)."),
         workload: List[str] = typer.Option([], "--workload", help="Only this workload uuid (repeatable)."),
-        smallest: Optional[int] = typer.Option(None, help="Only the N smallest workloads of each definition (a "
-                                                         "quick look; Triton's CPU interpreter is slow)."),
+        smallest: Optional[int] = typer.Option(None, min=1, help="Only the N smallest workloads of each definition "
+                                                                "(a quick look; Triton's CPU interpreter is slow)."),
         devices: List[str] = typer.Option([], "--devices", help="Devices, e.g. cuda:0 (repeatable; default: "
                                                               "every visible GPU, else cpu)."),
-        warmup: Optional[int] = typer.Option(None, help="Warm-up calls (default 10 on GPU, 1 on CPU)."),
-        reps: Optional[int] = typer.Option(None, help="Timed calls (default 100 on GPU, 5 on CPU)."),
-        rounds: int = typer.Option(3, help="Correctness rounds, each on fresh inputs."),
+        warmup: Optional[int] = typer.Option(None, min=0, help="Warm-up calls (default 10 on GPU, 1 on CPU)."),
+        reps: Optional[int] = typer.Option(None, min=1, help="Timed calls (default 100 on GPU, 5 on CPU)."),
+        rounds: int = typer.Option(3, min=1, help="Correctness rounds, each on fresh inputs."),
         timeout: float = typer.Option(300.0, help="Seconds allowed per evaluation (build included)."),
         timing: Optional[str] = typer.Option(None, help="cold (L2 flushed per call), warm, or graph (CUDA-graph "
                                                        "replay); default: each definition's own, else cold."),
-        atol: Optional[float] = typer.Option(None, help="Absolute tolerance for every output (overrides)."),
-        rtol: Optional[float] = typer.Option(None, help="Relative tolerance for every output (overrides)."),
+        atol: Optional[float] = typer.Option(None, min=0, help="Absolute tolerance for every output (overrides)."),
+        rtol: Optional[float] = typer.Option(None, min=0, help="Relative tolerance for every output (overrides)."),
         seed: int = typer.Option(0, help="Seed of the random inputs (recorded in each trace)."),
+        evaluator: Optional[str] = typer.Option(None, help="How outputs are judged, overriding the definitions': "
+                                                           "default, lowbit or sampling, or a JSON object such as "
+                                                           "'{\"kind\": \"sampling\", \"draws\": 20000}'."),
         save: bool = typer.Option(True, "--save/--no-save", help="Append traces to the dataset's traces/."),
+        strict: bool = typer.Option(False, help="Refuse a dataset with any invalid record (default: skip "
+                                                "them with a warning)."),
+        resume: bool = typer.Option(False, help="Leave out (solution, workload) pairs already traced on this "
+                                                "hardware with the same settings."),
+        fail_on_error: bool = typer.Option(False, help="Exit 1 when any trace is not PASSED (for CI)."),
         sandbox: bool = typer.Option(True, "--sandbox/--no-sandbox", help="Let solutions write only to their "
                                      "scratch folder and the build caches (Landlock, where available).")):
-    """Build, verify and time solutions on their workloads; write a trace for each (pass or fail)."""
+    """Build, verify and time solutions on their workloads; write a trace for each (pass or fail). Solutions
+    that cannot run on the devices (target_hardware, language) are skipped, each with its reason."""
     from .bench import RunConfig, TimingConfig
-    from .bench.runner import count_evaluations, run as run_dataset
-    from .report.tables import run_table
-    from .schema import Tolerance
+    from .bench.runner import RunInterrupted, TraceWriteError, check_devices, run as run_dataset, schedule
+    from .report.run_view import RunProgress, skipped_line, solution_table
+    from .schema import EvaluatorSpec, Tolerance
 
     if (atol is None) != (rtol is None):
         raise typer.BadParameter("give --atol and --rtol together")
     if timing not in (None, "cold", "warm", "graph"):
         raise typer.BadParameter("--timing is cold, warm or graph")
-    dataset = _load(path, strict=True)
-    config = RunConfig(devices=tuple(devices), correctness_rounds=rounds, timeout_s=timeout, seed=seed,
-                       tolerance=Tolerance(atol=atol, rtol=rtol) if atol is not None else None,
-                       timing=TimingConfig(warmup=warmup, reps=reps, mode=timing), sandbox=sandbox)
     try:
-        total = count_evaluations(dataset, definition, solution, workload, smallest)
+        judge = None if evaluator is None else EvaluatorSpec.model_validate_json(
+            evaluator if evaluator.lstrip().startswith("{") else f'{{"kind": "{evaluator}"}}')
+    except ValueError as e:
+        raise typer.BadParameter(f"--evaluator: {e}")
+    try:
+        check_devices(devices)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--devices")
+    try:
+        config = RunConfig(devices=tuple(devices), correctness_rounds=rounds, timeout_s=timeout, seed=seed,
+                           tolerance=Tolerance(atol=atol, rtol=rtol) if atol is not None else None,
+                           evaluator=judge, timing=TimingConfig(warmup=warmup, reps=reps, mode=timing),
+                           sandbox=sandbox)
+    except ValueError as e:  # pydantic's ValidationError is a ValueError too
+        raise typer.BadParameter(str(e).replace("timeout_s=", "--timeout "))
+    dataset = _load(path, strict=strict)
+    if dataset.problems:
+        console.print(f"[yellow]warning:[/yellow] {len(dataset.problems)} invalid records skipped (first: "
+                      f"{dataset.problems[0]}); see kernelarena validate {path}", highlight=False, soft_wrap=True)
+    try:
+        plan = schedule(dataset, config, definition, solution, workload, smallest, resume)
     except KeyError as e:
         console.print(f"[red]error:[/red] {e.args[0]}")
         raise typer.Exit(2)
-    from rich.progress import Progress
-
-    with Progress(console=console, transient=not sys.stdout.isatty()) as progress:
-        bar = progress.add_task("evaluating", total=total)
-
-        def advance(trace):
-            status = trace.evaluation.status.value
-            progress.update(bar, advance=1, description=f"{trace.solution[:40]} {status}")
-
-        report = run_dataset(dataset, config, definition, solution, workload, save=save, on_trace=advance,
-                             smallest=smallest)
-    console.print(run_table(report))
+    for skipped in plan.skipped:
+        console.print(skipped_line(skipped), highlight=False, soft_wrap=True)
+    if plan.resumed:
+        console.print(f"--resume: {plan.resumed} evaluations already traced on this hardware", highlight=False)
+    saved_note = f"traces appended under {dataset.layout.traces}" if save else "nothing saved (--no-save)"
+    try:
+        with RunProgress(console, plan.evaluations) as progress:
+            report = run_dataset(dataset, config, definition, solution, workload, save=save,
+                                 on_trace=progress.finished, on_start=progress.started, smallest=smallest,
+                                 resume=resume)
+    except RunInterrupted as e:
+        console.print(solution_table(e.report))
+        console.print(f"[yellow]interrupted[/yellow]: {len(e.report.traces)} traces finished; "
+                      + (f"{len(e.report.traces)} appended under {dataset.layout.traces}" if save
+                         else "nothing saved (--no-save)"), highlight=False)
+        raise typer.Exit(130)
+    except TraceWriteError as e:
+        console.print(solution_table(e.report))
+        console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+    console.print(solution_table(report))
     for error in report.definition_errors:
         from rich.markup import escape
 
         console.print(f"[red]definition {escape(error.definition)}, workload {escape(error.workload)}:[/red] "
                       f"{escape(error.message)}", highlight=False)
-    if save:
-        console.print(f"traces appended under {dataset.layout.traces}")
+    console.print(saved_note, highlight=False)
+    if any(t.evaluation.environment.hardware.startswith("CPU") for t in report.traces):
+        console.print("On a CPU, Triton runs in its interpreter and timing is wall-clock: these runs check the "
+                      "pipeline and correctness; they do not rank kernels.", highlight=False)
+    failed = [t for t in report.traces if not t.passed] + report.definition_errors
+    if fail_on_error and failed:
+        console.print(f"[red]{len(failed)} of {len(report.traces)} traces did not pass[/red] (--fail-on-error)")
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -179,7 +260,8 @@ def apply_table(path: Path = DATASET,
                 definition: Optional[str] = typer.Option(None, "--definition", help="Only this definition."),
                 max_abs_error: Optional[float] = typer.Option(None, help="Ignore traces with a larger abs error."),
                 max_rel_error: Optional[float] = typer.Option(None, help="Ignore traces with a larger rel error."),
-                unseen: str = typer.Option("fallback", help="Policy for keys never benchmarked: fallback or nearest.")):
+                unseen: str = typer.Option("fallback", help="Policy for keys never benchmarked: fallback or nearest."),
+                hardware: Optional[str] = HARDWARE):
     """Print the table apply() would route by: per definition and key, the chosen solution and its speedup."""
     from .apply import ApplyConfig, DispatchTable, RoutingPolicy
     from .apply.render import render_dispatch_table
@@ -188,8 +270,9 @@ def apply_table(path: Path = DATASET,
         policy = RoutingPolicy(max_abs_error=max_abs_error, max_rel_error=max_rel_error, unseen=unseen)
     except ValueError as e:
         raise typer.BadParameter(str(e))
-    table = DispatchTable.build(_load(path), ApplyConfig(default=policy))
+    table = DispatchTable.build(_load(path), ApplyConfig(default=policy, hardware=hardware))
     console.print(render_dispatch_table(table, f"apply() dispatch table of {path}", definition))
+    console.print(f"traces of {table.hardware or 'every hardware'} (--hardware to choose)", highlight=False)
 
 
 def main(argv: Optional[List[str]] = None) -> None:

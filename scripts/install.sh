@@ -10,6 +10,9 @@ PIP="python3 -m pip install -q --disable-pip-version-check"
 $PIP torch==2.13.0
 # tilelang pins apache-tvm-ffi<0.1.13 and z3-solver 4.15 (the extra says so); our tvm-ffi builder works with it.
 $PIP -e ".[test,tilelang,report]"
+# FlashInfer installs and imports on a CPU-only machine (its kernels do not run there): the integration tests
+# patch the real package and route its calls to our CPU solutions.
+$PIP flashinfer-python==0.7.2.post1
 $PIP --no-deps flashinfer-bench==0.1.2 docstring-parser
 # Headless Chromium opens the HTML report in tests/report/test_browser.py: Debian's package, only when missing.
 if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then

@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from ..errors import DispatchError
 from ..store import TraceSet
+from . import hooks
 from .config import ApplyConfig
 from .router import SiteDispatch
 from .runtime import ApplyRuntime
@@ -26,10 +27,14 @@ APPLY_ENV = "KERNELARENA_APPLY"
 """Dataset folder: when set, the first apply call of the process enables apply from it."""
 APPLY_WARMUP_ENV = "KERNELARENA_APPLY_WARMUP"
 """"1": with KERNELARENA_APPLY, build every solution the table uses at that first call."""
+# Read by the floors above through apply's startup hook (hooks.on_startup); named here so that every
+# variable of dispatch, tracing and the integrations is listed in one place.
 TRACE_ENV = "KERNELARENA_TRACE"
 """Dataset folder: when set, the first apply call of the process starts tracing into it (kernelarena.tracing)."""
 TRACE_POLICY_ENV = "KERNELARENA_TRACE_POLICY"
 """With KERNELARENA_TRACE: "first_n" (default, one per key), "distinct_shapes" or "sampled"."""
+INTEGRATIONS_ENV = "KERNELARENA_INTEGRATIONS"
+"""Comma-separated integrations (e.g. "flashinfer") that ``import kernelarena`` installs (kernelarena.integrations)."""
 
 Observer = Callable[[str, SiteDispatch], SiteDispatch]
 
@@ -179,11 +184,12 @@ def enable_apply(dataset: Union[str, Path, TraceSet], config: Optional[ApplyConf
     config = config or ApplyConfig()
     if warmup is not None:
         config = config.with_options(warmup=warmup)
-    runtime = ApplyRuntime(traceset, config)
+    runtime = ApplyRuntime(traceset, config, on_exit=disable_apply)
     if config.warmup:
         runtime.warmup()
     _runtimes.append(runtime)
     _rebind_all()
+    hooks.run_change(runtime)
     return runtime
 
 
@@ -195,6 +201,7 @@ def disable_apply(runtime: Optional[ApplyRuntime] = None) -> None:
         return
     _runtimes.remove(target)
     _rebind_all()
+    hooks.run_change(current_runtime())
 
 
 def current_runtime() -> Optional[ApplyRuntime]:
@@ -212,8 +219,9 @@ def set_observer(observer: Optional[Observer]) -> None:
 
 
 def read_environment() -> None:
-    """Once per process: enable apply from KERNELARENA_APPLY and tracing from KERNELARENA_TRACE when set.
-    A bad value is logged, never raised: the process it runs in did not ask for us."""
+    """Once per process: enable apply from KERNELARENA_APPLY when set, then run the startup hooks (tracing
+    starts from KERNELARENA_TRACE there). A bad value is logged, never raised: the process it runs in did
+    not ask for us."""
     global _environment_read
     if _environment_read:
         return
@@ -225,14 +233,7 @@ def read_environment() -> None:
             logger.info("apply: enabled from %s=%s", APPLY_ENV, path)
         except Exception:
             logger.exception("apply: cannot enable from %s=%s; calls run their fallbacks", APPLY_ENV, path)
-    trace = os.environ.get(TRACE_ENV)
-    if trace:
-        try:
-            from ..tracing import enable_tracing  # tracing sits above apply; imported only when asked for
-
-            enable_tracing(trace, policy=os.environ.get(TRACE_POLICY_ENV) or None)
-        except Exception:
-            logger.exception("tracing: cannot start from %s=%s", TRACE_ENV, trace)
+    hooks.run_startup(os.environ)
 
 
 def _rebind_all() -> None:

@@ -7,6 +7,8 @@ from types import MappingProxyType
 from typing import Literal, Mapping, Optional
 
 UnseenKeyPolicy = Literal["fallback", "nearest", "solution"]
+ANY_HARDWARE = "any"
+"""``ApplyConfig.hardware`` value that counts the traces of every hardware."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,8 @@ class ApplyConfig:
     of on first use. ``device``: where solutions are built to run ("cpu", "cuda"); None reads it from the
     first call's tensors. ``max_cached_keys``: distinct argument shapes remembered per definition (a bound
     on memory for axes that change every step, such as a KV-page count); the cache is cleared when full.
+    ``hardware``: whose traces count (a trace's ``environment.hardware``, e.g. "NVIDIA H100 80GB HBM3");
+    None: this machine's (of ``device``, else the first GPU, else the CPU); ANY_HARDWARE: every trace.
     """
 
     default: RoutingPolicy = field(default_factory=RoutingPolicy)
@@ -55,6 +59,7 @@ class ApplyConfig:
     warmup: bool = False
     device: Optional[str] = None
     max_cached_keys: int = 4096
+    hardware: Optional[str] = None
 
     def __post_init__(self) -> None:
         # Freeze the mapping too, so a config shared between runtimes cannot change under one of them.

@@ -11,13 +11,10 @@ from __future__ import annotations
 import itertools
 import logging
 import re
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import Any, Callable, Optional, Protocol
 
 from ..schema import Definition, torch_dtype
 from .key import merge_keywords
-
-if TYPE_CHECKING:
-    from .api import ApplySite
 
 logger = logging.getLogger("kernelarena.apply")
 
@@ -26,6 +23,12 @@ _library = None
 _counter = itertools.count()
 _SCALAR_SCHEMA = {"float32": "float", "float16": "float", "bfloat16": "float", "int64": "int", "int32": "int",
                   "int16": "int", "int8": "int", "bool": "bool"}
+
+
+class DispatchingSite(Protocol):
+    """What an op's eager body calls: an apply site's current dispatch."""
+
+    def dispatch(self, args: tuple, kwargs: dict) -> Any: ...
 
 
 class CompiledSiteOps:
@@ -51,7 +54,7 @@ class CompiledSiteOps:
         return None
 
 
-def register_site_op(site: "ApplySite", definition: Definition) -> Optional[CompiledSiteOps]:
+def register_site_op(site: DispatchingSite, definition: Definition) -> Optional[CompiledSiteOps]:
     """Register the custom ops of ``site`` (whose calls follow ``definition``); None, logged, when the
     definition cannot be expressed as an op schema (torch.compile then traces the fallback)."""
     try:
@@ -62,7 +65,7 @@ def register_site_op(site: "ApplySite", definition: Definition) -> Optional[Comp
         return None
 
 
-def _register(site: "ApplySite", definition: Definition) -> CompiledSiteOps:
+def _register(site: DispatchingSite, definition: Definition) -> CompiledSiteOps:
     import torch
 
     global _library

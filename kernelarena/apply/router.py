@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Dict, Hashable, Optional, Tuple
+from typing import Any, Callable, Dict, Hashable, Optional, Protocol, Tuple
 
 from ..errors import DispatchError
 from .adapters import adapt
 from .key import argument_device, key_positions, make_key_reader, merge_keywords, read_axes
 from .table import DefinitionTable
-
-if TYPE_CHECKING:
-    from .runtime import ApplyRuntime
 
 logger = logging.getLogger("kernelarena.apply")
 
@@ -35,10 +32,24 @@ class _Fallback:
 FALLBACK = _Fallback()
 
 
+class RouterServices(Protocol):
+    """What a router asks of its runtime (ApplyRuntime provides it): the config, built solutions,
+    exclusions and once-only logging."""
+
+    config: Any
+    fallback_solutions: Any
+
+    def runnable(self, solution: str, device: str) -> Optional[Any]: ...
+
+    def exclude(self, solution: Optional[str], reason: str, error: Optional[BaseException] = None) -> None: ...
+
+    def log_once(self, key: Hashable, level: int, message: str, *args, exc_info=None) -> None: ...
+
+
 class Router:
     """Routes the calls of one definition for one runtime."""
 
-    def __init__(self, runtime: "ApplyRuntime", table: DefinitionTable):
+    def __init__(self, runtime: RouterServices, table: DefinitionTable):
         self.runtime = runtime
         self.table = table
         self.definition = table.definition
@@ -95,6 +106,19 @@ class Router:
             return None
         return {self.n_inputs: self.value_entries, self.n_arguments: self.dps_entries}, positions[0]
 
+    def choose(self, axes_key: Tuple[int, ...], device: str) -> Tuple[Optional[str], Optional[Any], str]:
+        """``(solution, runnable, how)`` the table picks for a call with these variable-axis values on
+        ``device``: the first candidate that builds and can run there; ``(None, None, how)`` means the
+        fallback. For callers that decide once and call many times (a planned attention batch)."""
+        route = self.table.lookup(tuple(axes_key))
+        for name in route.candidates:
+            if name in self.runtime.fallback_solutions:
+                return None, None, f"{route.how}, {name} is the fallback"
+            runnable = self.runtime.runnable(name, device)
+            if runnable is not None:
+                return name, runnable, route.how
+        return None, None, route.how
+
     def failed(self, entries: dict, error: Exception, fallback, args: tuple) -> Any:
         """``_failed`` for a caller that did not keep the key."""
         return self._failed(entries, self.read_key(args), error, fallback, args)
@@ -125,6 +149,9 @@ class Router:
                 device = self.runtime.config.device or argument_device(self.definition, inputs)
                 out_device = next((a.device for a in inputs if hasattr(a, "device")), device)
                 for name in route.candidates:
+                    if name in self.runtime.fallback_solutions:
+                        how = f"{how}, {name} is the fallback"
+                        break
                     runnable = self.runtime.runnable(name, device)
                     if runnable is None:
                         continue

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Dict, Hashable, Optional, Set, Tuple
+from typing import Any, Callable, Dict, Hashable, Optional, Set, Tuple
 
 from ..store import TraceSet
 from .config import ApplyConfig
@@ -18,16 +18,21 @@ class ApplyRuntime:
     """The state behind enable_apply(): created once per enable, read by every routed call.
 
     Use it as a context manager to disable apply on exit. ``routes(definition)`` tells which solution each
-    key seen so far runs (None: the fallback).
+    key seen so far runs (None: the fallback). ``on_exit(runtime)`` is what leaving the context does
+    (enable_apply passes disable_apply).
     """
 
-    def __init__(self, traceset: TraceSet, config: ApplyConfig = ApplyConfig()):
+    def __init__(self, traceset: TraceSet, config: ApplyConfig = ApplyConfig(), *,
+                 on_exit: Optional[Callable[["ApplyRuntime"], None]] = None):
         self.traceset = traceset
+        self._on_exit = on_exit
         self.config = config
         self.table = DispatchTable.build(traceset, config)
         self._routers: Dict[str, Router] = {}
         self._runnables: Dict[Tuple[str, str], Any] = {}
         self.excluded: Set[str] = set()
+        self.fallback_solutions: Set[str] = set()
+        """Solutions that, when the table picks them, mean "run the caller's fallback" (see treat_as_fallback)."""
         self._logged: Set[Hashable] = set()
         self._lock = threading.RLock()
 
@@ -36,9 +41,8 @@ class ApplyRuntime:
         return self
 
     def __exit__(self, *exc) -> None:
-        from .api import disable_apply
-
-        disable_apply(self)
+        if self._on_exit is not None:
+            self._on_exit(self)
 
     def warmup(self, device: Optional[str] = None) -> Dict[str, bool]:
         """Build every solution the table can choose, for ``device`` (default: the config's, else "cuda" when
@@ -100,6 +104,15 @@ class ApplyRuntime:
             self.log_once(("excluded", solution), logging.ERROR,
                           "apply: solution %s %s; excluded, its calls now run the next candidate or the fallback",
                           solution, reason, exc_info=error)
+            for router in self._routers.values():
+                router.forget()
+
+    def treat_as_fallback(self, solutions) -> None:
+        """When the table picks one of ``solutions``, run the caller's fallback instead: an integration whose
+        fallback *is* that solution (FlashInfer's own function, patched) would otherwise route into itself.
+        Keys already resolved are resolved again."""
+        with self._lock:
+            self.fallback_solutions.update(solutions)
             for router in self._routers.values():
                 router.forget()
 

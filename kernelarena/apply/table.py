@@ -1,6 +1,7 @@
 """DispatchTable: for each definition and key (its variable-axis values), solutions ranked fastest first.
 
-Built once, when apply is enabled, from the traces of a dataset. A key is the tuple of a workload's
+Built once, when apply is enabled, from the traces of a dataset made on one hardware (this machine's unless
+the config names another: a CPU run must not displace GPU results). A key is the tuple of a workload's
 variable-axis values in the definition's axis order. Only the newest trace of each (solution, workload)
 counts, so re-running a fixed solution replaces its old result. A solution ranks at a key when every one of
 its traces there PASSED within the error limits of the definition's RoutingPolicy; its score is the mean
@@ -14,9 +15,10 @@ from dataclasses import dataclass
 from statistics import fmean
 from typing import Dict, Iterable, List, Optional, Tuple
 
+from ..bench.environment import local_hardware
 from ..schema import Definition, Trace
 from ..store import TraceSet
-from .config import ApplyConfig, RoutingPolicy
+from .config import ANY_HARDWARE, ApplyConfig, RoutingPolicy
 
 AxesKey = Tuple[int, ...]
 
@@ -89,16 +91,19 @@ class DefinitionTable:
 class DispatchTable:
     """Per-definition tables built from a TraceSet. ``DispatchTable.build(traceset, config)``."""
 
-    def __init__(self, tables: Dict[str, DefinitionTable]):
+    def __init__(self, tables: Dict[str, DefinitionTable], hardware: Optional[str] = None):
         self.tables = tables
+        self.hardware = hardware
+        """The hardware whose traces were ranked (None: every hardware)."""
 
     @classmethod
     def build(cls, traceset: TraceSet, config: ApplyConfig = ApplyConfig()) -> "DispatchTable":
         """Rank the solutions of every definition of ``traceset``.
 
-        Raises ValueError when a policy names an unseen-key solution that the dataset lacks for that
-        definition.
+        Only traces made on ``config.hardware`` count (None: this machine's; ANY_HARDWARE: all). Raises
+        ValueError when a policy names an unseen-key solution that the dataset lacks for that definition.
         """
+        hardware = resolve_hardware(config)
         tables = {}
         for name, definition in traceset.definitions.items():
             policy = config.policy_for(name)
@@ -108,9 +113,10 @@ class DispatchTable:
                     raise ValueError(f"definition {name!r}: unseen-key solution {policy.unseen_solution!r} is "
                                      f"not a solution of it in {traceset.root}")
             own = {s.name for s in traceset.solutions_for(name)}
-            traces = [t for t in traceset.traces.get(name, []) if t.solution in own]
+            traces = [t for t in traceset.traces.get(name, []) if t.solution in own
+                      and (hardware is None or t.evaluation.environment.hardware == hardware)]
             tables[name] = DefinitionTable(definition, policy, rank(definition, traces, policy))
-        return cls(tables)
+        return cls(tables, hardware)
 
     def get(self, definition: str) -> Optional[DefinitionTable]:
         return self.tables.get(definition)
@@ -133,6 +139,15 @@ class DispatchTable:
                              "solution": best.solution, "latency_ms": best.latency_ms, "speedup": best.speedup,
                              "candidates": len(table.ranked[key]), "unseen": unseen})
         return rows
+
+
+def resolve_hardware(config: ApplyConfig) -> Optional[str]:
+    """The hardware whose traces ``config`` selects; None for every hardware."""
+    if config.hardware == ANY_HARDWARE:
+        return None
+    if config.hardware is not None:
+        return config.hardware
+    return local_hardware(config.device or "")
 
 
 def rank(definition: Definition, traces: Iterable[Trace], policy: RoutingPolicy) -> Dict[AxesKey, Tuple[Choice, ...]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import signal
 import sys
 import traceback
 from multiprocessing.connection import Connection
@@ -24,6 +25,7 @@ def send(conn: Connection, message: dict) -> None:
 def run_child(role: str, device: str, conn: Connection, root: str, scratch: str, log_path: str, config,
               environ: dict, warm: tuple = ()) -> None:
     """Set the process up (environment, log, working folder, sandbox, device) and serve the parent's requests."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it stops the run and this worker
     # The template process kept the environment of its start; the parent's is the one that applies now.
     os.environ.clear()
     os.environ.update(environ)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
-from ..schema import Tolerance
+from ..schema import EvaluatorSpec, Tolerance
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,12 @@ class TimingConfig:
     checked_calls: int = 3
     """Timed calls, chosen at random, whose outputs are verified (a solution cannot do less when timed)."""
 
+    def __post_init__(self) -> None:
+        if self.warmup is not None and self.warmup < 0:
+            raise ValueError(f"warmup={self.warmup}: must be 0 or more")
+        if self.reps is not None and self.reps < 1:
+            raise ValueError(f"reps={self.reps}: must be at least 1")
+
     def counts(self, device: str) -> Tuple[int, int]:
         gpu = device.startswith("cuda")
         return (self.warmup if self.warmup is not None else (10 if gpu else 1),
@@ -42,6 +48,8 @@ class RunConfig:
     """Fresh input sets each solution is checked on."""
     tolerance: Optional[Tolerance] = None
     """Overrides the definition's and the per-dtype default tolerance."""
+    evaluator: Optional[EvaluatorSpec] = None
+    """Overrides the definition's evaluator and the one its op_type picks (bench/evaluators.py)."""
     timeout_s: float = 300.0
     """Wall-clock limit for one evaluation (build included); past it the worker is killed: TIMEOUT."""
     seed: int = 0
@@ -53,3 +61,9 @@ class RunConfig:
     where the kernel has it). The network cut and the fresh process per solution are always on."""
     spare_workers: int = 3
     """Solution processes started ahead per device, so that a new solution rarely waits for one to start."""
+
+    def __post_init__(self) -> None:
+        if not self.timeout_s > 0:
+            raise ValueError(f"timeout_s={self.timeout_s}: must be more than 0 seconds")
+        if self.correctness_rounds < 1:
+            raise ValueError(f"correctness_rounds={self.correctness_rounds}: must be at least 1")

@@ -47,3 +47,11 @@ def environment(device: str) -> Environment:
             pass
         hardware = f"CPU {hardware}"
     return Environment(hardware=hardware, libs=libs)
+
+
+def local_hardware(device: str = "") -> str:
+    """The hardware name traces made here record (``environment.hardware``): of ``device``, else of the
+    first GPU when one is visible, else of the CPU."""
+    if not device:
+        device = "cuda:0" if torch.cuda.is_available() else "cpu"
+    return environment(device).hardware

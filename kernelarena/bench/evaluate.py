@@ -22,11 +22,13 @@ from ..errors import BuildError
 from ..schema import Correctness, Environment, Evaluation, Solution, Status, Trace, Workload
 from .config import RunConfig
 from .correctness import Comparison, inputs_changed
+from .evaluators import default_draws, resolve_evaluator
 from .inputs import allocate_outputs, as_tuple, materialize_inputs, snapshot
 from .plan import plan_case, refill_unplanned
 from .timing import poison_, resolve_timing, time_calls
 
 _COPY_BUDGET_BYTES = 2 << 30  # rotated input copies stop at this much memory
+_DRAW_BATCH_BYTES = {"cpu": 32 << 20, "cuda": 512 << 20}  # inputs of one replicated sampling call
 
 
 class SolutionFailure(Exception):
@@ -121,6 +123,7 @@ class SolutionEvaluator:
         """Outputs of ``correctness_rounds`` calls on fresh inputs. Round 2 refills round 1's tensors in place,
         so caching by pointer is caught too."""
         dps = runnable.destination_passing_style
+        spec = resolve_evaluator(definition, self.config.evaluator)
         rounds, previous = [], None
         for round_index in range(self.config.correctness_rounds):
             seed = round_seed(self.config, round_index)
@@ -135,9 +138,33 @@ class SolutionEvaluator:
             before = snapshot(inputs)
             outputs = self._guarded_call(case, call, dps)
             # "planned" tells the reference process to refill the same inputs the same way.
-            rounds.append({"seed": seed, "planned": plan_us is not None, "outputs": outputs,
-                           "changed": inputs_changed(before, case.inputs) or ""})
+            entry = {"seed": seed, "planned": plan_us is not None, "outputs": outputs,
+                     "changed": inputs_changed(before, case.inputs) or ""}
+            if spec.kind == "sampling" and round_index == 0:  # the distribution, judged by the reference process
+                entry["samples"] = self._draw_samples(definition, workload, runnable, dps, inputs,
+                                                      default_draws(spec, self.device))
+            rounds.append(entry)
         return {"rounds": rounds}
+
+    def _draw_samples(self, definition, workload, runnable, dps, inputs, draws: int) -> torch.Tensor:
+        """``draws`` samples [draws, rows] of the solution on ``inputs``: the batch rows are repeated so that
+        one call draws many times (rows are independent), in calls of bounded input size."""
+        axis = next(iter(definition.outputs.values())).shape[0]
+        rows = int(workload.axes.get(axis, definition.const_axes.get(axis, 1)))
+        batched = {n for n, spec in definition.inputs.items() if spec.shape and spec.shape[0] == axis}
+        row_bytes = sum(inputs[n].numel() * inputs[n].element_size() for n in batched) // max(rows, 1)
+        per_call = max(1, min(draws, _DRAW_BATCH_BYTES["cpu" if self.device == "cpu" else "cuda"]
+                              // max(row_bytes, 1)))
+        drawn: List[torch.Tensor] = []
+        while sum(len(d) for d in drawn) < draws:
+            copies = min(per_call, draws - sum(len(d) for d in drawn))
+            repeated = {n: (v.repeat(copies, *[1] * (v.dim() - 1)) if n in batched else v) for n, v in inputs.items()}
+            grown = workload.model_copy(update={"axes": {**workload.axes, axis: rows * copies}})
+            case = Case(repeated, allocate_outputs(definition, grown, self.device) if dps else {})
+            call, _ = self._plan(runnable, case)
+            got = self._guarded_call(case, call, dps)[0]
+            drawn.append(torch.as_tensor(got).reshape(copies, rows).cpu())
+        return torch.cat(drawn)
 
     def timing(self, definition, workload, runnable) -> Dict[str, Any]:
         """Timing statistics (as JSON) and host copies of a few timed calls' outputs with their input seeds."""

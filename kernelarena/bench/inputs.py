@@ -10,6 +10,7 @@ from typing import Any, Callable, Dict, Optional
 import torch
 
 from ..schema import Definition, RandomInput, SafetensorsInput, ScalarInput, Workload, torch_dtype
+from .evaluators import resolve_evaluator
 
 _MODULES: Dict[str, types.ModuleType] = {}
 
@@ -41,7 +42,8 @@ def materialize_inputs(definition: Definition, workload: Workload, device: str, 
 
     Random inputs come from a generator seeded with ``seed``; the reference's ``make_inputs(axes, device,
     generator)``, when defined, supplies the inputs random data would make invalid. Safetensors inputs are read
-    from ``root`` (the dataset folder). Raises ValueError naming the input that cannot be made.
+    from ``root`` (the dataset folder). Raises ValueError naming the input that cannot be made, InvalidInputs
+    when the inputs break a constraint over tensors (e.g. ``num_kv_indices == kv_indptr[-1].item()``).
     """
     generator = torch.Generator().manual_seed(seed)
     # Large tensors are drawn where they will live: drawing a GB of K/V cache on the CPU takes seconds.
@@ -65,7 +67,32 @@ def materialize_inputs(definition: Definition, workload: Workload, device: str, 
             values[name] = float(torch.rand((), generator=generator)) if "float" in spec.dtype.value else 1
         else:
             values[name] = random_tensor(shapes[name], torch_dtype(spec.dtype), device, device_generator)
+            if resolve_evaluator(definition).kind == "sampling":
+                values[name] = _valid_sampling_input(name, values[name], device_generator)
+    try:
+        violated = definition.violated_constraints(workload.axes, values)
+    except ValueError as e:
+        raise InvalidInputs(f"workload {workload.uuid} of {definition.name}: {e}") from e
+    if violated:
+        raise InvalidInputs(f"workload {workload.uuid} of {definition.name}: its inputs break the constraints "
+                            f"{violated} (store such inputs as safetensors blobs, or give the reference a "
+                            "make_inputs that builds them)")
     return values
+
+
+def _valid_sampling_input(name: str, value: Any, generator: torch.Generator) -> Any:
+    """Random data made valid for a sampling definition (FlashInfer-Trace input names): ``probs`` rows
+    normalized (softmax of the normal draw, sharpened to be peaked like a model's), ``top_p`` in (0.5, 1]."""
+    if name == "probs":
+        return torch.softmax(value.float() * 3, dim=-1).to(value.dtype)
+    if name == "top_p":
+        return 1 - 0.5 * torch.rand(value.shape, generator=generator, device=value.device).to(value.dtype)
+    return value
+
+
+class InvalidInputs(ValueError):
+    """A workload's inputs (stored or generated) break the definition's constraints: the workload is at fault,
+    not the solution."""
 
 
 def _load_blob(source: SafetensorsInput, root: Optional[Path], name: str) -> torch.Tensor:

@@ -19,9 +19,10 @@ import torch
 from ..schema import (Correctness, Definition, Environment, Evaluation, Performance, Status, TimingStats, Trace,
                       Workload)
 from .config import RunConfig
-from .correctness import Comparison, compare_outputs
+from .correctness import Comparison
 from .environment import environment
 from .evaluate import Case, failure_trace, now, round_seed, timing_seed
+from .evaluators import compare_sampling, compare_with, resolve_evaluator
 from .inputs import as_tuple, materialize_inputs, reference_module
 from .plan import plan_case, refill_unplanned
 from .roofline import device_ceilings, impossible_speed, speed_of_light, work_of
@@ -62,7 +63,7 @@ class Oracle:
 
     # ------------------------------------------------------------------ reference
     def _reference(self, definition: Definition, workload: Workload, seed: int, planned: bool = False) -> Tuple:
-        """Reference outputs on the inputs of ``seed``; ``planned``: with the inputs a plan step may not read
+        """(inputs the comparison needs, reference outputs) on the inputs of ``seed``; ``planned``: with the inputs a plan step may not read
         refilled from ``seed + 1``, as the solution's process did between its plan and run."""
         try:
             inputs = materialize_inputs(definition, workload, self.device, seed, self.root)
@@ -74,7 +75,9 @@ class Oracle:
                                     f"be made (seed {seed}): {type(e).__name__}: {e}") from e
         try:
             with torch.no_grad():
-                return as_tuple(reference_module(definition).run(*inputs.values()))
+                # The comparison reads the inputs only for sampling (which tokens are allowed): keep them then.
+                keep = inputs if resolve_evaluator(definition, self.config.evaluator).kind == "sampling" else {}
+                return keep, as_tuple(reference_module(definition).run(*inputs.values()))
         except Exception as e:
             raise DefinitionFailure(f"the reference of definition {definition.name} raised on workload "
                                     f"{workload.uuid}:\n{traceback.format_exc()}") from e
@@ -132,7 +135,18 @@ class Oracle:
             key = (seed, entry.get("planned") is True)
             if key not in self._expected:
                 self._expected[key] = self._reference(definition, workload, *key)
-            comparison = compare_outputs(definition, entry["outputs"], self._expected[key], self.config.tolerance)
+            inputs, expected = self._expected[key]
+            spec = resolve_evaluator(definition, self.config.evaluator)
+            comparison = compare_with(spec, definition, entry["outputs"], expected, inputs, self.config.tolerance,
+                                      reference_module(definition))
+            if comparison.status == Status.PASSED and spec.kind == "sampling" and "samples" in entry:
+                samples = entry["samples"]
+                if not isinstance(samples, torch.Tensor):
+                    raise MalformedResult("the samples from the solution's process are not a tensor")
+                comparison = comparison.merge(compare_sampling(definition, inputs, samples, spec,
+                                                               reference_module(definition)))
+            elif comparison.status == Status.PASSED and spec.kind == "sampling" and round_index == 0:
+                raise MalformedResult("the solution's process sent no samples for the sampling evaluator")
             if comparison.status != Status.PASSED:
                 return comparison.status, f"round {round_index + 1} (seed {seed}): {comparison.message}", comparison
             if entry.get("changed"):
@@ -168,8 +182,10 @@ class Oracle:
             if not isinstance(entry, dict) or entry.get("seed") not in allowed or \
                     not isinstance(entry.get("outputs"), list):
                 raise MalformedResult("a checked timed call from the solution's process is malformed")
-            expected = self._reference(definition, workload, entry["seed"])
-            comparison = compare_outputs(definition, entry["outputs"], expected, self.config.tolerance)
+            inputs, expected = self._reference(definition, workload, entry["seed"])
+            comparison = compare_with(resolve_evaluator(definition, self.config.evaluator), definition,
+                                      entry["outputs"], expected, inputs, self.config.tolerance,
+                                      reference_module(definition))
             if comparison.status != Status.PASSED:
                 return failed(comparison.status, "a timed call gave a wrong result (correct when checked, wrong "
                               f"when timed): {comparison.message}", comparison)

@@ -8,12 +8,16 @@ import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
 
+from ..errors import KernelArenaError
 from ..schema import Definition, Solution, Status, Trace, Workload
 from ..store import TraceSet
 from .config import RunConfig
 from .worker import DefinitionError, DeviceWorkers, WorkerResult, warm_imports
+
+# Languages whose kernels only run on a CUDA GPU: on a CPU they are skipped before building.
+_GPU_ONLY_LANGUAGES = ("cuda", "tilelang")
 
 
 @dataclass(frozen=True)
@@ -26,11 +30,25 @@ class DefinitionResult:
     best_solution: Optional[str]
 
 
+@dataclass(frozen=True)
+class Skipped:
+    """A (definition, solution) left out before building, with the reason."""
+
+    definition: str
+    solution: str
+    workloads: int
+    reason: str
+
+
 @dataclass
 class RunReport:
-    """What a run produced, and where its wall time went."""
+    """What a run produced, and where its wall time went. ``traces`` are the traces made (with ``save``,
+    each is on disk); ``skipped`` the solutions that cannot run on the run's devices; ``resumed`` the
+    (solution, workload) pairs left out because a trace of them with the same settings exists."""
 
     traces: List[Trace] = field(default_factory=list)
+    skipped: List[Skipped] = field(default_factory=list)
+    resumed: int = 0
     wall_s: float = 0.0
     phases: Dict[str, float] = field(default_factory=lambda: defaultdict(float))
     worker_startup_s: float = 0.0
@@ -62,6 +80,27 @@ class RunReport:
         return dict(counts)
 
 
+class TraceWriteError(KernelArenaError):
+    """Appending a trace to the dataset failed; the run stopped. ``report`` holds what was saved before."""
+
+    def __init__(self, message: str, report: RunReport):
+        super().__init__(message)
+        self.report = report
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run: the workers were stopped. ``report`` holds the traces finished (and, with
+    ``save``, saved) before it."""
+
+    def __init__(self, report: RunReport):
+        super().__init__("run interrupted")
+        self.report = report
+
+
+class _Stopped(Exception):
+    """Raised from the record callback to end a worker's task once the run is stopping."""
+
+
 def default_devices() -> Tuple[str, ...]:
     """Every visible GPU, else the CPU."""
     import torch
@@ -69,6 +108,23 @@ def default_devices() -> Tuple[str, ...]:
     if torch.cuda.is_available():
         return tuple(f"cuda:{i}" for i in range(torch.cuda.device_count()))
     return ("cpu",)
+
+
+def check_devices(devices: Sequence[str]) -> None:
+    """Raise ValueError naming a device that is not "cpu", "cuda" or "cuda:N" of a visible GPU."""
+    import torch
+
+    for device in devices:
+        kind, _, index = device.partition(":")
+        if kind == "cpu" and not index:
+            continue
+        if kind != "cuda" or (index and not index.isdigit()):
+            raise ValueError(f"device {device!r}: expected cpu, cuda or cuda:N")
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"device {device!r}: no CUDA GPU is visible on this machine (use cpu)")
+        if index and int(index) >= count:
+            raise ValueError(f"device {device!r}: this machine has {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}")
 
 
 def workload_size(definition: Definition, workload: Workload) -> int:
@@ -110,27 +166,130 @@ def select(dataset: TraceSet, definitions: Sequence[str] = (), solutions: Sequen
     return tasks
 
 
+def unrunnable_reason(solution: Solution, device: str) -> Optional[str]:
+    """Why ``solution`` cannot run on ``device`` ("cpu", "cuda:0"), judged from its spec before building;
+    None when it may run."""
+    targets = {t.lower() for t in solution.spec.target_hardware}
+    language = solution.spec.language.value
+    if device.startswith("cuda"):
+        if targets == {"cpu"}:
+            return "target_hardware is cpu only"
+        return None
+    if "cpu" not in targets:
+        return f"target_hardware {sorted(solution.spec.target_hardware)} does not include cpu"
+    if language in _GPU_ONLY_LANGUAGES:
+        return f"{language} solutions need a CUDA GPU"
+    return None
+
+
+def same_settings(config: RunConfig, device: str) -> Callable[[Trace], bool]:
+    """A test of whether an existing trace was made with the settings of this run on ``device``'s hardware:
+    same hardware, and where the trace records them, the same correctness rounds, timed calls and timing
+    mode (a failure trace records only the hardware)."""
+    from .environment import environment
+
+    hardware = environment(device).hardware
+    reps = config.timing.counts(device)[1]
+    gpu = device.startswith("cuda")
+
+    def same(trace: Trace) -> bool:
+        evaluation = trace.evaluation
+        if evaluation is None or evaluation.environment.hardware != hardware:
+            return False
+        extra = (evaluation.correctness.extra or {}) if evaluation.correctness else {}
+        if "rounds" in extra and extra["rounds"] != config.correctness_rounds:
+            return False
+        timing = evaluation.performance.solution_timing if evaluation.performance else None
+        if timing is not None:
+            if timing.count != reps:
+                return False
+            if gpu and config.timing.mode is not None and config.timing.mode not in timing.mode:
+                return False
+        return True
+
+    return same
+
+
+@dataclass
+class Schedule:
+    """What a run will do: the tasks (definition, solution, workloads) in order, the solutions skipped
+    before building, and how many (solution, workload) pairs ``resume`` leaves out."""
+
+    tasks: List[Tuple[Definition, Solution, List[Workload]]]
+    skipped: List[Skipped]
+    resumed: int
+
+    @property
+    def evaluations(self) -> int:
+        return sum(len(w) for _, _, w in self.tasks)
+
+
+def schedule(dataset: TraceSet, config: RunConfig = RunConfig(), definitions: Sequence[str] = (),
+             solutions: Sequence[str] = (), workloads: Sequence[str] = (), smallest: Optional[int] = None,
+             resume: bool = False) -> Schedule:
+    """The work of a run with these filters (see ``run``), decided before anything is built. KeyError names a
+    filter value that matches nothing."""
+    devices = config.devices or default_devices()
+    done = _traced_pairs(dataset, config, devices[0]) if resume else set()
+    plan = Schedule([], [], 0)
+    for definition, solution, chosen in select(dataset, definitions, solutions, workloads, smallest):
+        reasons = [unrunnable_reason(solution, d) for d in devices]
+        if all(reasons):
+            plan.skipped.append(Skipped(definition.name, solution.name, len(chosen), reasons[0]))
+            continue
+        remaining = [w for w in chosen if (solution.name, w.uuid) not in done]
+        plan.resumed += len(chosen) - len(remaining)
+        if remaining:
+            plan.tasks.append((definition, solution, remaining))
+    return plan
+
+
 def run(dataset: TraceSet, config: RunConfig = RunConfig(), definitions: Sequence[str] = (),
         solutions: Sequence[str] = (), workloads: Sequence[str] = (), save: bool = True,
-        on_trace: Optional[Callable[[Trace], None]] = None, smallest: Optional[int] = None) -> RunReport:
+        on_trace: Optional[Callable[[Trace], None]] = None, smallest: Optional[int] = None,
+        on_start: Optional[Callable[[Definition, Solution, int], None]] = None, resume: bool = False) -> RunReport:
     """Evaluate the selected solutions on their workloads and return the report.
 
     One worker process per device (``config.devices``, default every visible GPU or the CPU) takes tasks from
-    a shared queue. With ``save``, each trace is appended to the dataset as soon as it exists, so a run that
-    is interrupted keeps everything it finished.
+    a shared queue. A solution that cannot run on any of the devices (its target_hardware, its language) is
+    skipped before building, listed in ``report.skipped`` and written nowhere. With ``resume``, (solution,
+    workload) pairs that already have a trace made on this hardware with the same settings are left out.
+    With ``save``, each trace is appended to the dataset as soon as it exists, so a run that is interrupted
+    keeps everything it finished. ``on_start(definition, solution, workloads)`` is called as a worker takes a
+    task, ``on_trace(trace)`` after each trace is recorded (saved, with ``save``).
+
+    Raises KeyError for a filter value that matches nothing, TraceWriteError when a trace cannot be appended
+    (the run stops there) and, on Ctrl-C, RunInterrupted; both carry the report of what was done.
     """
     started = time.perf_counter()
-    tasks = select(dataset, definitions, solutions, workloads, smallest)
+    check_devices(config.devices)
+    devices = config.devices or default_devices()
+    plan = schedule(dataset, config, definitions, solutions, workloads, smallest, resume)
+    report = RunReport(skipped=list(plan.skipped), resumed=plan.resumed)
     todo: "queue.Queue" = queue.Queue()
-    for task in tasks:
+    for task in plan.tasks:
         todo.put(task)
-    report = RunReport()
     lock = threading.Lock()
+    stopping = threading.Event()
+    failures: List[BaseException] = []
+    workers: List[DeviceWorkers] = []
 
     def record(result: WorkerResult) -> None:
+        """The one path by which a trace becomes part of the run: saved first (with ``save``), then
+        reported. A failed save stops the run."""
         with lock:
+            if stopping.is_set():
+                raise _Stopped()
             if save:
-                dataset.add_traces([result.trace])
+                try:
+                    dataset.add_traces([result.trace])
+                except (OSError, KernelArenaError) as e:
+                    stopping.set()
+                    failures.append(TraceWriteError(
+                        f"could not append the trace of {result.trace.solution} on workload "
+                        f"{result.trace.workload.uuid} under {dataset.root}: {e}; the run stopped "
+                        f"({len(report.traces)} traces saved before it)", report))
+                    raise _Stopped() from e
             report.traces.append(result.trace)
             for phase, seconds in result.phases.items():
                 if phase == "compiled_builds":
@@ -141,14 +300,23 @@ def run(dataset: TraceSet, config: RunConfig = RunConfig(), definitions: Sequenc
                 on_trace(result.trace)
 
     def serve(device: str) -> None:
-        worker = DeviceWorkers(device, config, dataset.root, warm_imports((s for _, s, _ in tasks), device))
+        worker = DeviceWorkers(device, config, dataset.root, warm_imports((s for _, s, _ in plan.tasks), device))
+        with lock:
+            workers.append(worker)
         try:
-            while True:
+            while not stopping.is_set():
                 try:
                     definition, solution, chosen = todo.get_nowait()
                 except queue.Empty:
                     return
+                if on_start is not None:
+                    on_start(definition, solution, len(chosen))
                 worker.evaluate(definition, solution, chosen, record)
+        except _Stopped:
+            pass
+        except BaseException as e:  # noqa: B902 - handed to the main thread, which raises it
+            stopping.set()
+            failures.append(e)
         finally:
             worker.stop()
             with lock:
@@ -156,19 +324,39 @@ def run(dataset: TraceSet, config: RunConfig = RunConfig(), definitions: Sequenc
                 report.worker_restarts += worker.restarts
                 report.definition_errors.extend(worker.definition_errors)
 
-    devices = config.devices or default_devices()
-    threads = [threading.Thread(target=serve, args=(d,), name=f"serve-{d}") for d in devices]
+    threads = [threading.Thread(target=serve, args=(d,), name=f"serve-{d}", daemon=True) for d in devices]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join()
+    try:
+        for t in threads:
+            while t.is_alive():
+                t.join(0.2)
+    except KeyboardInterrupt:
+        stopping.set()
+        with lock:
+            alive = list(workers)
+        for worker in alive:  # the threads waiting on their processes wake up and see ``stopping``
+            worker.kill()
+        for t in threads:
+            t.join(10)
+        report.wall_s = time.perf_counter() - started
+        raise RunInterrupted(report) from None
     report.wall_s = time.perf_counter() - started
+    if failures:
+        raise failures[0]
     return report
+
+
+def _traced_pairs(dataset: TraceSet, config: RunConfig, device: str) -> Set[Tuple[str, str]]:
+    """(solution, workload uuid) pairs with a trace made on ``device``'s hardware with this run's settings."""
+    same = same_settings(config, device)
+    return {(t.solution, t.workload.uuid) for group in dataset.traces.values() for t in group if same(t)}
 
 
 def count_evaluations(dataset: TraceSet, definitions=(), solutions=(), workloads=(), smallest=None) -> int:
     """How many traces a run with these filters will produce (for a progress bar)."""
-    return sum(len(w) for _, _, w in select(dataset, definitions, solutions, workloads, smallest))
+    return schedule(dataset, RunConfig(), definitions, solutions, workloads, smallest).evaluations
 
 
-__all__ = ["DefinitionResult", "RunReport", "Status", "count_evaluations", "default_devices", "run", "select"]
+__all__ = ["DefinitionResult", "RunInterrupted", "RunReport", "Schedule", "Skipped", "Status", "TraceWriteError",
+           "check_devices", "count_evaluations", "default_devices", "run", "schedule", "select", "unrunnable_reason"]

@@ -79,6 +79,8 @@ class DeviceWorkers:
         self._broken: Dict[Tuple[str, str], str] = {}
         self.restarts = 0
         self.oracle_startup_s = 0.0
+        self.stopped = False
+        self.current: Optional[ChildProcess] = None
         started = time.perf_counter()
         self.pool._fill()  # the template process starts here (a torch import), then the first workers fork
         self.pool.waited_s += time.perf_counter() - started
@@ -88,6 +90,13 @@ class DeviceWorkers:
     def startup_s(self) -> float:
         """Seconds the run waited for workers to start (what the pool did not hide)."""
         return self.pool.waited_s + self.oracle_startup_s
+
+    def kill(self) -> None:
+        """Stop at once (Ctrl-C): the current worker, the spares and the reference process; evaluate returns."""
+        self.stopped = True
+        for child in [self.current, self.oracle, *self.pool.spares]:
+            if child is not None:
+                child.kill()
 
     def stop(self) -> None:
         self.pool.close()
@@ -142,6 +151,8 @@ class DeviceWorkers:
         child: Optional[ChildProcess] = None
         try:
             for workload in workloads:
+                if self.stopped:
+                    return
                 key = (definition.name, workload.uuid)
                 if key in self._broken:
                     continue
@@ -162,6 +173,7 @@ class DeviceWorkers:
                         child.stop(graceful=False)
                         self.restarts += 1
                     child = self.pool.take()
+                    self.current = child
                 trace, phases, keep = self._evaluate_one(child, definition, solution, workload)
                 phases["reference"] = phases.get("reference", 0.0) + reference_s
                 on_result(WorkerResult(trace, phases))

@@ -4,10 +4,24 @@ from __future__ import annotations
 
 from typing import Iterable, Optional, Tuple
 
+from rich.markup import escape
 from rich.table import Table
 
 from ..schema import Record, Trace
 from ..store import TraceSet
+
+def one_line_reason(log: str, width: int = 160) -> str:
+    """The line of a failure log that says why: the exception at the end of a traceback (after the log's
+    first line when that line is the harness's own), else the first line."""
+    lines = [line.strip() for line in log.splitlines() if line.strip()]
+    if not lines:
+        return "(no log)"
+    reason = lines[0]
+    if "Traceback (most recent call last)" in log:
+        last = next((line for line in reversed(lines) if not line.startswith(("^", "~"))), lines[-1])
+        reason = last if lines[0].startswith("Traceback") else f"{lines[0]} {last}"
+    return reason if len(reason) <= width else reason[:width - 3] + "..."
+
 
 COST_COLUMNS = ("latency us", "host us", "plan us")
 """Device-time latency, host time per call and host time of the plan step (once per input set), side by side."""
@@ -31,17 +45,19 @@ def best_trace(traces: Iterable[Trace], definition: str) -> Optional[Trace]:
     return max(passed, key=lambda t: t.evaluation.performance.speedup_factor, default=None)
 
 
-def summary_table(dataset: TraceSet) -> Table:
-    """Definitions with their counts, pass rate and best speedup."""
+def summary_table(dataset: TraceSet, hardware: Optional[str] = None) -> Table:
+    """Definitions with their counts, pass rate and best speedup (of the traces made on ``hardware``, when
+    given)."""
     table = Table(title=f"Dataset {dataset.root}")
     numbers = ("solutions", "workloads", "traces") + COST_COLUMNS
     for column in ("definition", "op_type", "solutions", "workloads", "traces", "pass rate", "best speedup",
                    "best solution") + COST_COLUMNS:
         table.add_column(column, justify="right" if column in numbers else "left")
-    for row in dataset.summary():
+    for row in dataset.summary(hardware):
         rate = f"{row.pass_rate:.0%} ({row.passed}/{row.traces})" if row.pass_rate is not None else "-"
         speedup = f"{row.best_speedup:.2f}x" if row.best_speedup is not None else "-"
-        best = best_trace(dataset.traces.get(row.definition, []), row.definition)
+        best = best_trace([t for t in dataset.traces.get(row.definition, []) if hardware is None
+                           or t.evaluation.environment.hardware == hardware], row.definition)
         table.add_row(row.definition, row.op_type, str(row.solutions), str(row.workloads), str(row.traces), rate,
                       speedup, row.best_solution or "-", *cost_cells(best))
     return table
@@ -82,11 +98,14 @@ def traces_table(dataset: TraceSet, name: str, limit: int = 20) -> Table:
     traces = [t for group in dataset.traces.values() for t in group
               if name in (t.definition, t.solution, t.workload.uuid)]
     table = Table(title=f"{len(traces)} traces mention {name}" + (f" (last {limit})" if len(traces) > limit else ""))
-    for column in ("solution", "workload axes", "status") + COST_COLUMNS + ("timing", "speedup", "timestamp"):
+    for column in ("solution", "workload axes", "status") + COST_COLUMNS + ("timing", "speedup", "timestamp",
+                                                                             "hardware", "reason"):
         table.add_column(column, justify="right" if column in COST_COLUMNS else "left")
     for t in traces[-limit:]:
         p = t.evaluation.performance
         mode = p.solution_timing.mode if p and p.solution_timing else "-"
         table.add_row(t.solution, str(t.workload.axes), t.evaluation.status.value, *cost_cells(t), mode,
-                      f"{p.speedup_factor:.2f}x" if p else "-", t.evaluation.timestamp)
+                      f"{p.speedup_factor:.2f}x" if p else "-", t.evaluation.timestamp,
+                      t.evaluation.environment.hardware,
+                      "-" if t.passed else escape(one_line_reason(t.evaluation.log, 100)))
     return table

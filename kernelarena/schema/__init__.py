@@ -2,7 +2,7 @@
 
 from .base import Record
 from .constraints import ConstraintError, evaluate_constraint
-from .definition import AxisConst, AxisVar, Definition, DType, Roofline, TensorSpec, Tolerance
+from .definition import AxisConst, AxisVar, Definition, DType, EvaluatorSpec, Roofline, TensorSpec, Tolerance
 from .dtypes import dtype_name, torch_dtype
 from .solution import Binding, BuildSpec, Language, Solution, SourceFile
 from .trace import Correctness, Environment, Evaluation, Performance, SpeedOfLight, Status, TimingStats, Trace
@@ -10,7 +10,7 @@ from .workload import InputSpec, RandomInput, SafetensorsInput, ScalarInput, Wor
 
 __all__ = [
     "AxisConst", "AxisVar", "Binding", "BuildSpec", "ConstraintError", "Correctness", "Definition", "DType",
-    "Environment", "Evaluation", "InputSpec", "Language", "Performance", "RandomInput", "Record",
+    "Environment", "Evaluation", "EvaluatorSpec", "InputSpec", "Language", "Performance", "RandomInput", "Record",
     "Roofline", "SafetensorsInput", "ScalarInput", "Solution", "SpeedOfLight", "SourceFile", "Status", "TensorSpec", "TimingStats",
     "Tolerance", "Trace", "Workload", "dtype_name", "evaluate_constraint", "torch_dtype",
 ]

@@ -63,6 +63,25 @@ class Tolerance(Record):
     rtol: float = Field(ge=0)
 
 
+class EvaluatorSpec(Record):
+    """How outputs are judged (kernelarena; FlashInfer-Bench ignores it). ``kind``:
+
+    - ``default``: every element within the tolerance;
+    - ``lowbit``: at least ``required_matched_ratio`` of the elements within the tolerance (quantized kernels);
+    - ``sampling``: outputs are random draws; many draws are compared with the distribution the reference
+      defines (total variation distance over ``bins`` equal-mass bins), wrongly failing a correct sampler with
+      probability at most ``false_failure_rate``; every draw must lie where that distribution is non-zero.
+    Unset fields take the evaluator's defaults.
+    """
+
+    kind: Literal["default", "lowbit", "sampling"] = "default"
+    required_matched_ratio: Optional[float] = Field(default=None, gt=0, le=1)
+    draws: Optional[int] = Field(default=None, ge=100)
+    """Sampling: draws per batch row (default 10000 on a GPU, 200 on the CPU)."""
+    bins: Optional[int] = Field(default=None, ge=2)
+    false_failure_rate: Optional[float] = Field(default=None, gt=0, lt=1)
+
+
 class Roofline(Record):
     """What one call must move and compute, as expressions over the axes (kernelarena; FlashInfer-Bench ignores
     it). Either may be left out: ``bytes`` then defaults to the sizes of all inputs and outputs, ``flops`` to 0
@@ -93,10 +112,13 @@ class Definition(Record):
     tags: List[NonEmptyString] = Field(default_factory=list)
     description: Optional[str] = None
     constraints: List[NonEmptyString] = Field(default_factory=list)
-    """Python expressions over axis values that every workload must satisfy."""
+    """Python expressions every workload must satisfy: over axis values alone (checked from the workload), or
+    over input tensors too, e.g. ``num_kv_indices == kv_indptr[-1].item()`` (checked on the actual inputs)."""
     tolerance: Optional[Tolerance] = None
     roofline: Optional[Roofline] = None
     """Bytes and flops per call for speed of light (kernelarena; see Roofline)."""
+    evaluator: Optional[EvaluatorSpec] = None
+    """How outputs are judged (kernelarena; see EvaluatorSpec); unset: chosen by op_type."""
     plan_inputs: Optional[List[NonEmptyString]] = None
     """Inputs a solution's plan step may read (page tables, index pointers; kernelarena, FlashInfer-Bench ignores
     it). The correctness check refills every other input with fresh values between plan and run."""
@@ -128,11 +150,12 @@ class Definition(Record):
             raise ValueError(f"plan_inputs: {unknown_plan[0]!r} is not an input")
         for i, expression in enumerate(self.constraints):
             try:
-                unknown = constraint_names(expression) - set(self.axes)
+                unknown = constraint_names(expression) - set(self.axes) - set(self.inputs)
             except ConstraintError as e:
                 raise ValueError(f"constraints[{i}]: {e}") from e
             if unknown:
-                raise ValueError(f"constraints[{i}]: {expression!r} names undeclared axes {sorted(unknown)}")
+                raise ValueError(f"constraints[{i}]: {expression!r} names {sorted(unknown)}, which are neither "
+                                 "axes nor inputs")
         return self
 
     @cached_property
@@ -198,7 +221,19 @@ class Definition(Record):
             raise ValueError(f"definition {self.name}: variable axes {missing} appear in no given input")
         return {a: found[a][0] for a in self.var_axes}
 
-    def violated_constraints(self, var_values: Mapping[str, int]) -> List[str]:
-        """The constraints that do not hold for these axis values."""
-        values = {**self.const_axes, **var_values}
-        return [c for c in self.constraints if not evaluate_constraint(c, values)]
+    @cached_property
+    def constraint_inputs(self) -> Dict[str, frozenset]:
+        """Per constraint, the inputs it reads (empty for a constraint over axes alone)."""
+        return {c: frozenset(constraint_names(c) & set(self.inputs)) for c in self.constraints}
+
+    def violated_constraints(self, var_values: Mapping[str, int],
+                             inputs: Optional[Mapping[str, Any]] = None) -> List[str]:
+        """The constraints that do not hold for these axis values and, where given, input values (by name).
+
+        A constraint that reads an input is checked only when ``inputs`` holds every input it reads. Raises
+        ConstraintError (a ValueError) when a constraint cannot be evaluated on the values, e.g. an index past
+        the end of a tensor.
+        """
+        values = {**(inputs or {}), **self.const_axes, **var_values}
+        return [c for c, needs in self.constraint_inputs.items()
+                if needs <= values.keys() and not evaluate_constraint(c, values)]

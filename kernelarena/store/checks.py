@@ -46,11 +46,29 @@ def workload_problems(definition: Definition, workload: Workload, root: Optional
             problems += _blob_problems(name, spec, root)
     if not missing:
         try:
-            violated = definition.violated_constraints({a: workload.axes[a] for a in definition.var_axes})
+            violated = definition.violated_constraints({a: workload.axes[a] for a in definition.var_axes},
+                                                       _stored_inputs(definition, workload, root, problems))
         except ValueError as e:
             violated = [f"({e})"]
         problems += [f"axes: constraint {c!r} does not hold" for c in violated]
     return problems
+
+
+def _stored_inputs(definition: Definition, workload: Workload, root: Optional[Path], problems: List[str]) -> dict:
+    """The inputs that constraints read and the workload fixes (scalars, readable blobs): enough to check
+    constraints over tensors at validation; the rest are checked on the generated inputs when run."""
+    wanted = set().union(*definition.constraint_inputs.values()) if definition.constraints else set()
+    found = {}
+    for name in wanted:
+        spec = workload.inputs.get(name)
+        if isinstance(spec, ScalarInput):
+            found[name] = spec.value
+        elif isinstance(spec, SafetensorsInput) and root is not None and not problems:
+            from safetensors import safe_open
+
+            with safe_open(str((root / spec.path).resolve()), framework="pt") as f:
+                found[name] = f.get_tensor(spec.tensor_key)
+    return found
 
 
 def _blob_problems(name: str, spec: SafetensorsInput, root: Path) -> List[str]:

@@ -75,6 +75,18 @@ def read_json(path: Path) -> dict:
     return value
 
 
+def ends_without_newline(path: Path) -> int:
+    """The number of the last line of ``path`` when the file does not end with a newline (a write that
+    stopped mid-line), else 0."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return 0
+    if not data or data.endswith(b"\n"):
+        return 0
+    return data.count(b"\n") + 1
+
+
 def iter_jsonl(path: Path) -> Iterator[Tuple[int, object]]:
     """Yield ``(line_number, parsed object or DatasetError)`` for each non-empty line of a JSONL file.
 

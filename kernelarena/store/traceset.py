@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from ..errors import DatasetError
 from ..schema import Definition, Solution, Trace, Workload
 from .checks import validation_errors, workload_problems
-from .files import append_lines, atomic_write_text, iter_jsonl, read_json
+from .files import append_lines, atomic_write_text, ends_without_newline, iter_jsonl, read_json
 from .layout import Layout
 
 
@@ -108,8 +108,14 @@ class TraceSet:
         accept(record, file, None)
 
     def _load_lines(self, file: Path, accept) -> None:
+        torn = ends_without_newline(file)
         for line, value in iter_jsonl(file):
             if isinstance(value, DatasetError):
+                if torn and line == torn:
+                    # A writer stopped mid-line; the next append starts a new line, so this is harmless.
+                    self.warnings.append(DatasetError(f"torn last line, ignored (an interrupted write): "
+                                                      f"{value.message}", file=file, line=line))
+                    continue
                 self.problems.append(value)
                 continue
             try:
@@ -211,11 +217,13 @@ class TraceSet:
                 best[uuid] = trace
         return best
 
-    def summary(self) -> List[DefinitionSummary]:
-        """One row per definition: counts, passed traces, and the best speedup with its solution."""
+    def summary(self, hardware: Optional[str] = None) -> List[DefinitionSummary]:
+        """One row per definition: counts, passed traces, and the best speedup with its solution; with
+        ``hardware``, only the traces made on it (their ``environment.hardware``)."""
         rows = []
         for name, definition in sorted(self.definitions.items()):
-            traces = self.traces.get(name, [])
+            traces = [t for t in self.traces.get(name, []) if hardware is None
+                      or t.evaluation.environment.hardware == hardware]
             passed = [t for t in traces if t.passed]
             top = max(passed, key=lambda t: t.evaluation.performance.speedup_factor, default=None)
             rows.append(DefinitionSummary(

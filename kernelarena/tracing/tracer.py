@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Collection, Dict, Hashable, List, Optional, Set, Union
 
-from ..apply import api
+from ..apply import api, hooks
 from ..apply.key import make_key_reader, merge_keywords, read_axes
 from ..schema import Definition, RandomInput, SafetensorsInput, ScalarInput, Trace, Workload
 from ..store import TraceSet
@@ -205,3 +205,15 @@ def flush_tracing() -> int:
 
 def active_tracer() -> Optional[Tracer]:
     return _active
+
+
+@hooks.on_startup
+def _trace_from_environment(environ) -> None:
+    """apply's startup hook: start tracing from KERNELARENA_TRACE (and KERNELARENA_TRACE_POLICY) when set."""
+    path = environ.get(api.TRACE_ENV)
+    if not path:
+        return
+    try:
+        enable_tracing(path, policy=environ.get(api.TRACE_POLICY_ENV) or None)
+    except Exception:
+        logger.exception("tracing: cannot start from %s=%s", api.TRACE_ENV, path)

@@ -60,3 +60,19 @@ def test_rows_for_printing(tmp_path):
     rows = DispatchTable.build(make_dataset(tmp_path / "ds", [marking("a", 1)], [trace("a", 4, 0.5)])).rows()
     assert rows == [{"definition": DEFINITION, "key": "rows=4", "solution": "a", "latency_ms": 0.5,
                      "speedup": 2.0, "candidates": 1, "unseen": "fallback"}]
+
+
+def test_only_traces_of_this_machines_hardware_count_unless_another_is_chosen(tmp_path):
+    from kernelarena.apply.config import ANY_HARDWARE
+    from kernelarena.bench.environment import local_hardware
+
+    gpu = "NVIDIA H100 80GB HBM3"
+    dataset = make_dataset(tmp_path / "ds", [marking(s, i) for i, s in enumerate("abc")], [
+        trace("a", 4, 0.1, hardware=gpu), trace("b", 4, 5.0), trace("c", 8, 0.1, hardware=gpu)])
+    here = DispatchTable.build(dataset, ApplyConfig())
+    assert here.hardware == local_hardware()
+    assert {k: [c.solution for c in v] for k, v in here.get(DEFINITION).ranked.items()} == {(4,): ["b"]}
+    there = DispatchTable.build(dataset, ApplyConfig(hardware=gpu)).get(DEFINITION)
+    assert {k: [c.solution for c in v] for k, v in there.ranked.items()} == {(4,): ["a"], (8,): ["c"]}
+    every = DispatchTable.build(dataset, ApplyConfig(hardware=ANY_HARDWARE)).get(DEFINITION)
+    assert [c.solution for c in every.ranked[(4,)]] == ["a", "b"]

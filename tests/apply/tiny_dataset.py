@@ -10,6 +10,7 @@ from typing import Optional
 import torch
 
 import kernelarena
+from kernelarena.bench.environment import local_hardware
 from kernelarena.schema import (Correctness, Definition, Environment, Evaluation, Performance, Solution, Status,
                                 Trace, Workload)
 from kernelarena.store import TraceSet
@@ -67,12 +68,13 @@ def workload(rows: int, uid: Optional[str] = None) -> Workload:
 
 def trace(solution_name: str, rows: int, latency_ms: float, *, status: Status = Status.PASSED,
           abs_error: float = 0.0, uid: Optional[str] = None, timestamp: str = "2026-11-24T00:00:00Z",
-          definition_name: str = DEFINITION) -> Trace:
+          definition_name: str = DEFINITION, hardware: Optional[str] = None) -> Trace:
+    """A trace made on ``hardware`` (default: this machine's, whose traces apply() ranks)."""
     passed = status == Status.PASSED
     return Trace(
         definition=definition_name, workload=workload(rows, uid or f"w{rows}"), solution=solution_name,
         evaluation=Evaluation(
-            status=status, environment=Environment(hardware="cpu"), timestamp=timestamp,
+            status=status, environment=Environment(hardware=hardware or local_hardware()), timestamp=timestamp,
             correctness=Correctness(max_absolute_error=abs_error) if passed or
             status == Status.INCORRECT_NUMERICAL else None,
             performance=Performance(latency_ms=latency_ms, reference_latency_ms=1.0,

@@ -63,8 +63,11 @@ def test_our_dataset_loads_in_flashinfer_bench(dataset_copy):
 
 
 def test_records_flashinfer_bench_writes_load_in_ours(tmp_path, example_dataset):
+    import shutil
+
     source = TraceSet.load(example_dataset)
     root = tmp_path / "fib"
+    shutil.copytree(example_dataset / "blob", root / "blob")  # the workloads' page tables
     theirs = fib_data.TraceSet(root=root)
     for name in ("rmsnorm_h4096", "gqa_paged_decode_h32_kv8_d128_ps16"):
         definition = fib_data.Definition.model_validate_json(source.definitions[name].to_json())
@@ -112,3 +115,44 @@ def test_traces_from_our_h100_run_load_in_flashinfer_bench():
         ours = Trace.model_validate_json(line)
         assert theirs.evaluation.status.value == ours.evaluation.status.value == "PASSED"
         assert theirs.evaluation.performance.latency_ms == ours.evaluation.performance.latency_ms
+
+
+_ATTENTION = ("gqa_paged_decode_h32_kv8_d128_ps16", "gqa_paged_prefill_causal_h32_kv8_d128_ps16")
+
+
+def test_flashinfer_bench_makes_valid_inputs_for_our_attention_workloads(example_dataset):
+    """FlashInfer-Bench's own input generation reads our page tables from the blobs (it would otherwise draw
+    random page indices), and the reference runs on them; on the CPU, as far as FlashInfer-Bench goes there."""
+    import torch
+    from flashinfer_bench.bench.utils import gen_inputs, load_safetensors
+
+    theirs = fib_data.TraceSet.from_path(str(example_dataset))
+    for name in _ATTENTION:
+        definition = theirs.definitions[name]
+        smallest = min(theirs.workloads[name], key=lambda t: t.workload.axes["num_kv_indices"]).workload
+        inputs = dict(zip(definition.inputs, gen_inputs(definition, smallest, "cpu",
+                                                        load_safetensors(definition, smallest, example_dataset))))
+        indices = inputs["kv_indices"]
+        assert int(indices.min()) >= 0 and int(indices.max()) < smallest.axes["num_pages"]
+        assert int(inputs["kv_indptr"][-1]) == smallest.axes["num_kv_indices"]
+        namespace = {}
+        exec(compile(definition.reference, name, "exec"), namespace)
+        output, lse = namespace["run"](*inputs.values())
+        assert torch.isfinite(output.float()).all() and torch.isfinite(lse).all()
+
+
+@pytest.mark.gpu
+def test_flashinfer_bench_runs_our_attention_definitions(dataset_copy, tmp_path):
+    """FlashInfer-Bench 0.1.2's own benchmark over our attention definitions: every trace PASSED."""
+    from flashinfer_bench.bench import Benchmark, BenchmarkConfig
+
+    theirs = fib_data.TraceSet.from_path(str(dataset_copy))
+    solutions = [f"{name}_pytorch" for name in _ATTENTION] + [f"flashinfer_wrapper_{name}" for name in _ATTENTION]
+    config = BenchmarkConfig(warmup_runs=2, iterations=5, num_trials=2, definitions=list(_ATTENTION),
+                             solutions=solutions, log_dir=str(tmp_path / "logs"))
+    result = Benchmark(theirs, config).run_all(dump_traces=False)
+    traces = [t for name in _ATTENTION for t in result.traces.get(name, [])]
+    assert traces, "FlashInfer-Bench produced no traces"
+    status = {(t.solution, t.workload.uuid): t.evaluation.status.value for t in traces}
+    assert all(s == "PASSED" for s in status.values()), status
+    assert {t.solution for t in traces} >= {f"{name}_pytorch" for name in _ATTENTION}

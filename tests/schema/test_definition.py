@@ -37,7 +37,7 @@ def test_round_trip_is_exact_and_keeps_unknown_fields():
     ({"reference": "def forward(x):\n    return x\n"}, "must define a top-level function 'run'"),
     ({"reference": "def run(x:\n"}, "not valid Python"),
     ({"constraints": ["__import__('os').system('true')"]}, "not allowed"),
-    ({"constraints": ["q > 1"]}, "undeclared axes ['q']"),
+    ({"constraints": ["q > 1"]}, "['q'], which are neither axes nor inputs"),
     ({"name": "../evil"}, "not a safe name"),
     ({"axes": {"b": {"type": "const", "value": -1}}}, "greater than or equal to 0"),
 ])

@@ -92,7 +92,7 @@ def test_lenient_load_reports_every_planted_error_and_keeps_the_rest(dataset_cop
     for where, what in expected.items():
         assert any(where in r and what in r for r in reported), (where, what, reported)
     assert len(reported) == len(expected)
-    assert len(ds.definitions) == 6 and len(ds.workloads_for("rmsnorm_h4096")) == 4
+    assert len(ds.definitions) == 16 and len(ds.workloads_for("rmsnorm_h4096")) == 4
 
 
 def test_writes_refuse_conflicts_and_unknown_definitions(dataset_copy):
@@ -154,3 +154,18 @@ def test_torn_last_line_does_not_swallow_the_next_record(dataset_copy):
     again = TraceSet.load(dataset_copy, strict=False)
     assert len(again.traces_for("rmsnorm_h4096")) == 1
     assert [p.line for p in again.problems] == [1]
+
+
+def test_a_torn_trailing_line_is_a_warning_and_never_blocks_loading(dataset_copy):
+    ds = TraceSet.load(dataset_copy)
+    w = ds.workloads_for("rmsnorm_h4096")[0]
+    ds.add_traces([trace("rmsnorm_h4096", w, "rmsnorm_h4096_pytorch", 1.0)])
+    path = ds.layout.trace_file("rmsnorm", "rmsnorm_h4096")
+    with open(path, "a") as f:
+        f.write('{"definition": "rmsnorm_h4096", "workl')  # a writer died mid-line, at the end of the file
+    again = TraceSet.load(dataset_copy, strict=True)
+    assert len(again.traces_for("rmsnorm_h4096")) == 1 and again.problems == []
+    assert [(w.line, "torn last line" in w.message) for w in again.warnings] == [(2, True)]
+    with open(path, "a") as f:  # the same bytes mid-file are a malformed record like any other
+        f.write('\n{"definition": "rmsnorm_h4096", "workl\n')
+    assert [p.line for p in TraceSet.load(dataset_copy, strict=False).problems] == [2, 3]

@@ -1,0 +1,1 @@
+"""Rotary position embedding with a cos/sin cache, NeoX style (halves rotated), on queries and keys."""

@@ -1,7 +1,7 @@
 """Per-call cost of apply() dispatch on this CPU, beside calling the solution directly and beside
 FlashInfer-Bench 0.1.2's apply, on the same definition and dataset.
 
-    python benchmarks/bench_apply_overhead.py [--rounds 300] [--batch 200] [--out benchmarks/results]
+    python3 -m benchmarks.bench_apply_overhead [--rounds 300] [--batch 200] [--out benchmarks/results]
 
 The sweep: one tiny definition (y = x + w on float32 rows of 64) with one python solution, a PASSED trace
 at rows=4, so both dispatchers route a (4, 64) call to the same function. The kernel is a single small
@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import logging
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,15 +23,20 @@ from statistics import median
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # the checkout's kernelarena, wherever the script is started from
+from benchmarks.common import add_out_argument, markdown_table, publish, stamp
+from kernelarena.bench.environment import local_hardware
+from kernelarena.schema import (
+    Correctness,
+    Definition,
+    Environment,
+    Evaluation,
+    Performance,
+    Solution,
+    Trace,
+    Workload,
+)
+from kernelarena.store import TraceSet
 
-from kernelarena.schema import (Correctness, Definition, Environment, Evaluation, Performance,  # noqa: E402
-                                Solution, Trace, Workload)
-from kernelarena.store import TraceSet  # noqa: E402
-from kernelarena.bench.environment import local_hardware  # noqa: E402
-
-DATE = "2026-11-24"
 DEFINITION = "bench_add_h64"
 SOURCE = "import torch\n\n\ndef run(x, w):\n    return torch.add(x, w)\n"
 
@@ -57,7 +61,8 @@ def write_dataset(root: Path) -> None:
     dataset.add_workloads([Trace(definition=DEFINITION, workload=workload)])
     dataset.add_traces([Trace(
         definition=DEFINITION, workload=workload, solution="bench_add_python",
-        evaluation=Evaluation(status="PASSED", environment=Environment(hardware=local_hardware()), timestamp=f"{DATE}T00:00:00",
+        evaluation=Evaluation(status="PASSED", environment=Environment(hardware=local_hardware()),
+                              timestamp="2026-01-01T00:00:00",
                               correctness=Correctness(),
                               performance=Performance(latency_ms=0.002, reference_latency_ms=0.002,
                                                       speedup_factor=1.0)))])
@@ -136,23 +141,12 @@ def flashinfer_bench_variants(root: Path, args) -> dict:
         fib.disable_apply()
 
 
-def machine() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        model = next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name"))
-    except (OSError, subprocess.CalledProcessError, StopIteration):
-        model = platform.processor() or "unknown CPU"
-    import os
-
-    return f"{model}, {os.cpu_count()} CPUs"
-
-
 def main() -> None:
     global ROUNDS, BATCH
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=300)
     parser.add_argument("--batch", type=int, default=200)
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    add_out_argument(parser)
     opts = parser.parse_args()
     ROUNDS, BATCH = opts.rounds, opts.batch
     logging.basicConfig(level=logging.WARNING)
@@ -164,20 +158,26 @@ def main() -> None:
         results = kernelarena_variants(root, args)
         results.update(flashinfer_bench_variants(root, args))
     direct = min(results["solution called directly"], results["solution called directly (again)"])
-    rows = [(name, us, us - direct) for name, us in results.items()]
-    header = (f"apply() dispatch overhead, {DATE}, {machine()}, Python {platform.python_version()}, "
+    rows = [{"variant": name, "us per call": us, "overhead vs direct (us)": us - direct}
+            for name, us in results.items()]
+    run = stamp("cpu")
+    header = (f"apply() dispatch overhead, {run.date}, {run.machine}, Python {platform.python_version()}, "
               f"torch {torch.__version__}, 1 torch thread; median over {ROUNDS} rounds of {BATCH} calls; "
               "y = x + w on (4, 64) float32 CPU tensors")
-    lines = [header, "", f"| {'variant':52s} | us per call | overhead vs direct (us) |",
-             f"|{'-' * 54}|-------------|-------------------------|"]
-    lines += [f"| {name:52s} | {us:11.2f} | {extra:23.2f} |" for name, us, extra in rows]
-    table = "\n".join(lines)
-    print(table)
-    opts.out.mkdir(parents=True, exist_ok=True)
-    (opts.out / f"apply_overhead_{DATE}.md").write_text(table + "\n")
-
+    columns = ["variant", "us per call", "overhead vs direct (us)"]
+    text = header + "\n\n" + markdown_table(columns, rows)
+    print(text)
+    if opts.out:
+        table = publish("apply_overhead", opts.out, text, TITLE, key=["variant"], columns=columns, rows=rows, run=run)
+        print(f"results table: {table}")
 
 ROUNDS, BATCH = 300, 200
+TITLE = """# apply() dispatch overhead
+
+Microseconds per call of a tiny CPU solution (y = x + w on (4, 64) float32), one torch thread: called directly,
+through apply() off, on, and on with tracing, and through flashinfer-bench's apply. "overhead vs direct" is the
+row minus the direct call: the cost of the dispatch. One row per machine and variant, the latest run of each;
+`apply_overhead_latest.md` holds the latest run's full output. Made by `python3 -m benchmarks.bench_apply_overhead`."""
 
 if __name__ == "__main__":
     main()

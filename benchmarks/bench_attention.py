@@ -13,12 +13,12 @@ libraries in the same run. FlashInfer
 runs only with settings whose kernels benchmarks/gpu_env.sh unpacks prebuilt (NHD, bf16, no soft-cap or
 window); for decode and prefill the better of its two backends is the baseline.
 
-    python benchmarks/bench_attention.py                     # GPU: full sweep, table, $OUT/attention_*.{md,json}
-    python benchmarks/bench_attention.py --quick             # GPU: small cases only, a few minutes
-    python benchmarks/bench_attention.py --sweep             # also time kernel-config variants (tuning)
-    python benchmarks/bench_attention.py --tune              # sweep first, then the table with the best configs
-    TRITON_INTERPRET=1 python benchmarks/bench_attention.py --device cpu --quick   # smoke test of the script
-    python benchmarks/bench_attention.py --compile-sm90      # no GPU: compile for sm_90, print registers/spills
+    python3 -m benchmarks.bench_attention                     # GPU: full sweep, table, $OUT/attention_*.{md,json}
+    python3 -m benchmarks.bench_attention --quick             # GPU: small cases only, a few minutes
+    python3 -m benchmarks.bench_attention --sweep             # also time kernel-config variants (tuning)
+    python3 -m benchmarks.bench_attention --tune              # sweep first, then the table with the best configs
+    TRITON_INTERPRET=1 python3 -m benchmarks.bench_attention --device cpu --quick   # smoke test of the script
+    python3 -m benchmarks.bench_attention --compile-sm90      # no GPU: compile for sm_90, print registers/spills
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ from dataclasses import asdict
 
 import torch
 
+from benchmarks.host_cost import back_to_back_us
+from benchmarks.read_floor import empty_kernel_us, read_floor_us
 from kernelarena.kernels.attention import (
     BatchDecodeWithPagedKVCacheWrapper,
     BatchPrefillWithPagedKVCacheWrapper,
@@ -42,8 +44,6 @@ from kernelarena.kernels.attention import (
     build_page_table,
 )
 from kernelarena.kernels.attention.paged_kernel import PagedAttentionLauncher
-from host_cost import back_to_back_us
-from read_floor import empty_kernel_us, read_floor_us
 
 HQ, HKV, D, PAGE = 32, 8, 128, 16
 DECODE_BATCHES = (1, 16, 64, 128, 256)
@@ -318,7 +318,8 @@ def main() -> None:
                     row["ours_triton_launch_run_host_us"] = triton_launch_variant(
                         lambda: run_host_us(lambda: ours_decode(p, ws, chosen["decode"])))
             if use_fi:
-                fi = {tc: measure(lambda: flashinfer_decode(p, fi_ws, tc), args.quick, plan_reps) for tc in (False, True)}
+                fi = {tc: measure(lambda: flashinfer_decode(p, fi_ws, tc), args.quick, plan_reps)
+                      for tc in (False, True)}
                 best = min(fi, key=lambda tc: fi[tc][0])
                 row.update(fi_us=fi[best][0], fi_backend="tensor_cores" if best else "cuda_cores",
                            fi_plan_us=fi[best][1], fi_us_cuda_cores=fi[False][0], fi_us_tensor_cores=fi[True][0],

@@ -20,10 +20,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from host_cost import back_to_back_us  # noqa: E402
+from benchmarks.host_cost import back_to_back_us
 
 BATCHES = (1, 32, 1024, 8192, 16384, 32768)
 HOST_ROWS = (1, 32, 1024)  # the host-cost table: these rows of HOST_HIDDEN, calls back to back
@@ -44,12 +41,13 @@ the bytes each op must move (inputs read once, outputs written once); "% copy" i
 copy of 1 GiB measured in the same run. Every backend's output is checked against float64 first.
 
 Host cost (a second table): each backend called back to back on the same inputs, no sleep ahead, at
-""" + f"{HOST_ROWS} x {HOST_HIDDEN}" + """ rows (host_cost.py): "host us/call" is the host's time per call, "b2b us/call"
+""" + f"{HOST_ROWS} x {HOST_HIDDEN}" + """ rows (host_cost.py): "host us/call" is the host's time per call,
+"b2b us/call"
 the time per call until the GPU is done, both beside FlashInfer's and PyTorch's in the same run.
 
-    python3 benchmarks/bench_rmsnorm.py --out DIR [--sweep] [--backends triton,cuda,...] [--quick]
-    python3 benchmarks/bench_rmsnorm.py --quick --out DIR   # GPU, about 3 minutes with builds: ours, FlashInfer, torch
-    python3 benchmarks/bench_rmsnorm.py --device cpu --quick        # smoke test of the script itself
+    python3 -m benchmarks.bench_rmsnorm --out DIR [--sweep] [--backends triton,cuda,...] [--quick]
+    python3 -m benchmarks.bench_rmsnorm --quick --out DIR   # GPU, about 3 minutes with builds: ours, FlashInfer, torch
+    python3 -m benchmarks.bench_rmsnorm --device cpu --quick        # smoke test of the script itself
 """
 
 
@@ -257,7 +255,8 @@ def _version(package):
 def markdown_table(rows, ceiling, meta):
     lines = [f"# RMSNorm benchmark, {meta['date']}, {meta['device']}",
              "",
-             f"torch {meta['torch']}, triton {meta['triton']}, flashinfer {meta['flashinfer']}, tilelang {meta['tilelang']}; bf16, eps 1e-6; "
+             f"torch {meta['torch']}, triton {meta['triton']}, flashinfer {meta['flashinfer']}, "
+             f"tilelang {meta['tilelang']}; bf16, eps 1e-6; "
              f"median of CUDA-event times with a cold L2 (flushed each repetition) and rotated inputs. "
              f"Copy ceiling (1 GiB device-to-device, read + write) in this run: {ceiling:.2f} TB/s. "
              "'vs FI' = FlashInfer time / this time (> 1: faster than FlashInfer).",
@@ -364,7 +363,8 @@ def main(argv=None):
             copy_name = "d2d copy (same bytes)"
             if device == "cuda":  # a device-to-device copy moving the same bytes: the floor at this size
                 half = op_bytes(op, batch, hidden) // 2
-                src, dst = torch.empty(half, dtype=torch.int8, device=device), torch.empty(half, dtype=torch.int8, device=device)
+                src = torch.empty(half, dtype=torch.int8, device=device)
+                dst = torch.empty(half, dtype=torch.int8, device=device)
                 timed[copy_name] = lambda _: dst.copy_(src)
                 errors[copy_name] = (0.0, 0.0)
             try:

@@ -31,8 +31,16 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from kernelarena.serving import (LlamaConfig, LlamaModel, PagedKVCache, first_divergence, gpu_choices,  # noqa: E402
-                                 random_prompts, random_weights, run_mode)
+from kernelarena.serving import (  # noqa: E402
+    LlamaConfig,
+    LlamaModel,
+    PagedKVCache,
+    first_divergence,
+    gpu_choices,
+    random_prompts,
+    random_weights,
+    run_mode,
+)
 from kernelarena.serving.engine import DecodeStep  # noqa: E402
 from kernelarena.serving.modes import PAGE_SIZE, make_backends, mode_context  # noqa: E402
 
@@ -142,8 +150,10 @@ def agreement(model: LlamaModel) -> list:
                         f"{(results[mode].logits - results['flashinfer'].logits).abs().max().item():.4f} |")
         else:
             step, request, margin = divergence
+            gap = (results[mode].logits[:step] - results["flashinfer"].logits[:step]).abs()
+            before = gap.max().item() if step else 0
             rows.append(f"| {mode} | first differs at step {step}, request {request} (FlashInfer's top-2 margin "
-                        f"{margin:.4f}) | {(results[mode].logits[:step] - results['flashinfer'].logits[:step]).abs().max().item() if step else 0:.4f} |")
+                        f"{margin:.4f}) | {before:.4f} |")
     return rows
 
 
@@ -190,11 +200,13 @@ def main() -> int:
                 f"{part['flashinfer'] / part['patched']:.3f} | {part['flashinfer_graph']:.1f} | "
                 f"{part['patched_graph']:.1f} | {part['flashinfer_graph'] / part['patched_graph']:.3f} |")
             print(decode_rows[-1], part_rows[-1], sep="\n", flush=True)
+    header = "| batch | KV | FlashInfer eager | patched eager | speedup | FlashInfer graph | patched graph | speedup |"
     lines += ["", "Decode tokens/s (higher is better; speedup = patched / FlashInfer):", "",
-              "| batch | KV | FlashInfer eager | patched eager | speedup | FlashInfer graph | patched graph | speedup |",
+              header,
               "|---|---|---|---|---|---|---|---|", *decode_rows,
-              "", "Attention + norms alone, us per step (plan + calls; lower is better; speedup = FlashInfer / patched):",
-              "", "| batch | KV | FlashInfer eager | patched eager | speedup | FlashInfer graph | patched graph | speedup |",
+              "", "Attention + norms alone, us per step (plan + calls; lower is better; "
+              "speedup = FlashInfer / patched):",
+              "", header,
               "|---|---|---|---|---|---|---|---|", *part_rows, "", "Routes seen in the last step of each mode:", "",
               *sorted(f"- {r}" for r in routes)]
     options.out.mkdir(parents=True, exist_ok=True)

@@ -16,34 +16,29 @@ What is timed:
     rmsnorm (Triton), through triton_impl's direct launch and through Triton's ordinary launch
 and the host time of one call (median, no synchronization), which must stay under the flush's GPU time.
 
-    python3 benchmarks/bench_timing_floor.py [--out DIR]      # GPU; table printed, and in DIR/timing_floor.md
-    TRITON_INTERPRET=1 python3 benchmarks/bench_timing_floor.py --device cpu   # smoke test of the script
+    python3 -m benchmarks.bench_timing_floor [--out DIR]      # GPU; table printed, and in DIR/timing_floor.md
+    TRITON_INTERPRET=1 python3 -m benchmarks.bench_timing_floor --device cpu   # smoke test of the script
 --out defaults to $OUT; without either the table is only printed.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import math
-import os
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
 import triton
 import triton.language as tl
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from bench_rmsnorm import EPS, ColdTimer, input_sets, op_bytes  # noqa: E402
-from read_floor import EMPTY_KERNEL  # noqa: E402  (the empty kernel, direct launch)
-
-from kernelarena.kernels.rmsnorm import triton as triton_impl  # noqa: E402
-from kernelarena.kernels.rmsnorm.triton import DirectLauncher  # noqa: E402
+from benchmarks.bench_rmsnorm import EPS, ColdTimer, input_sets, op_bytes
+from benchmarks.common import add_out_argument, publish, stamp
+from benchmarks.read_floor import EMPTY_KERNEL  # the empty kernel, direct launch
+from kernelarena import env
+from kernelarena.kernels.rmsnorm import triton as triton_impl
+from kernelarena.kernels.rmsnorm.triton import DirectLauncher
 
 ROWS = (1, 32, 1024, 8192)
 HIDDEN = 4096
@@ -149,12 +144,12 @@ def markdown(rows, flush_us, meta):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
-    parser.add_argument("--out", type=Path, default=Path(os.environ["OUT"]) if os.environ.get("OUT") else None)
+    add_out_argument(parser)
     args = parser.parse_args(argv)
     device = args.device
     if device == "cuda" and not torch.cuda.is_available():
         parser.error("no CUDA GPU here; run on the GPU machine, or smoke-test with TRITON_INTERPRET=1 --device cpu")
-    if device == "cpu" and os.environ.get("TRITON_INTERPRET") != "1":
+    if device == "cpu" and not env.triton_interpreted():
         parser.error("--device cpu needs TRITON_INTERPRET=1 in the environment (kernels are defined at import)")
     # On the CPU (interpreter, wall-clock timer that runs no flush) a small run only checks the script.
     rows_list, flush_bytes = (ROWS, 256 << 20) if device == "cuda" else ((1, 4), 1 << 20)
@@ -162,8 +157,8 @@ def main(argv=None):
     base = ColdTimer(device, flush_bytes=0, flush_l2=flushes["none"], host_ahead_us=0)
     flush_us = {name: base.median_us(lambda _, f=f: f(), [None]) for name, f in flushes.items() if name != "none"}
     timers = {name: ColdTimer(device, flush_bytes=0, flush_l2=f, host_ahead_us=0) for name, f in flushes.items()}
-    meta = {"date": datetime.date.today().isoformat(),
-            "device": torch.cuda.get_device_name() if device == "cuda" else "cpu (interpreter smoke test)",
+    run = stamp(device)
+    meta = {"date": run.date, "device": run.machine if device == "cuda" else "cpu (interpreter smoke test)",
             "torch": torch.__version__, "triton": triton.__version__, "flushes": list(timers),
             "flush_mb": flush_bytes >> 20}
     results = []
@@ -175,10 +170,22 @@ def main(argv=None):
     print()
     print(table)
     if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "timing_floor.md").write_text(table)
+        rows = [{"what": r["what"], "rows": "-" if r["rows"] is None else r["rows"], "KiB moved": round(r["kib"]),
+                 "host us": round(r["host_us"], 1), **{f: round(r["us"][f], 1) for f in meta["flushes"]}}
+                for r in results]
+        path = publish("timing_floor", args.out, table, TITLE, key=["what", "rows"],
+                       columns=["what", "rows", "KiB moved", "host us", *meta["flushes"]], rows=rows, run=run)
+        print(f"results table: {path}")
     return 0
 
+
+TITLE = """# Timing floor
+
+What the cold-L2 event timer itself measures (`python3 -m benchmarks.bench_timing_floor`): median us of one call of
+an empty kernel, a read, a copy and the Triton rmsnorm, bf16 [rows, 4096], under four things done before each call:
+write = 256 MB written (the L2 flush), read = 256 MB read, none = nothing, sleep = a sleep kernel (warm L2, host
+ahead). "host us" is one call's host time. One row per machine, case and rows, the latest run of each;
+`timing_floor_latest.md` holds the latest run's full output."""
 
 if __name__ == "__main__":
     sys.exit(main())

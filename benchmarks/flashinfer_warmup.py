@@ -2,7 +2,8 @@
 
 FlashInfer compiles each kernel family on first use (1-2 minutes each on a fresh GPU machine). This script
 calls every FlashInfer entry point the benchmarks use, with the benchmarks' settings, then packs the built
-shared objects as FlashInfer AOT modules (``<name>/<name>.so``) into ``$OUT/flashinfer_aot.tar.xz`` (3 MB for head_dim 128).
+shared objects as FlashInfer AOT modules (``<name>/<name>.so``) into ``$OUT/flashinfer_aot.tar.xz``
+(3 MB for head_dim 128).
 Unpacked into ``flashinfer/data/aot/`` (``benchmarks/gpu_env.sh`` does it) they load without compiling.
 
 Usage on the GPU machine: ``python3 benchmarks/flashinfer_warmup.py``; copy the result into ``.fi-cache/``

@@ -7,8 +7,8 @@ launch shape, without the launch and the timer around it:
 
     ncu --profile-from-start off --clock-control none --cache-control all --csv --log-file ncu.csv \\
         --metrics gpu__time_duration.sum,dram__bytes_read.sum,dram__bytes_write.sum,launch__grid_size,\\
-launch__block_size,launch__registers_per_thread python benchmarks/ncu_small_kernels.py --labels cases.txt
-    python benchmarks/ncu_small_kernels.py --labels cases.txt --summarize ncu.csv   # the table, by case
+launch__block_size,launch__registers_per_thread python3 -m benchmarks.ncu_small_kernels --labels cases.txt
+    python3 -m benchmarks.ncu_small_kernels --labels cases.txt --summarize ncu.csv   # the table, by case
 
 Before each case the script launches an empty marker kernel whose grid size is the case's number, so the
 summary tells which kernels (one or several) belong to which case.
@@ -18,16 +18,12 @@ from __future__ import annotations
 
 import argparse
 import csv
-import sys
 from pathlib import Path
 
 import torch
 import triton
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from kernelarena.kernels.rmsnorm.triton import DirectLauncher  # noqa: E402
+from kernelarena.kernels.rmsnorm.triton import DirectLauncher
 
 RMSNORM_SHAPES = ((1, 4096), (32, 4096), (1024, 4096))
 DECODE_CASES = ((1, 1024), (1, 4096), (16, 1024))
@@ -75,8 +71,7 @@ def decode_cases(with_configs: bool):
     backends) at each case."""
     import importlib.util
 
-    from bench_attention import PAGE, Problem, flashinfer_decode, ours_decode
-
+    from benchmarks.bench_attention import PAGE, Problem, flashinfer_decode, ours_decode
     from kernelarena.kernels.attention import KernelConfig
 
     tokens = max(b * n for b, n in DECODE_CASES)
@@ -142,7 +137,8 @@ def summarize(csv_path: Path, labels_path: Path) -> str:
         entry = kernels.setdefault(int(row["ID"]), {"name": row["Kernel Name"]})
         entry[row["Metric Name"]] = (row["Metric Value"], row["Metric Unit"])
     labels = labels_path.read_text().splitlines()
-    out = [f"| case | kernel | us | DRAM read KB | DRAM write KB | grid x block | regs |", "|---|---|---|---|---|---|---|"]
+    out = ["| case | kernel | us | DRAM read KB | DRAM write KB | grid x block | regs |",
+           "|---|---|---|---|---|---|---|"]
     label = "?"
     for kid in sorted(kernels):
         k = kernels[kid]

@@ -21,35 +21,30 @@ tensors, kv_indices a device int32 tensor, as in the benchmark. Each figure is a
 On a CPU the runner plans as on an H100 (132 SMs, the GPU tile sizes), so the schedules have the benchmark's
 shape; only the timings are this CPU's.
 
-    python benchmarks/profile_plan.py --device cpu
-    python benchmarks/profile_plan.py --out $OUT   # cuda when available; also writes $OUT/profile_plan_cuda.json
+    python3 -m benchmarks.profile_plan --device cpu
+    python3 -m benchmarks.profile_plan --out $OUT   # cuda when available; also writes $OUT/profile_plan_cuda.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's kernelarena
-
-from kernelarena.kernels.attention import (  # noqa: E402
+from benchmarks.bench_attention import DECODE_BATCHES, DECODE_LENS, HKV, HQ, PAGE, PREFILL_CASES, D  # same cases
+from benchmarks.common import add_out_argument, markdown_table, publish, stamp
+from kernelarena.kernels.attention import (
     BatchDecodeWithPagedKVCacheWrapper,
     BatchPrefillWithPagedKVCacheWrapper,
     build_page_table,
+    native_plan,
+    small_decode,
 )
-from kernelarena.kernels.attention import native_plan, small_decode  # noqa: E402
-from kernelarena.kernels.attention import runner as runner_module  # noqa: E402
-from kernelarena.kernels.attention.staging import StagedCopy  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_attention import D, DECODE_BATCHES, DECODE_LENS, HKV, HQ, PAGE, PREFILL_CASES  # noqa: E402  (same cases)
+from kernelarena.kernels.attention import runner as runner_module
+from kernelarena.kernels.attention.staging import StagedCopy
 
 H100_SMS = 132
 
@@ -132,7 +127,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--reps", type=int, default=2000)
-    parser.add_argument("--out", default=None, help="folder for profile_plan_<device>.json (default: none)")
+    add_out_argument(parser)
     args = parser.parse_args()
     device = torch.device(args.device)
     ws = torch.empty(128 << 20, dtype=torch.uint8, device=device)
@@ -173,20 +168,30 @@ def main() -> None:
         row["small"] = float("nan")
         rows.append((f"prefill {batch} x {qo_len} / {kv_len}", row))
 
-    machine = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.machine()
+    run = stamp(str(device))
     planner = "native (C)" if native_plan.available() else f"numpy: native {native_plan.unavailable_reason()}"
-    print(f"plan() host time, us (best of 5 medians of {args.reps // 5} calls); {device} ({machine}), "
-          f"torch {torch.__version__}; plan_work: {planner}")
     cols = ("plan", "plan_work", "numpy", "prepare", "copy", "rest", "copy_torch", "small")
-    print(f"{'case':28s} " + " ".join(f"{c:>9s}" for c in cols) + "  entries split")
-    for name, row in rows:
-        print(f"{name:28s} " + " ".join(f"{row[c]:9.1f}" for c in cols) + f"  {row['entries']:7d} {row['split']}")
+    table_rows = [{"case": name, **{c: round(row[c], 1) for c in cols}, "entries": row["entries"],
+                   "split": row["split"]} for name, row in rows]
+    text = (f"plan() host time, us (best of 5 medians of {args.reps // 5} calls); {device} ({run.machine}), "
+            f"{run.date}, torch {torch.__version__}; plan_work: {planner}\n\n"
+            + markdown_table(["case", *cols, "entries", "split"], table_rows))
+    print(text)
     if args.out:
-        path = Path(args.out) / f"profile_plan_{device.type}.json"
-        path.write_text(json.dumps({"device": str(device), "machine": machine, "planner": planner, "rows": dict(rows)},
-                                   indent=1))
-        print(f"wrote {path}")
+        table = publish(f"profile_plan_{device.type}", args.out, text, TITLE, key=["case"],
+                        columns=["case", "plan", "plan_work", "small"], rows=table_rows, run=run)
+        (args.out / f"profile_plan_{device.type}_latest.json").write_text(json.dumps(
+            {"device": str(device), "machine": run.machine, "date": run.date, "planner": planner,
+             "rows": dict(rows)}, indent=1))
+        print(f"results table: {table}")
 
+
+TITLE = """# Attention plan() host time
+
+Microseconds of host time per plan() call for the attention benchmark's cases (`python3 -m benchmarks.profile_plan`):
+"plan" is the whole call, "plan_work" the work-list builder inside it, "small" the plan() of the CUDA small-batch
+decode path where the runner takes it (nan elsewhere). One row per machine and case, the latest run of each; the
+`_latest.md` file beside this one holds the full breakdown (prepare, copy, rest, numpy planner)."""
 
 if __name__ == "__main__":
     main()

@@ -14,16 +14,11 @@ more than the flush gives it to get ahead, which would time the host instead of 
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import torch
 import triton
 import triton.language as tl
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from kernelarena.kernels.rmsnorm.triton import DirectLauncher  # noqa: E402
+from kernelarena.kernels.rmsnorm.triton import DirectLauncher
 
 READ_BLOCK = 2048  # int32 words per program and step: 8 KiB
 PROGRAMS_PER_SM = (1, 2, 4, 8)

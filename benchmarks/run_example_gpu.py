@@ -1,7 +1,7 @@
 """GPU evidence for the evaluation engine: `kernelarena run` over the example dataset, and one kernel timed by
 our harness and by an independent timer (triton.testing.do_bench) in the same process.
 
-    python3 benchmarks/run_example_gpu.py [--out DIR]
+    python3 -m benchmarks.run_example_gpu [--out DIR]
 
 Writes DIR/example_traces.jsonl (every trace), DIR/run_example.md (the closing table, the wall-time breakdown
 and the timer comparison). Run on the GPU machine; benchmarks/README.md has the exact command.
@@ -10,28 +10,23 @@ and the timer comparison). Run on the GPU machine; benchmarks/README.md has the 
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
-import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from benchmarks.common import add_out_argument, publish, stamp
+from kernelarena.bench import RunConfig, run
+from kernelarena.bench.config import TimingConfig
+from kernelarena.bench.evaluate import Case
+from kernelarena.bench.inputs import allocate_outputs, materialize_inputs
+from kernelarena.bench.timing import time_calls
+from kernelarena.build import build_solution
+from kernelarena.store import TraceSet
 
-from kernelarena.bench import RunConfig, run  # noqa: E402
-from kernelarena.bench.evaluate import Case  # noqa: E402
-from kernelarena.bench.inputs import allocate_outputs, materialize_inputs  # noqa: E402
-from kernelarena.bench.timing import time_calls  # noqa: E402
-from kernelarena.bench.config import TimingConfig  # noqa: E402
-from kernelarena.build import build_solution  # noqa: E402
-from kernelarena.store import TraceSet  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def compare_timers(dataset: TraceSet, solution: str, batch: int, host_ahead: bool = True) -> dict:
@@ -55,10 +50,12 @@ def compare_timers(dataset: TraceSet, solution: str, batch: int, host_ahead: boo
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ".")))
+    add_out_argument(parser)
     parser.add_argument("--definition", action="append", default=[], help="only these definitions")
     parser.add_argument("--tag", default="", help="suffix of the output file names")
     args = parser.parse_args()
+    if args.out is None:
+        parser.error("--out DIR (or $OUT) is needed: the traces are written there as they land")
     work = Path(tempfile.mkdtemp()) / "dataset"
     shutil.copytree(ROOT / "examples" / "dataset", work)
     dataset = TraceSet.load(work)
@@ -83,12 +80,12 @@ def main() -> None:
     timers = [compare_timers(dataset, "rmsnorm_h4096_kernelarena_cuda", b) for b in (1024, 8192)]
     timers += [compare_timers(dataset, "rmsnorm_h4096_kernelarena_triton", 1024, ahead) for ahead in (True, False)]
 
-    gpu = torch.cuda.get_device_name(0)
-    lines = [f"# kernelarena run on the example dataset", "",
-             f"{gpu}, {datetime.date.today().isoformat()}, torch {torch.__version__}, "
-             f"command: python3 benchmarks/run_example_gpu.py", "",
+    run_stamp = stamp("cuda:0")
+    lines = ["# kernelarena run on the example dataset", "",
+             f"{run_stamp.machine}, {run_stamp.date}, torch {torch.__version__}, "
+             f"command: python3 -m benchmarks.run_example_gpu", "",
              f"First run: {len(report.traces)} traces in {first_wall:.1f} s; statuses {report.status_counts()}.",
-             f"Where the time went (summed over evaluations, seconds): "
+             "Where the time went (summed over evaluations, seconds): "
              + ", ".join(f"{k} {v:.1f}" for k, v in sorted(report.phases.items()))
              + f"; worker start-ups {report.worker_startup_s:.1f}, restarts {report.worker_restarts}.",
              f"Second run of rmsnorm_h4096 (build cache warm): {len(second.traces)} traces in {second_wall:.1f} s, "
@@ -107,7 +104,8 @@ def main() -> None:
                      + (f"{p.latency_ms * 1e3:.1f} | {p.reference_latency_ms * 1e3:.1f} | {p.speedup_factor:.2f}x |"
                         if p else "- | - | - |"))
     lines += ["", "Same kernel, two timers (cold L2 for ours; do_bench flushes L2 too):", "",
-              "| solution | batch | host ahead | host us per call | ours (us) | triton do_bench (us) | ours / do_bench |",
+              "| solution | batch | host ahead | host us per call | ours (us) | triton do_bench (us) "
+              "| ours / do_bench |",
               "|---|---|---|---|---|---|---|"]
     for c in timers:
         lines.append(f"| {c['solution']} | {c['batch']} | {c['host_ahead']} | {c['host_us']:.1f} | "
@@ -119,7 +117,22 @@ def main() -> None:
                   f"{(t.evaluation.log.strip().splitlines() or [''])[-1][:200]}" for t in failures]
     text = "\n".join(lines) + "\n"
     print(text)
-    (args.out / f"run_example{args.tag}.md").write_text(text)
+    rows = [{"definition": row.definition, "solutions": row.solutions, "passed": row.passed, "failed": row.failed,
+             "best speedup": f"{row.best_speedup:.2f}x" if row.best_speedup else "-",
+             "best solution": row.best_solution or "-"} for row in report.by_definition()]
+    table = publish(f"run_example{args.tag}", args.out, text, TITLE, key=["definition"], columns=COLUMNS, rows=rows,
+                    run=run_stamp)
+    print(f"results table: {table}")
+
+
+COLUMNS = ["definition", "solutions", "passed", "failed", "best speedup", "best solution"]
+TITLE = """# kernelarena run on the example dataset
+
+`python3 -m benchmarks.run_example_gpu --out $OUT` runs `kernelarena run` over examples/dataset on a GPU: per
+definition, how many solutions it has, how many traces passed or failed, and the highest speedup over the
+reference of any passing trace, with its solution. One row per machine and definition, the latest run of each;
+`run_example_latest.md` holds the latest run's per-trace table, phases and timer comparison, and its traces
+(example_traces.jsonl) are committed as `run_example_h100_traces.jsonl` for the example report."""
 
 
 if __name__ == "__main__":

@@ -4,9 +4,9 @@ bench_attention.py makes the headline table with the default configs; this scrip
 kernel config and of the item schedule (static round robin or a shared counter) on chosen cases, so a
 default can be picked from data. Same problems, same timer (do_bench median, L2 flushed each call).
 
-    python benchmarks/sweep_attention.py                       # decode and prefill variants, table to $OUT
-    python benchmarks/sweep_attention.py --only decode --cases 1x1024,1x4096
-    python benchmarks/sweep_attention.py --profile 1x1024      # plan once, run 20 times (for ncu)
+    python3 -m benchmarks.sweep_attention                       # decode and prefill variants, table to $OUT
+    python3 -m benchmarks.sweep_attention --only decode --cases 1x1024,1x4096
+    python3 -m benchmarks.sweep_attention --profile 1x1024      # plan once, run 20 times (for ncu)
 """
 
 from __future__ import annotations
@@ -14,16 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from dataclasses import asdict
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import bench_attention as ba  # noqa: E402
-
-from kernelarena.kernels.attention import KernelConfig  # noqa: E402
-from kernelarena.kernels.attention.paged_kernel import PagedAttentionLauncher  # noqa: E402
+from benchmarks import bench_attention as ba
+from kernelarena.kernels.attention import KernelConfig
+from kernelarena.kernels.attention.paged_kernel import PagedAttentionLauncher
 
 # name: (config, schedule)   config = (block_m, block_n, warps, stages, ctas_per_sm, min_chunk, split);
 # schedule: PagedAttentionLauncher.schedule (0 chosen at run time, 1 static, 2 shared counter).
@@ -117,12 +114,14 @@ def main() -> None:
             for name, (config, schedule) in DECODE_VARIANTS.items():
                 if wanted and name not in wanted:
                     continue
-                us, _, out = with_schedule(schedule, lambda: ba.measure(lambda: ba.ours_decode(p, ws, config), False, 1))
+                us, _, out = with_schedule(schedule,
+                                           lambda: ba.measure(lambda: ba.ours_decode(p, ws, config), False, 1))
                 ref = out.clone() if ref is None else ref
                 err = ba.rel_err(out, ref)
                 rows.append({"kind": "decode", "case": f"{batch}x{kv_len}", "variant": name, "us": us, "fi_us": fi_us,
                              "tbs": p.kv_bytes() / us / 1e6, "err_vs_first": err,
-                             "config": asdict(config) if config else None, "schedule": schedule, **ba.kernel_resources()})
+                             "config": asdict(config) if config else None, "schedule": schedule,
+                             **ba.kernel_resources()})
                 print(f"decode {batch}x{kv_len:<5d} {name:10s} {us:8.1f} us  FI {fi_us:8.1f}  x{fi_us / us:.2f}  "
                       f"{p.kv_bytes() / us / 1e6:.2f} TB/s  err {err:.1e}  {ba.kernel_resources()}", flush=True)
     if args.only != "decode":

@@ -4,23 +4,21 @@ For decode at batch 1 and 16 x KV 1024-8192 (bench_attention's shapes: bf16, 32 
 page 16), times the wrapper with the Triton kernel, with small_decode.cu under each (token loop, warps, unroll, stages,
 programs per SM, shortest chunk) setting, and FlashInfer's better backend, all with bench_attention's
 do_bench timer; every CUDA result is checked against the Triton kernel's output first. Prints a table and
-writes $OUT/sweep_small_decode_<date>.{md,json}.
+writes sweep_small_decode_latest.{md,json} and the results table sweep_small_decode.md under --out (default $OUT).
 
-    python benchmarks/sweep_small_decode.py            # full sweep
-    python benchmarks/sweep_small_decode.py --quick    # two settings, two shapes
+    python3 -m benchmarks.sweep_small_decode            # full sweep
+    python3 -m benchmarks.sweep_small_decode --quick    # two settings, two shapes
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
-from pathlib import Path
 
 import torch
 
-from bench_attention import HKV, D, PAGE, Problem, device_time_us, flashinfer_decode, ours_decode, rel_err
+from benchmarks.bench_attention import HKV, PAGE, D, Problem, device_time_us, flashinfer_decode, ours_decode, rel_err
+from benchmarks.common import add_out_argument, publish, stamp
 from kernelarena.kernels.attention import allocate_paged_kv_cache, small_decode
 
 BATCHES = (1, 16)
@@ -70,6 +68,7 @@ def time_ours(p, ws, quick, use_small=True):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
+    add_out_argument(parser)
     parser.add_argument("--profile", metavar="BATCHxKV", help="run the default setting at one shape once, "
                         "inside a profiler range (for ncu --profile-from-start off), then the Triton kernel")
     args = parser.parse_args()
@@ -135,9 +134,8 @@ def main() -> None:
         rows.append(row)
     names = list(rows[0]["cuda"])
     ranked = sorted(names, key=lambda n: sum(r["cuda"][n] / r["cuda"][r["best"]] for r in rows))
-    device_name = torch.cuda.get_device_name(device)
-    date = datetime.date.today().isoformat()
-    lines = [f"# Small-batch decode sweep, {date}, {device_name}", "",
+    run = stamp(str(device))
+    lines = [f"# Small-batch decode sweep, {run.date}, {run.machine}", "",
              "do_bench median us (L2 flushed); bf16, 32 q / 8 KV heads, d 128, page 16. Settings ranked by the "
              "mean ratio to each shape's best; 'vs FI' = FlashInfer / CUDA.", "",
              "| setting | " + " | ".join(f"{r['batch']}x{r['kv_len']}" for r in rows) + " | mean / best |",
@@ -150,9 +148,28 @@ def main() -> None:
         lines.append(f"| cuda {name} | " + " | ".join(cells) + f" | {mean:.3f} |")
     text = "\n".join(lines)
     print(text)
-    out_dir = Path(os.environ.get("OUT", "."))
-    (out_dir / f"sweep_small_decode_{date}.md").write_text(text + "\n")
-    (out_dir / f"sweep_small_decode_{date}.json").write_text(json.dumps(rows, indent=1))
+    if args.out:
+        table = publish("sweep_small_decode", args.out, text, TITLE, key=["shape"], columns=COLUMNS,
+                        rows=summary_rows(rows), run=run)
+        (args.out / "sweep_small_decode_latest.json").write_text(json.dumps(rows, indent=1))
+        print(f"results table: {table}")
+
+
+COLUMNS = ["shape", "triton", "flashinfer", "cuda default", "best setting", "best cuda"]
+TITLE = """# Small-batch decode sweep
+
+Decode at batch 1 and 16 (bf16, 32 q / 8 KV heads, d 128, page 16; do_bench median us, L2 flushed), made by
+`python3 -m benchmarks.sweep_small_decode`: the Triton kernel, FlashInfer's better backend, the CUDA small-batch
+kernel with its default launch setting, and the best of the settings tried. One row per machine and shape, the
+latest run of each; `sweep_small_decode_latest.md` ranks every setting of the latest run."""
+
+
+def summary_rows(rows, default=None):
+    """One results-table row per shape from the sweep's rows; ``default``: the default setting's label (DEFAULT)."""
+    default = default or DEFAULT
+    return [{"shape": f"{r['batch']}x{r['kv_len']}", "triton": round(r["triton_us"], 1),
+             "flashinfer": round(r["flashinfer_us"], 1), "cuda default": round(r["cuda"].get(default, float("nan")), 1),
+             "best setting": r["best"], "best cuda": round(r["cuda"][r["best"]], 1)} for r in rows]
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The rest of a Llama-3.1-8B decode step for the example dataset, named as FlashInfer-Trace names them: the
 four GEMMs (qkv, o, gate_up, down), silu_and_mul, RoPE with a cos/sin cache (NeoX style), the three
-samplers over the 128256-token vocabulary, and DeepSeek's MLA paged decode. References come from kernelarena/kernels/<op>/reference.py.
+samplers over the 128256-token vocabulary, and DeepSeek's MLA paged decode. References come from
+kernelarena/kernels/<op>/reference.py.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ import uuid
 from pathlib import Path
 
 import decode_step
+
 from kernelarena.schema import Definition, Solution, Trace, Workload
 from kernelarena.store import TraceSet
 

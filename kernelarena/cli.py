@@ -158,7 +158,8 @@ def run(path: Path = DATASET,
     """Build, verify and time solutions on their workloads; write a trace for each (pass or fail). Solutions
     that cannot run on the devices (target_hardware, language) are skipped, each with its reason."""
     from .bench import RunConfig, TimingConfig
-    from .bench.runner import RunInterrupted, TraceWriteError, check_devices, run as run_dataset, schedule
+    from .bench.runner import RunInterrupted, TraceWriteError, check_devices, schedule
+    from .bench.runner import run as run_dataset
     from .report.run_view import RunProgress, skipped_line, solution_table
     from .schema import EvaluatorSpec, Tolerance
 

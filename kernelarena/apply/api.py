@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import weakref
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
+from .. import env
 from ..errors import DispatchError
 from ..store import TraceSet
 from . import hooks
@@ -23,17 +23,16 @@ from .runtime import ApplyRuntime
 
 logger = logging.getLogger("kernelarena.apply")
 
-APPLY_ENV = "KERNELARENA_APPLY"
+APPLY_ENV = env.APPLY
 """Dataset folder: when set, the first apply call of the process enables apply from it."""
-APPLY_WARMUP_ENV = "KERNELARENA_APPLY_WARMUP"
+APPLY_WARMUP_ENV = env.APPLY_WARMUP
 """"1": with KERNELARENA_APPLY, build every solution the table uses at that first call."""
-# Read by the floors above through apply's startup hook (hooks.on_startup); named here so that every
-# variable of dispatch, tracing and the integrations is listed in one place.
-TRACE_ENV = "KERNELARENA_TRACE"
+# Read by the floors above through apply's startup hook (hooks.on_startup), from the mapping it passes.
+TRACE_ENV = env.TRACE
 """Dataset folder: when set, the first apply call of the process starts tracing into it (kernelarena.tracing)."""
-TRACE_POLICY_ENV = "KERNELARENA_TRACE_POLICY"
+TRACE_POLICY_ENV = env.TRACE_POLICY
 """With KERNELARENA_TRACE: "first_n" (default, one per key), "distinct_shapes" or "sampled"."""
-INTEGRATIONS_ENV = "KERNELARENA_INTEGRATIONS"
+INTEGRATIONS_ENV = env.INTEGRATIONS
 """Comma-separated integrations (e.g. "flashinfer") that ``import kernelarena`` installs (kernelarena.integrations)."""
 
 Observer = Callable[[str, SiteDispatch], SiteDispatch]
@@ -226,14 +225,14 @@ def read_environment() -> None:
     if _environment_read:
         return
     _environment_read = True
-    path = os.environ.get(APPLY_ENV)
+    path = env.apply_dataset()
     if path:
         try:
-            enable_apply(path, warmup=os.environ.get(APPLY_WARMUP_ENV) == "1")
+            enable_apply(path, warmup=env.apply_warmup())
             logger.info("apply: enabled from %s=%s", APPLY_ENV, path)
         except Exception:
             logger.exception("apply: cannot enable from %s=%s; calls run their fallbacks", APPLY_ENV, path)
-    hooks.run_startup(os.environ)
+    hooks.run_startup(env.environment())
 
 
 def _rebind_all() -> None:

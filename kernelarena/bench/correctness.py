@@ -61,8 +61,8 @@ def compare_outputs(definition: Definition, outputs: Sequence, expected: Sequenc
     result = Comparison(Status.PASSED)
     for name, out, ref in zip(names, outputs, expected):
         spec = definition.outputs[name]
-        result = result.merge(_compare_one(name, out, ref, spec.dtype.value, tolerance_for(definition,
-                                                                                            spec.dtype.value, override)))
+        tolerance = tolerance_for(definition, spec.dtype.value, override)
+        result = result.merge(_compare_one(name, out, ref, spec.dtype.value, tolerance))
     return result
 
 

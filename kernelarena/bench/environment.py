@@ -11,7 +11,6 @@ import torch
 
 from ..schema import Environment
 
-
 _PACKAGES = {"triton": "triton", "flashinfer": "flashinfer-python", "tvm_ffi": "apache-tvm-ffi",
              "tilelang": "tilelang"}
 
@@ -42,7 +41,8 @@ def environment(device: str) -> Environment:
         hardware = platform.processor() or platform.machine() or "cpu"
         try:
             with open("/proc/cpuinfo") as f:
-                hardware = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), hardware)
+                hardware = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")),
+                                hardware)
         except OSError:
             pass
         hardware = f"CPU {hardware}"

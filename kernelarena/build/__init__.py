@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Optional
 
 from ..schema import Solution
-from .cache import BuildCache, default_cache
 from .builder import Builder
+from .cache import BuildCache, default_cache
 from .registry import find_builder, register_builder
 from .runnable import Runnable
 from .toolchain import BuildTarget, resolve_target

@@ -6,7 +6,6 @@ Everything here feeds the build cache key, so a change of compiler, library or G
 from __future__ import annotations
 
 import functools
-import os
 import platform
 import shutil
 import subprocess
@@ -15,9 +14,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Optional, Tuple
 
+from .. import env
 from ..errors import UnsupportedError
-
-CACHE_DIR_ENV = "KERNELARENA_CACHE_DIR"
 
 # Arch used to compile CUDA sources on a machine without a GPU, where the build can only check that the
 # sources compile. Our GPU target is the H100 (sm_90a), so a kernel using wgmma/TMA still passes the check.
@@ -26,12 +24,7 @@ CHECK_ONLY_CUDA_ARCH = "9.0a"
 
 def default_cache_root() -> Path:
     """``$KERNELARENA_CACHE_DIR``, else ``$XDG_CACHE_HOME/kernelarena``, else ``~/.cache/kernelarena``."""
-    explicit = os.environ.get(CACHE_DIR_ENV)
-    if explicit:
-        return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "kernelarena"
+    return env.cache_root()
 
 
 @dataclass(frozen=True)
@@ -114,7 +107,7 @@ def package_version(name: str) -> Optional[str]:
 
 def find_nvcc() -> Optional[str]:
     """Path of nvcc: ``$CUDA_HOME/bin/nvcc``, else the one on PATH, else ``/usr/local/cuda/bin/nvcc``."""
-    for home in (os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH")):
+    for home in env.cuda_homes():
         if home and (Path(home) / "bin" / "nvcc").is_file():
             return str(Path(home) / "bin" / "nvcc")
     found = shutil.which("nvcc")
@@ -140,7 +133,7 @@ def nvcc_version() -> Optional[str]:
 
 def cxx_compiler() -> str:
     """The host C++ compiler: ``$CXX`` or ``c++`` (what torch and tvm-ffi use too)."""
-    return os.environ.get("CXX", "c++")
+    return env.cxx()
 
 
 def cxx_version() -> Optional[str]:

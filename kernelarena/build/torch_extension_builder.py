@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, List, Optional
 from ..errors import BuildError
 from ..schema import Solution
 from ..schema.solution import Binding
+from .builder import Builder
 from .compile_check import compile_objects
 from .native import (
     NATIVE_LANGUAGES,
@@ -24,7 +25,6 @@ from .native import (
     source_files,
     unavailable_without_gpu,
 )
-from .builder import Builder
 from .toolchain import BuildTarget, gencode_flag, package_version
 
 # torch.utils.cpp_extension builds with C++20 from torch 2.10 on; the compile-only check matches it.

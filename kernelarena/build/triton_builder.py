@@ -13,13 +13,14 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional
 
+from .. import env
 from ..errors import BuildError
 from ..schema import Solution
 from ..schema.solution import Language
 from .python_builder import PythonBuilder
 from .toolchain import BuildTarget, package_version, python_version
 
-INTERPRET_ENV = "TRITON_INTERPRET"
+INTERPRET_ENV = env.TRITON_INTERPRET
 
 
 class TritonBuilder(PythonBuilder):

@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, Iterator, Optional
 from ..errors import BuildError
 from ..schema import Solution
 from ..schema.solution import Binding
+from .builder import Builder
 from .compile_check import compile_objects
 from .native import (
     NATIVE_LANGUAGES,
@@ -24,7 +25,6 @@ from .native import (
     source_files,
     unavailable_without_gpu,
 )
-from .builder import Builder
 from .toolchain import BuildTarget, package_version
 
 TVM_FFI_CXX_STD = "c++17"

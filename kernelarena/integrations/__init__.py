@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 
+from .. import env
 from ..apply.api import INTEGRATIONS_ENV
 
 logger = logging.getLogger("kernelarena.integrations")
@@ -20,9 +20,10 @@ KNOWN = {"flashinfer": "kernelarena.integrations.flashinfer"}
 """Integration name -> module providing install()/uninstall()."""
 
 
-def install_from_environment(environ=os.environ) -> list:
+def install_from_environment(environ=None) -> list:
     """Install every integration ``KERNELARENA_INTEGRATIONS`` names; returns the names installed. An unknown
     name or a failed install is logged, never raised: the process did not ask for us."""
+    environ = env.environment() if environ is None else environ
     installed = []
     for name in filter(None, (part.strip() for part in environ.get(INTEGRATIONS_ENV, "").split(","))):
         if name not in KNOWN:

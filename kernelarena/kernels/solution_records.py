@@ -9,7 +9,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 AUTHOR = "kernelarena"
-_ALIAS = "\n\n# Entry point of this solution's definition (appended by kernelarena's solution_records.py).\nrun = {entry}\n"
+_ALIAS = ("\n\n# Entry point of this solution's definition (appended by kernelarena's solution_records.py).\n"
+          "run = {entry}\n")
 
 # Definition -> (operator package, entry function in its modules, what the kernel does)
 DEFINITIONS = {

@@ -118,8 +118,8 @@ def _geomean_figure(board: DefinitionBoard, colors: Dict[str, str]):
     scores = [board.scores[s] for s in scored]
     fig = go.Figure(go.Bar(
         x=[s.geomean_speedup for s in scores], y=[short_name(s, board.definition) for s in scored], orientation="h",
-        marker_color=[colors[s] for s in scored], text=[f"{format_speedup(s.geomean_speedup)}  ({s.passed}/{s.evaluated} passed)"
-                                                  for s in scores],
+        marker_color=[colors[s] for s in scored],
+        text=[f"{format_speedup(s.geomean_speedup)}  ({s.passed}/{s.evaluated} passed)" for s in scores],
         textposition="auto", width=0.6, hovertemplate="%{y}: %{x:.2f}×<extra></extra>"))
     fig.add_vline(x=1.0, line=dict(color="#888", dash="dash"), annotation_text="reference",
                   annotation_position="top")

@@ -10,8 +10,8 @@ from typing import List, Optional
 
 from ..store import TraceSet
 from .charts import board_charts, plotly_js, require_plotly, short_name
-from .leaderboard import Cell, DefinitionBoard, EnvironmentSummary, HardwareSection, build_leaderboards
 from .formatting import format_latency, format_share, format_speedup
+from .leaderboard import Cell, DefinitionBoard, EnvironmentSummary, HardwareSection, build_leaderboards
 
 _STYLE = """
 :root { --fg:#1d2433; --muted:#5b6475; --line:#dde2ea; --best:#e3f4e8; --bad:#b42318; --bg:#ffffff; }
@@ -112,7 +112,8 @@ def _board(hardware: str, board: DefinitionBoard, chart_id: str) -> str:
     if board.description:
         parts.append(f"<p class='muted'>{escape(board.description)}</p>")
     charts = board_charts(board, chart_id)
-    parts.append(f"<div class='charts' style='--charts: {len(charts)}'>" + "".join(f"<div class='chart'>{c}</div>" for c in charts) + "</div>")
+    chart_cells = "".join(f"<div class='chart'>{c}</div>" for c in charts)
+    parts.append(f"<div class='charts' style='--charts: {len(charts)}'>" + chart_cells + "</div>")
     if not board.has_speed_of_light:
         parts.append("<p class='muted small'>No speed of light in these traces (the run had no measured device "
                      "ceilings), so the share column and chart are left out.</p>")
@@ -140,7 +141,8 @@ def _cell_html(cell: Optional[Cell], best: bool) -> str:
     if not cell.passed:
         return (f"<td class='cell failed' title='{escape(cell.timestamp + runs)}'><b>{escape(cell.status)}</b>"
                 f"<span class='sub'>{escape(cell.reason)}</span></td>")
-    sub = format_speedup(cell.speedup) + (f" · {format_share(cell.sol_fraction)} SoL" if cell.sol_fraction is not None else "")
+    sol = f" · {format_share(cell.sol_fraction)} SoL" if cell.sol_fraction is not None else ""
+    sub = format_speedup(cell.speedup) + sol
     return (f"<td class='cell{' best' if best else ''}' title='{escape(cell.timestamp + runs)}'>"
             f"<span class='latency'>{format_latency(cell.latency_ms)}</span><span class='sub'>{sub}</span></td>")
 

@@ -10,6 +10,7 @@ from rich.table import Table
 from ..schema import Record, Trace
 from ..store import TraceSet
 
+
 def one_line_reason(log: str, width: int = 160) -> str:
     """The line of a failure log that says why: the exception at the end of a traceback (after the log's
     first line when that line is the harness's own), else the first line."""

@@ -11,6 +11,7 @@ from .workload import InputSpec, RandomInput, SafetensorsInput, ScalarInput, Wor
 __all__ = [
     "AxisConst", "AxisVar", "Binding", "BuildSpec", "ConstraintError", "Correctness", "Definition", "DType",
     "Environment", "Evaluation", "EvaluatorSpec", "InputSpec", "Language", "Performance", "RandomInput", "Record",
-    "Roofline", "SafetensorsInput", "ScalarInput", "Solution", "SpeedOfLight", "SourceFile", "Status", "TensorSpec", "TimingStats",
+    "Roofline", "SafetensorsInput", "ScalarInput", "Solution", "SpeedOfLight", "SourceFile", "Status", "TensorSpec",
+    "TimingStats",
     "Tolerance", "Trace", "Workload", "dtype_name", "evaluate_constraint", "torch_dtype",
 ]

@@ -8,5 +8,6 @@ from .model import LlamaConfig, LlamaModel, random_weights
 from .modes import MODES, derived_choices, gpu_choices, random_prompts, run_mode
 
 __all__ = ["FlashInferAttention", "GenerationResult", "LlamaConfig", "LlamaModel", "MODES", "PagedKVCache",
-           "TorchAttention", "derived_choices", "first_divergence", "generate", "gpu_choices", "random_prompts", "random_weights",
+           "TorchAttention", "derived_choices", "first_divergence", "generate", "gpu_choices", "random_prompts",
+           "random_weights",
            "run_mode"]

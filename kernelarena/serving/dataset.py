@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Dict, Iterable, Mapping
+from typing import Dict, Iterable, Mapping, Optional
 
 from ..apply import ApplyConfig, RoutingPolicy
 from ..schema import Definition, Solution
@@ -22,12 +22,14 @@ _NAMES = (("fused_add_rmsnorm_h", "fused_add_rmsnorm_h{H}"), ("rmsnorm_h", "rmsn
           ("gqa_paged_prefill_causal_h", "gqa_paged_prefill_causal_h{Hq}_kv{Hkv}_d{D}_ps{P}"))
 
 
-def definition_name(source_name: str, shapes: Mapping[str, int]) -> str:
-    """The FlashInfer-Trace name of ``source_name``'s operator at ``shapes`` (keys H, Hq, Hkv, D, P)."""
+def definition_name(source_name: str, shapes: Mapping[str, int]) -> Optional[str]:
+    """The FlashInfer-Trace name of ``source_name``'s operator at ``shapes`` (keys H, Hq, Hkv, D, P), or None
+    for an operator the serving loop does not route (gemm, sampling, ...: the dataset holds a whole decode
+    step, the loop patches norms and attention only)."""
     for prefix, pattern in _NAMES:
         if source_name.startswith(prefix):
             return pattern.format(**shapes)
-    raise ValueError(f"definition {source_name}: no naming rule (known prefixes: {[p for p, _ in _NAMES]})")
+    return None
 
 
 def derive_dataset(source: TraceSet, out: Path, shapes: Mapping[str, int],
@@ -39,7 +41,7 @@ def derive_dataset(source: TraceSet, out: Path, shapes: Mapping[str, int],
     renamed: Dict[str, str] = {}
     for name, definition in sorted(source.definitions.items()):
         new_name = definition_name(name, shapes)
-        if new_name in renamed.values():
+        if new_name is None or new_name in renamed.values():
             continue
         record = definition.model_dump(mode="json")
         record["name"] = new_name

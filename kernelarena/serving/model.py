@@ -45,7 +45,8 @@ class LlamaConfig:
         return dict(H=self.hidden_size, Hq=self.num_heads, Hkv=self.num_kv_heads, D=self.head_dim, P=page_size)
 
 
-def random_weights(config: LlamaConfig, *, dtype=torch.bfloat16, device="cpu", seed: int = 0) -> Dict[str, torch.Tensor]:
+def random_weights(config: LlamaConfig, *, dtype=torch.bfloat16, device="cpu",
+                   seed: int = 0) -> Dict[str, torch.Tensor]:
     """A state dict in transformers' LlamaForCausalLM layout, normal(0, 1/sqrt(fan_in)) so activations stay
     O(1) through the layers; norm weights near 1."""
     generator = torch.Generator().manual_seed(seed)

@@ -19,7 +19,6 @@ from kernelarena.schema import Status
 from .tiny_dataset import DEFINITION, HIDDEN, make_dataset, marking, scale_rows, scale_rows_into, solution, trace
 
 
-
 def ran(rows: int, dtype=torch.float32, hidden: int = HIDDEN) -> float:
     """Mark of the implementation that ran for a call with ``rows`` rows: 0 fallback, else a solution's mark."""
     x, w = torch.ones(rows, hidden, dtype=dtype), torch.ones(hidden, dtype=dtype)

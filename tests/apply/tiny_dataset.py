@@ -11,8 +11,17 @@ import torch
 
 import kernelarena
 from kernelarena.bench.environment import local_hardware
-from kernelarena.schema import (Correctness, Definition, Environment, Evaluation, Performance, Solution, Status,
-                                Trace, Workload)
+from kernelarena.schema import (
+    Correctness,
+    Definition,
+    Environment,
+    Evaluation,
+    Performance,
+    Solution,
+    Status,
+    Trace,
+    Workload,
+)
 from kernelarena.store import TraceSet
 
 DEFINITION = "scale_rows_h8"

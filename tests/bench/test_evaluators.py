@@ -4,8 +4,14 @@ its power against samplers that are subtly wrong."""
 import pytest
 import torch
 
-from kernelarena.bench.evaluators import (compare_lowbit, compare_sampling, compare_with, filtered_distribution,
-                                          resolve_evaluator, tvd_threshold)
+from kernelarena.bench.evaluators import (
+    compare_lowbit,
+    compare_sampling,
+    compare_with,
+    filtered_distribution,
+    resolve_evaluator,
+    tvd_threshold,
+)
 from kernelarena.schema import Definition, EvaluatorSpec, Status
 
 VOCAB = 2000
@@ -39,7 +45,8 @@ def test_filtered_distribution_follows_the_reference_rules():
     got = filtered_distribution(probs, top_k, top_p)
     assert torch.allclose(got[0], torch.tensor([4, 3, 2, 0.]).double() / 9, atol=1e-12)  # top-k only
     assert torch.allclose(got[1], torch.tensor([4, 3, 0, 0.]).double() / 7, atol=1e-12)  # 0.4 + 0.3 crosses 0.5: kept
-    assert torch.allclose(got[2], torch.tensor([4, 3, 0, 0.]).double() / 7, atol=1e-12)  # top-k, then top-p on 0.44/0.33
+    # top-k, then top-p on 0.44/0.33
+    assert torch.allclose(got[2], torch.tensor([4, 3, 0, 0.]).double() / 7, atol=1e-12)
     assert torch.equal(got[3], torch.tensor([1.0, 0, 0, 0], dtype=torch.float64))  # top_p 0: the largest only
 
 

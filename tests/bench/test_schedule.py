@@ -5,7 +5,7 @@ import pytest
 from kernelarena.bench import RunConfig, TimingConfig
 from kernelarena.bench.environment import local_hardware
 from kernelarena.bench.runner import check_devices, run, schedule, unrunnable_reason
-from kernelarena.schema import Correctness, Environment, Evaluation, Performance, Solution, Status, Trace, TimingStats
+from kernelarena.schema import Correctness, Environment, Evaluation, Performance, Solution, Status, TimingStats, Trace
 from tests.bench.cheats import make_dataset
 
 

@@ -78,5 +78,6 @@ def test_key_depends_on_the_target_device(cache_dir):
     solution = make_solution("py_key", "python", "main.py::run", {"main.py": "def run():\n    pass\n"})
     builder = find_builder(solution)
     keys = {build_key(solution, builder, target) for target in
-            (BuildTarget("cpu"), BuildTarget("cuda:0", (9, 0)), BuildTarget("cuda:1", (9, 0)), BuildTarget("cuda:0", (8, 0)))}
+            (BuildTarget("cpu"), BuildTarget("cuda:0", (9, 0)), BuildTarget("cuda:1", (9, 0)),
+             BuildTarget("cuda:0", (8, 0)))}
     assert len(keys) == 3  # two sm_90 GPUs share a build; sm_80 and the CPU get their own

@@ -205,7 +205,8 @@ def test_cuda_torch_extension_compiles_without_gpu(shared_cache):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.environ.get("KERNELARENA_SLOW_TESTS"), reason="slow (over a minute): set KERNELARENA_SLOW_TESTS=1")
+@pytest.mark.skipif(not os.environ.get("KERNELARENA_SLOW_TESTS"),
+                    reason="slow (over a minute): set KERNELARENA_SLOW_TESTS=1")
 @pytest.mark.skipif(not nvcc_available(), reason="needs nvcc")
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the compile-only path of a machine without a GPU")
 def test_cuda_file_including_torch_extension_compiles_without_gpu(shared_cache):

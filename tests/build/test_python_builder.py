@@ -47,7 +47,8 @@ def test_same_file_names_do_not_collide(cache_dir):
 
 
 def test_entry_in_subfolder(cache_dir):
-    files = {"pkg/impl.py": "from ..util import one\n\ndef run():\n    return one()\n", "util.py": "def one():\n    return 1\n"}
+    files = {"pkg/impl.py": "from ..util import one\n\ndef run():\n    return one()\n",
+             "util.py": "def one():\n    return 1\n"}
     assert build_solution(make_solution("py_sub", "python", "pkg/impl.py::run", files))() == 1
 
 

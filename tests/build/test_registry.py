@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from kernelarena.build import Builder, build_solution, register_builder
+from kernelarena.build import Builder, build_solution, register_builder, registry
 from kernelarena.build.python_builder import PythonBuilder
-from kernelarena.build import registry
 from kernelarena.build.registry import ENTRY_POINT_GROUP, find_builder, unregister_builder
 from kernelarena.build.torch_extension_builder import TorchExtensionBuilder
 from kernelarena.build.tvm_ffi_builder import TvmFfiBuilder
@@ -62,7 +61,8 @@ def test_unregistering_restores_the_builtin(cache_dir):
 
 def test_binding_picks_the_native_builder():
     files = {"k.cpp": "int x;"}
-    assert isinstance(find_builder(make_solution("a", "cpp", "k.cpp::run", files, binding="torch")), TorchExtensionBuilder)
+    assert isinstance(find_builder(make_solution("a", "cpp", "k.cpp::run", files, binding="torch")),
+                      TorchExtensionBuilder)
     assert isinstance(find_builder(make_solution("b", "cpp", "k.cpp::run", files, binding="tvm-ffi")), TvmFfiBuilder)
     assert isinstance(find_builder(make_solution("c", "cuda", "k.cpp::run", files)), TvmFfiBuilder)  # default
 

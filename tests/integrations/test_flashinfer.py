@@ -14,8 +14,8 @@ from kernelarena.integrations import flashinfer as ka_flashinfer
 from kernelarena.kernels import attention as ours
 from kernelarena.kernels.attention.reference import batch_attention_reference, ragged_attention_reference
 from kernelarena.schema import Definition, Solution
-from kernelarena.store import TraceSet
 from kernelarena.serving.dataset import named_routing
+from kernelarena.store import TraceSet
 from tests.conftest import ROOT
 
 from .conftest import RMSNORM, flashinfer, routing

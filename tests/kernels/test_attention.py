@@ -25,8 +25,8 @@ from kernelarena.kernels.attention import (
     kv_view,
 )
 from kernelarena.kernels.attention.merge import merge_states
-from kernelarena.kernels.attention.paged_kernel import PagedAttentionLauncher
 from kernelarena.kernels.attention.page_table import pages_to_nhd
+from kernelarena.kernels.attention.paged_kernel import PagedAttentionLauncher
 from kernelarena.kernels.attention.reference import (
     attention_one_request,
     batch_attention_reference,
@@ -239,7 +239,8 @@ def test_schedule_covers_each_range_once():
 def test_merge_states_equals_attention_over_union():
     q, k, v = torch.randn(5, 2, 16), torch.randn(30, 2, 16), torch.randn(30, 2, 16)
     whole, whole_lse = attention_one_request(q, k, v, causal=False, sm_scale=0.25)
-    parts = [attention_one_request(q, k[a:b], v[a:b], causal=False, sm_scale=0.25) for a, b in ((0, 7), (7, 7), (7, 30))]
+    parts = [attention_one_request(q, k[a:b], v[a:b], causal=False, sm_scale=0.25)
+             for a, b in ((0, 7), (7, 7), (7, 30))]
     merged, merged_lse = merge_states(torch.stack([p[0] for p in parts]), torch.stack([p[1] for p in parts]))
     assert torch.allclose(merged, whole, atol=1e-5) and torch.allclose(merged_lse.double(), whole_lse, atol=1e-5)
 

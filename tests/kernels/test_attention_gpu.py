@@ -83,7 +83,6 @@ def test_paged_prefill_full_size(batch, max_q, max_kv, d, causal):
 
 
 def test_ragged_prefill_full_size():
-    qo_lens, kv_lens = [300, 1, 512], [300, 1000, 2048]
     qo = torch.tensor([0, 300, 301, 813], dtype=torch.int32)
     kv = torch.tensor([0, 300, 1300, 3348], dtype=torch.int32)
     q = torch.randn(813, 32, 128, device="cuda", dtype=torch.bfloat16)

@@ -10,8 +10,12 @@ import torch
 
 from kernelarena.build.toolchain import find_nvcc
 from kernelarena.errors import UnsupportedError
-from kernelarena.kernels.attention import BatchDecodeWithPagedKVCacheWrapper, allocate_paged_kv_cache, build_page_table
-from kernelarena.kernels.attention import small_decode
+from kernelarena.kernels.attention import (
+    BatchDecodeWithPagedKVCacheWrapper,
+    allocate_paged_kv_cache,
+    build_page_table,
+    small_decode,
+)
 from kernelarena.kernels.attention.page_table import pages_to_nhd
 from kernelarena.kernels.attention.reference import batch_attention_reference
 

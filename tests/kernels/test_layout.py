@@ -14,7 +14,8 @@ SOURCE_SUFFIXES = {".cu", ".cuh", ".c", ".h"}
 def test_package_data_covers_every_kernel_source():
     tomllib = pytest.importorskip("tomllib")
     globs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["kernelarena"]
-    sources = [p.relative_to(PACKAGE).as_posix() for p in (PACKAGE / "kernels").rglob("*") if p.suffix in SOURCE_SUFFIXES]
+    sources = [p.relative_to(PACKAGE).as_posix() for p in (PACKAGE / "kernels").rglob("*")
+               if p.suffix in SOURCE_SUFFIXES]
     assert sources
     # setuptools matches each glob against the path relative to the package; "*" does not cross a "/".
     missing = [s for s in sources

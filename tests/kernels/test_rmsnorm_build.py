@@ -35,8 +35,9 @@ def test_tvm_ffi_entries_compile(op, tmp_path):
 @pytest.mark.skipif(os.environ.get("KERNELARENA_SLOW_TESTS") != "1",
                     reason="about 90 s (torch's headers); set KERNELARENA_SLOW_TESTS=1")
 def test_torch_binding_compiles(tmp_path):
-    from torch.utils.cpp_extension import include_paths
     import sysconfig
+
+    from torch.utils.cpp_extension import include_paths
 
     # A CPU-only torch wheel lacks this generated header of its CUDA build; its content is one define.
     stub = tmp_path / "stub" / "c10" / "cuda" / "impl"

@@ -88,7 +88,7 @@ def load_solution(record, tmp_path):
         _BUILT[key] = cuda_impl.extension().run
         return _BUILT[key]
     if record["spec"]["binding"] == "tvm-ffi":
-        tvm_ffi = pytest.importorskip("tvm_ffi")
+        pytest.importorskip("tvm_ffi")
         import tvm_ffi.cpp
 
         lib = tvm_ffi.cpp.build(name=record["name"], cuda_files=[str(tmp_path / entry_file)],

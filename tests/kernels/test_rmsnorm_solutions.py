@@ -13,7 +13,8 @@ RECORDS = solution_records()
 
 def test_five_solutions_per_definition():
     for definition in DEFINITIONS:
-        languages = sorted(r["spec"]["language"] + str(r["spec"]["binding"]) for r in RECORDS if r["definition"] == definition)
+        languages = sorted(r["spec"]["language"] + str(r["spec"]["binding"])
+                           for r in RECORDS if r["definition"] == definition)
         assert languages == ["cudatorch", "cudatvm-ffi", "pythonNone", "tilelangNone", "tritonNone"]
     assert len({r["name"] for r in RECORDS}) == len(RECORDS)
     json.dumps(RECORDS)
@@ -37,7 +38,8 @@ def test_record_is_self_contained(record):
         tree = ast.parse(record["sources"][0]["content"])
         imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
-        assert imported <= {"__future__", "functools", "dataclasses", "torch", "triton", "tilelang", "tvm", "flashinfer"}
+        assert imported <= {"__future__", "functools", "dataclasses", "torch", "triton", "tilelang", "tvm",
+                            "flashinfer"}
         assert re.search(r"^run = run_(rmsnorm|fused_add_rmsnorm)$", record["sources"][0]["content"], re.M)
     else:
         entry = next(s["content"] for s in record["sources"] if s["path"] == entry_file)

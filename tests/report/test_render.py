@@ -65,10 +65,10 @@ def test_the_committed_h100_traces_still_make_the_committed_report(monkeypatch):
 
     monkeypatch.chdir(Path(__file__).resolve().parents[2])  # the report names the dataset as it was given
     ds = TraceSet.load("examples/dataset")
-    text = render_report(ds, "md", ["benchmarks/results/run_example_2026-11-24_h100_run10_traces.jsonl"],
-                         title="kernelarena: example dataset on an H100 (run 10, 2026-11-24)")
+    text = render_report(ds, "md", ["benchmarks/results/run_example_h100_traces.jsonl"],
+                         title="kernelarena: example dataset on an H100 (2026-11-24)")
     assert not ds.problems and text.count("### ") == 6 and "124 traces" in text
-    committed = Path("benchmarks/results/report_2026-11-24_h100.md").read_text()
+    committed = Path("benchmarks/results/report_example_h100.md").read_text()
     # From the first hardware section on: the header counts every definition, including ones added since.
     assert text[text.index("\n## "):] == committed[committed.index("\n## "):], \
         "regenerate the committed report: see docs/report.md"

@@ -43,9 +43,9 @@ def test_unknown_language_rejected():
 
 
 def workload():
-    return {"uuid": "u1", "axes": {"b": 4}, "inputs": {"x": {"type": "random"}, "eps": {"type": "scalar", "value": 1e-6},
-                                                         "w": {"type": "safetensors", "path": "blob/a.safetensors",
-                                                               "tensor_key": "w"}}}
+    return {"uuid": "u1", "axes": {"b": 4},
+            "inputs": {"x": {"type": "random"}, "eps": {"type": "scalar", "value": 1e-6},
+                       "w": {"type": "safetensors", "path": "blob/a.safetensors", "tensor_key": "w"}}}
 
 
 def test_workload_inputs_by_type():
@@ -59,7 +59,8 @@ def test_workload_inputs_by_type():
 
 def evaluation(status, correctness=True, performance=True):
     return {"status": status, "environment": {"hardware": "cpu"}, "timestamp": "2026-11-24T00:00:00Z",
-            **({"correctness": {"max_relative_error": math.nan, "max_absolute_error": math.inf}} if correctness else {}),
+            **({"correctness": {"max_relative_error": math.nan, "max_absolute_error": math.inf}}
+               if correctness else {}),
             **({"performance": {"latency_ms": 1.0, "reference_latency_ms": 2.0, "speedup_factor": 2.0}}
                if performance else {})}
 

@@ -6,8 +6,18 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kernelarena.serving import (GenerationResult, LlamaConfig, LlamaModel, PagedKVCache, derived_choices,
-                                 first_divergence, gpu_choices, random_prompts, random_weights, run_mode)
+from kernelarena.serving import (
+    GenerationResult,
+    LlamaConfig,
+    LlamaModel,
+    PagedKVCache,
+    derived_choices,
+    first_divergence,
+    gpu_choices,
+    random_prompts,
+    random_weights,
+    run_mode,
+)
 from tests.apply.conftest import apply_off  # noqa: F401
 from tests.conftest import EXAMPLE_DATASET
 

@@ -14,7 +14,6 @@ import kernelarena
 from kernelarena.schema import RandomInput, SafetensorsInput
 from kernelarena.store import TraceSet
 from kernelarena.tracing import FirstN, Sampled, disable_tracing, enable_tracing, flush_tracing
-
 from tests.apply.tiny_dataset import DEFINITION, HIDDEN, make_dataset, marking, trace
 
 

@@ -36,8 +36,16 @@ from ...bench.plan import find_plan
 from ...errors import UnsupportedError
 from ...kernels import attention as ours
 from ...schema import torch_dtype
-from .arguments import (RUN_KEYWORDS, ParsedPlan, Unsupported, decode_plan, forward_matches, neutral_run,
-                        paged_prefill_plan, ragged_prefill_plan)
+from .arguments import (
+    RUN_KEYWORDS,
+    ParsedPlan,
+    Unsupported,
+    decode_plan,
+    forward_matches,
+    neutral_run,
+    paged_prefill_plan,
+    ragged_prefill_plan,
+)
 from .support import run_original
 
 PLANNED_FORMS: Dict[str, Callable[..., Any]] = {

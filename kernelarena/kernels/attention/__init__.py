@@ -7,6 +7,7 @@ solutions.py (the dataset's records, built from these files).
 """
 
 from .decode import BatchDecodeWithPagedKVCacheWrapper
+from .kernel_config import KernelConfig
 from .page_table import (
     PageTable,
     allocate_paged_kv_cache,
@@ -16,7 +17,6 @@ from .page_table import (
     ragged_page_table,
 )
 from .prefill import BatchPrefillWithPagedKVCacheWrapper, BatchPrefillWithRaggedKVCacheWrapper
-from .kernel_config import KernelConfig
 
 __all__ = [
     "BatchDecodeWithPagedKVCacheWrapper",

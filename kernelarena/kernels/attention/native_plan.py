@@ -42,15 +42,17 @@ from typing import Optional
 import numpy as np
 import torch
 
+from kernelarena import env
+
 from . import scheduler
 from .scheduler import PlanSummary
 
 SOURCE = Path(__file__).resolve().with_name("native_plan.c")
-ENV_SWITCH = "KERNELARENA_NATIVE_PLAN"
+ENV_SWITCH = env.NATIVE_PLAN
 ABI_VERSION = 1  # ka_native_plan_abi() of a library built from the current source
 
 # The switch: False makes the runner use scheduler.plan_work (numpy). Read from the environment once.
-enabled = os.environ.get(ENV_SWITCH, "1") != "0"
+enabled = env.native_plan_enabled()
 
 # The argument block (int64 words): ka_plan_work's arguments (0-20) and results (24-29), A_* and R_* in
 # native_plan.c; ka_query_extent's arguments and results (32-34).

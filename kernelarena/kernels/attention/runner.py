@@ -7,7 +7,8 @@ copies the used prefix to the device in one transfer; it also fixes every launch
 with run()'s tensors. ``run`` only launches one kernel (split chunks are merged inside it), with a persistent
 grid that depends on nothing but the device, reading every per-batch quantity from device buffers owned here.
 Small decode batches (fewer (request, KV head) pairs than SMs, few K/V rows) go to the CUDA kernel of
-``small_decode`` instead, planned by its own schedule into the same buffers; everything else to Triton. A CUDA graph captured around ``run`` stays
+``small_decode`` instead, planned by its own schedule into the same buffers; everything else to Triton.
+A CUDA graph captured around ``run`` stays
 valid across later ``plan`` calls as long as no buffer has to grow: with ``use_cuda_graph=True`` growth is
 refused (UnsupportedError) and the kernel configuration chosen by the first plan is kept.
 """
@@ -23,8 +24,8 @@ from kernelarena.errors import ShapeError, UnsupportedError
 
 from . import native_plan, small_decode
 from .backends import AttentionProblem, choose
-from .paged_kernel import PagedAttentionLauncher, default_sm_scale
 from .kernel_config import KernelConfig, choose_config
+from .paged_kernel import PagedAttentionLauncher, default_sm_scale
 from .scheduler import plan_work
 from .staging import StagedCopy
 
@@ -231,7 +232,8 @@ class AttentionRunner:
         launcher.prepare(o_part=o_part, lse_part=lse_part, counters=self._counters, words=self._work,
                          kv_indices=self._kv_indices, num_kv_heads=num_kv_heads, page_size=page_size,
                          window_left=window_left, sm_scale=scale, logits_soft_cap=float(logits_soft_cap or 0.0),
-                         grid=grid, inline_words=None if self.use_cuda_graph or not small_decode.INLINE else schedule.words)
+                         grid=grid,
+                         inline_words=None if self.use_cuda_graph or not small_decode.INLINE else schedule.words)
         self._small = launcher
         batch = schedule.words[3]
         self.problem = PlannedProblem(num_qo_heads, num_kv_heads, head_dim, page_size, False, window_left,

@@ -77,7 +77,8 @@ def plan_work(
     ``target_ctas`` is the number of programs: KV ranges are split into equal chunks (at least ``min_chunk``
     tokens) while (tile, head) pairs are fewer than ``split_factor`` x target_ctas, and then every tile goes
     through the merge (one code path, fewer host operations). Causal tiles are listed request by request
-    (most KV first), each request's longest first (programs take items in list order). ``split_size`` forces a chunk length in tokens. Words the kernel
+    (most KV first), each request's longest first (programs take items in list order). ``split_size`` forces
+    a chunk length in tokens. Words the kernel
     does not read (item field 4; fields 9-11 of a tile left whole; group padding) are written as 0. Raises
     ValueError when ``out`` or ``max_slots`` is too small for the schedule.
 

@@ -29,10 +29,11 @@ from typing import NamedTuple, Optional
 
 import torch
 
+from kernelarena import env
 from kernelarena.errors import UnsupportedError
 
 SOURCE = Path(__file__).resolve().with_name("small_decode.cu")
-ENV_SWITCH = "KERNELARENA_SMALL_DECODE"
+ENV_SWITCH = env.SMALL_DECODE
 ABI_VERSION = 6  # KA_ABI_VERSION of small_decode.cu
 MAX_PAGES = 256  # KA_MAX_PAGES: a chunk spans at most this many pages
 GROUPS = (1, 2, 4, 8)
@@ -41,7 +42,7 @@ DTYPES = {torch.bfloat16: 0, torch.float16: 1}
 HEADER_WORDS = 4  # items, chunk, slots per (request, head), batch; then (first page, KV length) per request
 MIN_WORDS = 32 * 16  # the kernel reads its block size (at most 16 warps) of words at once: the buffer's least size
 
-enabled = os.environ.get(ENV_SWITCH, "1") != "0"
+enabled = env.small_decode_enabled()
 
 # Launch shape (module attributes, so benchmarks/sweep_small_decode.py can try others). MMA picks the token
 # loop: 1 the tensor-core one (mma_decode_kernel: each of WARPS warps keeps STAGES tiles of 16 tokens in

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .paged_kernel import launch_paged_attention
 from .kernel_config import choose_config
+from .paged_kernel import launch_paged_attention
 from .scheduler import plan_work
 
 WORK_WORDS = 1 << 20

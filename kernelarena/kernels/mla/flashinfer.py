@@ -5,9 +5,8 @@ wrapper (one per device, 128 MiB workspace) is planned on every call from the ca
 planning cost is part of each call; lse is asked for in base 2, as the definition has it.
 """
 
-import torch
-
 import flashinfer
+import torch
 
 _WRAPPERS = {}
 

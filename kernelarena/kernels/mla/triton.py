@@ -11,7 +11,6 @@ Self-contained (torch, triton, os, math): this file is the source of the dataset
 import math
 import os
 
-import torch
 import triton
 import triton.language as tl
 

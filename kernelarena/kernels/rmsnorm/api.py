@@ -131,7 +131,8 @@ def _check_weight(weight: torch.Tensor, x: torch.Tensor, hidden: int) -> None:
     if not isinstance(weight, torch.Tensor):
         raise UnsupportedError(f"weight: expected a torch.Tensor, got {type(weight).__name__}")
     if weight.dim() != 1 or weight.shape[0] != hidden:
-        raise UnsupportedError(f"weight: shape {tuple(weight.shape)} does not match x's hidden size; expected ({hidden},)")
+        raise UnsupportedError(f"weight: shape {tuple(weight.shape)} does not match x's hidden size; "
+                               f"expected ({hidden},)")
     if weight.dtype != x.dtype:
         raise UnsupportedError(f"weight: dtype {weight.dtype} differs from x's {x.dtype}")
     if weight.device != x.device:

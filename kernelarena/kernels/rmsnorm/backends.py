@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import os
 from typing import Callable, NamedTuple, Optional
 
 import torch
 
+from kernelarena import env
 from kernelarena.errors import BuildError
 
 from . import reference
@@ -59,7 +59,7 @@ def installed(package: str) -> bool:
 
 
 def triton_interpreted() -> bool:
-    return os.environ.get("TRITON_INTERPRET") == "1"
+    return env.triton_interpreted()
 
 
 _BUILD_FAILURES: dict = {}  # (backend, device type, arch) -> why its build failed, so auto stops trying it

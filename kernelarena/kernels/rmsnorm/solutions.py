@@ -23,7 +23,8 @@ DEFINITIONS = {
     "fused_add_rmsnorm_h8192": ("fused_add_rmsnorm", 8192),
 }
 
-_ENTRY_ALIAS = "\n\n# Entry point of this solution's definition (appended by kernelarena's solutions.py).\nrun = run_{op}\n"
+_ENTRY_ALIAS = ("\n\n# Entry point of this solution's definition (appended by kernelarena's solutions.py).\n"
+                "run = run_{op}\n")
 
 
 def _read(name: str) -> str:
@@ -94,7 +95,8 @@ def _records_for(definition: str, op: str, hidden: int) -> list[dict]:
             "definition": definition,
             "author": AUTHOR,
             "description": f"Baseline: FlashInfer's flashinfer.norm.{op} (hidden {hidden})"
-                           + ("; inputs copied into the outputs first, as it works in place." if op != "rmsnorm" else "."),
+                           + ("; inputs copied into the outputs first, as it works in place." if op != "rmsnorm"
+                              else "."),
             "spec": _spec("python", "rmsnorm_flashinfer.py::run", dependencies=("flashinfer",)),
             "sources": _python_entry("flashinfer.py", "rmsnorm_flashinfer.py", op),
         },
@@ -104,4 +106,5 @@ def _records_for(definition: str, op: str, hidden: int) -> list[dict]:
 def solution_records() -> list[dict]:
     """FlashInfer-Trace Solution dicts for every RMSNorm definition: Triton, CUDA (torch binding), CUDA
     (TVM-FFI binding), TileLang and FlashInfer, five per definition."""
-    return [record for definition, (op, hidden) in DEFINITIONS.items() for record in _records_for(definition, op, hidden)]
+    return [record for definition, (op, hidden) in DEFINITIONS.items()
+            for record in _records_for(definition, op, hidden)]

@@ -31,7 +31,8 @@ def launch_shape(hidden: int, fused: bool) -> tuple[int, int]:
     short rows share a block of 128 threads. Raises ValueError for a hidden size this kernel does not
     handle."""
     if hidden % 128 or not 0 < hidden <= MAX_HIDDEN:
-        raise ValueError(f"TileLang RMSNorm needs a hidden size that is a multiple of 128 up to {MAX_HIDDEN}, got {hidden}")
+        raise ValueError(f"TileLang RMSNorm needs a hidden size that is a multiple of 128 up to {MAX_HIDDEN}, "
+                         f"got {hidden}")
     vectors = hidden // 8
     per_thread = 8 if not fused and vectors >= 1024 else 4
     threads = 1
@@ -84,7 +85,8 @@ def rmsnorm_program(hidden: int, dtype: str, fused: bool, eps: float):
         return fused_add_rmsnorm_kernel
 
     @T.prim_func
-    def rmsnorm_kernel(X: T.Tensor((m, hidden), dtype), W: T.Tensor((hidden,), dtype), Out: T.Tensor((m, hidden), dtype)):
+    def rmsnorm_kernel(X: T.Tensor((m, hidden), dtype), W: T.Tensor((hidden,), dtype),
+                       Out: T.Tensor((m, hidden), dtype)):
         normalize(X, None, W, Out, None)
 
     return rmsnorm_kernel

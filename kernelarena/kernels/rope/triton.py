@@ -4,7 +4,6 @@
 Self-contained (torch, triton): this file is the source of the dataset's Triton RoPE solutions.
 """
 
-import torch
 import triton
 import triton.language as tl
 

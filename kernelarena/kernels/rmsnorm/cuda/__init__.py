@@ -30,7 +30,8 @@ KERNEL_HEADER = SOURCE_DIR / "rmsnorm.cuh"
 PYTHON_BINDING = SOURCE_DIR / "rmsnorm_python.cu"
 TORCH_BINDING = SOURCE_DIR / "rmsnorm_torch.cu"
 TVM_FFI_HEADER = SOURCE_DIR / "rmsnorm_tvm_ffi.cuh"
-TVM_FFI_ENTRIES = {"rmsnorm": SOURCE_DIR / "rmsnorm_tvm_ffi.cu", "fused_add_rmsnorm": SOURCE_DIR / "fused_add_rmsnorm_tvm_ffi.cu"}
+TVM_FFI_ENTRIES = {"rmsnorm": SOURCE_DIR / "rmsnorm_tvm_ffi.cu",
+                   "fused_add_rmsnorm": SOURCE_DIR / "fused_add_rmsnorm_tvm_ffi.cu"}
 LAUNCHER_MODULE = "kernelarena_rmsnorm_launch"  # PyInit_ name in rmsnorm_python.cu
 DTYPE_CODES = {"bfloat16": 0, "float16": 1}  # the launcher's dtype argument
 

@@ -1,0 +1,144 @@
+"""Every environment variable kernelarena reads, with its meaning and default, and one accessor each.
+
+The rest of the package asks this module instead of reading ``os.environ``, so this file is the complete list
+(tests/test_env.py fails on a read elsewhere, and checks docs/settings.md against ``SETTINGS``). Accessors read
+the environment at each call; the few callers that must decide once per process (a kernel switch read at import,
+apply's first call) say so where they call. This module imports nothing of ours: every floor may use it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Optional, Tuple
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: its ``name``, what it does (``meaning``) and what holds when it is unset."""
+
+    name: str
+    meaning: str
+    default: str
+
+
+CACHE_DIR = "KERNELARENA_CACHE_DIR"
+APPLY = "KERNELARENA_APPLY"
+APPLY_WARMUP = "KERNELARENA_APPLY_WARMUP"
+TRACE = "KERNELARENA_TRACE"
+TRACE_POLICY = "KERNELARENA_TRACE_POLICY"
+NATIVE_PLAN = "KERNELARENA_NATIVE_PLAN"
+SMALL_DECODE = "KERNELARENA_SMALL_DECODE"
+INTEGRATIONS = "KERNELARENA_INTEGRATIONS"
+TRITON_INTERPRET = "TRITON_INTERPRET"
+XDG_CACHE_HOME = "XDG_CACHE_HOME"
+CUDA_HOME = "CUDA_HOME"
+CUDA_PATH = "CUDA_PATH"
+CXX = "CXX"
+
+SETTINGS: Tuple[Setting, ...] = (
+    Setting(CACHE_DIR, "Root folder of the build cache (compiled solutions, our kernels' extensions).",
+            "`$XDG_CACHE_HOME/kernelarena`, else `~/.cache/kernelarena`"),
+    Setting(APPLY, "Dataset folder: the first apply call of the process enables apply from it.", "unset: apply off"),
+    Setting(APPLY_WARMUP, "`1`: with KERNELARENA_APPLY, build every solution the table uses at that first call.",
+            "unset: build each solution at its first use"),
+    Setting(TRACE, "Dataset folder: the first apply call of the process starts tracing workloads into it.",
+            "unset: tracing off"),
+    Setting(TRACE_POLICY, "With KERNELARENA_TRACE: which calls are recorded (`first_n`, `distinct_shapes`, "
+            "`sampled`).", "`first_n`"),
+    Setting(INTEGRATIONS, "Comma-separated integrations (e.g. `flashinfer`) that `import kernelarena` installs.",
+            "unset: none"),
+    Setting(NATIVE_PLAN, "`0`: the attention planner runs in numpy instead of the compiled C planner. Read once, "
+            "at import.", "`1` (C planner when it builds)"),
+    Setting(SMALL_DECODE, "`0`: the small-batch decode attention kernel is never used. Read once, at import.",
+            "`1` (used where it is faster)"),
+    Setting(TRITON_INTERPRET, "Triton's own switch; `1` runs Triton kernels on the CPU. We read it to know which "
+            "backends can run, and set it for CPU builds and workers.", "unset: compiled for the GPU"),
+    Setting(XDG_CACHE_HOME, "The user's cache folder (XDG base directories); parent of our default cache.",
+            "`~/.cache`"),
+    Setting(CUDA_HOME, "CUDA toolkit folder; nvcc is looked for in its `bin/` first.", "unset"),
+    Setting(CUDA_PATH, "CUDA toolkit folder, read after CUDA_HOME (the name some installers set).", "unset"),
+    Setting(CXX, "The host C++ compiler (the one torch and tvm-ffi use too).", "`c++`"),
+)
+"""All variables, in the order docs/settings.md lists them."""
+
+
+def environment() -> Mapping[str, str]:
+    """The process environment, for apply's startup hooks: they read the variables above from the mapping they
+    are given, so that a test can pass its own."""
+    return os.environ
+
+
+def _get(name: str) -> Optional[str]:
+    """The variable's value, None when unset or empty."""
+    return os.environ.get(name) or None
+
+
+def _switch_on(name: str) -> bool:
+    """A default-on switch: anything but ``0`` keeps it on."""
+    return os.environ.get(name, "1") != "0"
+
+
+def cache_root() -> Path:
+    """The build cache root: ``$KERNELARENA_CACHE_DIR``, else ``$XDG_CACHE_HOME/kernelarena``, else
+    ``~/.cache/kernelarena``."""
+    explicit = _get(CACHE_DIR)
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = _get(XDG_CACHE_HOME)
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "kernelarena"
+
+
+def apply_dataset() -> Optional[str]:
+    """``$KERNELARENA_APPLY``: the dataset folder apply enables itself from, or None."""
+    return _get(APPLY)
+
+
+def apply_warmup() -> bool:
+    """``$KERNELARENA_APPLY_WARMUP == "1"``: build every solution of the table when apply enables itself."""
+    return os.environ.get(APPLY_WARMUP) == "1"
+
+
+def trace_dataset() -> Optional[str]:
+    """``$KERNELARENA_TRACE``: the dataset folder tracing records into, or None."""
+    return _get(TRACE)
+
+
+def trace_policy() -> Optional[str]:
+    """``$KERNELARENA_TRACE_POLICY``: the tracing policy's name, or None for the default."""
+    return _get(TRACE_POLICY)
+
+
+def native_plan_enabled() -> bool:
+    """False when ``KERNELARENA_NATIVE_PLAN=0``: plan attention in numpy."""
+    return _switch_on(NATIVE_PLAN)
+
+
+def small_decode_enabled() -> bool:
+    """False when ``KERNELARENA_SMALL_DECODE=0``: never use the small-batch decode kernel."""
+    return _switch_on(SMALL_DECODE)
+
+
+def triton_interpreted() -> bool:
+    """True when ``TRITON_INTERPRET=1``: Triton kernels run on the CPU."""
+    return os.environ.get(TRITON_INTERPRET) == "1"
+
+
+def cuda_homes() -> Tuple[str, ...]:
+    """CUDA toolkit folders named by ``$CUDA_HOME`` then ``$CUDA_PATH`` (those that are set)."""
+    return tuple(home for home in (_get(CUDA_HOME), _get(CUDA_PATH)) if home)
+
+
+def cxx() -> str:
+    """The host C++ compiler: ``$CXX`` or ``c++``."""
+    return _get(CXX) or "c++"
+
+
+def settings_table() -> str:
+    """The variables as a markdown table (name, meaning, default): what docs/settings.md holds."""
+    lines = ["| Variable | Meaning | Default |", "|---|---|---|"]
+    lines += [f"| `{s.name}` | {s.meaning} | {s.default} |" for s in SETTINGS]
+    return "\n".join(lines) + "\n"
+

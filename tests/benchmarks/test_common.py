@@ -1,0 +1,100 @@
+"""benchmarks/common.py: results tables are upserted by machine and key, and read back as written."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from benchmarks.common import (
+    Stamp,
+    add_out_argument,
+    markdown_table,
+    publish,
+    read_results,
+    stamp,
+    upsert_results,
+)
+
+COLUMNS = ["case", "us"]
+H100, B200 = Stamp("NVIDIA H100", "2026-11-24"), Stamp("NVIDIA B200", "2026-12-01")
+
+
+def test_markdown_table_escapes_pipes_and_fills_missing_cells():
+    text = markdown_table(["a", "b"], [{"a": "x|y", "b": 1.234}, {"a": "z"}])
+    assert text == "| a | b |\n|---|---|\n| x\\|y | 1.23 |\n| z | - |\n"
+
+
+def test_a_run_replaces_its_own_machines_rows_and_keeps_the_others(tmp_path):
+    table = tmp_path / "t.md"
+    upsert_results(table, table, "# T", ["case"], COLUMNS, [{"case": "1x4096", "us": 5.0}, {"case": "a|b", "us": 1}],
+                   H100)
+    upsert_results(table, table, "# T", ["case"], COLUMNS, [{"case": "1x4096", "us": 3.0}], B200)
+    upsert_results(table, table, "# T", ["case"], COLUMNS, [{"case": "1x4096", "us": 4.5}],
+                   Stamp("NVIDIA H100", "2026-12-02"))
+    title, columns, rows = read_results(table)
+    assert title == "# T" and columns == ["machine", "date", "case", "us"]
+    assert rows == [
+        {"machine": "NVIDIA B200", "date": "2026-12-01", "case": "1x4096", "us": "3.00"},
+        {"machine": "NVIDIA H100", "date": "2026-12-02", "case": "1x4096", "us": "4.50"},
+        {"machine": "NVIDIA H100", "date": "2026-11-24", "case": "a|b", "us": "1"},
+    ]
+
+
+def test_a_new_column_reads_as_missing_in_old_rows(tmp_path):
+    table = tmp_path / "t.md"
+    upsert_results(table, table, "# T", ["case"], COLUMNS, [{"case": "c", "us": 1.0}], H100)
+    upsert_results(table, table, "# T", ["case"], COLUMNS + ["host us"], [{"case": "d", "us": 2.0, "host us": 9}], B200)
+    rows = read_results(table)[2]
+    assert [r["host us"] for r in rows] == ["9", "-"]
+
+
+def test_a_broken_results_file_is_named(tmp_path):
+    table = tmp_path / "t.md"
+    table.write_text("# T\n\nno table here\n")
+    with pytest.raises(ValueError, match="t.md: no markdown table"):
+        read_results(table)
+    table.write_text("| a | b |\n|---|---|\n| 1 |\n")
+    with pytest.raises(ValueError, match="t.md:3: 1 cells, the header has 2"):
+        read_results(table)
+
+
+def test_publish_starts_from_the_committed_table_and_writes_the_latest_output(tmp_path, monkeypatch):
+    import benchmarks.common as common
+
+    committed = tmp_path / "results"
+    committed.mkdir()
+    upsert_results(committed / "x.md", committed / "x.md", "# X", ["case"], COLUMNS, [{"case": "c", "us": 1}], H100)
+    monkeypatch.setattr(common, "RESULTS_DIR", committed)
+    out = tmp_path / "out"
+    table = publish("x", out, "raw output", "# X", ["case"], COLUMNS, [{"case": "c", "us": 2}], B200)
+    assert (out / "x_latest.md").read_text() == "raw output\n"
+    assert [r["machine"] for r in read_results(table)[2]] == ["NVIDIA B200", "NVIDIA H100"]
+    assert len(read_results(committed / "x.md")[2]) == 1  # the committed table is only read
+
+
+def test_out_defaults_to_the_out_variable(monkeypatch):
+    parser = argparse.ArgumentParser()
+    add_out_argument(parser)
+    monkeypatch.delenv("OUT", raising=False)
+    assert parser.parse_args([]).out is None
+    monkeypatch.setenv("OUT", "/tmp/somewhere")
+    parser = argparse.ArgumentParser()
+    add_out_argument(parser)
+    assert parser.parse_args([]).out == Path("/tmp/somewhere")
+    assert parser.parse_args(["--out", "x"]).out == Path("x")
+
+
+def test_a_cpu_stamp_names_the_cpu():
+    run = stamp("cpu")
+    assert "CPUs" in run.machine and len(run.date) == 10
+
+
+def test_committed_results_tables_parse():
+    results = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+    tables = [p for p in results.glob("*.md") if "| machine | date |" in p.read_text()]
+    assert tables, "no results table in benchmarks/results"
+    for path in tables:
+        columns, rows = read_results(path)[1:]
+        assert columns[:2] == ["machine", "date"] and rows, path

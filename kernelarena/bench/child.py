@@ -17,6 +17,8 @@ import traceback
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+from .. import env
+
 
 def send(conn: Connection, message: dict) -> None:
     conn.send_bytes(json.dumps(message).encode())
@@ -27,8 +29,9 @@ def run_child(role: str, device: str, conn: Connection, root: str, scratch: str,
     """Set the process up (environment, log, working folder, sandbox, device) and serve the parent's requests."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it stops the run and this worker
     # The template process kept the environment of its start; the parent's is the one that applies now.
-    os.environ.clear()
-    os.environ.update(environ)
+    current = env.environment()
+    current.clear()
+    current.update(environ)
     log = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     os.dup2(log, 1)
     os.dup2(log, 2)

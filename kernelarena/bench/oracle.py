@@ -16,8 +16,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
-from ..schema import (Correctness, Definition, Environment, Evaluation, Performance, Status, TimingStats, Trace,
-                      Workload)
+from ..schema import Correctness, Definition, Environment, Evaluation, Performance, Status, TimingStats, Trace, Workload
 from .config import RunConfig
 from .correctness import Comparison
 from .environment import environment
@@ -63,8 +62,9 @@ class Oracle:
 
     # ------------------------------------------------------------------ reference
     def _reference(self, definition: Definition, workload: Workload, seed: int, planned: bool = False) -> Tuple:
-        """(inputs the comparison needs, reference outputs) on the inputs of ``seed``; ``planned``: with the inputs a plan step may not read
-        refilled from ``seed + 1``, as the solution's process did between its plan and run."""
+        """(inputs the comparison needs, reference outputs) on the inputs of ``seed``; ``planned``: with the
+        inputs a plan step may not read refilled from ``seed + 1``, as the solution's process did between its
+        plan and run."""
         try:
             inputs = materialize_inputs(definition, workload, self.device, seed, self.root)
             if planned:

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional, Tuple
 
+from .. import env
 from .config import RunConfig
 
 _MAX_MESSAGE = 1 << 34  # a payload larger than 16 GiB is a protocol violation, not something to read
@@ -47,7 +48,7 @@ class ChildProcess:
 
         self.process = context.Process(target=run_child, daemon=True, name=f"kernelarena-{role}-{device}",
                                        args=(role, device, theirs, str(root) if root else "", str(self.scratch),
-                                             str(self.log_path), config, dict(os.environ), warm))
+                                             str(self.log_path), config, dict(env.environment()), warm))
         with _CLEAN_PATH:
             # The child takes our sys.path: without the implicit working-folder entry, nothing planted there is
             # imported; relative entries the user set (PYTHONPATH=.) are kept, resolved against our folder.
@@ -152,9 +153,10 @@ def _template_context():
         # The template is a new interpreter started in our working folder: it must not find modules there
         # (PYTHONSAFEPATH), and it must import what we import (our sys.path, which resolved any relative
         # PYTHONPATH entry when we started).
-        saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "PYTHONSAFEPATH")}
-        os.environ["PYTHONSAFEPATH"] = "1"
-        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p and os.path.isabs(p))
+        environ = env.environment()  # Python's own variables, set for the template's start and put back
+        saved = {k: environ.get(k) for k in ("PYTHONPATH", "PYTHONSAFEPATH")}
+        environ["PYTHONSAFEPATH"] = "1"
+        environ["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p and os.path.isabs(p))
         try:
             from multiprocessing import forkserver
 
@@ -162,7 +164,7 @@ def _template_context():
         finally:
             for key, value in saved.items():
                 if value is None:
-                    os.environ.pop(key, None)
+                    environ.pop(key, None)
                 else:
-                    os.environ[key] = value
+                    environ[key] = value
     return context

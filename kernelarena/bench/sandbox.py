@@ -14,6 +14,8 @@ import struct
 from pathlib import Path
 from typing import Iterable, List
 
+from .. import env
+
 _PR_SET_NO_NEW_PRIVS = 38
 _PR_SET_SECCOMP = 22
 _SECCOMP_MODE_FILTER = 2
@@ -34,9 +36,10 @@ def writable_dirs(scratch: Path) -> List[Path]:
     home = Path.home()
     dirs = [scratch, Path("/dev"), default_cache_root(), home / ".cache", home / ".triton", home / ".nv",
             home / ".tilelang"]
-    for variable in ("TRITON_CACHE_DIR", "TORCH_EXTENSIONS_DIR", "KERNELARENA_CACHE_DIR"):
-        if os.environ.get(variable):
-            dirs.append(Path(os.environ[variable]))
+    environ = env.environment()  # Triton's and torch's own cache variables, where the user moved them
+    for variable in ("TRITON_CACHE_DIR", "TORCH_EXTENSIONS_DIR"):
+        if environ.get(variable):
+            dirs.append(Path(environ[variable]))
     return dirs
 
 

@@ -5,8 +5,7 @@ import tempfile
 
 import pytest
 
-from kernelarena.bench import RunConfig, TimingConfig
-from kernelarena.bench import run
+from kernelarena.bench import RunConfig, TimingConfig, run
 from kernelarena.bench.evaluate import Case
 from kernelarena.bench.plan import PlanError, find_plan, plan_case, plan_name
 from kernelarena.schema import Definition, Solution, Trace, Workload

@@ -6,8 +6,15 @@ import time
 
 import pytest
 
-from kernelarena.bench.roofline import (IMPOSSIBLE_BELOW, RooflineError, device_ceilings, impossible_speed,
-                                        measure_ceilings, speed_of_light, work_of)
+from kernelarena.bench.roofline import (
+    IMPOSSIBLE_BELOW,
+    RooflineError,
+    device_ceilings,
+    impossible_speed,
+    measure_ceilings,
+    speed_of_light,
+    work_of,
+)
 from kernelarena.schema import Definition, Workload
 
 CEILINGS = {"copy_bytes_per_s": 1e11, "cached_copy_bytes_per_s": 4e11, "bf16_flops_per_s": 1e14,

@@ -38,7 +38,8 @@ def hostile_run(request, tmp_path_factory):
     return dict(root=root, workdir=workdir, marker=marker, report=report, definitions=definitions_before,
                 solutions=solutions_before, status={t.solution: t.evaluation.status.value for t in report.traces},
                 traces={t.solution: t for t in report.traces},
-                protections=next(t for t in report.traces if t.solution == "aaa_honest_first").evaluation.environment.sandbox)
+                protections=next(t for t in report.traces
+                                 if t.solution == "aaa_honest_first").evaluation.environment.sandbox)
 
 
 def test_controls_pass_first_and_last(hostile_run):

@@ -1,13 +1,16 @@
 # Source at the start of a GPU-machine command, from the repo root:
 #     source benchmarks/gpu_env.sh
 # Carry [".gpu-all", ".fi-cache"] (made by benchmarks/prepare_gpu_deps.sh and benchmarks/flashinfer_warmup.py);
+# or [".gpu-slim", ".fi-cache"] (prepare_gpu_deps.sh with SLIM=1: no TileLang, 21 MB, leaves room for a larger tree);
 # the older [".gpu-deps", ".fi-cache"] (shared/gpu/prepare-deps.sh: FlashInfer without TileLang) works too.
 # Unpacks the packages under /tmp/site, and FlashInfer kernels compiled by an earlier call as AOT modules so
 # that they load without JIT; makes our own package importable.
 mkdir -p /tmp/site
-if [ -d .gpu-all ]; then
-  tar -xJf .gpu-all/site.tar.xz -C /tmp/site
-  tar -xJf .gpu-all/flashinfer.tar.xz -C /tmp/site
+deps=""
+for d in .gpu-all .gpu-slim; do [ -d "$d" ] && deps=$d; done
+if [ -n "$deps" ]; then
+  tar -xJf "$deps/site.tar.xz" -C /tmp/site
+  tar -xJf "$deps/flashinfer.tar.xz" -C /tmp/site
 else
   source .gpu-deps/use-deps.sh
 fi

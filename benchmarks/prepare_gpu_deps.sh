@@ -5,7 +5,8 @@
 #   site.tar.xz           tilelang 0.1.15 with what it needs there (z3-solver 4.15: tilelang links libz3.so.4.15;
 #                         apache-tvm-ffi 0.1.12: tilelang requires <0.1.13), torch-c-dlpack-ext, pydantic, and
 #                         flashinfer-bench 0.1.2 (pure Python; the interop GPU test runs its benchmark)
-# Then on the GPU machine: carry [".gpu-all", ".fi-cache"] and `source benchmarks/gpu_env.sh`.
+# SLIM=1 makes .gpu-slim/ instead, without TileLang and z3 (21 MB).
+# Then on the GPU machine: carry [".gpu-all", ".fi-cache"] (or [".gpu-slim", ".fi-cache"]) and `source benchmarks/gpu_env.sh`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dest=.gpu-all
@@ -21,6 +22,13 @@ mkdir -p "$tmp/fi" "$tmp/site"
 ( cd "$tmp/site" && for w in ../wheels/*.whl; do case "$w" in *flashinfer_python*) ;; *) unzip -q -o "$w";; esac; done \
   && rm -rf z3_solver-*.data && ln -sf libz3.so.4.15 z3/lib/libz3.so \
   && tar -cf - . | xz -T2 -6 > "$tmp/site.tar.xz" )
+if [ "${SLIM:-0}" = 1 ]; then  # without TileLang and z3 (21 MB instead of 58): for calls that do not build TileLang
+  dest=.gpu-slim
+  mkdir -p "$dest" "$tmp/slim"
+  grep -qxF "/$dest/" .git/info/exclude 2>/dev/null || echo "/$dest/" >> .git/info/exclude
+  ( cd "$tmp/slim" && tar -xJf "$tmp/site.tar.xz" && rm -rf tilelang tilelang-*.dist-info z3 z3_solver* \
+    && tar -cf - . | xz -T2 -6 > "$tmp/site.tar.xz" )
+fi
 mv "$tmp/flashinfer.tar.xz" "$tmp/site.tar.xz" "$dest/"
 rm -rf "$tmp"
 du -sh "$dest"/*

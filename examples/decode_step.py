@@ -1,7 +1,8 @@
 """The rest of a Llama-3.1-8B decode step for the example dataset, named as FlashInfer-Trace names them: the
 four GEMMs (qkv, o, gate_up, down), silu_and_mul, RoPE with a cos/sin cache (NeoX style), the three
-samplers over the 128256-token vocabulary, and DeepSeek's MLA paged decode. References come from
-kernelarena/kernels/<op>/reference.py.
+samplers over the 128256-token vocabulary, DeepSeek's MLA paged decode, and a bf16 MoE with DeepSeek-V3 routing
+(top 8 of 256 experts, 32 local experts as with expert parallelism 8) at DeepSeek-V3's sizes and at a small
+hidden size the CPU runs. References come from kernelarena/kernels/<op>/reference.py.
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ KERNELS = Path(__file__).resolve().parents[1] / "kernelarena" / "kernels"
 LLAMA_GEMMS = {"qkv_proj": (6144, 4096), "o_proj": (4096, 4096), "gate_up_proj": (28672, 4096),
                "down_proj": (4096, 14336)}
 VOCAB = 128256
+# bf16 MoE with DeepSeek-V3 routing, named as FlashInfer-Trace's moe_fp8_block_scale_ds_routing_* without the
+# fp8 block scales: (hidden_size, intermediate_size) -> what the size is for.
+MOE_SIZES = {(7168, 2048): "DeepSeek-V3/R1, expert parallelism 8", (256, 128): "a CPU-sized variant (no model)"}
+MOE_EXPERTS, MOE_LOCAL_EXPERTS = 256, 32
 _SAMPLERS = {  # definition prefix -> (inputs beyond probs, call of the reference's sample())
     "top_k_sampling_from_probs": (("top_k",), "sample(probs, top_k=top_k)"),
     "top_p_sampling_from_probs": (("top_p",), "sample(probs, top_p=top_p)"),
@@ -104,7 +109,49 @@ def definitions() -> list[Definition]:
         roofline={"bytes": "2 * num_kv_indices * (head_dim_ckv + head_dim_kpe) "
                            "+ 4 * batch_size * num_qo_heads * (head_dim_ckv + head_dim_kpe)",
                   "flops": "2 * num_kv_indices * num_qo_heads * (2 * head_dim_ckv + head_dim_kpe)"}))
+    out += [_moe_definition(h, i, what) for (h, i), what in MOE_SIZES.items()]
     return out
+
+
+def moe_name(hidden: int, inter: int) -> str:
+    return f"moe_bf16_ds_routing_topk8_ng8_kg4_e{MOE_LOCAL_EXPERTS}_h{hidden}_i{inter}"
+
+
+def _moe_definition(hidden: int, inter: int, what: str) -> Definition:
+    return Definition(
+        name=moe_name(hidden, inter), op_type="moe",
+        description=f"bf16 MoE ({what}): DeepSeek-V3 no-aux routing (sigmoid scores plus bias pick 4 of 8 "
+                    "expert groups, then the top 8 experts; weights from the scores without bias, normalized, "
+                    "times routed_scaling_factor), then for the local experts GEMM1 ([up; gate]) -> "
+                    "silu(gate) * up -> GEMM2, summed with the routing weights. float32 math throughout, bf16 "
+                    "output. Judged by matched ratio: random inputs make outputs sums of large terms of both "
+                    "signs, so another float32 summation order can move the few that cancel to near zero "
+                    "outside the tolerance.",
+        axes={"seq_len": {"type": "var", "description": "Number of tokens."},
+              "num_experts": {"type": "const", "value": MOE_EXPERTS, "description": "Total number of experts."},
+              "num_local_experts": {"type": "const", "value": MOE_LOCAL_EXPERTS,
+                                    "description": "Experts computed here (expert parallelism 8)."},
+              "hidden_size": {"type": "const", "value": hidden},
+              "intermediate_size": {"type": "const", "value": inter},
+              "gemm1_out_size": {"type": "const", "value": 2 * inter,
+                                 "description": "2 * intermediate_size: up, then gate."}},
+        inputs={"routing_logits": _t("float32", "seq_len", "num_experts"),
+                "routing_bias": _t("bfloat16", "num_experts"),
+                "hidden_states": _t("bfloat16", "seq_len", "hidden_size"),
+                "gemm1_weights": _t("bfloat16", "num_local_experts", "gemm1_out_size", "hidden_size"),
+                "gemm2_weights": _t("bfloat16", "num_local_experts", "hidden_size", "intermediate_size"),
+                "local_expert_offset": {"shape": None, "dtype": "int32",
+                                        "description": "First local expert's index among all experts."},
+                "routed_scaling_factor": {"shape": None, "dtype": "float32"}},
+        outputs={"output": _t("bfloat16", "seq_len", "hidden_size")},
+        reference=_reference("moe"),
+        tags=["status:verified", "ep:8"] + (["model:deepseek-v3"] if hidden == 7168 else []),
+        evaluator={"kind": "lowbit", "required_matched_ratio": 0.999},
+        # With random logits a token's 8 experts are local with probability 32/256: about seq_len routed rows,
+        # touching about min(32, seq_len) local experts' weights.
+        roofline={"bytes": "6 * min(num_local_experts, seq_len) * hidden_size * intermediate_size "
+                           "+ 4 * seq_len * hidden_size + 4 * seq_len * num_experts",
+                  "flops": "6 * seq_len * hidden_size * intermediate_size"})
 
 
 # DeepSeek-V3's softmax scale: 1 / sqrt(qk_nope_head_dim 128 + qk_rope_head_dim 64).
@@ -125,6 +172,9 @@ def workload_axes() -> dict[str, list[dict]]:
     out["mla_paged_decode_h16_ckv512_kpe64_ps1"] = [
         {"batch_size": b, "len_indptr": b + 1, "num_kv_indices": b * length, "num_pages": b * length + b * length // 8}
         for b, length in ((1, 64), (1, 4096), (16, 1024), (64, 1024))]
+    for (hidden, inter) in MOE_SIZES:
+        out[moe_name(hidden, inter)] = [{"seq_len": t} for t in ((1, 16, 64, 256, 1024) if hidden > 1024
+                                                                  else (1, 16, 64))]
     return out
 
 
@@ -132,4 +182,7 @@ def workload_inputs(definition: str) -> dict:
     """Inputs a workload fixes beyond random data (the blobs come later, from make_inputs)."""
     if definition.startswith("mla_paged_decode"):
         return {"sm_scale": {"type": "scalar", "value": MLA_SCALE}}
+    if definition.startswith("moe_bf16_ds_routing"):  # the third of 8 ranks; DeepSeek-V3's scaling factor
+        return {"local_expert_offset": {"type": "scalar", "value": 2 * MOE_LOCAL_EXPERTS},
+                "routed_scaling_factor": {"type": "scalar", "value": 2.5}}
     return {}

@@ -154,10 +154,16 @@ def run(path: Path = DATASET,
                                                 "hardware with the same settings."),
         fail_on_error: bool = typer.Option(False, help="Exit 1 when any trace is not PASSED (for CI)."),
         sandbox: bool = typer.Option(True, "--sandbox/--no-sandbox", help="Let solutions write only to their "
-                                     "scratch folder and the build caches (Landlock, where available).")):
+                                     "scratch folder and the build caches (Landlock, where available)."),
+        engine: str = typer.Option("local", help="local (a worker process per device here) or ray (the device "
+                                                 "slots of a Ray cluster, of the kinds --devices names; "
+                                                 "docs/scale.md)."),
+        address: Optional[str] = typer.Option(None, help="Ray cluster address for --engine ray (default: "
+                                                         "$RAY_ADDRESS, else a Ray instance started here).")):
     """Build, verify and time solutions on their workloads; write a trace for each (pass or fail). Solutions
     that cannot run on the devices (target_hardware, language) are skipped, each with its reason."""
     from .bench import RunConfig, TimingConfig
+    from .bench.engines import make_engine
     from .bench.runner import RunInterrupted, TraceWriteError, check_devices, schedule
     from .bench.runner import run as run_dataset
     from .report.run_view import RunProgress, skipped_line, solution_table
@@ -173,7 +179,15 @@ def run(path: Path = DATASET,
     except ValueError as e:
         raise typer.BadParameter(f"--evaluator: {e}")
     try:
-        check_devices(devices)
+        chosen_engine = make_engine(engine, address=address)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--engine")
+    except ImportError as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2)
+    try:
+        if chosen_engine is None:  # an engine's devices are kinds of its slots, checked by the engine
+            check_devices(devices)
     except ValueError as e:
         raise typer.BadParameter(str(e), param_hint="--devices")
     try:
@@ -188,7 +202,7 @@ def run(path: Path = DATASET,
         console.print(f"[yellow]warning:[/yellow] {len(dataset.problems)} invalid records skipped (first: "
                       f"{dataset.problems[0]}); see kernelarena validate {path}", highlight=False, soft_wrap=True)
     try:
-        plan = schedule(dataset, config, definition, solution, workload, smallest, resume)
+        plan = schedule(dataset, config, definition, solution, workload, smallest, resume, chosen_engine)
     except KeyError as e:
         console.print(f"[red]error:[/red] {e.args[0]}")
         raise typer.Exit(2)
@@ -201,7 +215,7 @@ def run(path: Path = DATASET,
         with RunProgress(console, plan.evaluations) as progress:
             report = run_dataset(dataset, config, definition, solution, workload, save=save,
                                  on_trace=progress.finished, on_start=progress.started, smallest=smallest,
-                                 resume=resume)
+                                 resume=resume, engine=chosen_engine)
     except RunInterrupted as e:
         console.print(solution_table(e.report))
         console.print(f"[yellow]interrupted[/yellow]: {len(e.report.traces)} traces finished; "
@@ -218,6 +232,8 @@ def run(path: Path = DATASET,
 
         console.print(f"[red]definition {escape(error.definition)}, workload {escape(error.workload)}:[/red] "
                       f"{escape(error.message)}", highlight=False)
+    if report.retried:
+        console.print(f"{report.retried} evaluations started again after their evaluator was lost (docs/scale.md)")
     console.print(saved_note, highlight=False)
     if any(t.evaluation.environment.hardware.startswith("CPU") for t in report.traces):
         console.print("On a CPU, Triton runs in its interpreter and timing is wall-clock: these runs check the "
@@ -274,6 +290,25 @@ def apply_table(path: Path = DATASET,
     table = DispatchTable.build(_load(path), ApplyConfig(default=policy, hardware=hardware))
     console.print(render_dispatch_table(table, f"apply() dispatch table of {path}", definition))
     console.print(f"traces of {table.hardware or 'every hardware'} (--hardware to choose)", highlight=False)
+
+
+exercise_app = typer.Typer(help="Exercises of the learning path (exercises/): grade your answer.", no_args_is_help=True)
+app.add_typer(exercise_app, name="exercise")
+
+
+@exercise_app.command("check")
+def exercise_check(path: Path = typer.Argument(..., help="An exercise folder (holds exercise.json)."),
+                   device: Optional[str] = typer.Option(None, help="cpu or cuda:N (default: the first GPU, else cpu)."),
+                   reference: bool = typer.Option(False, "--reference", help="Grade reference/ (the answer) instead "
+                                                                            "of solution/."),
+                   verbose: bool = typer.Option(False, "--verbose", help="Print the full log of each failure.")):
+    """Grade an exercise: build your solution, run it on the exercise's workloads, compare with the answer."""
+    from .exercises import check_exercise, grade_report
+
+    grade = check_exercise(path, device=device, reference_answer=reference)
+    for item in grade_report(grade, verbose):
+        console.print(item, highlight=False, soft_wrap=isinstance(item, str))
+    raise typer.Exit(0 if grade.passed else 1)
 
 
 def main(argv: Optional[List[str]] = None) -> None:

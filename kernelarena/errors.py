@@ -64,3 +64,7 @@ class UnsupportedError(KernelArenaError):
 
 class DispatchError(KernelArenaError):
     """apply() could not route a call and had no fallback to take."""
+
+
+class EngineError(KernelArenaError):
+    """An engine cannot run (no cluster at the address, no device slot in it, its package missing)."""

@@ -8,13 +8,16 @@ import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from ..errors import KernelArenaError
 from ..schema import Definition, Solution, Status, Trace, Workload
 from ..store import TraceSet
 from .config import RunConfig
 from .worker import DefinitionError, DeviceWorkers, WorkerResult, warm_imports
+
+if TYPE_CHECKING:
+    from .engines import Engine
 
 # Languages whose kernels only run on a CUDA GPU: on a CPU they are skipped before building.
 _GPU_ONLY_LANGUAGES = ("cuda", "tilelang")
@@ -57,6 +60,8 @@ class RunReport:
     """Evaluations whose build was compiled here rather than taken from the memory or disk cache."""
     definition_errors: List[DefinitionError] = field(default_factory=list)
     """Workloads whose reference or inputs failed: reported here, not as any solution's trace."""
+    retried: int = 0
+    """Evaluations started again because the machine or process evaluating them was lost (cluster engines)."""
 
     def by_definition(self) -> List[DefinitionResult]:
         """Per definition: solutions seen, passed and failed traces, best speedup and its solution."""
@@ -182,13 +187,14 @@ def unrunnable_reason(solution: Solution, device: str) -> Optional[str]:
     return None
 
 
-def same_settings(config: RunConfig, device: str) -> Callable[[Trace], bool]:
-    """A test of whether an existing trace was made with the settings of this run on ``device``'s hardware:
-    same hardware, and where the trace records them, the same correctness rounds, timed calls and timing
-    mode (a failure trace records only the hardware)."""
+def same_settings(config: RunConfig, device: str, hardware: Optional[str] = None) -> Callable[[Trace], bool]:
+    """A test of whether an existing trace was made with the settings of this run on ``device``'s hardware
+    (``hardware`` names it when the device is elsewhere, on a cluster): same hardware, and where the trace
+    records them, the same correctness rounds, timed calls and timing mode (a failure trace records only the
+    hardware)."""
     from .environment import environment
 
-    hardware = environment(device).hardware
+    hardware = hardware or environment(device).hardware
     reps = config.timing.counts(device)[1]
     gpu = device.startswith("cuda")
 
@@ -226,11 +232,16 @@ class Schedule:
 
 def schedule(dataset: TraceSet, config: RunConfig = RunConfig(), definitions: Sequence[str] = (),
              solutions: Sequence[str] = (), workloads: Sequence[str] = (), smallest: Optional[int] = None,
-             resume: bool = False) -> Schedule:
+             resume: bool = False, engine: Optional["Engine"] = None) -> Schedule:
     """The work of a run with these filters (see ``run``), decided before anything is built. KeyError names a
     filter value that matches nothing."""
-    devices = config.devices or default_devices()
-    done = _traced_pairs(dataset, config, devices[0]) if resume else set()
+    if engine is None:
+        devices = config.devices or default_devices()
+        slots = [(devices[0], None)]
+    else:  # the devices and hardware are the engine's (a cluster's slots); a pair traced on any of them is done
+        devices = engine.devices(config.devices)
+        slots = engine.slot_hardware(config.devices) if resume else []
+    done = set().union(*(_traced_pairs(dataset, config, d, h) for d, h in slots)) if resume else set()
     plan = Schedule([], [], 0)
     for definition, solution, chosen in select(dataset, definitions, solutions, workloads, smallest):
         reasons = [unrunnable_reason(solution, d) for d in devices]
@@ -247,12 +258,15 @@ def schedule(dataset: TraceSet, config: RunConfig = RunConfig(), definitions: Se
 def run(dataset: TraceSet, config: RunConfig = RunConfig(), definitions: Sequence[str] = (),
         solutions: Sequence[str] = (), workloads: Sequence[str] = (), save: bool = True,
         on_trace: Optional[Callable[[Trace], None]] = None, smallest: Optional[int] = None,
-        on_start: Optional[Callable[[Definition, Solution, int], None]] = None, resume: bool = False) -> RunReport:
+        on_start: Optional[Callable[[Definition, Solution, int], None]] = None, resume: bool = False,
+        engine: Optional["Engine"] = None) -> RunReport:
     """Evaluate the selected solutions on their workloads and return the report.
 
     One worker process per device (``config.devices``, default every visible GPU or the CPU) takes tasks from
-    a shared queue. A solution that cannot run on any of the devices (its target_hardware, its language) is
-    skipped before building, listed in ``report.skipped`` and written nowhere. With ``resume``, (solution,
+    a shared queue; ``engine`` (bench/engines, e.g. Ray) evaluates them elsewhere instead (``config.devices``
+    then names kinds of its slots), and this process still records every trace. A solution that cannot run
+    on any of the devices (its target_hardware, its language) is skipped before building, listed in
+    ``report.skipped`` and written nowhere. With ``resume``, (solution,
     workload) pairs that already have a trace made on this hardware with the same settings are left out.
     With ``save``, each trace is appended to the dataset as soon as it exists, so a run that is interrupted
     keeps everything it finished. ``on_start(definition, solution, workloads)`` is called as a worker takes a
@@ -262,9 +276,9 @@ def run(dataset: TraceSet, config: RunConfig = RunConfig(), definitions: Sequenc
     (the run stops there) and, on Ctrl-C, RunInterrupted; both carry the report of what was done.
     """
     started = time.perf_counter()
-    check_devices(config.devices)
-    devices = config.devices or default_devices()
-    plan = schedule(dataset, config, definitions, solutions, workloads, smallest, resume)
+    if engine is None:
+        check_devices(config.devices)
+    plan = schedule(dataset, config, definitions, solutions, workloads, smallest, resume, engine)
     report = RunReport(skipped=list(plan.skipped), resumed=plan.resumed)
     todo: "queue.Queue" = queue.Queue()
     for task in plan.tasks:
@@ -324,6 +338,22 @@ def run(dataset: TraceSet, config: RunConfig = RunConfig(), definitions: Sequenc
                 report.worker_restarts += worker.restarts
                 report.definition_errors.extend(worker.definition_errors)
 
+    if engine is not None:
+        try:
+            stats = engine.execute(plan.tasks, config, dataset.root, record, on_start)
+            report.worker_startup_s, report.worker_restarts = stats.worker_startup_s, stats.worker_restarts
+            report.retried = stats.retried
+        except _Stopped:
+            pass  # a failed append: ``failures`` says which
+        except KeyboardInterrupt:  # the engine stopped its evaluators on the way out
+            report.wall_s = time.perf_counter() - started
+            raise RunInterrupted(report) from None
+        report.wall_s = time.perf_counter() - started
+        if failures:
+            raise failures[0]
+        return report
+
+    devices = config.devices or default_devices()
     threads = [threading.Thread(target=serve, args=(d,), name=f"serve-{d}", daemon=True) for d in devices]
     for t in threads:
         t.start()
@@ -347,9 +377,11 @@ def run(dataset: TraceSet, config: RunConfig = RunConfig(), definitions: Sequenc
     return report
 
 
-def _traced_pairs(dataset: TraceSet, config: RunConfig, device: str) -> Set[Tuple[str, str]]:
-    """(solution, workload uuid) pairs with a trace made on ``device``'s hardware with this run's settings."""
-    same = same_settings(config, device)
+def _traced_pairs(dataset: TraceSet, config: RunConfig, device: str,
+                  hardware: Optional[str] = None) -> Set[Tuple[str, str]]:
+    """(solution, workload uuid) pairs with a trace made on ``device``'s hardware (or ``hardware``) with this
+    run's settings."""
+    same = same_settings(config, device, hardware)
     return {(t.solution, t.workload.uuid) for group in dataset.traces.values() for t in group if same(t)}
 
 

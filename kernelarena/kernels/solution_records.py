@@ -1,4 +1,4 @@
-"""Dataset Solution records of the decode-step operators (gemm, silu_and_mul, rope, sampling, mla), each built
+"""Dataset Solution records of the decode-step operators (gemm, silu_and_mul, rope, sampling, mla, moe), each built
 from its kernel package's own files: the Triton module and the FlashInfer baseline, embedded verbatim
 under a file name of their own (a file named triton.py would shadow the triton package where it is loaded).
 """
@@ -24,18 +24,22 @@ DEFINITIONS = {
     "top_p_sampling_from_probs_v128256": ("sampling", "run_top_p", "top-p sampling"),
     "top_k_top_p_sampling_from_probs_v128256": ("sampling", "run_top_k_top_p", "top-k then top-p sampling"),
     "mla_paged_decode_h16_ckv512_kpe64_ps1": ("mla", "run", "DeepSeek MLA paged decode"),
+    "moe_bf16_ds_routing_topk8_ng8_kg4_e32_h7168_i2048": ("moe", "run", "DeepSeek-V3 bf16 MoE (32 local experts)"),
+    "moe_bf16_ds_routing_topk8_ng8_kg4_e32_h256_i128": ("moe", "run", "bf16 MoE, DeepSeek-V3 routing, hidden 256"),
 }
 # Where our Triton solution may run. The CPU means Triton's interpreter, which pays per element and per
 # operation: the larger GEMM weights (60-117M elements) and the sampler's ~64 passes over 128256 tokens take
 # minutes a call there, so those run on the GPU only (the sampler is checked on the CPU at a small vocabulary
 # by tests/kernels/test_sampling_triton.py).
 _CPU_TOO = {"gemm_n4096_k4096", "silu_and_mul_d14336", "rope_with_cos_sin_cache_neox_style_d128_rd128",
-            "mla_paged_decode_h16_ckv512_kpe64_ps1"}
+            "mla_paged_decode_h16_ckv512_kpe64_ps1", "moe_bf16_ds_routing_topk8_ng8_kg4_e32_h256_i128"}
 _TRITON_NOTES = {
     "gemm": "tiled tl.dot with float32 accumulation, grouped tile order, tiles chosen by M",
     "silu_and_mul": "one pass, float32 math, one program per row and column block",
     "rope": "one program per token rotates all q and k heads with one cos/sin load",
     "mla": "one program per request for all 16 heads (each token's compressed KV read once), online softmax",
+    "moe": "routing in torch, then two grouped GEMMs over the routed rows sorted by expert (gate/up with SwiGLU, "
+           "down with the routing weight), float32 intermediate",
     "sampling": "exact and sort-free: binary searches over float bit patterns for the top-k and top-p "
                 "thresholds, an inverse-CDF draw from Philox",
 }

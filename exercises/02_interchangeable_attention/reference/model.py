@@ -1,0 +1,27 @@
+"""Reference answer, the model side: the serving code's attention call, routed by apply().
+
+With apply off (or for a call apply cannot route) the decorated function's own body runs: here a plain
+PyTorch loop over requests. With apply on, the call goes to the fastest implementation that passed at this
+call's shapes: paged_decode or dense_sdpa, whichever the benchmark found faster.
+"""
+
+import torch
+
+import kernelarena
+
+
+@kernelarena.apply("gqa_paged_decode_h8_kv2_d64_ps16")
+def decode_attention(q, k_cache, v_cache, kv_indptr, kv_indices, kv_last_page_len, sm_scale):
+    """Fallback: one request at a time, in float32."""
+    page_size, num_kv_heads, head_dim = k_cache.shape[1], k_cache.shape[2], k_cache.shape[3]
+    group = q.shape[1] // num_kv_heads
+    output = torch.empty_like(q)
+    for b in range(q.shape[0]):
+        pages = kv_indices[int(kv_indptr[b]):int(kv_indptr[b + 1])].long()
+        length = (len(pages) - 1) * page_size + int(kv_last_page_len[b])
+        k = k_cache[pages].reshape(-1, num_kv_heads, head_dim)[:length].float()
+        v = v_cache[pages].reshape(-1, num_kv_heads, head_dim)[:length].float()
+        qb = q[b].float().reshape(num_kv_heads, group, head_dim)
+        probs = torch.softmax(torch.einsum("hgd,nhd->hgn", qb, k) * sm_scale, dim=-1)
+        output[b] = torch.einsum("hgn,nhd->hgd", probs, v).reshape(q.shape[1], head_dim).to(q.dtype)
+    return output

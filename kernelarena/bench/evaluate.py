@@ -14,7 +14,7 @@ import statistics
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
 
@@ -22,6 +22,7 @@ from ..errors import BuildError
 from ..schema import Correctness, Environment, Evaluation, Solution, Status, Trace, Workload
 from .config import RunConfig
 from .correctness import Comparison, inputs_changed
+from .environment import environment as environment_of
 from .evaluators import default_draws, resolve_evaluator
 from .inputs import allocate_outputs, as_tuple, materialize_inputs, snapshot
 from .plan import plan_case, refill_unplanned
@@ -59,8 +60,10 @@ def now() -> str:
 
 
 def failure_trace(definition: str, workload: Workload, solution: str, status: Status, log: str,
-                  environment: Environment, comparison: Optional[Comparison] = None) -> Trace:
-    """A trace for an evaluation that did not pass."""
+                  environment: Union[Environment, str], comparison: Optional[Comparison] = None) -> Trace:
+    """A trace for an evaluation that did not pass; ``environment`` may be given as the device it ran on."""
+    if isinstance(environment, str):
+        environment = environment_of(environment)
     correctness = None
     if status == Status.INCORRECT_NUMERICAL:
         comparison = comparison or Comparison(status)

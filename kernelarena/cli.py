@@ -153,6 +153,8 @@ def run(path: Path = DATASET,
         resume: bool = typer.Option(False, help="Leave out (solution, workload) pairs already traced on this "
                                                 "hardware with the same settings."),
         fail_on_error: bool = typer.Option(False, help="Exit 1 when any trace is not PASSED (for CI)."),
+        sandbox: bool = typer.Option(True, "--sandbox/--no-sandbox", help="Let solutions write only to their "
+                                     "scratch folder and the build caches (Landlock, where available)."),
         engine: str = typer.Option("local", help="local (a worker process per device here) or ray (the device "
                                                  "slots of a Ray cluster, of the kinds --devices names; "
                                                  "docs/scale.md)."),
@@ -191,7 +193,8 @@ def run(path: Path = DATASET,
     try:
         config = RunConfig(devices=tuple(devices), correctness_rounds=rounds, timeout_s=timeout, seed=seed,
                            tolerance=Tolerance(atol=atol, rtol=rtol) if atol is not None else None,
-                           evaluator=judge, timing=TimingConfig(warmup=warmup, reps=reps, mode=timing))
+                           evaluator=judge, timing=TimingConfig(warmup=warmup, reps=reps, mode=timing),
+                           sandbox=sandbox)
     except ValueError as e:  # pydantic's ValidationError is a ValueError too
         raise typer.BadParameter(str(e).replace("timeout_s=", "--timeout "))
     dataset = _load(path, strict=strict)
@@ -224,13 +227,18 @@ def run(path: Path = DATASET,
         console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
     console.print(solution_table(report))
+    for error in report.definition_errors:
+        from rich.markup import escape
+
+        console.print(f"[red]definition {escape(error.definition)}, workload {escape(error.workload)}:[/red] "
+                      f"{escape(error.message)}", highlight=False)
     if report.retried:
         console.print(f"{report.retried} evaluations started again after their evaluator was lost (docs/scale.md)")
     console.print(saved_note, highlight=False)
     if any(t.evaluation.environment.hardware.startswith("CPU") for t in report.traces):
         console.print("On a CPU, Triton runs in its interpreter and timing is wall-clock: these runs check the "
                       "pipeline and correctness; they do not rank kernels.", highlight=False)
-    failed = [t for t in report.traces if not t.passed]
+    failed = [t for t in report.traces if not t.passed] + report.definition_errors
     if fail_on_error and failed:
         console.print(f"[red]{len(failed)} of {len(report.traces)} traces did not pass[/red] (--fail-on-error)")
         raise typer.Exit(1)

@@ -56,6 +56,11 @@ class RunConfig:
     timing: TimingConfig = field(default_factory=TimingConfig)
     time_reference: bool = True
     """Also time the definition's reference on each workload (for speedup_factor)."""
+    sandbox: bool = True
+    """Restrict each solution's process to writing beneath its scratch folder and the build caches (Landlock,
+    where the kernel has it). The network cut and the fresh process per solution are always on."""
+    spare_workers: int = 3
+    """Solution processes started ahead per device, so that a new solution rarely waits for one to start."""
 
     def __post_init__(self) -> None:
         if not self.timeout_s > 0:

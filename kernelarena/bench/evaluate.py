@@ -1,28 +1,30 @@
-"""Evaluate one solution on one workload: build, check correctness on fresh inputs, time, and make a Trace.
+"""The solution's side of an evaluation: build, call on fresh inputs, time, and hand back copies of the outputs.
 
-This runs inside a worker process (bench/worker.py), so a crash or hang here takes down only the worker.
+This runs in a worker process that no other solution has touched (bench/worker.py) and that never judges:
+the outputs it copies and the timings it measures go to the reference process (bench/oracle.py), which
+compares them with the reference and decides the status. Anything here may have been patched by the
+solution, so nothing here is believed without a check elsewhere.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime
+import io
 import statistics
-import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
 
 from ..errors import BuildError
-from ..schema import Correctness, Definition, Evaluation, Performance, Solution, Status, Trace, Workload
+from ..schema import Correctness, Environment, Evaluation, Solution, Status, Trace, Workload
 from .config import RunConfig
 from .correctness import Comparison, inputs_changed
-from .environment import environment
-from .evaluators import compare_sampling, compare_with, default_draws, resolve_evaluator
-from .inputs import InvalidInputs, allocate_outputs, as_tuple, materialize_inputs, reference_module, snapshot
+from .environment import environment as environment_of
+from .evaluators import default_draws, resolve_evaluator
+from .inputs import allocate_outputs, as_tuple, materialize_inputs, snapshot
 from .plan import plan_case, refill_unplanned
 from .timing import poison_, resolve_timing, time_calls
 
@@ -58,14 +60,16 @@ def now() -> str:
 
 
 def failure_trace(definition: str, workload: Workload, solution: str, status: Status, log: str,
-                  device: str, comparison: Optional[Comparison] = None) -> Trace:
-    """A trace for an evaluation that did not pass."""
+                  environment: Union[Environment, str], comparison: Optional[Comparison] = None) -> Trace:
+    """A trace for an evaluation that did not pass; ``environment`` may be given as the device it ran on."""
+    if isinstance(environment, str):
+        environment = environment_of(environment)
     correctness = None
     if status == Status.INCORRECT_NUMERICAL:
         comparison = comparison or Comparison(status)
         correctness = Correctness(max_absolute_error=comparison.max_absolute_error,
                                   max_relative_error=comparison.max_relative_error)
-    evaluation = Evaluation(status=status, environment=environment(device), timestamp=now(), log=log[-20000:],
+    evaluation = Evaluation(status=status, environment=environment, timestamp=now(), log=log[-20000:],
                             correctness=correctness)
     return Trace(definition=definition, workload=workload, solution=solution, evaluation=evaluation)
 
@@ -76,113 +80,74 @@ def runs_on(solution: Solution, device: str) -> bool:
     return "cpu" in targets if device == "cpu" else targets != {"cpu"}
 
 
-class Evaluator:
-    """Evaluates solutions of one device; caches reference timings per workload."""
+def round_seed(config: RunConfig, round_index: int) -> int:
+    """Seed of correctness round ``round_index``; the reference process draws the same inputs from it."""
+    return config.seed * 1_000_003 + 7919 * round_index + 1
+
+
+def timing_seed(config: RunConfig, copy_index: int) -> int:
+    """Seed of the ``copy_index``-th rotated input set of the timing loop."""
+    return config.seed * 1_000_003 + 104729 + copy_index
+
+
+def pack(payload: Dict[str, Any]) -> bytes:
+    """Outputs and figures as bytes the reference process loads with torch's weights-only unpickler (tensors,
+    numbers, strings, lists and dicts only: a payload cannot run code where it is loaded)."""
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    return buffer.getvalue()
+
+
+def _host_copies(outputs: Tuple) -> List[Any]:
+    return [o.detach().to("cpu", copy=True) if isinstance(o, torch.Tensor) else o for o in outputs]
+
+
+class SolutionEvaluator:
+    """Runs one solution on workloads in this (solution-only) process."""
 
     def __init__(self, device: str, config: RunConfig, root: Optional[Path]):
         self.device, self.config, self.root = device, config, root
-        self._reference_timing: Dict[Tuple[str, str], Any] = {}
-        self.phases: Dict[str, float] = {}
-        """Seconds spent in each step of the last evaluation: build, correctness, timing, reference."""
 
-    def evaluate(self, definition: Definition, solution: Solution, workload: Workload) -> Tuple[Trace, bool]:
-        """The trace of ``solution`` on ``workload``, and whether the worker must restart (a CUDA error)."""
+    def build(self, solution: Solution):
+        """The runnable, or SolutionFailure (COMPILE_ERROR, or RUNTIME_ERROR for a device it cannot use)."""
         from ..build import build_solution
 
-        self.phases = {}
         try:
-            with self._phase("build"):
-                runnable = build_solution(solution, device=self.device)
-            self.phases["compiled_builds"] = 0.0 if runnable.from_cache else 1.0
+            runnable = build_solution(solution, device=self.device)
         except BuildError as e:
-            return failure_trace(definition.name, workload, solution.name, Status.COMPILE_ERROR,
-                                 f"{e}\n{e.log}", self.device), False
+            raise SolutionFailure(Status.COMPILE_ERROR, f"{e}\n{e.log}") from e
         if not runs_on(solution, self.device) or not runnable.can_run_on(self.device):
-            log = (f"solution {solution.name} cannot run on device {self.device} "
-                   f"(target_hardware {solution.spec.target_hardware}, language {solution.spec.language.value})")
-            return failure_trace(definition.name, workload, solution.name, Status.RUNTIME_ERROR, log,
-                                 self.device), False
-        try:
-            return self._evaluate_built(definition, solution, workload, runnable), False
-        except InvalidInputs as e:  # the workload is at fault; recorded so that the run goes on
-            return failure_trace(definition.name, workload, solution.name, Status.RUNTIME_ERROR, str(e),
-                                 self.device), False
-        except SolutionFailure as f:
-            return failure_trace(definition.name, workload, solution.name, f.status, f.log, self.device,
-                                 f.comparison), f.fatal
+            raise SolutionFailure(Status.RUNTIME_ERROR, f"solution {solution.name} cannot run on device {self.device} "
+                                  f"(target_hardware {solution.spec.target_hardware}, language "
+                                  f"{solution.spec.language.value})")
+        return runnable
 
-    @contextlib.contextmanager
-    def _phase(self, name: str):
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.phases[name] = self.phases.get(name, 0.0) + time.perf_counter() - start
-
-    # ------------------------------------------------------------------ steps
-    def _evaluate_built(self, definition, solution, workload, runnable) -> Trace:
+    def correctness_rounds(self, definition, workload, runnable) -> Dict[str, Any]:
+        """Outputs of ``correctness_rounds`` calls on fresh inputs. Round 2 refills round 1's tensors in place,
+        so caching by pointer is caught too."""
         dps = runnable.destination_passing_style
-        with self._phase("correctness"):
-            comparison, seeds = self._check_correctness(definition, workload, runnable, dps)
-        with self._phase("timing"):
-            stats, timed = self._time(definition, workload, runnable, dps, check=True)
-        with self._phase("reference"):
-            reference = self._time_reference(definition, workload) if self.config.time_reference else None
-        ref_ms = reference.median_ms if reference is not None else 0.0
-        performance = Performance(latency_ms=stats.median_ms, reference_latency_ms=ref_ms,
-                                  speedup_factor=ref_ms / stats.median_ms if stats.median_ms > 0 and ref_ms else 0.0,
-                                  solution_timing=stats, reference_timing=reference)
-        correctness = Correctness(max_absolute_error=comparison.max_absolute_error,
-                                  max_relative_error=comparison.max_relative_error,
-                                  extra={"rounds": len(seeds), "seeds": seeds, "timed_calls_checked": timed})
-        evaluation = Evaluation(status=Status.PASSED, environment=environment(self.device), timestamp=now(),
-                                correctness=correctness, performance=performance)
-        return Trace(definition=definition.name, workload=workload, solution=solution.name, evaluation=evaluation)
-
-    def _reference_outputs(self, definition: Definition, inputs: Dict[str, Any]) -> Tuple:
-        run = reference_module(definition).run
-        with torch.no_grad():
-            return as_tuple(run(*snapshot(inputs).values()))
-
-    def _check_correctness(self, definition, workload, runnable, dps) -> Tuple[Comparison, List[int]]:
-        """Run the solution on ``correctness_rounds`` fresh input sets; raise SolutionFailure on the first
-        failing round. Round 2 refills round 1's tensors in place, so caching by pointer is caught too."""
-        total, seeds, previous = Comparison(Status.PASSED), [], None
         spec = resolve_evaluator(definition, self.config.evaluator)
+        rounds, previous = [], None
         for round_index in range(self.config.correctness_rounds):
-            seed = self.config.seed * 1_000_003 + 7919 * round_index + 1
-            seeds.append(seed)
-            inputs = materialize_inputs(definition, workload, self.device, seed, self.root)
+            seed = round_seed(self.config, round_index)
+            inputs = self._inputs(definition, workload, seed)
             if round_index == 1 and previous is not None:
                 inputs = _refill(previous, inputs)
             previous = inputs
             case = Case(inputs, allocate_outputs(definition, workload, self.device) if dps else {})
             call, plan_us = self._plan(runnable, case)
             if plan_us is not None:  # run() must read what the plan may not: give it fresh values
-                refill_unplanned(definition, inputs, materialize_inputs(definition, workload, self.device,
-                                                                        seed + 1, self.root))
-            expected = self._reference_outputs(definition, inputs)
+                refill_unplanned(definition, inputs, self._inputs(definition, workload, seed + 1))
             before = snapshot(inputs)
-            got = self._guarded_call(case, call, dps)
-            comparison = compare_with(spec, definition, got, expected, inputs, self.config.tolerance,
-                                      reference_module(definition))
-            if comparison.status != Status.PASSED:
-                raise SolutionFailure(comparison.status, f"round {round_index + 1} (seed {seed}): "
-                                      f"{comparison.message}", comparison)
-            changed = inputs_changed(before, case.inputs)
-            if changed:
-                raise SolutionFailure(Status.INCORRECT_NUMERICAL, f"round {round_index + 1}: the solution wrote into "
-                                      f"its input {changed!r}; inputs must stay unchanged", comparison)
-            total = total.merge(comparison)
-            if spec.kind == "sampling" and round_index == 0:
-                samples = self._draw_samples(definition, workload, runnable, dps, inputs,
-                                             default_draws(spec, self.device))
-                comparison = compare_sampling(definition, inputs, samples, spec, reference_module(definition))
-                if comparison.status != Status.PASSED:
-                    raise SolutionFailure(comparison.status, f"round 1 (seed {seed}): {comparison.message}",
-                                          comparison)
-                total = total.merge(comparison)
-        return total, seeds
+            outputs = self._guarded_call(case, call, dps)
+            # "planned" tells the reference process to refill the same inputs the same way.
+            entry = {"seed": seed, "planned": plan_us is not None, "outputs": outputs,
+                     "changed": inputs_changed(before, case.inputs) or ""}
+            if spec.kind == "sampling" and round_index == 0:  # the distribution, judged by the reference process
+                entry["samples"] = self._draw_samples(definition, workload, runnable, dps, inputs,
+                                                      default_draws(spec, self.device))
+            rounds.append(entry)
+        return {"rounds": rounds}
 
     def _draw_samples(self, definition, workload, runnable, dps, inputs, draws: int) -> torch.Tensor:
         """``draws`` samples [draws, rows] of the solution on ``inputs``: the batch rows are repeated so that
@@ -204,8 +169,48 @@ class Evaluator:
             drawn.append(torch.as_tensor(got).reshape(copies, rows).cpu())
         return torch.cat(drawn)
 
-    def _guarded_call(self, case: Case, runnable, dps: bool) -> Tuple:
-        """Call the solution once and return a copy of its outputs taken right after the call.
+    def timing(self, definition, workload, runnable) -> Dict[str, Any]:
+        """Timing statistics (as JSON) and host copies of a few timed calls' outputs with their input seeds."""
+        dps = runnable.destination_passing_style
+        first = self._inputs(definition, workload, timing_seed(self.config, 0))
+        size = sum(v.numel() * v.element_size() for v in first.values() if isinstance(v, torch.Tensor))
+        copies = max(1, min(self.config.timing.input_copies, _COPY_BUDGET_BYTES // max(size, 1)))
+        inputs = [first] + [self._inputs(definition, workload, timing_seed(self.config, i)) for i in range(1, copies)]
+        cases = [Case(i, allocate_outputs(definition, workload, self.device) if dps else {}) for i in inputs]
+        planned = [self._plan(runnable, case) for case in cases]  # outside the timed region
+        calls = [call for call, _ in planned]
+        try:
+            stats, checked = time_calls(lambda i: cases[i].call(calls[i], dps), len(cases), self.device,
+                                        resolve_timing(self.config.timing, definition),
+                                        lambda i: tuple(cases[i].outputs.values()), True)
+        except Exception as e:
+            raise SolutionFailure(Status.RUNTIME_ERROR, "while timing:\n" + traceback.format_exc(),
+                                  fatal=_is_cuda_error(e)) from e
+        plan_us = [us for _, us in planned if us is not None]
+        if plan_us:
+            stats = stats.model_copy(update={"plan_host_us": statistics.median(plan_us)})
+        return {"timing": stats.model_dump_json(),
+                "checked": [{"seed": timing_seed(self.config, i), "outputs": _host_copies(out)} for i, out in checked]}
+
+    def _inputs(self, definition, workload, seed: int) -> Dict[str, Any]:
+        try:
+            return materialize_inputs(definition, workload, self.device, seed, self.root)
+        except Exception as e:
+            # The reference process made these inputs before the solution ran, so here the solution is at fault.
+            raise SolutionFailure(Status.RUNTIME_ERROR, "inputs could not be made in the solution's process:\n"
+                                  + traceback.format_exc(), fatal=_is_cuda_error(e)) from e
+
+    def _plan(self, fn, case: Case):
+        """(callable to time on ``case``, host microseconds of its plan step or None); a failing plan step is
+        the solution's runtime error."""
+        try:
+            return plan_case(fn, case)
+        except Exception as e:
+            raise SolutionFailure(Status.RUNTIME_ERROR, "in the plan step:\n" + traceback.format_exc(),
+                                  fatal=_is_cuda_error(e)) from e
+
+    def _guarded_call(self, case: Case, runnable, dps: bool) -> List[Any]:
+        """Call the solution once and return a host copy of its outputs taken right after the call.
 
         On a GPU, a sleep kernel first holds the stream, inputs are rewritten and outputs poisoned behind it,
         and the outputs are copied right behind the call: work the solution hides on another stream or thread
@@ -226,56 +231,7 @@ class Evaluator:
                 torch.cuda.current_stream().synchronize()
         except Exception as e:  # the solution's own error, recorded with its traceback
             raise SolutionFailure(Status.RUNTIME_ERROR, traceback.format_exc(), fatal=_is_cuda_error(e)) from e
-        return copied
-
-    def _plan(self, fn, case: Case):
-        """(callable to time on ``case``, host microseconds of its plan step or None); a failing plan step is
-        the solution's runtime error."""
-        try:
-            return plan_case(fn, case)
-        except Exception as e:
-            raise SolutionFailure(Status.RUNTIME_ERROR, "in the plan step:\n" + traceback.format_exc(),
-                                  fatal=_is_cuda_error(e)) from e
-
-    def _cases(self, definition, workload, dps, base_seed: int) -> List[Case]:
-        first = materialize_inputs(definition, workload, self.device, base_seed, self.root)
-        size = sum(v.numel() * v.element_size() for v in first.values() if isinstance(v, torch.Tensor))
-        copies = max(1, min(self.config.timing.input_copies, _COPY_BUDGET_BYTES // max(size, 1)))
-        inputs = [first] + [materialize_inputs(definition, workload, self.device, base_seed + i, self.root)
-                            for i in range(1, copies)]
-        return [Case(i, allocate_outputs(definition, workload, self.device) if dps else {}) for i in inputs]
-
-    def _time(self, definition, workload, fn, dps, check: bool):
-        cases = self._cases(definition, workload, dps, base_seed=self.config.seed * 1_000_003 + 104729)
-        planned = [self._plan(fn, case) for case in cases]  # outside the timed region
-        calls = [call for call, _ in planned]
-        try:
-            stats, checked = time_calls(lambda i: cases[i].call(calls[i], dps), len(cases), self.device,
-                                        resolve_timing(self.config.timing, definition),
-                                        lambda i: tuple(cases[i].outputs.values()), check)
-        except Exception as e:
-            raise SolutionFailure(Status.RUNTIME_ERROR, "while timing:\n" + traceback.format_exc(),
-                                  fatal=_is_cuda_error(e)) from e
-        spec = resolve_evaluator(definition, self.config.evaluator)
-        plan_us = [us for _, us in planned if us is not None]
-        if plan_us:
-            stats = stats.model_copy(update={"plan_host_us": statistics.median(plan_us)})
-        for index, outputs in checked:
-            expected = self._reference_outputs(definition, cases[index].inputs)
-            comparison = compare_with(spec, definition, outputs, expected, cases[index].inputs,
-                                      self.config.tolerance, reference_module(definition))
-            if comparison.status != Status.PASSED:
-                raise SolutionFailure(comparison.status, "a timed call gave a wrong result (correct when checked, "
-                                      f"wrong when timed): {comparison.message}", comparison)
-        return stats, len(checked)
-
-    def _time_reference(self, definition: Definition, workload: Workload):
-        key = (definition.name, workload.uuid)
-        if key not in self._reference_timing:
-            run = reference_module(definition).run
-            with torch.no_grad():
-                self._reference_timing[key] = self._time(definition, workload, run, False, check=False)[0]
-        return self._reference_timing[key]
+        return _host_copies(copied)
 
 
 def _refill(previous: Dict[str, Any], fresh: Dict[str, Any]) -> Dict[str, Any]:
@@ -295,3 +251,5 @@ def _refill(previous: Dict[str, Any], fresh: Dict[str, Any]) -> Dict[str, Any]:
 def _is_cuda_error(error: BaseException) -> bool:
     text = f"{type(error).__name__}: {error}"
     return "CUDA error" in text or "AcceleratorError" in text or "illegal memory access" in text
+
+

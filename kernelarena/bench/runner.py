@@ -14,7 +14,7 @@ from ..errors import KernelArenaError
 from ..schema import Definition, Solution, Status, Trace, Workload
 from ..store import TraceSet
 from .config import RunConfig
-from .worker import Worker, WorkerResult
+from .worker import DefinitionError, DeviceWorkers, WorkerResult, warm_imports
 
 if TYPE_CHECKING:
     from .engines import Engine
@@ -58,6 +58,8 @@ class RunReport:
     worker_restarts: int = 0
     compiled_builds: int = 0
     """Evaluations whose build was compiled here rather than taken from the memory or disk cache."""
+    definition_errors: List[DefinitionError] = field(default_factory=list)
+    """Workloads whose reference or inputs failed: reported here, not as any solution's trace."""
     retried: int = 0
     """Evaluations started again because the machine or process evaluating them was lost (cluster engines)."""
 
@@ -284,7 +286,7 @@ def run(dataset: TraceSet, config: RunConfig = RunConfig(), definitions: Sequenc
     lock = threading.Lock()
     stopping = threading.Event()
     failures: List[BaseException] = []
-    workers: List[Worker] = []
+    workers: List[DeviceWorkers] = []
 
     def record(result: WorkerResult) -> None:
         """The one path by which a trace becomes part of the run: saved first (with ``save``), then
@@ -312,7 +314,7 @@ def run(dataset: TraceSet, config: RunConfig = RunConfig(), definitions: Sequenc
                 on_trace(result.trace)
 
     def serve(device: str) -> None:
-        worker = Worker(device, config, dataset.root)
+        worker = DeviceWorkers(device, config, dataset.root, warm_imports((s for _, s, _ in plan.tasks), device))
         with lock:
             workers.append(worker)
         try:
@@ -331,10 +333,10 @@ def run(dataset: TraceSet, config: RunConfig = RunConfig(), definitions: Sequenc
             failures.append(e)
         finally:
             worker.stop()
-            worker.log_path.unlink(missing_ok=True)  # the log is read into traces as they are made
             with lock:
                 report.worker_startup_s += worker.startup_s
                 report.worker_restarts += worker.restarts
+                report.definition_errors.extend(worker.definition_errors)
 
     if engine is not None:
         try:
@@ -362,9 +364,9 @@ def run(dataset: TraceSet, config: RunConfig = RunConfig(), definitions: Sequenc
     except KeyboardInterrupt:
         stopping.set()
         with lock:
-            alive = [w.process for w in workers if w.process is not None]
-        for process in alive:  # the threads waiting on them wake up and see ``stopping``
-            process.kill()
+            alive = list(workers)
+        for worker in alive:  # the threads waiting on their processes wake up and see ``stopping``
+            worker.kill()
         for t in threads:
             t.join(10)
         report.wall_s = time.perf_counter() - started

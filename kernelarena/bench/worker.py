@@ -1,22 +1,24 @@
-"""Isolation: each device gets a persistent worker process that evaluates solutions; the parent survives
-its crashes and hangs, records them as traces, and starts a new worker."""
+"""Isolation: per device, one reference process that judges and a pool of pre-started solution processes.
+
+Each solution is evaluated in a process no other solution has touched, taken from a pool of clean workers
+started ahead (torch imported, sandbox applied), so the start-up cost hides behind the previous evaluation.
+The reference process computes reference outputs and timings, compares and decides; it never imports a
+solution. The parent relays results between them, keeps the clock, survives crashes and hangs, and records
+them as traces. Nothing a solution's process sends is unpickled here.
+"""
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-import signal
-import sys
-import tempfile
+import collections
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
-from ..schema import Definition, Solution, Status, Trace, Workload
+from ..schema import Definition, Environment, Solution, Status, Trace, Workload
 from .config import RunConfig
-
-_FATAL_EXIT = 3
+from .process import ChildDied, ChildProcess, ChildTimeout, ProtocolError
 
 
 @dataclass
@@ -25,150 +27,296 @@ class WorkerResult:
     phases: Dict[str, float]
 
 
-def _worker_main(conn, device: str, config: RunConfig, root: Optional[str], log_path: str) -> None:
-    """Worker loop: receive (definition, solution, workloads), send one trace per workload."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it stops the run and this worker
-    log = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    sys.stdout = os.fdopen(1, "w", buffering=1)
-    sys.stderr = os.fdopen(2, "w", buffering=1)
-    if device.startswith("cuda"):
-        import torch
+@dataclass(frozen=True)
+class DefinitionError:
+    """A failure of the definition's side (its reference raised, inputs could not be made), not a solution's."""
 
-        torch.cuda.set_device(torch.device(device))
-    else:
-        # Triton decides interpreter mode when its functions are created, its own standard library included:
-        # set it before anything imports triton in this process.
-        os.environ.setdefault("TRITON_INTERPRET", "1")
-    from .evaluate import Evaluator
-
-    evaluator = Evaluator(device, config, Path(root) if root else None)
-    conn.send("ready")
-    while True:
-        try:
-            message = conn.recv()
-        except EOFError:
-            return
-        if message is None:
-            return
-        definition_json, solution_json, workload_jsons = message
-        definition = Definition.model_validate_json(definition_json)
-        solution = Solution.model_validate_json(solution_json)
-        for workload_json in workload_jsons:
-            workload = Workload.model_validate_json(workload_json)
-            print(f"== {solution.name} on {workload.uuid}", flush=True)
-            trace, fatal = evaluator.evaluate(definition, solution, workload)
-            conn.send((trace.to_json(), evaluator.phases, fatal))
-            if fatal:  # a CUDA error leaves the context unusable: start afresh
-                os._exit(_FATAL_EXIT)
+    definition: str
+    workload: str
+    message: str
 
 
-class Worker:
-    """A worker process bound to one device. ``evaluate`` never raises for a solution's misbehaviour."""
+class WorkerPool:
+    """Solution processes started ahead of need; each is used for one solution and then stopped."""
 
-    def __init__(self, device: str, config: RunConfig, root: Optional[Path]):
-        self.device, self.config, self.root = device, config, root
-        self.log_path = Path(tempfile.mkstemp(prefix=f"kernelarena-worker-{device.replace(':', '')}-",
-                                              suffix=".log")[1])
-        self.process = None
-        self.conn = None
-        self.startup_s = 0.0
-        self.restarts = 0
+    def __init__(self, device: str, config: RunConfig, root: Optional[Path], warm: Tuple[str, ...] = ()):
+        self.device, self.config, self.root, self.warm = device, config, root, warm
+        self.spares: collections.deque = collections.deque()
+        self.waited_s = 0.0
 
-    def start(self) -> None:
+    def _fill(self) -> None:
+        while len(self.spares) < max(1, self.config.spare_workers):
+            self.spares.append(ChildProcess("solution", self.device, self.config, self.root, self.warm))
+
+    def take(self) -> ChildProcess:
+        """A clean worker, started and sandboxed (or dead: its first evaluation then reports why)."""
+        self._fill()
+        child = self.spares.popleft()
+        self._fill()  # the next one starts while this one works
         started = time.perf_counter()
-        context = multiprocessing.get_context("spawn")
-        self.conn, child = context.Pipe()
-        self.process = context.Process(target=_worker_main, daemon=True, name=f"kernelarena-{self.device}",
-                                       args=(child, self.device, self.config,
-                                             str(self.root) if self.root else None, str(self.log_path)))
-        self.process.start()
-        child.close()
-        # Wait until the worker has imported torch and set up its device, so start-up is counted as such.
-        if self.conn.poll(self.config.timeout_s):
-            try:
-                self.conn.recv()
-            except (EOFError, OSError):
-                pass  # it died at start: the first evaluation reports it with the worker's log
-        self.startup_s += time.perf_counter() - started
+        try:
+            child.wait_ready(self.config.timeout_s)
+        except (ChildDied, ChildTimeout, ProtocolError):
+            child.kill()
+        self.waited_s += time.perf_counter() - started
+        return child
+
+    def close(self) -> None:
+        while self.spares:
+            self.spares.popleft().stop(graceful=False)
+
+
+class DeviceWorkers:
+    """The reference process and the solution pool of one device. ``evaluate`` never raises for a solution's
+    misbehaviour; definition-side failures go to ``definition_errors`` instead of traces."""
+
+    def __init__(self, device: str, config: RunConfig, root: Optional[Path], warm: Tuple[str, ...] = ()):
+        self.device, self.config, self.root = device, config, root
+        self.pool = WorkerPool(device, config, root, warm)
+        self.oracle: Optional[ChildProcess] = None
+        self.environment = Environment(hardware=device)
+        self.definition_errors: List[DefinitionError] = []
+        self._broken: Dict[Tuple[str, str], str] = {}
+        self.restarts = 0
+        self.oracle_startup_s = 0.0
+        self.stopped = False
+        self.current: Optional[ChildProcess] = None
+        started = time.perf_counter()
+        self.pool._fill()  # the template process starts here (a torch import), then the first workers fork
+        self.pool.waited_s += time.perf_counter() - started
+        self._start_oracle()
+
+    @property
+    def startup_s(self) -> float:
+        """Seconds the run waited for workers to start (what the pool did not hide)."""
+        return self.pool.waited_s + self.oracle_startup_s
+
+    def kill(self) -> None:
+        """Stop at once (Ctrl-C): the current worker, the spares and the reference process; evaluate returns."""
+        self.stopped = True
+        for child in [self.current, self.oracle, *self.pool.spares]:
+            if child is not None:
+                child.kill()
 
     def stop(self) -> None:
-        if self.process is not None and self.process.is_alive():
-            try:
-                self.conn.send(None)
-            except OSError:
-                pass
-            self.process.join(5)
-            if self.process.is_alive():
-                self.process.kill()
-        self.process = None
+        self.pool.close()
+        if self.oracle is not None:
+            self.oracle.stop()
+            self.oracle = None
 
-    def _restart(self) -> None:
-        if self.process is not None and self.process.is_alive():
-            self.process.kill()
-            self.process.join(5)
-        self.process = None
-        self.restarts += 1
-        self.start()
-
-    def _log_since(self, offset: int) -> str:
+    # ------------------------------------------------------------------ the reference process
+    def _start_oracle(self) -> Optional[str]:
+        started = time.perf_counter()
+        self.oracle = ChildProcess("reference", self.device, self.config, self.root)
+        self._oracle_problem = None
         try:
-            with open(self.log_path, "rb") as f:
-                f.seek(offset)
-                return f.read()[-20000:].decode("utf-8", "replace")
-        except OSError:
-            return ""
+            ready = self.oracle.wait_ready(self.config.timeout_s + 120)  # its first start measures the ceilings
+            self.environment = Environment.model_validate(ready["environment"])
+            return None
+        except (ChildDied, ChildTimeout, ProtocolError, KeyError, ValueError) as e:
+            log = self.oracle.log_tail()
+            self.oracle.stop(graceful=False)
+            self.oracle = None
+            self._oracle_problem = (f"the reference worker process for {self.device} could not start "
+                                    f"({type(e).__name__}).\n{log}")
+            return self._oracle_problem
+        finally:
+            self.oracle_startup_s += time.perf_counter() - started
 
+    def _ask(self, request: tuple, timeout: float) -> dict:
+        """The reference process's answer; {"dead": log} when it died or hung (it is then restarted)."""
+        if self.oracle is None or not self.oracle.alive():
+            if self.oracle is not None:
+                self.restarts += 1
+            problem = self._start_oracle()
+            if problem:
+                return {"dead": problem}
+        offset = self.oracle.log_size()
+        try:
+            self.oracle.send(request)
+            return self.oracle.receive(timeout)
+        except (ChildDied, ChildTimeout, ProtocolError) as e:
+            log = self.oracle.log_tail(offset)
+            self.oracle.stop(graceful=False)
+            self.oracle = None
+            self.restarts += 1
+            what = "did not answer in time" if isinstance(e, ChildTimeout) else "died"
+            return {"dead": f"the reference process {what} ({e}).\n{log}"}
+
+    # ------------------------------------------------------------------ evaluation
     def evaluate(self, definition: Definition, solution: Solution, workloads: List[Workload],
                  on_result: Callable[[WorkerResult], None]) -> None:
-        """Evaluate ``solution`` on each workload, calling ``on_result`` as each trace is ready. A workload that
-        outlasts ``timeout_s`` becomes TIMEOUT, a dead worker RUNTIME_ERROR with its output; either way the
-        worker is restarted and the remaining workloads go on."""
+        """Evaluate ``solution`` on each workload in one fresh worker (a new one after a crash), calling
+        ``on_result`` as each trace is ready."""
+        child: Optional[ChildProcess] = None
+        try:
+            for workload in workloads:
+                if self.stopped:
+                    return
+                key = (definition.name, workload.uuid)
+                if key in self._broken:
+                    continue
+                started = time.perf_counter()
+                answer = self._ask(("prepare", definition.to_json(), workload.to_json()), self.config.timeout_s)
+                reference_s = time.perf_counter() - started
+                if "dead" in answer and self.oracle is None and self._unstartable(answer):
+                    on_result(WorkerResult(self._failure(definition, solution, workload, Status.RUNTIME_ERROR,
+                                                         answer["dead"], None), {}))
+                    continue
+                if not answer.get("ok"):
+                    message = answer.get("definition_error") or answer.get("dead") or str(answer)
+                    self._broken[key] = message
+                    self.definition_errors.append(DefinitionError(definition.name, workload.uuid, message))
+                    continue
+                if child is None or not child.alive():
+                    if child is not None:
+                        child.stop(graceful=False)
+                        self.restarts += 1
+                    child = self.pool.take()
+                    self.current = child
+                trace, phases, keep = self._evaluate_one(child, definition, solution, workload)
+                phases["reference"] = phases.get("reference", 0.0) + reference_s
+                on_result(WorkerResult(trace, phases))
+                if not keep:
+                    child.stop(graceful=False)
+                    child = None
+                    self.restarts += 1
+        finally:
+            if child is not None:
+                child.stop()
+
+    def _unstartable(self, answer: dict) -> bool:
+        return "could not start" in answer.get("dead", "")
+
+    def _failure(self, definition, solution, workload, status, log, sandbox, comparison=None) -> Trace:
+        from .correctness import Comparison
         from .evaluate import failure_trace
 
-        pending = list(workloads)
-        while pending:
-            if self.process is None:
-                self.start()
-            elif not self.process.is_alive():
-                self._restart()
-            offset = self.log_path.stat().st_size
-            try:
-                self.conn.send((definition.to_json(), solution.to_json(), [w.to_json() for w in pending]))
-            except OSError:  # the worker died before taking the task (at start-up, say)
-                self.process.join(5)
-                log = (f"worker process for {self.device} is not running (exit code {self.process.exitcode}).\n"
-                       + self._log_since(0))
-                on_result(WorkerResult(failure_trace(definition.name, pending.pop(0), solution.name,
-                                                     Status.RUNTIME_ERROR, log, "cpu"), {}))
-                self._restart()
-                continue
-            while pending:
-                started = time.perf_counter()
-                if not self.conn.poll(self.config.timeout_s):
-                    log = (f"timed out after {self.config.timeout_s:.0f} s (build included); worker killed.\n"
-                           + self._log_since(offset))
-                    on_result(WorkerResult(failure_trace(definition.name, pending.pop(0), solution.name,
-                                                         Status.TIMEOUT, log, self.device),
-                                           {"timeout": time.perf_counter() - started}))
-                    self._restart()
-                    break
-                try:
-                    trace_json, phases, fatal = self.conn.recv()
-                except (EOFError, ConnectionError, OSError):
-                    self.process.join(5)
-                    code = self.process.exitcode
-                    log = f"worker process died (exit code {code}) while evaluating.\n" + self._log_since(offset)
-                    on_result(WorkerResult(failure_trace(definition.name, pending.pop(0), solution.name,
-                                                         Status.RUNTIME_ERROR, log, self.device),
-                                           {"crash": time.perf_counter() - started}))
-                    self._restart()
-                    break
-                on_result(WorkerResult(Trace.model_validate_json(trace_json), phases))
-                pending.pop(0)
-                offset = self.log_path.stat().st_size
-                if fatal:
-                    self.process.join(10)
-                    self._restart()
-                    break
+        environment = self.environment.model_copy(update={"sandbox": sandbox})
+        if comparison is not None:
+            comparison = Comparison(status, comparison.get("max_absolute_error", 0.0),
+                                    comparison.get("max_relative_error", 0.0))
+        return failure_trace(definition.name, workload, solution.name, status, log, environment, comparison)
+
+    def _evaluate_one(self, child: ChildProcess, definition: Definition, solution: Solution,
+                      workload: Workload) -> Tuple[Trace, Dict[str, float], bool]:
+        """(trace, seconds per phase by our clock, whether the worker may go on with this solution)."""
+        phases: Dict[str, float] = {}
+        sandbox = _sandbox_of(child)
+        offset = child.log_size()
+        budget = self.config.timeout_s  # the solution's time; waits on the reference process are not counted
+        phase, mark = "build", time.perf_counter()
+
+        def fail(status: Status, log: str, comparison: Optional[dict] = None):
+            return self._failure(definition, solution, workload, status, log, sandbox, comparison)
+
+        def close_phase(next_phase: Optional[str]) -> None:
+            nonlocal phase, mark, budget
+            now = time.perf_counter()
+            phases[phase] = phases.get(phase, 0.0) + now - mark
+            budget -= now - mark
+            phase, mark = next_phase, now
+
+        try:
+            if not child.alive():
+                raise ChildDied("it is not running")
+            child.send(("evaluate", definition.to_json(), solution.to_json(), workload.to_json()))
+            while True:
+                message = child.receive(budget - (time.perf_counter() - mark))
+                if "phase" in message:
+                    close_phase(str(message["phase"]) if message["phase"] in ("build", "correctness", "timing")
+                                else phase)
+                    if message.get("compiled"):
+                        phases["compiled_builds"] = 1.0
+                elif "failure" in message:
+                    close_phase(None)
+                    failure = message["failure"]
+                    status = Status(failure.get("status")) if failure.get("status") in _SOLUTION_FAILURES else None
+                    if status is None:
+                        raise ProtocolError(f"the solution process reported an unknown failure {failure!r:.200}")
+                    return fail(status, str(failure.get("log", ""))), phases, not failure.get("fatal")
+                elif message.get("payload") == "rounds":
+                    data = child.receive_bytes(budget - (time.perf_counter() - mark))
+                    close_phase(None)
+                    answer, seconds = self._timed_ask(("check", definition.to_json(), workload.to_json(), data))
+                    phases["reference"] = phases.get("reference", 0.0) + seconds
+                    if not answer.get("ok"):
+                        child.send("stop")
+                        return self._judged_failure(answer, fail), phases, "malformed" not in answer
+                    child.send("time")
+                    phase, mark = "timing", time.perf_counter()
+                elif message.get("payload") == "timing":
+                    data = child.receive_bytes(budget - (time.perf_counter() - mark))
+                    close_phase(None)
+                    environment = self.environment.model_copy(update={"sandbox": sandbox})
+                    answer, seconds = self._timed_ask(("verdict", definition.to_json(), solution.name,
+                                                       workload.to_json(), data, environment.to_json()))
+                    phases["reference"] = phases.get("reference", 0.0) + seconds
+                    if "trace" in answer:
+                        return Trace.model_validate_json(answer["trace"]), phases, True
+                    return self._judged_failure(answer, fail), phases, False
+                else:
+                    raise ProtocolError(f"the solution process sent a message outside the protocol: "
+                                        f"{json.dumps(message)[:200]}")
+        except ChildTimeout:
+            close_phase(None)
+            return (fail(Status.TIMEOUT, f"timed out after {self.config.timeout_s:.0f} s (build included); worker "
+                         f"killed.\n" + child.log_tail(offset)), phases, False)
+        except ChildDied:
+            child.process.join(10)
+            close_phase(None)
+            return (fail(Status.RUNTIME_ERROR, f"worker process died (exit code {child.exit_code()}) while "
+                         "evaluating.\n" + child.log_tail(offset)), phases, False)
+        except ProtocolError as e:
+            close_phase(None)
+            return fail(Status.RUNTIME_ERROR, f"{e}; worker killed.\n" + child.log_tail(offset)), phases, False
+
+    def _timed_ask(self, request: tuple) -> Tuple[dict, float]:
+        started = time.perf_counter()
+        answer = self._ask(request, self.config.timeout_s)
+        return answer, time.perf_counter() - started
+
+    @staticmethod
+    def _judged_failure(answer: dict, fail) -> Trace:
+        if "failure" in answer:
+            failure = answer["failure"]
+            return fail(Status(failure["status"]), failure["log"], failure)
+        if "malformed" in answer:
+            return fail(Status.RUNTIME_ERROR, "the solution's process sent results the reference process could "
+                        f"not check:\n{answer['malformed']}")
+        if "definition_error" in answer:
+            return fail(Status.RUNTIME_ERROR, "the reference failed while checking this solution's results:\n"
+                        + answer["definition_error"])
+        return fail(Status.RUNTIME_ERROR, "the reference process failed while judging this solution's results:\n"
+                    + str(answer.get("dead", answer))[-8000:])
+
+
+def warm_imports(solutions, device: str) -> Tuple[str, ...]:
+    """Modules the given solutions will import on ``device`` that a pool worker can import while it waits (each
+    worker is a fresh process, so without this every solution would pay for them)."""
+    modules = []
+    gpu = device.startswith("cuda")
+    for solution in solutions:
+        language = solution.spec.language.value
+        sources = " ".join(source.content for source in solution.sources)
+        if language == "triton" or "import triton" in sources:
+            modules.append("triton")
+        if not gpu:  # the rest are GPU libraries: on the CPU their solutions do not get as far as importing
+            continue
+        if language == "tilelang":
+            modules.append("tilelang")
+        if solution.spec.binding is not None and solution.spec.binding.value == "tvm-ffi":
+            modules.append("tvm_ffi")
+        if "flashinfer" in sources:
+            modules.append("flashinfer")
+    return tuple(dict.fromkeys(modules))
+
+
+_SOLUTION_FAILURES = {Status.COMPILE_ERROR.value, Status.RUNTIME_ERROR.value}
+
+
+def _sandbox_of(child: ChildProcess) -> Dict[str, str]:
+    reported = (child.ready or {}).get("sandbox")
+    if not isinstance(reported, dict):
+        return {"process": "fresh", "landlock": "unknown: the worker did not start", "seccomp": "unknown"}
+    return {str(k): str(v) for k, v in reported.items()}

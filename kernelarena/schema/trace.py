@@ -89,6 +89,10 @@ class Performance(Record):
 class Environment(Record):
     hardware: NonEmptyString
     libs: Dict[str, str] = Field(default_factory=dict)
+    sandbox: Optional[Dict[str, str]] = None
+    """Protections the solution's process ran under, each "active..." or "unavailable: why" (kernelarena;
+    FlashInfer-Bench ignores it): landlock (writes only to its scratch folder), seccomp (no internet sockets),
+    process ("fresh": no other solution ran there)."""
 
 
 class Evaluation(Record):

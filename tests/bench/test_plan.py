@@ -1,12 +1,15 @@
 """Plan apart from run: the plan step is found beside the entry, called outside the timed region, its host time
 recorded apart, and a plan that computes the answer early is caught."""
 
+import tempfile
+
 import pytest
 
-from kernelarena.bench import RunConfig, TimingConfig
-from kernelarena.bench.evaluate import Case, Evaluator
+from kernelarena.bench import RunConfig, TimingConfig, run
+from kernelarena.bench.evaluate import Case
 from kernelarena.bench.plan import PlanError, find_plan, plan_case, plan_name
-from kernelarena.schema import Definition, Solution, Workload
+from kernelarena.schema import Definition, Solution, Trace, Workload
+from kernelarena.store import TraceSet
 
 REFERENCE = """
 import torch
@@ -82,7 +85,17 @@ def _solution(name: str, source: str) -> Solution:
 def _evaluate(source: str, reference: str = REFERENCE, name: str = "s"):
     config = RunConfig(devices=("cpu",), correctness_rounds=2, timing=TimingConfig(warmup=1, reps=4))
     workload = Workload(uuid="w", axes={"n": 16}, inputs={"x": {"type": "random"}, "offsets": {"type": "random"}})
-    trace, _ = Evaluator("cpu", config, None).evaluate(_definition(reference), _solution(name, source), workload)
+    return _run_one(_definition(reference), _solution(name, source), workload, config)
+
+
+def _run_one(definition: Definition, solution: Solution, workload: Workload, config: RunConfig) -> Trace:
+    """The one trace of ``solution`` on ``workload`` through the run loop (its own processes)."""
+    with tempfile.TemporaryDirectory() as root:
+        dataset = TraceSet(root)
+        dataset.add_definition(definition)
+        dataset.add_solution(solution)
+        dataset.add_workloads([Trace(definition=definition.name, workload=workload)])
+        (trace,) = run(dataset, config, save=False).traces
     return trace
 
 
@@ -153,7 +166,7 @@ def test_planned_solution_on_the_gpu_in_the_definitions_timing_mode(timing, mode
         "language": "python", "target_hardware": ["cuda"], "entry_point": "main.py::run"}})
     workload = Workload(uuid="w", axes={"n": 4096}, inputs={"x": {"type": "random"}, "offsets": {"type": "random"}})
     config = RunConfig(devices=("cuda:0",), correctness_rounds=2, timing=TimingConfig(warmup=2, reps=20))
-    trace, _ = Evaluator("cuda:0", config, None).evaluate(definition, solution, workload)
+    trace = _run_one(definition, solution, workload, config)
     assert trace.evaluation.status.value == "PASSED", trace.evaluation.log
     timing_stats = trace.evaluation.performance.solution_timing
     assert timing_stats.mode == mode

@@ -4,7 +4,7 @@ device before any work."""
 import pytest
 
 from kernelarena.bench import RunConfig, TimingConfig, run
-from kernelarena.bench.worker import Worker
+from kernelarena.bench.worker import DeviceWorkers
 from tests.bench.cheats import make_dataset
 
 
@@ -12,13 +12,12 @@ def test_a_worker_that_cannot_start_is_recorded_not_fatal(tmp_path):
     ds = make_dataset(tmp_path / "ds", rows=4)
     config = RunConfig(devices=("cuda:7",), timeout_s=60, timing=TimingConfig(warmup=0, reps=1))
     results = []
-    worker = Worker("cuda:7", config, ds.root)  # past run()'s device check, as a device lost mid-run would be
+    worker = DeviceWorkers("cuda:7", config, ds.root)  # past run()'s device check, as a device lost mid-run would be
     try:
         worker.evaluate(ds.definitions["scale_add"], ds.solutions["honest"], ds.workloads_for("scale_add"),
                         results.append)
     finally:
         worker.stop()
-        worker.log_path.unlink(missing_ok=True)
     (result,) = results
     assert result.trace.evaluation.status.value == "RUNTIME_ERROR"
     assert "worker process" in result.trace.evaluation.log

@@ -2,7 +2,7 @@
 
 An evaluator actor per device slot (a GPU, or a CPU slot of a node started with the ``kernelarena_cpu``
 resource; no more than the run has tasks for), placed by Ray on the slot's resources (GPU model included).
-Each actor holds the local engine's ``Worker``: the same isolated process evaluates, so a crash or hang is
+Each actor holds the local engine's ``DeviceWorkers``: the same isolated process evaluates, so a crash or hang is
 the solution's own trace, and builds stay warm in it across tasks; the node's disk build cache (keyed as
 always, locked per key) is shared by every actor of the node, so a solution is compiled once per node and
 device kind.
@@ -33,7 +33,7 @@ except ImportError as e:  # only this engine needs Ray
 from ...errors import EngineError
 from ...schema import Definition, Environment, Solution, Status, Trace, Workload
 from ..config import RunConfig
-from ..worker import Worker, WorkerResult
+from ..worker import DeviceWorkers, WorkerResult
 from . import EngineStats, Task
 from .placement import CPU_RESOURCE, SlotKind, no_placement_reason, placements, slot_kinds
 
@@ -42,10 +42,10 @@ _HUNG_MARGIN_S = 120.0
 
 
 class SlotEvaluator:
-    """Lives in a Ray actor on one device slot; evaluates through the local engine's isolated ``Worker``."""
+    """Lives in a Ray actor on one device slot; evaluates through the local engine's isolated ``DeviceWorkers``."""
 
     def __init__(self, device: str, config: RunConfig, root: Optional[str]):
-        self.worker = Worker(device, config, Path(root) if root else None)
+        self.worker = DeviceWorkers(device, config, Path(root) if root else None)
 
     def where(self) -> Dict[str, Any]:
         """The actor's node, host and process (answering also says the actor is up)."""
@@ -66,7 +66,6 @@ class SlotEvaluator:
         """Stop the worker process, even mid-evaluation (this runs beside ``evaluate``, so that a run that is
         stopped leaves no evaluation going on the node); its start-up seconds and restarts."""
         self.worker.stop()
-        self.worker.log_path.unlink(missing_ok=True)
         return self.worker.startup_s, self.worker.restarts
 
 

@@ -1,0 +1,165 @@
+"""What a worker process runs (bench/worker.py starts it): ``run_child(ROLE, ...)``.
+
+ROLE "solution" evaluates one solution (bench/evaluate.py) under the sandbox (bench/sandbox.py); ROLE
+"reference" judges (bench/oracle.py) and never imports a solution. The parent's messages are trusted
+(pickles); ours to it are JSON text or payload bytes, so that a solution that takes over its process cannot
+make the parent run code.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import signal
+import sys
+import traceback
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+from .. import env
+
+
+def send(conn: Connection, message: dict) -> None:
+    conn.send_bytes(json.dumps(message).encode())
+
+
+def run_child(role: str, device: str, conn: Connection, root: str, scratch: str, log_path: str, config,
+              environ: dict, warm: tuple = ()) -> None:
+    """Set the process up (environment, log, working folder, sandbox, device) and serve the parent's requests."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it stops the run and this worker
+    # The template process kept the environment of its start; the parent's is the one that applies now.
+    current = env.environment()
+    current.clear()
+    current.update(environ)
+    log = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    sys.stdout = os.fdopen(1, "w", buffering=1)
+    sys.stderr = os.fdopen(2, "w", buffering=1)
+    # Start in the empty scratch folder with nothing importable from a working folder: a torch.py planted
+    # anywhere is never found, and temporary files land in the scratch folder.
+    os.chdir(scratch)
+    os.environ["TMPDIR"] = scratch
+    import tempfile
+
+    tempfile.tempdir = None
+    sys.path[:] = [p for p in sys.path if p not in ("", ".", scratch)]
+    root = Path(root) if root else None
+    protections = {}
+    if role == "solution":
+        from .sandbox import block_internet
+
+        protections["seccomp"] = block_internet()  # before any thread starts, so that every thread inherits it
+    if not device.startswith("cuda"):
+        # Triton decides interpreter mode when its functions are created: set it before anything imports triton.
+        os.environ.setdefault("TRITON_INTERPRET", "1")
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.set_device(torch.device(device))
+        torch.empty(1, device=device)  # the CUDA context, made while the worker waits in the pool
+    if role == "reference":
+        from .oracle import Oracle
+
+        oracle = Oracle(device, config, root)
+        send(conn, {"ready": True, "environment": oracle.environment.to_json_dict()})
+        serve_reference(conn, oracle)
+    else:
+        from .evaluate import SolutionEvaluator
+        from .sandbox import restrict_writes, writable_dirs
+
+        evaluator = SolutionEvaluator(device, config, root)
+        for module in warm:  # imports the solutions need, done while this worker waits in the pool
+            try:
+                importlib.import_module(module)
+            except Exception as e:  # the solution that needs it will report the failure itself
+                print(f"warm import of {module} failed: {type(e).__name__}: {e}", flush=True)
+        protections["landlock"] = restrict_writes(writable_dirs(Path.cwd())) if config.sandbox else \
+            "unavailable: turned off for this run"
+        protections["process"] = "fresh"
+        send(conn, {"ready": True, "sandbox": protections})
+        serve_solution(conn, evaluator)
+
+
+def serve_reference(conn: Connection, oracle) -> None:
+    from ..schema import Definition, Environment, Workload
+    from .oracle import DefinitionFailure
+
+    while True:
+        try:
+            request = conn.recv()
+        except EOFError:
+            return
+        if request is None:
+            return
+        kind, definition = request[0], Definition.model_validate_json(request[1])
+        try:
+            if kind == "prepare":
+                oracle.prepare(definition, Workload.model_validate_json(request[2]))
+                send(conn, {"ok": True})
+            elif kind == "check":
+                failure = oracle.check_rounds(definition, Workload.model_validate_json(request[2]), request[3])
+                if failure is None:
+                    send(conn, {"ok": True})
+                else:
+                    status, log, comparison = failure
+                    send(conn, {"failure": {"status": status.value, "log": log,
+                                            "max_absolute_error": comparison.max_absolute_error,
+                                            "max_relative_error": comparison.max_relative_error}})
+            elif kind == "verdict":
+                _, _, solution, workload, data, environment = request
+                trace = oracle.verdict(definition, solution, Workload.model_validate_json(workload), data,
+                                       Environment.model_validate_json(environment))
+                send(conn, {"trace": trace.to_json()})
+        except DefinitionFailure as e:
+            send(conn, {"definition_error": str(e)})
+        except Exception:  # a payload that breaks the comparison: the solution's results, not the definition
+            send(conn, {"malformed": traceback.format_exc()[-4000:]})
+        if oracle.device.startswith("cuda"):
+            import torch
+
+            torch.cuda.empty_cache()  # an out-of-memory reference leaves nothing behind for the next one
+
+
+def serve_solution(conn: Connection, evaluator) -> None:
+    from ..schema import Definition, Solution, Workload
+    from .evaluate import SolutionFailure, pack
+
+    runnable, build_error = None, None
+    while True:
+        try:
+            request = conn.recv()
+        except EOFError:
+            return
+        if request is None:
+            return
+        _, definition_json, solution_json, workload_json = request
+        definition = Definition.model_validate_json(definition_json)
+        solution = Solution.model_validate_json(solution_json)
+        workload = Workload.model_validate_json(workload_json)
+        print(f"== {solution.name} on {workload.uuid}", flush=True)
+        try:
+            send(conn, {"phase": "build"})
+            if runnable is None and build_error is None:
+                try:
+                    runnable = evaluator.build(solution)
+                except SolutionFailure as f:
+                    build_error = f
+            if build_error is not None:
+                raise build_error
+            send(conn, {"phase": "correctness", "compiled": not runnable.from_cache})
+            rounds = evaluator.correctness_rounds(definition, workload, runnable)
+            send(conn, {"payload": "rounds"})
+            conn.send_bytes(pack(rounds))
+            if conn.recv() != "time":
+                continue
+            send(conn, {"phase": "timing"})
+            timing = evaluator.timing(definition, workload, runnable)
+            send(conn, {"payload": "timing"})
+            conn.send_bytes(pack(timing))
+        except SolutionFailure as f:
+            send(conn, {"failure": {"status": f.status.value, "log": f.log, "fatal": f.fatal}})
+            if f.fatal:  # a CUDA error leaves the context unusable
+                os._exit(3)
+

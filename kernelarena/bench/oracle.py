@@ -1,0 +1,207 @@
+"""The reference's side of an evaluation, in a process that never imports a solution: reference outputs and
+timings, the comparison of the solution's outputs with them, the speed-of-light check, and the verdict.
+
+Results from the solution's process arrive as bytes loaded by torch's weights-only unpickler, so a payload can
+hold tensors and numbers but cannot run code here.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import statistics
+import traceback
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+import torch
+
+from ..schema import Correctness, Definition, Environment, Evaluation, Performance, Status, TimingStats, Trace, Workload
+from .config import RunConfig
+from .correctness import Comparison
+from .environment import environment
+from .evaluate import Case, failure_trace, now, round_seed, timing_seed
+from .evaluators import compare_sampling, compare_with, resolve_evaluator
+from .inputs import as_tuple, materialize_inputs, reference_module
+from .plan import plan_case, refill_unplanned
+from .roofline import device_ceilings, impossible_speed, speed_of_light, work_of
+from .timing import resolve_timing, time_calls
+
+
+class DefinitionFailure(Exception):
+    """The definition's side failed (its reference raised, inputs could not be made): no solution is at fault."""
+
+
+class MalformedResult(Exception):
+    """The solution's process sent results that do not have the expected structure."""
+
+
+def unpack(data: bytes) -> Dict[str, Any]:
+    """A payload from the solution's process, loaded without running code (weights-only unpickler)."""
+    try:
+        payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise MalformedResult(f"results from the solution's process could not be read safely: {e}") from e
+    if not isinstance(payload, dict):
+        raise MalformedResult("results from the solution's process are not a dict")
+    return payload
+
+
+class Oracle:
+    """Judges solutions of one device. Caches the last workload's reference outputs and every workload's
+    reference timing."""
+
+    def __init__(self, device: str, config: RunConfig, root: Optional[Path]):
+        self.device, self.config, self.root = device, config, root
+        self.environment = environment(device)
+        self.ceilings = device_ceilings(device, self.environment.hardware)
+        self._expected_key: Optional[Tuple[str, str]] = None
+        self._expected: Dict[Tuple[int, bool], Tuple] = {}
+        self._reference_timing: Dict[Tuple[str, str], TimingStats] = {}
+        self._rounds: Optional[Tuple[Comparison, List[int]]] = None
+
+    # ------------------------------------------------------------------ reference
+    def _reference(self, definition: Definition, workload: Workload, seed: int, planned: bool = False) -> Tuple:
+        """(inputs the comparison needs, reference outputs) on the inputs of ``seed``; ``planned``: with the
+        inputs a plan step may not read refilled from ``seed + 1``, as the solution's process did between its
+        plan and run."""
+        try:
+            inputs = materialize_inputs(definition, workload, self.device, seed, self.root)
+            if planned:
+                refill_unplanned(definition, inputs, materialize_inputs(definition, workload, self.device, seed + 1,
+                                                                        self.root))
+        except Exception as e:
+            raise DefinitionFailure(f"inputs of workload {workload.uuid} of definition {definition.name} could not "
+                                    f"be made (seed {seed}): {type(e).__name__}: {e}") from e
+        try:
+            with torch.no_grad():
+                # The comparison reads the inputs only for sampling (which tokens are allowed): keep them then.
+                keep = inputs if resolve_evaluator(definition, self.config.evaluator).kind == "sampling" else {}
+                return keep, as_tuple(reference_module(definition).run(*inputs.values()))
+        except Exception as e:
+            raise DefinitionFailure(f"the reference of definition {definition.name} raised on workload "
+                                    f"{workload.uuid}:\n{traceback.format_exc()}") from e
+
+    def prepare(self, definition: Definition, workload: Workload) -> None:
+        """Reference outputs of the correctness rounds and the reference's timing, before any solution runs on
+        this workload. Raises DefinitionFailure naming the definition and workload."""
+        key = (definition.name, workload.uuid)
+        try:
+            work_of(definition, workload)
+        except ValueError as e:
+            raise DefinitionFailure(str(e)) from e
+        if self._expected_key != key:
+            self._expected_key, self._expected = None, {}
+            for round_index in range(self.config.correctness_rounds):
+                seed = round_seed(self.config, round_index)
+                self._expected[(seed, False)] = self._reference(definition, workload, seed)
+            self._expected_key = key
+        if self.config.time_reference and key not in self._reference_timing:
+            self._reference_timing[key] = self._time_reference(definition, workload)
+
+    def _time_reference(self, definition: Definition, workload: Workload) -> TimingStats:
+        run = reference_module(definition).run
+        copies = max(1, self.config.timing.input_copies)
+        try:
+            cases = [Case(materialize_inputs(definition, workload, self.device, timing_seed(self.config, i),
+                                             self.root)) for i in range(copies)]
+            with torch.no_grad():
+                planned = [plan_case(run, case) for case in cases]  # a reference's plan step, outside the timing
+                stats, _ = time_calls(lambda i: cases[i].call(planned[i][0], False), copies, self.device,
+                                      resolve_timing(self.config.timing, definition), lambda i: (), check=False)
+            plan_us = [us for _, us in planned if us is not None]
+            if plan_us:
+                stats = stats.model_copy(update={"plan_host_us": statistics.median(plan_us)})
+        except Exception as e:
+            raise DefinitionFailure(f"timing the reference of definition {definition.name} on workload "
+                                    f"{workload.uuid} failed:\n{traceback.format_exc()}") from e
+        return stats
+
+    # ------------------------------------------------------------------ verdicts
+    def check_rounds(self, definition: Definition, workload: Workload, data: bytes) -> Optional[Tuple[Status, str,
+                                                                                                    Comparison]]:
+        """Compare the correctness rounds' outputs with the reference's; the failure, or None."""
+        self._rounds = None
+        rounds = unpack(data).get("rounds")
+        if not isinstance(rounds, list) or len(rounds) != self.config.correctness_rounds:
+            raise MalformedResult("the solution's process sent the wrong number of correctness rounds")
+        total, seeds = Comparison(Status.PASSED), []
+        for round_index, entry in enumerate(rounds):
+            seed = round_seed(self.config, round_index)
+            if not isinstance(entry, dict) or entry.get("seed") != seed or not isinstance(entry.get("outputs"), list):
+                raise MalformedResult(f"correctness round {round_index + 1} from the solution's process is malformed")
+            if self._expected_key != (definition.name, workload.uuid):
+                self.prepare(definition, workload)
+            key = (seed, entry.get("planned") is True)
+            if key not in self._expected:
+                self._expected[key] = self._reference(definition, workload, *key)
+            inputs, expected = self._expected[key]
+            spec = resolve_evaluator(definition, self.config.evaluator)
+            comparison = compare_with(spec, definition, entry["outputs"], expected, inputs, self.config.tolerance,
+                                      reference_module(definition))
+            if comparison.status == Status.PASSED and spec.kind == "sampling" and "samples" in entry:
+                samples = entry["samples"]
+                if not isinstance(samples, torch.Tensor):
+                    raise MalformedResult("the samples from the solution's process are not a tensor")
+                comparison = comparison.merge(compare_sampling(definition, inputs, samples, spec,
+                                                               reference_module(definition)))
+            elif comparison.status == Status.PASSED and spec.kind == "sampling" and round_index == 0:
+                raise MalformedResult("the solution's process sent no samples for the sampling evaluator")
+            if comparison.status != Status.PASSED:
+                return comparison.status, f"round {round_index + 1} (seed {seed}): {comparison.message}", comparison
+            if entry.get("changed"):
+                return (Status.INCORRECT_NUMERICAL, f"round {round_index + 1}: the solution wrote into its input "
+                        f"{str(entry['changed'])!r}; inputs must stay unchanged", comparison)
+            total = total.merge(comparison)
+            seeds.append(seed)
+        self._rounds = (total, seeds)
+        return None
+
+    def verdict(self, definition: Definition, solution: str, workload: Workload, data: bytes,
+                environment: Environment) -> Trace:
+        """The trace: timed calls checked against the reference, the latency checked against the speed of
+        light, then PASSED with its figures."""
+        def failed(status: Status, log: str, comparison: Optional[Comparison] = None) -> Trace:
+            return failure_trace(definition.name, workload, solution, status, log, environment, comparison)
+
+        if self._rounds is None:
+            raise MalformedResult("timing results arrived before the correctness rounds passed")
+        total, seeds = self._rounds
+        payload = unpack(data)
+        try:
+            stats = TimingStats.model_validate_json(payload.get("timing", ""))
+        except ValueError as e:
+            raise MalformedResult(f"timing statistics from the solution's process are invalid: {e}") from e
+        if not all(math.isfinite(v) and v >= 0 for v in (stats.median_ms, stats.mean_ms, stats.min_ms)):
+            return failed(Status.RUNTIME_ERROR, f"the solution's process reported impossible timings: {stats}")
+        checked = payload.get("checked")
+        allowed = {timing_seed(self.config, i) for i in range(max(1, self.config.timing.input_copies))}
+        if not isinstance(checked, list) or (self.config.timing.checked_calls > 0 and not checked):
+            raise MalformedResult("the outputs of the checked timed calls are missing")
+        for entry in checked:
+            if not isinstance(entry, dict) or entry.get("seed") not in allowed or \
+                    not isinstance(entry.get("outputs"), list):
+                raise MalformedResult("a checked timed call from the solution's process is malformed")
+            inputs, expected = self._reference(definition, workload, entry["seed"])
+            comparison = compare_with(resolve_evaluator(definition, self.config.evaluator), definition,
+                                      entry["outputs"], expected, inputs, self.config.tolerance,
+                                      reference_module(definition))
+            if comparison.status != Status.PASSED:
+                return failed(comparison.status, "a timed call gave a wrong result (correct when checked, wrong "
+                              f"when timed): {comparison.message}", comparison)
+        impossible = impossible_speed(definition, workload, stats.median_ms, self.ceilings)
+        if impossible:
+            return failed(Status.RUNTIME_ERROR, impossible)
+        reference = self._reference_timing.get((definition.name, workload.uuid))
+        ref_ms = reference.median_ms if reference is not None else 0.0
+        performance = Performance(
+            latency_ms=stats.median_ms, reference_latency_ms=ref_ms,
+            speedup_factor=ref_ms / stats.median_ms if stats.median_ms > 0 and ref_ms else 0.0,
+            solution_timing=stats, reference_timing=reference,
+            speed_of_light=speed_of_light(definition, workload, stats.median_ms, self.ceilings))
+        correctness = Correctness(max_absolute_error=total.max_absolute_error,
+                                  max_relative_error=total.max_relative_error,
+                                  extra={"rounds": len(seeds), "seeds": seeds, "timed_calls_checked": len(checked)})
+        evaluation = Evaluation(status=Status.PASSED, environment=environment, timestamp=now(),
+                                correctness=correctness, performance=performance)
+        return Trace(definition=definition.name, workload=workload, solution=solution, evaluation=evaluation)

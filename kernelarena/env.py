@@ -36,6 +36,7 @@ XDG_CACHE_HOME = "XDG_CACHE_HOME"
 CUDA_HOME = "CUDA_HOME"
 CUDA_PATH = "CUDA_PATH"
 CXX = "CXX"
+RAY_ADDRESS = "RAY_ADDRESS"
 
 SETTINGS: Tuple[Setting, ...] = (
     Setting(CACHE_DIR, "Root folder of the build cache (compiled solutions, our kernels' extensions).",
@@ -60,6 +61,8 @@ SETTINGS: Tuple[Setting, ...] = (
     Setting(CUDA_HOME, "CUDA toolkit folder; nvcc is looked for in its `bin/` first.", "unset"),
     Setting(CUDA_PATH, "CUDA toolkit folder, read after CUDA_HOME (the name some installers set).", "unset"),
     Setting(CXX, "The host C++ compiler (the one torch and tvm-ffi use too).", "`c++`"),
+    Setting(RAY_ADDRESS, "Ray's own variable: the cluster `run --engine ray` joins when `--address` is not given.",
+            "unset: start a local Ray instance"),
 )
 """All variables, in the order docs/settings.md lists them."""
 
@@ -134,6 +137,11 @@ def cuda_homes() -> Tuple[str, ...]:
 def cxx() -> str:
     """The host C++ compiler: ``$CXX`` or ``c++``."""
     return _get(CXX) or "c++"
+
+
+def ray_address() -> Optional[str]:
+    """``$RAY_ADDRESS``: the Ray cluster to join, or None (start a local one)."""
+    return _get(RAY_ADDRESS)
 
 
 def settings_table() -> str:

@@ -30,6 +30,7 @@ try:
 except ImportError as e:  # only this engine needs Ray
     raise ImportError("the ray engine needs Ray: pip install 'kernelarena[ray]'") from e
 
+from ... import env
 from ...errors import EngineError
 from ...schema import Definition, Environment, Solution, Status, Trace, Workload
 from ..config import RunConfig
@@ -143,7 +144,7 @@ class RayEngine:
         if ray.is_initialized():
             return
         try:
-            if self.address is None and not os.environ.get("RAY_ADDRESS"):
+            if self.address is None and not env.ray_address():
                 import torch
 
                 resources = {} if torch.cuda.is_available() else {CPU_RESOURCE: 1}
@@ -151,7 +152,7 @@ class RayEngine:
             else:
                 ray.init(address=self.address, log_to_driver=False)
         except (ConnectionError, RuntimeError, ValueError) as e:
-            raise EngineError(f"cannot join the Ray cluster at {self.address or os.environ.get('RAY_ADDRESS')}: "
+            raise EngineError(f"cannot join the Ray cluster at {self.address or env.ray_address()}: "
                               f"{e}") from e
 
 

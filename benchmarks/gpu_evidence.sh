@@ -3,7 +3,7 @@
 # cap so that a slow step cannot starve the ones after it, and each step's output in $OUT/<step>.log as it is
 # printed (a capped step keeps what it printed). Carry [".gpu-all", ".fi-cache"]; run from the repo root:
 #     bash benchmarks/gpu_evidence.sh [STEP ...]      (default: every step below, in order)
-# Steps: tests, serving, host, repro. Caps in seconds are set per step below; the sum stays under 9 minutes.
+# Steps: serving, tests, host, repro. Caps in seconds are set per step below; the sum stays under 9 minutes.
 set -u
 source benchmarks/gpu_env.sh
 OUT=${OUT:-gpu_out}; mkdir -p "$OUT"
@@ -15,13 +15,13 @@ step() {  # step NAME CAP COMMAND...
   timeout --kill-after=5 "$cap" "$@" > "$OUT/$name.log" 2>&1
   echo "== $name: rc=$? after $((SECONDS - t0)) s" | tee -a "$OUT/steps.log"
 }
-steps=${*:-tests serving host repro}
+steps=${*:-serving tests host repro}
 for s in $steps; do
   case $s in
-    tests) step gpu_tests 130 python3 -m pytest -q -m gpu -p no:cacheprovider ${GPU_TESTS:-tests/serving tests/integrations tests/bench tests/kernels/test_rmsnorm_triton_launch.py} ;;
-    serving) step serving 140 python3 benchmarks/bench_serving.py --norm triton --steps 16 --warmup 3 --out "$OUT" ;;
-    host) step rmsnorm_host 80 python3 -m benchmarks.bench_rmsnorm --quick --out "$OUT" ;;
-    repro) step reproducibility 150 python3 -m benchmarks.reproducibility --definitions rmsnorm_h8192 gqa_paged_decode_h32_kv8_d128_ps16 --solutions rmsnorm_h8192_kernelarena_triton rmsnorm_h8192_flashinfer rmsnorm_h8192_pytorch flashinfer_wrapper_gqa_paged_decode_h32_kv8_d128_ps16 kernelarena_triton_gqa_paged_decode_h32_kv8_d128_ps16 torch_reference_gqa_paged_decode_h32_kv8_d128_ps16 gqa_paged_decode_h32_kv8_d128_ps16_pytorch --out "$OUT" ;;
+    tests) step gpu_tests 120 python3 -m pytest -v -m gpu -p no:cacheprovider ${GPU_TESTS:-tests/serving tests/integrations tests/bench tests/kernels/test_rmsnorm_triton_launch.py} ;;
+    serving) step serving 130 python3 benchmarks/bench_serving.py --norm triton --steps 16 --warmup 3 --out "$OUT" ;;
+    host) step rmsnorm_host 70 python3 -m benchmarks.bench_rmsnorm --quick --out "$OUT" ;;
+    repro) step reproducibility 130 python3 -m benchmarks.reproducibility --definitions rmsnorm_h8192 gqa_paged_decode_h32_kv8_d128_ps16 --solutions rmsnorm_h8192_kernelarena_triton rmsnorm_h8192_flashinfer rmsnorm_h8192_pytorch flashinfer_wrapper_gqa_paged_decode_h32_kv8_d128_ps16 kernelarena_triton_gqa_paged_decode_h32_kv8_d128_ps16 torch_reference_gqa_paged_decode_h32_kv8_d128_ps16 gqa_paged_decode_h32_kv8_d128_ps16_pytorch --out "$OUT" ;;
     *) echo "unknown step $s" ;;
   esac
 done

@@ -25,3 +25,7 @@ for s in $steps; do
     *) echo "unknown step $s" ;;
   esac
 done
+# The device tool returns at most 8 files: pack everything into one archive, keeping the step log beside it.
+( cd "$OUT" && tar -czf /tmp/evidence.tgz --exclude=evidence.tgz . && find . -mindepth 1 ! -name steps.log -delete \
+  && mv /tmp/evidence.tgz . )
+ls -la "$OUT"

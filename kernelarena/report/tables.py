@@ -24,20 +24,23 @@ def one_line_reason(log: str, width: int = 160) -> str:
     return reason if len(reason) <= width else reason[:width - 3] + "..."
 
 
-COST_COLUMNS = ("latency us", "host us", "plan us")
-"""Device-time latency, host time per call and host time of the plan step (once per input set), side by side."""
+COST_COLUMNS = ("latency us", "host us", "plan us", "% SOL")
+"""Device-time latency, host time per call, host time of the plan step (once per input set), and the share of
+the speed of light the latency reached (the device's measured ceilings), side by side."""
 
 
-def cost_cells(trace: Optional[Trace]) -> Tuple[str, str, str]:
-    """The COST_COLUMNS cells of one trace: "-" where it has no figure (failed, or no plan step)."""
+def cost_cells(trace: Optional[Trace]) -> Tuple[str, str, str, str]:
+    """The COST_COLUMNS cells of one trace: "-" where it has no figure (failed, no plan step, or a trace made
+    before speed of light was recorded)."""
     performance = trace.evaluation.performance if trace is not None and trace.evaluation else None
     if performance is None:
-        return "-", "-", "-"
+        return "-", "-", "-", "-"
     timing = performance.solution_timing
     host = timing.host_overhead_us if timing is not None else None
     plan = timing.plan_host_us if timing is not None else None
+    sol = performance.speed_of_light
     return (f"{performance.latency_ms * 1e3:.1f}", f"{host:.1f}" if host is not None else "-",
-            f"{plan:.1f}" if plan is not None else "-")
+            f"{plan:.1f}" if plan is not None else "-", f"{100 * sol.fraction:.1f}" if sol is not None else "-")
 
 
 def best_trace(traces: Iterable[Trace], definition: str) -> Optional[Trace]:

@@ -4,7 +4,7 @@ from rich.console import Console
 
 from kernelarena.bench.runner import RunReport
 from kernelarena.report.tables import cost_cells, run_table, summary_table, traces_table
-from kernelarena.schema import Trace
+from kernelarena.schema import SpeedOfLight, Trace
 from tests.bench.cheats import make_dataset
 
 
@@ -30,9 +30,9 @@ def _text(table) -> str:
 
 
 def test_cost_cells_show_dashes_for_missing_figures():
-    assert cost_cells(_trace("honest", 0.0125, 2.0, 7.25, 41.0)) == ("12.5", "7.2", "41.0")
-    assert cost_cells(_trace("honest", 0.0125, 2.0, 7.25, None)) == ("12.5", "7.2", "-")
-    assert cost_cells(_trace("raises", 0, 0, None, None, status="RUNTIME_ERROR")) == ("-", "-", "-")
+    assert cost_cells(_trace("honest", 0.0125, 2.0, 7.25, 41.0)) == ("12.5", "7.2", "41.0", "-")
+    assert cost_cells(_trace("honest", 0.0125, 2.0, 7.25, None)) == ("12.5", "7.2", "-", "-")
+    assert cost_cells(_trace("raises", 0, 0, None, None, status="RUNTIME_ERROR")) == ("-", "-", "-", "-")
 
 
 def test_summary_show_and_run_tables_carry_host_and_plan_columns(tmp_path):
@@ -47,3 +47,14 @@ def test_summary_show_and_run_tables_carry_host_and_plan_columns(tmp_path):
     report = RunReport(traces=traces, wall_s=1.0)
     ran = _text(run_table(report))
     assert "host us" in ran and "12.5" in ran and "7.2" in ran
+
+
+def test_summary_and_show_carry_the_share_of_the_speed_of_light(tmp_path):
+    dataset = make_dataset(tmp_path)
+    trace = _trace("honest", 0.0125, 2.0, 7.25, None)
+    trace.evaluation.performance.speed_of_light = SpeedOfLight(bytes=4e6, ceiling_ms=0.001, fraction=0.08)
+    assert cost_cells(trace)[3] == "8.0"
+    dataset.add_traces([trace])
+    for table in (summary_table(dataset), traces_table(dataset, "scale_add")):
+        text = _text(table)
+        assert "% SOL" in text and "8.0" in text

@@ -170,7 +170,8 @@ def pytorch_solutions(definitions: list[Definition]) -> list[Solution]:
     return [Solution(
         name=f"{d.name}_pytorch", definition=d.name, author="kernelarena",
         description="Plain PyTorch (the reference computation), value-returning.",
-        spec={"language": "python", "target_hardware": ["cpu", "cuda"], "entry_point": "main.py::run",
+        spec={"language": "python", "target_hardware": ["cpu", "cuda"] if decode_step.runs_on_cpu(d.name) else ["cuda"],
+              "entry_point": "main.py::run",
               "destination_passing_style": False},
         sources=[{"path": "main.py", "content": d.reference}]) for d in definitions]
 

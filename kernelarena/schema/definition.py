@@ -85,7 +85,9 @@ class EvaluatorSpec(Record):
 class Roofline(Record):
     """What one call must move and compute, as expressions over the axes (kernelarena; FlashInfer-Bench ignores
     it). Either may be left out: ``bytes`` then defaults to the sizes of all inputs and outputs, ``flops`` to 0
-    (a memory-bound op). Used for speed of light: the least time the device's measured ceilings allow."""
+    (a memory-bound op). Used for speed of light: the least time the device's measured ceilings allow. Both must
+    be lower bounds, what every correct implementation moves and computes (a gather touches only the rows it
+    indexes; an MoE may route to no local expert): a latency under the bound fails as impossible."""
 
     bytes: Optional[NonEmptyString] = None
     """Bytes read plus written by one call, e.g. ``"2 * batch_size * hidden_size * 2"``."""

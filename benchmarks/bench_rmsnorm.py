@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.host_cost import back_to_back_us
+from kernelarena.bench.timing import ColdL2Timer
 
 BATCHES = (1, 32, 1024, 8192, 16384, 32768)
 HOST_ROWS = (1, 32, 1024)  # the host-cost table: these rows of HOST_HIDDEN, calls back to back
@@ -33,7 +34,7 @@ HOST_AHEAD_US = 400  # longer than the slowest call's host time (torch.compile, 
 TRITON_SWEEP = ((1, 4, 0), (1, 8, 0), (1, 16, 0), (2, 8, 0), (2, 16, 0), (4, 16, 0), (1, 8, 4), (1, 16, 2), (2, 16, 2))
 CUDA_SWEEP = (64, 128, 256, 512, 1024)  # threads per row
 __doc__ += f"    batch {BATCHES} x hidden {HIDDENS}, ops {OPS}.\n" + """
-Timing: median over repetitions of CUDA-event time around one call, the L2 flushed (256 MB written) before
+Timing: median over repetitions of CUDA-event time around one call, the L2 flushed (twice its size written) before
 each repetition and the input sets rotated (triton.testing.do_bench's method, cold cache). The backends of
 one shape (and the copy of the same bytes) are timed in turn within each repetition, so that a drift during
 the run reaches all of them alike. Bandwidth counts
@@ -105,70 +106,6 @@ def make_backends(names, device):
 def op_bytes(op, batch, hidden, elem=2):
     tensors = 2 if op == "rmsnorm" else 4  # x, out  |  x, residual, out, residual_out
     return (tensors * batch * hidden + hidden) * elem
-
-
-class ColdTimer:
-    """Median CUDA-event time of fn(set) with the L2 flushed before each call, sets rotated.
-
-    Before each flush the GPU sleeps ``host_ahead_us``, so that the host has queued the timed call by the
-    time the flush ends, however slow the call is on the host (torch eager, torch.compile: 100-300 us on the
-    H100 machine's CPU): the events then time the GPU's work, not the host's. Without it, timing backends in
-    turn put the one after a host-slow backend behind an idle GPU (run 4: Triton 50 us at 1 x 4096).
-
-    ``flush_l2`` runs before each timed call; by default it writes the 256 MB buffer ``self.flush``
-    (bench_timing_floor.py compares other flushes)."""
-
-    def __init__(self, device, budget_s=0.25, flush_bytes=256 << 20, flush_l2=None, host_ahead_us=HOST_AHEAD_US):
-        self.device = device
-        self.budget_s = budget_s
-        self.flush = torch.empty(flush_bytes, dtype=torch.int8, device=device)
-        self.flush_l2 = flush_l2 or self.flush.zero_
-        self.ahead_cycles = 0
-        if device != "cpu" and host_ahead_us:
-            from kernelarena.bench.timing import sleep_cycles_per_us
-
-            self.ahead_cycles = int(host_ahead_us * sleep_cycles_per_us(torch.device(device)))
-
-    def median_us(self, fn, sets, min_reps=20, max_reps=200):
-        """Median us of fn(set) over repetitions, the L2 flushed before each."""
-        return self.median_us_each({"fn": fn}, sets, min_reps, max_reps)["fn"]
-
-    def median_us_each(self, fns, sets, min_reps=20, max_reps=200):
-        """name -> median us of fns[name](set), the functions timed in turn within each repetition (the first
-        one rotating), so that a drift of the GPU's clocks or of the machine during the run reaches all of them
-        alike, rather than whichever happened to be timed last."""
-        if self.device == "cpu":
-            result = {}
-            for name, fn in fns.items():
-                start = time.perf_counter()
-                for s in sets:
-                    fn(s)
-                result[name] = (time.perf_counter() - start) / len(sets) * 1e6
-            return result
-        names = list(fns)
-        once = 0.0
-        for fn in fns.values():
-            for s in sets:  # warm-up: compilation, module loads, allocator
-                fn(s)
-            torch.cuda.synchronize()
-            start = time.perf_counter()
-            fn(sets[0])
-            torch.cuda.synchronize()
-            once += time.perf_counter() - start
-        reps = max(min_reps, min(max_reps, int(self.budget_s * len(names) / (once + 1e-4 * len(names)))))
-        events = {n: [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
-                      for _ in range(reps)] for n in names}
-        for i in range(reps):
-            for n in names[i % len(names):] + names[:i % len(names)]:
-                begin, end = events[n][i]
-                if self.ahead_cycles:
-                    torch.cuda._sleep(self.ahead_cycles)
-                self.flush_l2()
-                begin.record()
-                fns[n](sets[i % len(sets)])
-                end.record()
-        torch.cuda.synchronize()
-        return {n: statistics.median(b.elapsed_time(e) for b, e in events[n]) * 1e3 for n in names}
 
 
 def copy_ceiling_tbps(timer, device):
@@ -340,7 +277,7 @@ def main(argv=None):
         "flashinfer": _version("flashinfer"),
         "tilelang": _version("tilelang"),
     }
-    timer = ColdTimer(device)
+    timer = ColdL2Timer(device, host_ahead_us=HOST_AHEAD_US)
     ceiling = copy_ceiling_tbps(timer, device)
     print(f"copy ceiling {ceiling:.3f} TB/s on {meta['device']}", flush=True)
     backends = make_backends(names, device)

@@ -6,20 +6,16 @@ The sweep (bf16, batch x hidden):
 from __future__ import annotations
 
 import argparse
-import datetime
 import importlib
 import importlib.util
 import json
 import math
 import os
-import platform
-import statistics
 import sys
-import time
-from pathlib import Path
 
 import torch
 
+from benchmarks.common import add_out_argument, publish, stamp
 from benchmarks.host_cost import back_to_back_us
 from kernelarena.bench.timing import ColdL2Timer
 
@@ -244,15 +240,33 @@ def host_cost_table(rows):
     return "\n".join(lines) + "\n"
 
 
+KEY = ["op", "shape", "backend"]
+COLUMNS = [*KEY, "us", "% copy", "vs FI"]
+TITLE = """# RMSNorm: device time per call
+
+`python3 -m benchmarks.bench_rmsnorm --out $OUT` (bf16, eps 1e-6): median CUDA-event us of one call with a cold L2 and
+rotated inputs, every backend of a shape timed in turn; "% copy" is the bandwidth against a 1 GiB device-to-device
+copy of the same run, "vs FI" FlashInfer's time over this one (> 1: faster). One row per machine, op, shape and
+backend, the latest run of each. The latest run's full output (copy rows, errors, host cost) is
+`rmsnorm_latest.md` beside this file."""
+
+
+def table_rows(rows):
+    """The results table's rows of a run's device-time rows."""
+    return [{"op": r["op"], "shape": f"{r['batch']} x {r['hidden']}", "backend": r["backend"], "us": r["us"],
+             "% copy": r["pct_copy"] if r["pct_copy"] == r["pct_copy"] else "-", "vs FI": f"{r['vs_flashinfer']:.2f}x" if r.get("vs_flashinfer") else "-"}
+            for r in rows]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
-    parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "bench_out")))
+    add_out_argument(parser)
     parser.add_argument("--backends", default=None, help="comma list; default: all available")
     parser.add_argument("--sweep", action="store_true", help="also time Triton configs and CUDA threads per row")
     parser.add_argument("--quick", action="store_true",
                         help="two device-time shapes; ours (auto, triton, cuda), FlashInfer and torch eager only")
-    parser.add_argument("--tag", default="", help="suffix of the output file names")
+    parser.add_argument("--tag", default="", help="suffix of the raw JSON file's name (rmsnorm_latest<tag>.json)")
     args = parser.parse_args(argv)
     device = args.device
     if device == "cpu":
@@ -268,10 +282,12 @@ def main(argv=None):
     shapes = [(b, h) for h in HIDDENS for b in BATCHES]
     if args.quick:
         shapes = [(3, 256), (5, 512)] if device == "cpu" else [(32, 4096), (8192, 4096)]
-    args.out.mkdir(parents=True, exist_ok=True)
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+    run = stamp(device)
     meta = {
-        "date": datetime.date.today().isoformat(),
-        "device": torch.cuda.get_device_name() if device == "cuda" else platform.processor() or "cpu",
+        "date": run.date,
+        "device": run.machine,
         "torch": torch.__version__,
         "triton": importlib.util.find_spec("triton") and __import__("triton").__version__,
         "flashinfer": _version("flashinfer"),
@@ -283,7 +299,6 @@ def main(argv=None):
     backends = make_backends(names, device)
     rows, sweeps, failures = [], {}, []
     host_rows = host_cost_rows(backends, device, failures)
-    (args.out / f"rmsnorm_host{args.tag}.md").write_text(host_cost_table(host_rows))
     for op in OPS:
         for batch, hidden in shapes:
             n_sets = max(2, min(8, math.ceil((256 << 20) / op_bytes(op, batch, hidden))))
@@ -328,11 +343,14 @@ def main(argv=None):
                 sweeps[f"{op} {batch}x{hidden}"] = sweep_variants(op, batch, hidden, sets, w, timer, device)
             print(f"{op} {batch}x{hidden}: " + ", ".join(f"{k} {v:.1f}" for k, v in times.items()), flush=True)
             del sets
-            (args.out / f"rmsnorm_bench{args.tag}.json").write_text(json.dumps(
-                {"meta": meta, "copy_tbps": ceiling, "rows": rows, "host_rows": host_rows, "sweeps": sweeps,
-                 "failures": failures}, indent=1))
+            if args.out is not None:  # written after each shape, so a run cut short keeps its rows
+                (args.out / f"rmsnorm_latest{args.tag}.json").write_text(json.dumps(
+                    {"meta": meta, "copy_tbps": ceiling, "rows": rows, "host_rows": host_rows, "sweeps": sweeps,
+                     "failures": failures}, indent=1))
     table = markdown_table(rows, ceiling, meta) + "\n" + host_cost_table(host_rows)
-    (args.out / f"rmsnorm_bench{args.tag}.md").write_text(table)
+    if args.out is not None:
+        path = publish("rmsnorm", args.out, table, TITLE, key=KEY, columns=COLUMNS, rows=table_rows(rows), run=run)
+        print(f"wrote {path} and {args.out / 'rmsnorm_latest.md'}")
     if sweeps:
         print("\nsweep (us):")
         for key, res in sweeps.items():

@@ -254,7 +254,8 @@ backend, the latest run of each. The latest run's full output (copy rows, errors
 def table_rows(rows):
     """The results table's rows of a run's device-time rows."""
     return [{"op": r["op"], "shape": f"{r['batch']} x {r['hidden']}", "backend": r["backend"], "us": r["us"],
-             "% copy": r["pct_copy"] if r["pct_copy"] == r["pct_copy"] else "-", "vs FI": f"{r['vs_flashinfer']:.2f}x" if r.get("vs_flashinfer") else "-"}
+             "% copy": r["pct_copy"] if r["pct_copy"] == r["pct_copy"] else "-",
+             "vs FI": f"{r['vs_flashinfer']:.2f}x" if r.get("vs_flashinfer") else "-"}
             for r in rows]
 
 

@@ -144,7 +144,8 @@ def publish(name: str, out: Path, latest_text: str, title: str, key: Sequence[st
     """Write a run's ``out/<name>_latest.md`` (``latest_text``; ``latest_name`` instead when given) and
     ``out/<name>.md`` (the committed results table with ``rows`` upserted); return the table's path."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / (latest_name or f"{name}_latest.md")).write_text(latest_text if latest_text.endswith("\n") else latest_text + "\n")
+    text = latest_text if latest_text.endswith("\n") else latest_text + "\n"
+    (out / (latest_name or f"{name}_latest.md")).write_text(text)
     table = out / f"{name}.md"
     source = table if table.exists() else RESULTS_DIR / f"{name}.md"
     upsert_results(source, table, title, key, columns, rows, run)

@@ -86,7 +86,8 @@ def main() -> None:
     print("\n".join(lines))
     if args.out is not None:
         smallest = str(args.smallest or "all") + "".join(f" {name}" for name in args.definition)
-        table = [{"smallest": smallest, "run": row["label"], "wall s": row["wall_s"], "traces": row["traces"],
+        table = [{"smallest": smallest, "run": row["label"], "wall s": f"{row['wall_s']:.1f}",
+                  "traces": row["traces"],
                   "vs baseline": f"{row['wall_s'] / rows[0]['wall_s']:.2f}x"} for row in warm + rows]
         path = publish("isolation_walltime", args.out, "\n".join(lines), TITLE, key=KEY, columns=COLUMNS,
                        rows=table, run=run)

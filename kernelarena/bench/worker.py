@@ -71,6 +71,9 @@ class DeviceWorkers:
     misbehaviour; definition-side failures go to ``definition_errors`` instead of traces."""
 
     def __init__(self, device: str, config: RunConfig, root: Optional[Path], warm: Tuple[str, ...] = ()):
+        # Absolute: the reference and solution processes run in scratch folders of their own, where a dataset
+        # path relative to the caller's working folder (its blobs, say) would name nothing.
+        root = Path(root).resolve() if root is not None else None
         self.device, self.config, self.root = device, config, root
         self.pool = WorkerPool(device, config, root, warm)
         self.oracle: Optional[ChildProcess] = None

@@ -94,3 +94,16 @@ def test_ctrl_c_stops_the_run_and_says_what_was_saved(tmp_path):
     assert process.returncode == 130, out
     assert "interrupted: 1 traces finished; 1 appended under" in out
     assert [t.solution for t in TraceSet.load(root).traces_for("scale_add")] == ["honest"]
+
+
+def test_a_dataset_named_relative_to_the_working_folder_finds_its_blobs():
+    """The reference and solution processes run in scratch folders: a relative dataset path must still reach
+    the workload's safetensors blobs (RoPE's positions are one)."""
+    from tests.conftest import ROOT
+
+    result = kernelarena_run("examples/dataset", "--definition", "rope_with_cos_sin_cache_neox_style_d128_rd128",
+                             "--solution", "rope_with_cos_sin_cache_neox_style_d128_rd128_pytorch", "--smallest",
+                             "1", "--rounds", "1", "--reps", "1", "--no-save", "--fail-on-error", cwd=ROOT)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "could not be made" not in output and "PASSED" in output

@@ -108,7 +108,7 @@ def test_traces_from_our_h100_run_load_in_flashinfer_bench():
     """The traces committed from the GPU run (benchmarks/results) validate as FlashInfer-Bench traces."""
     from tests.conftest import ROOT
 
-    lines = (ROOT / "benchmarks" / "results" / "run_example_2026-11-24_h100_traces.jsonl").read_text().splitlines()
+    lines = (ROOT / "benchmarks" / "results" / "run_example_h100_traces.jsonl").read_text().splitlines()
     assert len(lines) == 124
     for line in lines:
         theirs = fib_data.Trace.model_validate_json(line)

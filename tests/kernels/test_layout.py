@@ -1,6 +1,5 @@
 """Every operator under kernelarena/kernels/ ships its kernel sources, and follows the one layout."""
 
-import fnmatch
 from pathlib import Path
 
 import pytest
@@ -17,9 +16,9 @@ def test_package_data_covers_every_kernel_source():
     sources = [p.relative_to(PACKAGE).as_posix() for p in (PACKAGE / "kernels").rglob("*")
                if p.suffix in SOURCE_SUFFIXES]
     assert sources
-    # setuptools matches each glob against the path relative to the package; "*" does not cross a "/".
-    missing = [s for s in sources
-               if not any(fnmatch.fnmatch(s, g) and s.count("/") == g.count("/") for g in globs)]
+    # setuptools expands each glob relative to the package, "**" across folders, as pathlib's glob does.
+    shipped = {p.relative_to(PACKAGE).as_posix() for g in globs for p in PACKAGE.glob(g)}
+    missing = [s for s in sources if s not in shipped]
     assert missing == [], f"add these to [tool.setuptools.package-data] in pyproject.toml: {missing}"
 
 

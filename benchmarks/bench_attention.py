@@ -13,7 +13,7 @@ libraries in the same run. FlashInfer
 runs only with settings whose kernels benchmarks/gpu_env.sh unpacks prebuilt (NHD, bf16, no soft-cap or
 window); for decode and prefill the better of its two backends is the baseline.
 
-    python3 -m benchmarks.bench_attention                     # GPU: full sweep, table, $OUT/attention_*.{md,json}
+    python3 -m benchmarks.bench_attention --out $OUT      # GPU: full sweep; attention_latest.{md,json}, attention.md
     python3 -m benchmarks.bench_attention --quick             # GPU: small cases only, a few minutes
     python3 -m benchmarks.bench_attention --sweep             # also time kernel-config variants (tuning)
     python3 -m benchmarks.bench_attention --tune              # sweep first, then the table with the best configs
@@ -27,14 +27,13 @@ import argparse
 import datetime
 import json
 import math
-import os
-import platform
 import statistics
 import time
 from dataclasses import asdict
 
 import torch
 
+from benchmarks.common import add_out_argument, publish, stamp
 from benchmarks.host_cost import back_to_back_us
 from benchmarks.read_floor import empty_kernel_us, read_floor_us
 from kernelarena.kernels.attention import (
@@ -274,7 +273,7 @@ def main() -> None:
     parser.add_argument("--tune", action="store_true",
                         help="time the config variants first and run the table with the best per kind")
     parser.add_argument("--no-flashinfer", action="store_true")
-    parser.add_argument("--out", default=os.environ.get("OUT", "."))
+    add_out_argument(parser)
     parser.add_argument("--compile-sm90", action="store_true", help="compile for sm_90 on any machine and stop")
     args = parser.parse_args()
     if args.compile_sm90:
@@ -444,10 +443,35 @@ def print_row(row: dict, bandwidth: float) -> None:
     print(table_lines([row], bandwidth)[-1], flush=True)
 
 
+KEY = ["kind", "case"]
+COLUMNS = [*KEY, "ours us", "FlashInfer us", "ours / FI", "read floor us", "ours plan us"]
+TITLE = """# Paged attention: device time per run()
+
+`python3 -m benchmarks.bench_attention --out $OUT` (bf16, 32 q / 8 KV heads, head_dim 128, page 16): median
+CUDA-event us of one run() with a cold L2, ours beside FlashInfer's wrappers (its better backend); "ours / FI" is
+FlashInfer's time over ours (> 1: faster); "read floor" the time this timer gives a kernel that only reads the same
+K/V bytes; "ours plan us" plan()'s host time. Decode cases are batch x KV tokens, prefill batch x query / KV tokens.
+One row per machine, kind and case, the latest run of each; the latest run's full output (rates, host cost back to
+back, CUDA graph, errors) is `attention_latest.md` beside this file, with `attention_latest.json`."""
+
+
+def table_rows(rows: list[dict]) -> list[dict]:
+    """The results table's rows of a run's rows."""
+    out = []
+    for r in rows:
+        case = (f"{r['batch']} x {r['kv_len']}" if r["kind"] == "decode"
+                else f"{r['batch']} x {r['qo_len']} / {r['kv_len']}")
+        out.append({"kind": r["kind"], "case": case, "ours us": r["ours_us"], "FlashInfer us": r.get("fi_us", "-"),
+                    "ours / FI": f"{r['fi_us'] / r['ours_us']:.2f}x" if "fi_us" in r else "-",
+                    "read floor us": r.get("read_floor_us", "-"), "ours plan us": r["ours_plan_us"]})
+    return out
+
+
 def write_results(rows, sweep_rows, bandwidth, device, out_dir, configs, floors) -> None:
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
-    stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
-    meta = {"date": stamp, "device": name, "torch": torch.__version__, "copy_bandwidth_tbs": bandwidth,
+    run = stamp(str(device))
+    name = run.machine
+    when = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+    meta = {"date": when, "device": name, "torch": torch.__version__, "copy_bandwidth_tbs": bandwidth,
             "bf16_peak_tflops": BF16_PEAK_TFLOPS, "kernel_configs": configs, **floors}
     try:
         import triton
@@ -458,7 +482,7 @@ def write_results(rows, sweep_rows, bandwidth, device, out_dir, configs, floors)
         meta["flashinfer"] = flashinfer.__version__
     except ImportError:
         pass
-    lines = [f"# Paged attention: kernelarena vs FlashInfer ({name}, {stamp})", "",
+    lines = [f"# Paged attention: kernelarena vs FlashInfer ({name}, {when})", "",
              f"bf16, {HQ} q / {HKV} kv heads, head_dim {D}, page {PAGE}; copy bandwidth {bandwidth:.2f} TB/s; "
              f"versions {json.dumps({k: v for k, v in meta.items() if k in ('torch', 'triton', 'flashinfer')})}", "",
              f"kernelarena kernel configs: {json.dumps(configs)}", "",
@@ -468,11 +492,12 @@ def write_results(rows, sweep_rows, bandwidth, device, out_dir, configs, floors)
              *table_lines(rows, bandwidth)]
     text = "\n".join(lines)
     print("\n" + text)
-    os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, "attention_bench.md"), "w") as f:
-        f.write(text + "\n")
-    with open(os.path.join(out_dir, "attention_bench.json"), "w") as f:
+    if out_dir is None:
+        return
+    path = publish("attention", out_dir, text, TITLE, key=KEY, columns=COLUMNS, rows=table_rows(rows), run=run)
+    with open(out_dir / "attention_latest.json", "w") as f:
         json.dump({"meta": meta, "rows": rows, "sweep": sweep_rows}, f, indent=1)
+    print(f"wrote {path} and {out_dir / 'attention_latest.md'}")
 
 
 if __name__ == "__main__":

@@ -1,18 +1,18 @@
 """Host cost the FlashInfer integration adds to a norm call, on this CPU: a patched flashinfer.norm.rmsnorm
 beside the apply()-decorated site it calls and beside the solution called directly.
 
-    python benchmarks/bench_integration_overhead.py [--rounds 200] [--batch 500] [--out DIR]
+    python3 -m benchmarks.bench_integration_overhead [--rounds 200] [--batch 500] [--out DIR]
 
 The solution returns its input (``run(x, w): return x``), so what is timed is dispatch, not arithmetic. The
 definition is the example dataset's rmsnorm re-made for hidden 64. Variants are timed round-robin, one batch
-of calls each per round; a row's figure is the median over rounds of the mean call time in a batch.
+of calls each per round; a row's figure is the median over rounds of the mean call time in a batch. With
+``--out`` (default $OUT) writes integration_overhead_latest.md there and upserts the rows into the results
+table integration_overhead.md (``--out benchmarks/results`` publishes in place).
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
 import platform
 import sys
 import tempfile
@@ -22,19 +22,28 @@ from statistics import median
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from benchmarks.common import add_out_argument, publish, stamp
+from kernelarena.schema import Solution
+from kernelarena.serving.dataset import derive_dataset, named_routing
+from kernelarena.store import TraceSet
 
-from kernelarena.schema import Solution  # noqa: E402
-from kernelarena.serving.dataset import derive_dataset, named_routing  # noqa: E402
-from kernelarena.store import TraceSet  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+KEY = ["variant"]
+COLUMNS = [*KEY, "us per call", "over the solution (us)"]
+TITLE = """# FlashInfer integration: host cost per norm call
+
+`python3 -m benchmarks.bench_integration_overhead --out benchmarks/results` (CPU, one thread; (4, 64) bf16 tensors;
+the routed solution returns its input, so dispatch alone is timed): median over rounds of the mean us per call of
+the solution called directly, an apply()-decorated site, and the patched `flashinfer.norm.rmsnorm`; "over the
+solution" subtracts the direct call. One row per machine and variant, the latest run of each; the latest run's full
+output is `integration_overhead_latest.md` beside this file."""
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=200)
     parser.add_argument("--batch", type=int, default=500)
-    parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ROOT / "benchmarks" / "results")))
+    add_out_argument(parser)
     options = parser.parse_args()
     import flashinfer
 
@@ -65,18 +74,20 @@ def main() -> int:
                 fn(x, w)
             samples[name].append((time.perf_counter() - start) / options.batch * 1e6)
     base = median(samples["solution called directly"])
-    date = datetime.date.today().isoformat()
-    lines = [f"FlashInfer integration host cost, {date}, {platform.processor() or platform.machine()}, "
-             f"{os.cpu_count()} CPUs, Python {platform.python_version()}, torch {torch.__version__}, FlashInfer "
+    run = stamp("cpu")
+    lines = [f"FlashInfer integration host cost, {run.date}, {run.machine}, Python {platform.python_version()}, "
+             f"torch {torch.__version__}, FlashInfer "
              f"{flashinfer.__version__}; median over {options.rounds} rounds of {options.batch} calls; (4, 64) bf16 "
              "CPU tensors; script benchmarks/bench_integration_overhead.py", "",
              "| variant | us per call | over the solution (us) |", "|---|---|---|"]
     lines += [f"| {name} | {median(s):.2f} | {median(s) - base:.2f} |" for name, s in samples.items()]
-    options.out.mkdir(parents=True, exist_ok=True)
-    path = options.out / f"integration_overhead_{date}.md"
-    path.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-    print(f"wrote {path}")
+    if options.out is not None:
+        rows = [{"variant": name, "us per call": median(s), "over the solution (us)": median(s) - base}
+                for name, s in samples.items()]
+        path = publish("integration_overhead", options.out, "\n".join(lines), TITLE, key=KEY, columns=COLUMNS,
+                       rows=rows, run=run)
+        print(f"wrote {path} and {options.out / 'integration_overhead_latest.md'}")
     ka_flashinfer.uninstall()
     return 0
 

@@ -6,21 +6,18 @@ The sweep (bf16, batch x hidden):
 from __future__ import annotations
 
 import argparse
-import datetime
 import importlib
 import importlib.util
 import json
 import math
 import os
-import platform
-import statistics
 import sys
-import time
-from pathlib import Path
 
 import torch
 
+from benchmarks.common import add_out_argument, publish, stamp
 from benchmarks.host_cost import back_to_back_us
+from kernelarena.bench.timing import ColdL2Timer
 
 BATCHES = (1, 32, 1024, 8192, 16384, 32768)
 HOST_ROWS = (1, 32, 1024)  # the host-cost table: these rows of HOST_HIDDEN, calls back to back
@@ -33,7 +30,7 @@ HOST_AHEAD_US = 400  # longer than the slowest call's host time (torch.compile, 
 TRITON_SWEEP = ((1, 4, 0), (1, 8, 0), (1, 16, 0), (2, 8, 0), (2, 16, 0), (4, 16, 0), (1, 8, 4), (1, 16, 2), (2, 16, 2))
 CUDA_SWEEP = (64, 128, 256, 512, 1024)  # threads per row
 __doc__ += f"    batch {BATCHES} x hidden {HIDDENS}, ops {OPS}.\n" + """
-Timing: median over repetitions of CUDA-event time around one call, the L2 flushed (256 MB written) before
+Timing: median over repetitions of CUDA-event time around one call, the L2 flushed (twice its size written) before
 each repetition and the input sets rotated (triton.testing.do_bench's method, cold cache). The backends of
 one shape (and the copy of the same bytes) are timed in turn within each repetition, so that a drift during
 the run reaches all of them alike. Bandwidth counts
@@ -105,70 +102,6 @@ def make_backends(names, device):
 def op_bytes(op, batch, hidden, elem=2):
     tensors = 2 if op == "rmsnorm" else 4  # x, out  |  x, residual, out, residual_out
     return (tensors * batch * hidden + hidden) * elem
-
-
-class ColdTimer:
-    """Median CUDA-event time of fn(set) with the L2 flushed before each call, sets rotated.
-
-    Before each flush the GPU sleeps ``host_ahead_us``, so that the host has queued the timed call by the
-    time the flush ends, however slow the call is on the host (torch eager, torch.compile: 100-300 us on the
-    H100 machine's CPU): the events then time the GPU's work, not the host's. Without it, timing backends in
-    turn put the one after a host-slow backend behind an idle GPU (run 4: Triton 50 us at 1 x 4096).
-
-    ``flush_l2`` runs before each timed call; by default it writes the 256 MB buffer ``self.flush``
-    (bench_timing_floor.py compares other flushes)."""
-
-    def __init__(self, device, budget_s=0.25, flush_bytes=256 << 20, flush_l2=None, host_ahead_us=HOST_AHEAD_US):
-        self.device = device
-        self.budget_s = budget_s
-        self.flush = torch.empty(flush_bytes, dtype=torch.int8, device=device)
-        self.flush_l2 = flush_l2 or self.flush.zero_
-        self.ahead_cycles = 0
-        if device != "cpu" and host_ahead_us:
-            from kernelarena.bench.timing import sleep_cycles_per_us
-
-            self.ahead_cycles = int(host_ahead_us * sleep_cycles_per_us(torch.device(device)))
-
-    def median_us(self, fn, sets, min_reps=20, max_reps=200):
-        """Median us of fn(set) over repetitions, the L2 flushed before each."""
-        return self.median_us_each({"fn": fn}, sets, min_reps, max_reps)["fn"]
-
-    def median_us_each(self, fns, sets, min_reps=20, max_reps=200):
-        """name -> median us of fns[name](set), the functions timed in turn within each repetition (the first
-        one rotating), so that a drift of the GPU's clocks or of the machine during the run reaches all of them
-        alike, rather than whichever happened to be timed last."""
-        if self.device == "cpu":
-            result = {}
-            for name, fn in fns.items():
-                start = time.perf_counter()
-                for s in sets:
-                    fn(s)
-                result[name] = (time.perf_counter() - start) / len(sets) * 1e6
-            return result
-        names = list(fns)
-        once = 0.0
-        for fn in fns.values():
-            for s in sets:  # warm-up: compilation, module loads, allocator
-                fn(s)
-            torch.cuda.synchronize()
-            start = time.perf_counter()
-            fn(sets[0])
-            torch.cuda.synchronize()
-            once += time.perf_counter() - start
-        reps = max(min_reps, min(max_reps, int(self.budget_s * len(names) / (once + 1e-4 * len(names)))))
-        events = {n: [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
-                      for _ in range(reps)] for n in names}
-        for i in range(reps):
-            for n in names[i % len(names):] + names[:i % len(names)]:
-                begin, end = events[n][i]
-                if self.ahead_cycles:
-                    torch.cuda._sleep(self.ahead_cycles)
-                self.flush_l2()
-                begin.record()
-                fns[n](sets[i % len(sets)])
-                end.record()
-        torch.cuda.synchronize()
-        return {n: statistics.median(b.elapsed_time(e) for b, e in events[n]) * 1e3 for n in names}
 
 
 def copy_ceiling_tbps(timer, device):
@@ -307,15 +240,34 @@ def host_cost_table(rows):
     return "\n".join(lines) + "\n"
 
 
+KEY = ["op", "shape", "backend"]
+COLUMNS = [*KEY, "us", "% copy", "vs FI"]
+TITLE = """# RMSNorm: device time per call
+
+`python3 -m benchmarks.bench_rmsnorm --out $OUT` (bf16, eps 1e-6): median CUDA-event us of one call with a cold L2 and
+rotated inputs, every backend of a shape timed in turn; "% copy" is the bandwidth against a 1 GiB device-to-device
+copy of the same run, "vs FI" FlashInfer's time over this one (> 1: faster). One row per machine, op, shape and
+backend, the latest run of each. The latest run's full output (copy rows, errors, host cost) is
+`rmsnorm_latest.md` beside this file."""
+
+
+def table_rows(rows):
+    """The results table's rows of a run's device-time rows."""
+    return [{"op": r["op"], "shape": f"{r['batch']} x {r['hidden']}", "backend": r["backend"], "us": r["us"],
+             "% copy": r["pct_copy"] if r["pct_copy"] == r["pct_copy"] else "-",
+             "vs FI": f"{r['vs_flashinfer']:.2f}x" if r.get("vs_flashinfer") else "-"}
+            for r in rows]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
-    parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "bench_out")))
+    add_out_argument(parser)
     parser.add_argument("--backends", default=None, help="comma list; default: all available")
     parser.add_argument("--sweep", action="store_true", help="also time Triton configs and CUDA threads per row")
     parser.add_argument("--quick", action="store_true",
                         help="two device-time shapes; ours (auto, triton, cuda), FlashInfer and torch eager only")
-    parser.add_argument("--tag", default="", help="suffix of the output file names")
+    parser.add_argument("--tag", default="", help="suffix of the raw JSON file's name (rmsnorm_latest<tag>.json)")
     args = parser.parse_args(argv)
     device = args.device
     if device == "cpu":
@@ -331,22 +283,23 @@ def main(argv=None):
     shapes = [(b, h) for h in HIDDENS for b in BATCHES]
     if args.quick:
         shapes = [(3, 256), (5, 512)] if device == "cpu" else [(32, 4096), (8192, 4096)]
-    args.out.mkdir(parents=True, exist_ok=True)
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+    run = stamp(device)
     meta = {
-        "date": datetime.date.today().isoformat(),
-        "device": torch.cuda.get_device_name() if device == "cuda" else platform.processor() or "cpu",
+        "date": run.date,
+        "device": run.machine,
         "torch": torch.__version__,
         "triton": importlib.util.find_spec("triton") and __import__("triton").__version__,
         "flashinfer": _version("flashinfer"),
         "tilelang": _version("tilelang"),
     }
-    timer = ColdTimer(device)
+    timer = ColdL2Timer(device, host_ahead_us=HOST_AHEAD_US)
     ceiling = copy_ceiling_tbps(timer, device)
     print(f"copy ceiling {ceiling:.3f} TB/s on {meta['device']}", flush=True)
     backends = make_backends(names, device)
     rows, sweeps, failures = [], {}, []
     host_rows = host_cost_rows(backends, device, failures)
-    (args.out / f"rmsnorm_host{args.tag}.md").write_text(host_cost_table(host_rows))
     for op in OPS:
         for batch, hidden in shapes:
             n_sets = max(2, min(8, math.ceil((256 << 20) / op_bytes(op, batch, hidden))))
@@ -391,11 +344,14 @@ def main(argv=None):
                 sweeps[f"{op} {batch}x{hidden}"] = sweep_variants(op, batch, hidden, sets, w, timer, device)
             print(f"{op} {batch}x{hidden}: " + ", ".join(f"{k} {v:.1f}" for k, v in times.items()), flush=True)
             del sets
-            (args.out / f"rmsnorm_bench{args.tag}.json").write_text(json.dumps(
-                {"meta": meta, "copy_tbps": ceiling, "rows": rows, "host_rows": host_rows, "sweeps": sweeps,
-                 "failures": failures}, indent=1))
+            if args.out is not None:  # written after each shape, so a run cut short keeps its rows
+                (args.out / f"rmsnorm_latest{args.tag}.json").write_text(json.dumps(
+                    {"meta": meta, "copy_tbps": ceiling, "rows": rows, "host_rows": host_rows, "sweeps": sweeps,
+                     "failures": failures}, indent=1))
     table = markdown_table(rows, ceiling, meta) + "\n" + host_cost_table(host_rows)
-    (args.out / f"rmsnorm_bench{args.tag}.md").write_text(table)
+    if args.out is not None:
+        path = publish("rmsnorm", args.out, table, TITLE, key=KEY, columns=COLUMNS, rows=table_rows(rows), run=run)
+        print(f"wrote {path} and {args.out / 'rmsnorm_latest.md'}")
     if sweeps:
         print("\nsweep (us):")
         for key, res in sweeps.items():

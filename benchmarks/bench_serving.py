@@ -1,7 +1,8 @@
 """Decode tokens/s of the serving loop, FlashInfer alone vs FlashInfer patched by kernelarena, eager and with
 the decode step in a CUDA graph; and the part of a step the integration changes (attention + norms) alone.
 
-    source benchmarks/gpu_env.sh && python benchmarks/bench_serving.py [--layers 2] [--steps 64] [--norm cuda]
+    source benchmarks/gpu_env.sh && python3 -m benchmarks.bench_serving [--layers 2] [--steps 64] [--norm cuda] \
+        [--out DIR]
 
 The sweep: Llama-3-8B layer shapes (hidden 4096, 32 query / 8 KV heads of 128, MLP 14336, bf16, random
 weights, vocab 32000), ``--layers`` layers; batch 1, 16, 64; every request's context KV 1024 or 4096 tokens
@@ -14,24 +15,21 @@ attention run per layer, plan once per step) with the same shapes.
 
 Before the sweep, one short generation (batch 4, prompts of ~100 tokens, prefill + 8 decode steps) in every
 mode checks that the greedy tokens agree with FlashInfer alone (first divergence and its logit margin are
-shown when they do not). Writes the tables to $OUT/serving_<date>.md (or --out) and prints them.
+shown when they do not). Prints the tables; with ``--out`` (default $OUT) writes them to serving_latest.md there and
+upserts this run's rows into the results table serving.md (benchmarks/common.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
 import sys
 import time
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from kernelarena.serving import (  # noqa: E402
+from benchmarks.common import add_out_argument, publish, stamp
+from kernelarena.serving import (
     LlamaConfig,
     LlamaModel,
     PagedKVCache,
@@ -41,8 +39,10 @@ from kernelarena.serving import (  # noqa: E402
     random_weights,
     run_mode,
 )
-from kernelarena.serving.engine import DecodeStep  # noqa: E402
-from kernelarena.serving.modes import PAGE_SIZE, make_backends, mode_context  # noqa: E402
+from kernelarena.serving.engine import DecodeStep
+from kernelarena.serving.modes import PAGE_SIZE, make_backends, mode_context
+
+ROOT = Path(__file__).resolve().parents[1]
 
 EXAMPLE_DATASET = ROOT / "examples" / "dataset"
 BATCHES = (1, 16, 64)
@@ -157,6 +157,19 @@ def agreement(model: LlamaModel) -> list:
     return rows
 
 
+KEY = ["layers", "norm", "batch", "KV"]
+COLUMNS = [*KEY, "FI eager tok/s", "patched eager tok/s", "eager x", "FI graph tok/s", "patched graph tok/s",
+           "graph x", "attn+norm eager x", "attn+norm graph x"]
+TITLE = """# Serving loop: decode tokens/s, FlashInfer alone vs patched by kernelarena
+
+`python3 -m benchmarks.bench_serving --out $OUT` (Llama-3-8B layer shapes, `layers` layers, bf16, random weights;
+every request's context `KV` tokens; greedy decode steps timed after warm-up): decode tokens/s of FlashInfer alone
+(FI) and patched (our solutions routed through the FlashInfer integration, norms from the `norm` backend), eager and
+with the step in a CUDA graph; "x" = patched / FI (> 1: patched faster); "attn+norm x" the same ratio for a step of
+only the attention and norm calls (FI us / patched us). One row per machine and case, the latest run of each; the
+latest run's full output (greedy agreement, us per step, routes) is `serving_latest.md` beside this file."""
+
+
 def main() -> int:
     global CHOICES
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -165,22 +178,22 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=8)
     parser.add_argument("--norm", default="cuda", help="our RMSNorm solution's backend: cuda, cuda_tvm_ffi, "
                         "triton, tilelang (a solution of the example dataset)")
-    parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ROOT / "benchmarks" / "results")))
+    add_out_argument(parser)
     options = parser.parse_args()
     import flashinfer
 
     CHOICES = gpu_choices(options.norm)
     config = LlamaConfig.llama3_8b_layers(num_layers=options.layers)
     model = LlamaModel(config, random_weights(config, device="cuda"))
-    date = datetime.date.today().isoformat()
-    header = (f"Serving loop, {torch.cuda.get_device_name()}, {date}, torch {torch.__version__}, FlashInfer "
+    run = stamp("cuda")
+    header = (f"Serving loop, {run.machine}, {run.date}, torch {torch.__version__}, FlashInfer "
               f"{flashinfer.__version__}; Llama-3-8B layer shapes x {config.num_layers} layers, bf16, vocab "
               f"{config.vocab_size}; {options.steps} decode steps timed after {options.warmup}; norms: "
               f"{options.norm}; script benchmarks/bench_serving.py")
     lines = [header, "", "Greedy agreement with FlashInfer alone (batch 4, ~100-token prompts, 8 new tokens):", "",
              "| mode | tokens | max logit difference before any divergence |", "|---|---|---|", *agreement(model)]
     print("\n".join(lines), flush=True)
-    decode_rows, part_rows, routes = [], [], set()
+    decode_rows, part_rows, table_rows, routes = [], [], [], set()
     for batch in BATCHES:
         for kv_len in KV_LENS:
             rates, part = {}, {}
@@ -199,6 +212,15 @@ def main() -> int:
                 f"| {batch} | {kv_len} | {part['flashinfer']:.1f} | {part['patched']:.1f} | "
                 f"{part['flashinfer'] / part['patched']:.3f} | {part['flashinfer_graph']:.1f} | "
                 f"{part['patched_graph']:.1f} | {part['flashinfer_graph'] / part['patched_graph']:.3f} |")
+            table_rows.append({
+                "layers": config.num_layers, "norm": options.norm, "batch": batch, "KV": kv_len,
+                "FI eager tok/s": f"{rates['flashinfer']:.0f}", "patched eager tok/s": f"{rates['patched']:.0f}",
+                "eager x": f"{rates['patched'] / rates['flashinfer']:.3f}",
+                "FI graph tok/s": f"{rates['flashinfer_graph']:.0f}",
+                "patched graph tok/s": f"{rates['patched_graph']:.0f}",
+                "graph x": f"{rates['patched_graph'] / rates['flashinfer_graph']:.3f}",
+                "attn+norm eager x": f"{part['flashinfer'] / part['patched']:.3f}",
+                "attn+norm graph x": f"{part['flashinfer_graph'] / part['patched_graph']:.3f}"})
             print(decode_rows[-1], part_rows[-1], sep="\n", flush=True)
     header = "| batch | KV | FlashInfer eager | patched eager | speedup | FlashInfer graph | patched graph | speedup |"
     lines += ["", "Decode tokens/s (higher is better; speedup = patched / FlashInfer):", "",
@@ -209,11 +231,11 @@ def main() -> int:
               "", header,
               "|---|---|---|---|---|---|---|---|", *part_rows, "", "Routes seen in the last step of each mode:", "",
               *sorted(f"- {r}" for r in routes)]
-    options.out.mkdir(parents=True, exist_ok=True)
-    path = options.out / f"serving_{date}.md"
-    path.write_text("\n".join(lines) + "\n")
     print("\n".join(lines[-len(part_rows) - 25:]))
-    print(f"wrote {path}")
+    if options.out is not None:
+        path = publish("serving", options.out, "\n".join(lines), TITLE, key=KEY, columns=COLUMNS, rows=table_rows,
+                       run=run)
+        print(f"wrote {path} and {options.out / 'serving_latest.md'}")
     return 0
 
 

@@ -1,7 +1,7 @@
 """Timing floor: what bench_rmsnorm.py's timer and L2 flush put under a small kernel's time (issue #5).
 
 The issue asks for rmsnorm 32 x 4096 <= 4.5 us and 1024 x 4096 <= 8 us, where a device-to-device copy of the
-same bytes measured 5.2 and 11.0 us. This script times, with bench_rmsnorm.ColdTimer on one GPU, bf16
+same bytes measured 5.2 and 11.0 us. This script times, with timing.ColdL2Timer on one GPU, bf16
 [rows, 4096] inputs for rows in ROWS, under four things run before each timed call:
 
     write   the benchmark's flush: 256 MB written (leaves the L2 full of dirty lines)
@@ -33,10 +33,11 @@ import torch
 import triton
 import triton.language as tl
 
-from benchmarks.bench_rmsnorm import EPS, ColdTimer, input_sets, op_bytes
+from benchmarks.bench_rmsnorm import EPS, input_sets, op_bytes
 from benchmarks.common import add_out_argument, publish, stamp
 from benchmarks.read_floor import EMPTY_KERNEL  # the empty kernel, direct launch
 from kernelarena import env
+from kernelarena.bench.timing import ColdL2Timer
 from kernelarena.kernels.rmsnorm import triton as triton_impl
 from kernelarena.kernels.rmsnorm.triton import DirectLauncher
 
@@ -127,8 +128,8 @@ def measurements(device, rows_list):
 def markdown(rows, flush_us, meta):
     lines = [f"# Timing floor, {meta['date']}, {meta['device']}", "",
              f"torch {meta['torch']}, triton {meta['triton']}; bf16 [rows, {HIDDEN}]; median us of CUDA-event "
-             "time around one call (bench_rmsnorm.ColdTimer), inputs rotated, with before each call: write = "
-             f"{meta['flush_mb']} MB written (bench_rmsnorm's flush), read = {meta['flush_mb']} MB read by a "
+             "time around one call (timing.ColdL2Timer), inputs rotated, with before each call: write = "
+             f"{meta['flush_mb']} MB written (the write flush), read = {meta['flush_mb']} MB read by a "
              "Triton sum, none = nothing, "
              f"sleep = a {SLEEP_AHEAD_US} us sleep kernel (warm L2, host ahead). host us: one call's host time. "
              "GPU time of each flush: " + ", ".join(f"{k} {v:.1f} us" for k, v in flush_us.items()) + ".", "",
@@ -154,9 +155,9 @@ def main(argv=None):
     # On the CPU (interpreter, wall-clock timer that runs no flush) a small run only checks the script.
     rows_list, flush_bytes = (ROWS, 256 << 20) if device == "cuda" else ((1, 4), 1 << 20)
     flushes = make_flushes(device, flush_bytes)
-    base = ColdTimer(device, flush_bytes=0, flush_l2=flushes["none"], host_ahead_us=0)
+    base = ColdL2Timer(device, flush_l2=flushes["none"], host_ahead_us=0)
     flush_us = {name: base.median_us(lambda _, f=f: f(), [None]) for name, f in flushes.items() if name != "none"}
-    timers = {name: ColdTimer(device, flush_bytes=0, flush_l2=f, host_ahead_us=0) for name, f in flushes.items()}
+    timers = {name: ColdL2Timer(device, flush_l2=f, host_ahead_us=0) for name, f in flushes.items()}
     run = stamp(device)
     meta = {"date": run.date, "device": run.machine if device == "cuda" else "cpu (interpreter smoke test)",
             "torch": torch.__version__, "triton": triton.__version__, "flushes": list(timers),

@@ -140,11 +140,12 @@ def upsert_results(source: Path, target: Path, title: str, key: Sequence[str], c
 
 
 def publish(name: str, out: Path, latest_text: str, title: str, key: Sequence[str], columns: Sequence[str],
-            rows: Sequence[Mapping[str, object]], run: Stamp) -> Path:
-    """Write a run's ``out/<name>_latest.md`` (``latest_text``) and ``out/<name>.md`` (the committed results
-    table with ``rows`` upserted); return the table's path."""
+            rows: Sequence[Mapping[str, object]], run: Stamp, latest_name: Optional[str] = None) -> Path:
+    """Write a run's ``out/<name>_latest.md`` (``latest_text``; ``latest_name`` instead when given) and
+    ``out/<name>.md`` (the committed results table with ``rows`` upserted); return the table's path."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"{name}_latest.md").write_text(latest_text if latest_text.endswith("\n") else latest_text + "\n")
+    text = latest_text if latest_text.endswith("\n") else latest_text + "\n"
+    (out / (latest_name or f"{name}_latest.md")).write_text(text)
     table = out / f"{name}.md"
     source = table if table.exists() else RESULTS_DIR / f"{name}.md"
     upsert_results(source, table, title, key, columns, rows, run)

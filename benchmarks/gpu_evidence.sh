@@ -19,7 +19,7 @@ steps=${*:-serving tests host repro}
 for s in $steps; do
   case $s in
     tests) step gpu_tests 120 python3 -m pytest -v -m gpu -p no:cacheprovider ${GPU_TESTS:-tests/serving tests/integrations tests/bench tests/kernels/test_rmsnorm_triton_launch.py} ;;
-    serving) step serving 130 python3 benchmarks/bench_serving.py --norm triton --steps 16 --warmup 3 --out "$OUT" ;;
+    serving) step serving 130 python3 -m benchmarks.bench_serving --norm triton --steps 16 --warmup 3 --out "$OUT" ;;
     host) step rmsnorm_host 70 python3 -m benchmarks.bench_rmsnorm --quick --out "$OUT" ;;
     repro) step reproducibility 130 python3 -m benchmarks.reproducibility --definitions rmsnorm_h8192 gqa_paged_decode_h32_kv8_d128_ps16 --solutions rmsnorm_h8192_kernelarena_triton rmsnorm_h8192_flashinfer rmsnorm_h8192_pytorch flashinfer_wrapper_gqa_paged_decode_h32_kv8_d128_ps16 kernelarena_triton_gqa_paged_decode_h32_kv8_d128_ps16 torch_reference_gqa_paged_decode_h32_kv8_d128_ps16 gqa_paged_decode_h32_kv8_d128_ps16_pytorch --out "$OUT" ;;
     *) echo "unknown step $s" ;;

@@ -1,18 +1,17 @@
 """Wall time of `kernelarena run` over the example dataset with the process-per-solution isolation against a
 baseline checkout of the package (the shared-worker design), on the same machine, build cache warmed first.
 
-
-    python3 benchmarks/isolation_walltime.py --baseline .before [--out DIR] [--smallest N]
+    python3 -m benchmarks.isolation_walltime --baseline .before [--out DIR] [--smallest N] [--definition NAME ...]
 
 ``--baseline`` is a folder holding an older ``kernelarena/`` package (e.g. ``git archive <commit> kernelarena |
-tar -x -C .before``). Both runs go through the CLI in a fresh process on a fresh copy of the dataset. Writes
-DIR/isolation_walltime.md and .json (DIR defaults to $OUT, else the current folder).
+tar -x -C .before``). Both runs go through the CLI in a fresh process on a fresh copy of the dataset. With
+``--out`` (default $OUT) writes DIR/isolation_walltime_latest.md and .json and upserts the rows into the results
+table DIR/isolation_walltime.md (benchmarks/common.py); without either, only prints.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import re
@@ -23,7 +22,18 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.common import add_out_argument, publish, stamp
+
 ROOT = Path(__file__).resolve().parents[1]
+KEY = ["smallest", "run"]
+COLUMNS = [*KEY, "wall s", "traces", "vs baseline"]
+TITLE = """# `kernelarena run` wall time: process-per-solution isolation vs a baseline checkout
+
+`python3 -m benchmarks.isolation_walltime --baseline .before --smallest 1 --out $OUT` (example dataset, build cache
+warmed by a `--smallest 1` run first; `smallest`: workloads per definition, "all" without the option): wall seconds
+of each `kernelarena run`, the traces it wrote, and its wall time over the baseline's (the target: isolated within
+1.3x). One row per machine and run, the latest of each; the latest run's full output (closing lines, where the
+time went) is `isolation_walltime_latest.md` beside this file."""
 
 
 def run_cli(package_root: Path, extra: list, label: str) -> dict:
@@ -49,34 +59,41 @@ def run_cli(package_root: Path, extra: list, label: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--baseline", type=Path, required=True, help="folder holding the older kernelarena/")
-    parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ".")))
+    add_out_argument(parser)
+    parser.add_argument("--definition", action="append", default=[],
+                        help="only this definition (repeatable; passed to kernelarena run)")
     parser.add_argument("--smallest", type=int, default=None, help="only the N smallest workloads per definition")
     args = parser.parse_args()
-    extra = ["--smallest", str(args.smallest)] if args.smallest else []
+    only = [flag for name in args.definition for flag in ("--definition", name)]
+    extra = (["--smallest", str(args.smallest)] if args.smallest else []) + only
     # Builds are per solution, not per workload: one workload each compiles every build into the cache, which
     # both versions share (their build code and so their cache keys are the same).
-    warm = [run_cli(ROOT, ["--smallest", "1"], "warm-up (isolated)")]
+    warm = [run_cli(ROOT, ["--smallest", "1", *only], "warm-up (isolated)")]
     rows = [run_cli(args.baseline, extra, "baseline: one worker per device"),
             run_cli(ROOT, extra, "isolated: reference process + fresh process per solution")]
     ratio = rows[1]["wall_s"] / rows[0]["wall_s"]
-    import torch
-
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU"
-    today = datetime.date.today().isoformat()
-    lines = [f"# `kernelarena run` wall time, isolation vs baseline ({device}, {today})", "",
-             f"Command: `python3 benchmarks/isolation_walltime.py --baseline {args.baseline}"
-             + (f" --smallest {args.smallest}" if args.smallest else "") + "`; example dataset, build cache warmed "
+    run = stamp()
+    lines = [f"# `kernelarena run` wall time, isolation vs baseline ({run.machine}, {run.date})", "",
+             f"Command: `python3 -m benchmarks.isolation_walltime --baseline {args.baseline}"
+             + (f" --smallest {args.smallest}" if args.smallest else "") + "".join(f" {f}" for f in only)
+             + "`; example dataset, build cache warmed "
              "by a `--smallest 1` run first.", "",
              "| run | wall s | traces | closing line |", "|---|---|---|---|"]
     for row in warm + rows:
         lines.append(f"| {row['label']} | {row['wall_s']:.1f} | {row['traces']} | {row['summary']} |")
     lines += ["", f"Isolated / baseline: **{ratio:.2f}x** (target: within 1.3x).", ""]
     lines += [f"- {row['label']}: {row['spent']}" for row in warm + rows]
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "isolation_walltime.md").write_text("\n".join(lines) + "\n")
-    (args.out / "isolation_walltime.json").write_text(json.dumps({"device": device, "date": today,
-                                                                  "ratio": ratio, "runs": warm + rows}, indent=1))
     print("\n".join(lines))
+    if args.out is not None:
+        smallest = str(args.smallest or "all") + "".join(f" {name}" for name in args.definition)
+        table = [{"smallest": smallest, "run": row["label"], "wall s": f"{row['wall_s']:.1f}",
+                  "traces": row["traces"],
+                  "vs baseline": f"{row['wall_s'] / rows[0]['wall_s']:.2f}x"} for row in warm + rows]
+        path = publish("isolation_walltime", args.out, "\n".join(lines), TITLE, key=KEY, columns=COLUMNS,
+                       rows=table, run=run)
+        (args.out / "isolation_walltime_latest.json").write_text(json.dumps(
+            {"machine": run.machine, "date": run.date, "ratio": ratio, "runs": warm + rows}, indent=1))
+        print(f"wrote {path} and {args.out / 'isolation_walltime_latest.md'}")
 
 
 if __name__ == "__main__":

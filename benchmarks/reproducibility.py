@@ -2,10 +2,11 @@
 (builds warm for both runs), every (solution, workload) compared; then each passed trace's kernels timed with
 CUPTI (the PyTorch profiler's device-activity durations) and set against the trace's device-time latency.
 
-    source benchmarks/gpu_env.sh && python3 benchmarks/reproducibility.py --out $OUT [--definitions NAME ...]
+    source benchmarks/gpu_env.sh && python3 -m benchmarks.reproducibility --out $OUT [--definitions NAME ...]
 
 Writes $OUT/reproducibility_<machine>.md (a table per run pair and the CUPTI ratios; its last line reads
-``max spread X%``) and $OUT/reproducibility_<machine>.json (every figure). A pair's spread is |a-b|/min(a,b); a
+``max spread X%``), $OUT/reproducibility_<machine>.json (every figure) and $OUT/reproducibility.md (the results
+table with this machine's rows upserted). A pair's spread is |a-b|/min(a,b); a
 pair under 10 us counts as 0 when |a-b| <= 0.5 us (a timer's resolution there), else with its relative spread.
 On a CPU (``--device cpu``, for checking the script) the CUPTI step is left out.
 """
@@ -24,8 +25,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
+from benchmarks.common import Stamp, publish
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 SMALL_US = 10.0  # pairs under this many microseconds may differ by ABSOLUTE_US and count as equal
 ABSOLUTE_US = 0.5
@@ -210,6 +212,31 @@ def _us(value: Optional[float]) -> str:
     return f"{value:.1f}" if value is not None else "-"
 
 
+KEY = ["definition", "solution", "workload"]
+COLUMNS = [*KEY, "timing", "run 1 us", "run 2 us", "spread", "host us", "plan us", "CUPTI us", "run 1 / CUPTI"]
+TITLE = """# Reproducibility: the same traces measured twice
+
+`python3 -m benchmarks.reproducibility --out $OUT` (builds warmed first, then two runs of the example dataset with
+the default timing): per machine, definition, solution and workload, the latency of both runs (median us per call),
+their spread |a-b|/min(a,b) (a pair under 10 us counts as 0 when within 0.5 us; a status where a run failed), host
+and plan us of one call, and the CUPTI kernel sum with the ratio latency / CUPTI (> 1 by the gaps between kernels).
+The latest run's full output per machine is `reproducibility_<machine>.md` beside this file."""
+
+
+def table_rows(pairs: Sequence[Pair], cupti: Dict[Tuple[str, str, str], float]) -> List[Dict[str, str]]:
+    """The results table's rows: one per pair, cells as in the report."""
+    rows = []
+    for p in pairs:
+        kernels = cupti.get((p.definition, p.solution, p.workload))
+        ratio = p.first_us / kernels if kernels and p.first_us is not None else None
+        rows.append({"definition": p.definition, "solution": p.solution, "workload": p.axes, "timing": p.mode,
+                     "run 1 us": _us(p.first_us), "run 2 us": _us(p.second_us),
+                     "spread": f"{p.spread * 100:.1f}%" if p.spread is not None else p.status,
+                     "host us": _us(p.host_us), "plan us": _us(p.plan_us), "CUPTI us": _us(kernels),
+                     "run 1 / CUPTI": f"{ratio:.3f}" if ratio is not None else "-"})
+    return rows
+
+
 def format_report(pairs: Sequence[Pair], cupti: Dict[Tuple[str, str, str], float], header: Sequence[str]) -> str:
     """The Markdown report: the header lines, one table of both runs and the CUPTI ratio, the rule, and last the
     line ``max spread X%``."""
@@ -296,7 +323,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
         cupti = cupti_per_trace(dataset, runs[0], device, args.cupti_calls)
         cupti_s = time.perf_counter() - started
     machine = torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else "cpu"
-    command = "python3 benchmarks/reproducibility.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python3 -m benchmarks.reproducibility " + " ".join(argv if argv is not None else sys.argv[1:])
     header = [f"# Reproducibility: two runs of {args.dataset.name}, and CUPTI", "",
               f"{machine}, {datetime.date.today().isoformat()}, torch {torch.__version__}; command: `{command}`.",
               f"Builds warmed first ({build_s:.0f} s), then two runs ({walls[0]:.0f} s and {walls[1]:.0f} s) with "
@@ -308,9 +335,9 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
               "host time of the plan step, once per input set, outside the timed region. CUPTI us: the sum of the "
               "call's kernel, copy and set durations; the ratio exceeds 1 by the gaps between them."]
     text = format_report(pairs, cupti, header)
-    args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"reproducibility_{machine_slug(machine)}{args.tag}.md"
-    path.write_text(text)
+    publish("reproducibility", args.out, text, TITLE, key=KEY, columns=COLUMNS, rows=table_rows(pairs, cupti),
+            run=Stamp(machine, datetime.date.today().isoformat()), latest_name=path.name)
     figures = [dict(asdict(p), spread=p.spread, cupti_us=cupti.get((p.definition, p.solution, p.workload)))
                for p in pairs]
     path.with_suffix(".json").write_text(json.dumps({"machine": machine, "pairs": figures}, indent=1))

@@ -177,3 +177,72 @@ def _time_wall(call, copies, warmup, reps, outputs_of, chosen):
             checked.append((i, _clone(out)))
     # On the CPU the whole call is host time.
     return summarize(samples, "cpu-wall", statistics.median(samples) * 1e3), checked
+
+
+class ColdL2Timer:
+    """Median CUDA-event time of ``fn(set)`` with the L2 flushed before each call and the input sets rotated,
+    for benchmarks that compare several implementations of one shape.
+
+    ``median_us_each`` times the functions in turn within each repetition (the first one rotating), so that a
+    drift of the GPU's clocks or of the machine reaches all of them alike. Before each flush the GPU sleeps
+    ``host_ahead_us``, so the host has queued the timed call by the time the flush ends, however slow the call
+    is on the host (torch eager, torch.compile: a few hundred us): the events then time the GPU's work, not the
+    host's. ``flush_l2`` runs before each timed call; by default it zeroes ``l2_flush_buffer`` (twice the L2).
+    On the CPU it returns the mean wall time per call over the sets, one function after the other.
+    """
+
+    def __init__(self, device: str, budget_s: float = 0.25, flush_l2: Optional[Callable[[], Any]] = None,
+                 host_ahead_us: float = 400.0):
+        self.device = device
+        self.budget_s = budget_s
+        self.ahead_cycles = 0
+        self.flush_l2 = flush_l2
+        if device != "cpu":
+            if flush_l2 is None:
+                self.flush_l2 = l2_flush_buffer(torch.device(device)).zero_
+            if host_ahead_us:
+                self.ahead_cycles = int(host_ahead_us * sleep_cycles_per_us(torch.device(device)))
+
+    def median_us(self, fn: Callable[[Any], Any], sets: Sequence[Any], min_reps: int = 20,
+                  max_reps: int = 200) -> float:
+        """Median us of ``fn(set)`` over repetitions, the L2 flushed before each."""
+        return self.median_us_each({"fn": fn}, sets, min_reps, max_reps)["fn"]
+
+    def median_us_each(self, fns: Dict[str, Callable[[Any], Any]], sets: Sequence[Any], min_reps: int = 20,
+                       max_reps: int = 200) -> Dict[str, float]:
+        """name -> median us of ``fns[name](set)``, the functions timed in turn within each repetition. The
+        repetition count fits ``budget_s`` per function, within ``min_reps`` and ``max_reps``."""
+        if not fns or not sets:
+            raise ValueError("ColdL2Timer.median_us_each needs at least one function and one input set")
+        if self.device == "cpu":
+            result = {}
+            for name, fn in fns.items():
+                start = time.perf_counter()
+                for s in sets:
+                    fn(s)
+                result[name] = (time.perf_counter() - start) / len(sets) * 1e6
+            return result
+        names = list(fns)
+        once = 0.0
+        for fn in fns.values():
+            for s in sets:  # warm-up: compilation, module loads, allocator
+                fn(s)
+            torch.cuda.synchronize()
+            start = time.perf_counter()
+            fn(sets[0])
+            torch.cuda.synchronize()
+            once += time.perf_counter() - start
+        reps = max(min_reps, min(max_reps, int(self.budget_s * len(names) / (once + 1e-4 * len(names)))))
+        events = {n: [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
+                      for _ in range(reps)] for n in names}
+        for i in range(reps):
+            for n in names[i % len(names):] + names[:i % len(names)]:
+                begin, end = events[n][i]
+                if self.ahead_cycles:
+                    torch.cuda._sleep(self.ahead_cycles)
+                self.flush_l2()
+                begin.record()
+                fns[n](sets[i % len(sets)])
+                end.record()
+        torch.cuda.synchronize()
+        return {n: statistics.median(b.elapsed_time(e) for b, e in events[n]) * 1e3 for n in names}

@@ -86,8 +86,21 @@ def sleep_cycles_per_us(device: torch.device) -> float:
         torch.cuda._sleep(2_000_000)
         end.record()
         end.synchronize()
-        _CYCLES_PER_US[index] = 2_000_000 / max(start.elapsed_time(end) * 1e3, 1e-3)
+        _CYCLES_PER_US[index] = plausible_cycles_per_us(2_000_000 / max(start.elapsed_time(end) * 1e3, 1e-3))
     return _CYCLES_PER_US[index]
+
+
+GPU_CLOCK_MHZ = (100.0, 3000.0)
+"""Clock rates no GPU leaves (an H200 boosts to 1980 MHz): the sleep calibration is clamped into them."""
+
+
+def plausible_cycles_per_us(measured: float) -> float:
+    """``measured`` cycles per microsecond, clamped into GPU_CLOCK_MHZ. The calibration runs in the solution's
+    process, where a solution can patch the event timer (elapsed_time returning 0 read as 2e9 cycles a
+    microsecond, and the host-ahead sleep became seconds per call: the run timed out instead of failing the
+    solution for its impossible latency, as it does on the CPU)."""
+    low, high = GPU_CLOCK_MHZ
+    return min(max(measured, low), high)
 
 
 def _time_events(call, copies, warmup, reps, cold, device, outputs_of, chosen, host_ahead):

@@ -14,10 +14,11 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence
+
+from kernelarena.bench.environment import cpu_model_name
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 MACHINE, DATE = "machine", "date"
@@ -33,14 +34,7 @@ class Stamp:
 
 def cpu_model() -> str:
     """The CPU's model name and core count, e.g. ``AMD EPYC 9654 96-Core Processor, 2 CPUs``."""
-    model = platform.processor() or platform.machine() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            model = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")),
-                         model)
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} CPUs"
+    return f"{cpu_model_name()}, {os.cpu_count()} CPUs"
 
 
 def stamp(device: Optional[str] = None) -> Stamp:

@@ -82,10 +82,8 @@ def run_child(role: str, device: str, conn: Connection, root: str, scratch: str,
         serve_solution(conn, evaluator)
 
 
-def serve_reference(conn: Connection, oracle) -> None:
-    from ..schema import Definition, Environment, Workload
-    from .oracle import DefinitionFailure
-
+def requests(conn: Connection):
+    """The parent's requests, until it closes the pipe or sends None."""
     while True:
         try:
             request = conn.recv()
@@ -93,6 +91,14 @@ def serve_reference(conn: Connection, oracle) -> None:
             return
         if request is None:
             return
+        yield request
+
+
+def serve_reference(conn: Connection, oracle) -> None:
+    from ..schema import Definition, Environment, Workload
+    from .oracle import DefinitionFailure
+
+    for request in requests(conn):
         kind, definition = request[0], Definition.model_validate_json(request[1])
         try:
             if kind == "prepare":
@@ -127,13 +133,7 @@ def serve_solution(conn: Connection, evaluator) -> None:
     from .evaluate import SolutionFailure, pack
 
     runnable, build_error = None, None
-    while True:
-        try:
-            request = conn.recv()
-        except EOFError:
-            return
-        if request is None:
-            return
+    for request in requests(conn):
         _, definition_json, solution_json, workload_json = request
         definition = Definition.model_validate_json(definition_json)
         solution = Solution.model_validate_json(solution_json)

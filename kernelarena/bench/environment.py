@@ -38,14 +38,7 @@ def environment(device: str) -> Environment:
         except (OSError, subprocess.SubprocessError):
             pass
     else:
-        hardware = platform.processor() or platform.machine() or "cpu"
-        try:
-            with open("/proc/cpuinfo") as f:
-                hardware = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")),
-                                hardware)
-        except OSError:
-            pass
-        hardware = f"CPU {hardware}"
+        hardware = f"CPU {cpu_model_name()}"
     return Environment(hardware=hardware, libs=libs)
 
 
@@ -55,3 +48,13 @@ def local_hardware(device: str = "") -> str:
     if not device:
         device = "cuda:0" if torch.cuda.is_available() else "cpu"
     return environment(device).hardware
+
+
+def cpu_model_name() -> str:
+    """The CPU's model name (/proc/cpuinfo's "model name", else what platform knows)."""
+    name = platform.processor() or platform.machine() or "cpu"
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), name)
+    except OSError:
+        return name

@@ -14,6 +14,8 @@ if [ -n "$deps" ]; then
 else
   source .gpu-deps/use-deps.sh
 fi
+# Ray for `kernelarena run --engine ray` (prepare_gpu_deps.sh RAY=1); unpacked once per warm machine.
+if [ -f .gpu-ray/ray_site.tar.xz ] && [ ! -d /tmp/site/ray ]; then tar -xJf .gpu-ray/ray_site.tar.xz -C /tmp/site; fi
 if [ -f .fi-cache/flashinfer_aot.tar.xz ]; then
   mkdir -p /tmp/site/flashinfer/data/aot && tar -xJf .fi-cache/flashinfer_aot.tar.xz -C /tmp/site/flashinfer/data/aot
 fi

@@ -3,8 +3,10 @@ baseline checkout of the package (the shared-worker design), on the same machine
 
     python3 -m benchmarks.isolation_walltime --baseline .before [--out DIR] [--smallest N] [--definition NAME ...]
 
-``--baseline`` is a folder holding an older ``kernelarena/`` package (e.g. ``git archive <commit> kernelarena |
-tar -x -C .before``). Both runs go through the CLI in a fresh process on a fresh copy of the dataset. With
+``--baseline`` is a folder holding an older ``kernelarena/`` package (e.g. ``git archive 6726a6a^ kernelarena |
+tar -x -C .before``: the last commit before the process-per-solution isolation). With ``--definition`` both runs get
+a copy holding only those definitions (that older package cannot load the tensor-expression constraints of
+today's other definitions). Both runs go through the CLI in a fresh process on a fresh copy of the dataset. With
 ``--out`` (default $OUT) writes DIR/isolation_walltime_latest.md and .json and upserts the rows into the results
 table DIR/isolation_walltime.md (benchmarks/common.py); without either, only prints.
 """
@@ -36,11 +38,25 @@ of each `kernelarena run`, the traces it wrote, and its wall time over the basel
 time went) is `isolation_walltime_latest.md` beside this file."""
 
 
-def run_cli(package_root: Path, extra: list, label: str) -> dict:
+def copy_dataset(dst: Path, names: list) -> None:
+    """The example dataset into ``dst``; with ``names``, only those definitions' files (definition, solutions,
+    workloads, blobs), so that a baseline checkout older than today's other definitions can load it."""
+    src = ROOT / "examples" / "dataset"
+    if not names:
+        shutil.copytree(src, dst, ignore=shutil.ignore_patterns(".*.lock"))
+        return
+    for path in src.rglob("*"):
+        rel = path.relative_to(src)
+        if path.is_file() and not path.name.startswith(".") and (set(names) & set(rel.parts) or path.stem in names):
+            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, dst / rel)
+
+
+def run_cli(package_root: Path, extra: list, label: str, names: list) -> dict:
     """One `kernelarena run` with ``package_root`` first on PYTHONPATH; its wall time and closing line."""
     with tempfile.TemporaryDirectory(prefix=f"walltime-{label}-") as tmp:
         dataset = Path(tmp) / "dataset"
-        shutil.copytree(ROOT / "examples" / "dataset", dataset, ignore=shutil.ignore_patterns(".*.lock"))
+        copy_dataset(dataset, names)
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(package_root.resolve()),
                                                            os.environ.get("PYTHONPATH", "")]))
         started = time.perf_counter()
@@ -68,9 +84,10 @@ def main() -> None:
     extra = (["--smallest", str(args.smallest)] if args.smallest else []) + only
     # Builds are per solution, not per workload: one workload each compiles every build into the cache, which
     # both versions share (their build code and so their cache keys are the same).
-    warm = [run_cli(ROOT, ["--smallest", "1", *only], "warm-up (isolated)")]
-    rows = [run_cli(args.baseline, extra, "baseline: one worker per device"),
-            run_cli(ROOT, extra, "isolated: reference process + fresh process per solution")]
+    names = args.definition
+    warm = [run_cli(ROOT, ["--smallest", "1", *only], "warm-up (isolated)", names)]
+    rows = [run_cli(args.baseline, extra, "baseline: one worker per device", names),
+            run_cli(ROOT, extra, "isolated: reference process + fresh process per solution", names)]
     ratio = rows[1]["wall_s"] / rows[0]["wall_s"]
     run = stamp()
     lines = [f"# `kernelarena run` wall time, isolation vs baseline ({run.machine}, {run.date})", "",

@@ -21,3 +21,7 @@ if [ -f .fi-cache/flashinfer_aot.tar.xz ]; then
 fi
 export PYTHONPATH=/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 export LD_LIBRARY_PATH=/tmp/site/z3/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+# A FlashInfer module missing from the prebuilt cache fails at once, naming itself, instead of compiling for
+# minutes inside a capped GPU call (FLASHINFER_DISABLE_JIT=0 before sourcing allows compiling).
+export FLASHINFER_DISABLE_JIT=${FLASHINFER_DISABLE_JIT-1}
+[ "$FLASHINFER_DISABLE_JIT" = 0 ] && unset FLASHINFER_DISABLE_JIT

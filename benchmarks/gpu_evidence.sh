@@ -3,7 +3,8 @@
 # cap so that a slow step cannot starve the ones after it, and each step's output in $OUT/<step>.log as it is
 # printed (a capped step keeps what it printed). Carry [".gpu-all", ".fi-cache"]; run from the repo root:
 #     bash benchmarks/gpu_evidence.sh [STEP ...]      (default: every step below, in order)
-# Steps: serving, tests, host, repro. Caps in seconds are set per step below; the sum stays under 9 minutes.
+# Steps: smoke, serving, tests, host, repro, learning, walltime, ray, prefill, attention. Caps in seconds are set
+# per step below; pick steps so that their caps sum to under 9 minutes per call (one call is at most 10).
 set -u
 source benchmarks/gpu_env.sh
 OUT=${OUT:-gpu_out}; mkdir -p "$OUT"
@@ -18,7 +19,19 @@ step() {  # step NAME CAP COMMAND...
 steps=${*:-serving tests host repro}
 for s in $steps; do
   case $s in
-    tests) step gpu_tests 120 python3 -m pytest -v -m gpu -p no:cacheprovider ${GPU_TESTS:-tests/serving tests/integrations tests/bench tests/kernels/test_rmsnorm_triton_launch.py} ;;
+    # What the machine has, and whether FlashInfer's prebuilt modules load without compiling (a JIT compile of a
+    # module takes minutes there and would eat the call).
+    smoke) step smoke 60 python3 -m benchmarks.gpu_smoke ;;
+    tests) step gpu_tests "${TESTS_CAP:-240}" python3 -m pytest -v -m gpu -p no:cacheprovider --durations=15 \
+             ${GPU_TESTS:-tests} ;;
+    learning) OUT=$OUT step learning_path 150 bash benchmarks/run_learning_path.sh ;;
+    walltime) step isolation_walltime 200 python3 -m benchmarks.isolation_walltime --baseline .before \
+                --definition rmsnorm_h4096 --definition rmsnorm_h8192 --definition fused_add_rmsnorm_h4096 \
+                --definition fused_add_rmsnorm_h8192 --definition gqa_paged_decode_h32_kv8_d128_ps16 \
+                --definition gqa_paged_prefill_causal_h32_kv8_d128_ps16 --out "$OUT" ;;
+    ray) step ray_walltime 200 python3 -m benchmarks.ray_walltime --smallest 2 --out "$OUT" ;;
+    prefill) step sweep_prefill_hopper 100 python3 -m benchmarks.sweep_prefill_hopper --out "$OUT" ;;
+    attention) step attention 150 python3 -m benchmarks.bench_attention --out "$OUT" ;;
     serving) step serving 130 python3 -m benchmarks.bench_serving --norm triton --steps 16 --warmup 3 --out "$OUT" ;;
     host) step rmsnorm_host 70 python3 -m benchmarks.bench_rmsnorm --quick --out "$OUT" ;;
     repro) step reproducibility 130 python3 -m benchmarks.reproducibility --definitions rmsnorm_h8192 gqa_paged_decode_h32_kv8_d128_ps16 --solutions rmsnorm_h8192_kernelarena_triton rmsnorm_h8192_flashinfer rmsnorm_h8192_pytorch flashinfer_wrapper_gqa_paged_decode_h32_kv8_d128_ps16 kernelarena_triton_gqa_paged_decode_h32_kv8_d128_ps16 torch_reference_gqa_paged_decode_h32_kv8_d128_ps16 gqa_paged_decode_h32_kv8_d128_ps16_pytorch --out "$OUT" ;;

@@ -70,6 +70,11 @@ class ApplyRuntime:
     def runnable(self, solution: str, device: str) -> Optional[Any]:
         """The built solution for ``device``, building it on first use; None when it is excluded, fails to
         build, or cannot run on ``device`` (each logged once)."""
+        # Built already: no lock (an integration asks once per planned batch). A solution excluded meanwhile is
+        # in ``excluded`` before anything reads its slot again.
+        slot = (solution, device)
+        if solution not in self.excluded and slot in self._runnables:
+            return self._runnables[slot]
         with self._lock:
             slot = (solution, device)
             if solution in self.excluded:

@@ -21,6 +21,7 @@ from ..store import TraceSet
 from .config import ANY_HARDWARE, ApplyConfig, RoutingPolicy
 
 AxesKey = Tuple[int, ...]
+_MAX_REMEMBERED_KEYS = 4096
 
 
 @dataclass(frozen=True)
@@ -51,10 +52,22 @@ class DefinitionTable:
         self.definition = definition
         self.policy = policy
         self.ranked = ranked
+        self._routes: Dict[AxesKey, Route] = {}
 
     def lookup(self, key: AxesKey) -> Route:
         """Candidates for ``key`` (variable-axis values in definition order), following the unseen-key policy
         when no trace covers it."""
+        # A pure function of the key (the ranking and policy are fixed once built), asked once per planned
+        # attention batch: remembered per key (a nearest-key search scans every ranked key), bounded like apply's
+        # own key caches since a page count changes every few steps.
+        route = self._routes.get(key)
+        if route is None:
+            if len(self._routes) >= _MAX_REMEMBERED_KEYS:
+                self._routes.clear()
+            route = self._routes[key] = self._lookup(key)
+        return route
+
+    def _lookup(self, key: AxesKey) -> Route:
         if not self.policy.enabled:
             return Route((), "disabled")
         exact = self.ranked.get(key)

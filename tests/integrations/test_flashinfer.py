@@ -328,3 +328,31 @@ def test_a_solution_that_calls_flashinfer_norm_reaches_the_original_not_the_rout
     from kernelarena.apply import current_runtime
 
     assert current_runtime().routes(RMSNORM) == {(3,): None}  # the pick was FlashInfer's own: the fallback
+
+
+def test_a_wrapper_remembers_its_settings_decision_and_decides_again_when_they_change(tiny_dataset):
+    ka_flashinfer.install(tiny_dataset, config=routing(decode="gqa_paged_decode_h4_kv2_d64_ps16_pytorch"))
+    table, k, v, q = _decode_batch()
+    wrapper = flashinfer.BatchDecodeWithPagedKVCacheWrapper(torch.empty(1 << 22, dtype=torch.uint8), "NHD")
+    tables = (table.kv_indptr, table.kv_indices, table.kv_last_page_len)
+    for lengths in ((23, 16, 1), (24, 17, 2)):  # same settings, a new page table each time
+        table, *_ = _decode_batch(lengths)
+        wrapper.plan(table.kv_indptr, table.kv_indices, table.kv_last_page_len, 4, 2, 64, 16,
+                     q_data_type=torch.bfloat16)
+        assert ka_flashinfer.routed_solution(wrapper) == "gqa_paged_decode_h4_kv2_d64_ps16_pytorch"
+        expected, _ = batch_attention_reference(q, k, v, torch.arange(4), table.kv_indptr, table.kv_indices,
+                                                table.kv_last_page_len)
+        torch.testing.assert_close(wrapper.run(q, (k, v)).float(), expected.float(), atol=2e-2, rtol=2e-2)
+    # Changed settings are parsed again (a soft cap: FlashInfer's own), and so are the first ones after them.
+    with pytest.raises(UnsupportedError, match="FlashInfer's own kernels are needed"):
+        wrapper.plan(*tables, 4, 2, 64, 16, q_data_type=torch.bfloat16, logits_soft_cap=30.0)
+    assert ka_flashinfer.routed_solution(wrapper) is None
+    with pytest.raises(UnsupportedError):  # head_dim 64.0 names no definition, though it equals 64
+        wrapper.plan(*tables, 4, 2, 64.0, 16, q_data_type=torch.bfloat16)
+    assert any("d64.0" in r for _, r in ka_flashinfer.logged_reasons())
+    wrapper.plan(*tables, 4, 2, 64, 16, q_data_type=torch.bfloat16)
+    assert ka_flashinfer.routed_solution(wrapper) == "gqa_paged_decode_h4_kv2_d64_ps16_pytorch"
+    # A setting passed as a tensor is never remembered (tensors compare element-wise), yet still parsed.
+    with pytest.raises(UnsupportedError):
+        wrapper.plan(*tables, 4, 2, 64, 16, q_data_type=torch.bfloat16, seq_lens=torch.tensor([23, 16, 1]))
+    assert ka_flashinfer.routed_solution(wrapper) is None

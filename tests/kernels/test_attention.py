@@ -172,6 +172,29 @@ def test_run_without_lse_and_replan_reuses_wrapper():
             check(wrapper.run(q, cache), None, ref, None)
 
 
+def test_reserved_page_indices_let_a_cuda_graph_wrapper_take_a_larger_batch_later():
+    wrapper = BatchDecodeWithPagedKVCacheWrapper(workspace(), use_cuda_graph=True)
+    small, _ = make_cache([9], 4, 1, 64)
+    table, cache = make_cache([30, 7, 12], 4, 1, 64, seed=1)  # 3 + 8 + 2 + 3 = 16 page indices
+    with pytest.raises(UnsupportedError, match="first plan"):  # without a reservation the first plan fixes 3
+        wrapper.plan(small.kv_indptr, small.kv_indices, small.kv_last_page_len, 2, 1, 64, 4)
+        wrapper.plan(table.kv_indptr, table.kv_indices, table.kv_last_page_len, 2, 1, 64, 4)
+    wrapper = BatchDecodeWithPagedKVCacheWrapper(workspace(), use_cuda_graph=True)
+    wrapper.reserve_page_indices(20)
+    wrapper.reserve_page_indices(5)  # smaller than reserved: nothing changes
+    wrapper.plan(small.kv_indptr, small.kv_indices, small.kv_last_page_len, 2, 1, 64, 4)
+    wrapper.plan(table.kv_indptr, table.kv_indices, table.kv_last_page_len, 2, 1, 64, 4)
+    q = torch.randn(3, 2, 64).to(torch.bfloat16).to(DEVICE)
+    k, v = pages_to_nhd(cache, "NHD")
+    ref, _ = batch_attention_reference(q, k, v, torch.arange(4), table.kv_indptr, table.kv_indices,
+                                       table.kv_last_page_len)
+    check(wrapper.run(q, cache), None, ref, None)
+    with pytest.raises(UnsupportedError, match="before the first plan"):  # a captured graph may read it
+        wrapper.reserve_page_indices(64)
+    with pytest.raises(ShapeError):
+        BatchDecodeWithPagedKVCacheWrapper(workspace()).reserve_page_indices(0)
+
+
 def test_plan_rejects_bad_arguments():
     wrapper = BatchDecodeWithPagedKVCacheWrapper(workspace())
     table, _ = make_cache([4], 4, 2, 64)

@@ -2,15 +2,17 @@
 
 Each ``*_plan`` function binds a plan() call exactly as FlashInfer's own signature would, checks every keyword
 against a table of the values a definition can express (a keyword not in the table is unknown), and returns
-a ``ParsedPlan``: the definition's name, the axes the call fixes, and how to plan kernelarena's wrapper of
-the same kind. A call the definitions cannot express raises ``Unsupported`` with the reason.
+a ``ParsedPlan``: the call's ``PlanSettings`` (the definition's name, dtype, scale, how to read the axes from a
+page table and how to plan kernelarena's wrapper of the same kind) and its tables. A call the definitions cannot
+express raises ``Unsupported`` with the reason. Settings depend on nothing but the arguments other than the
+tables, so ``settings_key`` lets a caller parse a wrapper's repeated plan() calls once.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Tuple
+from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
 
 import numpy as np
 import torch
@@ -62,23 +64,48 @@ class Unsupported(Exception):
     """A call the definitions cannot express; its message is the reason logged."""
 
 
-@dataclass
-class ParsedPlan:
-    """One plan() call, parsed: what the definition needs, and the call itself for FlashInfer's plan."""
+@dataclass(frozen=True)
+class PlanSettings:
+    """What one plan() call's arguments other than its page table (or ragged indptr) say: a serving loop passes
+    the same settings at every step with a new table, so the adapter decides from them once (see attention.py)."""
 
     definition: str
-    axes: Dict[str, int]
     q_dtype: torch.dtype
     sm_scale: float
     causal: bool
-    tables: Tuple[Any, ...]
-    """Page table (or ragged indptr) arguments, in the definition's input order."""
-    ours: Callable[[Any], None]
-    """Plans a kernelarena wrapper of this kind with this call's arguments."""
-    kv_shape: Tuple[int, ...] = ()
+    q_heads: Tuple[int, int]
+    """(Hq, D): q's shape at run() is (total_q, Hq, D)."""
+    kv_shape: Tuple[int, ...]
     """Shape of one K (or V) row block as run() will pass it: (page_size, Hkv, D) paged, (Hkv, D) ragged."""
-    q_shape: Tuple[int, ...] = ()
-    """q's shape at run(): (total_q, Hq, D)."""
+    axes: Callable[[int, tuple], Dict[str, int]]
+    """(pages in the cache run() last saw, the call's tables) -> the axes the call fixes."""
+    plan_ours: Callable[[Any, tuple], None]
+    """Plans a kernelarena wrapper of this kind with these settings and a call's tables."""
+
+
+class ParsedPlan(NamedTuple):
+    """One plan() call, parsed: its settings and its tables, in the definition's input order."""
+
+    settings: PlanSettings
+    tables: Tuple[Any, ...]
+
+
+PLAIN_TYPES = frozenset({int, float, bool, str, type(None), torch.dtype})
+
+
+def settings_key(args: tuple, n_tables: int, kwargs: dict) -> Optional[tuple]:
+    """A key equal for two plan() calls whose settings (every argument but the first ``n_tables`` positional ones)
+    are the same, or None when a setting is not a plain value (a tensor compares element-wise, and a call that
+    passes one is not one to remember). Types are part of the key: head_dim 128 and 128.0 name different
+    definitions. The key is flat (0.6 us to build where nested tuples took 0.8); the positional count and the
+    key's length fix where the values, the keyword names and the types are in it."""
+    if len(args) < n_tables:
+        return None
+    values = [*args[n_tables:], *kwargs.values()]
+    types = [*map(type, values)]
+    if not PLAIN_TYPES.issuperset(types):
+        return None
+    return (len(args), *values, *kwargs, *types)
 
 
 def neutral_run(kwargs: dict) -> bool:
@@ -136,60 +163,78 @@ def _common(kwargs: dict, head_dim: int) -> Tuple[torch.dtype, float]:
     return q_dtype, float(sm_scale) if sm_scale is not None else 1.0 / math.sqrt(head_dim)
 
 
-def decode_plan(num_pages: int, indptr, indices, last_page_len, num_qo_heads, num_kv_heads, head_dim, page_size,
-                 *deprecated, **kwargs) -> ParsedPlan:
+def _rows(values: Any) -> int:
+    # len() of a tensor goes through torch's Python-level __len__ (0.4 us); shape[0] is read in C.
+    try:
+        return values.shape[0]
+    except AttributeError:
+        return len(values)
+
+
+def _paged_axes(num_pages: int, tables: tuple) -> Dict[str, int]:
+    batch, used = _rows(tables[0]) - 1, _rows(tables[1])
+    return {"batch_size": batch, "len_indptr": batch + 1, "num_kv_indices": used, "num_pages": max(num_pages, used)}
+
+
+def _paged_prefill_axes(num_pages: int, tables: tuple) -> Dict[str, int]:
+    qo = host_array(tables[0])
+    batch, used = len(qo) - 1, _rows(tables[2])
+    return {"batch_size": batch, "len_indptr": batch + 1, "total_q": int(qo[-1]), "num_kv_indices": used,
+            "num_pages": max(num_pages, used)}
+
+
+def _ragged_axes(num_pages: int, tables: tuple) -> Dict[str, int]:
+    qo, kv = host_array(tables[0]), host_array(tables[1])
+    batch = len(qo) - 1
+    return {"batch_size": batch, "len_indptr": batch + 1, "total_q": int(qo[-1]), "total_kv": int(kv[-1])}
+
+
+def decode_plan(indptr, indices, last_page_len, num_qo_heads, num_kv_heads, head_dim, page_size, *deprecated,
+                **kwargs) -> ParsedPlan:
     if deprecated:
         raise Unsupported("positional plan arguments after page_size (deprecated by FlashInfer)")
     _check_keywords(_DECODE_PLAN, kwargs)
     q_dtype, sm_scale = _common(kwargs, head_dim)
-    batch, used = len(indptr) - 1, len(indices)
-    axes = {"batch_size": batch, "len_indptr": batch + 1, "num_kv_indices": used,
-            "num_pages": max(num_pages, used)}
 
-    def plan_ours(wrapper):
-        wrapper.plan(indptr, indices, last_page_len, num_qo_heads, num_kv_heads, head_dim, page_size,
-                     q_data_type=q_dtype, sm_scale=sm_scale)
+    def plan_ours(wrapper, tables):
+        wrapper.plan(*tables, num_qo_heads, num_kv_heads, head_dim, page_size, q_data_type=q_dtype,
+                     sm_scale=sm_scale)
 
-    return ParsedPlan(f"gqa_paged_decode_h{num_qo_heads}_kv{num_kv_heads}_d{head_dim}_ps{page_size}", axes, q_dtype,
-                      sm_scale, False, (indptr, indices, last_page_len), plan_ours,
-                      (page_size, num_kv_heads, head_dim), (batch, num_qo_heads, head_dim))
+    settings = PlanSettings(f"gqa_paged_decode_h{num_qo_heads}_kv{num_kv_heads}_d{head_dim}_ps{page_size}",
+                            q_dtype, sm_scale, False, (num_qo_heads, head_dim), (page_size, num_kv_heads, head_dim),
+                            _paged_axes, plan_ours)
+    return ParsedPlan(settings, (indptr, indices, last_page_len))
 
 
-def paged_prefill_plan(num_pages: int, qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_len,
-                        num_qo_heads, num_kv_heads, head_dim_qk, page_size, **kwargs) -> ParsedPlan:
+def paged_prefill_plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_len, num_qo_heads,
+                       num_kv_heads, head_dim_qk, page_size, **kwargs) -> ParsedPlan:
     _check_keywords(_PAGED_PREFILL_PLAN, kwargs)
     if not kwargs.get("causal", False):
         raise Unsupported("causal=False (the paged prefill definitions are causal)")
     q_dtype, sm_scale = _common(kwargs, head_dim_qk)
-    qo = host_array(qo_indptr)
-    batch, used = len(qo) - 1, len(paged_kv_indices)
-    axes = {"batch_size": batch, "len_indptr": batch + 1, "total_q": int(qo[-1]), "num_kv_indices": used,
-            "num_pages": max(num_pages, used)}
 
-    def plan_ours(wrapper):
-        wrapper.plan(qo, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_len, num_qo_heads, num_kv_heads,
-                     head_dim_qk, page_size, causal=True, q_data_type=q_dtype, sm_scale=sm_scale)
+    def plan_ours(wrapper, tables):
+        qo, kv_indptr, kv_indices, last_page_len = tables
+        wrapper.plan(host_array(qo), kv_indptr, kv_indices, last_page_len, num_qo_heads, num_kv_heads, head_dim_qk,
+                     page_size, causal=True, q_data_type=q_dtype, sm_scale=sm_scale)
 
     name = f"gqa_paged_prefill_causal_h{num_qo_heads}_kv{num_kv_heads}_d{head_dim_qk}_ps{page_size}"
-    return ParsedPlan(name, axes, q_dtype, sm_scale, True,
-                      (qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_len), plan_ours,
-                      (page_size, num_kv_heads, head_dim_qk), (axes["total_q"], num_qo_heads, head_dim_qk))
+    settings = PlanSettings(name, q_dtype, sm_scale, True, (num_qo_heads, head_dim_qk),
+                            (page_size, num_kv_heads, head_dim_qk), _paged_prefill_axes, plan_ours)
+    return ParsedPlan(settings, (qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_len))
 
 
-def ragged_prefill_plan(num_pages: int, qo_indptr, kv_indptr, num_qo_heads, num_kv_heads, head_dim_qk,
-                         **kwargs) -> ParsedPlan:
+def ragged_prefill_plan(qo_indptr, kv_indptr, num_qo_heads, num_kv_heads, head_dim_qk, **kwargs) -> ParsedPlan:
     _check_keywords(_RAGGED_PREFILL_PLAN, kwargs)
     if not kwargs.get("causal", False):
         raise Unsupported("causal=False (the ragged prefill definitions are causal)")
     q_dtype, sm_scale = _common(kwargs, head_dim_qk)
-    qo, kv = host_array(qo_indptr), host_array(kv_indptr)
-    batch = len(qo) - 1
-    axes = {"batch_size": batch, "len_indptr": batch + 1, "total_q": int(qo[-1]), "total_kv": int(kv[-1])}
 
-    def plan_ours(wrapper):
-        wrapper.plan(qo, kv, num_qo_heads, num_kv_heads, head_dim_qk, causal=True, q_data_type=q_dtype,
-                     sm_scale=sm_scale)
+    def plan_ours(wrapper, tables):
+        wrapper.plan(host_array(tables[0]), host_array(tables[1]), num_qo_heads, num_kv_heads, head_dim_qk,
+                     causal=True, q_data_type=q_dtype, sm_scale=sm_scale)
 
-    return ParsedPlan(f"gqa_ragged_prefill_causal_h{num_qo_heads}_kv{num_kv_heads}_d{head_dim_qk}", axes, q_dtype,
-                      sm_scale, True, (qo_indptr, kv_indptr), plan_ours, (num_kv_heads, head_dim_qk),
-                      (axes["total_q"], num_qo_heads, head_dim_qk))
+    settings = PlanSettings(f"gqa_ragged_prefill_causal_h{num_qo_heads}_kv{num_kv_heads}_d{head_dim_qk}", q_dtype,
+                            sm_scale, True, (num_qo_heads, head_dim_qk), (num_kv_heads, head_dim_qk), _ragged_axes,
+                            plan_ours)
+    return ParsedPlan(settings, (qo_indptr, kv_indptr))

@@ -39,12 +39,14 @@ from ...schema import torch_dtype
 from .arguments import (
     RUN_KEYWORDS,
     ParsedPlan,
+    PlanSettings,
     Unsupported,
     decode_plan,
     forward_matches,
     neutral_run,
     paged_prefill_plan,
     ragged_prefill_plan,
+    settings_key,
 )
 from .support import run_original
 
@@ -70,7 +72,40 @@ class _State:
         self.original_planned = False
         self.ours: Optional[Any] = None
         self.num_pages = 0
+        self.decision: Optional[_Decision] = None
         _states.add(self)
+
+
+class _Decision:
+    """What the settings of a wrapper's plan() calls decide under one runtime. A serving loop plans with the same
+    settings at every step and a new page table, so the wrapper keeps the last decision and a plan() with equal
+    settings skips parsing them, naming the definition and finding its router; the solution is still chosen per
+    plan, from the call's axes. ``reason``: why these settings run FlashInfer's original (None: they can route)."""
+
+    __slots__ = ("key", "runtime", "reason", "settings", "router", "var_axes", "device", "verdicts")
+
+    def __init__(self, key: Optional[tuple], runtime: Any):
+        self.key, self.runtime = key, runtime
+        self.reason: Optional[str] = None
+        self.settings: Optional[PlanSettings] = None
+        self.router: Any = None
+        self.var_axes: Tuple[str, ...] = ()
+        self.device = ""
+        self.verdicts: Dict[str, Tuple[Optional[Callable[..., Any]], Optional[str]]] = {}
+
+    def verdict(self, solution: str) -> Tuple[Optional[Callable[..., Any]], Optional[str]]:
+        """(our plan/run wrapper class for ``solution`` or None, why it cannot be routed or None); once per
+        solution."""
+        found = self.verdicts.get(solution)
+        if found is None:
+            spec = self.runtime.traceset.solutions[solution].spec
+            entry = spec.entry_point
+            if entry in FLASHINFER_ENTRIES or "flashinfer" in (spec.dependencies or ()):
+                found = None, f"the dataset's choice for {self.settings.definition} is FlashInfer's own ({solution})"
+            else:
+                found = PLANNED_FORMS.get(entry), None
+            self.verdicts[solution] = found
+        return found
 
 
 _states: "weakref.WeakSet[_State]" = weakref.WeakSet()
@@ -82,7 +117,7 @@ def _forget_routes(runtime) -> None:
     batch planned before runs the original (planned then from the saved arguments), the next plan() decides
     again."""
     for state in list(_states):
-        state.route = None
+        state.route = state.decision = None
 
 
 class _PlannedRoute:
@@ -92,8 +127,11 @@ class _PlannedRoute:
         self.solution, self.runtime, self.wrapper = solution, runtime, wrapper
         self.sm_scale, self.causal = sm_scale, causal
 
-    def run(self, q, kv, out, lse, return_lse):
-        return self.wrapper.run(q, *kv, out=out, lse=lse, return_lse=return_lse)
+    def run(self, q, kv, kwargs):
+        if not kwargs:
+            return self.wrapper.run(q, *kv)
+        return self.wrapper.run(q, *kv, out=kwargs.get("out"), lse=kwargs.get("lse"),
+                                return_lse=kwargs.get("return_lse", False))
 
 
 class _OneCallRoute:
@@ -104,15 +142,16 @@ class _OneCallRoute:
         self.solution, self.runtime, self.call = solution, runtime, call
         self.tables, self.sm_scale, self.causal, self.layout_split = tables, sm_scale, causal, layout_split
 
-    def run(self, q, kv, out, lse, return_lse):
+    def run(self, q, kv, kwargs):
         output, lse_value = self.call(q, *self.layout_split(kv), *self.tables, self.sm_scale)
+        out, lse = kwargs.get("out"), kwargs.get("lse")
         if out is not None:
             out.copy_(output)
             output = out
         if lse is not None:
             lse.copy_(lse_value)
             lse_value = lse
-        return (output, lse_value) if return_lse else output
+        return (output, lse_value) if kwargs.get("return_lse", False) else output
 
 
 def _paged_kv(kv: tuple) -> tuple:
@@ -136,69 +175,104 @@ class WrapperKind:
     layout_split: Callable[[tuple], tuple]
     n_kv: int
     """Positional run() arguments after q: 1 (a paged cache) or 2 (ragged k, v)."""
+    n_tables: int
+    """Leading plan() arguments that are the batch's page table (or ragged indptr): new at every plan."""
 
 
 KINDS = {
     "BatchDecodeWithPagedKVCacheWrapper": WrapperKind("BatchDecodeWithPagedKVCacheWrapper", decode_plan,
-                                                      _paged_kv, 1),
+                                                      _paged_kv, 1, 3),
     "BatchPrefillWithPagedKVCacheWrapper": WrapperKind("BatchPrefillWithPagedKVCacheWrapper",
-                                                       paged_prefill_plan, _paged_kv, 1),
+                                                       paged_prefill_plan, _paged_kv, 1, 4),
     "BatchPrefillWithRaggedKVCacheWrapper": WrapperKind("BatchPrefillWithRaggedKVCacheWrapper",
-                                                        ragged_prefill_plan, _ragged_kv, 2),
+                                                        ragged_prefill_plan, _ragged_kv, 2, 2),
 }
 
 
 def _decide(kind: WrapperKind, wrapper: Any, state: _State, args: tuple, kwargs: dict):
     """The route of one plan() call; raises Unsupported with the reason when FlashInfer's original runs."""
-    if state.kv_layout != "NHD":
-        raise Unsupported(f"kv_layout={state.kv_layout} (the definitions are NHD)")
-    try:
-        plan = kind.parse_plan(state.num_pages, *args, **kwargs)
-    except TypeError as error:  # arguments that do not bind to FlashInfer's own signature
-        raise Unsupported(f"arguments FlashInfer's plan signature does not take ({error})") from None
     apply_api.read_environment()
     runtime = apply_api.current_runtime()
-    if runtime is None:
-        raise Unsupported("apply is not enabled")
-    router = runtime.router(plan.definition)
-    if router is None:
-        raise Unsupported(f"definition {plan.definition} is not in the dataset")
-    definition = router.definition
-    if torch_dtype(definition.inputs["q"].dtype) != plan.q_dtype:
-        raise Unsupported(f"q_data_type={plan.q_dtype} (definition {definition.name} takes "
-                           f"{definition.inputs['q'].dtype})")
-    axes = {name: plan.axes.get(name, 0) for name in definition.var_axes}
-    device = state.workspace.device
-    solution, runnable, how = router.choose(tuple(axes.values()), runtime.config.device or device.type)
+    key = settings_key(args, kind.n_tables, kwargs)
+    decision = state.decision
+    if key is None or decision is None or decision.runtime is not runtime or decision.key != key:
+        decision, tables = _settle(kind, state, runtime, args, kwargs, key)
+        state.decision = decision if key is not None else None
+    else:
+        tables = args[:kind.n_tables]
+    if decision.reason is not None:
+        raise Unsupported(decision.reason)
+    settings = decision.settings
+    axes = settings.axes(state.num_pages, tables)
+    axes_key = tuple([axes.get(name, 0) for name in decision.var_axes])
+    solution, runnable, how = decision.router.choose(axes_key, decision.device)
     if solution is None:
-        raise Unsupported(f"no solution of {plan.definition} chosen for {axes} ({how})")
-    spec = runtime.traceset.solutions[solution].spec
-    entry = spec.entry_point
-    if entry in FLASHINFER_ENTRIES or "flashinfer" in (spec.dependencies or ()):
-        raise Unsupported(f"the dataset's choice for {plan.definition} is FlashInfer's own ({solution})")
-    form = PLANNED_FORMS.get(entry)
+        raise Unsupported(f"no solution of {settings.definition} chosen for "
+                          f"{dict(zip(decision.var_axes, axes_key))} ({how})")
+    form, reason = decision.verdict(solution)
+    if reason is not None:
+        raise Unsupported(reason)
     if form is not None:
-        if state.ours is None or not isinstance(state.ours, form):
-            state.ours = form(state.workspace, "NHD", use_cuda_graph=state.use_cuda_graph)
+        ours = state.ours
+        if ours is None or not isinstance(ours, form):
+            ours = state.ours = form(state.workspace, "NHD", use_cuda_graph=state.use_cuda_graph)
             if state.use_cuda_graph:
-                _reserve_indices(state.ours, wrapper)
-        plan.ours(state.ours)
-        return _PlannedRoute(solution, runtime, state.ours, plan.sm_scale, plan.causal)
+                _reserve_indices(ours, wrapper)
+        settings.plan_ours(ours, tables)
+        return _PlannedRoute(solution, runtime, ours, settings.sm_scale, settings.causal)
+    return _one_call_route(kind, state, decision, solution, runnable,
+                           {**axes, **dict(zip(decision.var_axes, axes_key))}, tables)
+
+
+def _settle(kind: WrapperKind, state: _State, runtime: Any, args: tuple, kwargs: dict,
+            key: Optional[tuple]) -> Tuple[_Decision, tuple]:
+    """Parse a plan() call's settings and find its router: (the decision, the call's tables)."""
+    decision, tables = _Decision(key, runtime), ()
+    try:
+        if state.kv_layout != "NHD":
+            raise Unsupported(f"kv_layout={state.kv_layout} (the definitions are NHD)")
+        try:
+            settings, tables = kind.parse_plan(*args, **kwargs)
+        except TypeError as error:  # arguments that do not bind to FlashInfer's own signature
+            raise Unsupported(f"arguments FlashInfer's plan signature does not take ({error})") from None
+        decision.settings = settings
+        if runtime is None:
+            raise Unsupported("apply is not enabled")
+        router = runtime.router(settings.definition)
+        if router is None:
+            raise Unsupported(f"definition {settings.definition} is not in the dataset")
+        definition = router.definition
+        if torch_dtype(definition.inputs["q"].dtype) != settings.q_dtype:
+            raise Unsupported(f"q_data_type={settings.q_dtype} (definition {definition.name} takes "
+                              f"{definition.inputs['q'].dtype})")
+        decision.router, decision.var_axes = router, tuple(definition.var_axes)
+        decision.device = runtime.config.device or state.workspace.device.type
+    except Unsupported as reason:
+        decision.reason = str(reason)
+    return decision, tables
+
+
+def _one_call_route(kind: WrapperKind, state: _State, decision: _Decision, solution: str, runnable: Any,
+                    axes: Dict[str, int], tables: tuple) -> "_OneCallRoute":
+    """A route to a solution that takes the page table on every call (planned by its own plan step, if any)."""
     if state.use_cuda_graph:
         raise Unsupported(f"{solution} takes the page table on every call, which a CUDA graph cannot capture")
+    settings, device = decision.settings, state.workspace.device
     tables = tuple(t.to(device=device, dtype=torch.int32) if isinstance(t, torch.Tensor)
-                   else torch.as_tensor(t, dtype=torch.int32, device=device) for t in plan.tables)
+                   else torch.as_tensor(t, dtype=torch.int32, device=device) for t in tables)
     entry_fn = getattr(runnable, "entry", runnable)
     plan_step = find_plan(runnable)
     if plan_step is not None:
         # The solution's own plan step (bench/plan.py's convention) reads only the page table; q and the
         # caches it is given are stand-ins of the right shape, dtype and device (the real ones come to run()).
-        q = torch.empty(plan.q_shape, dtype=plan.q_dtype, device=device)
-        kv = torch.empty((1, *plan.kv_shape), dtype=plan.q_dtype, device=device).expand(
-            max(plan.axes.get("num_pages", 0), plan.axes.get("total_kv", 0), 1), *plan.kv_shape)
-        entry_fn = plan_step(q, kv, kv, *tables, plan.sm_scale)
-    call = adapt(entry_fn, runnable.destination_passing_style, False, definition, {**plan.axes, **axes}, device)
-    return _OneCallRoute(solution, runtime, call, tables, plan.sm_scale, plan.causal, kind.layout_split)
+        rows = axes.get("total_q", axes["batch_size"])
+        q = torch.empty((rows, *settings.q_heads), dtype=settings.q_dtype, device=device)
+        kv = torch.empty((1, *settings.kv_shape), dtype=settings.q_dtype, device=device).expand(
+            max(axes.get("num_pages", 0), axes.get("total_kv", 0), 1), *settings.kv_shape)
+        entry_fn = plan_step(q, kv, kv, *tables, settings.sm_scale)
+    call = adapt(entry_fn, runnable.destination_passing_style, False, decision.router.definition, axes, device)
+    return _OneCallRoute(solution, decision.runtime, call, tables, settings.sm_scale, settings.causal,
+                         kind.layout_split)
 
 
 def _reserve_indices(ours: Any, wrapper: Any) -> None:
@@ -206,9 +280,8 @@ def _reserve_indices(ours: Any, wrapper: Any) -> None:
     later; FlashInfer's caller already said the most pages a batch will use (the fixed indices buffer it
     gave the wrapper), so reserve that much now, before the first plan, at a fixed address."""
     capacity = getattr(wrapper, "_paged_kv_indices_buf", None)
-    runner = getattr(ours, "_runner", None)
-    if isinstance(capacity, torch.Tensor) and runner is not None and getattr(runner, "_indices", 0) is None:
-        runner._indices = torch.empty(max(capacity.numel(), 1), dtype=torch.int32, device=runner.device)
+    if isinstance(capacity, torch.Tensor):
+        ours.reserve_page_indices(max(capacity.numel(), 1))
 
 
 def patch_wrapper(patches, cls: type, kind: WrapperKind) -> None:
@@ -254,30 +327,30 @@ def patch_wrapper(patches, cls: type, kind: WrapperKind) -> None:
         original_plan(self, *args, **kwargs)
         state.original_planned = True
 
+    n_kv = kind.n_kv
+
+    # The hot path (a run per layer per step): the route planned, the arguments checked, one call.
     def run(self, q, *args, **kwargs):
         state = self.__dict__.get("_kernelarena")
         route = state.route if state is not None else None
         if route is not None:
-            if len(args) == kind.n_kv and (kwargs.keys() <= RUN_KEYWORDS or neutral_run(kwargs)):
-                return _run_routed(self, state, route, q, args, kwargs)
+            if len(args) == n_kv and (not kwargs or kwargs.keys() <= RUN_KEYWORDS or neutral_run(kwargs)):
+                try:
+                    if n_kv == 1:  # the cache's page count is an axis of the next plan
+                        cache = args[0]
+                        state.num_pages = (cache[0] if isinstance(cache, (tuple, list)) else cache).shape[0]
+                    return route.run(q, args, kwargs)
+                except Exception as error:  # a bad kernel must not take the serving process down
+                    route.runtime.exclude(route.solution, f"raised {type(error).__name__} in {kind.api}.run", error)
+                    state.route = None
+                    plan_original(self, state)
+                    return original_run(self, q, *args, **kwargs)
             run_original(kind.api, f"run() arguments beyond out/lse/return_lse ({len(args)} positional, "
                                    f"keywords {sorted(kwargs)})")
             state.route = None
         if state is not None and not state.original_planned and state.saved is not None:
             plan_original(self, state)
         return original_run(self, q, *args, **kwargs)
-
-    def _run_routed(self, state: _State, route, q, kv, kwargs):
-        try:
-            if kind.n_kv == 1:
-                k_cache = kv[0][0] if isinstance(kv[0], (tuple, list)) else kv[0]
-                state.num_pages = k_cache.shape[0]
-            return route.run(q, kv, kwargs.get("out"), kwargs.get("lse"), kwargs.get("return_lse", False))
-        except Exception as error:  # a bad kernel must not take the serving process down
-            route.runtime.exclude(route.solution, f"raised {type(error).__name__} in {kind.api}.run", error)
-            state.route = None
-            plan_original(self, state)
-            return original_run(self, q, *kv, **kwargs)
 
     original_forward = cls.__dict__.get("forward")
 

@@ -25,6 +25,11 @@ class PagedKVCacheWrapper:
                                        num_sms=num_sms)
         self._cache_seen, self._view = None, None
 
+    def reserve_page_indices(self, capacity: int) -> None:
+        """Reserve room for ``capacity`` page indices before the first plan() (see
+        AttentionRunner.reserve_page_indices): with ``use_cuda_graph``, the largest batch plans can take."""
+        self._runner.reserve_page_indices(capacity)
+
     def run(self, q: torch.Tensor, paged_kv_cache: KVCache, *, out: Optional[torch.Tensor] = None,
             lse: Optional[torch.Tensor] = None, return_lse: bool = False):
         """q [tokens, num_qo_heads, head_dim] (decode: one token per request) -> out, and with ``return_lse``

@@ -274,6 +274,24 @@ class AttentionRunner:
                                                         self.num_sms)
         return config
 
+    def reserve_page_indices(self, capacity: int) -> None:
+        """Own a device buffer for up to ``capacity`` page indices now, at an address later plans keep.
+
+        With ``use_cuda_graph`` the first plan() fixes that buffer's size and a later, larger batch is refused;
+        a caller that knows the most pages a batch will use (FlashInfer's fixed ``paged_kv_indices_buffer``)
+        reserves that many before the first plan. A smaller ``capacity`` than the buffer already has is a
+        no-op. Raises UnsupportedError when growing it would move a buffer a captured graph may read (graph
+        mode, after a plan)."""
+        if capacity < 1:
+            raise ShapeError(f"reserve_page_indices({capacity}): capacity must be at least 1")
+        if self._indices is not None and self._indices.numel() >= capacity:
+            return
+        if self.use_cuda_graph and self.problem is not None:
+            raise UnsupportedError(f"reserve_page_indices({capacity}) after plan() with use_cuda_graph: the "
+                                   f"{0 if self._indices is None else self._indices.numel()} indices planned "
+                                   "first are fixed; reserve before the first plan()")
+        self._indices = torch.empty(capacity, dtype=torch.int32, device=self.device)
+
     def _place_indices(self, kv_indices: HostArray) -> torch.Tensor:
         """Device int32 page indices; copied into an owned buffer when the address must stay fixed."""
         host = isinstance(kv_indices, np.ndarray)

@@ -23,7 +23,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from benchmarks.common import Stamp, publish
 
@@ -106,82 +106,33 @@ def max_spread(pairs: Iterable[Pair]) -> float:
 
 
 # ---------------------------------------------------------------------------------------------- CUPTI
-def device_activity_us(events: Iterable[Tuple[str, str, float]], excluded: Set[str], calls: int
-                       ) -> Tuple[float, int]:
-    """Microseconds of device activity per call, from (name, activity type, duration us) device events of
-    ``calls`` calls: kernels, copies and sets, leaving out those named in ``excluded`` (the L2 flush's) and
-    anything else (annotations, runtime calls). Returns (us per call, events counted)."""
-    total, counted = 0.0, 0
-    for name, kind, duration_us in events:
-        if name in excluded or not is_device_work(kind):
-            continue
-        total += duration_us
-        counted += 1
-    return total / max(calls, 1), counted
-
-
-def is_device_work(kind: str) -> bool:
-    """Whether a profiler activity type is work the device does for a call (kernel, memcpy, memset)."""
-    return any(word in kind.lower() for word in ("kernel", "memcpy", "memset"))
-
-
-def profile_device_events(body: Callable[[], None]) -> List[Tuple[str, str, float]]:
-    """(name, activity type, duration us) of every device event (kernels, copies, sets) while ``body`` runs,
-    from the PyTorch profiler's CUPTI activity records."""
-    import torch
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
-        body()
-        torch.cuda.synchronize()
-    out = []
-    for event in prof.profiler.kineto_results.events():
-        if str(event.device_type()).endswith("CUDA"):
-            out.append((event.name(), activity_kind(event), event.duration_ns() / 1e3))
-    return out
-
-
-def activity_kind(event) -> str:
-    """The CUPTI activity type of a profiler event. torch 2.11 (the GPU machine's) has no activity_type() on
-    its events: there the device event's name tells, as CUPTI names copies and sets "Memcpy ..."/"Memset ..."."""
-    if hasattr(event, "activity_type"):
-        return str(event.activity_type())
-    name = event.name().lower()
-    return "memcpy" if name.startswith("memcpy") else "memset" if name.startswith("memset") else "kernel"
-
-
-def flush_signature(flush) -> Set[str]:
-    """Names of the device events an L2 flush makes (measured, not assumed). A solution's own events of the
-    same name (a fill of a uint8 buffer) would be left out with them."""
-    events = profile_device_events(lambda: [flush.zero_() for _ in range(3)])
-    return {name for name, kind, _ in events if is_device_work(kind)}
-
-
 def cupti_per_trace(dataset, traces: Sequence, device: str, calls: int) -> Dict[Tuple[str, str, str], float]:
-    """Device-activity microseconds per call of each passed trace's solution on one input set of its workload,
-    the L2 flushed before every call as in our cold timing, the plan step (if any) outside the profile."""
+    """Device-activity microseconds per call (the sum of the call's kernel, copy and set durations, averaged over
+    ``calls`` calls) of each passed trace's solution on one input set of its workload, the L2 flushed before
+    every call as in our cold timing, the flush and the plan step left out. The attribution is the harness's own
+    (kernelarena/bench/device_activity.py); this profile is taken apart from both runs."""
     import torch
 
     from kernelarena.bench.timing import l2_flush_buffer
 
     flush = l2_flush_buffer(torch.device(device))
-    excluded = flush_signature(flush)
     out = {}
     for trace in traces:
         if not trace.passed:
             continue
         try:
             out[(trace.definition, trace.solution, trace.workload.uuid)] = _cupti_one(
-                dataset, trace, device, calls, flush, excluded)
+                dataset, trace, device, calls, flush)
         except Exception as e:  # one solution's failure here leaves its ratio out, not the report
             print(f"CUPTI timing of {trace.solution} on {trace.workload.axes} failed: {e!r}", flush=True)
     return out
 
 
-def _cupti_one(dataset, trace, device: str, calls: int, flush, excluded: Set[str]) -> float:
+def _cupti_one(dataset, trace, device: str, calls: int, flush) -> float:
     """Device-activity microseconds per call of one trace's solution (see cupti_per_trace)."""
     import torch
 
+    from kernelarena.bench.device_activity import profile_calls
     from kernelarena.bench.evaluate import Case
     from kernelarena.bench.inputs import allocate_outputs, materialize_inputs
     from kernelarena.bench.plan import plan_case
@@ -195,16 +146,15 @@ def _cupti_one(dataset, trace, device: str, calls: int, flush, excluded: Set[str
     case = Case(inputs, allocate_outputs(definition, trace.workload, device) if dps else {})
     call, _ = plan_case(runnable, case)
 
-    def calls_with_flush(n: int) -> None:
-        for _ in range(n):
+    with torch.no_grad():
+        for _ in range(3):  # warm: lazy compilation and first-call allocations stay out of the profile
             flush.zero_()
             case.call(call, dps)
-
-    with torch.no_grad():
-        calls_with_flush(3)  # warm: lazy compilation and first-call allocations stay out of the profile
         torch.cuda.synchronize()
-        events = profile_device_events(lambda: calls_with_flush(calls))
-    return device_activity_us(events, excluded, calls)[0]
+        activity = profile_calls(lambda _: case.call(call, dps), calls, before=flush.zero_)
+    if activity.problem:
+        raise RuntimeError(activity.problem)
+    return statistics.fmean(activity.sum_us())
 
 
 # ---------------------------------------------------------------------------------------------- report
@@ -219,7 +169,8 @@ TITLE = """# Reproducibility: the same traces measured twice
 `python3 -m benchmarks.reproducibility --out $OUT` (builds warmed first, then two runs of the example dataset with
 the default timing): per machine, definition, solution and workload, the latency of both runs (median us per call),
 their spread |a-b|/min(a,b) (a pair under 10 us counts as 0 when within 0.5 us; a status where a run failed), host
-and plan us of one call, and the CUPTI kernel sum with the ratio latency / CUPTI (> 1 by the gaps between kernels).
+and plan us of one call, and the CUPTI kernel sum with the ratio latency / CUPTI (events: > 1 by their own cost and
+the gaps between kernels; CUPTI: about 1, read again apart from both runs).
 The latest run's full output per machine is `reproducibility_<machine>.md` beside this file."""
 
 
@@ -329,11 +280,12 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
               f"Builds warmed first ({build_s:.0f} s), then two runs ({walls[0]:.0f} s and {walls[1]:.0f} s) with "
               f"the default timing (per definition: cold L2 unless it declares otherwise); CUPTI: "
               + (f"{args.cupti_calls} calls per trace with the L2 flushed before each, the flush's own device "
-                 f"events left out, the plan step outside the profile ({cupti_s:.0f} s)."
+                 f"work left out, the plan step outside the profile, apart from both runs ({cupti_s:.0f} s)."
                  if cupti else "left out (no GPU)."),
-              "Latency: median device time per call (CUDA events); host us: host time of one run() call; plan us: "
-              "host time of the plan step, once per input set, outside the timed region. CUPTI us: the sum of the "
-              "call's kernel, copy and set durations; the ratio exceeds 1 by the gaps between them."]
+              "Latency: median device time per call by the trace's timer (the timing column: cupti-cold-l2 is "
+              "CUPTI's device time per call, the union of its activities; cuda-events-* is CUDA events); host us: "
+              "host time of one run() call; plan us: host time of the plan step, once per input set, outside the "
+              "timed region. CUPTI us: the mean sum of the call's kernel, copy and set durations."]
     text = format_report(pairs, cupti, header)
     path = args.out / f"reproducibility_{machine_slug(machine)}{args.tag}.md"
     publish("reproducibility", args.out, text, TITLE, key=KEY, columns=COLUMNS, rows=table_rows(pairs, cupti),

@@ -139,8 +139,9 @@ def run(path: Path = DATASET,
         reps: Optional[int] = typer.Option(None, min=1, help="Timed calls (default 100 on GPU, 5 on CPU)."),
         rounds: int = typer.Option(3, min=1, help="Correctness rounds, each on fresh inputs."),
         timeout: float = typer.Option(300.0, help="Seconds allowed per evaluation (build included)."),
-        timing: Optional[str] = typer.Option(None, help="cold (L2 flushed per call), warm, or graph (CUDA-graph "
-                                                       "replay); default: each definition's own, else cold."),
+        timing: Optional[str] = typer.Option(None, help="cold (L2 flushed per call, CUPTI device time), events "
+                                                       "(cold, CUDA events), warm, or graph (CUDA-graph replay); "
+                                                       "default: each definition's own, else cold."),
         atol: Optional[float] = typer.Option(None, min=0, help="Absolute tolerance for every output (overrides)."),
         rtol: Optional[float] = typer.Option(None, min=0, help="Relative tolerance for every output (overrides)."),
         seed: int = typer.Option(0, help="Seed of the random inputs (recorded in each trace)."),
@@ -171,8 +172,8 @@ def run(path: Path = DATASET,
 
     if (atol is None) != (rtol is None):
         raise typer.BadParameter("give --atol and --rtol together")
-    if timing not in (None, "cold", "warm", "graph"):
-        raise typer.BadParameter("--timing is cold, warm or graph")
+    if timing not in (None, "cold", "events", "warm", "graph"):
+        raise typer.BadParameter("--timing is cold, events, warm or graph")
     try:
         judge = None if evaluator is None else EvaluatorSpec.model_validate_json(
             evaluator if evaluator.lstrip().startswith("{") else f'{{"kind": "{evaluator}"}}')

@@ -67,7 +67,7 @@ def invoke(*args):
     (["--reps", "0"], "--reps"), (["--timeout", "-5"], "--timeout -5.0: must be more than 0"),
     (["--atol", "-1", "--rtol", "-1"], "--atol"), (["--smallest", "-1"], "--smallest"),
     (["--rounds", "0"], "--rounds"), (["--atol", "1"], "give --atol and --rtol together"),
-    (["--timing", "hot"], "--timing is cold, warm or graph")])
+    (["--timing", "hot"], "--timing is cold, events, warm or graph")])
 def test_run_options_are_checked_before_any_work(example_dataset, options, message):
     import torch
 

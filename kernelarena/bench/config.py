@@ -11,18 +11,22 @@ from ..schema import EvaluatorSpec, Tolerance
 @dataclass(frozen=True)
 class TimingConfig:
     """How latency is measured. ``None`` counts pick a default for the device kind (GPU: 10 warm-up calls and
-    100 timed; CPU: 1 and 5, since CPU runs exist to exercise the pipeline, not to rank kernels)."""
+    100 timed, fewer timed for slow calls, see bench/timing.bounded_reps; CPU: 1 and 5, since CPU runs exist to
+    exercise the pipeline, not to rank kernels)."""
 
     warmup: Optional[int] = None
     reps: Optional[int] = None
     mode: Optional[str] = None
-    """"cold": L2 flushed before every timed call; "warm": no flush; "graph": calls captured in a CUDA graph and
-    replayed (for very short kernels, removing launch gaps). None: each definition's own ``timing``, else cold."""
+    """"cold": L2 flushed before every timed call, device time from CUPTI (CUDA events where the profiler gives
+    nothing usable); "events": the same, timed by CUDA events; "warm": no flush, CUDA events; "graph": calls
+    captured in a CUDA graph and replayed (for very short kernels, removing launch gaps). None: each
+    definition's own ``timing``, else cold. On the CPU every mode is wall clock."""
     input_copies: int = 4
     """Input sets rotated between calls, so a call does not find the previous call's data in cache."""
     host_ahead: bool = True
-    """Before each timed GPU call, a sleep kernel as long as 1.5x the call's host time, so that the events time
-    device work and not a slow launcher (the host cost is recorded apart, as host_overhead_us)."""
+    """Before each timed GPU call, a sleep kernel as long as 1.5x the call's host time (no upper bound), so that
+    the device runs the call's work back to back and not at a slow launcher's pace (the host cost is recorded
+    apart, as host_overhead_us)."""
     checked_calls: int = 3
     """Timed calls, chosen at random, whose outputs are verified (a solution cannot do less when timed)."""
 

@@ -1,8 +1,11 @@
-"""Latency measurement: CUDA events with a cold or warm L2 and rotated inputs, CUDA-graph replay, or wall clock
-on the CPU. Random timed calls are verified afterwards, so a solution that does less when timed is caught."""
+"""Latency measurement. On a GPU, by default, the device time of each call read from CUPTI (the PyTorch
+profiler's kernel, copy and set durations) with a cold L2 and rotated inputs; CUDA events where the profiler
+gives nothing usable, or when asked ("events", "warm"); CUDA-graph replay ("graph"); wall clock on the CPU.
+Random timed calls are verified afterwards, so a solution that does less when timed is caught."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import random
 import statistics
@@ -13,12 +16,35 @@ import torch
 
 from ..schema import Definition, TimingStats
 from .config import TimingConfig
+from .device_activity import ActivityProfile
 from .inputs import poison_value
+
+# Bound at import. A worker imports this module (through bench/evaluate.py) before it imports any solution, so
+# a solution that replaces time.perf_counter, torch.cuda.Event's methods, torch.cuda._sleep or Tensor.zero_ /
+# fill_ / clone at import does not change what the timer reads or does. What stays open is in
+# docs/evaluation.md ("What is not defended").
+_perf_counter = time.perf_counter
+_TENSOR = torch._C.TensorBase
+_zero, _fill, _clone_tensor = _TENSOR.zero_, _TENSOR.fill_, _TENSOR.clone
+_Event = torch.cuda.Event
+_EVENT_BASE = _Event.__mro__[1]  # torch._C._CudaEventBase on a CUDA build, a placeholder class otherwise
+_elapsed_ms = getattr(_EVENT_BASE, "elapsed_time", None) or _Event.elapsed_time
+_record_on = getattr(_EVENT_BASE, "record", None)
+_current_stream = torch.cuda.current_stream
+_sleep = getattr(torch._C, "_cuda_sleep", None) or torch.cuda._sleep
+_synchronize = torch.cuda.synchronize
 
 Call = Callable[[int], Tuple]  # call(copy_index) -> outputs
 _FLUSH: Dict[int, torch.Tensor] = {}
 _CYCLES_PER_US: Dict[int, float] = {}
-MODES = ("cold", "warm", "graph")
+MODES = ("cold", "events", "warm", "graph")
+"""cold: CUPTI device time (CUDA events when the profiler gives nothing usable), L2 flushed before each call;
+events: CUDA events, L2 flushed; warm: CUDA events, no flush; graph: CUDA-graph replay timed by events."""
+
+TIMED_LOOP_S = 3.0
+FEWEST_REPS = 20
+"""The default rep count is lowered for slow calls so that the timed loop lasts about TIMED_LOOP_S, never
+below FEWEST_REPS (see bounded_reps)."""
 
 
 def resolve_timing(config: TimingConfig, definition: Definition) -> TimingConfig:
@@ -50,7 +76,23 @@ def l2_flush_buffer(device: torch.device) -> torch.Tensor:
 def poison_(outputs: Sequence[Any]) -> None:
     for t in outputs:
         if isinstance(t, torch.Tensor):
-            t.fill_(poison_value(t.dtype))
+            _fill(t, poison_value(t.dtype))
+
+
+def host_ahead_us(host_s: float) -> float:
+    """Microseconds of the sleep before each timed GPU call: 1.5x the call's host time (at least 10 us), with no
+    upper bound, so that the device never waits for the host inside the timed region; bounded_reps keeps the
+    wall time of slow calls in check instead."""
+    return max(1.5 * host_s * 1e6, 10.0)
+
+
+def bounded_reps(reps: int, per_rep_s: float) -> int:
+    """The default rep count for a call costing ``per_rep_s`` a repetition (the sleep ahead plus one call with
+    its device work): ``reps`` while the loop fits TIMED_LOOP_S, else as many as fit, never below FEWEST_REPS
+    (nor above ``reps``). The estimate counts the sleep and the call's wall time one after the other, though the
+    host launches during the sleep: it errs long. A 63 ms per-request loop (95 ms of sleep + 63 ms) gets 20."""
+    fitting = int(TIMED_LOOP_S / max(per_rep_s, 1e-9))
+    return max(min(reps, FEWEST_REPS), min(reps, fitting))
 
 
 def time_calls(call: Call, copies: int, device: str, config: TimingConfig, outputs_of: Callable[[int], Sequence],
@@ -60,33 +102,44 @@ def time_calls(call: Call, copies: int, device: str, config: TimingConfig, outpu
     ``outputs_of(i)`` gives copy ``i``'s preallocated outputs (empty for value-returning calls); those are
     poisoned before a checked call so that only that call's own writes can make them right. The checked
     outputs are cloned on the timing stream right after the call, so work hidden on another stream or thread
-    is seen unfinished.
+    is seen unfinished. An explicit ``config.reps`` is used as given; the default is lowered for slow GPU
+    calls (bounded_reps).
     """
     warmup, reps = config.counts(device)
-    chosen = set(random.sample(range(reps), min(config.checked_calls, reps))) if check else set()
     if device.startswith("cuda"):
         if config.mode == "graph":
             return _time_graph(call, copies, warmup, reps, outputs_of, check)
-        return _time_events(call, copies, warmup, reps, config.mode != "warm", torch.device(device), outputs_of,
-                            chosen, config.host_ahead)
+        return _time_device(call, copies, warmup, reps, config, torch.device(device), outputs_of, check)
+    chosen = set(random.sample(range(reps), min(config.checked_calls, reps))) if check else set()
     return _time_wall(call, copies, warmup, reps, outputs_of, chosen)
 
 
 def _clone(outputs: Tuple) -> Tuple:
-    return tuple(o.clone() if isinstance(o, torch.Tensor) else o for o in outputs)
+    return tuple(_clone_tensor(o) if isinstance(o, torch.Tensor) else o for o in outputs)
+
+
+def _new_event():
+    return _Event(enable_timing=True)
+
+
+def _record(event) -> None:
+    if _record_on is not None:
+        _record_on(event, _current_stream())
+    else:
+        event.record()
 
 
 def sleep_cycles_per_us(device: torch.device) -> float:
     """GPU clock cycles per microsecond, measured once per device by timing a sleep kernel."""
     index = device.index if device.index is not None else torch.cuda.current_device()
     if index not in _CYCLES_PER_US:
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        torch.cuda._sleep(1_000_000)  # first launch loads the kernel
-        start.record()
-        torch.cuda._sleep(2_000_000)
-        end.record()
-        end.synchronize()
-        _CYCLES_PER_US[index] = plausible_cycles_per_us(2_000_000 / max(start.elapsed_time(end) * 1e3, 1e-3))
+        start, end = _new_event(), _new_event()
+        _sleep(1_000_000)  # first launch loads the kernel
+        _record(start)
+        _sleep(2_000_000)
+        _record(end)
+        _synchronize(device)
+        _CYCLES_PER_US[index] = plausible_cycles_per_us(2_000_000 / max(_elapsed_ms(start, end) * 1e3, 1e-3))
     return _CYCLES_PER_US[index]
 
 
@@ -96,65 +149,103 @@ GPU_CLOCK_MHZ = (100.0, 3000.0)
 
 def plausible_cycles_per_us(measured: float) -> float:
     """``measured`` cycles per microsecond, clamped into GPU_CLOCK_MHZ. The calibration runs in the solution's
-    process, where a solution can patch the event timer (elapsed_time returning 0 read as 2e9 cycles a
-    microsecond, and the host-ahead sleep became seconds per call: the run timed out instead of failing the
-    solution for its impossible latency, as it does on the CPU)."""
+    process; the event timer it reads is bound at import, and the clamp stays for what binding cannot stop (a
+    solution patching the timer inside torch's C++): a calibration read as 2e9 cycles a microsecond made the
+    host-ahead sleep seconds per call, and the run timed out instead of failing the solution for its impossible
+    latency."""
     low, high = GPU_CLOCK_MHZ
     return min(max(measured, low), high)
 
 
-def _time_events(call, copies, warmup, reps, cold, device, outputs_of, chosen, host_ahead):
-    warm_host = []
+def _time_device(call, copies, warmup, reps, config: TimingConfig, device, outputs_of, check):
+    cold = config.mode != "warm"
+    cupti = config.mode == "cold"
+    warm_host, warm_wall = [], []
     for i in range(warmup):
-        t0 = time.perf_counter()
+        t0 = _perf_counter()
         call(i % copies)
-        warm_host.append(time.perf_counter() - t0)
+        t1 = _perf_counter()
+        _synchronize(device)
+        warm_host.append(t1 - t0)
+        warm_wall.append(_perf_counter() - t0)
     flush = l2_flush_buffer(device) if cold else None
     # A launch that costs more host time than the GPU spends on the L2 flush would leave the GPU idle inside
-    # the timed region, and the latency would measure the host (Triton's Python launcher: ~50 us on the GPU
-    # machine). A sleep kernel of 1.5x the call's host time lets the host get ahead, so events time the device
-    # work alone; the host cost is recorded separately as host_overhead_us.
-    ahead = 0
-    if host_ahead and warm_host:
-        # The cap bounds the wall time a slow launcher costs (reps x ahead); 10 ms covers a per-request PyTorch
-        # loop over a batch of 64 (several hundred launches, a few ms of host time).
-        ahead_us = min(max(1.5 * statistics.median(warm_host) * 1e6, 10.0), 10_000.0)
-        ahead = int(ahead_us * sleep_cycles_per_us(device))
-    starts = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
-    ends = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
+    # the timed region, and the events would time the host (Triton's Python launcher: ~50 us on the GPU
+    # machine; per-request PyTorch loops at batch 16-64 on the H200: 12-63 ms). A sleep kernel of 1.5x the
+    # call's host time, uncapped, lets the host get ahead, so the device runs the call's work back to back as
+    # it would behind a fast host; the host cost is recorded apart as host_overhead_us.
+    ahead_us = host_ahead_us(statistics.median(warm_host)) if config.host_ahead and warm_host else 0.0
+    ahead = int(ahead_us * sleep_cycles_per_us(device)) if ahead_us else 0
+    if config.reps is None and warm_wall:
+        reps = bounded_reps(reps, ahead_us * 1e-6 + statistics.median(warm_wall))
+    chosen = set(random.sample(range(reps), min(config.checked_calls, reps))) if check else set()
+    profile, fallback = None, None
+    if cupti:
+        profile = ActivityProfile(reps)
+        try:
+            profile.start()
+        except Exception as e:  # no CUPTI, or a profile already running: the events below still time the calls
+            profile, fallback = None, f"the profiler did not start: {type(e).__name__}: {e}"
+    starts = [_new_event() for _ in range(reps)]
+    ends = [_new_event() for _ in range(reps)]
     host, checked = [], []
-    torch.cuda.synchronize(device)
-    for r in range(reps):
-        i = r % copies
-        if r in chosen:
-            poison_(outputs_of(i))
-        if flush is not None:
-            flush.zero_()
-        if ahead:
-            torch.cuda._sleep(ahead)
-        t0 = time.perf_counter()
-        starts[r].record()
-        out = call(i)
-        ends[r].record()
-        host.append(time.perf_counter() - t0)
-        if r in chosen:
-            checked.append((i, _clone(out)))
-    torch.cuda.synchronize(device)
-    samples = [s.elapsed_time(e) for s, e in zip(starts, ends)]
-    mode = "cuda-events-cold-l2" if cold else "cuda-events-warm"
-    return summarize(samples, mode, statistics.median(host) * 1e6), checked
+    harness = profile.harness if profile is not None else contextlib.nullcontext
+    window = profile.call if profile is not None else (lambda r: contextlib.nullcontext())
+    activity = None
+    _synchronize(device)
+    try:
+        for r in range(reps):
+            i = r % copies
+            with harness():
+                if r in chosen:
+                    poison_(outputs_of(i))
+                if flush is not None:
+                    _zero(flush)
+                if ahead:
+                    _sleep(ahead)
+            t0 = _perf_counter()
+            _record(starts[r])
+            with window(r):
+                out = call(i)
+            _record(ends[r])
+            host.append(_perf_counter() - t0)
+            if r in chosen:
+                with harness():
+                    checked.append((i, _clone(out)))
+        _synchronize(device)
+    except BaseException:
+        if profile is not None:
+            profile.abandon()
+        raise
+    if profile is not None:
+        activity = profile.stop()
+    host_us = statistics.median(host) * 1e6
+    if activity is not None and activity.problem is None:
+        # Host time under the profiler includes its own callbacks: the warm-up's (after the first call, which
+        # may compile) is the call's.
+        unprofiled = warm_host[1:] if len(warm_host) > 2 else []
+        stats = summarize([us / 1e3 for us in activity.busy_us()], "cupti-cold-l2",
+                          statistics.median(unprofiled) * 1e6 if unprofiled else host_us)
+        return stats, checked
+    if activity is not None:
+        fallback = f"CUPTI device activity not usable: {activity.problem}"
+    samples = [_elapsed_ms(s, e) for s, e in zip(starts, ends)]
+    stats = summarize(samples, "cuda-events-cold-l2" if cold else "cuda-events-warm", host_us)
+    if fallback:
+        stats = stats.model_copy(update={"fallback_reason": fallback})
+    return stats, checked
 
 
 def _time_graph(call, copies, warmup, reps, outputs_of, check):
     side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
+    side.wait_stream(_current_stream())
     host = []
     with torch.cuda.stream(side):  # warm-up off the default stream, as capture requires
         for i in range(max(warmup, 1)):
-            t0 = time.perf_counter()
+            t0 = _perf_counter()
             call(i % copies)
-            host.append(time.perf_counter() - t0)
-    torch.cuda.current_stream().wait_stream(side)
+            host.append(_perf_counter() - t0)
+    _current_stream().wait_stream(side)
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
         captured = [call(i) for i in range(copies)]
@@ -162,15 +253,15 @@ def _time_graph(call, copies, warmup, reps, outputs_of, check):
         poison_(outputs_of(i))
     graph.replay()
     checked = [(i, _clone(captured[i])) for i in range(copies)] if check else []
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start, end = _new_event(), _new_event()
     samples = []
     replays = max(1, reps // copies)
     for _ in range(replays):
-        start.record()
+        _record(start)
         graph.replay()
-        end.record()
-        end.synchronize()
-        samples.append(start.elapsed_time(end) / copies)
+        _record(end)
+        _synchronize()
+        samples.append(_elapsed_ms(start, end) / copies)
     # Host cost is that of an eager call (what a caller without graphs pays), measured during the warm-up.
     return summarize(samples, "cuda-graph", statistics.median(host) * 1e6), checked
 
@@ -183,9 +274,9 @@ def _time_wall(call, copies, warmup, reps, outputs_of, chosen):
         i = r % copies
         if r in chosen:
             poison_(outputs_of(i))
-        t0 = time.perf_counter()
+        t0 = _perf_counter()
         out = call(i)
-        samples.append((time.perf_counter() - t0) * 1e3)
+        samples.append((_perf_counter() - t0) * 1e3)
         if r in chosen:
             checked.append((i, _clone(out)))
     # On the CPU the whole call is host time.

@@ -124,9 +124,10 @@ class Definition(Record):
     plan_inputs: Optional[List[NonEmptyString]] = None
     """Inputs a solution's plan step may read (page tables, index pointers; kernelarena, FlashInfer-Bench ignores
     it). The correctness check refills every other input with fresh values between plan and run."""
-    timing: Optional[Literal["cold", "warm", "graph"]] = None
-    """How calls are timed (kernelarena): "cold" L2 (the default), "warm", or "graph" (CUDA-graph replay, for
-    calls whose device work is shorter than their launches). A run's explicit timing mode overrides it."""
+    timing: Optional[Literal["cold", "events", "warm", "graph"]] = None
+    """How calls are timed (kernelarena): "cold" L2 (the default; CUPTI device time), "events" (cold L2, CUDA
+    events), "warm", or "graph" (CUDA-graph replay, for calls whose device work is shorter than their launches).
+    A run's explicit timing mode overrides it."""
 
     @model_validator(mode="after")
     def _check(self) -> "Definition":

@@ -50,12 +50,16 @@ class TimingStats(Record):
     p75_ms: float = Field(ge=0)
     count: NonNegativeInt
     mode: NonEmptyString
-    """How it was timed: "cuda-events-cold-l2", "cuda-events-warm", "cuda-graph", "cpu-wall"."""
+    """How it was timed: "cupti-cold-l2" (CUPTI device time, L2 flushed), "cuda-events-cold-l2", "cuda-events-warm",
+    "cuda-graph", "cpu-wall"."""
     host_overhead_us: Optional[float] = None
     """Host time of one call (Python + launch), paid in serving even when the device is idle."""
     plan_host_us: Optional[float] = None
     """Host time of the solution's plan step for one input set (median over the timed input sets), spent outside
     the timed region; None when it has no plan step."""
+    fallback_reason: Optional[str] = None
+    """Why the mode's first timer was not used (the cold mode falls back from CUPTI to CUDA events when the
+    profiler gives no usable device activity); None when it was."""
 
 
 class SpeedOfLight(Record):

@@ -159,7 +159,8 @@ def test_plan_inputs_must_name_inputs():
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("timing, mode", [(None, "cuda-events-cold-l2"), ("graph", "cuda-graph")])
+@pytest.mark.parametrize("timing, mode", [(None, "cupti-cold-l2"), ("events", "cuda-events-cold-l2"),
+                                          ("graph", "cuda-graph")])
 def test_planned_solution_on_the_gpu_in_the_definitions_timing_mode(timing, mode):
     definition = _definition(timing=timing) if timing else _definition()
     solution = Solution.model_validate({**_solution("s", PLANNED).model_dump(), "spec": {

@@ -18,7 +18,7 @@ def test_run_mode_beats_definition_mode_beats_cold():
     assert resolve_timing(TimingConfig(), _definition()).mode == "cold"
     assert resolve_timing(TimingConfig(), _definition(timing="graph")).mode == "graph"
     assert resolve_timing(TimingConfig(mode="warm"), _definition(timing="graph")).mode == "warm"
-    with pytest.raises(ValueError, match="timing mode 'hot' is not one of cold, warm, graph"):
+    with pytest.raises(ValueError, match="timing mode 'hot' is not one of cold, events, warm, graph"):
         resolve_timing(TimingConfig(mode="hot"), _definition())
 
 

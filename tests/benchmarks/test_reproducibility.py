@@ -53,14 +53,6 @@ def test_report_ends_with_the_max_spread_line_and_gives_cupti_ratios():
     assert "0 of 1 traces within 5%" in text
 
 
-def test_device_activity_leaves_out_the_flush_and_annotations():
-    events = [("fill_uint8", "kernel", 30.0), ("attn", "kernel", 10.0), ("Memcpy HtoD", "gpu_memcpy", 2.0),
-              ("fill_uint8", "kernel", 30.0), ("attn", "kernel", 12.0), ("Memcpy HtoD", "gpu_memcpy", 2.0),
-              ("ka::call", "gpu_user_annotation", 100.0)]
-    per_call, counted = repro.device_activity_us(events, {"fill_uint8"}, calls=2)
-    assert per_call == pytest.approx(13.0) and counted == 4
-
-
 def test_machine_slug():
     assert repro.machine_slug("NVIDIA H200") == "nvidia_h200"
     assert repro.machine_slug("cpu") == "cpu"

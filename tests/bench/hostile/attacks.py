@@ -124,18 +124,18 @@ torch.nn.functional.silu = lambda t, inplace=False: torch.zeros_like(t)
 def run(x, y, out):
     out.copy_(torch.nn.functional.silu(x) * y)
 """, "INCORRECT_NUMERICAL", "silu patched at import (leaks to neighbours)"),
-    # Stops every clock in its process (host and CUDA events): latencies become zero, and a summary timed there
-# would go negative.
+    # Stops every clock in its process (host and CUDA events) at import: the timer bound its clocks before the
+    # solution was imported, so the latency is real; a summary timed there would go negative.
     "patches_clock": ("scale_add", """
 import time, torch
 time.perf_counter = lambda: 1000.0
 time.perf_counter_ns = lambda: 1000
 time.monotonic = lambda: 1000.0
 time.time = lambda: 1000.0
-torch.cuda.Event.elapsed_time = lambda self, end: 0.0  # the GPU's clock, as the harness reads it
+torch.cuda.Event.elapsed_time = lambda self, end: 0.0  # the GPU's clock, as the harness read it
 def run(x, w, y):
     torch.addcmul(torch.ones_like(x), x, w.expand_as(x), out=y)
-""", "RUNTIME_ERROR", "clock patched"),
+""", "PASSED", "clock patched"),
     # Correct, but reports a latency no device can reach.
     "impossibly_fast": ("scale_add", """
 import torch

@@ -106,11 +106,17 @@ def test_parent_never_unpickles_solution_messages(hostile_run):
 
 
 def test_impossible_speed_fails_with_a_clear_log(hostile_run):
-    for name in ("impossibly_fast", "patches_clock"):
-        log = hostile_run["traces"][name].evaluation.log
-        assert "speed of light" in log, (name, log)
+    log = hostile_run["traces"]["impossibly_fast"].evaluation.log
+    assert "speed of light" in log, log
     honest = hostile_run["traces"]["aaa_honest_first"].evaluation.performance.speed_of_light
     assert honest is not None and honest.bytes == 33 * 64 * 4 * 2 + 64 * 4 and 0 < honest.fraction < 1.0
+
+
+def test_a_clock_stopped_at_import_does_not_stop_the_timer(hostile_run):
+    # tests/bench/hostile/test_timer_hardening.py compares a subtler patch (a slow clock) with an honest twin.
+    stopped = hostile_run["traces"]["patches_clock"].evaluation.performance.solution_timing
+    honest = hostile_run["traces"]["aaa_honest_first"].evaluation.performance.solution_timing
+    assert stopped.median_ms > 0 and stopped.mode == honest.mode, (stopped, honest)
 
 
 def test_summary_clock_is_the_parents(hostile_run):

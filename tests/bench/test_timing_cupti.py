@@ -1,0 +1,178 @@
+"""The CUPTI timer: device work attributed to the call that launched it, the harness's own work left out, a
+fallback to CUDA events with its reason; the host-ahead sleep and the rep count for slow calls; clocks bound
+before a solution can patch them."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from kernelarena.bench import TimingConfig
+from kernelarena.bench.device_activity import Activity, ActivityProfile, attribute, classify, union_ns
+from kernelarena.bench.timing import FEWEST_REPS, TIMED_LOOP_S, bounded_reps, host_ahead_us, time_calls
+
+TOKEN = "t0"
+
+
+def _window(name, start, end):
+    return Activity(f"kernelarena::{name}", "annotation", start, end, 0, False)
+
+
+def _launch(start, correlation):
+    return Activity("cudaLaunchKernel", "launch", start, start + 5, correlation, False)
+
+
+def _work(start, end, correlation, kind="kernel", name="k"):
+    return Activity(name, kind, start, end, correlation, True)
+
+
+def _two_calls():
+    """Harness (flush) then call 0 (two kernels, serial), harness, call 1 (a copy overlapping a kernel)."""
+    return [
+        _window(f"harness::{TOKEN}::1", 0, 100), _launch(10, 1),
+        _window(f"call::{TOKEN}::0", 200, 300), _launch(210, 2), _launch(250, 3),
+        _window(f"harness::{TOKEN}::2", 400, 500), _launch(410, 4),
+        _window(f"call::{TOKEN}::1", 600, 700), _launch(610, 5), _launch(620, 6),
+        _work(1000, 1400, 1, name="fill_flush"),  # the flush: the harness's, left out
+        _work(1400, 1410, 2), _work(1410, 1430, 3),
+        _work(1500, 1900, 4, name="fill_flush"),
+        _work(1900, 1940, 5), _work(1920, 1950, 6, kind="memcpy"),
+        Activity(f"kernelarena::call::{TOKEN}::1", "annotation", 1900, 1950, 0, True),  # gpu_user_annotation
+        Activity("Stream Sync", "other", 1950, 5000, 6, True),
+    ]
+
+
+def test_device_work_goes_to_the_call_that_launched_it():
+    activity = attribute(_two_calls(), TOKEN, 2)
+    assert activity.problem is None and activity.unattributed == 0
+    assert activity.busy_us() == [0.03, 0.05]  # call 1's copy overlaps its kernel: the union, 50 ns
+    assert activity.sum_us() == [0.03, 0.07]
+
+
+def test_work_launched_outside_the_calls_makes_the_profile_unusable():
+    events = _two_calls() + [_launch(800, 7), _work(2000, 2100, 7)]  # a thread launching after the call
+    activity = attribute(events, TOKEN, 2)
+    assert activity.unattributed == 1 and "launched outside the timed calls" in activity.problem
+
+
+def test_a_call_without_device_work_makes_the_profile_unusable():
+    events = [e for e in _two_calls() if e.correlation not in (5, 6)]
+    assert "1 of 2 timed calls had no device activity" in attribute(events, TOKEN, 2).problem
+
+
+def test_annotations_missing_or_repeated_make_the_profile_unusable():
+    assert "1 of 3 calls' annotations missing" in attribute(_two_calls(), TOKEN, 3).problem
+    forged = _two_calls() + [_window(f"call::{TOKEN}::0", 620, 630)]
+    assert "recorded 2 times" in attribute(forged, TOKEN, 2).problem
+    assert "missing" in attribute(_two_calls(), "another-token", 2).problem
+
+
+def test_classify_reads_the_activity_type_or_else_the_name():
+    assert classify("void gemm<...>", "kernel", True) == "kernel"
+    assert classify("Memcpy DtoD (Device -> Device)", "gpu_memcpy", True) == "memcpy"
+    assert classify("Memset (Device)", "gpu_memset", True) == "memset"
+    assert classify("cudaLaunchKernel", "cuda_runtime", False) == "launch"
+    assert classify("cuLaunchKernelEx", "cuda_driver", False) == "launch"
+    assert classify("Context Sync", "cuda_sync", True) == "other"
+    # torch without activity_type(): the name decides
+    assert classify("void at::native::vectorized_elementwise_kernel<4>", None, True) == "kernel"
+    assert classify("Memcpy HtoD (Pageable -> Device)", None, True) == "memcpy"
+    assert classify("Memset (Device)", None, True) == "memset"
+    assert classify("Stream Sync", None, True) == "other"
+    assert classify("kernelarena::call::x::0", None, True) == "annotation"
+    assert classify("cudaMemcpyAsync", None, False) == "launch"
+    assert classify("aten::add", None, False) == "other"
+
+
+def test_union_of_intervals():
+    assert union_ns([]) == 0
+    assert union_ns([(0, 10), (5, 20), (30, 40)]) == 30
+    assert union_ns([(0, 100), (10, 20)]) == 100
+
+
+def test_the_profiler_session_records_our_annotations_on_this_torch():
+    # CPU activity only (no GPU here): the annotations come back, the calls have no device work.
+    profile = ActivityProfile(2)
+    profile.start(device_activity=False)
+    for r in range(2):
+        with profile.harness():
+            pass
+        with profile.call(r):
+            sum(range(100))
+    activity = profile.stop()
+    assert activity.problem == "2 of 2 timed calls had no device activity in the profile", activity.problem
+
+
+def test_host_ahead_has_no_cap_and_slow_calls_get_fewer_reps():
+    assert host_ahead_us(63e-3) == pytest.approx(94_500.0)  # a per-request loop at batch 64: not capped
+    assert host_ahead_us(1e-6) == 10.0
+    assert bounded_reps(100, 50e-6) == 100  # fast calls keep the default
+    assert bounded_reps(100, 0.1) == int(TIMED_LOOP_S / 0.1)
+    assert bounded_reps(100, 10.0) == FEWEST_REPS
+    assert bounded_reps(5, 10.0) == 5  # never above the count asked for
+
+
+def test_a_clock_patched_after_import_does_not_change_cpu_timing(monkeypatch):
+    # In a worker, solutions are imported after the timer: a patch there is the same as this one.
+    real = time.perf_counter
+    monkeypatch.setattr(time, "perf_counter", lambda: real() * 0.25)
+    stats, _ = time_calls(lambda i: time.sleep(0.003), 1, "cpu", TimingConfig(warmup=0, reps=3), lambda i: (),
+                          check=False)
+    assert stats.median_ms >= 3.0, stats
+
+
+# ------------------------------------------------------------------------------------------------ GPU
+@pytest.fixture
+def cuda():
+    import torch
+
+    return torch
+
+
+def _tiny_call(torch):
+    x = torch.ones(1024, device="cuda")
+    y = torch.empty_like(x)
+    return (lambda i: (torch.mul(x, 2.0, out=y),)), (lambda i: (y,)), y
+
+
+@pytest.mark.gpu
+def test_cold_timing_reads_cupti_and_checks_calls(cuda):
+    call, outputs, _ = _tiny_call(cuda)
+    cupti, checked = time_calls(call, 1, "cuda:0", TimingConfig(warmup=5, reps=50, mode="cold"), outputs)
+    events, _ = time_calls(call, 1, "cuda:0", TimingConfig(warmup=5, reps=50, mode="events"), outputs)
+    assert cupti.mode == "cupti-cold-l2" and cupti.fallback_reason is None, cupti
+    assert events.mode == "cuda-events-cold-l2", events
+    assert len(checked) == 3 and all(o[0].eq(2.0).all() for _, o in checked)
+    # One tiny kernel: CUPTI reads its duration, the events add their own cost.
+    assert 0 < cupti.median_ms < events.median_ms, (cupti, events)
+
+
+@pytest.mark.gpu
+def test_cold_timing_falls_back_to_events_with_its_reason(cuda):
+    call, outputs, x = _tiny_call(cuda)
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]):  # a profile running: ours cannot start
+        busy, _ = time_calls(call, 1, "cuda:0", TimingConfig(warmup=2, reps=10, mode="cold"), outputs)
+    assert busy.mode == "cuda-events-cold-l2" and "profiler did not start" in busy.fallback_reason, busy
+    view, _ = time_calls(lambda i: (x.view(-1),), 1, "cuda:0", TimingConfig(warmup=2, reps=10, mode="cold"),
+                         lambda i: (), check=False)  # no device work at all: nothing for CUPTI to read
+    assert view.mode == "cuda-events-cold-l2" and "no device activity" in view.fallback_reason, view
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("mode", ["cold", "events"])
+def test_a_host_bound_call_is_timed_by_its_device_work(cuda, mode):
+    # 20 ms of host time per call, microseconds of device work: the uncapped sleep ahead keeps the device from
+    # waiting for the host inside the timed region; the default rep count drops to fit TIMED_LOOP_S.
+    x = cuda.ones(1024, device="cuda")
+
+    def call(i):
+        time.sleep(0.02)
+        return (x.add_(0.0),)
+
+    stats, _ = time_calls(call, 1, "cuda:0", TimingConfig(warmup=3, mode=mode), lambda i: (x,), check=False)
+    assert stats.median_ms < 1.0, stats
+    assert FEWEST_REPS <= stats.count < 100, stats
+    assert stats.host_overhead_us >= 20_000, stats

@@ -30,6 +30,7 @@ TRACE = "KERNELARENA_TRACE"
 TRACE_POLICY = "KERNELARENA_TRACE_POLICY"
 NATIVE_PLAN = "KERNELARENA_NATIVE_PLAN"
 SMALL_DECODE = "KERNELARENA_SMALL_DECODE"
+HOPPER_PREFILL = "KERNELARENA_HOPPER_PREFILL"
 INTEGRATIONS = "KERNELARENA_INTEGRATIONS"
 TRITON_INTERPRET = "TRITON_INTERPRET"
 XDG_CACHE_HOME = "XDG_CACHE_HOME"
@@ -54,6 +55,9 @@ SETTINGS: Tuple[Setting, ...] = (
             "at import.", "`1` (C planner when it builds)"),
     Setting(SMALL_DECODE, "`0`: the small-batch decode attention kernel is never used. Read once, at import.",
             "`1` (used where it is faster)"),
+    Setting(HOPPER_PREFILL, "`1`: prefill on an sm90 GPU (H100/H200) uses the Hopper prefill kernel "
+            "(`kernels/attention/prefill_hopper.py`) where it applies. Read once, at import.",
+            "unset: off (opt-in until GPU sweeps show it faster)"),
     Setting(TRITON_INTERPRET, "Triton's own switch; `1` runs Triton kernels on the CPU. We read it to know which "
             "backends can run, and set it for CPU builds and workers.", "unset: compiled for the GPU"),
     Setting(XDG_CACHE_HOME, "The user's cache folder (XDG base directories); parent of our default cache.",
@@ -122,6 +126,11 @@ def native_plan_enabled() -> bool:
 def small_decode_enabled() -> bool:
     """False when ``KERNELARENA_SMALL_DECODE=0``: never use the small-batch decode kernel."""
     return _switch_on(SMALL_DECODE)
+
+
+def hopper_prefill_enabled() -> bool:
+    """True when ``KERNELARENA_HOPPER_PREFILL=1``: prefill on sm90 may use the Hopper prefill kernel."""
+    return os.environ.get(HOPPER_PREFILL) == "1"
 
 
 def triton_interpreted() -> bool:

@@ -1,9 +1,9 @@
 """Paged attention: CSR page table, host-planned schedules, Triton decode/prefill kernels, LSE merge.
 
 Public names: the three FlashInfer-style wrappers and the page-table helpers. Layout (CONTRIBUTING.md):
-reference.py (plain PyTorch), one module per backend (paged_kernel.py: Triton; small_decode.py with
-small_decode.cu: CUDA), backends.py (the backend table plan() chooses from), runner.py (plan/run),
-solutions.py (the dataset's records, built from these files).
+reference.py (plain PyTorch), one module per backend (paged_kernel.py: Triton; prefill_hopper.py: Triton
+prefill for sm90, opt-in; small_decode.py with small_decode.cu: CUDA), backends.py (the backend table plan()
+chooses from), runner.py (plan/run), solutions.py (the dataset's records, built from these files).
 """
 
 from .decode import BatchDecodeWithPagedKVCacheWrapper
@@ -17,11 +17,13 @@ from .page_table import (
     ragged_page_table,
 )
 from .prefill import BatchPrefillWithPagedKVCacheWrapper, BatchPrefillWithRaggedKVCacheWrapper
+from .prefill_hopper import HopperPrefillConfig
 
 __all__ = [
     "BatchDecodeWithPagedKVCacheWrapper",
     "BatchPrefillWithPagedKVCacheWrapper",
     "BatchPrefillWithRaggedKVCacheWrapper",
+    "HopperPrefillConfig",
     "KernelConfig",
     "PageTable",
     "allocate_paged_kv_cache",

@@ -4,6 +4,8 @@ plan() picks the backend for the batch (``choose``); run() only launches it (run
 preference: the first whose availability check passes serves the batch, and the last one serves every batch.
 
     cuda    small_decode.py + small_decode.cu: decode batches with fewer (request, KV head) pairs than SMs
+    hopper  prefill_hopper.py + scheduler.py: prefill on sm90 when KERNELARENA_HOPPER_PREFILL=1 (opt-in), or on
+            any device when the wrapper was given a HopperPrefillConfig; no window, soft-cap, split or graph
     triton  paged_kernel.py + scheduler.py: every batch (decode, paged and ragged prefill), CPU included
 
 Adding a backend is a module beside this one plus one row in ``TABLE`` (and its plan/launch in runner.py).
@@ -15,7 +17,7 @@ from typing import Callable, NamedTuple, Optional
 
 import torch
 
-from . import small_decode
+from . import prefill_hopper, small_decode
 
 
 class AttentionProblem(NamedTuple):
@@ -30,6 +32,9 @@ class AttentionProblem(NamedTuple):
     head_dim: int
     group: int  # query heads per KV head
     kv_rows: Callable[[], int]  # (token, KV head) rows of the batch's K/V, an upper bound; computed on demand
+    sm: int = 0  # compute capability x 10 (90: Hopper); 0 on the CPU
+    hopper_config: bool = False  # the wrapper was given a HopperPrefillConfig (it selects the Hopper kernel)
+    hopper_unsupported: Optional[str] = None  # an option of the plan that the Hopper kernel lacks, if any
 
 
 class Backend(NamedTuple):
@@ -54,9 +59,23 @@ def _small_decode_unavailable(p: AttentionProblem) -> Optional[str]:
     return None
 
 
+def _hopper_prefill_unavailable(p: AttentionProblem) -> Optional[str]:
+    if p.decode:
+        return "prefill only (one query per request is decode)"
+    if not p.hopper_config:
+        if p.fixed_config:
+            return "a KernelConfig was given (it configures the Triton kernel)"
+        if not prefill_hopper.enabled:
+            return f"opt-in: set {prefill_hopper.ENV_SWITCH}=1"
+        if p.sm != 90:
+            return "automatic on sm90 (Hopper) GPUs only; pass a HopperPrefillConfig to force it"
+    return p.hopper_unsupported
+
+
 TABLE: dict[str, Backend] = {b.name: b for b in (
     Backend("cuda", _small_decode_unavailable,
             "one ctypes call with a packed argument block (struct.pack_into) and the stream"),
+    Backend("hopper", _hopper_prefill_unavailable, "Triton's ordinary launch (binder and cache lookup)"),
     Backend("triton", lambda p: None,
             "Triton's compiled-kernel launcher with the data pointers as integers (paged_kernel.py)"),
 )}

@@ -6,12 +6,13 @@ seen are kept, since slicing the cache costs host time on every call otherwise.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 
 from .kernel_config import KernelConfig
 from .page_table import KVCache, check_layout, kv_view
+from .prefill_hopper import HopperPrefillConfig
 from .runner import AttentionRunner
 
 
@@ -19,7 +20,7 @@ class PagedKVCacheWrapper:
     """Base of BatchDecodeWithPagedKVCacheWrapper and BatchPrefillWithPagedKVCacheWrapper."""
 
     def __init__(self, float_workspace_buffer: torch.Tensor, kv_layout: str = "NHD", use_cuda_graph: bool = False,
-                 *, config: Optional[KernelConfig] = None, num_sms: Optional[int] = None):
+                 *, config: Union[KernelConfig, HopperPrefillConfig, None] = None, num_sms: Optional[int] = None):
         self.kv_layout = check_layout(kv_layout)
         self._runner = AttentionRunner(float_workspace_buffer, use_cuda_graph=use_cuda_graph, config=config,
                                        num_sms=num_sms)

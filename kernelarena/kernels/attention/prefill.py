@@ -8,7 +8,7 @@ through the same kernel as a page table with one page per request (page_table.ra
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Union
 
 import numpy as np
 import torch
@@ -18,6 +18,7 @@ from kernelarena.errors import ShapeError
 from .kernel_config import KernelConfig
 from .page_table import check_layout
 from .paged_wrapper import PagedKVCacheWrapper
+from .prefill_hopper import HopperPrefillConfig
 from .runner import AttentionRunner, HostArray, host_array
 from .scheduler import RAGGED_PAGE_SIZE
 
@@ -42,7 +43,7 @@ class BatchPrefillWithRaggedKVCacheWrapper:
     """Prefill attention over contiguous K/V [total_kv, num_kv_heads, head_dim] split by kv_indptr."""
 
     def __init__(self, float_workspace_buffer: torch.Tensor, kv_layout: str = "NHD", use_cuda_graph: bool = False,
-                 *, config: Optional[KernelConfig] = None, num_sms: Optional[int] = None):
+                 *, config: Union[KernelConfig, HopperPrefillConfig, None] = None, num_sms: Optional[int] = None):
         if check_layout(kv_layout) != "NHD":
             raise ShapeError("ragged K/V is [total_kv, num_kv_heads, head_dim] (NHD)")
         self._runner = AttentionRunner(float_workspace_buffer, use_cuda_graph=use_cuda_graph, config=config,

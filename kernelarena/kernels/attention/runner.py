@@ -7,7 +7,9 @@ copies the used prefix to the device in one transfer; it also fixes every launch
 with run()'s tensors. ``run`` only launches one kernel (split chunks are merged inside it), with a persistent
 grid that depends on nothing but the device, reading every per-batch quantity from device buffers owned here.
 Small decode batches (fewer (request, KV head) pairs than SMs, few K/V rows) go to the CUDA kernel of
-``small_decode`` instead, planned by its own schedule into the same buffers; everything else to Triton.
+``small_decode`` instead, planned by its own schedule into the same buffers; prefill may go to the Hopper
+kernel of ``prefill_hopper`` (opt-in, see backends.py; same work list, never split, one program per item);
+everything else to Triton.
 A CUDA graph captured around ``run`` stays
 valid across later ``plan`` calls as long as no buffer has to grow: with ``use_cuda_graph=True`` growth is
 refused (UnsupportedError) and the kernel configuration chosen by the first plan is kept.
@@ -23,9 +25,10 @@ import torch
 from kernelarena.errors import ShapeError, UnsupportedError
 
 from . import native_plan, small_decode
-from .backends import AttentionProblem, choose
+from .backends import TABLE, AttentionProblem, choose
 from .kernel_config import KernelConfig, choose_config
 from .paged_kernel import PagedAttentionLauncher, default_sm_scale
+from .prefill_hopper import HopperPrefillConfig, HopperPrefillLauncher, choose_hopper_config
 from .scheduler import plan_work
 from .staging import StagedCopy
 
@@ -64,7 +67,7 @@ class AttentionRunner:
     """Owns the schedule buffers of one wrapper; see the module docstring."""
 
     def __init__(self, float_workspace_buffer: torch.Tensor, *, use_cuda_graph: bool = False,
-                 config: Optional[KernelConfig] = None, num_sms: Optional[int] = None,
+                 config: Union[KernelConfig, HopperPrefillConfig, None] = None, num_sms: Optional[int] = None,
                  max_work_words: int = DEFAULT_WORK_WORDS):
         self.device = float_workspace_buffer.device
         self.on_gpu = self.device.type == "cuda"
@@ -72,7 +75,12 @@ class AttentionRunner:
         self._workspace = float_workspace_buffer.view(torch.uint8).view(-1)
         self._fixed_config = config
         self._configs: dict = {}  # (head_dim, group, max_rows, fewer pairs than SMs) -> choose_config's answer
-        self.config: Optional[KernelConfig] = None
+        self.config: Union[KernelConfig, HopperPrefillConfig, None] = None
+        if isinstance(config, HopperPrefillConfig) and use_cuda_graph:
+            raise UnsupportedError("HopperPrefillConfig with use_cuda_graph=True: the Hopper prefill kernel's grid "
+                                   "follows each plan; use a KernelConfig (or none) for graph capture")
+        cap = torch.cuda.get_device_capability(self.device) if self.on_gpu else (0, 0)
+        self.sm = cap[0] * 10 + cap[1]
         if num_sms is None:
             num_sms = torch.cuda.get_device_properties(self.device).multi_processor_count if self.on_gpu else 2
         self.num_sms = num_sms
@@ -95,6 +103,8 @@ class AttentionRunner:
         self._counters: Optional[torch.Tensor] = None
         self._small_views: tuple = (None, None, None)  # ((group, head_dim), partial outputs, partial lses)
         self._kv_list: list = []
+        self._hopper: Optional[HopperPrefillLauncher] = None  # set by a plan that chose the Hopper prefill kernel
+        self._hopper_launcher: Optional[HopperPrefillLauncher] = None
 
     # ----------------------------------------------------------------------------------------- plan
     def plan(self, qo_indptr: Optional[HostArray], kv_page_indptr: HostArray, kv_last_page_len: HostArray,
@@ -152,6 +162,14 @@ class AttentionRunner:
                 if self.use_cuda_graph and self.problem is not None:
                     raise  # a captured graph cannot switch kernels
         self._small = None
+        hopper = self._hopper_prefill_config(qo_np is None, batch * num_kv_heads, group, head_dim, q_dtype,
+                                             window_left, logits_soft_cap, kv_chunk_size)
+        if hopper is not None and self._plan_hopper(
+                hopper, native, qo_np, kv_np, last_np, kv_indices, num_qo_heads=num_qo_heads,
+                num_kv_heads=num_kv_heads, head_dim=head_dim, page_size=page_size, causal=causal,
+                sm_scale=sm_scale, q_dtype=q_dtype, kv_dtype=kv_dtype, total_q=total_q):
+            return
+        self._hopper = None
         config = self._choose_config(head_dim, group, (max_qo_len or 0) * group, batch * num_kv_heads)
         max_slots = self._partials(config.block_m, head_dim)
         num_programs = self.num_sms * config.ctas_per_sm
@@ -179,6 +197,61 @@ class AttentionRunner:
             # A captured graph must survive a re-plan that splits: in graph mode the merge is always compiled.
             split=self.use_cuda_graph or summary.num_groups > 0)
         self.summary = summary
+
+    # ------------------------------------------------------------------------ Hopper prefill
+    def _hopper_prefill_config(self, decode: bool, pairs: int, group: int, head_dim: int, q_dtype: torch.dtype,
+                               window_left: int, logits_soft_cap: Optional[float],
+                               kv_chunk_size: Optional[int]) -> Optional[HopperPrefillConfig]:
+        """The Hopper prefill kernel's config if the backend table picks it for this plan, else None.
+
+        Raises UnsupportedError when a HopperPrefillConfig was given for a plan that kernel cannot serve."""
+        explicit = isinstance(self._fixed_config, HopperPrefillConfig)
+        if not explicit and (self.use_cuda_graph or decode or self._fixed_config is not None):
+            return None  # the common paths decide without building the problem
+        lacks = [name for name, on in (("a sliding window", window_left >= 0),
+                                       ("logits soft-capping", bool(logits_soft_cap)),
+                                       ("kv_chunk_size (it never splits KV)", kv_chunk_size is not None)) if on]
+        problem = AttentionProblem(decode, self.on_gpu, pairs, self.num_sms, self._fixed_config is not None and
+                                   not explicit, q_dtype, head_dim, group, lambda: 0, self.sm, explicit,
+                                   f"the Hopper prefill kernel has no {', '.join(lacks)}" if lacks else None)
+        if choose(problem) == "hopper":
+            return self._fixed_config if explicit else choose_hopper_config(head_dim, self.on_gpu)
+        if explicit:
+            raise UnsupportedError(f"HopperPrefillConfig given, but {TABLE['hopper'].unavailable(problem)}")
+        return None
+
+    def _plan_hopper(self, config: HopperPrefillConfig, native, qo_np, kv_np, last_np, kv_indices, *,
+                     num_qo_heads, num_kv_heads, head_dim, page_size, causal, sm_scale, q_dtype, kv_dtype,
+                     total_q) -> bool:
+        """Plan the batch for the Hopper prefill kernel: the work list unsplit (one item per tile). Returns
+        False, having planned nothing, when the kernel was chosen automatically but the batch has fewer
+        (tile, head) programs than SMs (the portable kernel splits KV to fill the GPU)."""
+        group = num_qo_heads // num_kv_heads
+        heads = num_kv_heads if config.pack_gqa else num_qo_heads
+        words = self._staged.begin()
+        try:
+            summary = (plan_work if native is None else native)(
+                words, qo_np, kv_np, last_np, page_size=page_size, group_size=group if config.pack_gqa else 1,
+                num_kv_heads=heads, block_m=config.block_m, block_n=config.block_n, causal=causal, window_left=-1,
+                target_ctas=1, min_chunk=config.block_n)  # one program: nothing is ever split
+        except ValueError as exc:
+            raise UnsupportedError(f"batch too large for this wrapper's buffers: {exc}") from exc
+        if self._fixed_config is None and summary.num_entries * heads < self.num_sms:
+            return False
+        self._staged.commit(summary.words)
+        self._kv_indices = self._place_indices(kv_indices)
+        if self._hopper_launcher is None:
+            self._hopper_launcher = HopperPrefillLauncher(self.device)
+        scale = default_sm_scale(head_dim) if sm_scale is None else float(sm_scale)
+        self._hopper_launcher.prepare(self._work, self._kv_indices, config, num_entries=summary.num_entries,
+                                      num_qo_heads=num_qo_heads, num_kv_heads=num_kv_heads, head_dim=head_dim,
+                                      page_size=page_size, causal=causal, sm_scale=scale)
+        self._hopper = self._hopper_launcher
+        self.config = config
+        self.problem = PlannedProblem(num_qo_heads, num_kv_heads, head_dim, page_size, causal, -1, 0.0, scale,
+                                      q_dtype, kv_dtype, total_q, 0)
+        self.summary = summary
+        return True
 
     # ------------------------------------------------------------------------ small-batch decode
     def _small_decode_launcher(self, decode: bool, pairs: int, group: int, head_dim: int, q_dtype: torch.dtype,
@@ -235,6 +308,7 @@ class AttentionRunner:
                          grid=grid,
                          inline_words=None if self.use_cuda_graph or not small_decode.INLINE else schedule.words)
         self._small = launcher
+        self._hopper = None
         batch = schedule.words[3]
         self.problem = PlannedProblem(num_qo_heads, num_kv_heads, head_dim, page_size, False, window_left,
                                       float(logits_soft_cap or 0.0), scale, q_dtype, q_dtype, batch,
@@ -325,5 +399,7 @@ class AttentionRunner:
             lse = torch.empty(q.shape[:2], dtype=torch.float32, device=q.device)
         lse_arg = lse if return_lse or lse is not None else None
         launcher = self._launcher if self._small is None else self._small
+        if self._hopper is not None:
+            launcher = self._hopper
         self.last_kernel = launcher(q, k, v, out, lse_arg, kv_strides)
         return (out, lse) if return_lse else out

@@ -1,0 +1,295 @@
+"""Triton prefill kernel shaped for Hopper (sm90): one program per (query tile, head), no KV split.
+
+What differs from the portable kernel (paged_kernel.py), and why:
+- One work item per program over an ordinary grid (entries x heads, heads fastest), read from the same work
+  list (scheduler.plan_work, never split here). The portable kernel's persistent loop fetches items from a
+  counter, so the software pipeliner cannot start an item's first K/V block before the previous item ends;
+  a plain grid gives each program one straight loop, and the next resident program's loads overlap the
+  previous one's epilogue. Causal tiles are listed request by request, longest first (as the portable plan).
+- P @ V accumulates into the running output (``tl.dot(p, v, acc)``): wgmma's accumulator is the output
+  registers, where ``acc * alpha + tl.dot(p, v)`` needs a second 128 x head_dim float32 tile and an add.
+- The softmax scale is folded into log2(e) and applied in the exponent (``qk * scale - m``: one FMA per score).
+- Rows: ``pack_gqa`` packs (query token, head of one GQA group) rows like the portable kernel (BLOCK_M / group
+  tokens per tile: a narrower causal diagonal, so fewer masked blocks); otherwise a tile is BLOCK_M tokens of
+  one query head (FlashAttention-3's default layout; the group's heads then share K/V through L2 only).
+- ``use_tma``: Q and O move through per-request tensor descriptors (``tl.make_tensor_descriptor``: TMA on
+  sm90, rows past the request clipped by the descriptor's shape); ragged K/V with contiguous heads too.
+  Paged K/V are gathered through the page table with pointer loads (cp.async), since a 64-token block spans
+  4 pages of 16 and Hopper's TMA has no row gather. Descriptors made on the device need Triton's global
+  scratch allocator, which the launcher installs when none is set.
+
+Scores are base 2 and the lse written is base 2, as in paged_kernel.py. Supported: causal or not, GQA, lse;
+not sliding windows, soft-capping or KV splitting (the runner keeps those on the portable kernel).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+import triton
+import triton.language as tl
+
+from kernelarena import env
+
+from .paged_kernel import LOG2E
+from .scheduler import HEADER, ITEM_FIELDS, RAGGED_PAGE_SIZE
+
+ENV_SWITCH = env.HOPPER_PREFILL
+enabled = env.hopper_prefill_enabled()  # read once: a plan's choice must not change within a process
+
+_HEADER = tl.constexpr(HEADER)
+_ITEM_FIELDS = tl.constexpr(ITEM_FIELDS)
+
+
+@dataclass(frozen=True)
+class HopperPrefillConfig:
+    """Tile sizes and options of the Hopper prefill kernel (prefill_hopper.py). Passed as a wrapper's ``config``,
+    it selects that kernel for the wrapper's prefill plans (on any device: the CPU interpreter runs it too).
+
+    pack_gqa: a tile's rows are (query token, query head of one GQA group), as in the portable kernel; else
+    BLOCK_M query tokens of one query head. use_tma: Q and O (and ragged, contiguous K/V) move through tensor
+    descriptors (TMA on sm90); paged K/V are always gathered through the page table.
+    """
+
+    block_m: int = 128
+    block_n: int = 64
+    num_warps: int = 8
+    num_stages: int = 5
+    pack_gqa: bool = True
+    use_tma: bool = True
+
+    @property
+    def label(self) -> str:
+        """Short name for tables, e.g. ``m128n64w8s5 pack tma``."""
+        return (f"m{self.block_m}n{self.block_n}w{self.num_warps}s{self.num_stages}"
+                f"{' pack' if self.pack_gqa else ' head'}{' tma' if self.use_tma else ''}")
+
+
+def choose_hopper_config(head_dim: int, on_gpu: bool) -> HopperPrefillConfig:
+    """The Hopper prefill kernel's default config. Not yet chosen from measurements:
+    benchmarks/sweep_prefill_hopper.py times the candidates on an sm90 GPU. The default is the shape the Triton
+    tutorial's Hopper attention uses for head_dim 128 (128-row tiles, 8 warps) with 64-token K/V blocks and 5
+    stages: with gathered K/V the page-index load takes a stage, and compiled for sm_90 (Triton 3.6, on the CPU
+    machine) 3-4 stages keep one K/V block in flight (65.8 KB of shared memory), 5 keep two (98.8 KB)."""
+    if not on_gpu:
+        return HopperPrefillConfig(32, 16, 4, 1, True, True)
+    return HopperPrefillConfig(128 if head_dim <= 128 else 64, 64, 8, 5, True, True)
+
+
+@triton.jit
+def _attend_block(acc, m_i, l_i, q, K, V, kv_desc_k, kv_desc_v, KV_INDICES, page_base, start, kv_hi, head_off,
+                  kv_col, offs_d, diag, stride_kp, stride_kt, qk_scale,
+                  PAGE_SIZE: tl.constexpr, BLOCK_N: tl.constexpr, MASKED: tl.constexpr, CAUSAL: tl.constexpr,
+                  KV_TMA: tl.constexpr, UPCAST: tl.constexpr):
+    offs_n = start + tl.arange(0, BLOCK_N)
+    if KV_TMA:
+        k = kv_desc_k.load([start, kv_col])
+    else:
+        if MASKED:
+            valid = offs_n < kv_hi
+            page = tl.load(KV_INDICES + page_base + offs_n // PAGE_SIZE, mask=valid, other=0)
+        else:
+            page = tl.load(KV_INDICES + page_base + offs_n // PAGE_SIZE)
+        kv_off = page.to(tl.int64) * stride_kp + (offs_n % PAGE_SIZE).to(tl.int64) * stride_kt + head_off
+        kv_ptrs = kv_off[:, None] + offs_d[None, :]
+        if MASKED:
+            k = tl.load(K + kv_ptrs, mask=valid[:, None], other=0.0)
+        else:
+            k = tl.load(K + kv_ptrs)
+    if UPCAST:
+        k = k.to(tl.float32)
+    qk = tl.dot(q, tl.trans(k))
+    if MASKED:
+        keep = offs_n[None, :] < kv_hi
+        if CAUSAL:
+            keep = keep & (offs_n[None, :] <= diag[:, None])
+        qk = tl.where(keep, qk, float("-inf"))
+        m_new = tl.maximum(m_i, tl.max(qk, 1) * qk_scale)
+        # A row that has seen no key yet keeps m = -inf; exponents are then taken against 0 (all give 0).
+        m_use = tl.where(m_new == float("-inf"), 0.0, m_new)
+    else:
+        m_new = tl.maximum(m_i, tl.max(qk, 1) * qk_scale)
+        m_use = m_new
+    p = tl.exp2(qk * qk_scale - m_use[:, None])
+    alpha = tl.exp2(m_i - m_use)
+    l_i = l_i * alpha + tl.sum(p, 1)
+    acc = acc * alpha[:, None]
+    if KV_TMA:
+        v = kv_desc_v.load([start, kv_col])
+    else:
+        if MASKED:
+            v = tl.load(V + kv_ptrs, mask=valid[:, None], other=0.0)
+        else:
+            v = tl.load(V + kv_ptrs)
+    if UPCAST:
+        v = v.to(tl.float32)
+    acc = tl.dot(p.to(v.dtype), v, acc)
+    return acc, m_new, l_i
+
+
+@triton.jit
+def hopper_prefill_kernel(
+    Q, K, V, O, LSE, WORK, KV_INDICES,
+    stride_qt, stride_qh, stride_ot, stride_oh, stride_lt, stride_kp, stride_kt, stride_kh,
+    qk_scale, num_heads, num_qo_heads, num_kv_heads,
+    GROUP: tl.constexpr, HEAD_DIM: tl.constexpr, PAGE_SIZE: tl.constexpr, BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr, PACK_GQA: tl.constexpr, CAUSAL: tl.constexpr, WRITE_LSE: tl.constexpr,
+    UPCAST: tl.constexpr, Q_TMA: tl.constexpr, KV_TMA: tl.constexpr,
+):
+    """Program pid: work entry pid // num_heads (a query tile) for head pid % num_heads (a KV head when
+    PACK_GQA, else a query head), over the tile's whole visible KV range."""
+    pid = tl.program_id(0)
+    entry = pid // num_heads
+    head = pid % num_heads
+    item = WORK + _HEADER + entry * _ITEM_FIELDS
+    tok_base = tl.load(item)
+    qo_len = tl.load(item + 1)
+    kv_len = tl.load(item + 2)
+    row_start = tl.load(item + 3)
+    kv_lo = tl.load(item + 5)
+    kv_hi = tl.load(item + 6)
+    page_base = tl.load(item + 7)
+    if PACK_GQA:
+        ROWS_PER_TOKEN: tl.constexpr = GROUP
+        kv_head = head
+        q_head0 = head * GROUP
+    else:
+        ROWS_PER_TOKEN: tl.constexpr = 1
+        kv_head = head // GROUP
+        q_head0 = head
+    TOKENS: tl.constexpr = BLOCK_M // ROWS_PER_TOKEN
+    offs_m = tl.arange(0, BLOCK_M)
+    offs_d = tl.arange(0, HEAD_DIM)
+    rows = row_start + offs_m
+    tok = rows // ROWS_PER_TOKEN
+    q_head = q_head0 + rows % ROWS_PER_TOKEN
+    row_ok = tok < qo_len
+    tok0 = row_start // ROWS_PER_TOKEN
+
+    if Q_TMA:
+        # Per-request descriptors: their first axis ends at the request's last query, so a tile's rows past it
+        # read zeros and are not stored (TMA clips them).
+        q_desc = tl.make_tensor_descriptor(Q + tok_base.to(tl.int64) * stride_qt,
+                                           shape=[qo_len, num_qo_heads, HEAD_DIM], strides=[stride_qt, stride_qh, 1],
+                                           block_shape=[TOKENS, ROWS_PER_TOKEN, HEAD_DIM])
+        q = tl.reshape(q_desc.load([tok0, q_head0, 0]), [BLOCK_M, HEAD_DIM])
+    else:
+        q_off = (tok_base + tok).to(tl.int64) * stride_qt + q_head * stride_qh
+        q = tl.load(Q + q_off[:, None] + offs_d[None, :], mask=row_ok[:, None], other=0.0)
+    if UPCAST:
+        q = q.to(tl.float32)
+
+    head_off = kv_head.to(tl.int64) * stride_kh
+    kv_col = kv_head * HEAD_DIM
+    k_desc = None
+    v_desc = None
+    if KV_TMA:
+        # Ragged K/V: the request's one "page" index is its first token (scheduler.RAGGED_PAGE_SIZE).
+        kv_first = tl.load(KV_INDICES + page_base).to(tl.int64)
+        k_desc = tl.make_tensor_descriptor(K + kv_first * stride_kt, shape=[kv_len, num_kv_heads * HEAD_DIM],
+                                           strides=[stride_kt, 1], block_shape=[BLOCK_N, HEAD_DIM])
+        v_desc = tl.make_tensor_descriptor(V + kv_first * stride_kt, shape=[kv_len, num_kv_heads * HEAD_DIM],
+                                           strides=[stride_kt, 1], block_shape=[BLOCK_N, HEAD_DIM])
+    diag = tok + (kv_len - qo_len)  # last KV position each row may see (causal)
+
+    m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
+    l_i = tl.zeros([BLOCK_M], tl.float32)
+    acc = tl.zeros([BLOCK_M, HEAD_DIM], tl.float32)
+    # Blocks that every row of the tile sees whole skip the masks: up to the first row's diagonal (causal).
+    limit = kv_hi
+    if CAUSAL:
+        limit = tl.minimum(limit, tok0 + kv_len - qo_len + 1)
+    full_hi = kv_lo + tl.maximum(limit - kv_lo, 0) // BLOCK_N * BLOCK_N
+    for start in range(kv_lo, full_hi, BLOCK_N):
+        acc, m_i, l_i = _attend_block(acc, m_i, l_i, q, K, V, k_desc, v_desc, KV_INDICES, page_base, start, kv_hi,
+                                      head_off, kv_col, offs_d, diag, stride_kp, stride_kt, qk_scale,
+                                      PAGE_SIZE, BLOCK_N, False, CAUSAL, KV_TMA, UPCAST)
+    for start in range(full_hi, kv_hi, BLOCK_N):
+        acc, m_i, l_i = _attend_block(acc, m_i, l_i, q, K, V, k_desc, v_desc, KV_INDICES, page_base, start, kv_hi,
+                                      head_off, kv_col, offs_d, diag, stride_kp, stride_kt, qk_scale,
+                                      PAGE_SIZE, BLOCK_N, True, CAUSAL, KV_TMA, UPCAST)
+
+    has = l_i > 0.0
+    out = (acc / tl.where(has, l_i, 1.0)[:, None]).to(O.dtype.element_ty)
+    if Q_TMA:
+        o_desc = tl.make_tensor_descriptor(O + tok_base.to(tl.int64) * stride_ot,
+                                           shape=[qo_len, num_qo_heads, HEAD_DIM], strides=[stride_ot, stride_oh, 1],
+                                           block_shape=[TOKENS, ROWS_PER_TOKEN, HEAD_DIM])
+        o_desc.store([tok0, q_head0, 0], tl.reshape(out, [TOKENS, ROWS_PER_TOKEN, HEAD_DIM]))
+    else:
+        o_off = (tok_base + tok).to(tl.int64) * stride_ot + q_head * stride_oh
+        tl.store(O + o_off[:, None] + offs_d[None, :], out, mask=row_ok[:, None])
+    if WRITE_LSE:
+        lse = tl.where(has, m_i + tl.log2(tl.where(has, l_i, 1.0)), float("-inf"))
+        tl.store(LSE + (tok_base + tok).to(tl.int64) * stride_lt + q_head, lse, mask=row_ok)
+
+
+def _aligned(*values: int) -> bool:
+    return all(v % 16 == 0 for v in values)
+
+
+def _torch_scratch(size: int, alignment: int, stream: Optional[int]) -> torch.Tensor:
+    """Triton's global scratch (device-made tensor descriptors live there), from torch's caching allocator."""
+    return torch.empty(size, dtype=torch.int8, device="cuda")
+
+
+def ensure_scratch_allocator() -> None:
+    """Install ``_torch_scratch`` as Triton's allocator unless the application has set one (Triton's default
+    raises at the first launch of a kernel that makes descriptors on the device)."""
+    from triton.runtime import _allocation
+
+    current = getattr(_allocation, "_allocator", None)
+    null = getattr(_allocation, "NullAllocator", None)
+    if current is None or null is None or isinstance(current.get(), null):
+        triton.set_allocator(_torch_scratch)
+
+
+class HopperPrefillLauncher:
+    """Launches ``hopper_prefill_kernel`` for one plan: ``prepare`` fixes the plan, ``__call__`` launches it."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self._upcast = device.type == "cpu"  # the interpreter's bf16 tl.dot is wrong (see paged_kernel.py)
+        # TMA needs sm90+; the interpreter emulates descriptors on any machine.
+        self._tma_capable = device.type == "cpu" or torch.cuda.get_device_capability(device)[0] >= 9
+        self.grid = 0
+
+    def prepare(self, work: torch.Tensor, kv_indices: torch.Tensor, config: HopperPrefillConfig, *, num_entries: int,
+                num_qo_heads: int, num_kv_heads: int, head_dim: int, page_size: int, causal: bool,
+                sm_scale: float) -> None:
+        """Fix the plan's buffers and constants; ``num_entries`` is the work list's tile count."""
+        group = num_qo_heads // num_kv_heads
+        self.work, self.kv_indices, self.config = work, kv_indices, config
+        self._heads = num_kv_heads if config.pack_gqa else num_qo_heads
+        self.grid = num_entries * self._heads
+        self._scalars = (float(sm_scale * LOG2E), self._heads, num_qo_heads, num_kv_heads)
+        self._consts = dict(GROUP=group, HEAD_DIM=head_dim, PAGE_SIZE=page_size, BLOCK_M=config.block_m,
+                            BLOCK_N=config.block_n, PACK_GQA=config.pack_gqa, CAUSAL=bool(causal))
+        rows_per_token = group if config.pack_gqa else 1
+        # Descriptor blocks are [tokens, rows per token, head_dim]: powers of two, at most 256 per axis.
+        self._q_tma_shape = (config.use_tma and self._tma_capable and rows_per_token & (rows_per_token - 1) == 0
+                             and config.block_m % rows_per_token == 0)
+        self._kv_tma_shape = config.use_tma and self._tma_capable and page_size == RAGGED_PAGE_SIZE
+        self._options = {"num_warps": config.num_warps, "num_stages": config.num_stages}
+
+    def __call__(self, q, k, v, out, lse, kv_strides):
+        """Launch over the planned work list; k/v strides as in paged_kernel.launch_paged_attention."""
+        if self.grid == 0:
+            return None
+        esize = q.element_size()
+        head_dim = q.shape[-1]
+        q_tma = self._q_tma_shape and _aligned(q.data_ptr(), out.data_ptr(), *(s * esize for s in (
+            q.stride(0), q.stride(1), out.stride(0), out.stride(1))))
+        # Ragged K/V through descriptors: rows of [tokens, heads x head_dim], so the heads must be contiguous.
+        kv_tma = self._kv_tma_shape and kv_strides[2] == head_dim and _aligned(
+            k.data_ptr(), v.data_ptr(), kv_strides[1] * esize)
+        if (q_tma or kv_tma) and self.device.type == "cuda":
+            ensure_scratch_allocator()
+        write_lse = lse is not None
+        lse_arg = lse if write_lse else out  # never written when WRITE_LSE is False
+        return hopper_prefill_kernel[(self.grid,)](
+            q, k, v, out, lse_arg, self.work, self.kv_indices, q.stride(0), q.stride(1), out.stride(0),
+            out.stride(1), lse.stride(0) if write_lse else 0, *kv_strides, *self._scalars, **self._consts,
+            WRITE_LSE=write_lse, UPCAST=self._upcast, Q_TMA=q_tma, KV_TMA=kv_tma, **self._options)

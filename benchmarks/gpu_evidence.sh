@@ -24,12 +24,23 @@ for s in $steps; do
     smoke) step smoke 60 python3 -m benchmarks.gpu_smoke ;;
     tests) step gpu_tests "${TESTS_CAP:-240}" python3 -m pytest -v -m gpu -p no:cacheprovider --durations=15 \
              ${GPU_TESTS:-tests} ;;
-    learning) OUT=$OUT step learning_path 150 bash benchmarks/run_learning_path.sh ;;
-    walltime) step isolation_walltime 200 python3 -m benchmarks.isolation_walltime --baseline .before \
+    learning) OUT=$OUT step learning_path "${LEARNING_CAP:-300}" bash benchmarks/run_learning_path.sh ${LEARNING_STEPS:-} ;;
+    failed) step gpu_tests_failed 90 python3 -m pytest -q -m gpu -p no:cacheprovider --tb=short -rf ${FAILED_TESTS:-} ;;
+    decodestep) step decode_step "${DECODE_CAP:-150}" python3 -m kernelarena.cli run examples/dataset --no-save \
+                  --smallest 2 --definition gemm_n6144_k4096 --definition gemm_n4096_k4096 \
+                  --definition gemm_n28672_k4096 --definition gemm_n4096_k14336 --definition silu_and_mul_d14336 \
+                  --definition rope_with_cos_sin_cache_neox_style_d128_rd128 \
+                  --definition mla_paged_decode_h16_ckv512_kpe64_ps1 \
+                  --definition moe_bf16_ds_routing_topk8_ng8_kg4_e32_h7168_i2048 \
+                  --definition moe_bf16_ds_routing_topk8_ng8_kg4_e32_h256_i128 \
+                  --definition top_k_sampling_from_probs_v128256 --definition top_p_sampling_from_probs_v128256 \
+                  --definition top_k_top_p_sampling_from_probs_v128256 ;;
+    walltime) step isolation_walltime "${WALL_CAP:-200}" python3 -m benchmarks.isolation_walltime --baseline .before \
+                ${WALL_ARGS:-} \
                 --definition rmsnorm_h4096 --definition rmsnorm_h8192 --definition fused_add_rmsnorm_h4096 \
                 --definition fused_add_rmsnorm_h8192 --definition gqa_paged_decode_h32_kv8_d128_ps16 \
                 --definition gqa_paged_prefill_causal_h32_kv8_d128_ps16 --out "$OUT" ;;
-    ray) step ray_walltime 200 python3 -m benchmarks.ray_walltime --smallest 2 --out "$OUT" ;;
+    ray) step ray_walltime "${RAY_CAP:-200}" python3 -m benchmarks.ray_walltime --smallest "${RAY_SMALLEST:-2}" --out "$OUT" ;;
     prefill) step sweep_prefill_hopper 100 python3 -m benchmarks.sweep_prefill_hopper --out "$OUT" ;;
     attention) step attention 150 python3 -m benchmarks.bench_attention --out "$OUT" ;;
     serving) step serving 300 python3 -m benchmarks.bench_serving --norm triton --out "$OUT" ;;

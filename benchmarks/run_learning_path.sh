@@ -1,16 +1,24 @@
 #!/usr/bin/env bash
 # Runs every example of the learning path and grades both exercises (reference answers and skeletons) on the
 # GPU; each output goes to $OUT/learning_path/<name>.txt, and a summary line per step to summary.txt.
-#   source benchmarks/gpu_env.sh && bash benchmarks/run_learning_path.sh [examples|exercises]
-# (no argument: both; an argument: only that half, for a shorter run.)
+#   source benchmarks/gpu_env.sh && bash benchmarks/run_learning_path.sh [examples|exercises|STEP ...]
+# (no argument: both; examples or exercises: only that half; step names or prefixes, e.g. `05 exercise_02`:
+# only the steps whose names start with one of them, for a run split over calls.)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 dir="${OUT:-/tmp}/learning_path"
 mkdir -p "$dir"
 what="${1:-all}"
+steps="$*"
 touch "$dir/summary.txt"
+picked() {  # whether step $1 is among the named steps (every step when none is named)
+  [ "$what" = all ] || [ "$what" = examples ] || [ "$what" = exercises ] && return 0
+  for p in $steps; do case "$1" in "$p"*) return 0 ;; esac; done
+  return 1
+}
 step() {  # name, expected exit code, command...
   local name=$1 expected=$2; shift 2
+  picked "$name" || return 0
   local start=$SECONDS
   "$@" > "$dir/$name.txt" 2>&1
   local rc=$?

@@ -16,9 +16,12 @@ else
 fi
 # Ray for `kernelarena run --engine ray` (prepare_gpu_deps.sh RAY=1); unpacked once per warm machine.
 if [ -f .gpu-ray/ray_site.tar.xz ] && [ ! -d /tmp/site/ray ]; then tar -xJf .gpu-ray/ray_site.tar.xz -C /tmp/site; fi
-if [ -f .fi-cache/flashinfer_aot.tar.xz ]; then
-  mkdir -p /tmp/site/flashinfer/data/aot && tar -xJf .fi-cache/flashinfer_aot.tar.xz -C /tmp/site/flashinfer/data/aot
-fi
+# .fi-cache*/: FlashInfer modules built earlier (benchmarks/flashinfer_aot_local.py or flashinfer_warmup.py), in
+# one pack or several (top-k alone is 10 MB: split off when a call's carry is near the limit).
+for pack in .fi-cache*/flashinfer_aot.tar.xz; do
+  [ -f "$pack" ] || continue
+  mkdir -p /tmp/site/flashinfer/data/aot && tar -xJf "$pack" -C /tmp/site/flashinfer/data/aot
+done
 export PYTHONPATH=/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 export LD_LIBRARY_PATH=/tmp/site/z3/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 # A FlashInfer module missing from the prebuilt cache fails at once, naming itself, instead of compiling for

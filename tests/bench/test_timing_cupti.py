@@ -153,9 +153,13 @@ def test_cold_timing_falls_back_to_events_with_its_reason(cuda):
     call, outputs, x = _tiny_call(cuda)
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]):  # a profile running: ours cannot start
+    # A profile already running (a user profiling a run): whether or not ours can start beside it, the calls
+    # are timed, and a fallback says why.
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]):
         busy, _ = time_calls(call, 1, "cuda:0", TimingConfig(warmup=2, reps=10, mode="cold"), outputs)
-    assert busy.mode == "cuda-events-cold-l2" and "profiler did not start" in busy.fallback_reason, busy
+    assert busy.median_ms > 0, busy
+    assert (busy.mode == "cupti-cold-l2" and busy.fallback_reason is None) or (
+        busy.mode == "cuda-events-cold-l2" and busy.fallback_reason), busy
     view, _ = time_calls(lambda i: (x.view(-1),), 1, "cuda:0", TimingConfig(warmup=2, reps=10, mode="cold"),
                          lambda i: (), check=False)  # no device work at all: nothing for CUPTI to read
     assert view.mode == "cuda-events-cold-l2" and "no device activity" in view.fallback_reason, view

@@ -38,7 +38,7 @@ def test_attention_backend_table_chooses_small_decode_only_where_it_serves():
     from kernelarena.kernels.attention import small_decode
     from kernelarena.kernels.attention.backends import TABLE, AttentionProblem, choose
 
-    assert list(TABLE) == ["cuda", "triton"] and all(b.host_cost for b in TABLE.values())
+    assert list(TABLE) == ["cuda", "hopper", "triton"] and all(b.host_cost for b in TABLE.values())
     asked = []
 
     def problem(**changes):

@@ -157,6 +157,27 @@ def plausible_cycles_per_us(measured: float) -> float:
     return min(max(measured, low), high)
 
 
+def _profiled_host_s(call, copies, calls, device) -> float:
+    """Median host seconds of ``calls`` calls made while the profiler runs (0 when it cannot start: the timed
+    loop then falls back to events, which the unprofiled host time suits)."""
+    probe = ActivityProfile(0)
+    try:
+        probe.start()
+    except Exception:  # the timed loop meets the same failure and records it
+        return 0.0
+    spent = []
+    try:
+        for i in range(calls):
+            with probe.harness():
+                t0 = _perf_counter()
+                call(i % copies)
+                spent.append(_perf_counter() - t0)
+        _synchronize(device)
+    finally:
+        probe.abandon()
+    return statistics.median(spent) if spent else 0.0
+
+
 def _time_device(call, copies, warmup, reps, config: TimingConfig, device, outputs_of, check):
     cold = config.mode != "warm"
     cupti = config.mode == "cold"
@@ -174,7 +195,14 @@ def _time_device(call, copies, warmup, reps, config: TimingConfig, device, outpu
     # machine; per-request PyTorch loops at batch 16-64 on the H200: 12-63 ms). A sleep kernel of 1.5x the
     # call's host time, uncapped, lets the host get ahead, so the device runs the call's work back to back as
     # it would behind a fast host; the host cost is recorded apart as host_overhead_us.
-    ahead_us = host_ahead_us(statistics.median(warm_host)) if config.host_ahead and warm_host else 0.0
+    host_s = statistics.median(warm_host) if warm_host else 0.0
+    if cupti and config.host_ahead and warm_host:
+        # The profiler's own callbacks lengthen the host side of a call (tens of us per PyTorch op): a sleep sized
+        # from unprofiled calls ends before the profiled call and the clone of its checked outputs are enqueued,
+        # so work the call leaves running on a side stream finishes before the clone reads it, and the race the
+        # checked calls exist to catch goes unseen. Size the sleep from profiled calls too.
+        host_s = max(host_s, _profiled_host_s(call, copies, min(3, warmup), device))
+    ahead_us = host_ahead_us(host_s) if config.host_ahead and warm_host else 0.0
     ahead = int(ahead_us * sleep_cycles_per_us(device)) if ahead_us else 0
     if config.reps is None and warm_wall:
         reps = bounded_reps(reps, ahead_us * 1e-6 + statistics.median(warm_wall))

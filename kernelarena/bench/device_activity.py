@@ -39,6 +39,7 @@ _PREPARE, _ENABLE, _DISABLE = _autograd_c._prepare_profiler, _autograd_c._enable
 _CONFIG, _STATE, _EXPERIMENTAL = _profiler_c.ProfilerConfig, _profiler_c.ProfilerState, \
     _profiler_c._ExperimentalConfig
 _ACTIVITY = _profiler_c.ProfilerActivity
+_PROFILER_ENABLED = _autograd_c._profiler_enabled
 _ANNOTATE = _profiler_c._RecordFunctionFast
 
 PREFIX = "kernelarena::"
@@ -142,6 +143,11 @@ class ActivityProfile:
         self.running = False
 
     def start(self, device_activity: bool = True) -> None:
+        # Kineto runs one profile per process: starting ours inside a user's would succeed, and stopping ours
+        # would stop theirs (seen on the H200, torch 2.11: their profile's exit raised "Can't disable Kineto
+        # profiler when it's not running"). Leave theirs alone; the caller times with events and says why.
+        if _PROFILER_ENABLED():
+            raise RuntimeError("another profiler is already running in this process")
         config = _CONFIG(_STATE.KINETO, False, False, False, False, False, _EXPERIMENTAL())
         activities = {_ACTIVITY.CPU, _ACTIVITY.CUDA} if device_activity else {_ACTIVITY.CPU}
         _PREPARE(config, activities)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
@@ -63,11 +64,24 @@ class RunConfig:
     sandbox: bool = True
     """Restrict each solution's process to writing beneath its scratch folder and the build caches (Landlock,
     where the kernel has it). The network cut and the fresh process per solution are always on."""
-    spare_workers: int = 3
-    """Solution processes started ahead per device, so that a new solution rarely waits for one to start."""
+    spare_workers: Optional[int] = None
+    """Solution processes started ahead per device, so that a new solution rarely waits for one to start; None:
+    ``default_spare_workers()``."""
+
+    def spares(self) -> int:
+        """Solution processes to keep started ahead per device."""
+        return self.spare_workers if self.spare_workers is not None else default_spare_workers()
 
     def __post_init__(self) -> None:
         if not self.timeout_s > 0:
             raise ValueError(f"timeout_s={self.timeout_s}: must be more than 0 seconds")
         if self.correctness_rounds < 1:
             raise ValueError(f"correctness_rounds={self.correctness_rounds}: must be at least 1")
+
+
+def default_spare_workers() -> int:
+    """3 on a small machine, up to 8 with the cores to start them in parallel (half of them). On the H200 (16
+    cores) with 3, a run of the six RMSNorm and attention definitions, one workload each, waited 22.7 s of its
+    51.7 s for workers (2026-12-02, results/isolation_walltime_latest.md): a GPU worker's start (CUDA context,
+    warm imports) takes longer than a one-workload evaluation, so the pool's start rate set the pace."""
+    return max(3, min(8, (os.cpu_count() or 2) // 2))

@@ -45,7 +45,7 @@ class WorkerPool:
         self.waited_s = 0.0
 
     def _fill(self) -> None:
-        while len(self.spares) < max(1, self.config.spare_workers):
+        while len(self.spares) < max(1, self.config.spares()):
             self.spares.append(ChildProcess("solution", self.device, self.config, self.root, self.warm))
 
     def take(self) -> ChildProcess:

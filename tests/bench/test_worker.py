@@ -23,3 +23,14 @@ def test_a_worker_that_cannot_start_is_recorded_not_fatal(tmp_path):
     assert "worker process" in result.trace.evaluation.log
     with pytest.raises(ValueError, match="device 'cuda:7'"):
         run(ds, config, solutions=["honest"], save=False)
+
+
+def test_spare_workers_scale_with_the_cores_to_start_them(monkeypatch):
+    import os
+
+    from kernelarena.bench.config import RunConfig, default_spare_workers
+
+    for cores, spares in ((2, 3), (8, 4), (16, 8), (128, 8)):
+        monkeypatch.setattr(os, "cpu_count", lambda: cores)
+        assert default_spare_workers() == spares and RunConfig().spares() == spares
+    assert RunConfig(spare_workers=1).spares() == 1

@@ -57,6 +57,8 @@ def run_cli(extra: list, label: str) -> dict:
                if "kernelarena run:" in line or "time spent" in line or "restarts" in line or "Ray" in line]
     if out.returncode != 0:
         print(f"{label}: exit {out.returncode}\n{text[-4000:]}", file=sys.stderr)
+    # As each run ends, so that a capped call keeps the runs that finished.
+    print(f"{label}: {wall:.1f} s, exit {out.returncode}, {len(statuses)} traces; " + " / ".join(closing), flush=True)
     return {"label": label, "wall_s": wall, "returncode": out.returncode, "closing": closing,
             "statuses": statuses, "passed": sum(s == "PASSED" for s in statuses.values())}
 

@@ -157,24 +157,16 @@ def plausible_cycles_per_us(measured: float) -> float:
     return min(max(measured, low), high)
 
 
-def _profiled_host_s(call, copies, calls, device) -> float:
-    """Median host seconds of ``calls`` calls made while the profiler runs (0 when it cannot start: the timed
-    loop then falls back to events, which the unprofiled host time suits)."""
-    probe = ActivityProfile(0)
-    try:
-        probe.start()
-    except Exception:  # the timed loop meets the same failure and records it
-        return 0.0
+def _profiled_host_s(profile: ActivityProfile, call, copies, calls, device) -> float:
+    """Median host seconds of ``calls`` calls made inside ``profile``'s harness windows (their device work is
+    left out of the timed calls')."""
     spent = []
-    try:
-        for i in range(calls):
-            with probe.harness():
-                t0 = _perf_counter()
-                call(i % copies)
-                spent.append(_perf_counter() - t0)
-        _synchronize(device)
-    finally:
-        probe.abandon()
+    for i in range(calls):
+        with profile.harness():
+            t0 = _perf_counter()
+            call(i % copies)
+            spent.append(_perf_counter() - t0)
+    _synchronize(device)
     return statistics.median(spent) if spent else 0.0
 
 
@@ -195,25 +187,35 @@ def _time_device(call, copies, warmup, reps, config: TimingConfig, device, outpu
     # machine; per-request PyTorch loops at batch 16-64 on the H200: 12-63 ms). A sleep kernel of 1.5x the
     # call's host time, uncapped, lets the host get ahead, so the device runs the call's work back to back as
     # it would behind a fast host; the host cost is recorded apart as host_overhead_us.
-    host_s = statistics.median(warm_host) if warm_host else 0.0
-    if cupti and config.host_ahead and warm_host:
-        # The profiler's own callbacks lengthen the host side of a call (tens of us per PyTorch op): a sleep sized
-        # from unprofiled calls ends before the profiled call and the clone of its checked outputs are enqueued,
-        # so work the call leaves running on a side stream finishes before the clone reads it, and the race the
-        # checked calls exist to catch goes unseen. Size the sleep from profiled calls too.
-        host_s = max(host_s, _profiled_host_s(call, copies, min(3, warmup), device))
-    ahead_us = host_ahead_us(host_s) if config.host_ahead and warm_host else 0.0
-    ahead = int(ahead_us * sleep_cycles_per_us(device)) if ahead_us else 0
-    if config.reps is None and warm_wall:
-        reps = bounded_reps(reps, ahead_us * 1e-6 + statistics.median(warm_wall))
-    chosen = set(random.sample(range(reps), min(config.checked_calls, reps))) if check else set()
+    sleeping = config.host_ahead and bool(warm_host)
+    cycles_per_us = sleep_cycles_per_us(device) if sleeping else 0.0  # its calibration launches: before the profile
     profile, fallback = None, None
     if cupti:
-        profile = ActivityProfile(reps)
+        profile = ActivityProfile(0)  # its call count is set once the rep count is known, below
         try:
             profile.start()
         except Exception as e:  # no CUPTI, or a profile already running: the events below still time the calls
             profile, fallback = None, f"the profiler did not start: {type(e).__name__}: {e}"
+    try:
+        host_s = statistics.median(warm_host) if warm_host else 0.0
+        if profile is not None and sleeping:
+            # The profiler's own callbacks lengthen the host side of a call (tens of us per PyTorch op): a sleep
+            # sized from unprofiled calls ends before the profiled call and the clone of its checked outputs are
+            # enqueued, so work the call leaves running on a side stream finishes before the clone reads it, and
+            # the race the checked calls exist to catch goes unseen (seen on the H200). Size it from profiled
+            # calls too, made in the same profile as the timed loop.
+            host_s = max(host_s, _profiled_host_s(profile, call, copies, min(3, warmup), device))
+        ahead_us = host_ahead_us(host_s) if sleeping else 0.0
+        ahead = int(ahead_us * cycles_per_us) if ahead_us else 0
+        if config.reps is None and warm_wall:
+            reps = bounded_reps(reps, ahead_us * 1e-6 + statistics.median(warm_wall))
+        if profile is not None:
+            profile.calls = reps
+        chosen = set(random.sample(range(reps), min(config.checked_calls, reps))) if check else set()
+    except BaseException:
+        if profile is not None:
+            profile.abandon()
+        raise
     starts = [_new_event() for _ in range(reps)]
     ends = [_new_event() for _ in range(reps)]
     host, checked = [], []

@@ -54,11 +54,16 @@ def run_child(role: str, device: str, conn: Connection, root: str, scratch: str,
     if not device.startswith("cuda"):
         # Triton decides interpreter mode when its functions are created: set it before anything imports triton.
         os.environ.setdefault("TRITON_INTERPRET", "1")
+    import time
+
     import torch
 
+    started = time.perf_counter()
+    startup = {}  # seconds per start-up step, reported with "ready" (the run's summary shows where starts go)
     if device.startswith("cuda"):
         torch.cuda.set_device(torch.device(device))
         torch.empty(1, device=device)  # the CUDA context, made while the worker waits in the pool
+        startup["context"] = time.perf_counter() - started
     if role == "reference":
         from .oracle import Oracle
 
@@ -66,19 +71,28 @@ def run_child(role: str, device: str, conn: Connection, root: str, scratch: str,
         send(conn, {"ready": True, "environment": oracle.environment.to_json_dict()})
         serve_reference(conn, oracle)
     else:
-        from .evaluate import SolutionEvaluator
+        from .evaluate import SolutionEvaluator, warm_up
         from .sandbox import restrict_writes, writable_dirs
 
         evaluator = SolutionEvaluator(device, config, root)
+        mark = time.perf_counter()
         for module in warm:  # imports the solutions need, done while this worker waits in the pool
             try:
                 importlib.import_module(module)
             except Exception as e:  # the solution that needs it will report the failure itself
                 print(f"warm import of {module} failed: {type(e).__name__}: {e}", flush=True)
+        startup["imports"], mark = time.perf_counter() - mark, time.perf_counter()
+        try:  # the harness's first-evaluation costs, paid here instead of in the first solution's phases
+            warm_up(device, config)
+        except Exception:  # the worker still serves: a real evaluation reports whatever is wrong, as its own
+            print("harness warm-up failed:\n" + traceback.format_exc(), flush=True)
+        startup["warm_up"], mark = time.perf_counter() - mark, time.perf_counter()
         protections["landlock"] = restrict_writes(writable_dirs(Path.cwd())) if config.sandbox else \
             "unavailable: turned off for this run"
+        startup["sandbox"] = time.perf_counter() - mark
         protections["process"] = "fresh"
-        send(conn, {"ready": True, "sandbox": protections})
+        startup["total"] = time.perf_counter() - started
+        send(conn, {"ready": True, "sandbox": protections, "startup": startup})
         serve_solution(conn, evaluator)
 
 

@@ -8,6 +8,7 @@ solution, so nothing here is believed without a check elsewhere.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import io
 import statistics
@@ -19,7 +20,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 import torch
 
 from ..errors import BuildError
-from ..schema import Correctness, Environment, Evaluation, Solution, Status, Trace, Workload
+from ..schema import Correctness, Definition, Environment, Evaluation, Solution, Status, Trace, Workload
 from .config import RunConfig
 from .correctness import Comparison, inputs_changed
 from .environment import environment as environment_of
@@ -232,6 +233,38 @@ class SolutionEvaluator:
         except Exception as e:  # the solution's own error, recorded with its traceback
             raise SolutionFailure(Status.RUNTIME_ERROR, traceback.format_exc(), fatal=_is_cuda_error(e)) from e
         return _host_copies(copied)
+
+
+_WARM_UP_DEFINITION = {
+    "name": "kernelarena_warm_up", "op_type": "elementwise",
+    "axes": {"n": {"type": "var"}, "d": {"type": "const", "value": 256}},
+    "inputs": {"x": {"shape": ["n", "d"], "dtype": "bfloat16"}, "w": {"shape": ["d"], "dtype": "float32"}},
+    "outputs": {"y": {"shape": ["n", "d"], "dtype": "bfloat16"}},
+    "reference": "import torch\n\ndef run(x, w):\n    return (x.float() * w).to(x.dtype)\n"}
+
+
+class _WarmUpCall:
+    """The harness's own stand-in for a solution (never a user's code): what the warm-up evaluates."""
+
+    destination_passing_style = True
+
+    def __call__(self, x, w, y):
+        torch.mul(x.float(), w, out=y)
+
+
+def warm_up(device: str, config: RunConfig) -> None:
+    """One miniature evaluation (correctness rounds, a short timed loop, packing) on a built-in definition,
+    so that what a process pays once, on its first evaluation, is paid while it waits in the pool: on a GPU,
+    loading the harness's kernels (input generation, poisoning, copies), the sleep kernel's calibration, the
+    profiler's start and the L2 flush buffer. Raises what the harness raises."""
+    definition = Definition.model_validate(_WARM_UP_DEFINITION)
+    workload = Workload(uuid="warm-up", axes={"n": 8}, inputs={"x": {"type": "random"}, "w": {"type": "random"}})
+    short = dataclasses.replace(config, correctness_rounds=2, timing=dataclasses.replace(
+        config.timing, warmup=2, reps=5, checked_calls=1))
+    evaluator = SolutionEvaluator(device, short, None)
+    call = _WarmUpCall()
+    pack(evaluator.correctness_rounds(definition, workload, call))
+    pack(evaluator.timing(definition, workload, call))
 
 
 def _refill(previous: Dict[str, Any], fresh: Dict[str, Any]) -> Dict[str, Any]:

@@ -99,6 +99,15 @@ class Oracle:
         if self.config.time_reference and key not in self._reference_timing:
             self._reference_timing[key] = self._time_reference(definition, workload)
 
+    def _expected_outputs(self, definition: Definition, workload: Workload, seed: int, planned: bool = False) -> Tuple:
+        """``_reference`` of the prepared workload, kept for the next solution on it: the rounds' seeds are the
+        same for every solution, and so are the checked timed calls' (one of ``input_copies``)."""
+        if self._expected_key != (definition.name, workload.uuid):
+            return self._reference(definition, workload, seed, planned)
+        if (seed, planned) not in self._expected:
+            self._expected[(seed, planned)] = self._reference(definition, workload, seed, planned)
+        return self._expected[(seed, planned)]
+
     def _time_reference(self, definition: Definition, workload: Workload) -> TimingStats:
         run = reference_module(definition).run
         copies = max(1, self.config.timing.input_copies)
@@ -132,10 +141,7 @@ class Oracle:
                 raise MalformedResult(f"correctness round {round_index + 1} from the solution's process is malformed")
             if self._expected_key != (definition.name, workload.uuid):
                 self.prepare(definition, workload)
-            key = (seed, entry.get("planned") is True)
-            if key not in self._expected:
-                self._expected[key] = self._reference(definition, workload, *key)
-            inputs, expected = self._expected[key]
+            inputs, expected = self._expected_outputs(definition, workload, seed, entry.get("planned") is True)
             spec = resolve_evaluator(definition, self.config.evaluator)
             comparison = compare_with(spec, definition, entry["outputs"], expected, inputs, self.config.tolerance,
                                       reference_module(definition))
@@ -182,7 +188,7 @@ class Oracle:
             if not isinstance(entry, dict) or entry.get("seed") not in allowed or \
                     not isinstance(entry.get("outputs"), list):
                 raise MalformedResult("a checked timed call from the solution's process is malformed")
-            inputs, expected = self._reference(definition, workload, entry["seed"])
+            inputs, expected = self._expected_outputs(definition, workload, entry["seed"])
             comparison = compare_with(resolve_evaluator(definition, self.config.evaluator), definition,
                                       entry["outputs"], expected, inputs, self.config.tolerance,
                                       reference_module(definition))

@@ -4,6 +4,7 @@ written to the dataset as soon as it exists."""
 from __future__ import annotations
 
 import queue
+import statistics
 import threading
 import time
 from collections import defaultdict
@@ -55,6 +56,8 @@ class RunReport:
     wall_s: float = 0.0
     phases: Dict[str, float] = field(default_factory=lambda: defaultdict(float))
     worker_startup_s: float = 0.0
+    worker_starts: List[Dict[str, float]] = field(default_factory=list)
+    """Each solution worker's start-up steps in seconds (context, imports, warm_up, total), as it reported them."""
     worker_restarts: int = 0
     compiled_builds: int = 0
     """Evaluations whose build was compiled here rather than taken from the memory or disk cache."""
@@ -77,6 +80,15 @@ class RunReport:
                                          best.evaluation.performance.speedup_factor if best else None,
                                          best.solution if best else None))
         return rows
+
+    def worker_start_summary(self) -> str:
+        """The median solution worker's start-up, by step ("" when none reported one)."""
+        if not self.worker_starts:
+            return ""
+        steps = dict.fromkeys(k for start in self.worker_starts for k in start)
+        median = {k: statistics.median(s[k] for s in self.worker_starts if k in s) for k in steps}
+        parts = ", ".join(f"{k.replace('_', '-')} {v:.2f}" for k, v in median.items() if k != "total")
+        return f"a solution worker starts in {median.get('total', 0.0):.2f}s ({parts}; median of {len(self.worker_starts)})"
 
     def status_counts(self) -> Dict[str, int]:
         counts: Dict[str, int] = defaultdict(int)
@@ -335,6 +347,7 @@ def run(dataset: TraceSet, config: RunConfig = RunConfig(), definitions: Sequenc
             worker.stop()
             with lock:
                 report.worker_startup_s += worker.startup_s
+                report.worker_starts.extend(worker.pool.startups)
                 report.worker_restarts += worker.restarts
                 report.definition_errors.extend(worker.definition_errors)
 

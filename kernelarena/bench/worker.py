@@ -43,6 +43,8 @@ class WorkerPool:
         self.device, self.config, self.root, self.warm = device, config, root, warm
         self.spares: collections.deque = collections.deque()
         self.waited_s = 0.0
+        self.startups: List[Dict[str, float]] = []
+        """Each worker taken: its start-up steps' seconds as it reported them (context, imports, warm_up, total)."""
 
     def _fill(self) -> None:
         while len(self.spares) < max(1, self.config.spares()):
@@ -59,6 +61,9 @@ class WorkerPool:
         except (ChildDied, ChildTimeout, ProtocolError):
             child.kill()
         self.waited_s += time.perf_counter() - started
+        steps = (child.ready or {}).get("startup")
+        if isinstance(steps, dict):  # the child's own clock: only shown, never used to decide anything
+            self.startups.append({str(k): float(v) for k, v in steps.items() if isinstance(v, (int, float))})
         return child
 
     def close(self) -> None:

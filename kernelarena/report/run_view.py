@@ -15,7 +15,7 @@ from rich.table import Table
 
 from ..bench.runner import RunReport, Skipped
 from ..schema import Definition, Solution, Status, Trace
-from .tables import COST_COLUMNS, cost_cells, one_line_reason
+from .tables import COST_COLUMNS, cost_cells, one_line_reason, run_caption
 
 _STYLE = {Status.PASSED: "green", Status.TIMEOUT: "yellow"}
 
@@ -82,14 +82,11 @@ def solution_table(report: RunReport) -> Table:
     """The closing table of a run: per solution, traces passed and failed, the costs and speedup of its median
     passed trace (by latency), and each kind of failure with a reason."""
     counts = ", ".join(f"{k} {v}" for k, v in sorted(report.status_counts().items()))
-    phases = ", ".join(f"{k} {v:.1f}s" for k, v in sorted(report.phases.items()))
     skipped = f"; {len(report.skipped)} solutions skipped (cannot run here)" if report.skipped else ""
     resumed = f"; {report.resumed} evaluations already traced (--resume)" if report.resumed else ""
     table = Table(title=f"kernelarena run: {len(report.traces)} traces in {report.wall_s:.1f}s ({counts})"
                         f"{skipped}{resumed}",
-                  caption=f"time spent: workers starting {report.worker_startup_s:.1f}s, {phases}; "
-                          f"builds compiled {report.compiled_builds} (the rest from cache); "
-                          f"worker restarts {report.worker_restarts}")
+                  caption=run_caption(report))
     for column in ("definition", "solution", "passed", "failed") + COST_COLUMNS + ("speedup", "failures"):
         table.add_column(column, overflow="fold", justify="right" if column in COST_COLUMNS else "left")
     groups: Dict[tuple, List[Trace]] = defaultdict(list)

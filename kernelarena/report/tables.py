@@ -80,14 +80,20 @@ def find_record(dataset: TraceSet, name: str) -> Tuple[str, Record]:
     raise KeyError(f"no definition, solution or workload called {name!r} in {dataset.root}")
 
 
+def run_caption(report) -> str:
+    """Where a run's time went: waiting for workers, each phase, builds, restarts, and a worker's start-up."""
+    phases = ", ".join(f"{k} {v:.1f}s" for k, v in sorted(report.phases.items()))
+    starts = report.worker_start_summary()
+    return (f"time spent: workers starting {report.worker_startup_s:.1f}s, {phases}; builds compiled "
+            f"{report.compiled_builds} (the rest from cache); worker restarts {report.worker_restarts}"
+            + (f"; {starts}" if starts else ""))
+
+
 def run_table(report) -> Table:
     """The closing table of ``kernelarena run``: per definition, passed/failed and the best speedup."""
     counts = ", ".join(f"{k} {v}" for k, v in sorted(report.status_counts().items()))
-    phases = ", ".join(f"{k} {v:.1f}s" for k, v in sorted(report.phases.items()))
     table = Table(title=f"kernelarena run: {len(report.traces)} traces in {report.wall_s:.1f}s ({counts})",
-                  caption=f"time spent: workers starting {report.worker_startup_s:.1f}s, {phases}; "
-                          f"builds compiled {report.compiled_builds} (the rest from cache); "
-                          f"worker restarts {report.worker_restarts}")
+                  caption=run_caption(report))
     for column in ("definition", "solutions", "passed", "failed", "best speedup", "best solution") + COST_COLUMNS:
         table.add_column(column, justify="right" if column in COST_COLUMNS else "left")
     for row in report.by_definition():

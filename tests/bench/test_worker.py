@@ -34,3 +34,36 @@ def test_spare_workers_scale_with_the_cores_to_start_them(monkeypatch):
         monkeypatch.setattr(os, "cpu_count", lambda: cores)
         assert default_spare_workers() == spares and RunConfig().spares() == spares
     assert RunConfig(spare_workers=1).spares() == 1
+
+
+def test_pool_workers_warm_the_harness_up_and_report_their_start(tmp_path):
+    """Each solution worker runs a miniature evaluation before it is taken (its first-evaluation costs are paid
+    in the pool) and reports its start-up steps; the run's summary shows them."""
+    from kernelarena.bench.evaluate import warm_up
+    from kernelarena.report.tables import run_caption
+
+    warm_up("cpu", RunConfig())  # raises if the harness cannot evaluate its own definition
+    ds = make_dataset(tmp_path / "ds", rows=4)
+    report = run(ds, RunConfig(devices=("cpu",), timing=TimingConfig(warmup=0, reps=2)), solutions=["honest"],
+                 save=False)
+    assert [t.evaluation.status.value for t in report.traces] == ["PASSED"]
+    (start,) = report.worker_starts
+    assert {"imports", "warm_up", "sandbox", "total"} <= set(start)
+    assert 0 < start["warm_up"] <= start["total"]
+    assert "a solution worker starts in" in run_caption(report)
+
+
+def test_the_reference_process_keeps_a_workloads_expected_outputs(tmp_path):
+    """The checked timed calls' reference outputs are computed once per workload, not once per solution."""
+    from kernelarena.bench.evaluate import timing_seed
+    from kernelarena.bench.oracle import Oracle
+
+    ds = make_dataset(tmp_path / "ds", rows=4)
+    definition, (workload,) = ds.definitions["scale_add"], ds.workloads_for("scale_add")
+    oracle = Oracle("cpu", RunConfig(time_reference=False), ds.root)
+    oracle.prepare(definition, workload)
+    seed = timing_seed(oracle.config, 1)
+    first = oracle._expected_outputs(definition, workload, seed)
+    assert oracle._expected_outputs(definition, workload, seed) is first
+    other = workload.model_copy(update={"uuid": "w2"})  # not the prepared workload: computed, not kept
+    assert oracle._expected_outputs(definition, other, seed) is not oracle._expected_outputs(definition, other, seed)

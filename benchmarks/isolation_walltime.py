@@ -57,8 +57,9 @@ def run_cli(package_root: Path, extra: list, label: str, names: list) -> dict:
     with tempfile.TemporaryDirectory(prefix=f"walltime-{label}-") as tmp:
         dataset = Path(tmp) / "dataset"
         copy_dataset(dataset, names)
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(package_root.resolve()),
-                                                           os.environ.get("PYTHONPATH", "")]))
+        # COLUMNS: wide enough that the closing table's caption (where the time went) stays on one line.
+        env = dict(os.environ, COLUMNS="400", PYTHONPATH=os.pathsep.join([str(package_root.resolve()),
+                                                                          os.environ.get("PYTHONPATH", "")]))
         started = time.perf_counter()
         out = subprocess.run([sys.executable, "-m", "kernelarena.cli", "run", str(dataset), "--no-save", *extra],
                              capture_output=True, text=True, env=env, cwd=tmp)

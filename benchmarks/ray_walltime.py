@@ -44,7 +44,8 @@ def run_cli(extra: list, label: str) -> dict:
         shutil.rmtree(dataset / "traces", ignore_errors=True)  # only this run's traces are read back
         started = time.perf_counter()
         out = subprocess.run([sys.executable, "-m", "kernelarena.cli", "run", str(dataset), *extra],
-                             capture_output=True, text=True, cwd=tmp, env=dict(os.environ))
+                             capture_output=True, text=True, cwd=tmp,
+                             env=dict(os.environ, COLUMNS="400"))  # wide: each closing line stays one line
         wall = time.perf_counter() - started
         statuses = {}
         if (dataset / "traces").exists():

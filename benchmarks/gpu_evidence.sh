@@ -43,7 +43,7 @@ for s in $steps; do
     ray) step ray_walltime "${RAY_CAP:-200}" python3 -m benchmarks.ray_walltime --smallest "${RAY_SMALLEST:-2}" --out "$OUT" ;;
     prefill) step sweep_prefill_hopper 100 python3 -m benchmarks.sweep_prefill_hopper --out "$OUT" ;;
     attention) step attention 150 python3 -m benchmarks.bench_attention --out "$OUT" ;;
-    serving) step serving "${SERVING_CAP:-300}" python3 -m benchmarks.bench_serving --norm triton ${SERVING_ARGS:-} --out "$OUT" ;;
+    serving) step serving "${SERVING_CAP:-300}" python3 -m benchmarks.bench_serving ${SERVING_ARGS:-} --out "$OUT" ;;
     host) step rmsnorm_host 70 python3 -m benchmarks.bench_rmsnorm --quick --out "$OUT" ;;
     repro) step reproducibility "${REPRO_CAP:-200}" python3 -m benchmarks.reproducibility --definitions rmsnorm_h8192 gqa_paged_decode_h32_kv8_d128_ps16 --solutions rmsnorm_h8192_kernelarena_triton rmsnorm_h8192_flashinfer rmsnorm_h8192_pytorch flashinfer_wrapper_gqa_paged_decode_h32_kv8_d128_ps16 kernelarena_triton_gqa_paged_decode_h32_kv8_d128_ps16 torch_reference_gqa_paged_decode_h32_kv8_d128_ps16 gqa_paged_decode_h32_kv8_d128_ps16_pytorch --out "$OUT" ;;
     *) echo "unknown step $s" ;;

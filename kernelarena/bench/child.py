@@ -8,6 +8,7 @@ make the parent run code.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
@@ -25,7 +26,7 @@ def send(conn: Connection, message: dict) -> None:
 
 
 def run_child(role: str, device: str, conn: Connection, root: str, scratch: str, log_path: str, config,
-              environ: dict, warm: tuple = ()) -> None:
+              environ: dict, warm: tuple = (), lock: str = "") -> None:
     """Set the process up (environment, log, working folder, sandbox, device) and serve the parent's requests."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it stops the run and this worker
     # The template process kept the environment of its start; the parent's is the one that applies now.
@@ -54,46 +55,77 @@ def run_child(role: str, device: str, conn: Connection, root: str, scratch: str,
     if not device.startswith("cuda"):
         # Triton decides interpreter mode when its functions are created: set it before anything imports triton.
         os.environ.setdefault("TRITON_INTERPRET", "1")
-    import time
-
     import torch
 
-    started = time.perf_counter()
-    startup = {}  # seconds per start-up step, reported with "ready" (the run's summary shows where starts go)
-    if device.startswith("cuda"):
-        torch.cuda.set_device(torch.device(device))
-        torch.empty(1, device=device)  # the CUDA context, made while the worker waits in the pool
-        startup["context"] = time.perf_counter() - started
-    if role == "reference":
-        from .oracle import Oracle
+    from . import quiet
 
-        oracle = Oracle(device, config, root)
+    quiet.use(lock)
+    if role == "reference":
+        # Its first start measures the device's ceilings: alone on the device, as a timed loop is.
+        with quiet.held(exclusive=device.startswith("cuda")):
+            _open_context(device)
+            from .oracle import Oracle
+
+            oracle = Oracle(device, config, root)
         send(conn, {"ready": True, "environment": oracle.environment.to_json_dict()})
         serve_reference(conn, oracle)
-    else:
-        from .evaluate import SolutionEvaluator, warm_up
-        from .sandbox import restrict_writes, writable_dirs
+        return
+    evaluator, startup = _start_solution_worker(device, root, config, warm, protections)
+    send(conn, {"ready": True, "sandbox": protections, "startup": startup})
+    serve_solution(conn, evaluator)
 
-        evaluator = SolutionEvaluator(device, config, root)
-        mark = time.perf_counter()
-        for module in warm:  # imports the solutions need, done while this worker waits in the pool
-            try:
-                importlib.import_module(module)
-            except Exception as e:  # the solution that needs it will report the failure itself
-                print(f"warm import of {module} failed: {type(e).__name__}: {e}", flush=True)
-        startup["imports"], mark = time.perf_counter() - mark, time.perf_counter()
-        try:  # the harness's first-evaluation costs, paid here instead of in the first solution's phases
+
+def _open_context(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.set_device(torch.device(device))
+        torch.empty(1, device=device)  # the CUDA context, made while the worker waits in the pool
+
+
+def _start_solution_worker(device: str, root, config, warm: tuple, protections: dict):
+    """Everything a solution worker does before it is taken from the pool, each step timed (the run's summary
+    shows where starts go): the CUDA context, warm imports, the harness warm-up, then the sandbox. On a GPU the
+    context and the warm-up (the steps that use the device) hold the device lock shared, so they never fall
+    inside another process's timed loop (bench/quiet.py). Returns the evaluator and the seconds per step."""
+    import time
+
+    from . import quiet
+    from .evaluate import SolutionEvaluator, warm_up
+    from .sandbox import restrict_writes, writable_dirs
+
+    startup: dict = {}
+    started = mark = time.perf_counter()
+
+    def step(name: str) -> None:
+        nonlocal mark
+        now = time.perf_counter()
+        startup[name], mark = now - mark, now
+
+    gpu = device.startswith("cuda")
+    if gpu:
+        with quiet.held(exclusive=False):
+            _open_context(device)
+        step("context")
+    evaluator = SolutionEvaluator(device, config, root)
+    for module in warm:  # imports the solutions need, done while this worker waits in the pool
+        try:
+            importlib.import_module(module)
+        except Exception as e:  # the solution that needs it will report the failure itself
+            print(f"warm import of {module} failed: {type(e).__name__}: {e}", flush=True)
+    step("imports")
+    try:  # the harness's first-evaluation costs, paid here instead of in the first solution's phases
+        with quiet.held(exclusive=False) if gpu else contextlib.nullcontext():
             warm_up(device, config)
-        except Exception:  # the worker still serves: a real evaluation reports whatever is wrong, as its own
-            print("harness warm-up failed:\n" + traceback.format_exc(), flush=True)
-        startup["warm_up"], mark = time.perf_counter() - mark, time.perf_counter()
-        protections["landlock"] = restrict_writes(writable_dirs(Path.cwd())) if config.sandbox else \
-            "unavailable: turned off for this run"
-        startup["sandbox"] = time.perf_counter() - mark
-        protections["process"] = "fresh"
-        startup["total"] = time.perf_counter() - started
-        send(conn, {"ready": True, "sandbox": protections, "startup": startup})
-        serve_solution(conn, evaluator)
+    except Exception:  # the worker still serves: a real evaluation reports whatever is wrong, as its own
+        print("harness warm-up failed:\n" + traceback.format_exc(), flush=True)
+    step("warm_up")
+    protections["landlock"] = restrict_writes(writable_dirs(Path.cwd())) if config.sandbox else \
+        "unavailable: turned off for this run"
+    protections["process"] = "fresh"
+    step("sandbox")
+    startup["total"] = time.perf_counter() - started
+    return evaluator, startup
 
 
 def requests(conn: Connection):

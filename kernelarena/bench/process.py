@@ -36,7 +36,8 @@ class ChildProcess:
     """A worker process (bench/child.py), forked from a template process that has imported torch and the
     harness but never any solution, and our end of its pipe."""
 
-    def __init__(self, role: str, device: str, config: RunConfig, root: Optional[Path], warm: Tuple[str, ...] = ()):
+    def __init__(self, role: str, device: str, config: RunConfig, root: Optional[Path], warm: Tuple[str, ...] = (),
+                 lock: str = ""):
         self.role, self.device = role, device
         self.scratch = Path(tempfile.mkdtemp(prefix=f"kernelarena-{role}-"))
         fd, log = tempfile.mkstemp(prefix=f"kernelarena-{role}-{device.replace(':', '')}-", suffix=".log")
@@ -48,7 +49,7 @@ class ChildProcess:
 
         self.process = context.Process(target=run_child, daemon=True, name=f"kernelarena-{role}-{device}",
                                        args=(role, device, theirs, str(root) if root else "", str(self.scratch),
-                                             str(self.log_path), config, dict(env.environment()), warm))
+                                             str(self.log_path), config, dict(env.environment()), warm, lock))
         with _CLEAN_PATH:
             # The child takes our sys.path: without the implicit working-folder entry, nothing planted there is
             # imported; relative entries the user set (PYTHONPATH=.) are kept, resolved against our folder.

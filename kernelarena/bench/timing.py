@@ -15,6 +15,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 
 from ..schema import Definition, TimingStats
+from . import quiet
 from .config import TimingConfig
 from .device_activity import ActivityProfile
 from .inputs import poison_value
@@ -107,9 +108,10 @@ def time_calls(call: Call, copies: int, device: str, config: TimingConfig, outpu
     """
     warmup, reps = config.counts(device)
     if device.startswith("cuda"):
-        if config.mode == "graph":
-            return _time_graph(call, copies, warmup, reps, outputs_of, check)
-        return _time_device(call, copies, warmup, reps, config, torch.device(device), outputs_of, check)
+        with quiet.held(exclusive=True):  # no worker of this run starts on the device meanwhile (bench/quiet.py)
+            if config.mode == "graph":
+                return _time_graph(call, copies, warmup, reps, outputs_of, check)
+            return _time_device(call, copies, warmup, reps, config, torch.device(device), outputs_of, check)
     chosen = set(random.sample(range(reps), min(config.checked_calls, reps))) if check else set()
     return _time_wall(call, copies, warmup, reps, outputs_of, chosen)
 

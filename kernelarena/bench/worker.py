@@ -10,13 +10,17 @@ them as traces. Nothing a solution's process sends is unpickled here.
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
+import os
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
 from ..schema import Definition, Environment, Solution, Status, Trace, Workload
+from . import quiet
 from .config import RunConfig
 from .process import ChildDied, ChildProcess, ChildTimeout, ProtocolError
 
@@ -39,8 +43,9 @@ class DefinitionError:
 class WorkerPool:
     """Solution processes started ahead of need; each is used for one solution and then stopped."""
 
-    def __init__(self, device: str, config: RunConfig, root: Optional[Path], warm: Tuple[str, ...] = ()):
-        self.device, self.config, self.root, self.warm = device, config, root, warm
+    def __init__(self, device: str, config: RunConfig, root: Optional[Path], warm: Tuple[str, ...] = (),
+                 lock: str = ""):
+        self.device, self.config, self.root, self.warm, self.lock = device, config, root, warm, lock
         self.spares: collections.deque = collections.deque()
         self.waited_s = 0.0
         self.startups: List[Dict[str, float]] = []
@@ -48,7 +53,7 @@ class WorkerPool:
 
     def _fill(self) -> None:
         while len(self.spares) < max(1, self.config.spares()):
-            self.spares.append(ChildProcess("solution", self.device, self.config, self.root, self.warm))
+            self.spares.append(ChildProcess("solution", self.device, self.config, self.root, self.warm, self.lock))
 
     def take(self) -> ChildProcess:
         """A clean worker, started and sandboxed (or dead: its first evaluation then reports why)."""
@@ -80,7 +85,9 @@ class DeviceWorkers:
         # path relative to the caller's working folder (its blobs, say) would name nothing.
         root = Path(root).resolve() if root is not None else None
         self.device, self.config, self.root = device, config, root
-        self.pool = WorkerPool(device, config, root, warm)
+        # On a GPU, timed loops and worker start-ups take turns on the device (bench/quiet.py).
+        self.lock = quiet.make(tempfile.gettempdir(), device) if device.startswith("cuda") else ""
+        self.pool = WorkerPool(device, config, root, warm, self.lock)
         self.oracle: Optional[ChildProcess] = None
         self.environment = Environment(hardware=device)
         self.definition_errors: List[DefinitionError] = []
@@ -111,11 +118,14 @@ class DeviceWorkers:
         if self.oracle is not None:
             self.oracle.stop()
             self.oracle = None
+        if self.lock:
+            with contextlib.suppress(OSError):
+                os.unlink(self.lock)
 
     # ------------------------------------------------------------------ the reference process
     def _start_oracle(self) -> Optional[str]:
         started = time.perf_counter()
-        self.oracle = ChildProcess("reference", self.device, self.config, self.root)
+        self.oracle = ChildProcess("reference", self.device, self.config, self.root, lock=self.lock)
         self._oracle_problem = None
         try:
             ready = self.oracle.wait_ready(self.config.timeout_s + 120)  # its first start measures the ceilings

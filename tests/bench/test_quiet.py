@@ -1,0 +1,54 @@
+"""The device lock between the harness's processes (bench/quiet.py): timed loops exclude start-ups, start-ups
+share, and a holder that never lets go delays the others by the timeout only."""
+
+import multiprocessing
+import time
+
+from kernelarena.bench import quiet
+
+
+def _hold(path, exclusive, seconds, ready):
+    quiet.use(path)
+    with quiet.held(exclusive=exclusive) as waited:
+        assert waited is not None
+        ready.set()
+        time.sleep(seconds)
+
+
+def _holder(path, exclusive, seconds):
+    context = multiprocessing.get_context("spawn")
+    ready = context.Event()
+    process = context.Process(target=_hold, args=(path, exclusive, seconds, ready))
+    process.start()
+    assert ready.wait(60)
+    return process
+
+
+def test_timed_loops_exclude_start_ups_and_start_ups_share(tmp_path):
+    path = quiet.make(str(tmp_path), "cuda:0")
+    quiet.use(path)
+    try:
+        sharer = _holder(path, False, 3.0)  # a worker starting up
+        with quiet.held(exclusive=False, timeout_s=0.5) as waited:
+            assert waited is not None and waited < 0.5  # another start-up goes alongside
+        with quiet.held(exclusive=True, timeout_s=0.3) as waited:
+            assert waited is None  # a timed loop does not start inside it; after the timeout it goes on without
+        sharer.join()
+        with quiet.held(exclusive=True, timeout_s=0.5) as waited:
+            assert waited is not None
+            with quiet.held(exclusive=True, timeout_s=0.1) as inner:  # nested: the outer hold is the hold
+                assert inner == 0.0
+
+        timed = _holder(path, True, 1.0)  # a timed loop elsewhere: a start-up waits for its end
+        started = time.perf_counter()
+        with quiet.held(exclusive=False, timeout_s=10) as waited:
+            assert waited is not None and 0.3 < time.perf_counter() - started < 9
+        timed.join()
+    finally:
+        quiet.use(None)
+
+
+def test_without_a_lock_file_nothing_waits():
+    quiet.use(None)
+    with quiet.held(exclusive=True) as waited:
+        assert waited is None

@@ -1,7 +1,8 @@
 """Wall time of `kernelarena run` over the example dataset with the process-per-solution isolation against a
 baseline checkout of the package (the shared-worker design), on the same machine, build cache warmed first.
 
-    python3 -m benchmarks.isolation_walltime --baseline .before [--out DIR] [--smallest N] [--definition NAME ...]
+    python3 -m benchmarks.isolation_walltime --baseline .before [--out DIR] [--smallest N] [--definition NAME ...] \
+        [--variant NAME=VALUE ...]
 
 ``--baseline`` is a folder holding an older ``kernelarena/`` package (e.g. ``git archive 6726a6a^ kernelarena |
 tar -x -C .before``: the last commit before the process-per-solution isolation). With ``--definition`` both runs get
@@ -52,14 +53,16 @@ def copy_dataset(dst: Path, names: list) -> None:
             shutil.copy2(path, dst / rel)
 
 
-def run_cli(package_root: Path, extra: list, label: str, names: list) -> dict:
-    """One `kernelarena run` with ``package_root`` first on PYTHONPATH; its wall time and closing line."""
+def run_cli(package_root: Path, extra: list, label: str, names: list, variables: dict = None) -> dict:
+    """One `kernelarena run` with ``package_root`` first on PYTHONPATH (and ``variables`` set); its wall time and
+    closing line."""
     with tempfile.TemporaryDirectory(prefix=f"walltime-{label}-") as tmp:
         dataset = Path(tmp) / "dataset"
         copy_dataset(dataset, names)
         # COLUMNS: wide enough that the closing table's caption (where the time went) stays on one line.
         env = dict(os.environ, COLUMNS="400", PYTHONPATH=os.pathsep.join([str(package_root.resolve()),
-                                                                          os.environ.get("PYTHONPATH", "")]))
+                                                                          os.environ.get("PYTHONPATH", "")]),
+                   **(variables or {}))
         started = time.perf_counter()
         out = subprocess.run([sys.executable, "-m", "kernelarena.cli", "run", str(dataset), "--no-save", *extra],
                              capture_output=True, text=True, env=env, cwd=tmp)
@@ -69,6 +72,7 @@ def run_cli(package_root: Path, extra: list, label: str, names: list) -> dict:
     spent = " ".join(line.strip() for line in text.splitlines() if "time spent" in line or "restarts" in line)
     if out.returncode != 0:
         print(text[-4000:], file=sys.stderr)
+    print(f"{label}: {wall:.1f} s; {summary}; {spent}", flush=True)  # as each run ends: a capped call keeps it
     return {"label": label, "wall_s": wall, "returncode": out.returncode, "summary": summary, "spent": spent,
             "traces": int(m.group(1)) if (m := re.search(r"(\d+) traces", summary)) else None}
 
@@ -80,7 +84,15 @@ def main() -> None:
     parser.add_argument("--definition", action="append", default=[],
                         help="only this definition (repeatable; passed to kernelarena run)")
     parser.add_argument("--smallest", type=int, default=None, help="only the N smallest workloads per definition")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME=VALUE",
+                        help="also an isolated run with this environment variable set (repeatable: one run each)")
     args = parser.parse_args()
+    variants = []
+    for item in args.variant:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            parser.error(f"--variant {item!r}: expected NAME=VALUE")
+        variants.append((name, value))
     only = [flag for name in args.definition for flag in ("--definition", name)]
     extra = (["--smallest", str(args.smallest)] if args.smallest else []) + only
     # Builds are per solution, not per workload: one workload each compiles every build into the cache, which
@@ -89,6 +101,7 @@ def main() -> None:
     warm = [run_cli(ROOT, ["--smallest", "1", *only], "warm-up (isolated)", names)]
     rows = [run_cli(args.baseline, extra, "baseline: one worker per device", names),
             run_cli(ROOT, extra, "isolated: reference process + fresh process per solution", names)]
+    rows += [run_cli(ROOT, extra, f"isolated, {name}={value}", names, {name: value}) for name, value in variants]
     ratio = rows[1]["wall_s"] / rows[0]["wall_s"]
     run = stamp()
     lines = [f"# `kernelarena run` wall time, isolation vs baseline ({run.machine}, {run.date})", "",
@@ -99,7 +112,9 @@ def main() -> None:
              "| run | wall s | traces | closing line |", "|---|---|---|---|"]
     for row in warm + rows:
         lines.append(f"| {row['label']} | {row['wall_s']:.1f} | {row['traces']} | {row['summary']} |")
-    lines += ["", f"Isolated / baseline: **{ratio:.2f}x** (target: within 1.3x).", ""]
+    lines += ["", f"Isolated / baseline: **{ratio:.2f}x** (target: within 1.3x)."]
+    lines += [f"{row['label']} / baseline: {row['wall_s'] / rows[0]['wall_s']:.2f}x." for row in rows[2:]]
+    lines += [""]
     lines += [f"- {row['label']}: {row['spent']}" for row in warm + rows]
     print("\n".join(lines))
     if args.out is not None:

@@ -32,6 +32,7 @@ NATIVE_PLAN = "KERNELARENA_NATIVE_PLAN"
 SMALL_DECODE = "KERNELARENA_SMALL_DECODE"
 HOPPER_PREFILL = "KERNELARENA_HOPPER_PREFILL"
 INTEGRATIONS = "KERNELARENA_INTEGRATIONS"
+DEVICE_LOCK = "KERNELARENA_DEVICE_LOCK"
 TRITON_INTERPRET = "TRITON_INTERPRET"
 XDG_CACHE_HOME = "XDG_CACHE_HOME"
 CUDA_HOME = "CUDA_HOME"
@@ -58,6 +59,8 @@ SETTINGS: Tuple[Setting, ...] = (
     Setting(HOPPER_PREFILL, "`1`: prefill on an sm90 GPU (H100/H200) uses the Hopper prefill kernel "
             "(`kernels/attention/prefill_hopper.py`) where it applies. Read once, at import.",
             "unset: off (opt-in until GPU sweeps show it faster)"),
+    Setting(DEVICE_LOCK, "`0`: in `kernelarena run` on a GPU, worker start-ups and timed loops do not take turns "
+            "on the device (`bench/quiet.py`); for comparing the two.", "`1` (they take turns)"),
     Setting(TRITON_INTERPRET, "Triton's own switch; `1` runs Triton kernels on the CPU. We read it to know which "
             "backends can run, and set it for CPU builds and workers.", "unset: compiled for the GPU"),
     Setting(XDG_CACHE_HOME, "The user's cache folder (XDG base directories); parent of our default cache.",
@@ -131,6 +134,11 @@ def small_decode_enabled() -> bool:
 def hopper_prefill_enabled() -> bool:
     """True when ``KERNELARENA_HOPPER_PREFILL=1``: prefill on sm90 may use the Hopper prefill kernel."""
     return os.environ.get(HOPPER_PREFILL) == "1"
+
+
+def device_lock_enabled() -> bool:
+    """False when ``KERNELARENA_DEVICE_LOCK=0``: worker start-ups and timed loops on a GPU do not take turns."""
+    return _switch_on(DEVICE_LOCK)
 
 
 def triton_interpreted() -> bool:

@@ -55,8 +55,6 @@ def run_child(role: str, device: str, conn: Connection, root: str, scratch: str,
     if not device.startswith("cuda"):
         # Triton decides interpreter mode when its functions are created: set it before anything imports triton.
         os.environ.setdefault("TRITON_INTERPRET", "1")
-    import torch
-
     from . import quiet
 
     quiet.use(lock)

@@ -4,9 +4,9 @@ put its work between a solution's timed calls.
 Processes on one GPU without MPS share it by time slices: a spare worker creating its CUDA context or running
 the harness warm-up (bench/evaluate.warm_up) while another process times a solution can stretch that solution's
 calls. Timed loops hold the lock exclusively; start-ups hold it shared (they may overlap one another). The lock
-is advisory and bounded: a process that waited ``timeout_s`` goes on without it and says so, so a solution that
-takes the lock and keeps it delays its neighbours by at most that much and cannot stall the run or get anyone
-else blamed (a failure is never another party's).
+is advisory and bounded: a process that waited its timeout goes on without it, so a solution that takes the
+lock and keeps it delays its neighbours by at most that much and cannot stall the run or get anyone else
+blamed (a failure is never another party's). ``KERNELARENA_DEVICE_LOCK=0`` turns it off (for comparing).
 """
 
 from __future__ import annotations
@@ -19,8 +19,10 @@ from typing import Iterator, Optional
 
 _PATH: Optional[str] = None
 _DEPTH = 0
-WAIT_S = 5.0
-"""How long a process waits for the lock before it goes on without it."""
+WAIT_S = 2.0
+"""How long a timed loop waits for the device before it goes on without the lock."""
+START_WAIT_S = 30.0
+"""How long a worker's start-up waits (in the pool, while others work) before it goes on without the lock."""
 
 
 def use(path: Optional[str]) -> None:
@@ -32,17 +34,42 @@ def use(path: Optional[str]) -> None:
 def make(folder: str, device: str) -> str:
     """A new lock file for ``device`` in ``folder`` (the parent makes it before starting the device's workers)."""
     path = os.path.join(folder, f"kernelarena-{os.getpid()}-{device.replace(':', '')}.lock")
-    with open(path, "a"):
-        pass
+    for name in (path, path + ".gate"):
+        with open(name, "a"):
+            pass
     return path
 
 
+def _take(fd: int, mode: int, deadline: float) -> bool:
+    """flock ``fd`` in ``mode`` by ``deadline`` (perf_counter seconds); whether it was had."""
+    while True:
+        try:
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.perf_counter() >= deadline:
+                return False
+            time.sleep(0.002)
+
+
+def remove(path: str) -> None:
+    """Delete the lock files ``make`` made."""
+    for name in (path, path + ".gate"):
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+
+
 @contextlib.contextmanager
-def held(exclusive: bool, timeout_s: float = WAIT_S) -> Iterator[Optional[float]]:
+def held(exclusive: bool, timeout_s: Optional[float] = None) -> Iterator[Optional[float]]:
     """Hold the device lock (exclusive for a timed loop, shared for a start-up) while the block runs. Yields the
-    seconds waited for it, or None when there is no lock or it was not had within ``timeout_s`` (the block
-    runs anyway). Inside a block of this process that holds it already, the hold is the outer one's (the
-    warm-up's timed loop runs under its start-up's shared hold)."""
+    seconds waited for it, or None when there is no lock or it was not had within ``timeout_s`` (default: WAIT_S
+    for a timed loop, START_WAIT_S for a start-up; the block runs anyway). Inside a block of this process that
+    holds it already, the hold is the outer one's (the warm-up's timed loop runs under its start-up's hold).
+
+    A timed loop goes first: every taker passes a gate (a second lock file) that a timed loop keeps from the
+    moment it asks until it holds the device, so start-ups arriving meanwhile wait behind it instead of
+    keeping the shared lock taken one after another (flock favours neither side, so a stream of starting
+    workers could hold a timed loop off until its timeout)."""
     global _DEPTH
     if _PATH is None or _DEPTH:
         _DEPTH += 1
@@ -51,28 +78,24 @@ def held(exclusive: bool, timeout_s: float = WAIT_S) -> Iterator[Optional[float]
         finally:
             _DEPTH -= 1
         return
+    started = time.perf_counter()
+    deadline = started + (timeout_s if timeout_s is not None else WAIT_S if exclusive else START_WAIT_S)
+    fds = []
     try:
-        fd = os.open(_PATH, os.O_RDONLY)  # read-only: flock needs no write access (the sandbox allows reads)
-    except OSError:
-        yield None
-        return
-    try:
-        started = time.perf_counter()
-        mode = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
-        waited: Optional[float] = None
-        while True:
-            try:
-                fcntl.flock(fd, mode)
-                waited = time.perf_counter() - started
-                break
-            except BlockingIOError:
-                if time.perf_counter() - started >= timeout_s:
-                    break
-                time.sleep(0.002)
+        try:  # read-only: flock needs no write access (the sandbox allows reads)
+            fds = [os.open(_PATH + ".gate", os.O_RDONLY), os.open(_PATH, os.O_RDONLY)]
+        except OSError:
+            yield None
+            return
+        gate, device = fds
+        had = _take(gate, fcntl.LOCK_EX, deadline) and \
+            _take(device, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH, deadline)
+        os.close(fds.pop(0))  # the gate, held only while asking
         _DEPTH += 1
         try:
-            yield waited
+            yield time.perf_counter() - started if had else None
         finally:
             _DEPTH -= 1
     finally:
-        os.close(fd)  # closing the last descriptor releases the lock
+        for fd in fds:
+            os.close(fd)  # closing the last descriptor releases the lock

@@ -10,9 +10,7 @@ them as traces. Nothing a solution's process sends is unpickled here.
 from __future__ import annotations
 
 import collections
-import contextlib
 import json
-import os
 import tempfile
 import time
 from dataclasses import dataclass
@@ -20,6 +18,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
 from ..schema import Definition, Environment, Solution, Status, Trace, Workload
+from .. import env
 from . import quiet
 from .config import RunConfig
 from .process import ChildDied, ChildProcess, ChildTimeout, ProtocolError
@@ -86,7 +85,8 @@ class DeviceWorkers:
         root = Path(root).resolve() if root is not None else None
         self.device, self.config, self.root = device, config, root
         # On a GPU, timed loops and worker start-ups take turns on the device (bench/quiet.py).
-        self.lock = quiet.make(tempfile.gettempdir(), device) if device.startswith("cuda") else ""
+        gpu = device.startswith("cuda")
+        self.lock = quiet.make(tempfile.gettempdir(), device) if gpu and env.device_lock_enabled() else ""
         self.pool = WorkerPool(device, config, root, warm, self.lock)
         self.oracle: Optional[ChildProcess] = None
         self.environment = Environment(hardware=device)
@@ -119,8 +119,7 @@ class DeviceWorkers:
             self.oracle.stop()
             self.oracle = None
         if self.lock:
-            with contextlib.suppress(OSError):
-                os.unlink(self.lock)
+            quiet.remove(self.lock)
 
     # ------------------------------------------------------------------ the reference process
     def _start_oracle(self) -> Optional[str]:

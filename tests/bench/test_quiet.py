@@ -52,3 +52,36 @@ def test_without_a_lock_file_nothing_waits():
     quiet.use(None)
     with quiet.held(exclusive=True) as waited:
         assert waited is None
+
+
+def _stream(path, holds, seconds, ready):
+    quiet.use(path)
+    for i in range(holds):
+        with quiet.held(exclusive=False, timeout_s=30) as waited:
+            assert waited is not None
+            ready.set()
+            time.sleep(seconds)
+
+
+def test_a_stream_of_start_ups_does_not_hold_a_timed_loop_off(tmp_path):
+    """Start-ups overlapping one another would keep a shared hold for as long as they keep coming; the gate lets
+    the timed loop in once the holds taken before it asked have ended."""
+    path = quiet.make(str(tmp_path), "cuda:0")
+    context = multiprocessing.get_context("spawn")
+    streams = []
+    for offset in (0.0, 0.25):  # two workers taking the shared lock in turns, overlapping: 5 s of shared holds
+        ready = context.Event()
+        process = context.Process(target=_stream, args=(path, 10, 0.5, ready))
+        process.start()
+        assert ready.wait(60)
+        time.sleep(offset)
+        streams.append(process)
+    quiet.use(path)
+    try:
+        with quiet.held(exclusive=True, timeout_s=4.0) as waited:
+            assert waited is not None and waited < 2.0, waited
+    finally:
+        quiet.use(None)
+        for process in streams:
+            process.join(60)
+            assert process.exitcode == 0

@@ -60,7 +60,7 @@ def run_cli(package_root: Path, extra: list, label: str, names: list, variables:
         dataset = Path(tmp) / "dataset"
         copy_dataset(dataset, names)
         # COLUMNS: wide enough that the closing table's caption (where the time went) stays on one line.
-        env = dict(os.environ, COLUMNS="400", PYTHONPATH=os.pathsep.join([str(package_root.resolve()),
+        env = dict(os.environ, COLUMNS="2000", PYTHONPATH=os.pathsep.join([str(package_root.resolve()),
                                                                           os.environ.get("PYTHONPATH", "")]),
                    **(variables or {}))
         started = time.perf_counter()

@@ -45,7 +45,7 @@ def run_cli(extra: list, label: str) -> dict:
         started = time.perf_counter()
         out = subprocess.run([sys.executable, "-m", "kernelarena.cli", "run", str(dataset), *extra],
                              capture_output=True, text=True, cwd=tmp,
-                             env=dict(os.environ, COLUMNS="400"))  # wide: each closing line stays one line
+                             env=dict(os.environ, COLUMNS="2000"))  # wide: each closing line stays one line
         wall = time.perf_counter() - started
         statuses = {}
         if (dataset / "traces").exists():

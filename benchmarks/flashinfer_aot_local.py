@@ -7,12 +7,15 @@ FlashInfer's JIT (measured on the H200: minutes per module, over 7 for top-k).
 Needs nvcc 13 (FlashInfer's modules load through TVM-FFI, not PyTorch, so the local PyTorch build does not
 matter), ``libcudart.so`` and a ``libcuda.so`` stub on the linker path (``/usr/local/lib64`` and its ``stubs/``),
 and the cuRAND and cuBLAS headers (``nvidia-curand`` and ``nvidia-cublas`` wheels' ``include/``) on the include
-path; each failure prints the compiler's message. 2 cores: about 15 minutes for attention, norm, rope, sampling
-and activation, and more for top-k (2026-12-02).
+path, and for the GEMM module (``mm_bf16_cublaslt``, what the dataset's FlashInfer GEMM solutions load) that
+wheel's ``libcublas.so``/``libcublasLt.so`` on the linker path; each failure prints the compiler's message. 2
+cores: about 15 minutes for attention, norm, rope, sampling and activation, 12-21 more for top-k, seconds for
+the GEMM (2026-12-02).
 
 Which modules: FlashInfer names a module from the call's arguments, so the entry points our benchmarks and
 solutions use are called here on CPU tensors with the capability queries answered for an H200 and the module
-build intercepted; decode without tensor cores and norm are named directly (their calls stop earlier on a CPU).
+build intercepted; decode without tensor cores, norm, top-k and the bf16 GEMM are named directly (their calls
+stop earlier on a CPU).
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ def module_specs() -> dict:
     import flashinfer
     from flashinfer.jit import core
     from flashinfer.jit.attention.modules import gen_batch_decode_module
+    from flashinfer.jit.gemm import gen_mm_bf16_cublaslt_module
     from flashinfer.jit.norm import gen_norm_module
     from flashinfer.jit.topk import gen_topk_module
 
@@ -90,7 +94,7 @@ def module_specs() -> dict:
     finally:
         core.JitSpec.build_and_load = original
     for spec in (gen_batch_decode_module(bf16, bf16, bf16, torch.int32, d, d, 0, False, False), gen_norm_module(),
-                 gen_topk_module()):
+                 gen_topk_module(), gen_mm_bf16_cublaslt_module()):
         specs[spec.name] = spec
     return specs
 

@@ -13,7 +13,9 @@ step() {  # step NAME CAP COMMAND...
   local name=$1 cap=$2; shift 2
   local t0=$SECONDS
   echo "== $name (cap ${cap}s): $*" | tee -a "$OUT/steps.log"
-  timeout --kill-after=5 "$cap" "$@" > "$OUT/$name.log" 2>&1
+  # SIGINT first: pytest then prints its summary (which tests failed, and why) before it stops, and a script
+  # ends by KeyboardInterrupt with what it printed; killed 15 s later if it has not.
+  timeout --signal=INT --kill-after=15 "$cap" "$@" > "$OUT/$name.log" 2>&1
   echo "== $name: rc=$? after $((SECONDS - t0)) s" | tee -a "$OUT/steps.log"
 }
 steps=${*:-serving tests host repro}

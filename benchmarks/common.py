@@ -48,6 +48,21 @@ def stamp(device: Optional[str] = None) -> Stamp:
     return Stamp(machine or cpu_model(), datetime.date.today().isoformat())
 
 
+def run_caption(output: str) -> str:
+    """The closing caption of a `kernelarena run` ("time spent: ...") from its printed output, on one line: rich
+    wraps a caption to the table's width whatever the console's, so its lines are joined here."""
+    lines = output.splitlines()
+    for i, line in enumerate(lines):
+        if "time spent:" in line:
+            block = [line.strip()]
+            for following in lines[i + 1:]:
+                if not following.startswith(" ") or not following.strip():
+                    break
+                block.append(following.strip())
+            return " ".join(block)
+    return ""
+
+
 def add_out_argument(parser: argparse.ArgumentParser) -> None:
     """``--out DIR``: where the run's files go; default ``$OUT``, else None (the script only prints)."""
     default = Path(os.environ["OUT"]) if os.environ.get("OUT") else None

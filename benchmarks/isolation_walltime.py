@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import add_out_argument, publish, stamp
+from benchmarks.common import add_out_argument, publish, run_caption, stamp
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = ["smallest", "run"]
@@ -59,9 +59,8 @@ def run_cli(package_root: Path, extra: list, label: str, names: list, variables:
     with tempfile.TemporaryDirectory(prefix=f"walltime-{label}-") as tmp:
         dataset = Path(tmp) / "dataset"
         copy_dataset(dataset, names)
-        # COLUMNS: wide enough that the closing table's caption (where the time went) stays on one line.
-        env = dict(os.environ, COLUMNS="2000", PYTHONPATH=os.pathsep.join([str(package_root.resolve()),
-                                                                          os.environ.get("PYTHONPATH", "")]),
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(package_root.resolve()),
+                                                           os.environ.get("PYTHONPATH", "")]),
                    **(variables or {}))
         started = time.perf_counter()
         out = subprocess.run([sys.executable, "-m", "kernelarena.cli", "run", str(dataset), "--no-save", *extra],
@@ -69,7 +68,7 @@ def run_cli(package_root: Path, extra: list, label: str, names: list, variables:
         wall = time.perf_counter() - started
     text = out.stdout + out.stderr
     summary = next((line.strip() for line in text.splitlines() if "kernelarena run:" in line), "")
-    spent = " ".join(line.strip() for line in text.splitlines() if "time spent" in line or "restarts" in line)
+    spent = run_caption(text)
     if out.returncode != 0:
         print(text[-4000:], file=sys.stderr)
     print(f"{label}: {wall:.1f} s; {summary}; {spent}", flush=True)  # as each run ends: a capped call keeps it

@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import add_out_argument, publish, stamp
+from benchmarks.common import add_out_argument, publish, run_caption, stamp
 from kernelarena.store import TraceSet
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,8 +44,7 @@ def run_cli(extra: list, label: str) -> dict:
         shutil.rmtree(dataset / "traces", ignore_errors=True)  # only this run's traces are read back
         started = time.perf_counter()
         out = subprocess.run([sys.executable, "-m", "kernelarena.cli", "run", str(dataset), *extra],
-                             capture_output=True, text=True, cwd=tmp,
-                             env=dict(os.environ, COLUMNS="2000"))  # wide: each closing line stays one line
+                             capture_output=True, text=True, cwd=tmp, env=dict(os.environ))
         wall = time.perf_counter() - started
         statuses = {}
         if (dataset / "traces").exists():
@@ -54,8 +53,8 @@ def run_cli(extra: list, label: str) -> dict:
                 for trace in traces:
                     statuses[f"{trace.solution} @ {trace.workload.uuid[:8]}"] = trace.evaluation.status.value
     text = out.stdout + out.stderr
-    closing = [line.strip() for line in text.splitlines()
-               if "kernelarena run:" in line or "time spent" in line or "restarts" in line or "Ray" in line]
+    closing = [line.strip() for line in text.splitlines() if "kernelarena run:" in line or "Ray" in line]
+    closing += [run_caption(text)] if run_caption(text) else []
     if out.returncode != 0:
         print(f"{label}: exit {out.returncode}\n{text[-4000:]}", file=sys.stderr)
     # As each run ends, so that a capped call keeps the runs that finished.

@@ -69,7 +69,8 @@ def run_child(role: str, device: str, conn: Connection, root: str, scratch: str,
         serve_reference(conn, oracle)
         return
     evaluator, startup = _start_solution_worker(device, root, config, warm, protections)
-    send(conn, {"ready": True, "sandbox": protections, "startup": startup})
+    warmed = [module for module in warm if module in sys.modules]  # what the pool's choice of worker relied on
+    send(conn, {"ready": True, "sandbox": protections, "startup": startup, "warmed": warmed})
     serve_solution(conn, evaluator)
 
 

@@ -3,6 +3,7 @@ written to the dataset as soon as it exists."""
 
 from __future__ import annotations
 
+import itertools
 import queue
 import statistics
 import threading
@@ -88,7 +89,8 @@ class RunReport:
         steps = dict.fromkeys(k for start in self.worker_starts for k in start)
         median = {k: statistics.median(s[k] for s in self.worker_starts if k in s) for k in steps}
         parts = ", ".join(f"{k.replace('_', '-')} {v:.2f}" for k, v in median.items() if k != "total")
-        return f"a solution worker starts in {median.get('total', 0.0):.2f}s ({parts}; median of {len(self.worker_starts)})"
+        total = median.get("total", 0.0)
+        return f"a solution worker starts in {total:.2f}s ({parts}; median of {len(self.worker_starts)})"
 
     def status_counts(self) -> Dict[str, int]:
         counts: Dict[str, int] = defaultdict(int)
@@ -325,8 +327,14 @@ def run(dataset: TraceSet, config: RunConfig = RunConfig(), definitions: Sequenc
             if on_trace is not None:
                 on_trace(result.trace)
 
+    def upcoming(count: int) -> List[Solution]:
+        """The solutions of the next ``count`` tasks still queued (the pool starts their workers ahead)."""
+        with todo.mutex:
+            return [solution for _, solution, _ in itertools.islice(todo.queue, count)]
+
     def serve(device: str) -> None:
-        worker = DeviceWorkers(device, config, dataset.root, warm_imports((s for _, s, _ in plan.tasks), device))
+        worker = DeviceWorkers(device, config, dataset.root, warm_imports((s for _, s, _ in plan.tasks), device),
+                               upcoming)
         with lock:
             workers.append(worker)
         try:

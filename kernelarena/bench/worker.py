@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
-from ..schema import Definition, Environment, Solution, Status, Trace, Workload
 from .. import env
+from ..schema import Definition, Environment, Solution, Status, Trace, Workload
 from . import quiet
 from .config import RunConfig
 from .process import ChildDied, ChildProcess, ChildTimeout, ProtocolError
@@ -40,31 +40,66 @@ class DefinitionError:
 
 
 class WorkerPool:
-    """Solution processes started ahead of need; each is used for one solution and then stopped."""
+    """Solution processes started ahead of need; each is used for one solution and then stopped.
+
+    A worker imports, while it waits, what its solution will import (``warm``: triton, flashinfer, tvm_ffi; a
+    flashinfer import alone takes seconds). With ``upcoming`` (the warm imports of the next tasks, in order) the
+    pool starts each spare for one of those tasks and hands a solution the spare started for it, so a worker
+    imports only what its own solution needs; without it every spare imports ``warm``."""
 
     def __init__(self, device: str, config: RunConfig, root: Optional[Path], warm: Tuple[str, ...] = (),
-                 lock: str = ""):
+                 lock: str = "", upcoming: Optional[Callable[[int], List[Tuple[str, ...]]]] = None):
         self.device, self.config, self.root, self.warm, self.lock = device, config, root, warm, lock
-        self.spares: collections.deque = collections.deque()
+        self.upcoming = upcoming
+        self.spares: collections.deque = collections.deque()  # (warm imports, ChildProcess), oldest first
         self.waited_s = 0.0
         self.startups: List[Dict[str, float]] = []
         """Each worker taken: its start-up steps' seconds as it reported them (context, imports, warm_up, total)."""
+        self.fits: List[bool] = []
+        """Each worker taken: whether it had imported what its solution needs (it was started for it)."""
+
+    def _start(self, warm: Tuple[str, ...]) -> ChildProcess:
+        return ChildProcess("solution", self.device, self.config, self.root, warm, self.lock)
 
     def _fill(self) -> None:
-        while len(self.spares) < max(1, self.config.spares()):
-            self.spares.append(ChildProcess("solution", self.device, self.config, self.root, self.warm, self.lock))
+        """Start the spares the next tasks want; stop the oldest unwanted ones past the pool's size."""
+        size = max(1, self.config.spares())
+        wanted = collections.Counter([self.warm] * size if self.upcoming is None else self.upcoming(size))
+        unwanted = []
+        for warm, child in self.spares:
+            if wanted[warm] > 0:
+                wanted[warm] -= 1
+            else:
+                unwanted.append((warm, child))
+        for warm, count in wanted.items():
+            for _ in range(count):
+                self.spares.append((warm, self._start(warm)))
+        for entry in unwanted[:max(0, len(self.spares) - size)]:
+            self.spares.remove(entry)
+            entry[1].stop(graceful=False)
 
-    def take(self) -> ChildProcess:
-        """A clean worker, started and sandboxed (or dead: its first evaluation then reports why)."""
-        self._fill()
-        child = self.spares.popleft()
-        self._fill()  # the next one starts while this one works
+    def take(self, warm: Optional[Tuple[str, ...]] = None) -> ChildProcess:
+        """A clean worker for a solution that imports ``warm`` (default: the pool's), started and sandboxed (or
+        dead: its first evaluation then reports why): the spare started for it, else the spare that imported the
+        most of it, else a new one."""
+        warm = self.warm if warm is None else tuple(warm)
+        if not self.spares:
+            self._fill()
+        best = max(self.spares, key=lambda entry: (entry[0] == warm, len(set(entry[0]) & set(warm)),
+                                                   -len(entry[0])), default=None)
+        if best is None:
+            child, fits = self._start(warm), True
+        else:
+            self.spares.remove(best)
+            child, fits = best[1], set(warm) <= set(best[0])
+        self._fill()  # the next ones start while this one works
         started = time.perf_counter()
         try:
             child.wait_ready(self.config.timeout_s)
         except (ChildDied, ChildTimeout, ProtocolError):
             child.kill()
         self.waited_s += time.perf_counter() - started
+        self.fits.append(fits)
         steps = (child.ready or {}).get("startup")
         if isinstance(steps, dict):  # the child's own clock: only shown, never used to decide anything
             self.startups.append({str(k): float(v) for k, v in steps.items() if isinstance(v, (int, float))})
@@ -72,14 +107,17 @@ class WorkerPool:
 
     def close(self) -> None:
         while self.spares:
-            self.spares.popleft().stop(graceful=False)
+            self.spares.popleft()[1].stop(graceful=False)
 
 
 class DeviceWorkers:
     """The reference process and the solution pool of one device. ``evaluate`` never raises for a solution's
     misbehaviour; definition-side failures go to ``definition_errors`` instead of traces."""
 
-    def __init__(self, device: str, config: RunConfig, root: Optional[Path], warm: Tuple[str, ...] = ()):
+    def __init__(self, device: str, config: RunConfig, root: Optional[Path], warm: Tuple[str, ...] = (),
+                 upcoming: Optional[Callable[[int], List[Solution]]] = None):
+        """``warm``: what every spare imports; ``upcoming(n)``: the solutions of the next ``n`` tasks this device
+        may get (the pool then starts each spare with what one of them imports)."""
         # Absolute: the reference and solution processes run in scratch folders of their own, where a dataset
         # path relative to the caller's working folder (its blobs, say) would name nothing.
         root = Path(root).resolve() if root is not None else None
@@ -87,7 +125,9 @@ class DeviceWorkers:
         # On a GPU, timed loops and worker start-ups take turns on the device (bench/quiet.py).
         gpu = device.startswith("cuda")
         self.lock = quiet.make(tempfile.gettempdir(), device) if gpu and env.device_lock_enabled() else ""
-        self.pool = WorkerPool(device, config, root, warm, self.lock)
+        needs = None if upcoming is None else \
+            (lambda n: [warm_imports((solution,), device) for solution in upcoming(n)])
+        self.pool = WorkerPool(device, config, root, warm, self.lock, needs)
         self.oracle: Optional[ChildProcess] = None
         self.environment = Environment(hardware=device)
         self.definition_errors: List[DefinitionError] = []
@@ -109,7 +149,7 @@ class DeviceWorkers:
     def kill(self) -> None:
         """Stop at once (Ctrl-C): the current worker, the spares and the reference process; evaluate returns."""
         self.stopped = True
-        for child in [self.current, self.oracle, *self.pool.spares]:
+        for child in [self.current, self.oracle, *(spare for _, spare in self.pool.spares)]:
             if child is not None:
                 child.kill()
 
@@ -189,7 +229,7 @@ class DeviceWorkers:
                     if child is not None:
                         child.stop(graceful=False)
                         self.restarts += 1
-                    child = self.pool.take()
+                    child = self.pool.take(warm_imports((solution,), self.device))
                     self.current = child
                 trace, phases, keep = self._evaluate_one(child, definition, solution, workload)
                 phases["reference"] = phases.get("reference", 0.0) + reference_s

@@ -67,3 +67,25 @@ def test_the_reference_process_keeps_a_workloads_expected_outputs(tmp_path):
     assert oracle._expected_outputs(definition, workload, seed) is first
     other = workload.model_copy(update={"uuid": "w2"})  # not the prepared workload: computed, not kept
     assert oracle._expected_outputs(definition, other, seed) is not oracle._expected_outputs(definition, other, seed)
+
+
+def test_the_pool_starts_each_worker_with_what_its_solution_imports():
+    """Spares are started for the next tasks, each importing what its own solution needs (a worker for a
+    Python solution does not import triton), and a solution gets the spare started for it."""
+    from kernelarena.bench.worker import WorkerPool
+
+    queue = [("triton",), (), ("triton",), ()]
+    pool = WorkerPool("cpu", RunConfig(spare_workers=2), None, upcoming=lambda n: queue[:n])
+    try:
+        pool._fill()
+        assert sorted(warm for warm, _ in pool.spares) == [(), ("triton",)]
+        taken = []
+        while queue:
+            warm = queue.pop(0)
+            child = pool.take(warm)
+            taken.append(child.ready["warmed"])
+            child.stop(graceful=False)
+        assert taken == [["triton"], [], ["triton"], []] and pool.fits == [True] * 4
+        assert not pool.spares  # nothing started past the last task
+    finally:
+        pool.close()

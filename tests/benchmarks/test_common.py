@@ -98,3 +98,21 @@ def test_committed_results_tables_parse():
     for path in tables:
         columns, rows = read_results(path)[1:]
         assert columns[:2] == ["machine", "date"] and rows, path
+
+
+def test_run_caption_joins_the_caption_rich_wraps_to_the_tables_width(tmp_path):
+    """The wall-time benchmarks quote where a run's time went; rich wraps the caption to the table's width (the
+    console's width does not matter), and the quote must hold all of it."""
+    import subprocess
+    import sys
+
+    from benchmarks.common import run_caption
+
+    dataset = Path(__file__).resolve().parents[2] / "examples" / "dataset"
+    out = subprocess.run([sys.executable, "-m", "kernelarena.cli", "run", str(dataset), "--no-save",
+                          "--smallest", "1", "--definition", "silu_and_mul_d14336", "--rounds", "1", "--reps", "1"],
+                         capture_output=True, text=True, check=True).stdout
+    assert len([line for line in out.splitlines() if "time spent" in line]) == 1
+    caption = run_caption(out)
+    assert caption.startswith("time spent: workers starting") and "worker restarts" in caption
+    assert caption.endswith("median of 2)") and "\n" not in caption

@@ -2,7 +2,7 @@
 baseline checkout of the package (the shared-worker design), on the same machine, build cache warmed first.
 
     python3 -m benchmarks.isolation_walltime --baseline .before [--out DIR] [--smallest N] [--definition NAME ...] \
-        [--variant NAME=VALUE ...]
+        [--variant NAME=VALUE ...] [--variant-args '--timing events' ...]
 
 ``--baseline`` is a folder holding an older ``kernelarena/`` package (e.g. ``git archive 6726a6a^ kernelarena |
 tar -x -C .before``: the last commit before the process-per-solution isolation). With ``--definition`` both runs get
@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -85,6 +86,10 @@ def main() -> None:
     parser.add_argument("--smallest", type=int, default=None, help="only the N smallest workloads per definition")
     parser.add_argument("--variant", action="append", default=[], metavar="NAME=VALUE",
                         help="also an isolated run with this environment variable set (repeatable: one run each)")
+    parser.add_argument("--variant-args", action="append", default=[], metavar="ARGS",
+                        help="also an isolated run with these `kernelarena run` options, e.g. '--timing events' (the "
+                             "baseline's timer: CUDA events, cold L2) to tell the timer's cost from isolation's "
+                             "(repeatable: one run each)")
     args = parser.parse_args()
     variants = []
     for item in args.variant:
@@ -101,6 +106,8 @@ def main() -> None:
     rows = [run_cli(args.baseline, extra, "baseline: one worker per device", names),
             run_cli(ROOT, extra, "isolated: reference process + fresh process per solution", names)]
     rows += [run_cli(ROOT, extra, f"isolated, {name}={value}", names, {name: value}) for name, value in variants]
+    rows += [run_cli(ROOT, extra + shlex.split(options), f"isolated, {options}", names)
+             for options in args.variant_args]
     ratio = rows[1]["wall_s"] / rows[0]["wall_s"]
     run = stamp()
     lines = [f"# `kernelarena run` wall time, isolation vs baseline ({run.machine}, {run.date})", "",

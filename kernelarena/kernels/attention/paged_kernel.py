@@ -31,6 +31,32 @@ def merge_chunks(head_dim: int) -> int:
 
 
 @triton.jit
+def page_rows(kv_indices_ptr, page_base, offs_n, kv_hi, head_off, offs_d, stride_kp, stride_kt,
+              PAGE_SIZE: tl.constexpr, MASKED: tl.constexpr):
+    """Element offsets of the K/V rows of tokens ``offs_n`` of one head (found through the page table from
+    ``page_base``), and which of those tokens exist (< ``kv_hi``; only read when MASKED)."""
+    valid = offs_n < kv_hi
+    if MASKED:
+        page = tl.load(kv_indices_ptr + page_base + offs_n // PAGE_SIZE, mask=valid, other=0)
+    else:
+        page = tl.load(kv_indices_ptr + page_base + offs_n // PAGE_SIZE)
+    kv_off = page.to(tl.int64) * stride_kp + (offs_n % PAGE_SIZE).to(tl.int64) * stride_kt + head_off
+    return kv_off[:, None] + offs_d[None, :], valid
+
+
+@triton.jit
+def load_rows(X, ptrs, valid, MASKED: tl.constexpr, UPCAST: tl.constexpr):
+    """The K or V rows at ``ptrs`` (zeros for tokens that do not exist when MASKED), in fp32 when UPCAST."""
+    if MASKED:
+        x = tl.load(X + ptrs, mask=valid[:, None], other=0.0)
+    else:
+        x = tl.load(X + ptrs)
+    if UPCAST:
+        x = x.to(tl.float32)
+    return x
+
+
+@triton.jit
 def _attend_block(
     acc, m_i, l_i, q, K, V, kv_indices_ptr, page_base, start, kv_hi, head_off, offs_d, diag,
     window_left, stride_kp, stride_kt, score_scale, cap_scale,
@@ -38,19 +64,9 @@ def _attend_block(
     USE_WINDOW: tl.constexpr, USE_SOFT_CAP: tl.constexpr, UPCAST: tl.constexpr,
 ):
     offs_n = start + tl.arange(0, BLOCK_N)
-    if MASKED:
-        valid = offs_n < kv_hi
-        page = tl.load(kv_indices_ptr + page_base + offs_n // PAGE_SIZE, mask=valid, other=0)
-    else:
-        page = tl.load(kv_indices_ptr + page_base + offs_n // PAGE_SIZE)
-    kv_off = page.to(tl.int64) * stride_kp + (offs_n % PAGE_SIZE).to(tl.int64) * stride_kt + head_off
-    kv_ptrs = kv_off[:, None] + offs_d[None, :]
-    if MASKED:
-        k = tl.load(K + kv_ptrs, mask=valid[:, None], other=0.0)
-    else:
-        k = tl.load(K + kv_ptrs)
-    if UPCAST:
-        k = k.to(tl.float32)
+    kv_ptrs, valid = page_rows(kv_indices_ptr, page_base, offs_n, kv_hi, head_off, offs_d, stride_kp, stride_kt,
+                               PAGE_SIZE, MASKED)
+    k = load_rows(K, kv_ptrs, valid, MASKED, UPCAST)
     s = tl.dot(q, tl.trans(k))
     if USE_SOFT_CAP:
         # cap * tanh(s * sm_scale / cap), tanh written with exp so it also runs under the interpreter.
@@ -69,12 +85,7 @@ def _attend_block(
     alpha = tl.exp2(m_i - m_use)
     p = tl.exp2(s - m_use[:, None])
     l_i = l_i * alpha + tl.sum(p, 1)
-    if MASKED:
-        v = tl.load(V + kv_ptrs, mask=valid[:, None], other=0.0)
-    else:
-        v = tl.load(V + kv_ptrs)
-    if UPCAST:
-        v = v.to(tl.float32)
+    v = load_rows(V, kv_ptrs, valid, MASKED, UPCAST)
     acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v)
     return acc, m_new, l_i
 

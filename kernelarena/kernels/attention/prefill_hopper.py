@@ -33,7 +33,7 @@ import triton.language as tl
 
 from kernelarena import env
 
-from .paged_kernel import LOG2E
+from .paged_kernel import LOG2E, load_rows, page_rows
 from .scheduler import HEADER, ITEM_FIELDS, RAGGED_PAGE_SIZE
 
 ENV_SWITCH = env.HOPPER_PREFILL
@@ -86,20 +86,12 @@ def _attend_block(acc, m_i, l_i, q, K, V, kv_desc_k, kv_desc_v, KV_INDICES, page
     offs_n = start + tl.arange(0, BLOCK_N)
     if KV_TMA:
         k = kv_desc_k.load([start, kv_col])
+        if UPCAST:
+            k = k.to(tl.float32)
     else:
-        if MASKED:
-            valid = offs_n < kv_hi
-            page = tl.load(KV_INDICES + page_base + offs_n // PAGE_SIZE, mask=valid, other=0)
-        else:
-            page = tl.load(KV_INDICES + page_base + offs_n // PAGE_SIZE)
-        kv_off = page.to(tl.int64) * stride_kp + (offs_n % PAGE_SIZE).to(tl.int64) * stride_kt + head_off
-        kv_ptrs = kv_off[:, None] + offs_d[None, :]
-        if MASKED:
-            k = tl.load(K + kv_ptrs, mask=valid[:, None], other=0.0)
-        else:
-            k = tl.load(K + kv_ptrs)
-    if UPCAST:
-        k = k.to(tl.float32)
+        kv_ptrs, valid = page_rows(KV_INDICES, page_base, offs_n, kv_hi, head_off, offs_d, stride_kp, stride_kt,
+                                   PAGE_SIZE, MASKED)
+        k = load_rows(K, kv_ptrs, valid, MASKED, UPCAST)
     qk = tl.dot(q, tl.trans(k))
     if MASKED:
         keep = offs_n[None, :] < kv_hi
@@ -118,13 +110,10 @@ def _attend_block(acc, m_i, l_i, q, K, V, kv_desc_k, kv_desc_v, KV_INDICES, page
     acc = acc * alpha[:, None]
     if KV_TMA:
         v = kv_desc_v.load([start, kv_col])
+        if UPCAST:
+            v = v.to(tl.float32)
     else:
-        if MASKED:
-            v = tl.load(V + kv_ptrs, mask=valid[:, None], other=0.0)
-        else:
-            v = tl.load(V + kv_ptrs)
-    if UPCAST:
-        v = v.to(tl.float32)
+        v = load_rows(V, kv_ptrs, valid, MASKED, UPCAST)
     acc = tl.dot(p.to(v.dtype), v, acc)
     return acc, m_new, l_i
 

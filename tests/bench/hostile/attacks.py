@@ -197,14 +197,18 @@ CONTROLS = {"aaa_honest_first": ("scale_add", HONEST), "zzz_honest_last": ("scal
             "aaa_honest_silu_first": ("silu_mul", HONEST_SILU), "zzz_honest_silu_last": ("silu_mul", HONEST_SILU)}
 
 
+AXES = {"n": {"type": "var"}, "d": {"type": "const", "value": 64}}
+SCALE_ADD_DEFINITION = {
+    "name": "scale_add", "op_type": "elementwise", "axes": AXES,
+    "inputs": {"x": {"shape": ["n", "d"], "dtype": "float32"}, "w": {"shape": ["d"], "dtype": "float32"}},
+    "outputs": {"y": {"shape": ["n", "d"], "dtype": "float32"}}, "reference": SCALE_ADD}
+
+
 def make_hostile_dataset(root: Path, workdir: Path, marker: Path, rows: int = 33) -> TraceSet:
     """The two definitions, every attack and the controls, one workload each."""
     ds = TraceSet(root)
-    axes = {"n": {"type": "var"}, "d": {"type": "const", "value": 64}}
-    ds.add_definition(Definition.model_validate({
-        "name": "scale_add", "op_type": "elementwise", "axes": axes,
-        "inputs": {"x": {"shape": ["n", "d"], "dtype": "float32"}, "w": {"shape": ["d"], "dtype": "float32"}},
-        "outputs": {"y": {"shape": ["n", "d"], "dtype": "float32"}}, "reference": SCALE_ADD}))
+    axes = AXES
+    ds.add_definition(Definition.model_validate(SCALE_ADD_DEFINITION))
     ds.add_definition(Definition.model_validate({
         "name": "silu_mul", "op_type": "elementwise", "axes": axes,
         "inputs": {"x": {"shape": ["n", "d"], "dtype": "float32"}, "y": {"shape": ["n", "d"], "dtype": "float32"}},

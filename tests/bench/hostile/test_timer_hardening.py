@@ -8,7 +8,7 @@ import pytest
 from kernelarena.bench import RunConfig, TimingConfig, run
 from kernelarena.schema import Definition, Solution, Trace, Workload
 from kernelarena.store import TraceSet
-from tests.bench.hostile.attacks import SCALE_ADD
+from tests.bench.hostile.attacks import SCALE_ADD_DEFINITION
 
 # Each call waits at least SLEEP_S on the host (CPU) or the device (GPU), so its latency has a known floor.
 SLEEP_S = 0.004
@@ -54,11 +54,7 @@ except (AttributeError, TypeError):  # a class that refuses new attributes is no
 
 def _dataset(root, honest: str, hostile: str, device: str) -> TraceSet:
     ds = TraceSet(root)
-    axes = {"n": {"type": "var"}, "d": {"type": "const", "value": 64}}
-    ds.add_definition(Definition.model_validate({
-        "name": "scale_add", "op_type": "elementwise", "axes": axes,
-        "inputs": {"x": {"shape": ["n", "d"], "dtype": "float32"}, "w": {"shape": ["d"], "dtype": "float32"}},
-        "outputs": {"y": {"shape": ["n", "d"], "dtype": "float32"}}, "reference": SCALE_ADD}))
+    ds.add_definition(Definition.model_validate(SCALE_ADD_DEFINITION))
     for name, source in (("honest_twin", honest), ("patches_clock_at_import", hostile)):
         ds.add_solution(Solution.model_validate({
             "name": name, "definition": "scale_add", "author": "tests",

@@ -177,7 +177,7 @@ def serve_solution(conn: Connection, evaluator) -> None:
     from ..schema import Definition, Solution, Workload
     from .evaluate import SolutionFailure, pack
 
-    runnable, build_error = None, None
+    runnable, build_error, compiled = None, None, False
     for request in requests(conn):
         _, definition_json, solution_json, workload_json = request
         definition = Definition.model_validate_json(definition_json)
@@ -189,11 +189,14 @@ def serve_solution(conn: Connection, evaluator) -> None:
             if runnable is None and build_error is None:
                 try:
                     runnable = evaluator.build(solution)
+                    compiled = not runnable.from_cache
                 except SolutionFailure as f:
                     build_error = f
             if build_error is not None:
                 raise build_error
-            send(conn, {"phase": "correctness", "compiled": not runnable.from_cache})
+            # A build compiled here counts once: the solution's later workloads in this process reuse it.
+            send(conn, {"phase": "correctness", "compiled": compiled})
+            compiled = False
             rounds = evaluator.correctness_rounds(definition, workload, runnable)
             send(conn, {"payload": "rounds"})
             conn.send_bytes(pack(rounds))

@@ -364,6 +364,8 @@ def run(dataset: TraceSet, config: RunConfig = RunConfig(), definitions: Sequenc
             stats = engine.execute(plan.tasks, config, dataset.root, record, on_start)
             report.worker_startup_s, report.worker_restarts = stats.worker_startup_s, stats.worker_restarts
             report.retried = stats.retried
+            report.worker_starts.extend(stats.worker_starts)
+            report.definition_errors.extend(stats.definition_errors)
         except _Stopped:
             pass  # a failed append: ``failures`` says which
         except KeyboardInterrupt:  # the engine stopped its evaluators on the way out

@@ -115,9 +115,11 @@ class DeviceWorkers:
     misbehaviour; definition-side failures go to ``definition_errors`` instead of traces."""
 
     def __init__(self, device: str, config: RunConfig, root: Optional[Path], warm: Tuple[str, ...] = (),
-                 upcoming: Optional[Callable[[int], List[Solution]]] = None):
+                 upcoming: Optional[Callable[[int], List[Solution]]] = None,
+                 upcoming_imports: Optional[Callable[[int], List[Tuple[str, ...]]]] = None):
         """``warm``: what every spare imports; ``upcoming(n)``: the solutions of the next ``n`` tasks this device
-        may get (the pool then starts each spare with what one of them imports)."""
+        may get (the pool then starts each spare with what one of them imports); ``upcoming_imports(n)`` the same
+        given as those solutions' ``warm_imports`` (for a caller that has only those, a Ray actor)."""
         # Absolute: the reference and solution processes run in scratch folders of their own, where a dataset
         # path relative to the caller's working folder (its blobs, say) would name nothing.
         root = Path(root).resolve() if root is not None else None
@@ -125,7 +127,7 @@ class DeviceWorkers:
         # On a GPU, timed loops and worker start-ups take turns on the device (bench/quiet.py).
         gpu = device.startswith("cuda")
         self.lock = quiet.make(tempfile.gettempdir(), device) if gpu and env.device_lock_enabled() else ""
-        needs = None if upcoming is None else \
+        needs = upcoming_imports if upcoming is None else \
             (lambda n: [warm_imports((solution,), device) for solution in upcoming(n)])
         self.pool = WorkerPool(device, config, root, warm, self.lock, needs)
         self.oracle: Optional[ChildProcess] = None
@@ -136,6 +138,8 @@ class DeviceWorkers:
         self.oracle_startup_s = 0.0
         self.stopped = False
         self.current: Optional[ChildProcess] = None
+        self._kept: Optional[Tuple[str, ChildProcess]] = None
+        """The worker ``evaluate(..., keep=True)`` kept for more workloads of its solution (the solution's JSON)."""
         started = time.perf_counter()
         self.pool._fill()  # the template process starts here (a torch import), then the first workers fork
         self.pool.waited_s += time.perf_counter() - started
@@ -149,11 +153,13 @@ class DeviceWorkers:
     def kill(self) -> None:
         """Stop at once (Ctrl-C): the current worker, the spares and the reference process; evaluate returns."""
         self.stopped = True
-        for child in [self.current, self.oracle, *(spare for _, spare in self.pool.spares)]:
+        kept = [self._kept[1]] if self._kept is not None else []
+        for child in [self.current, self.oracle, *kept, *(spare for _, spare in self.pool.spares)]:
             if child is not None:
                 child.kill()
 
     def stop(self) -> None:
+        self.release()
         self.pool.close()
         if self.oracle is not None:
             self.oracle.stop()
@@ -201,11 +207,26 @@ class DeviceWorkers:
             return {"dead": f"the reference process {what} ({e}).\n{log}"}
 
     # ------------------------------------------------------------------ evaluation
+    def release(self) -> None:
+        """Stop the worker a ``keep`` evaluation kept, if any."""
+        if self._kept is not None:
+            self._kept[1].stop()
+            self._kept = None
+
     def evaluate(self, definition: Definition, solution: Solution, workloads: List[Workload],
-                 on_result: Callable[[WorkerResult], None]) -> None:
+                 on_result: Callable[[WorkerResult], None], keep: bool = False) -> None:
         """Evaluate ``solution`` on each workload in one fresh worker (a new one after a crash), calling
-        ``on_result`` as each trace is ready."""
+        ``on_result`` as each trace is ready. With ``keep`` the worker stays for the next call if that call is
+        for the same solution (a caller that hands over one workload at a time, the Ray engine); a call for any
+        other solution stops it first, so no process ever sees two solutions."""
         child: Optional[ChildProcess] = None
+        identity = solution.to_json()
+        if self._kept is not None:
+            if self._kept[0] == identity:
+                child = self._kept[1]
+                self._kept = None
+            else:
+                self.release()
         try:
             for workload in workloads:
                 if self.stopped:
@@ -231,15 +252,17 @@ class DeviceWorkers:
                         self.restarts += 1
                     child = self.pool.take(warm_imports((solution,), self.device))
                     self.current = child
-                trace, phases, keep = self._evaluate_one(child, definition, solution, workload)
+                trace, phases, reusable = self._evaluate_one(child, definition, solution, workload)
                 phases["reference"] = phases.get("reference", 0.0) + reference_s
                 on_result(WorkerResult(trace, phases))
-                if not keep:
+                if not reusable:
                     child.stop(graceful=False)
                     child = None
                     self.restarts += 1
         finally:
-            if child is not None:
+            if child is not None and keep and not self.stopped and child.alive():
+                self._kept = (identity, child)
+            elif child is not None:
                 child.stop()
 
     def _unstartable(self, answer: dict) -> bool:

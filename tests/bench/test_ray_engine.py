@@ -170,3 +170,38 @@ def test_solutions_go_to_the_slots_their_target_hardware_names(cluster, tmp_path
     assert log["on_h100"][0] == "RUNTIME_ERROR" and "worker process for cuda:0" in log["on_h100"][1]
     assert log["on_b200"][0] == "RUNTIME_ERROR"
     assert "matches none of the cluster's device slots (cpu, cuda:H100)" in log["on_b200"][1]
+
+
+def test_one_worker_per_solution_across_its_workloads_and_definition_failures_reported(cluster, tmp_path):
+    """The driver sends a solution's workloads one call each; the actor evaluates them all in the one worker
+    process it took for that solution (a worker start per solution, not per workload). A workload whose
+    reference raises is reported against the definition, not written as any solution's trace."""
+    dataset = small_dataset(tmp_path / "ds", {})
+    dataset.add_solution(Solution.model_validate({
+        "name": "honest_too", "definition": "scale_add", "author": "tests",
+        "spec": {"language": "python", "target_hardware": ["cpu"], "entry_point": "main.py::run",
+                 "destination_passing_style": True},
+        "sources": [{"path": "main.py", "content": HONEST}]}))
+    report = run(TraceSet.load(tmp_path / "ds"), CONFIG, engine=make_engine("ray"), save=False)
+    assert Counter(statuses(report.traces).values()) == {"PASSED": 4}
+    assert len(report.worker_starts) == 2  # honest and honest_too, two workloads each
+
+    broken = Definition.model_validate({
+        "name": "raises", "op_type": "elementwise",
+        "axes": {"n": {"type": "var"}, "d": {"type": "const", "value": 8}},
+        "inputs": {"x": {"shape": ["n", "d"], "dtype": "float32"}},
+        "outputs": {"y": {"shape": ["n", "d"], "dtype": "float32"}},
+        "reference": "def run(x):\n    raise ValueError('the reference is broken')\n"})
+    dataset.add_definition(broken)
+    dataset.add_solution(Solution.model_validate({
+        "name": "copies", "definition": "raises", "author": "tests",
+        "spec": {"language": "python", "target_hardware": ["cpu"], "entry_point": "main.py::run",
+                 "destination_passing_style": False},
+        "sources": [{"path": "main.py", "content": "def run(x):\n    return x.clone()\n"}]}))
+    dataset.add_workloads([Trace(definition="raises", workload=Workload(uuid="r1", axes={"n": 2},
+                                                                        inputs={"x": {"type": "random"}}))])
+    report = run(TraceSet.load(tmp_path / "ds"), CONFIG, engine=make_engine("ray"), definitions=["raises"],
+                 save=False)
+    assert report.traces == []
+    (error,) = report.definition_errors
+    assert (error.definition, error.workload) == ("raises", "r1") and "the reference is broken" in error.message

@@ -9,13 +9,13 @@ imported only when it is chosen, so the local default needs none of its dependen
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Protocol, Sequence, Tuple
 
 from ...schema import Definition, Solution, Workload
 from ..config import RunConfig
-from ..worker import WorkerResult
+from ..worker import DefinitionError, WorkerResult
 
 Task = Tuple[Definition, Solution, List[Workload]]
 
@@ -28,6 +28,10 @@ class EngineStats:
     worker_restarts: int = 0
     retried: int = 0
     """Evaluations started again because the machine or process evaluating them was lost."""
+    worker_starts: List[Dict[str, float]] = field(default_factory=list)
+    """Each solution worker's start-up steps in seconds, as it reported them."""
+    definition_errors: List[DefinitionError] = field(default_factory=list)
+    """Workloads whose reference or inputs failed: reported against the definition, not as a trace."""
 
 
 class Engine(Protocol):

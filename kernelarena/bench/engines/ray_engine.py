@@ -2,10 +2,11 @@
 
 An evaluator actor per device slot (a GPU, or a CPU slot of a node started with the ``kernelarena_cpu``
 resource; no more than the run has tasks for), placed by Ray on the slot's resources (GPU model included).
-Each actor holds the local engine's ``DeviceWorkers``: the same isolated process evaluates, so a crash or hang is
-the solution's own trace, and builds stay warm in it across tasks; the node's disk build cache (keyed as
-always, locked per key) is shared by every actor of the node, so a solution is compiled once per node and
-device kind.
+Each actor holds the local engine's ``DeviceWorkers``: the same isolated processes evaluate (a reference process,
+and a fresh solution process per solution from a pool started ahead, kept across that solution's workloads and
+stopped before the next solution), so a crash or hang is the solution's own trace; the node's disk build cache
+(keyed as always, locked per key) is shared by every actor of the node, so a solution is compiled once per node
+and device kind.
 
 The driver hands each (definition, solution, workloads) task to an idle actor whose slot the solution admits,
 one actor call per workload, and records each result as it arrives; it alone writes. When an actor is lost
@@ -34,7 +35,7 @@ from ... import env
 from ...errors import EngineError
 from ...schema import Definition, Environment, Solution, Status, Trace, Workload
 from ..config import RunConfig
-from ..worker import DeviceWorkers, WorkerResult
+from ..worker import DefinitionError, DeviceWorkers, WorkerResult, warm_imports
 from . import EngineStats, Task
 from .placement import CPU_RESOURCE, SlotKind, no_placement_reason, placements, slot_kinds
 
@@ -43,31 +44,42 @@ _HUNG_MARGIN_S = 120.0
 
 
 class SlotEvaluator:
-    """Lives in a Ray actor on one device slot; evaluates through the local engine's isolated ``DeviceWorkers``."""
+    """Lives in a Ray actor on one device slot; evaluates through the local engine's isolated ``DeviceWorkers``.
+    A solution's workloads arrive one call each and are evaluated in the one worker process kept for that
+    solution; the driver names with each call what the next jobs import, so spares start for them."""
 
     def __init__(self, device: str, config: RunConfig, root: Optional[str]):
-        self.worker = DeviceWorkers(device, config, Path(root) if root else None)
+        self.upcoming: List[Tuple[str, ...]] = []
+        self.worker = DeviceWorkers(device, config, Path(root) if root else None,
+                                    upcoming_imports=lambda count: self.upcoming[:count])
 
     def where(self) -> Dict[str, Any]:
         """The actor's node, host and process (answering also says the actor is up)."""
         return {"node": ray.get_runtime_context().get_node_id(), "host": socket.gethostname(), "pid": os.getpid()}
 
-    def evaluate(self, definition_json: str, solution_json: str, workload_json: str
-                 ) -> Tuple[str, Dict[str, float]]:
-        """One workload's trace (JSON) and phase timings."""
+    def evaluate(self, definition_json: str, solution_json: str, workload_json: str,
+                 upcoming: Sequence[Sequence[str]] = ()) -> Tuple[Optional[str], Dict[str, float], List[str]]:
+        """One workload's trace (JSON; None when the definition's side failed) with its phase timings, and the
+        definition-side failure's message if any. ``upcoming``: the warm imports of the jobs queued next."""
+        self.upcoming = [tuple(imports) for imports in upcoming]
         results: List[WorkerResult] = []
+        errors = len(self.worker.definition_errors)
         self.worker.evaluate(Definition.model_validate_json(definition_json),
                              Solution.model_validate_json(solution_json),
-                             [Workload.model_validate_json(workload_json)], results.append)
+                             [Workload.model_validate_json(workload_json)], results.append, keep=True)
+        failures = [e.message for e in self.worker.definition_errors[errors:]]
+        if not results:
+            return None, {}, failures
         (result,) = results
-        return result.trace.to_json(), result.phases
+        return result.trace.to_json(), result.phases, failures
 
     @ray.method(concurrency_group="control")
-    def stop(self) -> Tuple[float, int]:
+    def stop(self) -> Tuple[float, int, List[Dict[str, float]]]:
         """Stop the worker process, even mid-evaluation (this runs beside ``evaluate``, so that a run that is
-        stopped leaves no evaluation going on the node); its start-up seconds and restarts."""
+        stopped leaves no evaluation going on the node); its start-up seconds, restarts and each solution
+        worker's start-up steps."""
         self.worker.stop()
-        return self.worker.startup_s, self.worker.restarts
+        return self.worker.startup_s, self.worker.restarts, list(self.worker.pool.startups)
 
 
 # Evaluations run one at a time (the default group has one thread); ``stop`` has a thread of its own.
@@ -255,11 +267,18 @@ class _Dispatch:
             if self.on_start is not None:
                 self.on_start(job.definition, job.solution, len(job.workloads))
             definition, solution = job.definition.to_json(), job.solution.to_json()
+            upcoming = self._upcoming(actor.kind)
             for workload in job.workloads:
-                actor.calls.append(_Call(actor.handle.evaluate.remote(definition, solution, workload.to_json()),
-                                         job, workload))
+                actor.calls.append(_Call(actor.handle.evaluate.remote(definition, solution, workload.to_json(),
+                                                                      upcoming), job, workload))
             job.workloads = deque()
             actor.current_since = time.monotonic()
+
+    def _upcoming(self, kind: SlotKind) -> List[Tuple[str, ...]]:
+        """What the next queued jobs that a ``kind`` slot may take import (its pool starts spares for them)."""
+        device, spares = kind.evaluator_device, max(1, self.config.spares())
+        jobs = [job for job in self.queue if kind in job.kinds][:spares]
+        return [warm_imports((job.solution,), device) for job in jobs]
 
     def _fail_unplaceable(self) -> None:
         """Record as failed the queued jobs that no actor, up or starting, can take any more."""
@@ -290,18 +309,24 @@ class _Dispatch:
             return
         actor.calls.remove(call)
         actor.current_since = time.monotonic()
+        if result is None:  # the definition's side failed: reported against it, not as the solution's trace
+            return
         self.environments[actor.kind] = result.trace.evaluation.environment
         self.record(result)
 
-    @staticmethod
-    def _result(call: _Call) -> WorkerResult:
-        """The finished call's result; RayActorError when its actor was lost."""
+    def _result(self, call: _Call) -> Optional[WorkerResult]:
+        """The finished call's result (None when the definition's side failed: kept in the stats); RayActorError
+        when its actor was lost."""
         try:
-            trace_json, phases = ray.get(call.ref)
+            trace_json, phases, failures = ray.get(call.ref)
         except RayTaskError as e:  # kernelarena's own code failed in the actor: a bug, not the solution's
             raise EngineError(f"the evaluator failed on {call.job.solution.name}, workload "
                               f"{call.workload.uuid}:\n{e}") from e
-        return WorkerResult(Trace.model_validate_json(trace_json), phases)
+        known = {(e.definition, e.workload) for e in self.stats.definition_errors}
+        if failures and (call.job.definition.name, call.workload.uuid) not in known:  # once, whichever actor saw it
+            self.stats.definition_errors.append(DefinitionError(call.job.definition.name, call.workload.uuid,
+                                                                failures[0]))
+        return None if trace_json is None else WorkerResult(Trace.model_validate_json(trace_json), phases)
 
     def _check_hung(self) -> None:
         limit = self.config.timeout_s + _HUNG_MARGIN_S
@@ -325,7 +350,9 @@ class _Dispatch:
         for call in actor.calls:  # results that arrived before the loss still count, once
             if ray.wait([call.ref], timeout=0)[0]:
                 try:
-                    self.record(self._result(call))
+                    result = self._result(call)
+                    if result is not None:
+                        self.record(result)
                     continue
                 except RayActorError:
                     pass
@@ -367,11 +394,12 @@ class _Dispatch:
     def _stop_actors(self) -> None:
         for ref in [a.handle.stop.remote() for a in self.actors if a.ready is None]:
             try:
-                startup_s, restarts = ray.get(ref, timeout=30)
+                startup_s, restarts, starts = ray.get(ref, timeout=30)
             except (RayActorError, GetTimeoutError):
                 continue  # an actor already gone has nothing left to stop
             self.stats.worker_startup_s += startup_s
             self.stats.worker_restarts += restarts
+            self.stats.worker_starts.extend(starts)
         for actor in self.actors:
             ray.kill(actor.handle, no_restart=True)
         self.actors.clear()

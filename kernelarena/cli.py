@@ -156,6 +156,8 @@ def run(path: Path = DATASET,
         fail_on_error: bool = typer.Option(False, help="Exit 1 when any trace is not PASSED (for CI)."),
         sandbox: bool = typer.Option(True, "--sandbox/--no-sandbox", help="Let solutions write only to their "
                                      "scratch folder and the build caches (Landlock, where available)."),
+        lanes: Optional[int] = typer.Option(None, min=1, help="Evaluations at once per device (default 2 on a GPU, "
+                                                              "timed loops still alone on it; 1 on the CPU)."),
         engine: str = typer.Option("local", help="local (a worker process per device here) or ray (the device "
                                                  "slots of a Ray cluster, of the kinds --devices names; "
                                                  "docs/scale.md)."),
@@ -195,7 +197,7 @@ def run(path: Path = DATASET,
         config = RunConfig(devices=tuple(devices), correctness_rounds=rounds, timeout_s=timeout, seed=seed,
                            tolerance=Tolerance(atol=atol, rtol=rtol) if atol is not None else None,
                            evaluator=judge, timing=TimingConfig(warmup=warmup, reps=reps, mode=timing),
-                           sandbox=sandbox)
+                           sandbox=sandbox, lanes=lanes)
     except ValueError as e:  # pydantic's ValidationError is a ValueError too
         raise typer.BadParameter(str(e).replace("timeout_s=", "--timeout "))
     dataset = _load(path, strict=strict)

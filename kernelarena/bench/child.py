@@ -150,7 +150,8 @@ def serve_reference(conn: Connection, oracle) -> None:
                 oracle.prepare(definition, Workload.model_validate_json(request[2]))
                 send(conn, {"ok": True})
             elif kind == "check":
-                failure = oracle.check_rounds(definition, Workload.model_validate_json(request[2]), request[3])
+                failure = oracle.check_rounds(definition, Workload.model_validate_json(request[2]), request[3],
+                                              request[4])
                 if failure is None:
                     send(conn, {"ok": True})
                 else:

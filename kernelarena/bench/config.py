@@ -68,6 +68,17 @@ class RunConfig:
     """Solution processes started ahead per device, so that a new solution rarely waits for one to start; None:
     ``default_spare_workers()``."""
 
+    lanes: Optional[int] = None
+    """Evaluations at once per device, sharing its reference process and worker pool; None: 2 on a GPU, 1 on the
+    CPU. On a GPU the device lock (bench/quiet.py) keeps timed loops alone on the device while the other lane
+    checks or starts; on the CPU timing is wall clock, so more than one lane there is for tests, not numbers."""
+
+    def lanes_for(self, device: str) -> int:
+        """Evaluations at once on ``device``."""
+        if self.lanes is not None:
+            return self.lanes
+        return 2 if device.startswith("cuda") else 1
+
     def spares(self) -> int:
         """Solution processes to keep started ahead per device."""
         return self.spare_workers if self.spare_workers is not None else default_spare_workers()
@@ -77,6 +88,8 @@ class RunConfig:
             raise ValueError(f"timeout_s={self.timeout_s}: must be more than 0 seconds")
         if self.correctness_rounds < 1:
             raise ValueError(f"correctness_rounds={self.correctness_rounds}: must be at least 1")
+        if self.lanes is not None and self.lanes < 1:
+            raise ValueError(f"lanes={self.lanes}: must be at least 1")
 
 
 def default_spare_workers() -> int:

@@ -8,6 +8,7 @@ solution, so nothing here is believed without a check elsewhere.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import io
@@ -21,6 +22,7 @@ import torch
 
 from ..errors import BuildError
 from ..schema import Correctness, Definition, Environment, Evaluation, Solution, Status, Trace, Workload
+from . import quiet
 from .config import RunConfig
 from .correctness import Comparison, inputs_changed
 from .environment import environment as environment_of
@@ -130,25 +132,35 @@ class SolutionEvaluator:
         spec = resolve_evaluator(definition, self.config.evaluator)
         rounds, previous = [], None
         for round_index in range(self.config.correctness_rounds):
-            seed = round_seed(self.config, round_index)
-            inputs = self._inputs(definition, workload, seed)
-            if round_index == 1 and previous is not None:
-                inputs = _refill(previous, inputs)
-            previous = inputs
-            case = Case(inputs, allocate_outputs(definition, workload, self.device) if dps else {})
-            call, plan_us = self._plan(runnable, case)
-            if plan_us is not None:  # run() must read what the plan may not: give it fresh values
-                refill_unplanned(definition, inputs, self._inputs(definition, workload, seed + 1))
-            before = snapshot(inputs)
-            outputs = self._guarded_call(case, call, dps)
-            # "planned" tells the reference process to refill the same inputs the same way.
-            entry = {"seed": seed, "planned": plan_us is not None, "outputs": outputs,
-                     "changed": inputs_changed(before, case.inputs) or ""}
-            if spec.kind == "sampling" and round_index == 0:  # the distribution, judged by the reference process
-                entry["samples"] = self._draw_samples(definition, workload, runnable, dps, inputs,
-                                                      default_draws(spec, self.device))
-            rounds.append(entry)
+            with self._shared_device():
+                rounds.append(self._round(definition, workload, runnable, dps, spec, round_index, previous))
+            previous = rounds[-1].pop("inputs")
         return {"rounds": rounds}
+
+    def _shared_device(self):
+        """On a GPU, the device lock held shared (bench/quiet.py): a round's work never falls inside another
+        lane's timed loop."""
+        return quiet.held(exclusive=False) if self.device.startswith("cuda") else contextlib.nullcontext()
+
+    def _round(self, definition, workload, runnable, dps, spec, round_index: int, previous) -> Dict[str, Any]:
+        """One correctness round: the entry sent to the reference process, with its "inputs" for the next round."""
+        seed = round_seed(self.config, round_index)
+        inputs = self._inputs(definition, workload, seed)
+        if round_index == 1 and previous is not None:
+            inputs = _refill(previous, inputs)
+        case = Case(inputs, allocate_outputs(definition, workload, self.device) if dps else {})
+        call, plan_us = self._plan(runnable, case)
+        if plan_us is not None:  # run() must read what the plan may not: give it fresh values
+            refill_unplanned(definition, inputs, self._inputs(definition, workload, seed + 1))
+        before = snapshot(inputs)
+        outputs = self._guarded_call(case, call, dps)
+        # "planned" tells the reference process to refill the same inputs the same way.
+        entry = {"seed": seed, "planned": plan_us is not None, "outputs": outputs,
+                 "changed": inputs_changed(before, case.inputs) or ""}
+        if spec.kind == "sampling" and round_index == 0:  # the distribution, judged by the reference process
+            entry["samples"] = self._draw_samples(definition, workload, runnable, dps, inputs,
+                                                  default_draws(spec, self.device))
+        return {**entry, "inputs": inputs}
 
     def _draw_samples(self, definition, workload, runnable, dps, inputs, draws: int) -> torch.Tensor:
         """``draws`` samples [draws, rows] of the solution on ``inputs``: the batch rows are repeated so that

@@ -7,16 +7,19 @@ hold tensors and numbers but cannot run code here.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import statistics
 import traceback
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
 from ..schema import Correctness, Definition, Environment, Evaluation, Performance, Status, TimingStats, Trace, Workload
+from . import quiet
 from .config import RunConfig
 from .correctness import Comparison
 from .environment import environment
@@ -48,23 +51,30 @@ def unpack(data: bytes) -> Dict[str, Any]:
 
 
 class Oracle:
-    """Judges solutions of one device. Caches the last workload's reference outputs and every workload's
+    """Judges solutions of one device. Caches the reference outputs of the last few workloads (one more than the
+    device's lanes: the lanes evaluate different solutions, mostly of the same workloads) and every workload's
     reference timing."""
 
     def __init__(self, device: str, config: RunConfig, root: Optional[Path]):
         self.device, self.config, self.root = device, config, root
         self.environment = environment(device)
         self.ceilings = device_ceilings(device, self.environment.hardware)
-        self._expected_key: Optional[Tuple[str, str]] = None
-        self._expected: Dict[Tuple[int, bool], Tuple] = {}
+        self._kept_workloads = config.lanes_for(device) + 1
+        self._expected: "OrderedDict[Tuple[str, str], Dict[Tuple[int, bool], Tuple]]" = OrderedDict()
         self._reference_timing: Dict[Tuple[str, str], TimingStats] = {}
-        self._rounds: Optional[Tuple[Comparison, List[int]]] = None
+        self._rounds: Dict[Tuple[str, str, str], Tuple[Comparison, List[int]]] = {}
+        """(solution, definition, workload) -> its passed rounds, from check_rounds until its verdict."""
 
     # ------------------------------------------------------------------ reference
     def _reference(self, definition: Definition, workload: Workload, seed: int, planned: bool = False) -> Tuple:
         """(inputs the comparison needs, reference outputs) on the inputs of ``seed``; ``planned``: with the
         inputs a plan step may not read refilled from ``seed + 1``, as the solution's process did between its
-        plan and run."""
+        plan and run. On a GPU the device lock is held shared meanwhile: not inside another lane's timed loop."""
+        gpu = self.device.startswith("cuda")
+        with quiet.held(exclusive=False) if gpu else contextlib.nullcontext():
+            return self._reference_outputs(definition, workload, seed, planned)
+
+    def _reference_outputs(self, definition: Definition, workload: Workload, seed: int, planned: bool) -> Tuple:
         try:
             inputs = materialize_inputs(definition, workload, self.device, seed, self.root)
             if planned:
@@ -90,23 +100,28 @@ class Oracle:
             work_of(definition, workload)
         except ValueError as e:
             raise DefinitionFailure(str(e)) from e
-        if self._expected_key != key:
-            self._expected_key, self._expected = None, {}
+        if key in self._expected:
+            self._expected.move_to_end(key)
+        else:
+            expected = {}
             for round_index in range(self.config.correctness_rounds):
                 seed = round_seed(self.config, round_index)
-                self._expected[(seed, False)] = self._reference(definition, workload, seed)
-            self._expected_key = key
+                expected[(seed, False)] = self._reference(definition, workload, seed)
+            self._expected[key] = expected
+            while len(self._expected) > self._kept_workloads:
+                self._expected.popitem(last=False)
         if self.config.time_reference and key not in self._reference_timing:
             self._reference_timing[key] = self._time_reference(definition, workload)
 
     def _expected_outputs(self, definition: Definition, workload: Workload, seed: int, planned: bool = False) -> Tuple:
         """``_reference`` of the prepared workload, kept for the next solution on it: the rounds' seeds are the
         same for every solution, and so are the checked timed calls' (one of ``input_copies``)."""
-        if self._expected_key != (definition.name, workload.uuid):
+        expected = self._expected.get((definition.name, workload.uuid))
+        if expected is None:
             return self._reference(definition, workload, seed, planned)
-        if (seed, planned) not in self._expected:
-            self._expected[(seed, planned)] = self._reference(definition, workload, seed, planned)
-        return self._expected[(seed, planned)]
+        if (seed, planned) not in expected:
+            expected[(seed, planned)] = self._reference(definition, workload, seed, planned)
+        return expected[(seed, planned)]
 
     def _time_reference(self, definition: Definition, workload: Workload) -> TimingStats:
         run = reference_module(definition).run
@@ -127,10 +142,11 @@ class Oracle:
         return stats
 
     # ------------------------------------------------------------------ verdicts
-    def check_rounds(self, definition: Definition, workload: Workload, data: bytes) -> Optional[Tuple[Status, str,
-                                                                                                    Comparison]]:
-        """Compare the correctness rounds' outputs with the reference's; the failure, or None."""
-        self._rounds = None
+    def check_rounds(self, definition: Definition, workload: Workload, data: bytes, solution: str = ""
+                     ) -> Optional[Tuple[Status, str, Comparison]]:
+        """Compare ``solution``'s correctness rounds' outputs with the reference's; the failure, or None."""
+        ticket = (solution, definition.name, workload.uuid)
+        self._rounds.pop(ticket, None)
         rounds = unpack(data).get("rounds")
         if not isinstance(rounds, list) or len(rounds) != self.config.correctness_rounds:
             raise MalformedResult("the solution's process sent the wrong number of correctness rounds")
@@ -139,7 +155,7 @@ class Oracle:
             seed = round_seed(self.config, round_index)
             if not isinstance(entry, dict) or entry.get("seed") != seed or not isinstance(entry.get("outputs"), list):
                 raise MalformedResult(f"correctness round {round_index + 1} from the solution's process is malformed")
-            if self._expected_key != (definition.name, workload.uuid):
+            if (definition.name, workload.uuid) not in self._expected:
                 self.prepare(definition, workload)
             inputs, expected = self._expected_outputs(definition, workload, seed, entry.get("planned") is True)
             spec = resolve_evaluator(definition, self.config.evaluator)
@@ -160,7 +176,7 @@ class Oracle:
                         f"{str(entry['changed'])!r}; inputs must stay unchanged", comparison)
             total = total.merge(comparison)
             seeds.append(seed)
-        self._rounds = (total, seeds)
+        self._rounds[ticket] = (total, seeds)
         return None
 
     def verdict(self, definition: Definition, solution: str, workload: Workload, data: bytes,
@@ -170,9 +186,10 @@ class Oracle:
         def failed(status: Status, log: str, comparison: Optional[Comparison] = None) -> Trace:
             return failure_trace(definition.name, workload, solution, status, log, environment, comparison)
 
-        if self._rounds is None:
+        passed = self._rounds.pop((solution, definition.name, workload.uuid), None)
+        if passed is None:
             raise MalformedResult("timing results arrived before the correctness rounds passed")
-        total, seeds = self._rounds
+        total, seeds = passed
         payload = unpack(data)
         try:
             stats = TimingStats.model_validate_json(payload.get("timing", ""))

@@ -276,9 +276,10 @@ def run(dataset: TraceSet, config: RunConfig = RunConfig(), definitions: Sequenc
         engine: Optional["Engine"] = None) -> RunReport:
     """Evaluate the selected solutions on their workloads and return the report.
 
-    One worker process per device (``config.devices``, default every visible GPU or the CPU) takes tasks from
-    a shared queue; ``engine`` (bench/engines, e.g. Ray) evaluates them elsewhere instead (``config.devices``
-    then names kinds of its slots), and this process still records every trace. A solution that cannot run
+    Each device (``config.devices``, default every visible GPU or the CPU) takes tasks from a shared queue,
+    ``config.lanes_for(device)`` at once, each solution in a fresh process; ``engine`` (bench/engines, e.g. Ray)
+    evaluates them elsewhere instead (``config.devices`` then names kinds of its slots), and this process still
+    records every trace. A solution that cannot run
     on any of the devices (its target_hardware, its language) is skipped before building, listed in
     ``report.skipped`` and written nowhere. With ``resume``, (solution,
     workload) pairs that already have a trace made on this hardware with the same settings are left out.
@@ -332,11 +333,8 @@ def run(dataset: TraceSet, config: RunConfig = RunConfig(), definitions: Sequenc
         with todo.mutex:
             return [solution for _, solution, _ in itertools.islice(todo.queue, count)]
 
-    def serve(device: str) -> None:
-        worker = DeviceWorkers(device, config, dataset.root, warm_imports((s for _, s, _ in plan.tasks), device),
-                               upcoming)
-        with lock:
-            workers.append(worker)
+    def lane(worker: DeviceWorkers) -> None:
+        """Take tasks from the queue and evaluate them on ``worker``'s device until none is left."""
         try:
             while not stopping.is_set():
                 try:
@@ -351,6 +349,25 @@ def run(dataset: TraceSet, config: RunConfig = RunConfig(), definitions: Sequenc
         except BaseException as e:  # noqa: B902 - handed to the main thread, which raises it
             stopping.set()
             failures.append(e)
+
+    def serve(device: str) -> None:
+        """The device's reference process and pool, and its lanes (config.lanes_for) taking tasks at once."""
+        try:
+            worker = DeviceWorkers(device, config, dataset.root,
+                                   warm_imports((s for _, s, _ in plan.tasks), device), upcoming)
+        except BaseException as e:  # noqa: B902 - handed to the main thread, which raises it
+            stopping.set()
+            failures.append(e)
+            return
+        with lock:
+            workers.append(worker)
+        lanes = [threading.Thread(target=lane, args=(worker,), name=f"lane-{device}-{i}", daemon=True)
+                 for i in range(config.lanes_for(device))]
+        try:
+            for t in lanes:
+                t.start()
+            for t in lanes:
+                t.join()
         finally:
             worker.stop()
             with lock:

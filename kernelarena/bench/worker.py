@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import json
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,7 +113,9 @@ class WorkerPool:
 
 class DeviceWorkers:
     """The reference process and the solution pool of one device. ``evaluate`` never raises for a solution's
-    misbehaviour; definition-side failures go to ``definition_errors`` instead of traces."""
+    misbehaviour; definition-side failures go to ``definition_errors`` instead of traces. Several threads (the
+    device's lanes) may call ``evaluate`` at once, for different solutions: they share the pool and take turns
+    with the reference process."""
 
     def __init__(self, device: str, config: RunConfig, root: Optional[Path], warm: Tuple[str, ...] = (),
                  upcoming: Optional[Callable[[int], List[Solution]]] = None,
@@ -137,7 +140,11 @@ class DeviceWorkers:
         self.restarts = 0
         self.oracle_startup_s = 0.0
         self.stopped = False
-        self.current: Optional[ChildProcess] = None
+        self.active: set = set()
+        """The solution processes evaluating now (one per lane), for ``kill``."""
+        self._state = threading.Lock()  # the counters, ``active``
+        self._pool_turn = threading.Lock()  # one lane takes a worker from the pool at a time
+        self._oracle_turn = threading.Lock()  # one request at a time to the reference process
         self._kept: Optional[Tuple[str, ChildProcess]] = None
         """The worker ``evaluate(..., keep=True)`` kept for more workloads of its solution (the solution's JSON)."""
         started = time.perf_counter()
@@ -154,7 +161,9 @@ class DeviceWorkers:
         """Stop at once (Ctrl-C): the current worker, the spares and the reference process; evaluate returns."""
         self.stopped = True
         kept = [self._kept[1]] if self._kept is not None else []
-        for child in [self.current, self.oracle, *kept, *(spare for _, spare in self.pool.spares)]:
+        with self._state:
+            active = list(self.active)
+        for child in [*active, self.oracle, *kept, *(spare for _, spare in self.pool.spares)]:
             if child is not None:
                 child.kill()
 
@@ -187,10 +196,19 @@ class DeviceWorkers:
             self.oracle_startup_s += time.perf_counter() - started
 
     def _ask(self, request: tuple, timeout: float) -> dict:
-        """The reference process's answer; {"dead": log} when it died or hung (it is then restarted)."""
+        """The reference process's answer; {"dead": log} when it died or hung (it is then restarted). Lanes take
+        turns: ``timeout`` counts from this request's turn."""
+        with self._oracle_turn:
+            return self._ask_now(request, timeout)
+
+    def _count_restart(self) -> None:
+        with self._state:
+            self.restarts += 1
+
+    def _ask_now(self, request: tuple, timeout: float) -> dict:
         if self.oracle is None or not self.oracle.alive():
             if self.oracle is not None:
-                self.restarts += 1
+                self._count_restart()
             problem = self._start_oracle()
             if problem:
                 return {"dead": problem}
@@ -202,7 +220,7 @@ class DeviceWorkers:
             log = self.oracle.log_tail(offset)
             self.oracle.stop(graceful=False)
             self.oracle = None
-            self.restarts += 1
+            self._count_restart()
             what = "did not answer in time" if isinstance(e, ChildTimeout) else "died"
             return {"dead": f"the reference process {what} ({e}).\n{log}"}
 
@@ -248,22 +266,29 @@ class DeviceWorkers:
                     continue
                 if child is None or not child.alive():
                     if child is not None:
-                        child.stop(graceful=False)
-                        self.restarts += 1
-                    child = self.pool.take(warm_imports((solution,), self.device))
-                    self.current = child
+                        self._retire(child, graceful=False)
+                        self._count_restart()
+                    with self._pool_turn:
+                        child = self.pool.take(warm_imports((solution,), self.device))
+                    with self._state:
+                        self.active.add(child)
                 trace, phases, reusable = self._evaluate_one(child, definition, solution, workload)
                 phases["reference"] = phases.get("reference", 0.0) + reference_s
                 on_result(WorkerResult(trace, phases))
                 if not reusable:
-                    child.stop(graceful=False)
+                    self._retire(child, graceful=False)
                     child = None
-                    self.restarts += 1
+                    self._count_restart()
         finally:
             if child is not None and keep and not self.stopped and child.alive():
                 self._kept = (identity, child)
             elif child is not None:
-                child.stop()
+                self._retire(child)
+
+    def _retire(self, child: ChildProcess, graceful: bool = True) -> None:
+        with self._state:
+            self.active.discard(child)
+        child.stop(graceful=graceful)
 
     def _unstartable(self, answer: dict) -> bool:
         return "could not start" in answer.get("dead", "")
@@ -318,7 +343,8 @@ class DeviceWorkers:
                 elif message.get("payload") == "rounds":
                     data = child.receive_bytes(budget - (time.perf_counter() - mark))
                     close_phase(None)
-                    answer, seconds = self._timed_ask(("check", definition.to_json(), workload.to_json(), data))
+                    answer, seconds = self._timed_ask(("check", definition.to_json(), workload.to_json(), data,
+                                                       solution.name))
                     phases["reference"] = phases.get("reference", 0.0) + seconds
                     if not answer.get("ok"):
                         child.send("stop")

@@ -89,3 +89,71 @@ def test_the_pool_starts_each_worker_with_what_its_solution_imports():
         assert not pool.spares  # nothing started past the last task
     finally:
         pool.close()
+
+
+# Each waits (up to 20 s, once) in its first call for the other to have started: with two lanes they meet, and
+# each leaves a "met" file. They write outside their scratch folders, so the run turns the sandbox off.
+MEETS = """
+import os, time
+_waited = []
+def run(x, w, y):
+    if not _waited:
+        _waited.append(True)
+        open({me!r}, "a").close()
+        deadline = time.time() + 20
+        while not os.path.exists({other!r}) and time.time() < deadline:
+            time.sleep(0.01)
+        if os.path.exists({other!r}):
+            open({me!r} + ".met", "a").close()
+    y.copy_(x * w + 1.0)
+"""
+
+
+def test_two_lanes_evaluate_two_solutions_at_once_each_in_its_own_process(tmp_path):
+    from kernelarena.schema import Solution
+
+    ds = make_dataset(tmp_path / "ds", rows=4)
+    marks = {name: str(tmp_path / name) for name in ("left", "right")}
+    for name, other in (("left", "right"), ("right", "left")):
+        ds.add_solution(Solution.model_validate({
+            "name": name, "definition": "scale_add", "author": "tests",
+            "spec": {"language": "python", "target_hardware": ["cpu"], "entry_point": "main.py::run",
+                     "destination_passing_style": True},
+            "sources": [{"path": "main.py", "content": MEETS.format(me=marks[name], other=marks[other])}]}))
+    config = RunConfig(devices=("cpu",), timeout_s=60, timing=TimingConfig(warmup=1, reps=3), sandbox=False,
+                       lanes=2)
+    report = run(ds, config, solutions=["honest", "left", "right"], save=False)
+    assert {t.solution: t.evaluation.status.value for t in report.traces} == \
+        {"honest": "PASSED", "left": "PASSED", "right": "PASSED"}
+    assert (tmp_path / "left.met").exists() and (tmp_path / "right.met").exists()  # they ran at the same time
+    assert len(report.worker_starts) == 3  # a fresh process per solution
+    # With one lane, "left" would wait its 20 s alone and never meet "right": no left.met.
+
+
+def test_the_reference_process_keeps_each_solutions_rounds_apart(tmp_path):
+    """Two lanes interleave their requests: each verdict uses its own solution's checked rounds."""
+    from kernelarena.bench.evaluate import SolutionEvaluator, pack
+    from kernelarena.bench.oracle import MalformedResult, Oracle
+    from kernelarena.schema import Environment
+
+    ds = make_dataset(tmp_path / "ds", rows=4)
+    definition, (workload,) = ds.definitions["scale_add"], ds.workloads_for("scale_add")
+    config = RunConfig(time_reference=False, timing=TimingConfig(warmup=1, reps=3))
+    oracle = Oracle("cpu", config, ds.root)
+    oracle.prepare(definition, workload)
+    evaluator = SolutionEvaluator("cpu", config, ds.root)
+
+    def honest(x, w, y):
+        y.copy_(x * w + 1.0)
+
+    honest.destination_passing_style = True
+    rounds, timing = (pack(f(definition, workload, honest)) for f in (evaluator.correctness_rounds,
+                                                                      evaluator.timing))
+    assert oracle.check_rounds(definition, workload, rounds, "a") is None
+    assert oracle.check_rounds(definition, workload, rounds, "b") is None
+    environment = Environment(hardware="cpu")
+    for name in ("b", "a"):
+        trace = oracle.verdict(definition, name, workload, timing, environment)
+        assert trace.solution == name and trace.evaluation.status.value == "PASSED"
+    with pytest.raises(MalformedResult, match="before the correctness rounds passed"):
+        oracle.verdict(definition, "a", workload, timing, environment)  # a's rounds were used once

@@ -1,7 +1,7 @@
 """Plain-PyTorch top-k / top-p sampling as FlashInfer-Trace's sampling references define it.
 
-Per row (all rows at once): probabilities in float32; top-k (when 0 < k < vocabulary) keeps the k largest and renormalizes;
-then top-p keeps the largest tokens while the mass before them is at most p (the token that crosses p is
+Per row (all rows at once): probabilities in float32; top-k (when 0 < k < vocabulary) keeps the k largest and
+renormalizes; then top-p keeps the largest tokens while the mass before them is at most p (the token that crosses p is
 kept; p <= 0 keeps the largest only) and renormalizes; one token is drawn from what is left. The three
 definitions differ only in which of top_k and top_p they take.
 """

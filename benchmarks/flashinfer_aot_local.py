@@ -14,8 +14,8 @@ the GEMM (2026-12-02).
 
 Which modules: FlashInfer names a module from the call's arguments, so the entry points our benchmarks and
 solutions use are called here on CPU tensors with the capability queries answered for an H200 and the module
-build intercepted; decode without tensor cores, norm, top-k and the bf16 GEMM are named directly (their calls
-stop earlier on a CPU).
+build intercepted; decode without tensor cores, norm, top-k, the bf16 GEMM and MLA decode are named directly
+(their calls stop earlier on a CPU).
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def module_specs() -> dict:
     """The JIT specs of the modules our runs load, by module name."""
     _answer_as_h200()
     import flashinfer
-    from flashinfer.jit import core
+    from flashinfer.jit import core, gen_batch_mla_module
     from flashinfer.jit.attention.modules import gen_batch_decode_module
     from flashinfer.jit.gemm import gen_mm_bf16_cublaslt_module
     from flashinfer.jit.norm import gen_norm_module
@@ -94,7 +94,11 @@ def module_specs() -> dict:
     finally:
         core.JitSpec.build_and_load = original
     for spec in (gen_batch_decode_module(bf16, bf16, bf16, torch.int32, d, d, 0, False, False), gen_norm_module(),
-                 gen_topk_module(), gen_mm_bf16_cublaslt_module()):
+                 gen_topk_module(), gen_mm_bf16_cublaslt_module(),
+                 # MLA decode (ckv 512, kpe 64) as the dataset's FlashInfer MLA solution plans it: FA3 on sm90, FA2
+                 # where FA3 declines the plan.
+                 *(gen_batch_mla_module(backend, bf16, bf16, bf16, torch.int32, 512, 64, False)
+                   for backend in ("fa3", "fa2"))):
         specs[spec.name] = spec
     return specs
 

@@ -108,10 +108,10 @@ def time_calls(call: Call, copies: int, device: str, config: TimingConfig, outpu
     """
     warmup, reps = config.counts(device)
     if device.startswith("cuda"):
-        with quiet.held(exclusive=True):  # no worker of this run starts on the device meanwhile (bench/quiet.py)
-            if config.mode == "graph":
+        if config.mode == "graph":
+            with quiet.held(exclusive=True):  # no other process of this run works on the device meanwhile
                 return _time_graph(call, copies, warmup, reps, outputs_of, check)
-            return _time_device(call, copies, warmup, reps, config, torch.device(device), outputs_of, check)
+        return _time_device(call, copies, warmup, reps, config, torch.device(device), outputs_of, check)
     chosen = set(random.sample(range(reps), min(config.checked_calls, reps))) if check else set()
     return _time_wall(call, copies, warmup, reps, outputs_of, chosen)
 
@@ -173,6 +173,67 @@ def _profiled_host_s(profile: ActivityProfile, call, copies, calls, device) -> f
 
 
 def _time_device(call, copies, warmup, reps, config: TimingConfig, device, outputs_of, check):
+    """Only the timed loop holds the device lock exclusively (bench/quiet.py); the warm-up calls and the
+    profiler's start hold it shared, and reading the profile back (host work) holds nothing, so another lane's
+    checks go on meanwhile."""
+    with quiet.held(exclusive=False):
+        prepared = _prepare_device_loop(call, copies, warmup, reps, config, device, check)
+    profile, fallback, ahead, reps, chosen, warm_host = prepared
+    starts = [_new_event() for _ in range(reps)]
+    ends = [_new_event() for _ in range(reps)]
+    host, checked = [], []
+    harness = profile.harness if profile is not None else contextlib.nullcontext
+    window = profile.call if profile is not None else (lambda r: contextlib.nullcontext())
+    flush = l2_flush_buffer(device) if config.mode != "warm" else None
+    activity = None
+    try:
+        with quiet.held(exclusive=True):  # alone on the device: no other process of this run works on it
+            _synchronize(device)
+            for r in range(reps):
+                i = r % copies
+                with harness():
+                    if r in chosen:
+                        poison_(outputs_of(i))
+                    if flush is not None:
+                        _zero(flush)
+                    if ahead:
+                        _sleep(ahead)
+                t0 = _perf_counter()
+                _record(starts[r])
+                with window(r):
+                    out = call(i)
+                _record(ends[r])
+                host.append(_perf_counter() - t0)
+                if r in chosen:
+                    with harness():
+                        checked.append((i, _clone(out)))
+            _synchronize(device)
+    except BaseException:
+        if profile is not None:
+            profile.abandon()
+        raise
+    if profile is not None:
+        activity = profile.stop()
+    host_us = statistics.median(host) * 1e6
+    if activity is not None and activity.problem is None:
+        # Host time under the profiler includes its own callbacks: the warm-up's (after the first call, which
+        # may compile) is the call's.
+        unprofiled = warm_host[1:] if len(warm_host) > 2 else []
+        stats = summarize([us / 1e3 for us in activity.busy_us()], "cupti-cold-l2",
+                          statistics.median(unprofiled) * 1e6 if unprofiled else host_us)
+        return stats, checked
+    if activity is not None:
+        fallback = f"CUPTI device activity not usable: {activity.problem}"
+    samples = [_elapsed_ms(s, e) for s, e in zip(starts, ends)]
+    stats = summarize(samples, "cuda-events-cold-l2" if flush is not None else "cuda-events-warm", host_us)
+    if fallback:
+        stats = stats.model_copy(update={"fallback_reason": fallback})
+    return stats, checked
+
+
+def _prepare_device_loop(call, copies, warmup, reps, config: TimingConfig, device, check):
+    """The warm-up calls, the host-ahead sleep's length, the rep count, the checked calls and, for CUPTI, the
+    started profile: (profile or None, why not CUPTI or None, sleep cycles, reps, checked reps, warm-up host s)."""
     cold = config.mode != "warm"
     cupti = config.mode == "cold"
     warm_host, warm_wall = [], []
@@ -183,7 +244,8 @@ def _time_device(call, copies, warmup, reps, config: TimingConfig, device, outpu
         _synchronize(device)
         warm_host.append(t1 - t0)
         warm_wall.append(_perf_counter() - t0)
-    flush = l2_flush_buffer(device) if cold else None
+    if cold:
+        l2_flush_buffer(device)  # allocated on first use: here, not inside the timed loop's exclusive hold
     # A launch that costs more host time than the GPU spends on the L2 flush would leave the GPU idle inside
     # the timed region, and the events would time the host (Triton's Python launcher: ~50 us on the GPU
     # machine; per-request PyTorch loops at batch 16-64 on the H200: 12-63 ms). A sleep kernel of 1.5x the
@@ -218,54 +280,7 @@ def _time_device(call, copies, warmup, reps, config: TimingConfig, device, outpu
         if profile is not None:
             profile.abandon()
         raise
-    starts = [_new_event() for _ in range(reps)]
-    ends = [_new_event() for _ in range(reps)]
-    host, checked = [], []
-    harness = profile.harness if profile is not None else contextlib.nullcontext
-    window = profile.call if profile is not None else (lambda r: contextlib.nullcontext())
-    activity = None
-    _synchronize(device)
-    try:
-        for r in range(reps):
-            i = r % copies
-            with harness():
-                if r in chosen:
-                    poison_(outputs_of(i))
-                if flush is not None:
-                    _zero(flush)
-                if ahead:
-                    _sleep(ahead)
-            t0 = _perf_counter()
-            _record(starts[r])
-            with window(r):
-                out = call(i)
-            _record(ends[r])
-            host.append(_perf_counter() - t0)
-            if r in chosen:
-                with harness():
-                    checked.append((i, _clone(out)))
-        _synchronize(device)
-    except BaseException:
-        if profile is not None:
-            profile.abandon()
-        raise
-    if profile is not None:
-        activity = profile.stop()
-    host_us = statistics.median(host) * 1e6
-    if activity is not None and activity.problem is None:
-        # Host time under the profiler includes its own callbacks: the warm-up's (after the first call, which
-        # may compile) is the call's.
-        unprofiled = warm_host[1:] if len(warm_host) > 2 else []
-        stats = summarize([us / 1e3 for us in activity.busy_us()], "cupti-cold-l2",
-                          statistics.median(unprofiled) * 1e6 if unprofiled else host_us)
-        return stats, checked
-    if activity is not None:
-        fallback = f"CUPTI device activity not usable: {activity.problem}"
-    samples = [_elapsed_ms(s, e) for s, e in zip(starts, ends)]
-    stats = summarize(samples, "cuda-events-cold-l2" if cold else "cuda-events-warm", host_us)
-    if fallback:
-        stats = stats.model_copy(update={"fallback_reason": fallback})
-    return stats, checked
+    return profile, fallback, ahead, reps, chosen, warm_host
 
 
 def _time_graph(call, copies, warmup, reps, outputs_of, check):

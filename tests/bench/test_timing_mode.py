@@ -33,3 +33,31 @@ def test_definition_timing_is_validated_and_round_trips():
 def test_cpu_timing_fills_host_cost():
     stats, _ = time_calls(lambda i: (), 1, "cpu", TimingConfig(warmup=0, reps=3), lambda i: (), check=False)
     assert stats.mode == "cpu-wall" and stats.host_overhead_us == pytest.approx(stats.median_ms * 1e3)
+
+
+def test_timed_calls_draw_the_same_random_numbers_in_every_run():
+    """A call whose time depends on its random draws (a rejection sampler) must repeat from run to run: before each
+    timed call the generators are seeded from the input copy, so copy i draws the same numbers every time."""
+    import torch
+
+    from kernelarena.bench.config import TimingConfig as Timing
+    from kernelarena.bench.timing import time_calls
+
+    def draws_of_one_run(state):
+        drawn = []
+
+        def call(i):
+            drawn.append((i, torch.rand(1).item(), torch.randint(0, 1 << 30, (1,)).item()))
+            return ()
+
+        torch.manual_seed(state)  # whatever state the process is in before the loop
+        time_calls(call, 3, "cpu", Timing(warmup=0, reps=9), lambda i: (), check=False)
+        return drawn
+
+    first, second = draws_of_one_run(1), draws_of_one_run(2)
+    assert first == second
+    by_copy = {}
+    for i, *values in first:
+        by_copy.setdefault(i, set()).add(tuple(values))
+    assert sorted(by_copy) == [0, 1, 2] and all(len(v) == 1 for v in by_copy.values())
+    assert len({v for values in by_copy.values() for v in values}) == 3  # the copies' draws differ

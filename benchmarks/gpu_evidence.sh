@@ -47,7 +47,9 @@ for s in $steps; do
     attention) step attention 150 python3 -m benchmarks.bench_attention --out "$OUT" ;;
     serving) step serving "${SERVING_CAP:-300}" python3 -m benchmarks.bench_serving ${SERVING_ARGS:-} --out "$OUT" ;;
     host) step rmsnorm_host 70 python3 -m benchmarks.bench_rmsnorm --quick --out "$OUT" ;;
-    repro) step reproducibility "${REPRO_CAP:-200}" python3 -m benchmarks.reproducibility --definitions rmsnorm_h8192 gqa_paged_decode_h32_kv8_d128_ps16 --solutions rmsnorm_h8192_kernelarena_triton rmsnorm_h8192_flashinfer rmsnorm_h8192_pytorch flashinfer_wrapper_gqa_paged_decode_h32_kv8_d128_ps16 kernelarena_triton_gqa_paged_decode_h32_kv8_d128_ps16 torch_reference_gqa_paged_decode_h32_kv8_d128_ps16 gqa_paged_decode_h32_kv8_d128_ps16_pytorch --out "$OUT" ;;
+    # REPRO_ARGS replaces the default selection, e.g. "--smallest 1 --tag _smallest1" (every definition, its
+    # smallest workload: about 200 s on the H200).
+    repro) step reproducibility "${REPRO_CAP:-200}" python3 -m benchmarks.reproducibility ${REPRO_ARGS:---definitions rmsnorm_h8192 gqa_paged_decode_h32_kv8_d128_ps16 --solutions rmsnorm_h8192_kernelarena_triton rmsnorm_h8192_flashinfer rmsnorm_h8192_pytorch flashinfer_wrapper_gqa_paged_decode_h32_kv8_d128_ps16 kernelarena_triton_gqa_paged_decode_h32_kv8_d128_ps16 torch_reference_gqa_paged_decode_h32_kv8_d128_ps16 gqa_paged_decode_h32_kv8_d128_ps16_pytorch} --out "$OUT" ;;
     *) echo "unknown step $s" ;;
   esac
 done

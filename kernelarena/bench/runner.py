@@ -342,7 +342,8 @@ def run(dataset: TraceSet, config: RunConfig = RunConfig(), definitions: Sequenc
                 except queue.Empty:
                     return
                 if on_start is not None:
-                    on_start(definition, solution, len(chosen))
+                    with lock:  # the lanes' callbacks one at a time, as ``on_trace``'s are
+                        on_start(definition, solution, len(chosen))
                 worker.evaluate(definition, solution, chosen, record)
         except _Stopped:
             pass

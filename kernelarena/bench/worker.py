@@ -261,8 +261,10 @@ class DeviceWorkers:
                     continue
                 if not answer.get("ok"):
                     message = answer.get("definition_error") or answer.get("dead") or str(answer)
-                    self._broken[key] = message
-                    self.definition_errors.append(DefinitionError(definition.name, workload.uuid, message))
+                    with self._state:  # once per workload, whichever lane found it
+                        if key not in self._broken:
+                            self._broken[key] = message
+                            self.definition_errors.append(DefinitionError(definition.name, workload.uuid, message))
                     continue
                 if child is None or not child.alive():
                     if child is not None:

@@ -157,3 +157,29 @@ def test_the_reference_process_keeps_each_solutions_rounds_apart(tmp_path):
         assert trace.solution == name and trace.evaluation.status.value == "PASSED"
     with pytest.raises(MalformedResult, match="before the correctness rounds passed"):
         oracle.verdict(definition, "a", workload, timing, environment)  # a's rounds were used once
+
+
+def test_a_broken_reference_is_reported_once_whichever_lane_finds_it(tmp_path):
+    from kernelarena.schema import Definition, Solution, Trace, Workload
+    from kernelarena.store import TraceSet
+
+    ds = TraceSet(tmp_path / "ds")
+    ds.add_definition(Definition.model_validate({
+        "name": "broken", "op_type": "elementwise",
+        "axes": {"n": {"type": "var"}, "d": {"type": "const", "value": 8}},
+        "inputs": {"x": {"shape": ["n", "d"], "dtype": "float32"}},
+        "outputs": {"y": {"shape": ["n", "d"], "dtype": "float32"}},
+        "reference": "def run(x):\n    raise ValueError('the reference is broken')\n"}))
+    for index in range(4):
+        ds.add_solution(Solution.model_validate({
+            "name": f"copy{index}", "definition": "broken", "author": "tests",
+            "spec": {"language": "python", "target_hardware": ["cpu"], "entry_point": "main.py::run",
+                     "destination_passing_style": False},
+            "sources": [{"path": "main.py", "content": "def run(x):\n    return x.clone()\n"}]}))
+    ds.add_workloads([Trace(definition="broken", workload=Workload(uuid=f"w{n}", axes={"n": n},
+                                                                   inputs={"x": {"type": "random"}}))
+                      for n in (2, 3)])
+    report = run(ds, RunConfig(devices=("cpu",), timeout_s=60, lanes=2), save=False)
+    assert report.traces == []
+    assert sorted(e.workload for e in report.definition_errors) == ["w2", "w3"]
+    assert all("the reference is broken" in e.message for e in report.definition_errors)

@@ -227,9 +227,9 @@ class DeviceWorkers:
     # ------------------------------------------------------------------ evaluation
     def release(self) -> None:
         """Stop the worker a ``keep`` evaluation kept, if any."""
-        if self._kept is not None:
-            self._kept[1].stop()
-            self._kept = None
+        kept, self._kept = self._kept, None
+        if kept is not None:
+            self._retire(kept[1])
 
     def evaluate(self, definition: Definition, solution: Solution, workloads: List[Workload],
                  on_result: Callable[[WorkerResult], None], keep: bool = False) -> None:

@@ -3,6 +3,7 @@
 CUPTI (the PyTorch profiler's device-activity durations) and set against the trace's device-time latency.
 
     source benchmarks/gpu_env.sh && python3 -m benchmarks.reproducibility --out $OUT [--definitions NAME ...]
+    python3 -m benchmarks.reproducibility --merge A.json B.json ... --out DIR   (one report of split runs)
 
 Writes $OUT/reproducibility_<machine>.md (a table per run pair and the CUPTI ratios; its last line reads
 ``max spread X%``), $OUT/reproducibility_<machine>.json (every figure) and $OUT/reproducibility.md (the results
@@ -225,6 +226,46 @@ def machine_slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_") or "unknown"
 
 
+# ---------------------------------------------------------------------------------------------- merge
+def load_pairs(path: Path) -> Tuple[str, List[Pair], Dict[Tuple[str, str, str], float]]:
+    """(machine, pairs, CUPTI us by (definition, solution, workload)) of one result JSON this script wrote."""
+    data = json.loads(Path(path).read_text())
+    fields = {f for f in Pair.__dataclass_fields__}
+    pairs, cupti = [], {}
+    for figures in data["pairs"]:
+        pair = Pair(**{k: v for k, v in figures.items() if k in fields})
+        pairs.append(pair)
+        if figures.get("cupti_us") is not None:
+            cupti[(pair.definition, pair.solution, pair.workload)] = figures["cupti_us"]
+    return data["machine"], pairs, cupti
+
+
+def merge(paths: Sequence[Path], out: Path, tag: str = "_merged") -> Path:
+    """One report from the JSONs of runs split by ``--definitions`` (same machine): every pair of every file, a
+    pair in several files taken from the last, and the ``max spread`` line over all of them. ValueError names a
+    file of another machine."""
+    machine, pairs, cupti = None, {}, {}
+    for path in paths:
+        name, found, kernels = load_pairs(path)
+        if machine is not None and name != machine:
+            raise ValueError(f"{path}: measured on {name}, the files before it on {machine}")
+        machine = name
+        pairs.update({(p.definition, p.solution, p.workload): p for p in found})
+        cupti.update(kernels)
+    ordered = [pairs[key] for key in sorted(pairs)]
+    header = [f"# Reproducibility: {len(paths)} split runs merged, and CUPTI", "",
+              f"{machine}, merged {datetime.date.today().isoformat()} from: "
+              + ", ".join(f"`{Path(p).name}`" for p in paths) + " (each file says how its runs were made)."]
+    text = format_report(ordered, cupti, header)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"reproducibility_{machine_slug(machine)}{tag}.md"
+    path.write_text(text)
+    figures = [dict(asdict(p), spread=p.spread, cupti_us=cupti.get((p.definition, p.solution, p.workload)))
+               for p in ordered]
+    path.with_suffix(".json").write_text(json.dumps({"machine": machine, "pairs": figures}, indent=1))
+    return path
+
+
 # ---------------------------------------------------------------------------------------------- main
 def main(argv: Optional[Sequence[str]] = None) -> Path:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -237,7 +278,14 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
     parser.add_argument("--reps", type=int, default=None, help="timed calls per trace (default: the run's)")
     parser.add_argument("--cupti-calls", type=int, default=20, help="profiled calls per trace")
     parser.add_argument("--tag", default="", help="suffix of the file names (for a run split by --definitions)")
+    parser.add_argument("--merge", nargs="+", type=Path, default=None, metavar="JSON",
+                        help="run nothing: merge the result JSONs of split runs into one report (--tag names it, "
+                             "default _merged)")
     args = parser.parse_args(argv)
+    if args.merge:
+        path = merge(args.merge, args.out, args.tag or "_merged")
+        print(path.read_text(), flush=True)
+        return path
 
     import torch
 

@@ -69,3 +69,30 @@ def test_tiny_cpu_run_writes_the_report(tmp_path):
     table = (tmp_path / "reproducibility.md").read_text()
     assert any(line.startswith("| cpu |") and "rmsnorm_h4096_pytorch" in line and "cpu-wall" in line
                for line in table.splitlines())
+
+
+def test_split_runs_merge_into_one_report_with_one_max_spread_line(tmp_path):
+    """A dataset too big for one GPU call is run in parts (--definitions, --tag); --merge makes the one file whose
+    last line is the max spread over every part."""
+    import json
+    from dataclasses import asdict
+
+    def write(name, machine, first, second, cupti):
+        pairs = repro.compare_runs(first, second)
+        figures = [dict(asdict(p), spread=p.spread, cupti_us=cupti.get((p.solution, p.workload))) for p in pairs]
+        path = tmp_path / name
+        path.write_text(json.dumps({"machine": machine, "pairs": figures}))
+        return path
+
+    a = write("a.json", "NVIDIA H200", [_trace("a", "w1", 100.0)], [_trace("a", "w1", 101.0)], {("a", "w1"): 100.0})
+    b = write("b.json", "NVIDIA H200", [_trace("b", "w1", 50.0), _trace("b", "w2", 80.0)],
+              [_trace("b", "w1", 52.0), _trace("b", "w2", 80.0)], {("b", "w1"): 50.0, ("b", "w2"): 70.0})
+    path = repro.main(["--merge", str(a), str(b), "--out", str(tmp_path / "out")])
+    text = path.read_text()
+    assert path.name == "reproducibility_nvidia_h200_merged.md"
+    assert text.splitlines()[-1] == "max spread 4.0%"  # b/w1, from the second file
+    assert "3 pairs passed in both runs, 0 did not." in text and "`a.json`, `b.json`" in text
+    assert "2 of 3 traces within 5%" in text  # b/w2: 80 us over 70 us of kernels
+    other = write("c.json", "NVIDIA H100", [_trace("c", "w1", 10.0)], [_trace("c", "w1", 10.0)], {})
+    with pytest.raises(ValueError, match="c.json: measured on NVIDIA H100"):
+        repro.merge([a, other], tmp_path)

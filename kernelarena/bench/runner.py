@@ -337,12 +337,12 @@ def run(dataset: TraceSet, config: RunConfig = RunConfig(), definitions: Sequenc
         """Take tasks from the queue and evaluate them on ``worker``'s device until none is left."""
         try:
             while not stopping.is_set():
-                try:
-                    definition, solution, chosen = todo.get_nowait()
-                except queue.Empty:
-                    return
-                if on_start is not None:
-                    with lock:  # the lanes' callbacks one at a time, as ``on_trace``'s are
+                with lock:  # taking a task and announcing it at once: ``on_start`` sees the queue's order
+                    try:
+                        definition, solution, chosen = todo.get_nowait()
+                    except queue.Empty:
+                        return
+                    if on_start is not None:
                         on_start(definition, solution, len(chosen))
                 worker.evaluate(definition, solution, chosen, record)
         except _Stopped:

@@ -227,6 +227,13 @@ def machine_slug(name: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- merge
+def write_figures(path: Path, machine: str, pairs: Sequence[Pair], cupti: Dict[Tuple[str, str, str], float]) -> None:
+    """Every figure of the pairs as JSON (what ``load_pairs`` reads back)."""
+    figures = [dict(asdict(p), spread=p.spread, cupti_us=cupti.get((p.definition, p.solution, p.workload)))
+               for p in pairs]
+    path.write_text(json.dumps({"machine": machine, "pairs": figures}, indent=1))
+
+
 def load_pairs(path: Path) -> Tuple[str, List[Pair], Dict[Tuple[str, str, str], float]]:
     """(machine, pairs, CUPTI us by (definition, solution, workload)) of one result JSON this script wrote."""
     data = json.loads(Path(path).read_text())
@@ -260,9 +267,7 @@ def merge(paths: Sequence[Path], out: Path, tag: str = "_merged") -> Path:
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"reproducibility_{machine_slug(machine)}{tag}.md"
     path.write_text(text)
-    figures = [dict(asdict(p), spread=p.spread, cupti_us=cupti.get((p.definition, p.solution, p.workload)))
-               for p in ordered]
-    path.with_suffix(".json").write_text(json.dumps({"machine": machine, "pairs": figures}, indent=1))
+    write_figures(path.with_suffix(".json"), machine, ordered, cupti)
     return path
 
 
@@ -338,9 +343,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
     path = args.out / f"reproducibility_{machine_slug(machine)}{args.tag}.md"
     publish("reproducibility", args.out, text, TITLE, key=KEY, columns=COLUMNS, rows=table_rows(pairs, cupti),
             run=Stamp(machine, datetime.date.today().isoformat()), latest_name=path.name)
-    figures = [dict(asdict(p), spread=p.spread, cupti_us=cupti.get((p.definition, p.solution, p.workload)))
-               for p in pairs]
-    path.with_suffix(".json").write_text(json.dumps({"machine": machine, "pairs": figures}, indent=1))
+    write_figures(path.with_suffix(".json"), machine, pairs, cupti)
     print(text, flush=True)
     return path
 

@@ -8,7 +8,6 @@ solution, so nothing here is believed without a check elsewhere.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime
 import io
@@ -132,15 +131,10 @@ class SolutionEvaluator:
         spec = resolve_evaluator(definition, self.config.evaluator)
         rounds, previous = [], None
         for round_index in range(self.config.correctness_rounds):
-            with self._shared_device():
+            with quiet.held(exclusive=False):  # on a GPU, not inside another lane's timed loop; else a no-op
                 rounds.append(self._round(definition, workload, runnable, dps, spec, round_index, previous))
             previous = rounds[-1].pop("inputs")
         return {"rounds": rounds}
-
-    def _shared_device(self):
-        """On a GPU, the device lock held shared (bench/quiet.py): a round's work never falls inside another
-        lane's timed loop."""
-        return quiet.held(exclusive=False) if self.device.startswith("cuda") else contextlib.nullcontext()
 
     def _round(self, definition, workload, runnable, dps, spec, round_index: int, previous) -> Dict[str, Any]:
         """One correctness round: the entry sent to the reference process, with its "inputs" for the next round."""

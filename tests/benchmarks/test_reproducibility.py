@@ -74,14 +74,10 @@ def test_tiny_cpu_run_writes_the_report(tmp_path):
 def test_split_runs_merge_into_one_report_with_one_max_spread_line(tmp_path):
     """A dataset too big for one GPU call is run in parts (--definitions, --tag); --merge makes the one file whose
     last line is the max spread over every part."""
-    import json
-    from dataclasses import asdict
-
     def write(name, machine, first, second, cupti):
-        pairs = repro.compare_runs(first, second)
-        figures = [dict(asdict(p), spread=p.spread, cupti_us=cupti.get((p.solution, p.workload))) for p in pairs]
         path = tmp_path / name
-        path.write_text(json.dumps({"machine": machine, "pairs": figures}))
+        repro.write_figures(path, machine, repro.compare_runs(first, second),
+                            {("d", *key): us for key, us in cupti.items()})
         return path
 
     a = write("a.json", "NVIDIA H200", [_trace("a", "w1", 100.0)], [_trace("a", "w1", 101.0)], {("a", "w1"): 100.0})

@@ -153,9 +153,36 @@ def timed_call(op, fns, w):
     return lambda s: fused_fn(s[0], s[1], w)
 
 
+def cuda_threads_backends(hidden, device):
+    """"cuda tN" -> (rmsnorm(x, w, out), fused(x, r, w)) for each threads-per-row N of CUDA_SWEEP that covers a
+    row of ``hidden`` (at most 8 vectors a thread): our CUDA kernel through the library's launcher, which takes
+    the threads per row as its last argument (no torch extension to build)."""
+    from kernelarena.kernels.rmsnorm import cuda_impl
+    from kernelarena.kernels.rmsnorm.cuda import DTYPE_CODES
+
+    major, minor = torch.cuda.get_device_capability(device)
+    kernel = cuda_impl.launcher_module(f"{major}{minor}{'a' if major >= 9 else ''}").launch
+    code, stream = DTYPE_CODES["bfloat16"], torch._C._cuda_getCurrentRawStream
+    table = {}
+    for tpr in CUDA_SWEEP:
+        if (hidden // 8 + tpr - 1) // tpr > 8:
+            continue
+
+        def norm(x, w, out, t=tpr):
+            kernel(0, code, x.data_ptr(), x.stride(0), 0, 0, w.data_ptr(), out.data_ptr(), out.stride(0), 0, 0,
+                   x.shape[0], x.shape[1], EPS, stream(x.device.index or 0), t)
+
+        def fused(x, r, w, t=tpr):
+            kernel(1, code, x.data_ptr(), x.stride(0), r.data_ptr(), r.stride(0), w.data_ptr(), x.data_ptr(),
+                   x.stride(0), r.data_ptr(), r.stride(0), x.shape[0], x.shape[1], EPS, stream(x.device.index or 0), t)
+
+        table[f"cuda t{tpr}"] = (norm, fused)
+    return table
+
+
 def sweep_variants(op, batch, hidden, sets, w, timer, device):
     """Times of every Triton config in TRITON_SWEEP and every CUDA threads-per-row in CUDA_SWEEP."""
-    from kernelarena.kernels.rmsnorm import cuda_impl, triton_impl
+    from kernelarena.kernels.rmsnorm import triton_impl
 
     results = {}
     for rows, warps, per_sm in TRITON_SWEEP:
@@ -166,15 +193,8 @@ def sweep_variants(op, batch, hidden, sets, w, timer, device):
             fn = lambda s, c=cfg: triton_impl.launch(s[0], s[1], w, s[0], s[1], EPS, c)  # noqa: E731
         results[f"triton r{rows} w{warps} p{per_sm}"] = timer.median_us(fn, sets)
     if device == "cuda":
-        ext = cuda_impl.extension()
-        for tpr in CUDA_SWEEP:
-            if (hidden // 8 + tpr - 1) // tpr > 8:
-                continue
-            if op == "rmsnorm":
-                fn = lambda s, t=tpr: ext.rmsnorm(s[0], w, s[2], EPS, t)  # noqa: E731
-            else:
-                fn = lambda s, t=tpr: ext.fused_add_rmsnorm(s[0], s[1], w, s[0], s[1], EPS, t)  # noqa: E731
-            results[f"cuda t{tpr}"] = timer.median_us(fn, sets)
+        for name, fns in cuda_threads_backends(hidden, device).items():
+            results[name] = timer.median_us(timed_call(op, fns, w), sets)
     return results
 
 
@@ -203,10 +223,13 @@ def markdown_table(rows, ceiling, meta):
     return "\n".join(lines) + "\n"
 
 
-def host_cost_rows(backends, device, failures):
-    """Per op, row count of HOST_ROWS and backend: host and back-to-back us per call (host_cost.py)."""
+def host_cost_rows(backends, device, failures, sweep=False):
+    """Per op, row count of HOST_ROWS and backend: host and back-to-back us per call (host_cost.py); with
+    ``sweep``, also our CUDA kernel at each threads-per-row of CUDA_SWEEP ("cuda tN")."""
     calls, rounds = (3, 1) if device == "cpu" else (500, 5)
     rows_out = []
+    if sweep and device == "cuda":
+        backends = {**backends, **cuda_threads_backends(HOST_HIDDEN, device)}
     for op in OPS:
         for batch in HOST_ROWS if device == "cuda" else (3,):
             hidden = HOST_HIDDEN if device == "cuda" else 256
@@ -267,6 +290,8 @@ def main(argv=None):
     parser.add_argument("--sweep", action="store_true", help="also time Triton configs and CUDA threads per row")
     parser.add_argument("--quick", action="store_true",
                         help="two device-time shapes; ours (auto, triton, cuda), FlashInfer and torch eager only")
+    parser.add_argument("--host-only", action="store_true",
+                        help="only the host-cost table (calls back to back); with --sweep, each CUDA threads per row")
     parser.add_argument("--tag", default="", help="suffix of the raw JSON file's name (rmsnorm_latest<tag>.json)")
     args = parser.parse_args(argv)
     device = args.device
@@ -283,6 +308,8 @@ def main(argv=None):
     shapes = [(b, h) for h in HIDDENS for b in BATCHES]
     if args.quick:
         shapes = [(3, 256), (5, 512)] if device == "cpu" else [(32, 4096), (8192, 4096)]
+    if args.host_only:
+        shapes = []
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
     run = stamp(device)
@@ -299,7 +326,7 @@ def main(argv=None):
     print(f"copy ceiling {ceiling:.3f} TB/s on {meta['device']}", flush=True)
     backends = make_backends(names, device)
     rows, sweeps, failures = [], {}, []
-    host_rows = host_cost_rows(backends, device, failures)
+    host_rows = host_cost_rows(backends, device, failures, args.sweep)
     for op in OPS:
         for batch, hidden in shapes:
             n_sets = max(2, min(8, math.ceil((256 << 20) / op_bytes(op, batch, hidden))))
@@ -349,7 +376,11 @@ def main(argv=None):
                     {"meta": meta, "copy_tbps": ceiling, "rows": rows, "host_rows": host_rows, "sweeps": sweeps,
                      "failures": failures}, indent=1))
     table = markdown_table(rows, ceiling, meta) + "\n" + host_cost_table(host_rows)
-    if args.out is not None:
+    if args.out is not None and args.host_only:  # no device-time rows: the results table keeps its own
+        path = args.out / "rmsnorm_host_latest.md"
+        path.write_text(f"# RMSNorm host cost, {meta['date']}, {meta['device']}\n\n" + host_cost_table(host_rows))
+        print(f"wrote {path}")
+    elif args.out is not None:
         path = publish("rmsnorm", args.out, table, TITLE, key=KEY, columns=COLUMNS, rows=table_rows(rows), run=run)
         print(f"wrote {path} and {args.out / 'rmsnorm_latest.md'}")
     if sweeps:

@@ -3,7 +3,7 @@
 # cap so that a slow step cannot starve the ones after it, and each step's output in $OUT/<step>.log as it is
 # printed (a capped step keeps what it printed). Carry [".gpu-all", ".fi-cache"]; run from the repo root:
 #     bash benchmarks/gpu_evidence.sh [STEP ...]      (default: every step below, in order)
-# Steps: smoke, serving, tests, host, repro, learning, walltime, ray, prefill, attention. Caps in seconds are set
+# Steps: smoke, serving, tests, host, hostsweep, repro, learning, walltime, ray, prefill, attention. Caps in seconds are set
 # per step below; pick steps so that their caps sum to under 9 minutes per call (one call is at most 10).
 set -u
 source benchmarks/gpu_env.sh
@@ -47,6 +47,10 @@ for s in $steps; do
     attention) step attention 150 python3 -m benchmarks.bench_attention --out "$OUT" ;;
     serving) step serving "${SERVING_CAP:-300}" python3 -m benchmarks.bench_serving ${SERVING_ARGS:-} --out "$OUT" ;;
     host) step rmsnorm_host 70 python3 -m benchmarks.bench_rmsnorm --quick --out "$OUT" ;;
+    # Calls back to back only (seconds): ours (auto, cuda, triton) and FlashInfer, and our CUDA kernel at each
+    # threads-per-row, so the default can be read off.
+    hostsweep) step rmsnorm_host_sweep 90 python3 -m benchmarks.bench_rmsnorm --host-only --sweep \
+                 --backends auto,cuda,triton,flashinfer --out "$OUT" ;;
     # REPRO_ARGS replaces the default selection, e.g. "--smallest 1 --tag _smallest1" (every definition, its
     # smallest workload: about 200 s on the H200).
     repro) step reproducibility "${REPRO_CAP:-200}" python3 -m benchmarks.reproducibility ${REPRO_ARGS:---definitions rmsnorm_h8192 gqa_paged_decode_h32_kv8_d128_ps16 --solutions rmsnorm_h8192_kernelarena_triton rmsnorm_h8192_flashinfer rmsnorm_h8192_pytorch flashinfer_wrapper_gqa_paged_decode_h32_kv8_d128_ps16 kernelarena_triton_gqa_paged_decode_h32_kv8_d128_ps16 torch_reference_gqa_paged_decode_h32_kv8_d128_ps16 gqa_paged_decode_h32_kv8_d128_ps16_pytorch} --out "$OUT" ;;

@@ -90,6 +90,9 @@ def main() -> None:
                         help="also an isolated run with these `kernelarena run` options, e.g. '--timing events' (the "
                              "baseline's timer: CUDA events, cold L2) to tell the timer's cost from isolation's "
                              "(repeatable: one run each)")
+    parser.add_argument("--no-warm-up", action="store_true",
+                        help="skip the warm-up run: the build cache is warm already (an earlier step built the "
+                             "same solutions in this KERNELARENA_CACHE_DIR)")
     args = parser.parse_args()
     variants = []
     for item in args.variant:
@@ -102,7 +105,7 @@ def main() -> None:
     # Builds are per solution, not per workload: one workload each compiles every build into the cache, which
     # both versions share (their build code and so their cache keys are the same).
     names = args.definition
-    warm = [run_cli(ROOT, ["--smallest", "1", *only], "warm-up (isolated)", names)]
+    warm = [] if args.no_warm_up else [run_cli(ROOT, ["--smallest", "1", *only], "warm-up (isolated)", names)]
     rows = [run_cli(args.baseline, extra, "baseline: one worker per device", names),
             run_cli(ROOT, extra, "isolated: reference process + fresh process per solution", names)]
     rows += [run_cli(ROOT, extra, f"isolated, {name}={value}", names, {name: value}) for name, value in variants]
@@ -113,8 +116,8 @@ def main() -> None:
     lines = [f"# `kernelarena run` wall time, isolation vs baseline ({run.machine}, {run.date})", "",
              f"Command: `python3 -m benchmarks.isolation_walltime --baseline {args.baseline}"
              + (f" --smallest {args.smallest}" if args.smallest else "") + "".join(f" {f}" for f in only)
-             + "`; example dataset, build cache warmed "
-             "by a `--smallest 1` run first.", "",
+             + ("`; example dataset, build cache warmed by an earlier step." if args.no_warm_up else
+                "`; example dataset, build cache warmed by a `--smallest 1` run first."), "",
              "| run | wall s | traces | closing line |", "|---|---|---|---|"]
     for row in warm + rows:
         lines.append(f"| {row['label']} | {row['wall_s']:.1f} | {row['traces']} | {row['summary']} |")

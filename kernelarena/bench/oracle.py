@@ -49,17 +49,39 @@ def unpack(data: bytes) -> Dict[str, Any]:
     return payload
 
 
-class Oracle:
-    """Judges solutions of one device. Caches the reference outputs of the last few workloads (one more than the
-    device's lanes: the lanes evaluate different solutions, mostly of the same workloads) and every workload's
-    reference timing."""
+def default_keep_bytes(device: str) -> int:
+    """What the reference process may keep of reference outputs: a sixteenth of the GPU's memory, at most 8 GiB
+    (the solutions' processes need the rest); 2 GiB of host memory on the CPU."""
+    if device.startswith("cuda"):
+        return min(8 << 30, torch.cuda.get_device_properties(torch.device(device)).total_memory // 16)
+    return 2 << 30
 
-    def __init__(self, device: str, config: RunConfig, root: Optional[Path]):
+
+def _nbytes(value: Any) -> int:
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, dict):
+        return sum(_nbytes(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(_nbytes(v) for v in value)
+    return 0
+
+
+class Oracle:
+    """Judges solutions of one device. Keeps every workload's reference timing, and the reference outputs of the
+    workloads seen last, up to ``keep_bytes`` (default_keep_bytes) and at least one more workload than the
+    device's lanes: the tasks go solution by solution over a definition's workloads, so a budget that holds a
+    definition's workloads computes each reference once for all its solutions, where keeping a fixed few computed
+    them again for every solution."""
+
+    def __init__(self, device: str, config: RunConfig, root: Optional[Path], keep_bytes: Optional[int] = None):
         self.device, self.config, self.root = device, config, root
         self.environment = environment(device)
         self.ceilings = device_ceilings(device, self.environment.hardware)
         self._kept_workloads = config.lanes_for(device) + 1
+        self._keep_bytes = default_keep_bytes(device) if keep_bytes is None else keep_bytes
         self._expected: "OrderedDict[Tuple[str, str], Dict[Tuple[int, bool], Tuple]]" = OrderedDict()
+        self._expected_bytes: Dict[Tuple[str, str], int] = {}
         self._reference_timing: Dict[Tuple[str, str], TimingStats] = {}
         self._rounds: Dict[Tuple[str, str, str], Tuple[Comparison, List[int]]] = {}
         """(solution, definition, workload) -> its passed rounds, from check_rounds until its verdict."""
@@ -106,8 +128,8 @@ class Oracle:
                 seed = round_seed(self.config, round_index)
                 expected[(seed, False)] = self._reference(definition, workload, seed)
             self._expected[key] = expected
-            while len(self._expected) > self._kept_workloads:
-                self._expected.popitem(last=False)
+            self._expected_bytes[key] = _nbytes(list(expected.values()))
+            self._evict()
         if self.config.time_reference and key not in self._reference_timing:
             self._reference_timing[key] = self._time_reference(definition, workload)
 
@@ -119,7 +141,15 @@ class Oracle:
             return self._reference(definition, workload, seed, planned)
         if (seed, planned) not in expected:
             expected[(seed, planned)] = self._reference(definition, workload, seed, planned)
+            key = (definition.name, workload.uuid)
+            self._expected_bytes[key] = self._expected_bytes.get(key, 0) + _nbytes(expected[(seed, planned)])
         return expected[(seed, planned)]
+
+    def _evict(self) -> None:
+        """Forget the oldest workloads' outputs while over the byte budget, keeping the newest lanes + 1."""
+        while len(self._expected) > self._kept_workloads and sum(self._expected_bytes.values()) > self._keep_bytes:
+            key, _ = self._expected.popitem(last=False)
+            self._expected_bytes.pop(key, None)
 
     def _time_reference(self, definition: Definition, workload: Workload) -> TimingStats:
         run = reference_module(definition).run

@@ -69,6 +69,30 @@ def test_the_reference_process_keeps_a_workloads_expected_outputs(tmp_path):
     assert oracle._expected_outputs(definition, other, seed) is not oracle._expected_outputs(definition, other, seed)
 
 
+def test_the_reference_outputs_of_a_definitions_workloads_outlast_a_solutions_pass_over_them(tmp_path):
+    """Each solution goes over all of a definition's workloads in turn, so the reference process sees w1..w5,
+    w1..w5, ...; kept by count (lanes + 1) it computed every workload's reference again for every solution. Kept
+    by bytes, each workload's reference outputs are computed once."""
+    from kernelarena.bench.oracle import Oracle
+
+    ds = make_dataset(tmp_path / "ds", rows=4)
+    definition, (base,) = ds.definitions["scale_add"], ds.workloads_for("scale_add")
+    workloads = [base.model_copy(update={"uuid": f"w{i}", "axes": {"n": 4 + i}}) for i in range(5)]
+    oracle = Oracle("cpu", RunConfig(time_reference=False, lanes=1), ds.root)
+    computed = []
+    reference = oracle._reference
+    oracle._reference = lambda d, w, seed, planned=False: computed.append(w.uuid) or reference(d, w, seed, planned)
+    for _solution in range(3):
+        for workload in workloads:
+            oracle.prepare(definition, workload)
+    assert sorted(computed) == sorted(w.uuid for w in workloads for _ in range(oracle.config.correctness_rounds))
+    # A budget smaller than one workload's outputs still keeps the newest lanes + 1 workloads.
+    small = Oracle("cpu", RunConfig(time_reference=False, lanes=1), ds.root, keep_bytes=1)
+    for workload in workloads:
+        small.prepare(definition, workload)
+    assert list(small._expected) == [("scale_add", "w3"), ("scale_add", "w4")]
+
+
 def test_the_pool_starts_each_worker_with_what_its_solution_imports():
     """Spares are started for the next tasks, each importing what its own solution needs (a worker for a
     Python solution does not import triton), and a solution gets the spare started for it."""

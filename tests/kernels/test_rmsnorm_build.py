@@ -79,8 +79,11 @@ def test_python_launcher_builds_imports_and_checks_its_arguments(monkeypatch, tm
     launch = cuda_impl.load_launcher(path).launch
     args = [0, 0, 0, 4096, 0, 0, 0, 0, 4096, 0, 0, 0, 4096, 1e-6, 0]  # zero rows: nothing to launch
     assert launch(*args) is None
-    with pytest.raises(TypeError, match="15 arguments"):
+    with pytest.raises(TypeError, match="15 or 16 arguments"):
         launch(*args[:3])
+    assert launch(*args, 256) is None  # threads per row, chosen (benchmarks/sweep_rmsnorm_threads.py)
+    with pytest.raises(ValueError, match="threads_per_row 96"):
+        launch(*args, 96)
     with pytest.raises(ValueError, match="hidden must be in 1..16384"):
         launch(*args[:12], 16385, *args[13:])
     with pytest.raises(ValueError, match="dtype code 2"):

@@ -157,7 +157,7 @@ def cuda_threads_backends(hidden, device):
     """"cuda tN" -> (rmsnorm(x, w, out), fused(x, r, w)) for each threads-per-row N of CUDA_SWEEP that covers a
     row of ``hidden`` (at most 8 vectors a thread): our CUDA kernel through the library's launcher, which takes
     the threads per row as its last argument (no torch extension to build)."""
-    from kernelarena.kernels.rmsnorm import cuda_impl
+    from kernelarena.kernels.rmsnorm import cuda as cuda_impl
     from kernelarena.kernels.rmsnorm.cuda import DTYPE_CODES
 
     major, minor = torch.cuda.get_device_capability(device)
@@ -182,7 +182,7 @@ def cuda_threads_backends(hidden, device):
 
 def sweep_variants(op, batch, hidden, sets, w, timer, device):
     """Times of every Triton config in TRITON_SWEEP and every CUDA threads-per-row in CUDA_SWEEP."""
-    from kernelarena.kernels.rmsnorm import triton_impl
+    from kernelarena.kernels.rmsnorm import triton as triton_impl
 
     results = {}
     for rows, warps, per_sm in TRITON_SWEEP:

@@ -107,20 +107,25 @@ def max_spread(pairs: Iterable[Pair]) -> float:
 
 
 # ---------------------------------------------------------------------------------------------- CUPTI
-def cupti_per_trace(dataset, traces: Sequence, device: str, calls: int) -> Dict[Tuple[str, str, str], float]:
+def cupti_per_trace(dataset, traces: Sequence, device: str, calls: int, deadline: Optional[float] = None
+                    ) -> Dict[Tuple[str, str, str], float]:
     """Device-activity microseconds per call (the sum of the call's kernel, copy and set durations, averaged over
     ``calls`` calls) of each passed trace's solution on one input set of its workload, the L2 flushed before
     every call as in our cold timing, the flush and the plan step left out. The attribution is the harness's own
-    (kernelarena/bench/device_activity.py); this profile is taken apart from both runs."""
+    (kernelarena/bench/device_activity.py); this profile is taken apart from both runs. Past ``deadline`` (a
+    ``time.perf_counter()`` value) the remaining traces are left out, and a line says how many."""
     import torch
 
     from kernelarena.bench.timing import l2_flush_buffer
 
     flush = l2_flush_buffer(torch.device(device))
     out = {}
-    for trace in traces:
-        if not trace.passed:
-            continue
+    passed = [t for t in traces if t.passed]
+    for index, trace in enumerate(passed):
+        if deadline is not None and time.perf_counter() > deadline:
+            print(f"CUPTI: {index} of {len(passed)} passed traces profiled before the time budget ran out; the "
+                  "rest have no CUPTI ratio", flush=True)
+            break
         try:
             out[(trace.definition, trace.solution, trace.workload.uuid)] = _cupti_one(
                 dataset, trace, device, calls, flush)
@@ -283,6 +288,9 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
     parser.add_argument("--reps", type=int, default=None, help="timed calls per trace (default: the run's)")
     parser.add_argument("--cupti-calls", type=int, default=20, help="profiled calls per trace")
     parser.add_argument("--tag", default="", help="suffix of the file names (for a run split by --definitions)")
+    parser.add_argument("--budget-s", type=float, default=None,
+                        help="seconds for the whole script: the CUPTI step stops profiling when they have passed (the "
+                             "report is written after the two runs, and again after CUPTI)")
     parser.add_argument("--merge", nargs="+", type=Path, default=None, metavar="JSON",
                         help="run nothing: merge the result JSONs of split runs into one report (--tag names it, "
                              "default _merged)")
@@ -300,6 +308,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
     from kernelarena.errors import BuildError
     from kernelarena.store import TraceSet
 
+    script_started = time.perf_counter()
     device = args.device or ("cuda:0" if torch.cuda.is_available() else "cpu")
     dataset = TraceSet.load(args.dataset, strict=True)
     tasks = select(dataset, args.definitions, args.solutions, (), args.smallest)
@@ -319,32 +328,40 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
                                                        f"{t.evaluation.status.value}", flush=True))
         runs.append(report.traces)
         walls.append(time.perf_counter() - started)
+        print(f"run {index} took {walls[-1]:.0f} s ({len(report.traces)} traces)", flush=True)
     pairs = compare_runs(*runs)
-    cupti: Dict[Tuple[str, str, str], float] = {}
-    cupti_s = 0.0
-    if device.startswith("cuda"):
-        started = time.perf_counter()
-        cupti = cupti_per_trace(dataset, runs[0], device, args.cupti_calls)
-        cupti_s = time.perf_counter() - started
     machine = torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else "cpu"
     command = "python3 -m benchmarks.reproducibility " + " ".join(argv if argv is not None else sys.argv[1:])
-    header = [f"# Reproducibility: two runs of {args.dataset.name}, and CUPTI", "",
-              f"{machine}, {datetime.date.today().isoformat()}, torch {torch.__version__}; command: `{command}`.",
-              f"Builds warmed first ({build_s:.0f} s), then two runs ({walls[0]:.0f} s and {walls[1]:.0f} s) with "
-              f"the default timing (per definition: cold L2 unless it declares otherwise); CUPTI: "
-              + (f"{args.cupti_calls} calls per trace with the L2 flushed before each, the flush's own device "
-                 f"work left out, the plan step outside the profile, apart from both runs ({cupti_s:.0f} s)."
-                 if cupti else "left out (no GPU)."),
-              "Latency: median device time per call by the trace's timer (the timing column: cupti-cold-l2 is "
-              "CUPTI's device time per call, the union of its activities; cuda-events-* is CUDA events); host us: "
-              "host time of one run() call; plan us: host time of the plan step, once per input set, outside the "
-              "timed region. CUPTI us: the mean sum of the call's kernel, copy and set durations."]
-    text = format_report(pairs, cupti, header)
     path = args.out / f"reproducibility_{machine_slug(machine)}{args.tag}.md"
-    publish("reproducibility", args.out, text, TITLE, key=KEY, columns=COLUMNS, rows=table_rows(pairs, cupti),
-            run=Stamp(machine, datetime.date.today().isoformat()), latest_name=path.name)
-    write_figures(path.with_suffix(".json"), machine, pairs, cupti)
-    print(text, flush=True)
+
+    def write(cupti: Dict[Tuple[str, str, str], float], cupti_note: str) -> None:
+        header = [f"# Reproducibility: two runs of {args.dataset.name}, and CUPTI", "",
+                  f"{machine}, {datetime.date.today().isoformat()}, torch {torch.__version__}; command: `{command}`.",
+                  f"Builds warmed first ({build_s:.0f} s), then two runs ({walls[0]:.0f} s and {walls[1]:.0f} s) "
+                  f"with the default timing (per definition: cold L2 unless it declares otherwise); CUPTI: "
+                  + cupti_note,
+                  "Latency: median device time per call by the trace's timer (the timing column: cupti-cold-l2 is "
+                  "CUPTI's device time per call, the union of its activities; cuda-events-* is CUDA events); host "
+                  "us: host time of one run() call; plan us: host time of the plan step, once per input set, "
+                  "outside the timed region. CUPTI us: the mean sum of the call's kernel, copy and set durations."]
+        text = format_report(pairs, cupti, header)
+        publish("reproducibility", args.out, text, TITLE, key=KEY, columns=COLUMNS, rows=table_rows(pairs, cupti),
+                run=Stamp(machine, datetime.date.today().isoformat()), latest_name=path.name)
+        write_figures(path.with_suffix(".json"), machine, pairs, cupti)
+        print(text, flush=True)
+
+    if not device.startswith("cuda"):
+        write({}, "left out (no GPU).")
+        return path
+    write({}, "not yet taken (written again after it).")  # a capped call keeps the two runs' comparison
+    started = time.perf_counter()
+    deadline = script_started + args.budget_s if args.budget_s else None
+    cupti = cupti_per_trace(dataset, runs[0], device, args.cupti_calls, deadline)
+    profiled = sum(1 for t in runs[0] if t.passed)
+    write(cupti, f"{args.cupti_calls} calls per trace with the L2 flushed before each, the flush's own device work "
+                 f"left out, the plan step outside the profile, apart from both runs ({time.perf_counter() - started:.0f} "
+                 f"s; {len(cupti)} of {profiled} passed traces profiled"
+                 + (", the rest cut by --budget-s)." if len(cupti) < profiled else ")."))
     return path
 
 

@@ -162,9 +162,11 @@ class SolutionEvaluator:
         axis = next(iter(definition.outputs.values())).shape[0]
         rows = int(workload.axes.get(axis, definition.const_axes.get(axis, 1)))
         batched = {n for n, spec in definition.inputs.items() if spec.shape and spec.shape[0] == axis}
-        row_bytes = sum(inputs[n].numel() * inputs[n].element_size() for n in batched) // max(rows, 1)
+        # A copy is the whole batch: its bytes, not one row's, divide the budget (a batch that alone is over it
+        # is drawn once per call).
+        batch_bytes = sum(inputs[n].numel() * inputs[n].element_size() for n in batched)
         per_call = max(1, min(draws, _DRAW_BATCH_BYTES["cpu" if self.device == "cpu" else "cuda"]
-                              // max(row_bytes, 1)))
+                              // max(batch_bytes, 1)))
         drawn: List[torch.Tensor] = []
         while sum(len(d) for d in drawn) < draws:
             copies = min(per_call, draws - sum(len(d) for d in drawn))
@@ -179,12 +181,16 @@ class SolutionEvaluator:
     def timing(self, definition, workload, runnable) -> Dict[str, Any]:
         """Timing statistics (as JSON) and host copies of a few timed calls' outputs with their input seeds."""
         dps = runnable.destination_passing_style
-        first = self._inputs(definition, workload, timing_seed(self.config, 0))
-        size = sum(v.numel() * v.element_size() for v in first.values() if isinstance(v, torch.Tensor))
-        copies = max(1, min(self.config.timing.input_copies, _COPY_BUDGET_BYTES // max(size, 1)))
-        inputs = [first] + [self._inputs(definition, workload, timing_seed(self.config, i)) for i in range(1, copies)]
-        cases = [Case(i, allocate_outputs(definition, workload, self.device) if dps else {}) for i in inputs]
-        planned = [self._plan(runnable, case) for case in cases]  # outside the timed region
+        # Making the inputs (gigabytes of K/V for a large decode) and planning use the device: not inside another
+        # lane's timed loop.
+        with quiet.held(exclusive=False):
+            first = self._inputs(definition, workload, timing_seed(self.config, 0))
+            size = sum(v.numel() * v.element_size() for v in first.values() if isinstance(v, torch.Tensor))
+            copies = max(1, min(self.config.timing.input_copies, _COPY_BUDGET_BYTES // max(size, 1)))
+            inputs = [first] + [self._inputs(definition, workload, timing_seed(self.config, i))
+                                for i in range(1, copies)]
+            cases = [Case(i, allocate_outputs(definition, workload, self.device) if dps else {}) for i in inputs]
+            planned = [self._plan(runnable, case) for case in cases]  # outside the timed region
         calls = [call for call, _ in planned]
         try:
             stats, checked = time_calls(lambda i: cases[i].call(calls[i], dps), len(cases), self.device,
@@ -196,8 +202,9 @@ class SolutionEvaluator:
         plan_us = [us for _, us in planned if us is not None]
         if plan_us:
             stats = stats.model_copy(update={"plan_host_us": statistics.median(plan_us)})
-        return {"timing": stats.model_dump_json(),
-                "checked": [{"seed": timing_seed(self.config, i), "outputs": _host_copies(out)} for i, out in checked]}
+        with quiet.held(exclusive=False):
+            checked = [{"seed": timing_seed(self.config, i), "outputs": _host_copies(out)} for i, out in checked]
+        return {"timing": stats.model_dump_json(), "checked": checked}
 
     def _inputs(self, definition, workload, seed: int) -> Dict[str, Any]:
         try:

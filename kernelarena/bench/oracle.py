@@ -155,10 +155,11 @@ class Oracle:
         run = reference_module(definition).run
         copies = max(1, self.config.timing.input_copies)
         try:
-            cases = [Case(materialize_inputs(definition, workload, self.device, timing_seed(self.config, i),
-                                             self.root)) for i in range(copies)]
-            with torch.no_grad():
+            with quiet.held(exclusive=False), torch.no_grad():  # device work: not inside another lane's timed loop
+                cases = [Case(materialize_inputs(definition, workload, self.device, timing_seed(self.config, i),
+                                                 self.root)) for i in range(copies)]
                 planned = [plan_case(run, case) for case in cases]  # a reference's plan step, outside the timing
+            with torch.no_grad():
                 stats, _ = time_calls(lambda i: cases[i].call(planned[i][0], False), copies, self.device,
                                       resolve_timing(self.config.timing, definition), lambda i: (), check=False)
             plan_us = [us for _, us in planned if us is not None]
@@ -172,7 +173,16 @@ class Oracle:
     # ------------------------------------------------------------------ verdicts
     def check_rounds(self, definition: Definition, workload: Workload, data: bytes, solution: str = ""
                      ) -> Optional[Tuple[Status, str, Comparison]]:
-        """Compare ``solution``'s correctness rounds' outputs with the reference's; the failure, or None."""
+        """Compare ``solution``'s correctness rounds' outputs with the reference's; the failure, or None. The
+        comparisons use the device: they hold its lock shared (a workload no longer kept is prepared first, as
+        its reference timing takes the lock exclusively)."""
+        if (definition.name, workload.uuid) not in self._expected:
+            self.prepare(definition, workload)
+        with quiet.held(exclusive=False):
+            return self._check_rounds(definition, workload, data, solution)
+
+    def _check_rounds(self, definition: Definition, workload: Workload, data: bytes, solution: str
+                      ) -> Optional[Tuple[Status, str, Comparison]]:
         ticket = (solution, definition.name, workload.uuid)
         self._rounds.pop(ticket, None)
         rounds = unpack(data).get("rounds")
@@ -183,8 +193,6 @@ class Oracle:
             seed = round_seed(self.config, round_index)
             if not isinstance(entry, dict) or entry.get("seed") != seed or not isinstance(entry.get("outputs"), list):
                 raise MalformedResult(f"correctness round {round_index + 1} from the solution's process is malformed")
-            if (definition.name, workload.uuid) not in self._expected:
-                self.prepare(definition, workload)
             inputs, expected = self._expected_outputs(definition, workload, seed, entry.get("planned") is True)
             spec = resolve_evaluator(definition, self.config.evaluator)
             comparison = compare_with(spec, definition, entry["outputs"], expected, inputs, self.config.tolerance,
@@ -210,7 +218,12 @@ class Oracle:
     def verdict(self, definition: Definition, solution: str, workload: Workload, data: bytes,
                 environment: Environment) -> Trace:
         """The trace: timed calls checked against the reference, the latency checked against the speed of
-        light, then PASSED with its figures."""
+        light, then PASSED with its figures. The comparisons hold the device lock shared."""
+        with quiet.held(exclusive=False):
+            return self._verdict(definition, solution, workload, data, environment)
+
+    def _verdict(self, definition: Definition, solution: str, workload: Workload, data: bytes,
+                 environment: Environment) -> Trace:
         def failed(status: Status, log: str, comparison: Optional[Comparison] = None) -> Trace:
             return failure_trace(definition.name, workload, solution, status, log, environment, comparison)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import sys
 import time
 from typing import Iterator, Optional
 
@@ -50,6 +51,14 @@ def _take(fd: int, mode: int, deadline: float) -> bool:
             if time.perf_counter() >= deadline:
                 return False
             time.sleep(0.002)
+
+
+def _finish_device_work() -> None:
+    """Wait for the GPU work queued inside the hold: kernels are asynchronous, so work a block launched would
+    otherwise run on after the lock is let go, inside the next holder's timed loop."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
 
 
 def remove(path: str) -> None:
@@ -96,6 +105,8 @@ def held(exclusive: bool, timeout_s: Optional[float] = None) -> Iterator[Optiona
             yield time.perf_counter() - started if had else None
         finally:
             _DEPTH -= 1
+            if had:
+                _finish_device_work()
     finally:
         for fd in fds:
             os.close(fd)  # closing the last descriptor releases the lock

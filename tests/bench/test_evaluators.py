@@ -131,3 +131,36 @@ def test_cli_evaluator_option_is_checked(example_dataset):
     result = subprocess.run([sys.executable, "-m", "kernelarena.cli", "run", str(example_dataset), "--evaluator",
                              "statistical", "--no-save"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "--evaluator" in result.stdout + result.stderr
+
+
+def test_sampling_draws_are_made_in_calls_of_bounded_size(example_dataset, monkeypatch):
+    """The distribution check repeats the batch to draw many samples per call; the repeat was sized for one row,
+    so a batch of 64 rows asked for 64x the budget (32 GiB of probabilities on the H200: out of memory, in the
+    solutions' processes, recorded as their RUNTIME_ERROR). Every call now stays within the budget."""
+    from kernelarena.bench import RunConfig, evaluate
+    from kernelarena.bench.evaluate import SolutionEvaluator
+    from kernelarena.bench.inputs import materialize_inputs
+    from kernelarena.build import build_solution
+    from kernelarena.store import TraceSet
+
+    example_dataset = TraceSet.load(example_dataset)
+    name = "top_k_sampling_from_probs_v128256"
+    definition = example_dataset.definitions[name]
+    workload = next(w for w in example_dataset.workloads_for(name) if w.axes["batch_size"] == 16)
+    solution = example_dataset.solutions[f"{name}_pytorch"]
+    budget = 8 << 20
+    monkeypatch.setitem(evaluate._DRAW_BATCH_BYTES, "cpu", budget)
+    sizes = []
+    runnable = build_solution(solution, device="cpu")
+
+    def measured(*args, **kwargs):
+        probs = args[0]
+        sizes.append(probs.numel() * probs.element_size())
+        return runnable(*args, **kwargs)
+
+    measured.destination_passing_style = runnable.destination_passing_style
+    evaluator = SolutionEvaluator("cpu", RunConfig(), example_dataset.root)
+    inputs = materialize_inputs(definition, workload, "cpu", 1, example_dataset.root)
+    samples = evaluator._draw_samples(definition, workload, measured, runnable.destination_passing_style, inputs, 5)
+    assert tuple(samples.shape) == (5, 16)
+    assert sizes and max(sizes) <= budget

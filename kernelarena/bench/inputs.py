@@ -82,9 +82,14 @@ def materialize_inputs(definition: Definition, workload: Workload, device: str, 
 
 def _valid_sampling_input(name: str, value: Any, generator: torch.Generator) -> Any:
     """Random data made valid for a sampling definition (FlashInfer-Trace input names): ``probs`` rows
-    normalized (softmax of the normal draw, sharpened to be peaked like a model's), ``top_p`` in (0.5, 1]."""
+    normalized (softmax of the normal draw, sharpened to be peaked like a model's), ``top_p`` in (0.5, 1],
+    ``top_k`` in [1, 64]. A k of 0 (the definitions read it as no top-k filter) is left out of random inputs:
+    FlashInfer's kernel finds no token then and returns token 0, flagged invalid (sampling.cuh), and one row in
+    64 would meet it; a workload that means to test k = 0 stores its inputs."""
     if name == "probs":
         return torch.softmax(value.float() * 3, dim=-1).to(value.dtype)
+    if name == "top_k":
+        return torch.randint(1, 65, value.shape, generator=generator, device=value.device).to(value.dtype)
     if name == "top_p":
         return 1 - 0.5 * torch.rand(value.shape, generator=generator, device=value.device).to(value.dtype)
     return value

@@ -164,3 +164,17 @@ def test_sampling_draws_are_made_in_calls_of_bounded_size(example_dataset, monke
     samples = evaluator._draw_samples(definition, workload, measured, runnable.destination_passing_style, inputs, 5)
     assert tuple(samples.shape) == (5, 16)
     assert sizes and max(sizes) <= budget
+
+
+def test_random_top_k_is_at_least_one(example_dataset):
+    """k = 0 means no top-k filter to the definitions but makes FlashInfer's kernel return token 0; on the H200 a
+    timed call met it (one row in 64 did), so random inputs keep k in [1, 64]."""
+    from kernelarena.bench.inputs import materialize_inputs
+    from kernelarena.store import TraceSet
+
+    dataset = TraceSet.load(example_dataset)
+    name = "top_k_top_p_sampling_from_probs_v128256"
+    workload = next(w for w in dataset.workloads_for(name) if w.axes["batch_size"] == 64)
+    ks = torch.cat([materialize_inputs(dataset.definitions[name], workload, "cpu", seed, dataset.root)["top_k"]
+                    for seed in range(20)])
+    assert int(ks.min()) >= 1 and int(ks.max()) <= 64 and len(set(ks.tolist())) > 32

@@ -3,7 +3,7 @@
 # cap so that a slow step cannot starve the ones after it, and each step's output in $OUT/<step>.log as it is
 # printed (a capped step keeps what it printed). Carry [".gpu-all", ".fi-cache"]; run from the repo root:
 #     bash benchmarks/gpu_evidence.sh [STEP ...]      (default: every step below, in order)
-# Steps: smoke, serving, tests, host, hostsweep, repro, learning, walltime, ray, prefill, attention. Caps in seconds are set
+# Steps: smoke, serving, tests, host, hostsweep, repro, repro1, repro2, learning, walltime, ray, prefill, attention. Caps in seconds are set
 # per step below; pick steps so that their caps sum to under 9 minutes per call (one call is at most 10).
 set -u
 source benchmarks/gpu_env.sh
@@ -54,6 +54,18 @@ for s in $steps; do
     # REPRO_ARGS replaces the default selection, e.g. "--smallest 1 --tag _smallest1" (every definition, its
     # smallest workload: about 200 s on the H200).
     repro) step reproducibility "${REPRO_CAP:-200}" python3 -m benchmarks.reproducibility ${REPRO_ARGS:---definitions rmsnorm_h8192 gqa_paged_decode_h32_kv8_d128_ps16 --solutions rmsnorm_h8192_kernelarena_triton rmsnorm_h8192_flashinfer rmsnorm_h8192_pytorch flashinfer_wrapper_gqa_paged_decode_h32_kv8_d128_ps16 kernelarena_triton_gqa_paged_decode_h32_kv8_d128_ps16 torch_reference_gqa_paged_decode_h32_kv8_d128_ps16 gqa_paged_decode_h32_kv8_d128_ps16_pytorch} --out "$OUT" ;;
+    # Every workload of every definition, twice, in two calls (H200, 2026-12-02: builds 85 s, then 170 + 166 s for
+    # part 1; 191 + 176 s for part 2, builds cached); then on this machine:
+    #   python3 -m benchmarks.reproducibility --merge <part1.json> <part2.json> --out benchmarks/results
+    repro1) step reproducibility "${REPRO_CAP:-450}" python3 -m benchmarks.reproducibility --budget-s 420 --tag _part1 \
+              --definitions rmsnorm_h4096 rmsnorm_h8192 fused_add_rmsnorm_h4096 fused_add_rmsnorm_h8192 \
+              gqa_paged_decode_h32_kv8_d128_ps16 gqa_paged_prefill_causal_h32_kv8_d128_ps16 --out "$OUT" ;;
+    repro2) step reproducibility "${REPRO_CAP:-450}" python3 -m benchmarks.reproducibility --budget-s 420 --tag _part2 \
+              --definitions gemm_n28672_k4096 gemm_n4096_k14336 gemm_n4096_k4096 gemm_n6144_k4096 \
+              mla_paged_decode_h16_ckv512_kpe64_ps1 moe_bf16_ds_routing_topk8_ng8_kg4_e32_h256_i128 \
+              moe_bf16_ds_routing_topk8_ng8_kg4_e32_h7168_i2048 rope_with_cos_sin_cache_neox_style_d128_rd128 \
+              silu_and_mul_d14336 top_k_sampling_from_probs_v128256 top_k_top_p_sampling_from_probs_v128256 \
+              top_p_sampling_from_probs_v128256 --out "$OUT" ;;
     *) echo "unknown step $s" ;;
   esac
 done

@@ -358,8 +358,9 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
     deadline = script_started + args.budget_s if args.budget_s else None
     cupti = cupti_per_trace(dataset, runs[0], device, args.cupti_calls, deadline)
     profiled = sum(1 for t in runs[0] if t.passed)
+    cupti_s = time.perf_counter() - started
     write(cupti, f"{args.cupti_calls} calls per trace with the L2 flushed before each, the flush's own device work "
-                 f"left out, the plan step outside the profile, apart from both runs ({time.perf_counter() - started:.0f} "
+                 f"left out, the plan step outside the profile, apart from both runs ({cupti_s:.0f} "
                  f"s; {len(cupti)} of {profiled} passed traces profiled"
                  + (", the rest cut by --budget-s)." if len(cupti) < profiled else ")."))
     return path

@@ -26,7 +26,7 @@ from .evaluate import Case, failure_trace, now, round_seed, timing_seed
 from .evaluators import compare_sampling, compare_with, resolve_evaluator
 from .inputs import as_tuple, materialize_inputs, reference_module
 from .plan import plan_case, refill_unplanned
-from .roofline import device_ceilings, impossible_speed, speed_of_light, work_of
+from .roofline import device_ceilings, impossible_speed, measure_ceilings, save_ceilings, speed_of_light, work_of
 from .timing import resolve_timing, time_calls
 
 
@@ -78,6 +78,7 @@ class Oracle:
         self.device, self.config, self.root = device, config, root
         self.environment = environment(device)
         self.ceilings = device_ceilings(device, self.environment.hardware)
+        self._ceilings_confirmed = False
         self._kept_workloads = config.lanes_for(device) + 1
         self._keep_bytes = default_keep_bytes(device) if keep_bytes is None else keep_bytes
         self._expected: "OrderedDict[Tuple[str, str], Dict[Tuple[int, bool], Tuple]]" = OrderedDict()
@@ -170,6 +171,22 @@ class Oracle:
                                     f"{workload.uuid} failed:\n{traceback.format_exc()}") from e
         return stats
 
+    def _confirm_ceilings(self) -> bool:
+        """Measure the ceilings again, once per process, before a solution is failed as faster than light: a
+        measurement taken while the machine was busy (a compile on the CPU) reads them too low. Keeps and caches
+        the higher of each; whether any rose."""
+        if self._ceilings_confirmed:
+            return False
+        self._ceilings_confirmed = True
+        with quiet.held(exclusive=self.device.startswith("cuda")):  # timed, as at the first start
+            fresh = measure_ceilings(self.device)
+        merged = {key: max(self.ceilings.get(key, 0.0), value) for key, value in fresh.items()}
+        raised = merged != self.ceilings
+        self.ceilings = merged
+        if raised:
+            save_ceilings(self.device, self.environment.hardware, merged)
+        return raised
+
     # ------------------------------------------------------------------ verdicts
     def check_rounds(self, definition: Definition, workload: Workload, data: bytes, solution: str = ""
                      ) -> Optional[Tuple[Status, str, Comparison]]:
@@ -219,11 +236,6 @@ class Oracle:
                 environment: Environment) -> Trace:
         """The trace: timed calls checked against the reference, the latency checked against the speed of
         light, then PASSED with its figures. The comparisons hold the device lock shared."""
-        with quiet.held(exclusive=False):
-            return self._verdict(definition, solution, workload, data, environment)
-
-    def _verdict(self, definition: Definition, solution: str, workload: Workload, data: bytes,
-                 environment: Environment) -> Trace:
         def failed(status: Status, log: str, comparison: Optional[Comparison] = None) -> Trace:
             return failure_trace(definition.name, workload, solution, status, log, environment, comparison)
 
@@ -242,18 +254,21 @@ class Oracle:
         allowed = {timing_seed(self.config, i) for i in range(max(1, self.config.timing.input_copies))}
         if not isinstance(checked, list) or (self.config.timing.checked_calls > 0 and not checked):
             raise MalformedResult("the outputs of the checked timed calls are missing")
-        for entry in checked:
-            if not isinstance(entry, dict) or entry.get("seed") not in allowed or \
-                    not isinstance(entry.get("outputs"), list):
-                raise MalformedResult("a checked timed call from the solution's process is malformed")
-            inputs, expected = self._expected_outputs(definition, workload, entry["seed"])
-            comparison = compare_with(resolve_evaluator(definition, self.config.evaluator), definition,
-                                      entry["outputs"], expected, inputs, self.config.tolerance,
-                                      reference_module(definition))
-            if comparison.status != Status.PASSED:
-                return failed(comparison.status, "a timed call gave a wrong result (correct when checked, wrong "
-                              f"when timed): {comparison.message}", comparison)
+        with quiet.held(exclusive=False):
+            for entry in checked:
+                if not isinstance(entry, dict) or entry.get("seed") not in allowed or \
+                        not isinstance(entry.get("outputs"), list):
+                    raise MalformedResult("a checked timed call from the solution's process is malformed")
+                inputs, expected = self._expected_outputs(definition, workload, entry["seed"])
+                comparison = compare_with(resolve_evaluator(definition, self.config.evaluator), definition,
+                                          entry["outputs"], expected, inputs, self.config.tolerance,
+                                          reference_module(definition))
+                if comparison.status != Status.PASSED:
+                    return failed(comparison.status, "a timed call gave a wrong result (correct when checked, "
+                                  f"wrong when timed): {comparison.message}", comparison)
         impossible = impossible_speed(definition, workload, stats.median_ms, self.ceilings)
+        if impossible and self._confirm_ceilings():
+            impossible = impossible_speed(definition, workload, stats.median_ms, self.ceilings)
         if impossible:
             return failed(Status.RUNTIME_ERROR, impossible)
         reference = self._reference_timing.get((definition.name, workload.uuid))

@@ -7,20 +7,16 @@
 #  - an empty shared object named libcuda.so with the soname libcuda.so.1 stands in for the driver at link time
 #    (the modules resolve their driver symbols at load, on the GPU machine, from its real libcuda.so.1).
 #     source benchmarks/aot_local_setup.sh && python3 -m benchmarks.flashinfer_aot_local
-set -euo pipefail
+# Sourced: no `set -e` here, which would end the caller's shell on a failed step.
 export CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
 python3 -m pip install -q --disable-pip-version-check --no-deps nvidia-curand==10.4.0.35 nvidia-cublas==13.0.0.19
 mkdir -p "$CUDA_HOME/lib64/stubs"
-if [ ! -e "$CUDA_HOME/lib64/stubs/libcuda.so" ]; then
+[ -e "$CUDA_HOME/lib64/stubs/libcuda.so" ] || \
   echo "" | gcc -shared -x c - -Wl,-soname,libcuda.so.1 -o "$CUDA_HOME/lib64/stubs/libcuda.so"
-fi
-NV=$(python3 -c "import nvidia, os; print(os.path.dirname(nvidia.__path__[0] if hasattr(nvidia, '__path__') else nvidia.__file__))")/nvidia
-for pkg in cu13 curand cublas; do
-  for d in "$NV/$pkg/include"; do [ -d "$d" ] && export CPATH="$d${CPATH:+:$CPATH}"; done
-  for d in "$NV/$pkg/lib"; do [ -d "$d" ] && export LIBRARY_PATH="$d${LIBRARY_PATH:+:$LIBRARY_PATH}"; done
+NV=$(python3 -c "import nvidia; print(nvidia.__path__[0])")  # the wheels' headers and libraries (nvidia/cu13/)
+for d in "$NV"/*/include; do export CPATH="$d${CPATH:+:$CPATH}"; done
+for d in "$NV"/*/lib; do export LIBRARY_PATH="$d${LIBRARY_PATH:+:$LIBRARY_PATH}"; done
+for lib in "$NV"/*/lib/libcublas*.so.*; do  # the linker asks for libcublas.so / libcublasLt.so
+  [ -e "${lib%%.so.*}.so" ] || ln -s "$lib" "${lib%%.so.*}.so"
 done
-for lib in "$NV"/*/lib/libcublas*.so.*; do  # the linker asks for libcublas.so / libcublasLt.so by these names
-  [ -e "$lib" ] && ln -sf "$lib" "$(dirname "$lib")/$(basename "$lib" | sed 's/\.so\..*/.so/')"
-done
-set +euo pipefail
 echo "CUDA_HOME=$CUDA_HOME CPATH=$CPATH LIBRARY_PATH=$LIBRARY_PATH"

@@ -81,7 +81,7 @@ def test_python_launcher_builds_imports_and_checks_its_arguments(monkeypatch, tm
     assert launch(*args) is None
     with pytest.raises(TypeError, match="15 or 16 arguments"):
         launch(*args[:3])
-    assert launch(*args, 256) is None  # threads per row, chosen (benchmarks/sweep_rmsnorm_threads.py)
+    assert launch(*args, 256) is None  # threads per row, chosen (benchmarks/bench_rmsnorm.py --sweep)
     with pytest.raises(ValueError, match="threads_per_row 96"):
         launch(*args, 96)
     with pytest.raises(ValueError, match="hidden must be in 1..16384"):

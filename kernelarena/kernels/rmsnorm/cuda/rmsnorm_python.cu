@@ -4,10 +4,10 @@
 //   launch(fused, dtype, x, x_stride, residual, residual_stride, weight, out, out_stride,
 //          residual_out, residual_out_stride, rows, hidden, eps, stream[, threads_per_row]) -> None
 // dtype: 0 bfloat16, 1 float16; threads_per_row: 0 or left out picks the default (rmsnorm.cuh), else a power of
-// two in [8, 1024] (benchmarks/sweep_rmsnorm_threads.py tries them). Without torch's headers the module builds
+// two in [8, 1024] (`benchmarks/bench_rmsnorm.py --sweep` tries them). Without torch's headers the module builds
 // in seconds, and a call is one vectorcall with no tensor unpacking: the host cost of a launch is the argument
-// conversion and the kernel launch itself. The caller (the library) has checked shapes, dtypes and devices, and makes the tensors'
-// device current; the kernel runs on ``stream`` in the current context.
+// conversion and the kernel launch itself. The caller (the library) has checked shapes, dtypes and devices, and
+// makes the tensors' device current; the kernel runs on ``stream`` in the current context.
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
@@ -83,7 +83,8 @@ PyObject* launch(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
 PyMethodDef methods[] = {
     {"launch", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(launch)), METH_FASTCALL,
      "launch(fused, dtype, x, x_stride, residual, residual_stride, weight, out, out_stride, residual_out, "
-     "residual_out_stride, rows, hidden, eps, stream[, threads_per_row]): RMSNorm (fused: residual add first) on a CUDA stream."},
+     "residual_out_stride, rows, hidden, eps, stream[, threads_per_row]): RMSNorm (fused: residual add first) on "
+     "a CUDA stream."},
     {nullptr, nullptr, 0, nullptr},
 };
 

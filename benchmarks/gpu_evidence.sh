@@ -3,7 +3,8 @@
 # cap so that a slow step cannot starve the ones after it, and each step's output in $OUT/<step>.log as it is
 # printed (a capped step keeps what it printed). Carry [".gpu-all", ".fi-cache"]; run from the repo root:
 #     bash benchmarks/gpu_evidence.sh [STEP ...]      (default: every step below, in order)
-# Steps: smoke, serving, tests, host, hostsweep, repro, repro1, repro2, learning, walltime, ray, prefill, attention. Caps in seconds are set
+# Steps: smoke, serving, tests, host, hostsweep, repro, repro1, repro2, stability, learning, walltime, ray, prefill,
+# attention. Caps in seconds are set
 # per step below; pick steps so that their caps sum to under 9 minutes per call (one call is at most 10).
 set -u
 source benchmarks/gpu_env.sh
@@ -44,6 +45,8 @@ for s in $steps; do
                 --definition gqa_paged_prefill_causal_h32_kv8_d128_ps16 --out "$OUT" ;;
     ray) step ray_walltime "${RAY_CAP:-200}" python3 -m benchmarks.ray_walltime --smallest "${RAY_SMALLEST:-2}" --out "$OUT" ;;
     prefill) step sweep_prefill_hopper 100 python3 -m benchmarks.sweep_prefill_hopper --out "$OUT" ;;
+    # Long calls timed after idle and after heat, default and stretched warm-up (about 60 s).
+    stability) step timing_stability "${STABILITY_CAP:-80}" python3 -m benchmarks.timing_stability --rounds 2 --out "$OUT" ;;
     attention) step attention 150 python3 -m benchmarks.bench_attention --out "$OUT" ;;
     serving) step serving "${SERVING_CAP:-300}" python3 -m benchmarks.bench_serving ${SERVING_ARGS:-} --out "$OUT" ;;
     host) step rmsnorm_host 70 python3 -m benchmarks.bench_rmsnorm --quick --out "$OUT" ;;

@@ -1,0 +1,173 @@
+"""Does a long call's measured latency depend on what the GPU did just before? Heavy calls (a bf16 GEMM through
+PyTorch and through the dataset's Triton solution) are timed by the evaluator's own timer (bench/timing.py,
+CUDA events, L2 flushed) in four states, interleaved and repeated: after the GPU sat idle, right after seconds
+of back-to-back matmuls, and each of those with the warm-up stretched to a fixed span of back-to-back calls. The
+SM clock, power and temperature are sampled by nvidia-smi throughout and summarised per measurement.
+
+    source benchmarks/gpu_env.sh && python3 -m benchmarks.timing_stability --out $OUT
+
+Writes $OUT/timing_stability_latest.md. Used to choose the evaluator's warm-up (issue #23: a Triton GEMM at
+M=2048 read 845 and 899 us in two runs of the same dataset).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from benchmarks.common import add_out_argument, stamp
+from kernelarena.bench.config import TimingConfig
+from kernelarena.bench.timing import time_calls
+
+ROOT = Path(__file__).resolve().parents[1]
+STATES = ("idle", "hot", "idle+span", "hot+span")
+
+
+def triton_gemm():
+    """The dataset's Triton GEMM solution's ``gemm`` function, loaded from its JSON."""
+    path = ROOT / "examples/dataset/solutions/gemm/gemm_n28672_k4096/gemm_n28672_k4096_kernelarena_triton.json"
+    source = json.loads(path.read_text())["sources"][0]["content"]
+    folder = Path(tempfile.mkdtemp(prefix="timing-stability-"))
+    (folder / "gemm_triton.py").write_text(source)
+    spec = importlib.util.spec_from_file_location("gemm_triton_stability", folder / "gemm_triton.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.gemm
+
+
+def heat(seconds: float) -> None:
+    """Back-to-back large matmuls for ``seconds``: the GPU at its power limit."""
+    a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        for _ in range(20):
+            a @ a
+        torch.cuda.synchronize()
+
+
+def span_warm_up(call, seconds: float) -> int:
+    """Calls back to back for ``seconds`` of wall time; how many were made."""
+    made, end = 0, time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        for i in range(4):
+            call(i)
+        made += 4
+        torch.cuda.synchronize()
+    return made
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--idle-s", type=float, default=2.0)
+    parser.add_argument("--hot-s", type=float, default=2.0)
+    parser.add_argument("--span-s", type=float, default=0.2, help="the stretched warm-up's back-to-back span")
+    add_out_argument(parser)
+    args = parser.parse_args()
+    m, n, k = 2048, 28672, 4096
+    copies = 4
+    a = [torch.randn(m, k, device="cuda", dtype=torch.bfloat16) for _ in range(copies)]
+    b = [torch.randn(n, k, device="cuda", dtype=torch.bfloat16) / 64 for _ in range(copies)]
+    c = [torch.empty(m, n, device="cuda", dtype=torch.bfloat16) for _ in range(copies)]
+    gemm = triton_gemm()
+    calls = {"torch.matmul": lambda i: (torch.matmul(a[i], b[i].T, out=c[i]),),
+             "triton gemm (dataset)": lambda i: (gemm(a[i], b[i], c[i]) or c[i],)}
+    log = Path(tempfile.mkdtemp()) / "smi.csv"
+    smi = subprocess.Popen(["nvidia-smi", "--query-gpu=timestamp,clocks.sm,power.draw,temperature.gpu",
+                            "--format=csv,noheader,nounits", "-lms", "20", "-f", str(log)])
+    config = TimingConfig(mode="events")
+    rows = []
+    started = time.time()
+    try:
+        for name, call in calls.items():
+            call(0)
+            torch.cuda.synchronize()
+        for r in range(args.rounds):
+            for name, call in calls.items():
+                for state in STATES:
+                    if state.startswith("idle"):
+                        time.sleep(args.idle_s)
+                    else:
+                        heat(args.hot_s)
+                    extra = span_warm_up(call, args.span_s) if state.endswith("span") else 0
+                    t0 = time.time() - started
+                    stats, _ = time_calls(call, copies, "cuda", config, lambda i: (c[i],), check=False)
+                    t1 = time.time() - started
+                    rows.append({"kernel": name, "state": state, "round": r, "median_us": stats.median_ms * 1e3,
+                                 "p25_us": stats.p25_ms * 1e3, "p75_us": stats.p75_ms * 1e3,
+                                 "reps": stats.count, "span_calls": extra, "t0": t0, "t1": t1})
+                    print(f"{name:22s} {state:10s} round {r}: median {stats.median_ms * 1e3:8.1f} us "
+                          f"(p25 {stats.p25_ms * 1e3:.1f}, p75 {stats.p75_ms * 1e3:.1f}, {stats.count} reps, "
+                          f"{extra} span calls)", flush=True)
+    finally:
+        smi.terminate()
+        smi.wait()
+    clock = read_smi(log, started)
+    for row in rows:
+        inside = [s for s in clock if row["t0"] <= s[0] <= row["t1"]]
+        row["sm_mhz"] = statistics.median(s[1] for s in inside) if inside else None
+        row["power_w"] = max((s[2] for s in inside), default=None)
+        row["temp_c"] = statistics.median(s[3] for s in inside) if inside else None
+    write(rows, args)
+
+
+def read_smi(log: Path, started: float) -> list:
+    """(seconds since ``started``, SM MHz, watts, degrees C) samples from nvidia-smi's CSV."""
+    import datetime
+
+    samples = []
+    for line in log.read_text().splitlines() if log.exists() else []:
+        parts = [p.strip() for p in line.split(",")]
+        try:
+            when = datetime.datetime.strptime(parts[0], "%Y/%m/%d %H:%M:%S.%f").timestamp()
+            samples.append((when - started, float(parts[1]), float(parts[2]), float(parts[3])))
+        except (ValueError, IndexError):
+            continue
+    return samples
+
+
+def write(rows: list, args) -> None:
+    s = stamp("cuda")
+    lines = [f"# Timing stability of long calls ({s.machine}, {s.date})", "",
+             f"`python3 -m benchmarks.timing_stability` (rounds {args.rounds}, idle {args.idle_s} s, hot "
+             f"{args.hot_s} s of 8192^3 bf16 matmuls, span {args.span_s} s). GEMM 2048 x 28672 x 4096 bf16, timed "
+             "by bench/timing.time_calls (CUDA events, L2 flushed, default warm-up of 10 calls); `+span`: a "
+             "stretched warm-up of back-to-back calls first. SM clock and temperature: medians of nvidia-smi's "
+             "20 ms samples during the timed loop; power: its peak.", "",
+             "| kernel | state | round | median us | p25 | p75 | reps | SM MHz | peak W | temp C |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
+    for r in rows:
+        lines.append(f"| {r['kernel']} | {r['state']} | {r['round']} | {r['median_us']:.1f} | {r['p25_us']:.1f} | "
+                     f"{r['p75_us']:.1f} | {r['reps']} | {fmt(r['sm_mhz'], '.0f')} | {fmt(r['power_w'], '.0f')} | "
+                     f"{fmt(r['temp_c'], '.0f')} |")
+    lines += ["", "Spread of the medians per kernel and state (max/min - 1) and across states:", ""]
+    for kernel in dict.fromkeys(r["kernel"] for r in rows):
+        mine = [r for r in rows if r["kernel"] == kernel]
+        per = []
+        for state in STATES:
+            values = [r["median_us"] for r in mine if r["state"] == state]
+            per.append(f"{state} {100 * (max(values) / min(values) - 1):.1f}%")
+        every = [r["median_us"] for r in mine]
+        plain = [r["median_us"] for r in mine if not r["state"].endswith("span")]
+        spanned = [r["median_us"] for r in mine if r["state"].endswith("span")]
+        lines.append(f"- {kernel}: {', '.join(per)}; all {100 * (max(every) / min(every) - 1):.1f}%, default "
+                     f"warm-up {100 * (max(plain) / min(plain) - 1):.1f}%, stretched "
+                     f"{100 * (max(spanned) / min(spanned) - 1):.1f}%")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        (Path(args.out) / "timing_stability_latest.md").write_text(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -51,6 +51,8 @@ class Pair:
     mode: str = "-"
     status: str = "PASSED"
     """PASSED when both runs passed; else both statuses, "first/second"."""
+    not_alone: int = 0
+    """Of the two runs, how many timed this pair's loop without the device lock (TimingStats.device_alone)."""
 
     @property
     def spread(self) -> Optional[float]:
@@ -91,7 +93,9 @@ def compare_runs(first: Sequence, second: Sequence) -> List[Pair]:
             first_us=_latency_us(ta) if ta is not None else None,
             second_us=_latency_us(tb) if tb is not None else None,
             host_us=timing.host_overhead_us if timing else None, plan_us=timing.plan_host_us if timing else None,
-            mode=timing.mode if timing else "-", status=status))
+            mode=timing.mode if timing else "-", status=status,
+            not_alone=sum(1 for t in (ta, tb) if t is not None and t.passed
+                          and t.evaluation.performance.solution_timing.device_alone is False)))
     return pairs
 
 
@@ -216,6 +220,9 @@ def format_report(pairs: Sequence[Pair], cupti: Dict[Tuple[str, str, str], float
     if worst is not None:
         lines.append(f"Largest spread: {worst.solution} at {worst.axes}, {_us(worst.first_us)} vs "
                      f"{_us(worst.second_us)} us.")
+    crowded = [p for p in pairs if p.not_alone]
+    lines.append(f"Timed without the device lock (another process of the run may have used the GPU): {len(crowded)} "
+                 "pairs" + "".join(f"; {p.solution} at {p.axes}" for p in crowded[:10]) + ".")
     if ratios:
         values = sorted(r for r, _ in ratios)
         within = sum(1 for r in values if abs(r - 1) <= 0.05)

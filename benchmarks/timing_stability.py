@@ -1,12 +1,13 @@
 """Does a long call's measured latency depend on what the GPU did just before? Heavy calls (a bf16 GEMM through
 PyTorch and through the dataset's Triton solution) are timed by the evaluator's own timer (bench/timing.py,
 CUDA events, L2 flushed) in four states, interleaved and repeated: after the GPU sat idle, right after seconds
-of back-to-back matmuls, and each of those with the warm-up stretched to a fixed span of back-to-back calls. The
-SM clock, power and temperature are sampled by nvidia-smi throughout and summarised per measurement.
+of back-to-back matmuls, and each of those with and without the timer's settling rounds before its loop. The
+SM clock, power and temperature are sampled by nvidia-smi throughout and summarised per measurement. "+settle":
+the timer's own settling rounds (TimingConfig.settle_s, bench/timing.SETTLE_S by default); without it, settle_s=0.
 
     source benchmarks/gpu_env.sh && python3 -m benchmarks.timing_stability --out $OUT
 
-Writes $OUT/timing_stability_latest.md. Used to choose the evaluator's warm-up (issue #23: a Triton GEMM at
+Writes $OUT/timing_stability_latest.md. Used to choose the evaluator's settling (issue #23: a Triton GEMM at
 M=2048 read 845 and 899 us in two runs of the same dataset).
 """
 
@@ -25,10 +26,10 @@ import torch
 
 from benchmarks.common import add_out_argument, stamp
 from kernelarena.bench.config import TimingConfig
-from kernelarena.bench.timing import time_calls
+from kernelarena.bench.timing import SETTLE_S, time_calls
 
 ROOT = Path(__file__).resolve().parents[1]
-STATES = ("idle", "hot", "idle+span", "hot+span")
+STATES = ("idle", "hot", "idle+settle", "hot+settle")
 
 
 def triton_gemm():
@@ -53,23 +54,11 @@ def heat(seconds: float) -> None:
         torch.cuda.synchronize()
 
 
-def span_warm_up(call, seconds: float) -> int:
-    """Calls back to back for ``seconds`` of wall time; how many were made."""
-    made, end = 0, time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        for i in range(4):
-            call(i)
-        made += 4
-        torch.cuda.synchronize()
-    return made
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--idle-s", type=float, default=2.0)
     parser.add_argument("--hot-s", type=float, default=2.0)
-    parser.add_argument("--span-s", type=float, default=0.2, help="the stretched warm-up's back-to-back span")
     add_out_argument(parser)
     args = parser.parse_args()
     m, n, k = 2048, 28672, 4096
@@ -83,7 +72,7 @@ def main() -> None:
     log = Path(tempfile.mkdtemp()) / "smi.csv"
     smi = subprocess.Popen(["nvidia-smi", "--query-gpu=timestamp,clocks.sm,power.draw,temperature.gpu",
                             "--format=csv,noheader,nounits", "-lms", "20", "-f", str(log)])
-    config = TimingConfig(mode="events")
+    plain, settled = TimingConfig(mode="events", settle_s=0), TimingConfig(mode="events")
     rows = []
     started = time.time()
     try:
@@ -97,16 +86,16 @@ def main() -> None:
                         time.sleep(args.idle_s)
                     else:
                         heat(args.hot_s)
-                    extra = span_warm_up(call, args.span_s) if state.endswith("span") else 0
+                    config = settled if state.endswith("settle") else plain
                     t0 = time.time() - started
                     stats, _ = time_calls(call, copies, "cuda", config, lambda i: (c[i],), check=False)
                     t1 = time.time() - started
                     rows.append({"kernel": name, "state": state, "round": r, "median_us": stats.median_ms * 1e3,
                                  "p25_us": stats.p25_ms * 1e3, "p75_us": stats.p75_ms * 1e3,
-                                 "reps": stats.count, "span_calls": extra, "t0": t0, "t1": t1})
+                                 "reps": stats.count, "t0": t0, "t1": t1})
                     print(f"{name:22s} {state:10s} round {r}: median {stats.median_ms * 1e3:8.1f} us "
-                          f"(p25 {stats.p25_ms * 1e3:.1f}, p75 {stats.p75_ms * 1e3:.1f}, {stats.count} reps, "
-                          f"{extra} span calls)", flush=True)
+                          f"(p25 {stats.p25_ms * 1e3:.1f}, p75 {stats.p75_ms * 1e3:.1f}, {stats.count} reps)",
+                          flush=True)
     finally:
         smi.terminate()
         smi.wait()
@@ -138,10 +127,10 @@ def write(rows: list, args) -> None:
     s = stamp("cuda")
     lines = [f"# Timing stability of long calls ({s.machine}, {s.date})", "",
              f"`python3 -m benchmarks.timing_stability` (rounds {args.rounds}, idle {args.idle_s} s, hot "
-             f"{args.hot_s} s of 8192^3 bf16 matmuls, span {args.span_s} s). GEMM 2048 x 28672 x 4096 bf16, timed "
-             "by bench/timing.time_calls (CUDA events, L2 flushed, default warm-up of 10 calls); `+span`: a "
-             "stretched warm-up of back-to-back calls first. SM clock and temperature: medians of nvidia-smi's "
-             "20 ms samples during the timed loop; power: its peak.", "",
+             f"{args.hot_s} s of 8192^3 bf16 matmuls). GEMM 2048 x 28672 x 4096 bf16, timed by "
+             "bench/timing.time_calls (CUDA events, L2 flushed, warm-up of 10 calls); `+settle`: with the timer's "
+             f"settling rounds ({SETTLE_S} s), else settle_s=0. SM clock and temperature: medians of nvidia-smi's "
+             "20 ms samples during the timing (settling included); power: its peak.", "",
              "| kernel | state | round | median us | p25 | p75 | reps | SM MHz | peak W | temp C |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
@@ -157,11 +146,11 @@ def write(rows: list, args) -> None:
             values = [r["median_us"] for r in mine if r["state"] == state]
             per.append(f"{state} {100 * (max(values) / min(values) - 1):.1f}%")
         every = [r["median_us"] for r in mine]
-        plain = [r["median_us"] for r in mine if not r["state"].endswith("span")]
-        spanned = [r["median_us"] for r in mine if r["state"].endswith("span")]
-        lines.append(f"- {kernel}: {', '.join(per)}; all {100 * (max(every) / min(every) - 1):.1f}%, default "
-                     f"warm-up {100 * (max(plain) / min(plain) - 1):.1f}%, stretched "
-                     f"{100 * (max(spanned) / min(spanned) - 1):.1f}%")
+        plain = [r["median_us"] for r in mine if not r["state"].endswith("settle")]
+        settled = [r["median_us"] for r in mine if r["state"].endswith("settle")]
+        lines.append(f"- {kernel}: {', '.join(per)}; all {100 * (max(every) / min(every) - 1):.1f}%, without "
+                     f"settling {100 * (max(plain) / min(plain) - 1):.1f}%, with "
+                     f"{100 * (max(settled) / min(settled) - 1):.1f}%")
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:

@@ -30,12 +30,19 @@ class TimingConfig:
     apart, as host_overhead_us)."""
     checked_calls: int = 3
     """Timed calls, chosen at random, whose outputs are verified (a solution cannot do less when timed)."""
+    settle_s: Optional[float] = None
+    """Seconds of untimed rounds of the timed loop (flush, sleep ahead, call) run just before it, inside its
+    exclusive hold of the device, for calls of at least bench/timing.SETTLE_ABOVE_S on the GPU: the loop then
+    starts at the clocks the call's own load settles to, not those left by whatever ran before it (an idle gap,
+    the other lane's checks). None: bench/timing.SETTLE_S; 0: none."""
 
     def __post_init__(self) -> None:
         if self.warmup is not None and self.warmup < 0:
             raise ValueError(f"warmup={self.warmup}: must be 0 or more")
         if self.reps is not None and self.reps < 1:
             raise ValueError(f"reps={self.reps}: must be at least 1")
+        if self.settle_s is not None and not self.settle_s >= 0:
+            raise ValueError(f"settle_s={self.settle_s}: must be 0 or more seconds")
 
     def counts(self, device: str) -> Tuple[int, int]:
         gpu = device.startswith("cuda")

@@ -20,8 +20,11 @@ from typing import Iterator, Optional
 
 _PATH: Optional[str] = None
 _DEPTH = 0
-WAIT_S = 2.0
-"""How long a timed loop waits for the device before it goes on without the lock."""
+WAIT_S = 30.0
+"""How long a timed loop waits for the device before it goes on without the lock (and its trace says so). Longer
+than any timed loop of the harness holds it (bench/timing.TIMED_LOOP_S, about 3 s, more for a call slower than
+TIMED_LOOP_S / FEWEST_REPS): at 2 s, a lane waiting behind the other lane's 2.5 s loop of a PyTorch prefill
+reference timed its own loop alongside it."""
 START_WAIT_S = 30.0
 """How long a worker's start-up waits (in the pool, while others work) before it goes on without the lock."""
 
@@ -62,6 +65,11 @@ def _finish_device_work() -> None:
             torch.cuda.synchronize()
         except Exception:  # noqa: BLE001 - a CUDA error here belongs to the block's own work, which reports it
             pass  # (raised from this finally, it would replace the block's exception and could blame another party)
+
+
+def configured() -> bool:
+    """Whether this process has a device lock to take (a GPU run with the lock on)."""
+    return _PATH is not None
 
 
 def remove(path: str) -> None:

@@ -53,6 +53,15 @@ FEWEST_REPS = 20
 below FEWEST_REPS (see bounded_reps)."""
 
 
+SETTLE_S = 0.2
+SETTLE_ABOVE_S = 200e-6
+"""Calls taking at least SETTLE_ABOVE_S (wall time of a warm-up call, device work included) run untimed rounds of
+the timed loop for SETTLE_S just before it (TimingConfig.settle_s). Long calls are the ones whose speed follows
+the GPU's clocks, and those follow its recent power draw: the same GEMM read 845 and 899 us in two runs of the
+example dataset on the H200 (benchmarks/results/reproducibility_nvidia_h200.md); a short call is over before
+the clocks move."""
+
+
 def resolve_timing(config: TimingConfig, definition: Definition) -> TimingConfig:
     """The timing configuration for one definition: the run's explicit mode, else the definition's declared
     ``timing``, else cold L2. ValueError names an unknown mode."""
@@ -114,8 +123,10 @@ def time_calls(call: Call, copies: int, device: str, config: TimingConfig, outpu
     warmup, reps = config.counts(device)
     if device.startswith("cuda"):
         if config.mode == "graph":
-            with quiet.held(exclusive=True):  # no other process of this run works on the device meanwhile
-                return _time_graph(call, copies, warmup, reps, outputs_of, check)
+            with quiet.held(exclusive=True) as waited:  # no other process of this run works on the device meanwhile
+                stats, checked = _time_graph(call, copies, warmup, reps, outputs_of, check)
+            alone = waited is not None if quiet.configured() else None
+            return stats.model_copy(update={"device_alone": alone}), checked
         return _time_device(call, copies, warmup, reps, config, torch.device(device), outputs_of, check)
     chosen = set(random.sample(range(reps), min(config.checked_calls, reps))) if check else set()
     return _time_wall(call, copies, warmup, reps, outputs_of, chosen)
@@ -183,7 +194,7 @@ def _time_device(call, copies, warmup, reps, config: TimingConfig, device, outpu
     checks go on meanwhile."""
     with quiet.held(exclusive=False):
         prepared = _prepare_device_loop(call, copies, warmup, reps, config, device, check)
-    profile, fallback, ahead, reps, chosen, warm_host = prepared
+    profile, fallback, ahead, reps, chosen, warm_host, settle_s = prepared
     starts = [_new_event() for _ in range(reps)]
     ends = [_new_event() for _ in range(reps)]
     host, checked = [], []
@@ -192,8 +203,12 @@ def _time_device(call, copies, warmup, reps, config: TimingConfig, device, outpu
     flush = l2_flush_buffer(device) if config.mode != "warm" else None
     activity = None
     try:
-        with quiet.held(exclusive=True):  # alone on the device: no other process of this run works on it
+        with quiet.held(exclusive=True) as waited:  # alone on the device: no other process of this run works on it
+            alone = waited is not None if quiet.configured() else None
             _synchronize(device)
+            if settle_s:
+                with harness():
+                    _settle(call, copies, flush, ahead, settle_s, device)
             for r in range(reps):
                 i = r % copies
                 with harness():
@@ -227,19 +242,42 @@ def _time_device(call, copies, warmup, reps, config: TimingConfig, device, outpu
         unprofiled = warm_host[1:] if len(warm_host) > 2 else []
         stats = summarize([us / 1e3 for us in activity.busy_us()], "cupti-cold-l2",
                           statistics.median(unprofiled) * 1e6 if unprofiled else host_us)
-        return stats, checked
+        return stats.model_copy(update={"device_alone": alone}), checked
     if activity is not None:
         fallback = f"CUPTI device activity not usable: {activity.problem}"
     samples = [_elapsed_ms(s, e) for s, e in zip(starts, ends)]
     stats = summarize(samples, "cuda-events-cold-l2" if flush is not None else "cuda-events-warm", host_us)
-    if fallback:
-        stats = stats.model_copy(update={"fallback_reason": fallback})
+    stats = stats.model_copy(update={"device_alone": alone, **({"fallback_reason": fallback} if fallback else {})})
     return stats, checked
+
+
+def _settle(call, copies, flush, ahead, seconds, device) -> int:
+    """Untimed rounds of the timed loop's own pattern (flush, sleep ahead, call), each waited for, until
+    ``seconds`` have passed (at least one): the GPU's clocks settle to this call's load. How many were run."""
+    deadline = _perf_counter() + seconds
+    rounds = 0
+    while True:
+        if flush is not None:
+            _zero(flush)
+        if ahead:
+            _sleep(ahead)
+        call(rounds % copies)
+        rounds += 1
+        _synchronize(device)
+        if _perf_counter() >= deadline:
+            return rounds
+
+
+def settle_seconds(config: TimingConfig, call_wall_s: float) -> float:
+    """Seconds of settling rounds before the timed loop of a call whose warm-up calls took ``call_wall_s`` each."""
+    seconds = SETTLE_S if config.settle_s is None else config.settle_s
+    return seconds if call_wall_s >= SETTLE_ABOVE_S else 0.0
 
 
 def _prepare_device_loop(call, copies, warmup, reps, config: TimingConfig, device, check):
     """The warm-up calls, the host-ahead sleep's length, the rep count, the checked calls and, for CUPTI, the
-    started profile: (profile or None, why not CUPTI or None, sleep cycles, reps, checked reps, warm-up host s)."""
+    started profile: (profile or None, why not CUPTI or None, sleep cycles, reps, checked reps, warm-up host s,
+    settling seconds)."""
     cold = config.mode != "warm"
     cupti = config.mode == "cold"
     warm_host, warm_wall = [], []
@@ -282,11 +320,12 @@ def _prepare_device_loop(call, copies, warmup, reps, config: TimingConfig, devic
         if profile is not None:
             profile.calls = reps
         chosen = set(random.sample(range(reps), min(config.checked_calls, reps))) if check else set()
+        settle_s = settle_seconds(config, statistics.median(warm_wall)) if warm_wall else 0.0
     except BaseException:
         if profile is not None:
             profile.abandon()
         raise
-    return profile, fallback, ahead, reps, chosen, warm_host
+    return profile, fallback, ahead, reps, chosen, warm_host, settle_s
 
 
 def _time_graph(call, copies, warmup, reps, outputs_of, check):

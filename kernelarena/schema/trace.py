@@ -60,6 +60,9 @@ class TimingStats(Record):
     fallback_reason: Optional[str] = None
     """Why the mode's first timer was not used (the cold mode falls back from CUPTI to CUDA events when the
     profiler gives no usable device activity); None when it was."""
+    device_alone: Optional[bool] = None
+    """False when the timed loop ran without the run's device lock (it waited bench/quiet.WAIT_S for it and went
+    on): another process of the run may have used the GPU meanwhile. None where the run has no lock (the CPU)."""
 
 
 class SpeedOfLight(Record):

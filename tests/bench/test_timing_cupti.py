@@ -8,9 +8,19 @@ import time
 
 import pytest
 
-from kernelarena.bench import TimingConfig
+from kernelarena.bench import TimingConfig, quiet
 from kernelarena.bench.device_activity import Activity, ActivityProfile, attribute, classify, union_ns
-from kernelarena.bench.timing import FEWEST_REPS, TIMED_LOOP_S, bounded_reps, host_ahead_us, time_calls
+from kernelarena.bench.timing import (
+    FEWEST_REPS,
+    SETTLE_ABOVE_S,
+    SETTLE_S,
+    TIMED_LOOP_S,
+    bounded_reps,
+    host_ahead_us,
+    settle_seconds,
+    sleep_cycles_per_us,
+    time_calls,
+)
 
 TOKEN = "t0"
 
@@ -124,6 +134,22 @@ def test_host_ahead_has_no_cap_and_slow_calls_get_fewer_reps():
     assert bounded_reps(5, 10.0) == 5  # never above the count asked for
 
 
+def test_only_long_calls_settle_and_settling_can_be_turned_off():
+    assert settle_seconds(TimingConfig(), SETTLE_ABOVE_S) == SETTLE_S
+    assert settle_seconds(TimingConfig(), SETTLE_ABOVE_S / 2) == 0.0  # over before the clocks move
+    assert settle_seconds(TimingConfig(settle_s=0), 1.0) == 0.0
+    assert settle_seconds(TimingConfig(settle_s=0.05), 1.0) == 0.05
+    with pytest.raises(ValueError, match="settle_s"):
+        TimingConfig(settle_s=-1)
+
+
+def test_a_timed_loop_waits_for_the_device_longer_than_any_default_loop_holds_it():
+    # At 2 s, a lane behind the other lane's 2.5 s PyTorch prefill loop timed its own loop alongside it. Default
+    # loops of calls up to 1 s a repetition (a 0.5 s call with its sleep ahead), settling included, fit the wait.
+    for per_rep_s in (1e-4, 0.01, 0.05, 0.15, 0.5, 1.0):
+        assert bounded_reps(100, per_rep_s) * per_rep_s + SETTLE_S < quiet.WAIT_S, per_rep_s
+
+
 def test_a_clock_patched_after_import_does_not_change_cpu_timing(monkeypatch):
     # In a worker, solutions are imported after the timer: a patch there is the same as this one.
     real = time.perf_counter
@@ -189,3 +215,47 @@ def test_a_host_bound_call_is_timed_by_its_device_work(cuda, mode):
     assert stats.median_ms < 1.0, stats
     assert FEWEST_REPS <= stats.count < 100, stats
     assert stats.host_overhead_us >= 20_000, stats
+
+
+@pytest.mark.gpu
+def test_a_long_call_runs_settling_rounds_before_its_timed_loop(cuda):
+    made = []
+    x = cuda.ones(1024, device="cuda")
+
+    def call(i):  # 1 ms on the device: long enough to settle
+        made.append(i)
+        cuda.cuda._sleep(int(1000 * sleep_cycles_per_us(cuda.device("cuda:0"))))
+        return (x.add_(0.0),)
+
+    config = TimingConfig(warmup=2, reps=10, mode="events", settle_s=0.05)
+    stats, _ = time_calls(call, 1, "cuda:0", config, lambda i: (x,), check=False)
+    assert stats.count == 10
+    assert len(made) >= 2 + 10 + 20, len(made)  # about 50 ms of 1 ms rounds before the 10 timed calls
+    made.clear()
+    time_calls(call, 1, "cuda:0", TimingConfig(warmup=2, reps=10, mode="events", settle_s=0), lambda i: (x,),
+               check=False)
+    assert len(made) == 12, len(made)
+
+
+@pytest.mark.gpu
+def test_a_loop_timed_without_the_device_lock_says_so(cuda, tmp_path, monkeypatch):
+    from tests.bench.test_quiet import _holder
+
+    call, outputs, _ = _tiny_call(cuda)
+    path = quiet.make(str(tmp_path), "cuda:0")
+    quiet.use(path)
+    try:
+        alone, _ = time_calls(call, 1, "cuda:0", TimingConfig(warmup=2, reps=10, mode="events"), outputs)
+        assert alone.device_alone is True, alone
+        monkeypatch.setattr(quiet, "WAIT_S", 0.2)  # a short wait, so the test does not sit out the real one
+        holder = _holder(path, True, 5.0)  # another process's timed loop holds the device
+        try:
+            crowded, _ = time_calls(call, 1, "cuda:0", TimingConfig(warmup=2, reps=10, mode="events"), outputs)
+        finally:
+            holder.terminate()
+            holder.join()
+        assert crowded.device_alone is False, crowded
+    finally:
+        quiet.use(None)
+    unlocked, _ = time_calls(call, 1, "cuda:0", TimingConfig(warmup=2, reps=10, mode="events"), outputs)
+    assert unlocked.device_alone is None, unlocked

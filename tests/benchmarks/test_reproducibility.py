@@ -9,14 +9,16 @@ from benchmarks import reproducibility as repro
 from kernelarena.schema import Trace
 
 
-def _trace(solution: str, workload: str, latency_us: float, status: str = "PASSED", plan_us=None) -> Trace:
+def _trace(solution: str, workload: str, latency_us: float, status: str = "PASSED", plan_us=None,
+           alone=True) -> Trace:
     evaluation = {"status": status, "timestamp": "2026-12-02T07:00:00Z", "environment": {"hardware": "H200"}}
     if status == "PASSED":
         ms = latency_us / 1e3
         evaluation["correctness"] = {"max_absolute_error": 0.0}
         evaluation["performance"] = {"latency_ms": ms, "solution_timing": {
             "median_ms": ms, "mean_ms": ms, "min_ms": ms, "max_ms": ms, "p25_ms": ms, "p75_ms": ms, "count": 5,
-            "mode": "cuda-events-cold-l2", "host_overhead_us": 6.0, "plan_host_us": plan_us}}
+            "mode": "cuda-events-cold-l2", "host_overhead_us": 6.0, "plan_host_us": plan_us,
+            "device_alone": alone}}
     return Trace.model_validate({"definition": "d", "solution": solution, "evaluation": evaluation,
                                  "workload": {"uuid": workload, "axes": {"batch_size": 4}, "inputs": {}}})
 
@@ -51,6 +53,14 @@ def test_report_ends_with_the_max_spread_line_and_gives_cupti_ratios():
     assert "| 80.0 | 1.250 |" in text  # 100 us by events over 80 us of kernels
     assert "under 10 us counts as 0 when it differs by at most 0.5 us" in text
     assert "0 of 1 traces within 5%" in text
+
+
+def test_report_names_the_pairs_timed_without_the_device_lock():
+    pairs = repro.compare_runs([_trace("a", "w1", 100.0), _trace("b", "w1", 30.0, alone=False)],
+                               [_trace("a", "w1", 100.0), _trace("b", "w1", 30.0)])
+    assert [p.not_alone for p in pairs] == [0, 1]
+    assert "Timed without the device lock (another process of the run may have used the GPU): 1 pairs; b at " \
+        "batch_size=4." in repro.format_report(pairs, {}, ["# title"])
 
 
 def test_machine_slug():

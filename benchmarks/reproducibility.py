@@ -113,8 +113,8 @@ def max_spread(pairs: Iterable[Pair]) -> float:
 # ---------------------------------------------------------------------------------------------- CUPTI
 def cupti_per_trace(dataset, traces: Sequence, device: str, calls: int, deadline: Optional[float] = None
                     ) -> Dict[Tuple[str, str, str], float]:
-    """Device-activity microseconds per call (the sum of the call's kernel, copy and set durations, averaged over
-    ``calls`` calls) of each passed trace's solution on one input set of its workload, the L2 flushed before
+    """Device-activity microseconds per call (the sum of the call's kernel, copy and set durations, the median of
+    ``calls`` calls) of each passed trace's solution on its workload's timed input sets, the L2 flushed before
     every call as in our cold timing, the flush and the plan step left out. The attribution is the harness's own
     (kernelarena/bench/device_activity.py); this profile is taken apart from both runs. Past ``deadline`` (a
     ``time.perf_counter()`` value) the remaining traces are left out, and a line says how many."""
@@ -138,33 +138,45 @@ def cupti_per_trace(dataset, traces: Sequence, device: str, calls: int, deadline
     return out
 
 
-def _cupti_one(dataset, trace, device: str, calls: int, flush) -> float:
-    """Device-activity microseconds per call of one trace's solution (see cupti_per_trace)."""
+def _cupti_one(dataset, trace, device: str, calls: int, flush, copies: int = 4) -> float:
+    """Device-activity microseconds per call of one trace's solution (see cupti_per_trace): the median over
+    ``calls`` calls rotating the timed loop's ``copies`` input sets, torch's generators seeded per set as the
+    timer seeds them, so a kernel whose time follows its random draws (a rejection sampler) draws what it drew
+    when timed (with one set and unseeded, FlashInfer's samplers read 0.85-1.38x of their traces)."""
     import torch
 
     from kernelarena.bench.device_activity import profile_calls
     from kernelarena.bench.evaluate import Case
     from kernelarena.bench.inputs import allocate_outputs, materialize_inputs
     from kernelarena.bench.plan import plan_case
+    from kernelarena.bench.timing import RANDOM_SEED
     from kernelarena.build import build_solution
 
     definition = dataset.definitions[trace.definition]
     solution = dataset.solutions[trace.solution]
     runnable = build_solution(solution, device=device)
-    inputs = materialize_inputs(definition, trace.workload, device, TIMING_SEED_OFFSET, dataset.root)
     dps = runnable.destination_passing_style
-    case = Case(inputs, allocate_outputs(definition, trace.workload, device) if dps else {})
-    call, _ = plan_case(runnable, case)
+    cases, planned = [], []
+    for i in range(copies):
+        inputs = materialize_inputs(definition, trace.workload, device, TIMING_SEED_OFFSET + i, dataset.root)
+        cases.append(Case(inputs, allocate_outputs(definition, trace.workload, device) if dps else {}))
+        planned.append(plan_case(runnable, cases[-1])[0])
+    made = []
+
+    def before() -> None:
+        flush.zero_()
+        torch.manual_seed(RANDOM_SEED + len(made) % copies)
+        made.append(None)
 
     with torch.no_grad():
-        for _ in range(3):  # warm: lazy compilation and first-call allocations stay out of the profile
+        for i in range(copies):  # warm: lazy compilation and first-call allocations stay out of the profile
             flush.zero_()
-            case.call(call, dps)
+            cases[i].call(planned[i], dps)
         torch.cuda.synchronize()
-        activity = profile_calls(lambda _: case.call(call, dps), calls, before=flush.zero_)
+        activity = profile_calls(lambda r: cases[r % copies].call(planned[r % copies], dps), calls, before=before)
     if activity.problem:
         raise RuntimeError(activity.problem)
-    return statistics.fmean(activity.sum_us())
+    return statistics.median(activity.sum_us())
 
 
 # ---------------------------------------------------------------------------------------------- report

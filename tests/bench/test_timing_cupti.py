@@ -247,7 +247,10 @@ def test_a_loop_timed_without_the_device_lock_says_so(cuda, tmp_path, monkeypatc
     try:
         alone, _ = time_calls(call, 1, "cuda:0", TimingConfig(warmup=2, reps=10, mode="events"), outputs)
         assert alone.device_alone is True, alone
-        monkeypatch.setattr(quiet, "WAIT_S", 0.2)  # a short wait, so the test does not sit out the real one
+        # Short waits, so the test does not sit out the real ones: the warm-up's shared hold (START_WAIT_S)
+        # would otherwise wait out the holder, and the timed loop would then have the device to itself.
+        monkeypatch.setattr(quiet, "WAIT_S", 0.2)
+        monkeypatch.setattr(quiet, "START_WAIT_S", 0.2)
         holder = _holder(path, True, 5.0)  # another process's timed loop holds the device
         try:
             crowded, _ = time_calls(call, 1, "cuda:0", TimingConfig(warmup=2, reps=10, mode="events"), outputs)

@@ -67,9 +67,10 @@ def _finish_device_work() -> None:
             pass  # (raised from this finally, it would replace the block's exception and could blame another party)
 
 
-def configured() -> bool:
-    """Whether this process has a device lock to take (a GPU run with the lock on)."""
-    return _PATH is not None
+def alone(waited: Optional[float]) -> Optional[bool]:
+    """What a hold that yielded ``waited`` says of the block: True when it had the device lock, False when it
+    went on without it, None when this process has no lock to take (the CPU, the lock off)."""
+    return None if _PATH is None else waited is not None
 
 
 def remove(path: str) -> None:

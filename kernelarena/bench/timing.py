@@ -125,8 +125,7 @@ def time_calls(call: Call, copies: int, device: str, config: TimingConfig, outpu
         if config.mode == "graph":
             with quiet.held(exclusive=True) as waited:  # no other process of this run works on the device meanwhile
                 stats, checked = _time_graph(call, copies, warmup, reps, outputs_of, check)
-            alone = waited is not None if quiet.configured() else None
-            return stats.model_copy(update={"device_alone": alone}), checked
+            return stats.model_copy(update={"device_alone": quiet.alone(waited)}), checked
         return _time_device(call, copies, warmup, reps, config, torch.device(device), outputs_of, check)
     chosen = set(random.sample(range(reps), min(config.checked_calls, reps))) if check else set()
     return _time_wall(call, copies, warmup, reps, outputs_of, chosen)
@@ -204,7 +203,7 @@ def _time_device(call, copies, warmup, reps, config: TimingConfig, device, outpu
     activity = None
     try:
         with quiet.held(exclusive=True) as waited:  # alone on the device: no other process of this run works on it
-            alone = waited is not None if quiet.configured() else None
+            alone = quiet.alone(waited)
             _synchronize(device)
             if settle_s:
                 with harness():

@@ -140,34 +140,41 @@ def requests(conn: Connection):
 
 
 def serve_reference(conn: Connection, oracle) -> None:
+    """Answer the parent's requests; each answer carries where this process's time went since the last one
+    (bench/spent.py), its start excluded."""
     from ..schema import Definition, Environment, Workload
+    from . import spent
     from .oracle import DefinitionFailure
 
+    def reply(answer: dict) -> None:
+        send(conn, {**answer, "spent": spent.take()})
+
+    spent.take()
     for request in requests(conn):
         kind, definition = request[0], Definition.model_validate_json(request[1])
         try:
             if kind == "prepare":
                 oracle.prepare(definition, Workload.model_validate_json(request[2]))
-                send(conn, {"ok": True})
+                reply({"ok": True})
             elif kind == "check":
                 failure = oracle.check_rounds(definition, Workload.model_validate_json(request[2]), request[3],
                                               request[4])
                 if failure is None:
-                    send(conn, {"ok": True})
+                    reply({"ok": True})
                 else:
                     status, log, comparison = failure
-                    send(conn, {"failure": {"status": status.value, "log": log,
-                                            "max_absolute_error": comparison.max_absolute_error,
-                                            "max_relative_error": comparison.max_relative_error}})
+                    reply({"failure": {"status": status.value, "log": log,
+                                       "max_absolute_error": comparison.max_absolute_error,
+                                       "max_relative_error": comparison.max_relative_error}})
             elif kind == "verdict":
                 _, _, solution, workload, data, environment = request
                 trace = oracle.verdict(definition, solution, Workload.model_validate_json(workload), data,
                                        Environment.model_validate_json(environment))
-                send(conn, {"trace": trace.to_json()})
+                reply({"trace": trace.to_json()})
         except DefinitionFailure as e:
-            send(conn, {"definition_error": str(e)})
+            reply({"definition_error": str(e)})
         except Exception:  # a payload that breaks the comparison: the solution's results, not the definition
-            send(conn, {"malformed": traceback.format_exc()[-4000:]})
+            reply({"malformed": traceback.format_exc()[-4000:]})
         if oracle.device.startswith("cuda"):
             import torch
 
@@ -176,6 +183,7 @@ def serve_reference(conn: Connection, oracle) -> None:
 
 def serve_solution(conn: Connection, evaluator) -> None:
     from ..schema import Definition, Solution, Workload
+    from . import spent
     from .evaluate import SolutionFailure, pack
 
     runnable, build_error, compiled = None, None, False
@@ -198,14 +206,15 @@ def serve_solution(conn: Connection, evaluator) -> None:
             # A build compiled here counts once: the solution's later workloads in this process reuse it.
             send(conn, {"phase": "correctness", "compiled": compiled})
             compiled = False
+            spent.take()  # the build's, and what came before: the parent times those phases itself
             rounds = evaluator.correctness_rounds(definition, workload, runnable)
-            send(conn, {"payload": "rounds"})
+            send(conn, {"payload": "rounds", "spent": spent.take()})
             conn.send_bytes(pack(rounds))
             if conn.recv() != "time":
                 continue
             send(conn, {"phase": "timing"})
             timing = evaluator.timing(definition, workload, runnable)
-            send(conn, {"payload": "timing"})
+            send(conn, {"payload": "timing", "spent": spent.take()})
             conn.send_bytes(pack(timing))
         except SolutionFailure as f:
             send(conn, {"failure": {"status": f.status.value, "log": f.log, "fatal": f.fatal}})

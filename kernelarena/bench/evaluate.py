@@ -21,7 +21,7 @@ import torch
 
 from ..errors import BuildError
 from ..schema import Correctness, Definition, Environment, Evaluation, Solution, Status, Trace, Workload
-from . import quiet
+from . import quiet, spent
 from .config import RunConfig
 from .correctness import Comparison, inputs_changed
 from .environment import environment as environment_of
@@ -183,7 +183,7 @@ class SolutionEvaluator:
         dps = runnable.destination_passing_style
         # Making the inputs (gigabytes of K/V for a large decode) and planning use the device: not inside another
         # lane's timed loop.
-        with quiet.held(exclusive=False):
+        with quiet.held(exclusive=False), spent.timed("inputs and plan"):
             first = self._inputs(definition, workload, timing_seed(self.config, 0))
             size = sum(v.numel() * v.element_size() for v in first.values() if isinstance(v, torch.Tensor))
             copies = max(1, min(self.config.timing.input_copies, _COPY_BUDGET_BYTES // max(size, 1)))
@@ -202,7 +202,7 @@ class SolutionEvaluator:
         plan_us = [us for _, us in planned if us is not None]
         if plan_us:
             stats = stats.model_copy(update={"plan_host_us": statistics.median(plan_us)})
-        with quiet.held(exclusive=False):
+        with quiet.held(exclusive=False), spent.timed("checked copies"):
             checked = [{"seed": timing_seed(self.config, i), "outputs": _host_copies(out)} for i, out in checked]
         return {"timing": stats.model_dump_json(), "checked": checked}
 

@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import torch
 
 from ..schema import Correctness, Definition, Environment, Evaluation, Performance, Status, TimingStats, Trace, Workload
-from . import quiet
+from . import quiet, spent
 from .config import RunConfig
 from .correctness import Comparison
 from .environment import environment
@@ -41,7 +41,8 @@ class MalformedResult(Exception):
 def unpack(data: bytes) -> Dict[str, Any]:
     """A payload from the solution's process, loaded without running code (weights-only unpickler)."""
     try:
-        payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        with spent.timed("payload load"):
+            payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as e:
         raise MalformedResult(f"results from the solution's process could not be read safely: {e}") from e
     if not isinstance(payload, dict):
@@ -96,6 +97,10 @@ class Oracle:
             return self._reference_outputs(definition, workload, seed, planned)
 
     def _reference_outputs(self, definition: Definition, workload: Workload, seed: int, planned: bool) -> Tuple:
+        with spent.timed("reference outputs"):
+            return self._compute_outputs(definition, workload, seed, planned)
+
+    def _compute_outputs(self, definition: Definition, workload: Workload, seed: int, planned: bool) -> Tuple:
         try:
             inputs = materialize_inputs(definition, workload, self.device, seed, self.root)
             if planned:
@@ -195,7 +200,7 @@ class Oracle:
         its reference timing takes the lock exclusively)."""
         if (definition.name, workload.uuid) not in self._expected:
             self.prepare(definition, workload)
-        with quiet.held(exclusive=False):
+        with quiet.held(exclusive=False), spent.timed("comparison"):
             return self._check_rounds(definition, workload, data, solution)
 
     def _check_rounds(self, definition: Definition, workload: Workload, data: bytes, solution: str
@@ -254,7 +259,7 @@ class Oracle:
         allowed = {timing_seed(self.config, i) for i in range(max(1, self.config.timing.input_copies))}
         if not isinstance(checked, list) or (self.config.timing.checked_calls > 0 and not checked):
             raise MalformedResult("the outputs of the checked timed calls are missing")
-        with quiet.held(exclusive=False):
+        with quiet.held(exclusive=False), spent.timed("comparison"):
             for entry in checked:
                 if not isinstance(entry, dict) or entry.get("seed") not in allowed or \
                         not isinstance(entry.get("outputs"), list):

@@ -18,6 +18,8 @@ import sys
 import time
 from typing import Iterator, Optional
 
+from . import spent
+
 _PATH: Optional[str] = None
 _DEPTH = 0
 WAIT_S = 30.0
@@ -111,6 +113,7 @@ def held(exclusive: bool, timeout_s: Optional[float] = None) -> Iterator[Optiona
         gate, device = fds
         had = _take(gate, fcntl.LOCK_EX, deadline) and \
             _take(device, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH, deadline)
+        spent.add("device lock wait", time.perf_counter() - started)
         os.close(fds.pop(0))  # the gate, held only while asking
         _DEPTH += 1
         try:

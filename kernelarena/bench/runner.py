@@ -56,6 +56,10 @@ class RunReport:
     resumed: int = 0
     wall_s: float = 0.0
     phases: Dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    """Seconds per phase of the evaluations (build, correctness, timing, reference), summed over lanes."""
+    steps: Dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    """Where a phase's seconds went, as "PHASE: STEP" (bench/spent.py): the reference process's steps and the
+    turns its requests waited, and the steps a solution's process reported (shown, never used to decide)."""
     worker_startup_s: float = 0.0
     worker_starts: List[Dict[str, float]] = field(default_factory=list)
     """Each solution worker's start-up steps in seconds (context, imports, warm_up, total), as it reported them."""
@@ -323,6 +327,8 @@ def run(dataset: TraceSet, config: RunConfig = RunConfig(), definitions: Sequenc
             for phase, seconds in result.phases.items():
                 if phase == "compiled_builds":
                     report.compiled_builds += int(seconds)
+                elif ": " in phase:
+                    report.steps[phase] += seconds
                 else:
                     report.phases[phase] += seconds
             if on_trace is not None:

@@ -15,7 +15,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 
 from ..schema import Definition, TimingStats
-from . import quiet
+from . import quiet, spent
 from .config import TimingConfig
 from .device_activity import ActivityProfile
 from .inputs import poison_value
@@ -123,12 +123,13 @@ def time_calls(call: Call, copies: int, device: str, config: TimingConfig, outpu
     warmup, reps = config.counts(device)
     if device.startswith("cuda"):
         if config.mode == "graph":
-            with quiet.held(exclusive=True) as waited:  # no other process of this run works on the device meanwhile
+            with quiet.held(exclusive=True) as waited, spent.timed("timed loop"):  # alone on the device
                 stats, checked = _time_graph(call, copies, warmup, reps, outputs_of, check)
             return stats.model_copy(update={"device_alone": quiet.alone(waited)}), checked
         return _time_device(call, copies, warmup, reps, config, torch.device(device), outputs_of, check)
     chosen = set(random.sample(range(reps), min(config.checked_calls, reps))) if check else set()
-    return _time_wall(call, copies, warmup, reps, outputs_of, chosen)
+    with spent.timed("timed loop"):
+        return _time_wall(call, copies, warmup, reps, outputs_of, chosen)
 
 
 def _clone(outputs: Tuple) -> Tuple:
@@ -191,7 +192,7 @@ def _time_device(call, copies, warmup, reps, config: TimingConfig, device, outpu
     """Only the timed loop holds the device lock exclusively (bench/quiet.py); the warm-up calls and the
     profiler's start hold it shared, and reading the profile back (host work) holds nothing, so another lane's
     checks go on meanwhile."""
-    with quiet.held(exclusive=False):
+    with quiet.held(exclusive=False), spent.timed("warm-up"):
         prepared = _prepare_device_loop(call, copies, warmup, reps, config, device, check)
     profile, fallback, ahead, reps, chosen, warm_host, settle_s = prepared
     starts = [_new_event() for _ in range(reps)]
@@ -206,8 +207,9 @@ def _time_device(call, copies, warmup, reps, config: TimingConfig, device, outpu
             alone = quiet.alone(waited)
             _synchronize(device)
             if settle_s:
-                with harness():
+                with harness(), spent.timed("settling"):
                     _settle(call, copies, flush, ahead, settle_s, device)
+            loop_started = _perf_counter()
             for r in range(reps):
                 i = r % copies
                 with harness():
@@ -228,12 +230,14 @@ def _time_device(call, copies, warmup, reps, config: TimingConfig, device, outpu
                     with harness():
                         checked.append((i, _clone(out)))
             _synchronize(device)
+            spent.add("timed loop", _perf_counter() - loop_started)
     except BaseException:
         if profile is not None:
             profile.abandon()
         raise
     if profile is not None:
-        activity = profile.stop()
+        with spent.timed("profile read"):
+            activity = profile.stop()
     host_us = statistics.median(host) * 1e6
     if activity is not None and activity.problem is None:
         # Host time under the profiler includes its own callbacks: the warm-up's (after the first call, which

@@ -20,7 +20,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 from .. import env
 from ..schema import Definition, Environment, Solution, Status, Trace, Workload
-from . import quiet
+from . import quiet, spent
 from .config import RunConfig
 from .process import ChildDied, ChildProcess, ChildTimeout, ProtocolError
 
@@ -195,11 +195,19 @@ class DeviceWorkers:
         finally:
             self.oracle_startup_s += time.perf_counter() - started
 
-    def _ask(self, request: tuple, timeout: float) -> dict:
-        """The reference process's answer; {"dead": log} when it died or hung (it is then restarted). Lanes take
-        turns: ``timeout`` counts from this request's turn."""
+    def _ask(self, request: tuple, timeout: float) -> Tuple[dict, Dict[str, float]]:
+        """The reference process's answer ({"dead": log} when it died or hung: it is then restarted) and the
+        seconds it took as phases: "reference" in all, of which "reference: turn wait" waiting for the other
+        lanes' requests and "reference: STEP" the process's own steps (bench/spent.py). Lanes take turns:
+        ``timeout`` counts from this request's turn."""
+        started = time.perf_counter()
         with self._oracle_turn:
-            return self._ask_now(request, timeout)
+            turn = time.perf_counter()
+            answer = self._ask_now(request, timeout)
+        phases = {"reference": time.perf_counter() - started, "reference: turn wait": turn - started}
+        for step, seconds in spent.reported(answer.pop("spent", None), phases["reference"]).items():
+            phases[f"reference: {step}"] = seconds
+        return answer, phases
 
     def _count_restart(self) -> None:
         with self._state:
@@ -252,9 +260,8 @@ class DeviceWorkers:
                 key = (definition.name, workload.uuid)
                 if key in self._broken:
                     continue
-                started = time.perf_counter()
-                answer = self._ask(("prepare", definition.to_json(), workload.to_json()), self.config.timeout_s)
-                reference_s = time.perf_counter() - started
+                answer, reference = self._ask(("prepare", definition.to_json(), workload.to_json()),
+                                              self.config.timeout_s)
                 if "dead" in answer and self.oracle is None and self._unstartable(answer):
                     on_result(WorkerResult(self._failure(definition, solution, workload, Status.RUNTIME_ERROR,
                                                          answer["dead"], None), {}))
@@ -275,7 +282,7 @@ class DeviceWorkers:
                     with self._state:
                         self.active.add(child)
                 trace, phases, reusable = self._evaluate_one(child, definition, solution, workload)
-                phases["reference"] = phases.get("reference", 0.0) + reference_s
+                _add_phases(phases, reference)
                 on_result(WorkerResult(trace, phases))
                 if not reusable:
                     self._retire(child, graceful=False)
@@ -344,10 +351,12 @@ class DeviceWorkers:
                     return fail(status, str(failure.get("log", ""))), phases, not failure.get("fatal")
                 elif message.get("payload") == "rounds":
                     data = child.receive_bytes(budget - (time.perf_counter() - mark))
+                    _add_reported(phases, "correctness", message.get("spent"),
+                                  phases.get("correctness", 0.0) + time.perf_counter() - mark)
                     close_phase(None)
-                    answer, seconds = self._timed_ask(("check", definition.to_json(), workload.to_json(), data,
-                                                       solution.name))
-                    phases["reference"] = phases.get("reference", 0.0) + seconds
+                    answer, reference = self._ask(("check", definition.to_json(), workload.to_json(), data,
+                                                   solution.name), self.config.timeout_s)
+                    _add_phases(phases, reference)
                     if not answer.get("ok"):
                         child.send("stop")
                         return self._judged_failure(answer, fail), phases, "malformed" not in answer
@@ -355,11 +364,14 @@ class DeviceWorkers:
                     phase, mark = "timing", time.perf_counter()
                 elif message.get("payload") == "timing":
                     data = child.receive_bytes(budget - (time.perf_counter() - mark))
+                    _add_reported(phases, "timing", message.get("spent"),
+                                  phases.get("timing", 0.0) + time.perf_counter() - mark)
                     close_phase(None)
                     environment = self.environment.model_copy(update={"sandbox": sandbox})
-                    answer, seconds = self._timed_ask(("verdict", definition.to_json(), solution.name,
-                                                       workload.to_json(), data, environment.to_json()))
-                    phases["reference"] = phases.get("reference", 0.0) + seconds
+                    answer, reference = self._ask(("verdict", definition.to_json(), solution.name,
+                                                   workload.to_json(), data, environment.to_json()),
+                                                  self.config.timeout_s)
+                    _add_phases(phases, reference)
                     if "trace" in answer:
                         return Trace.model_validate_json(answer["trace"]), phases, True
                     return self._judged_failure(answer, fail), phases, False
@@ -379,11 +391,6 @@ class DeviceWorkers:
             close_phase(None)
             return fail(Status.RUNTIME_ERROR, f"{e}; worker killed.\n" + child.log_tail(offset)), phases, False
 
-    def _timed_ask(self, request: tuple) -> Tuple[dict, float]:
-        started = time.perf_counter()
-        answer = self._ask(request, self.config.timeout_s)
-        return answer, time.perf_counter() - started
-
     @staticmethod
     def _judged_failure(answer: dict, fail) -> Trace:
         if "failure" in answer:
@@ -397,6 +404,17 @@ class DeviceWorkers:
                         + answer["definition_error"])
         return fail(Status.RUNTIME_ERROR, "the reference process failed while judging this solution's results:\n"
                     + str(answer.get("dead", answer))[-8000:])
+
+
+def _add_phases(phases: Dict[str, float], more: Dict[str, float]) -> None:
+    for name, seconds in more.items():
+        phases[name] = phases.get(name, 0.0) + seconds
+
+
+def _add_reported(phases: Dict[str, float], phase: str, reported, limit: float) -> None:
+    """The steps of ``phase`` as the solution's process reported them (only shown: it may report anything),
+    each at most the phase's length by our clock."""
+    _add_phases(phases, {f"{phase}: {step}": s for step, s in spent.reported(reported, limit).items()})
 
 
 def warm_imports(solutions, device: str) -> Tuple[str, ...]:

@@ -82,7 +82,13 @@ def find_record(dataset: TraceSet, name: str) -> Tuple[str, Record]:
 
 def run_caption(report) -> str:
     """Where a run's time went: waiting for workers, each phase, builds, restarts, and a worker's start-up."""
-    phases = ", ".join(f"{k} {v:.1f}s" for k, v in sorted(report.phases.items()))
+    def phase(name: str, seconds: float) -> str:
+        steps = sorted(((k.split(": ", 1)[1], v) for k, v in report.steps.items()
+                        if k.startswith(name + ": ") and v >= 0.05), key=lambda kv: -kv[1])
+        inside = f" ({', '.join(f'{k} {v:.1f}s' for k, v in steps)})" if steps else ""
+        return f"{name} {seconds:.1f}s{inside}"
+
+    phases = ", ".join(phase(k, v) for k, v in sorted(report.phases.items()))
     starts = report.worker_start_summary()
     return (f"time spent: workers starting {report.worker_startup_s:.1f}s, {phases}; builds compiled "
             f"{report.compiled_builds} (the rest from cache); worker restarts {report.worker_restarts}"

@@ -1,0 +1,48 @@
+"""Where a run's time went, step by step: the reference process's steps and turn waits, and the steps a
+solution's process reports, shown in the run's closing line and never trusted beyond that."""
+
+import time
+
+from kernelarena.bench import RunConfig, TimingConfig, run, spent
+from kernelarena.report.tables import run_caption
+from tests.bench.cheats import make_dataset
+
+
+def test_a_nested_step_is_its_own_and_not_its_enclosing_steps():
+    spent.take()
+    with spent.timed("outer"):
+        time.sleep(0.05)
+        with spent.timed("inner"):
+            time.sleep(0.1)
+            spent.add("added", 0.03)
+    steps = spent.take()
+    assert set(steps) == {"outer", "inner", "added"}
+    assert 0.045 <= steps["outer"] < 0.09, steps  # its own 0.05 s, not the inner 0.1 s
+    assert 0.065 <= steps["inner"] < 0.12, steps  # 0.1 s less the 0.03 s added inside it
+    assert steps["added"] == 0.03 and spent.take() == {}
+
+
+def test_steps_from_another_process_are_kept_only_where_they_read_as_steps():
+    assert spent.reported({"timed loop": 1.0, "warm-up": 0.5}, limit=2.0) == {"timed loop": 1.0, "warm-up": 0.5}
+    for hostile in ({"timed loop": 3.0}, {"a": 1.5, "b": 1.5}, {"a": float("nan")}, {"a": -1.0}, {"a": True},
+                    {"x" * 41: 1.0}, {f"s{i}": 0.01 for i in range(17)}, ["timed loop", 1.0], None, {1: 0.5}):
+        assert spent.reported(hostile, limit=2.0) == {}, hostile
+
+
+def test_a_run_reports_where_each_phase_went(tmp_path):
+    ds = make_dataset(tmp_path / "ds", rows=4)
+    report = run(ds, RunConfig(devices=("cpu",), timing=TimingConfig(warmup=1, reps=3)), solutions=["honest"],
+                 save=False)
+    assert [t.evaluation.status.value for t in report.traces] == ["PASSED"]
+    steps = report.steps
+    # The reference process's own steps and the lane's wait for its turn, inside the reference phase.
+    assert {"reference: turn wait", "reference: reference outputs", "reference: comparison",
+            "reference: timed loop"} <= set(steps), steps
+    assert sum(v for k, v in steps.items() if k.startswith("reference: ")) <= report.phases["reference"] * 1.01
+    # The solution's process reported its timing steps; each within its phase.
+    assert {"timing: timed loop", "timing: inputs and plan"} <= set(steps), steps
+    assert sum(v for k, v in steps.items() if k.startswith("timing: ")) <= report.phases["timing"] * 1.01
+    # Phases stay what they were: the steps are apart, not added to them again.
+    assert not any(": " in name for name in report.phases)
+    caption = run_caption(report)
+    assert "reference " in caption and "timing " in caption and "(" in caption, caption

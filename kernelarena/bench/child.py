@@ -19,6 +19,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from .. import env
+from . import spent
 
 
 def send(conn: Connection, message: dict) -> None:
@@ -143,7 +144,6 @@ def serve_reference(conn: Connection, oracle) -> None:
     """Answer the parent's requests; each answer carries where this process's time went since the last one
     (bench/spent.py), its start excluded."""
     from ..schema import Definition, Environment, Workload
-    from . import spent
     from .oracle import DefinitionFailure
 
     def reply(answer: dict) -> None:
@@ -151,7 +151,9 @@ def serve_reference(conn: Connection, oracle) -> None:
 
     spent.take()
     for request in requests(conn):
-        kind, definition = request[0], Definition.model_validate_json(request[1])
+        with spent.timed("request parse"):
+            kind, definition = request[0], Definition.model_validate_json(request[1])
+        failed = True
         try:
             if kind == "prepare":
                 oracle.prepare(definition, Workload.model_validate_json(request[2]))
@@ -171,19 +173,36 @@ def serve_reference(conn: Connection, oracle) -> None:
                 trace = oracle.verdict(definition, solution, Workload.model_validate_json(workload), data,
                                        Environment.model_validate_json(environment))
                 reply({"trace": trace.to_json()})
+            failed = False
         except DefinitionFailure as e:
             reply({"definition_error": str(e)})
         except Exception:  # a payload that breaks the comparison: the solution's results, not the definition
             reply({"malformed": traceback.format_exc()[-4000:]})
-        if oracle.device.startswith("cuda"):
-            import torch
+        release_cache(oracle.device, failed)
 
-            torch.cuda.empty_cache()  # an out-of-memory reference leaves nothing behind for the next one
+
+def release_cache(device: str, failed: bool) -> bool:
+    """Give the device memory this process holds unused back to the driver, for the solutions' processes:
+    after a failure (an out-of-memory reference leaves nothing behind for the next one), or when more than
+    RELEASE_ABOVE_BYTES is cached unused. Not after every request: the next one would allocate it all again
+    (the comparisons' float64 copies of a large prefill output are gigabytes). Whether it released."""
+    if not device.startswith("cuda"):
+        return False
+    import torch
+
+    unused = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+    if not failed and unused <= RELEASE_ABOVE_BYTES:
+        return False
+    with spent.timed("cache release"):
+        torch.cuda.empty_cache()
+    return True
+
+
+RELEASE_ABOVE_BYTES = 4 << 30
 
 
 def serve_solution(conn: Connection, evaluator) -> None:
     from ..schema import Definition, Solution, Workload
-    from . import spent
     from .evaluate import SolutionFailure, pack
 
     runnable, build_error, compiled = None, None, False

@@ -18,6 +18,7 @@ method of the profiler's event class at import does not change what is read here
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import os
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
@@ -40,7 +41,13 @@ _CONFIG, _STATE, _EXPERIMENTAL = _profiler_c.ProfilerConfig, _profiler_c.Profile
     _profiler_c._ExperimentalConfig
 _ACTIVITY = _profiler_c.ProfilerActivity
 _PROFILER_ENABLED = _autograd_c._profiler_enabled
-_ANNOTATE = _profiler_c._RecordFunctionFast
+# Our windows are user-scope record functions and the profile records that scope alone: with every scope, each
+# PyTorch op of a timed call became a profiler event as well (its callbacks cost host time in the loop, and
+# reading the events back cost more than the loop itself: 63 s of a 169 s run of the example dataset's RMSNorm
+# and attention definitions on the H200, 2026-12-03). CUPTI's launch and device records do not depend on it.
+_ENTER = torch.ops.profiler._record_function_enter_new
+_EXIT = torch.ops.profiler._record_function_exit._RecordFunction
+_SCOPES = {_profiler_c.RecordScope.USER_SCOPE}
 
 PREFIX = "kernelarena::"
 WORK = ("kernel", "memcpy", "memset")
@@ -70,6 +77,8 @@ class CallActivity:
     """Device work launched neither inside a call nor inside the harness's annotations."""
     problem: Optional[str]
     """Why the per-call figures cannot be used, else None."""
+    events: int = 0
+    """Profiler events read back (each costs host time to read: the fewer, the cheaper the profile)."""
 
     def busy_us(self) -> List[float]:
         """Per call, microseconds the device spent on its work (union of the intervals)."""
@@ -151,15 +160,15 @@ class ActivityProfile:
         config = _CONFIG(_STATE.KINETO, False, False, False, False, False, _EXPERIMENTAL())
         activities = {_ACTIVITY.CPU, _ACTIVITY.CUDA} if device_activity else {_ACTIVITY.CPU}
         _PREPARE(config, activities)
-        _ENABLE(config, activities)
+        _ENABLE(config, activities, _SCOPES)
         self.running = True
 
-    def call(self, index: int):
-        return _ANNOTATE(f"{PREFIX}call::{self.token}::{index}")
+    def call(self, index: int) -> "_Window":
+        return _Window(f"{PREFIX}call::{self.token}::{index}")
 
-    def harness(self):
+    def harness(self) -> "_Window":
         self.harness_windows += 1
-        return _ANNOTATE(f"{PREFIX}harness::{self.token}::{self.harness_windows}")
+        return _Window(f"{PREFIX}harness::{self.token}::{self.harness_windows}")
 
     def abandon(self) -> None:
         """Stop the profiler without reading it, on the way out of a failed loop (the loop's error is the one
@@ -171,7 +180,23 @@ class ActivityProfile:
     def stop(self) -> CallActivity:
         """Stop the profiler (the caller has synchronized the device) and attribute its events."""
         self.running = False
-        return attribute(read_events(_DISABLE()), self.token, self.calls)
+        events = read_events(_DISABLE())
+        return dataclasses.replace(attribute(events, self.token, self.calls), events=len(events))
+
+
+class _Window:
+    """An annotation in the profile: a user-scope record function around the block."""
+
+    __slots__ = ("name", "record")
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __enter__(self) -> None:
+        self.record = _ENTER(self.name, None)
+
+    def __exit__(self, *exc) -> None:
+        _EXIT(self.record)
 
 
 def attribute(events: Sequence[Activity], token: str, calls: int) -> CallActivity:

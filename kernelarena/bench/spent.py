@@ -1,48 +1,58 @@
 """Where a worker process's time went, by step, for the run's closing line (``time spent: ...``).
 
 Each process of a run (the reference process, a solution's process) adds the seconds of its steps here; what it
-sends with an answer is what accumulated since its last answer (``take``). The parent only shows these figures
-(a solution's process may report anything: they decide nothing).
+sends with an answer is what accumulated since its last answer (``take``). Figures are per thread. The parent
+only shows these figures (a solution's process may report anything: they decide nothing).
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import threading
 import time
 from collections import defaultdict
 from typing import Any, Dict, Iterator, List
 
-_SPENT: Dict[str, float] = defaultdict(float)
-_NESTED: List[float] = []
-"""Per ``timed`` block open now, innermost last: the seconds its nested steps took (they are theirs, not its)."""
+
+class _Thread(threading.local):
+    """Each thread's own figures (the parent's lanes are threads)."""
+
+    def __init__(self):
+        self.spent: Dict[str, float] = defaultdict(float)
+        self.nested: List[float] = []
+        """Per ``timed`` block open now, innermost last: the seconds its nested steps took (theirs, not its)."""
+
+
+_THREAD = _Thread()
 
 
 def add(step: str, seconds: float) -> None:
     """Add ``seconds`` to ``step`` (and take them from the ``timed`` block around, whose they are not)."""
-    _SPENT[step] += seconds
-    if _NESTED:
-        _NESTED[-1] += seconds
+    _THREAD.spent[step] += seconds
+    if _THREAD.nested:
+        _THREAD.nested[-1] += seconds
 
 
 @contextlib.contextmanager
 def timed(step: str) -> Iterator[None]:
     """Add the block's wall seconds to ``step``, less those of steps inside it (``timed`` blocks, ``add``)."""
     started = time.perf_counter()
-    _NESTED.append(0.0)
+    nested = _THREAD.nested
+    nested.append(0.0)
     try:
         yield
     finally:
-        inner = _NESTED.pop()
+        inner = nested.pop()
         add(step, time.perf_counter() - started - inner)
-        if _NESTED:  # the whole block, nested steps included, is the enclosing block's nested time
-            _NESTED[-1] += inner
+        if nested:  # the whole block, nested steps included, is the enclosing block's nested time
+            nested[-1] += inner
 
 
 def take() -> Dict[str, float]:
-    """The seconds per step since the last ``take``, and start again from zero."""
-    steps = dict(_SPENT)
-    _SPENT.clear()
+    """This thread's seconds per step since its last ``take``; it starts again from zero."""
+    steps = dict(_THREAD.spent)
+    _THREAD.spent.clear()
     return steps
 
 

@@ -207,6 +207,7 @@ class DeviceWorkers:
         phases = {"reference": time.perf_counter() - started, "reference: turn wait": turn - started}
         for step, seconds in spent.reported(answer.pop("spent", None), phases["reference"]).items():
             phases[f"reference: {step}"] = seconds
+        phases["reference: request send"] = spent.take().get("request send", 0.0)
         return answer, phases
 
     def _count_restart(self) -> None:
@@ -222,7 +223,8 @@ class DeviceWorkers:
                 return {"dead": problem}
         offset = self.oracle.log_size()
         try:
-            self.oracle.send(request)
+            with spent.timed("request send"):  # the pipe takes the payload as fast as the process reads it
+                self.oracle.send(request)
             return self.oracle.receive(timeout)
         except (ChildDied, ChildTimeout, ProtocolError) as e:
             log = self.oracle.log_tail(offset)
@@ -360,8 +362,8 @@ class DeviceWorkers:
                     if not answer.get("ok"):
                         child.send("stop")
                         return self._judged_failure(answer, fail), phases, "malformed" not in answer
+                    phase, mark = "timing", time.perf_counter()  # before the child can start: its steps fall inside
                     child.send("time")
-                    phase, mark = "timing", time.perf_counter()
                 elif message.get("payload") == "timing":
                     data = child.receive_bytes(budget - (time.perf_counter() - mark))
                     _add_reported(phases, "timing", message.get("spent"),

@@ -3,6 +3,8 @@ solution's process reports, shown in the run's closing line and never trusted be
 
 import time
 
+import pytest
+
 from kernelarena.bench import RunConfig, TimingConfig, run, spent
 from kernelarena.report.tables import run_caption
 from tests.bench.cheats import make_dataset
@@ -46,3 +48,21 @@ def test_a_run_reports_where_each_phase_went(tmp_path):
     assert not any(": " in name for name in report.phases)
     caption = run_caption(report)
     assert "reference " in caption and "timing " in caption and "(" in caption, caption
+
+
+@pytest.mark.gpu
+def test_the_reference_process_gives_back_memory_it_holds_unused_only_past_the_limit():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU (run on the GPU machine)")
+    from kernelarena.bench.child import RELEASE_ABOVE_BYTES, release_cache
+
+    torch.cuda.empty_cache()
+    small = torch.empty(64 << 20, dtype=torch.uint8, device="cuda")
+    del small  # 64 MB cached unused: kept for the next request
+    assert not release_cache("cuda:0", failed=False) and torch.cuda.memory_reserved() >= 64 << 20
+    assert release_cache("cuda:0", failed=True) and torch.cuda.memory_reserved() == 0  # after a failure: all
+    large = torch.empty(RELEASE_ABOVE_BYTES + (1 << 20), dtype=torch.uint8, device="cuda")
+    del large
+    assert release_cache("cuda:0", failed=False) and torch.cuda.memory_reserved() == 0
+    assert not release_cache("cpu", failed=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 import pytest
+import torch
 
 from kernelarena.bench import TimingConfig, quiet
 from kernelarena.bench.device_activity import Activity, ActivityProfile, attribute, classify, union_ns
@@ -112,6 +113,21 @@ def test_the_profiler_session_records_our_annotations_on_this_torch():
             sum(range(100))
     activity = profile.stop()
     assert activity.problem == "2 of 2 timed calls had no device activity in the profile", activity.problem
+
+
+def test_the_profile_records_our_windows_and_not_each_pytorch_op():
+    """A PyTorch solution's ops are not profiler events of their own: only our windows (and, on a GPU, CUPTI's
+    launch and device records) are read back, so a call of many ops costs no more to profile than one."""
+    profile = ActivityProfile(1)
+    profile.start(device_activity=False)
+    x = torch.ones(64)
+    with profile.harness():
+        x.zero_()
+    with profile.call(0):
+        for _ in range(50):
+            x = x * 2 + 1
+    activity = profile.stop()
+    assert activity.events == 2, activity  # the harness window and the call window, none of the 150 ops
 
 
 def test_a_users_running_profiler_is_left_alone():

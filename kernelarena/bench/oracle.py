@@ -13,7 +13,7 @@ import statistics
 import traceback
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
 
@@ -38,11 +38,13 @@ class MalformedResult(Exception):
     """The solution's process sent results that do not have the expected structure."""
 
 
-def unpack(data: bytes) -> Dict[str, Any]:
-    """A payload from the solution's process, loaded without running code (weights-only unpickler)."""
+def unpack(data: Union[bytes, str]) -> Dict[str, Any]:
+    """A payload from the solution's process, as bytes or the path of the parent's copy of its file, loaded
+    without running code (weights-only unpickler)."""
     try:
         with spent.timed("payload load"):
-            payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+            source = io.BytesIO(data) if isinstance(data, bytes) else data
+            payload = torch.load(source, map_location="cpu", weights_only=True)
     except Exception as e:
         raise MalformedResult(f"results from the solution's process could not be read safely: {e}") from e
     if not isinstance(payload, dict):
@@ -193,7 +195,7 @@ class Oracle:
         return raised
 
     # ------------------------------------------------------------------ verdicts
-    def check_rounds(self, definition: Definition, workload: Workload, data: bytes, solution: str = ""
+    def check_rounds(self, definition: Definition, workload: Workload, data: Union[bytes, str], solution: str = ""
                      ) -> Optional[Tuple[Status, str, Comparison]]:
         """Compare ``solution``'s correctness rounds' outputs with the reference's; the failure, or None. The
         comparisons use the device: they hold its lock shared (a workload no longer kept is prepared first, as
@@ -203,7 +205,7 @@ class Oracle:
         with quiet.held(exclusive=False), spent.timed("comparison"):
             return self._check_rounds(definition, workload, data, solution)
 
-    def _check_rounds(self, definition: Definition, workload: Workload, data: bytes, solution: str
+    def _check_rounds(self, definition: Definition, workload: Workload, data: Union[bytes, str], solution: str
                       ) -> Optional[Tuple[Status, str, Comparison]]:
         ticket = (solution, definition.name, workload.uuid)
         self._rounds.pop(ticket, None)
@@ -237,7 +239,7 @@ class Oracle:
         self._rounds[ticket] = (total, seeds)
         return None
 
-    def verdict(self, definition: Definition, solution: str, workload: Workload, data: bytes,
+    def verdict(self, definition: Definition, solution: str, workload: Workload, data: Union[bytes, str],
                 environment: Environment) -> Trace:
         """The trace: timed calls checked against the reference, the latency checked against the speed of
         light, then PASSED with its figures. The comparisons hold the device lock shared."""

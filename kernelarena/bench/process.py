@@ -17,7 +17,7 @@ from typing import Any, Optional, Tuple
 from .. import env
 from .config import RunConfig
 
-_MAX_MESSAGE = 1 << 34  # a payload larger than 16 GiB is a protocol violation, not something to read
+MAX_MESSAGE = 1 << 34  # a payload larger than 16 GiB is a protocol violation, not something to read
 
 
 class ChildDied(Exception):
@@ -97,7 +97,7 @@ class ChildProcess:
         try:
             if not self.conn.poll(max(timeout, 0.0)):
                 raise ChildTimeout()
-            return self.conn.recv_bytes(_MAX_MESSAGE)
+            return self.conn.recv_bytes(MAX_MESSAGE)
         except (EOFError, ConnectionError, OSError) as e:
             raise ChildDied(str(e)) from e
 

@@ -10,10 +10,16 @@ them as traces. Nothing a solution's process sends is unpickled here.
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
+import os
+import re
+import shutil
+import stat
 import tempfile
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
@@ -22,7 +28,7 @@ from .. import env
 from ..schema import Definition, Environment, Solution, Status, Trace, Workload
 from . import quiet, spent
 from .config import RunConfig
-from .process import ChildDied, ChildProcess, ChildTimeout, ProtocolError
+from .process import MAX_MESSAGE, ChildDied, ChildProcess, ChildTimeout, ProtocolError
 
 
 @dataclass
@@ -145,6 +151,8 @@ class DeviceWorkers:
         self._state = threading.Lock()  # the counters, ``active``
         self._pool_turn = threading.Lock()  # one lane takes a worker from the pool at a time
         self._oracle_turn = threading.Lock()  # one request at a time to the reference process
+        self.handoff = Path(tempfile.mkdtemp(prefix="kernelarena-handoff-"))
+        """Our copies of the solutions' payload files, read by the reference process (``_handed_over``)."""
         self._kept: Optional[Tuple[str, ChildProcess]] = None
         """The worker ``evaluate(..., keep=True)`` kept for more workloads of its solution (the solution's JSON)."""
         started = time.perf_counter()
@@ -175,6 +183,7 @@ class DeviceWorkers:
             self.oracle = None
         if self.lock:
             quiet.remove(self.lock)
+        shutil.rmtree(self.handoff, ignore_errors=True)
 
     # ------------------------------------------------------------------ the reference process
     def _start_oracle(self) -> Optional[str]:
@@ -352,12 +361,15 @@ class DeviceWorkers:
                         raise ProtocolError(f"the solution process reported an unknown failure {failure!r:.200}")
                     return fail(status, str(failure.get("log", ""))), phases, not failure.get("fatal")
                 elif message.get("payload") == "rounds":
-                    data = child.receive_bytes(budget - (time.perf_counter() - mark))
+                    data = self._handed_over(child, message)
                     _add_reported(phases, "correctness", message.get("spent"),
                                   phases.get("correctness", 0.0) + time.perf_counter() - mark)
                     close_phase(None)
-                    answer, reference = self._ask(("check", definition.to_json(), workload.to_json(), data,
-                                                   solution.name), self.config.timeout_s)
+                    try:
+                        answer, reference = self._ask(("check", definition.to_json(), workload.to_json(), data,
+                                                       solution.name), self.config.timeout_s)
+                    finally:
+                        _remove(data)
                     _add_phases(phases, reference)
                     if not answer.get("ok"):
                         child.send("stop")
@@ -365,14 +377,17 @@ class DeviceWorkers:
                     phase, mark = "timing", time.perf_counter()  # before the child can start: its steps fall inside
                     child.send("time")
                 elif message.get("payload") == "timing":
-                    data = child.receive_bytes(budget - (time.perf_counter() - mark))
+                    data = self._handed_over(child, message)
                     _add_reported(phases, "timing", message.get("spent"),
                                   phases.get("timing", 0.0) + time.perf_counter() - mark)
                     close_phase(None)
                     environment = self.environment.model_copy(update={"sandbox": sandbox})
-                    answer, reference = self._ask(("verdict", definition.to_json(), solution.name,
-                                                   workload.to_json(), data, environment.to_json()),
-                                                  self.config.timeout_s)
+                    try:
+                        answer, reference = self._ask(("verdict", definition.to_json(), solution.name,
+                                                       workload.to_json(), data, environment.to_json()),
+                                                      self.config.timeout_s)
+                    finally:
+                        _remove(data)
                     _add_phases(phases, reference)
                     if "trace" in answer:
                         return Trace.model_validate_json(answer["trace"]), phases, True
@@ -393,6 +408,37 @@ class DeviceWorkers:
             close_phase(None)
             return fail(Status.RUNTIME_ERROR, f"{e}; worker killed.\n" + child.log_tail(offset)), phases, False
 
+    def _handed_over(self, child: ChildProcess, message: dict) -> str:
+        """The path of our copy of the payload file the solution's process named, for the reference process.
+        Copied, not linked or moved: the solution's process cannot change what is judged after handing it over.
+        Only a regular file directly in its scratch folder is read (no link followed, nothing blocking), at most
+        MAX_MESSAGE bytes; anything else is ProtocolError."""
+        name = message.get("file")
+        if not isinstance(name, str) or not _PAYLOAD_NAME.fullmatch(name):
+            raise ProtocolError(f"the solution process named no payload file it may name: {name!r:.100}")
+        target = self.handoff / f"{uuid.uuid4().hex}.pt"
+        try:
+            source = os.open(child.scratch / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError as e:
+            raise ProtocolError(f"the payload file {name} of the solution process could not be opened: {e}") from e
+        try:
+            status = os.fstat(source)
+            if not stat.S_ISREG(status.st_mode) or status.st_size > MAX_MESSAGE:
+                raise ProtocolError(f"the payload {name} of the solution process is not a regular file of at most "
+                                    f"{MAX_MESSAGE} bytes")
+            with open(target, "wb") as out:
+                copied = 0
+                while copied < status.st_size:
+                    sent = os.sendfile(out.fileno(), source, copied, status.st_size - copied)
+                    if sent == 0:  # shortened meanwhile: what is there is what is judged
+                        break
+                    copied += sent
+        finally:
+            os.close(source)
+        with contextlib.suppress(OSError):
+            os.unlink(child.scratch / name)
+        return str(target)
+
     @staticmethod
     def _judged_failure(answer: dict, fail) -> Trace:
         if "failure" in answer:
@@ -406,6 +452,14 @@ class DeviceWorkers:
                         + answer["definition_error"])
         return fail(Status.RUNTIME_ERROR, "the reference process failed while judging this solution's results:\n"
                     + str(answer.get("dead", answer))[-8000:])
+
+
+_PAYLOAD_NAME = re.compile(r"payload-(rounds|timing)\.pt")
+
+
+def _remove(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
 
 
 def _add_phases(phases: Dict[str, float], more: Dict[str, float]) -> None:

@@ -57,12 +57,15 @@ def test_the_reference_process_gives_back_memory_it_holds_unused_only_past_the_l
         pytest.skip("needs a CUDA GPU (run on the GPU machine)")
     from kernelarena.bench.child import RELEASE_ABOVE_BYTES, release_cache
 
+    def unused():  # cached by this process and not in use (other tests' tensors, a flush buffer, stay in use)
+        return torch.cuda.memory_reserved() - torch.cuda.memory_allocated()
+
     torch.cuda.empty_cache()
     small = torch.empty(64 << 20, dtype=torch.uint8, device="cuda")
     del small  # 64 MB cached unused: kept for the next request
-    assert not release_cache("cuda:0", failed=False) and torch.cuda.memory_reserved() >= 64 << 20
-    assert release_cache("cuda:0", failed=True) and torch.cuda.memory_reserved() == 0  # after a failure: all
+    assert not release_cache("cuda:0", failed=False) and unused() >= 64 << 20
+    assert release_cache("cuda:0", failed=True) and unused() < 64 << 20  # after a failure: given back
     large = torch.empty(RELEASE_ABOVE_BYTES + (1 << 20), dtype=torch.uint8, device="cuda")
     del large
-    assert release_cache("cuda:0", failed=False) and torch.cuda.memory_reserved() == 0
+    assert release_cache("cuda:0", failed=False) and unused() < 64 << 20
     assert not release_cache("cpu", failed=True)

@@ -163,6 +163,21 @@ def run(x, w, y):
                     pass
     y.zero_()
 """, "RUNTIME_ERROR", "malicious pickle sent to the parent"),
+    # Hands the parent a payload "file" that is a link to a file outside its scratch folder (the parent would
+    # copy that file to the reference process, or block on a FIFO).
+    "payload_is_a_link": ("scale_add", """
+import os, torch
+import kernelarena.bench.child as child
+def hand_over(conn, kind, payload):
+    name = f"payload-{kind}.pt"
+    if os.path.lexists(name):
+        os.unlink(name)
+    os.symlink("/etc/passwd", name)
+    child.send(conn, {"payload": kind, "file": name})
+child.hand_over = hand_over
+def run(x, w, y):
+    torch.addcmul(torch.ones_like(x), x, w.expand_as(x), out=y)
+""", "RUNTIME_ERROR", "payload file a link out of its scratch folder"),
     # Leaves state in its process for the next solution to find (a module attribute every process has).
     "leaves_state": ("scale_add", """
 import torch

@@ -110,6 +110,11 @@ def test_parent_never_unpickles_solution_messages(hostile_run):
     assert "protocol" in hostile_run["traces"]["pickles_to_parent"].evaluation.log
 
 
+def test_a_payload_file_is_read_only_where_the_solution_may_write_it(hostile_run):
+    log = hostile_run["traces"]["payload_is_a_link"].evaluation.log
+    assert "payload file payload-rounds.pt of the solution process could not be opened" in log, log
+
+
 def test_impossible_speed_fails_with_a_clear_log(hostile_run):
     log = hostile_run["traces"]["impossibly_fast"].evaluation.log
     assert "speed of light" in log, log

@@ -55,8 +55,10 @@ def run_caption(output: str) -> str:
     for i, line in enumerate(lines):
         if "time spent:" in line:
             block = [line.strip()]
+            # Rich pads each caption line to the table's width (a wrapped line that fills it has no indent): the
+            # caption goes on while the lines are that wide.
             for following in lines[i + 1:]:
-                if not following.startswith(" ") or not following.strip():
+                if len(following) != len(line) or not following.strip():
                     break
                 block.append(following.strip())
             return " ".join(block)

@@ -40,7 +40,8 @@ def test_a_run_reports_where_each_phase_went(tmp_path):
     # The reference process's own steps and the lane's wait for its turn, inside the reference phase.
     assert {"reference: turn wait", "reference: reference outputs", "reference: comparison",
             "reference: timed loop"} <= set(steps), steps
-    assert sum(v for k, v in steps.items() if k.startswith("reference: ")) <= report.phases["reference"] * 1.01
+    # Within the phase, up to the reading of two processes' clocks (milliseconds a request on a busy CPU).
+    assert sum(v for k, v in steps.items() if k.startswith("reference: ")) <= report.phases["reference"] * 1.05 + 0.02
     # The solution's process reported its timing steps; each within its phase.
     assert {"timing: timed loop", "timing: inputs and plan"} <= set(steps), steps
     assert sum(v for k, v in steps.items() if k.startswith("timing: ")) <= report.phases["timing"] * 1.01

@@ -202,15 +202,15 @@ RELEASE_ABOVE_BYTES = 4 << 30
 
 
 def hand_over(conn: Connection, kind: str, payload: dict) -> None:
-    """Write ``payload`` (bench/evaluate.pack) to a file in this worker's scratch folder, its working folder,
-    and tell the parent its name: the parent copies it for the reference process (bench/worker.py). Through
-    the pipes, the parent relaying, a run of the example dataset's RMSNorm and attention definitions spent 27 s
-    of 149 s sending payloads on the H200 (2026-12-03)."""
-    from .evaluate import pack
+    """Write ``payload`` (tensors, numbers, strings, lists, dicts: what evaluate.pack holds) to a file in this
+    worker's scratch folder, its working folder, and tell the parent its name: the parent copies it for the
+    reference process (bench/worker.py). Through the pipes, the parent relaying, a run of the example dataset's
+    RMSNorm and attention definitions spent 27 s of 149 s sending payloads on the H200 (2026-12-03)."""
+    import torch
 
     name = f"payload-{kind}.pt"
     with spent.timed("payload write"):
-        Path(name).write_bytes(pack(payload))
+        torch.save(payload, name)  # evaluate.pack's format, straight to the file: no copy in memory first
     send(conn, {"payload": kind, "file": name, "spent": spent.take()})
 
 

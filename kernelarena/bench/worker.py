@@ -232,7 +232,7 @@ class DeviceWorkers:
                 return {"dead": problem}
         offset = self.oracle.log_size()
         try:
-            with spent.timed("request send"):  # the pipe takes the payload as fast as the process reads it
+            with spent.timed("request send"):  # payloads travel as files: a request is small, this stays short
                 self.oracle.send(request)
             return self.oracle.receive(timeout)
         except (ChildDied, ChildTimeout, ProtocolError) as e:
@@ -469,7 +469,7 @@ def _add_phases(phases: Dict[str, float], more: Dict[str, float]) -> None:
 
 def _add_reported(phases: Dict[str, float], phase: str, reported, limit: float) -> None:
     """The steps of ``phase`` as the solution's process reported them (only shown: it may report anything),
-    each at most the phase's length by our clock."""
+    kept only if together they fit in the phase's length by our clock (spent.reported)."""
     _add_phases(phases, {f"{phase}: {step}": s for step, s in spent.reported(reported, limit).items()})
 
 

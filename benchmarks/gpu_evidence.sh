@@ -3,7 +3,7 @@
 # cap so that a slow step cannot starve the ones after it, and each step's output in $OUT/<step>.log as it is
 # printed (a capped step keeps what it printed). Carry [".gpu-all", ".fi-cache"]; run from the repo root:
 #     bash benchmarks/gpu_evidence.sh [STEP ...]      (default: every step below, in order)
-# Steps: smoke, serving, tests, host, hostsweep, repro, repro1, repro2, stability, learning, walltime, ray, prefill,
+# Steps: smoke, diag, serving, tests, host, hostsweep, repro, repro1, repro2, stability, learning, walltime, ray, prefill,
 # attention. Caps in seconds are set
 # per step below; pick steps so that their caps sum to under 9 minutes per call (one call is at most 10).
 set -u
@@ -25,6 +25,8 @@ for s in $steps; do
     # What the machine has, and whether FlashInfer's prebuilt modules load without compiling (a JIT compile of a
     # module takes minutes there and would eat the call).
     smoke) step smoke 60 python3 -m benchmarks.gpu_smoke ;;
+    # Host costs of an isolated evaluation piece by piece (profile stop/read, payload save/load, comparison).
+    diag) step diag_handover_cost 60 python3 -m benchmarks.diag_handover_cost --out "$OUT" ;;
     tests) step gpu_tests "${TESTS_CAP:-240}" python3 -m pytest -v -m gpu -p no:cacheprovider --durations=15 \
              ${GPU_TESTS:-tests} ;;
     learning) OUT=$OUT step learning_path "${LEARNING_CAP:-300}" bash benchmarks/run_learning_path.sh ${LEARNING_STEPS:-} ;;

@@ -62,10 +62,10 @@ for s in $steps; do
     # Every workload of every definition, twice, in two calls (H200, 2026-12-02: builds 85 s, then 170 + 166 s for
     # part 1; 191 + 176 s for part 2, builds cached); then on this machine:
     #   python3 -m benchmarks.reproducibility --merge <part1.json> <part2.json> --out benchmarks/results
-    repro1) step reproducibility "${REPRO_CAP:-450}" python3 -m benchmarks.reproducibility --budget-s 420 --tag _part1 \
+    repro1) step reproducibility "${REPRO_CAP:-450}" python3 -m benchmarks.reproducibility --budget-s $(( ${REPRO_CAP:-450} - 30 )) --tag _part1 \
               --definitions rmsnorm_h4096 rmsnorm_h8192 fused_add_rmsnorm_h4096 fused_add_rmsnorm_h8192 \
               gqa_paged_decode_h32_kv8_d128_ps16 gqa_paged_prefill_causal_h32_kv8_d128_ps16 --out "$OUT" ;;
-    repro2) step reproducibility "${REPRO_CAP:-450}" python3 -m benchmarks.reproducibility --budget-s 420 --tag _part2 \
+    repro2) step reproducibility "${REPRO_CAP:-450}" python3 -m benchmarks.reproducibility --budget-s $(( ${REPRO_CAP:-450} - 30 )) --tag _part2 \
               --definitions gemm_n28672_k4096 gemm_n4096_k14336 gemm_n4096_k4096 gemm_n6144_k4096 \
               mla_paged_decode_h16_ckv512_kpe64_ps1 moe_bf16_ds_routing_topk8_ng8_kg4_e32_h256_i128 \
               moe_bf16_ds_routing_topk8_ng8_kg4_e32_h7168_i2048 rope_with_cos_sin_cache_neox_style_d128_rd128 \

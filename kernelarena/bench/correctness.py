@@ -77,7 +77,9 @@ def _compare_one(name: str, out, ref, dtype: str, tol: Tolerance) -> Comparison:
         return Comparison(Status.INCORRECT_DTYPE, message=f"output {name!r}: dtype {out.dtype}, expected {dtype}")
     if out.numel() == 0:
         return Comparison(Status.PASSED)
-    o = out.detach().to(device=ref.device, dtype=torch.float64)
+    # To the reference's device first, in its own dtype, then widened there: widening a bf16 output on the host
+    # first would copy four times its bytes.
+    o = out.detach().to(device=ref.device).to(torch.float64)
     r = ref.detach().to(torch.float64)
     diff = (o - r).abs()
     same_special = (o == r) | (o.isnan() & r.isnan())  # equal infinities and NaN where the reference has NaN

@@ -207,3 +207,28 @@ def test_a_broken_reference_is_reported_once_whichever_lane_finds_it(tmp_path):
     assert report.traces == []
     assert sorted(e.workload for e in report.definition_errors) == ["w2", "w3"]
     assert all("the reference is broken" in e.message for e in report.definition_errors)
+
+
+def test_a_handed_over_payload_loads_mapped_and_unchanged(tmp_path, monkeypatch):
+    """A payload written by the solution's process (no checksums) reads back through the reference process's
+    loader (mapped from the file) with the same tensors and values, and the serialization setting is restored."""
+    import json
+    import multiprocessing
+
+    import torch
+
+    from kernelarena.bench import child
+    from kernelarena.bench.oracle import unpack
+
+    monkeypatch.chdir(tmp_path)
+    ours, theirs = multiprocessing.Pipe()
+    payload = {"rounds": [{"seed": 3, "outputs": [torch.randn(64, 8).to(torch.bfloat16), 2.5]}], "timing": "{}"}
+    child.hand_over(theirs, "rounds", payload)
+    message = json.loads(ours.recv_bytes())
+    assert message["file"] == "payload-rounds.pt" and message["payload"] == "rounds"
+    loaded = unpack(str(tmp_path / message["file"]))
+    assert torch.equal(loaded["rounds"][0]["outputs"][0], payload["rounds"][0]["outputs"][0])
+    assert loaded["rounds"][0]["outputs"][1] == 2.5 and loaded["timing"] == "{}"
+    from torch.utils.serialization import config
+
+    assert config.save.compute_crc32 is True

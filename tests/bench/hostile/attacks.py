@@ -178,6 +178,22 @@ child.hand_over = hand_over
 def run(x, w, y):
     torch.addcmul(torch.ones_like(x), x, w.expand_as(x), out=y)
 """, "RUNTIME_ERROR", "payload file a link out of its scratch folder"),
+    # Hands over a payload file whose pickle runs code when loaded (opens the marker file), in the reference
+    # process, which loads payloads with the weights-only unpickler (mapped from the file, not read whole).
+    "payload_runs_code": ("scale_add", """
+import pickle, torch
+import kernelarena.bench.child as child
+class Payload:
+    def __reduce__(self):
+        return (open, ({marker!r}, "w"))
+def hand_over(conn, kind, payload):
+    name = f"payload-{kind}.pt"
+    torch.save({"rounds": Payload(), "timing": Payload()}, name)
+    child.send(conn, {"payload": kind, "file": name})
+child.hand_over = hand_over
+def run(x, w, y):
+    torch.addcmul(torch.ones_like(x), x, w.expand_as(x), out=y)
+""", "RUNTIME_ERROR", "payload file whose pickle runs code in the reference process"),
     # Leaves state in its process for the next solution to find (a module attribute every process has).
     "leaves_state": ("scale_add", """
 import torch

@@ -232,3 +232,46 @@ def test_a_handed_over_payload_loads_mapped_and_unchanged(tmp_path, monkeypatch)
     from torch.utils.serialization import config
 
     assert config.save.compute_crc32 is True
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda:0", marks=pytest.mark.gpu)])
+@pytest.mark.parametrize("rows", [4, 8192])
+def test_comparisons_of_small_outputs_do_not_wait_for_the_device(tmp_path, monkeypatch, device, rows):
+    """Reference outputs of at most HOST_COMPARE_BYTES stay on the host and their comparisons take no device lock,
+    so the reference process does not wait out the other lane's timed loop; larger ones on a GPU do (a real lock
+    file, held exclusively here as a timed loop would)."""
+    import fcntl
+    import os
+
+    from kernelarena.bench import quiet, spent
+    from kernelarena.bench.evaluate import SolutionEvaluator, pack
+    from kernelarena.bench.oracle import HOST_COMPARE_BYTES, Oracle
+
+    ds = make_dataset(tmp_path / "ds", rows=rows)
+    definition, (workload,) = ds.definitions["scale_add"], ds.workloads_for("scale_add")
+    config = RunConfig(time_reference=False, timing=TimingConfig(warmup=1, reps=3))
+    oracle = Oracle(device, config, ds.root)
+    oracle.prepare(definition, workload)
+
+    def honest(x, w, y):
+        y.copy_(x * w + 1.0)
+
+    honest.destination_passing_style = True
+    rounds = pack(SolutionEvaluator(device, config, ds.root).correctness_rounds(definition, workload, honest))
+    path = quiet.make(str(tmp_path), device)
+    monkeypatch.setattr(quiet, "START_WAIT_S", 0.3)
+    quiet.use(path)
+    holder = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX)  # another lane's timed loop
+        spent.take()
+        assert oracle.check_rounds(definition, workload, rounds, "honest") is None
+        waited = spent.take().get("device lock wait")
+    finally:
+        os.close(holder)
+        quiet.use(None)
+    large = rows * 64 * 4 > HOST_COMPARE_BYTES
+    if device.startswith("cuda") and large:
+        assert waited is not None and waited >= 0.3  # went on without the lock after its wait
+    else:
+        assert waited is None

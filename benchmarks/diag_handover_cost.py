@@ -9,6 +9,7 @@ comparison of outputs arriving on the host against references on the device. Pri
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import shutil
 import statistics
@@ -20,7 +21,9 @@ import torch
 
 from benchmarks.common import add_out_argument, stamp
 from kernelarena.bench import device_activity as da
+from kernelarena.bench.child import _no_checksums
 from kernelarena.bench.correctness import compare_outputs
+from kernelarena.bench.oracle import unpack
 from kernelarena.schema import Definition
 
 
@@ -56,6 +59,8 @@ def profile_costs(device: str) -> List[Tuple[str, str]]:
                     x.mul_(1.0)
         torch.cuda.synchronize()
         profile.running = False
+        collecting = gc.isenabled()
+        gc.disable()  # as ActivityProfile.stop does
         t0 = time.perf_counter()
         result = da._DISABLE()
         t1 = time.perf_counter()
@@ -63,6 +68,8 @@ def profile_costs(device: str) -> List[Tuple[str, str]]:
         t2 = time.perf_counter()
         activity = da.attribute(events, profile.token, reps)
         t3 = time.perf_counter()
+        if collecting:
+            gc.enable()
         rows.append((f"profile {reps} reps x {kernels} kernels ({len(events)} events)",
                      f"stop {1e3 * (t1 - t0):.1f} ms, read {1e3 * (t2 - t1):.1f} ms, attribute "
                      f"{1e3 * (t3 - t2):.1f} ms{'' if activity.problem is None else ' PROBLEM ' + activity.problem}"))
@@ -84,10 +91,14 @@ def payload_costs(device: str) -> List[Tuple[str, str]]:
         path = os.path.join(where, "payload.pt")
         try:
             save_s = _median_s(lambda: torch.save(payload, path))
+            with _no_checksums():  # as a solution's process saves a payload (bench/child.hand_over)
+                bare_s = _median_s(lambda: torch.save(payload, path))
             copy_s = _median_s(lambda: shutil.copyfile(path, path + ".copy"))
             load_s = _median_s(lambda: torch.load(path + ".copy", map_location="cpu", weights_only=True))
+            mapped_s = _median_s(lambda: unpack(path + ".copy"))  # the reference process's loader
             rows.append((f"payload {size / 1e6:.0f} MB in {folder} ({usage.free / 2**30:.1f} GiB free)",
-                         f"save {1e3 * save_s:.0f} ms, copy {1e3 * copy_s:.0f} ms, load {1e3 * load_s:.0f} ms"))
+                         f"save {1e3 * save_s:.0f} ms (no checksums {1e3 * bare_s:.0f} ms), copy {1e3 * copy_s:.0f} "
+                         f"ms, load {1e3 * load_s:.0f} ms (mapped {1e3 * mapped_s:.1f} ms)"))
         except OSError as e:
             rows.append((f"payload in {folder} ({usage.free / 2**30:.2f} GiB free)", f"failed: {e}"))
         finally:

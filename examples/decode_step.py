@@ -105,6 +105,7 @@ def definitions() -> list[Definition]:
                  "lse": _t("float32", "batch_size", "num_qo_heads")},
         reference=_reference("mla"),
         constraints=["len_indptr == batch_size + 1", "num_kv_indices == kv_indptr[-1].item()"],
+        plan_inputs=["kv_indptr", "kv_indices"],
         tags=["status:verified", "model:deepseek-v3", "fi_api:flashinfer.mla.BatchMLAPagedAttentionWrapper"],
         roofline={"bytes": "2 * num_kv_indices * (head_dim_ckv + head_dim_kpe) "
                            "+ 4 * batch_size * num_qo_heads * (head_dim_ckv + head_dim_kpe)",

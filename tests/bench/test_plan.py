@@ -172,3 +172,28 @@ def test_planned_solution_on_the_gpu_in_the_definitions_timing_mode(timing, mode
     timing_stats = trace.evaluation.performance.solution_timing
     assert timing_stats.mode == mode
     assert timing_stats.host_overhead_us > 0 and timing_stats.plan_host_us > 0
+
+
+def test_the_example_datasets_flashinfer_wrappers_plan_apart_from_run(example_dataset):
+    """Every FlashInfer wrapper solution of the example dataset (its host plan step is most of a call) defines a
+    plan step beside its entry, with the entry's inputs, and its definition lists the inputs that plan may read;
+    a solution with a plan step under a definition without plan_inputs would see its page table refilled."""
+    import ast
+
+    ds = TraceSet.load(example_dataset)
+    wrappers = 0
+    for name, solution in ds.solutions.items():
+        definition = ds.definitions[solution.definition]
+        path, function = solution.spec.entry_point.split("::")
+        if not path.endswith(".py"):
+            continue
+        source = next(s.content for s in solution.sources if s.path == path)
+        functions = {node.name: node for node in ast.parse(source).body if isinstance(node, ast.FunctionDef)}
+        plan = functions.get(plan_name(function) or "")
+        if plan is not None:
+            assert definition.plan_inputs, f"{name} plans, but {definition.name} lists no plan_inputs"
+            assert [a.arg for a in plan.args.args] == list(definition.inputs), name
+        if "flashinfer" in solution.spec.dependencies and "Wrapper(" in source:
+            wrappers += 1
+            assert plan is not None, f"{name} wraps a FlashInfer plan/run wrapper but has no plan step"
+    assert wrappers >= 3  # decode, prefill, MLA

@@ -2,15 +2,18 @@
 #     source benchmarks/gpu_env.sh
 # Carry [".gpu-all", ".fi-cache"] (made by benchmarks/prepare_gpu_deps.sh and benchmarks/flashinfer_warmup.py);
 # or [".gpu-slim", ".fi-cache"] (prepare_gpu_deps.sh with SLIM=1: no TileLang, 21 MB, leaves room for a larger tree);
+# or [".gpu-tl"] (TL=1: TileLang, pydantic and landlock without FlashInfer, 39 MB);
 # the older [".gpu-deps", ".fi-cache"] (shared/gpu/prepare-deps.sh: FlashInfer without TileLang) works too.
 # Unpacks the packages under /tmp/site, and FlashInfer kernels compiled by an earlier call as AOT modules so
 # that they load without JIT; makes our own package importable.
 mkdir -p /tmp/site
 deps=""
-for d in .gpu-all .gpu-slim; do [ -d "$d" ] && deps=$d; done
+for d in .gpu-all .gpu-slim .gpu-tl; do [ -d "$d" ] && deps=$d; done
 if [ -n "$deps" ]; then
   tar -xJf "$deps/site.tar.xz" -C /tmp/site
-  tar -xJf "$deps/flashinfer.tar.xz" -C /tmp/site
+  # .gpu-tl (prepare_gpu_deps.sh with TL=1) has no FlashInfer: TileLang's packages alone, for the TileLang part of
+  # the reproducibility runs, where FlashInfer beside them would be over the carry limit.
+  if [ -f "$deps/flashinfer.tar.xz" ]; then tar -xJf "$deps/flashinfer.tar.xz" -C /tmp/site; fi
 else
   source .gpu-deps/use-deps.sh
 fi

@@ -3,7 +3,7 @@
 # cap so that a slow step cannot starve the ones after it, and each step's output in $OUT/<step>.log as it is
 # printed (a capped step keeps what it printed). Carry [".gpu-all", ".fi-cache"]; run from the repo root:
 #     bash benchmarks/gpu_evidence.sh [STEP ...]      (default: every step below, in order)
-# Steps: smoke, diag, serving, tests, host, hostsweep, repro, repro1, repro2, stability, learning, walltime, ray, prefill,
+# Steps: smoke, diag, serving, tests, host, hostsweep, repro, repro1, repro2 (or repro2a, repro2b), repro3, stability, learning, walltime, ray, prefill,
 # attention. Caps in seconds are set
 # per step below; pick steps so that their caps sum to under 9 minutes per call (one call is at most 10).
 set -u
@@ -65,12 +65,28 @@ for s in $steps; do
     repro1) step reproducibility "${REPRO_CAP:-450}" python3 -m benchmarks.reproducibility --budget-s $(( ${REPRO_CAP:-450} - 30 )) --tag _part1 \
               --definitions rmsnorm_h4096 rmsnorm_h8192 fused_add_rmsnorm_h4096 fused_add_rmsnorm_h8192 \
               gqa_paged_decode_h32_kv8_d128_ps16 gqa_paged_prefill_causal_h32_kv8_d128_ps16 --out "$OUT" ;;
+    # Part 2 in one call (session 13: builds 3 s, runs 271 + 259 s, and its CUPTI step had time for 10 of 142
+    # traces under REPRO_CAP=565), or in two (repro2a, repro2b: carry the GEMM, MLA, top-k and 'more' packs).
     repro2) step reproducibility "${REPRO_CAP:-450}" python3 -m benchmarks.reproducibility --budget-s $(( ${REPRO_CAP:-450} - 30 )) --tag _part2 \
               --definitions gemm_n28672_k4096 gemm_n4096_k14336 gemm_n4096_k4096 gemm_n6144_k4096 \
               mla_paged_decode_h16_ckv512_kpe64_ps1 moe_bf16_ds_routing_topk8_ng8_kg4_e32_h256_i128 \
               moe_bf16_ds_routing_topk8_ng8_kg4_e32_h7168_i2048 rope_with_cos_sin_cache_neox_style_d128_rd128 \
               silu_and_mul_d14336 top_k_sampling_from_probs_v128256 top_k_top_p_sampling_from_probs_v128256 \
               top_p_sampling_from_probs_v128256 --out "$OUT" ;;
+    repro2a) step reproducibility "${REPRO_CAP:-450}" python3 -m benchmarks.reproducibility --budget-s $(( ${REPRO_CAP:-450} - 30 )) --tag _part2a \
+              --definitions gemm_n28672_k4096 gemm_n4096_k14336 gemm_n4096_k4096 gemm_n6144_k4096 \
+              mla_paged_decode_h16_ckv512_kpe64_ps1 moe_bf16_ds_routing_topk8_ng8_kg4_e32_h256_i128 \
+              moe_bf16_ds_routing_topk8_ng8_kg4_e32_h7168_i2048 --out "$OUT" ;;
+    repro2b) step reproducibility "${REPRO_CAP:-450}" python3 -m benchmarks.reproducibility --budget-s $(( ${REPRO_CAP:-450} - 30 )) --tag _part2b \
+              --definitions rope_with_cos_sin_cache_neox_style_d128_rd128 silu_and_mul_d14336 \
+              top_k_sampling_from_probs_v128256 top_k_top_p_sampling_from_probs_v128256 \
+              top_p_sampling_from_probs_v128256 --out "$OUT" ;;
+    # The TileLang solutions of the RMSNorm definitions (no other part can carry TileLang beside FlashInfer under
+    # the 64 MiB limit): carry [".gpu-tl"] alone (TileLang's site packages without FlashInfer).
+    repro3) step reproducibility "${REPRO_CAP:-300}" python3 -m benchmarks.reproducibility --budget-s $(( ${REPRO_CAP:-300} - 30 )) --tag _part3 \
+              --definitions rmsnorm_h4096 rmsnorm_h8192 fused_add_rmsnorm_h4096 fused_add_rmsnorm_h8192 \
+              --solutions rmsnorm_h4096_kernelarena_tilelang rmsnorm_h8192_kernelarena_tilelang \
+              fused_add_rmsnorm_h4096_kernelarena_tilelang fused_add_rmsnorm_h8192_kernelarena_tilelang --out "$OUT" ;;
     *) echo "unknown step $s" ;;
   esac
 done

@@ -6,7 +6,8 @@
 #                         apache-tvm-ffi 0.1.12: tilelang requires <0.1.13), torch-c-dlpack-ext, pydantic, and
 #                         flashinfer-bench 0.1.2 (pure Python; the interop GPU test runs its benchmark), and
 #                         landlock (the binding the solution sandbox uses)
-# SLIM=1 makes .gpu-slim/ instead, without TileLang and z3 (21 MB).
+# SLIM=1 makes .gpu-slim/ instead, without TileLang and z3 (21 MB); TL=1 makes .gpu-tl/, site.tar.xz alone (TileLang
+# without FlashInfer, 39 MB).
 # RAY=1 also makes .gpu-ray/ray_site.tar.xz (26 MB): Ray 2.60.0 and the jsonschema packages it needs that the GPU
 # image lacks, without Ray's Java jars and its libraries we do not use (rllib, data, serve, train, tune, llm);
 # its wheel (79 MB) is over the carry limit, so it travels alone or with .gpu-slim only.
@@ -34,7 +35,15 @@ if [ "${SLIM:-0}" = 1 ]; then  # without TileLang and z3 (21 MB instead of 58): 
   ( cd "$tmp/slim" && tar -xJf "$tmp/site.tar.xz" && rm -rf tilelang tilelang-*.dist-info z3 z3_solver* \
     && tar -cf - . | xz -T2 -6 > "$tmp/site.tar.xz" )
 fi
-mv "$tmp/flashinfer.tar.xz" "$tmp/site.tar.xz" "$dest/"
+if [ "${TL:-0}" = 1 ]; then  # TileLang's site packages alone, without FlashInfer (39 MB): the TileLang part
+  dest=.gpu-tl                 # of the reproducibility runs (gpu_evidence.sh repro3)
+  mkdir -p "$dest"
+  grep -qxF "/$dest/" .git/info/exclude 2>/dev/null || echo "/$dest/" >> .git/info/exclude
+  rm -f "$tmp/flashinfer.tar.xz" "$dest/flashinfer.tar.xz"
+  mv "$tmp/site.tar.xz" "$dest/"
+else
+  mv "$tmp/flashinfer.tar.xz" "$tmp/site.tar.xz" "$dest/"
+fi
 if [ "${RAY:-0}" = 1 ]; then
   mkdir -p .gpu-ray "$tmp/ray"
   grep -qxF "/.gpu-ray/" .git/info/exclude 2>/dev/null || echo "/.gpu-ray/" >> .git/info/exclude

@@ -40,6 +40,9 @@ for s in $steps; do
                   --definition moe_bf16_ds_routing_topk8_ng8_kg4_e32_h256_i128 \
                   --definition top_k_sampling_from_probs_v128256 --definition top_p_sampling_from_probs_v128256 \
                   --definition top_k_top_p_sampling_from_probs_v128256 ;;
+    # WALL_ARGS adds isolated runs with other `kernelarena run` options, one token each, e.g.
+    # WALL_ARGS="--variant-args=--lanes=3 --variant-args=--timing=events" (three lanes; CUDA events, the baseline's
+    # timer), each about as long as the isolated run.
     walltime) step isolation_walltime "${WALL_CAP:-200}" python3 -m benchmarks.isolation_walltime --baseline .before \
                 ${WALL_ARGS:-} \
                 --definition rmsnorm_h4096 --definition rmsnorm_h8192 --definition fused_add_rmsnorm_h4096 \

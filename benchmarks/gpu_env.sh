@@ -8,15 +8,15 @@
 # that they load without JIT; makes our own package importable.
 mkdir -p /tmp/site
 deps=""
-for d in .gpu-all .gpu-slim .gpu-tl; do [ -d "$d" ] && deps=$d; done
-if [ -n "$deps" ]; then
-  tar -xJf "$deps/site.tar.xz" -C /tmp/site
-  # .gpu-tl (prepare_gpu_deps.sh with TL=1) has no FlashInfer: TileLang's packages alone, for the TileLang part of
-  # the reproducibility runs, where FlashInfer beside them would be over the carry limit.
-  if [ -f "$deps/flashinfer.tar.xz" ]; then tar -xJf "$deps/flashinfer.tar.xz" -C /tmp/site; fi
-else
-  source .gpu-deps/use-deps.sh
-fi
+# Every pack carried is unpacked (.gpu-tl, prepare_gpu_deps.sh with TL=1, has TileLang's packages and no FlashInfer:
+# for the TileLang part of the reproducibility runs, where FlashInfer beside them would be over the carry limit).
+for d in .gpu-slim .gpu-all .gpu-tl; do
+  [ -d "$d" ] || continue
+  deps=$d
+  tar -xJf "$d/site.tar.xz" -C /tmp/site
+  if [ -f "$d/flashinfer.tar.xz" ]; then tar -xJf "$d/flashinfer.tar.xz" -C /tmp/site; fi
+done
+if [ -z "$deps" ] && [ -f .gpu-deps/use-deps.sh ]; then source .gpu-deps/use-deps.sh; fi
 # Ray for `kernelarena run --engine ray` (prepare_gpu_deps.sh RAY=1); unpacked once per warm machine.
 if [ -f .gpu-ray/ray_site.tar.xz ] && [ ! -d /tmp/site/ray ]; then tar -xJf .gpu-ray/ray_site.tar.xz -C /tmp/site; fi
 # .fi-cache*/: FlashInfer modules built earlier (benchmarks/flashinfer_aot_local.py or flashinfer_warmup.py), in

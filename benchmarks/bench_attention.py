@@ -3,6 +3,10 @@
 Sweep (issue #6): bf16, 32 query / 8 KV heads, head_dim 128, page 16, pages in random order.
   decode   batch 1, 16, 64, 128, 256 x KV length 1024, 2048, 4096, 8192
   prefill  causal, 4 x 1024 and 16 x 512 queries over KV 4096 (queries aligned to the end of the KV)
+  --prefill-sweep (issue #18), prefill only: causal at 1, 4, 16 requests x 512, 2048, 8192 queries over KV of the
+           queries' length, 4096 and 16384 (KV at least the queries); a row without a mask (4 x 1024 over 4096) and a
+           ragged row (contiguous K/V, 8 requests of 128-2048 queries over 512-4096 keys); the ceiling is the bf16
+           matmul rate measured in the same run
 Device time is triton.testing.do_bench's median (L2 flushed before each call). Decode reports TB/s of K/V
 read against the device-to-device copy bandwidth measured in the same run; prefill reports TFLOP/s
 (4 * head_dim flops per visible query-key pair per head) against 790 TFLOP/s (bf16 dense). plan() host
@@ -16,6 +20,7 @@ window); for decode and prefill the better of its two backends is the baseline.
     python3 -m benchmarks.bench_attention --out $OUT      # GPU: full sweep; attention_latest.{md,json}, attention.md
     python3 -m benchmarks.bench_attention --quick             # GPU: small cases only, a few minutes
     python3 -m benchmarks.bench_attention --sweep             # also time kernel-config variants (tuning)
+    python3 -m benchmarks.bench_attention --prefill-sweep --out $OUT   # prefill only, the grid above
     python3 -m benchmarks.bench_attention --tune              # sweep first, then the table with the best configs
     TRITON_INTERPRET=1 python3 -m benchmarks.bench_attention --device cpu --quick   # smoke test of the script
     python3 -m benchmarks.bench_attention --compile-sm90      # no GPU: compile for sm_90, print registers/spills
@@ -39,6 +44,7 @@ from benchmarks.read_floor import empty_kernel_us, read_floor_us
 from kernelarena.kernels.attention import (
     BatchDecodeWithPagedKVCacheWrapper,
     BatchPrefillWithPagedKVCacheWrapper,
+    BatchPrefillWithRaggedKVCacheWrapper,
     KernelConfig,
     build_page_table,
 )
@@ -48,6 +54,11 @@ HQ, HKV, D, PAGE = 32, 8, 128, 16
 DECODE_BATCHES = (1, 16, 64, 128, 256)
 DECODE_LENS = (1024, 2048, 4096, 8192)
 PREFILL_CASES = ((4, 1024, 4096), (16, 512, 4096))  # (batch, queries per request, KV per request)
+PREFILL_SWEEP = tuple((b, q, kv) for b in (1, 4, 16) for q in (512, 2048, 8192) for kv in sorted({q, 4096, 16384})
+                      if kv >= q)
+NO_MASK_CASE = (4, 1024, 4096)
+RAGGED_CASE = ((1024, 512, 2048, 256, 768, 1536, 128, 1024), (4096, 2048, 4096, 512, 1024, 4096, 4096, 2048))
+QUICK_RAGGED_CASE = ((9, 20, 3), (30, 20, 41))
 BF16_PEAK_TFLOPS = 790.0
 # Decode variants around the default (16, 128, 4 warps, 2 stages, 2 programs/SM, chunks >= 256, split only
 # below one item per program); benchmarks/sweep_attention.py has the wider sweep (and the item schedule).
@@ -55,6 +66,7 @@ SWEEP_DECODE = [KernelConfig(16, bn, w, st, c, mc, sf) for bn, w, st, c, mc, sf 
     (128, 4, 2, 2, 256, 1), (128, 4, 2, 2, 256, 2), (128, 4, 3, 2, 256, 1), (64, 4, 3, 3, 128, 4))]
 SWEEP_PREFILL = [KernelConfig(bm, bn, w, st, c, 512, 1) for bm, bn, w, st, c in (
     (128, 64, 8, 6, 1), (128, 64, 8, 7, 1), (128, 64, 4, 3, 2), (128, 128, 8, 5, 1))]
+B2B_BELOW_US = 2000.0  # prefill rows time run() back to back only below this device time (1000 calls a library)
 SMALL_BATCH = 16  # decode rows at or under this batch also time the run() host cost and Triton's own launch
 
 
@@ -139,6 +151,14 @@ def host_time_us(fn, n: int) -> float:
     return statistics.median(samples)
 
 
+def matmul_tflops(device, quick: bool) -> float:
+    """The bf16 dense matmul rate (8192 x 8192 x 8192, torch.matmul) under this timer: prefill's ceiling."""
+    a = torch.randn(8192, 8192, device=device).to(torch.bfloat16)
+    b = torch.randn(8192, 8192, device=device).to(torch.bfloat16)
+    us = device_time_us(lambda: a @ b, quick)
+    return 2.0 * 8192 ** 3 / us / 1e6
+
+
 def copy_bandwidth_tbs(device) -> float:
     """Device-to-device copy bandwidth, bytes read plus written, over 1 GiB."""
     if device.type != "cuda":
@@ -153,7 +173,8 @@ def copy_bandwidth_tbs(device) -> float:
 class Problem:
     """One benchmark problem: page table (host + device), queries, and the cache it reads."""
 
-    def __init__(self, cache, batch: int, qo_len: int, kv_len: int, seed: int):
+    def __init__(self, cache, batch: int, qo_len: int, kv_len: int, seed: int, causal: bool = True):
+        self.causal = causal
         gen = torch.Generator().manual_seed(seed)
         device = cache.device
         self.table = build_page_table([kv_len] * batch, PAGE, num_pages=cache.shape[0], shuffle=True,
@@ -169,8 +190,32 @@ class Problem:
         return self.batch * self.kv_len * HKV * D * 2 * self.cache.element_size()
 
     def causal_flops(self) -> float:
+        """4 x head_dim flops per (query, key) pair the mask keeps, per query head (every pair without a mask)."""
+        if not self.causal:
+            return 4.0 * D * HQ * self.qo_len * self.kv_len * self.batch
         shift = self.kv_len - self.qo_len
         pairs = sum(min(i + shift + 1, self.kv_len) for i in range(self.qo_len)) * self.batch
+        return 4.0 * D * HQ * pairs
+
+
+class RaggedProblem:
+    """Prefill over contiguous (ragged) K/V: per request query and key counts, causal, queries aligned to the end
+    of their keys."""
+
+    causal = True
+
+    def __init__(self, qo_lens, kv_lens, device, seed: int):
+        gen = torch.Generator(device=device).manual_seed(seed)
+        self.qo_lens, self.kv_lens = qo_lens, kv_lens
+        self.qo_host = torch.tensor([0, *qo_lens], dtype=torch.int32).cumsum(0, dtype=torch.int32)
+        self.kv_host = torch.tensor([0, *kv_lens], dtype=torch.int32).cumsum(0, dtype=torch.int32)
+        self.batch, self.qo_len, self.kv_len = len(qo_lens), sum(qo_lens), sum(kv_lens)
+        self.q = torch.randn(self.qo_len, HQ, D, device=device, generator=gen).to(torch.bfloat16)
+        self.k = torch.randn(self.kv_len, HKV, D, device=device, generator=gen).to(torch.bfloat16)
+        self.v = torch.randn(self.kv_len, HKV, D, device=device, generator=gen).to(torch.bfloat16)
+
+    def causal_flops(self) -> float:
+        pairs = sum(sum(min(i + kv - qo + 1, kv) for i in range(qo)) for qo, kv in zip(self.qo_lens, self.kv_lens))
         return 4.0 * D * HQ * pairs
 
 
@@ -188,7 +233,7 @@ def ours_prefill(p: Problem, ws, config=None):
     w = BatchPrefillWithPagedKVCacheWrapper(ws, "NHD", config=config)
     KERNELS["last"] = w._runner
     plan = lambda: w.plan(p.qo_host, p.indptr_host, p.table.kv_indices, p.last_host, HQ, HKV, D, PAGE,  # noqa
-                          causal=True, q_data_type=p.q.dtype)
+                          causal=p.causal, q_data_type=p.q.dtype)
     plan()
     out = torch.empty_like(p.q)
     return plan, lambda: w.run(p.q, p.cache, out=out), out
@@ -210,10 +255,30 @@ def flashinfer_prefill(p: Problem, ws, backend: str):
 
     w = flashinfer.BatchPrefillWithPagedKVCacheWrapper(ws, "NHD", backend=backend)
     plan = lambda: w.plan(p.qo_host, p.indptr_host, p.table.kv_indices, p.last_host, HQ, HKV, D, PAGE,  # noqa
-                          causal=True, q_data_type=p.q.dtype, kv_data_type=p.cache.dtype)
+                          causal=p.causal, q_data_type=p.q.dtype, kv_data_type=p.cache.dtype)
     plan()
     out = torch.empty_like(p.q)
     return plan, lambda: w.run(p.q, p.cache, out=out), out
+
+
+def ours_ragged_prefill(p: RaggedProblem, ws, config=None):
+    w = BatchPrefillWithRaggedKVCacheWrapper(ws, config=config)
+    KERNELS["last"] = w._runner
+    plan = lambda: w.plan(p.qo_host, p.kv_host, HQ, HKV, D, causal=True, q_data_type=p.q.dtype)  # noqa: E731
+    plan()
+    out = torch.empty_like(p.q)
+    return plan, lambda: w.run(p.q, p.k, p.v, out=out), out
+
+
+def flashinfer_ragged_prefill(p: RaggedProblem, ws, backend: str):
+    import flashinfer
+
+    w = flashinfer.BatchPrefillWithRaggedKVCacheWrapper(ws, "NHD", backend=backend)
+    plan = lambda: w.plan(p.qo_host, p.kv_host, HQ, HKV, D, causal=True, q_data_type=p.q.dtype,  # noqa: E731
+                          kv_data_type=p.k.dtype)
+    plan()
+    out = torch.empty_like(p.q)
+    return plan, lambda: w.run(p.q, p.k, p.v, out=out), out
 
 
 def rel_err(a, b) -> float:
@@ -273,6 +338,8 @@ def main() -> None:
     parser.add_argument("--tune", action="store_true",
                         help="time the config variants first and run the table with the best per kind")
     parser.add_argument("--no-flashinfer", action="store_true")
+    parser.add_argument("--prefill-sweep", action="store_true",
+                        help="prefill only: the grid of requests x queries x KV, a row without a mask, a ragged row")
     add_out_argument(parser)
     parser.add_argument("--compile-sm90", action="store_true", help="compile for sm_90 on any machine and stop")
     args = parser.parse_args()
@@ -283,9 +350,18 @@ def main() -> None:
     use_fi = device.type == "cuda" and not args.no_flashinfer
     batches, lens = ((1, 2), (64,)) if args.quick else (DECODE_BATCHES, DECODE_LENS)
     prefill_cases = ((2, 16, 64),) if args.quick else PREFILL_CASES
+    extra_prefill = []  # (kind, problem maker): the sweep's rows without a mask and with ragged K/V
+    if args.prefill_sweep:
+        batches = ()
+        prefill_cases = ((1, 16, 16), (2, 16, 64)) if args.quick else PREFILL_SWEEP
+        no_mask = (2, 16, 64) if args.quick else NO_MASK_CASE
+        ragged = QUICK_RAGGED_CASE if args.quick else RAGGED_CASE
+        extra_prefill = [("prefill (no mask)", lambda c=no_mask: Problem(cache, *c, seed=5, causal=False)),
+                         ("prefill (ragged)", lambda c=ragged: RaggedProblem(*c, device, seed=6))]
     plan_reps = 20 if args.quick else 200
 
-    max_tokens = max(max(b * n for b in batches for n in lens), max(b * n for b, _, n in prefill_cases))
+    max_tokens = max(max((b * n for b in batches for n in lens), default=0),
+                     max(b * n for b, _, n in prefill_cases))
     cache = torch.empty(max_tokens // PAGE, 2, PAGE, HKV, D, dtype=torch.bfloat16, device=device).normal_()
     ws = torch.empty(256 << 20, dtype=torch.uint8, device=device)
     fi_ws = torch.empty(256 << 20, dtype=torch.uint8, device=device) if use_fi else None
@@ -293,6 +369,9 @@ def main() -> None:
     floors = {}
     if device.type == "cuda":
         floors["empty_kernel_us"] = empty_kernel_us(lambda fn: device_time_us(fn, args.quick), device)
+    ceiling = matmul_tflops(device, args.quick) if args.prefill_sweep and device.type == "cuda" else None
+    if ceiling:
+        floors["bf16_matmul_tflops"] = ceiling
     rows, sweep_rows = [], []
     chosen = {"decode": None, "prefill": None}  # None: the wrappers' default (scheduler.choose_config)
     if args.tune:
@@ -328,32 +407,42 @@ def main() -> None:
                     row["fi_b2b_host_us"], row["fi_b2b_us"] = run_b2b(lambda: flashinfer_decode(p, fi_ws, best))
             rows.append(row)
             print_row(row, bandwidth)
-    for batch, qo_len, kv_len in prefill_cases:
-        p = Problem(cache, batch, qo_len, kv_len, seed=batch + qo_len)
-        row = {"kind": "prefill", "batch": batch, "qo_len": qo_len, "kv_len": kv_len, "flops": p.causal_flops()}
-        row["ours_us"], row["ours_plan_us"], out = measure(lambda: ours_prefill(p, ws, chosen["prefill"]), args.quick,
+    problems = [("prefill", lambda c=c: Problem(cache, c[0], c[1], c[2], seed=c[0] + c[1])) for c in prefill_cases]
+    for kind, make_problem in problems + extra_prefill:
+        p = make_problem()
+        ours, theirs = ((ours_ragged_prefill, flashinfer_ragged_prefill) if isinstance(p, RaggedProblem)
+                        else (ours_prefill, flashinfer_prefill))
+        row = {"kind": kind, "batch": p.batch, "qo_len": p.qo_len, "kv_len": p.kv_len, "flops": p.causal_flops()}
+        if ceiling:
+            row["ceiling_tflops"] = ceiling
+        row["ours_us"], row["ours_plan_us"], out = measure(lambda: ours(p, ws, chosen["prefill"]), args.quick,
                                                         plan_reps)
-        if device.type == "cuda":
-            row["ours_b2b_host_us"], row["ours_b2b_us"] = run_b2b(lambda: ours_prefill(p, ws, chosen["prefill"]))
+        # Back to back (1000 calls) only where a call is short: at 16 x 8192 queries over 16384 a call takes ~50 ms.
+        b2b = device.type == "cuda" and row["ours_us"] < B2B_BELOW_US
+        if b2b:
+            row["ours_b2b_host_us"], row["ours_b2b_us"] = run_b2b(lambda: ours(p, ws, chosen["prefill"]))
         if use_fi:
             fi = {}
             for backend in ("fa2", "fa3"):
                 try:
-                    fi[backend] = measure(lambda: flashinfer_prefill(p, fi_ws, backend), args.quick, plan_reps)
+                    fi[backend] = measure(lambda: theirs(p, fi_ws, backend), args.quick, plan_reps)
                 except Exception as exc:  # a backend may be unavailable: report it, keep the other
                     print(f"flashinfer prefill backend {backend} failed: {exc!r}")
-            best = min(fi, key=lambda b: fi[b][0])
-            row.update(fi_us=fi[best][0], fi_backend=best, fi_plan_us=fi[best][1],
-                       **{f"fi_us_{b}": fi[b][0] for b in fi}, err_vs_fi=rel_err(out, fi[best][2]))
-            row["fi_b2b_host_us"], row["fi_b2b_us"] = run_b2b(lambda: flashinfer_prefill(p, fi_ws, best))
+            if fi:
+                best = min(fi, key=lambda b: fi[b][0])
+                row.update(fi_us=fi[best][0], fi_backend=best, fi_plan_us=fi[best][1],
+                           **{f"fi_us_{b}": fi[b][0] for b in fi}, err_vs_fi=rel_err(out, fi[best][2]))
+                if b2b:
+                    row["fi_b2b_host_us"], row["fi_b2b_us"] = run_b2b(lambda: theirs(p, fi_ws, best))
         rows.append(row)
         print_row(row, bandwidth)
 
     configs = {k: asdict(v) if v else "default" for k, v in chosen.items()}
-    write_results(rows, sweep_rows, bandwidth, device, args.out, configs, floors)  # even if a later sweep runs over
+    name = "attention_prefill" if args.prefill_sweep else "attention"
+    write_results(rows, sweep_rows, bandwidth, device, args.out, configs, floors, name)  # even if a later sweep runs
     if args.sweep and not args.tune:
         sweep_rows = run_sweep(cache, ws, args.quick, bandwidth)
-        write_results(rows, sweep_rows, bandwidth, device, args.out, configs, floors)
+        write_results(rows, sweep_rows, bandwidth, device, args.out, configs, floors, name)
 
 
 def best_configs(sweep_rows: list[dict]) -> dict:
@@ -409,7 +498,7 @@ def rate(row: dict, bandwidth: float) -> tuple[str, str]:
         tbs = row["bytes"] / row["ours_us"] / 1e6
         return f"{tbs:.2f} TB/s", f"{tbs / bandwidth:.0%}" if bandwidth == bandwidth else "-"
     tflops = row["flops"] / row["ours_us"] / 1e6
-    return f"{tflops:.0f} TFLOP/s", f"{tflops / BF16_PEAK_TFLOPS:.0%}"
+    return f"{tflops:.0f} TFLOP/s", f"{tflops / row.get('ceiling_tflops', BF16_PEAK_TFLOPS):.0%}"
 
 
 def table_lines(rows: list[dict], bandwidth: float) -> list[str]:
@@ -433,7 +522,9 @@ def table_lines(rows: list[dict], bandwidth: float) -> list[str]:
         slow = (f"{r['ours_triton_launch_us']:.1f} ({r['ours_triton_launch_run_host_us']:.0f})"
                 if "ours_triton_launch_us" in r else "-")
         floor = f"{r['read_floor_us']:.1f}" if "read_floor_us" in r else "-"
-        lines.append(f"| {r['kind']} | {r['batch']} x {r['qo_len']} | {r['kv_len']} | {r['ours_us']:.1f} | {value} "
+        shape = (f"{r['batch']} ragged, {r['qo_len']} in all" if "ragged" in r["kind"]
+                 else f"{r['batch']} x {r['qo_len']}")
+        lines.append(f"| {r['kind']} | {shape} | {r['kv_len']} | {r['ours_us']:.1f} | {value} "
                      f"| {share} | {fi} | {speed} | {r['ours_plan_us']:.0f} | {fi_plan} | {err} | {graph} | {host} "
                      f"| {b2b_host} | {b2b} | {slow} | {floor} |")
     return lines
@@ -455,11 +546,22 @@ One row per machine, kind and case, the latest run of each; the latest run's ful
 back, CUDA graph, errors) is `attention_latest.md` beside this file, with `attention_latest.json`."""
 
 
+PREFILL_SWEEP_TITLE = """# Prefill sweep: device time per run() (issue #18)
+
+`python3 -m benchmarks.bench_attention --prefill-sweep --out $OUT` (bf16, 32 q / 8 KV heads, head_dim 128, page
+16): median CUDA-event us of one run() with a cold L2, ours beside FlashInfer's prefill wrappers (the better of fa2
+and fa3); "ours / FI" is FlashInfer's time over ours (> 1: faster). Causal at 1-16 requests x 512-8192 queries over
+KV of up to 16384 (queries aligned to the end of the KV), a row without a mask and a ragged row (contiguous K/V).
+The run's full output, with TFLOP/s against the bf16 matmul rate measured in the same run, is
+`attention_prefill_latest.md` beside this file."""
+
+
 def table_rows(rows: list[dict]) -> list[dict]:
     """The results table's rows of a run's rows."""
     out = []
     for r in rows:
         case = (f"{r['batch']} x {r['kv_len']}" if r["kind"] == "decode"
+                else f"{r['batch']} ragged, {r['qo_len']} / {r['kv_len']} in all" if "ragged" in r["kind"]
                 else f"{r['batch']} x {r['qo_len']} / {r['kv_len']}")
         out.append({"kind": r["kind"], "case": case, "ours us": r["ours_us"], "FlashInfer us": r.get("fi_us", "-"),
                     "ours / FI": f"{r['fi_us'] / r['ours_us']:.2f}x" if "fi_us" in r else "-",
@@ -467,7 +569,9 @@ def table_rows(rows: list[dict]) -> list[dict]:
     return out
 
 
-def write_results(rows, sweep_rows, bandwidth, device, out_dir, configs, floors) -> None:
+def write_results(rows, sweep_rows, bandwidth, device, out_dir, configs, floors, results="attention") -> None:
+    """Print the run's table and, with ``out_dir``, publish it as ``results`` (the results table
+    ``<results>.md``, the run's ``<results>_latest.md`` and ``<results>_latest.json``)."""
     run = stamp(str(device))
     name = run.machine
     when = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
@@ -488,16 +592,20 @@ def write_results(rows, sweep_rows, bandwidth, device, out_dir, configs, floors)
              f"kernelarena kernel configs: {json.dumps(configs)}", "",
              *([f"Floors under this timer: an empty kernel {floors['empty_kernel_us']:.1f} us; 'K/V read floor' is the "
                 "fastest plain streaming read of the batch's K/V bytes (benchmarks/read_floor.py).", ""]
-               if floors else []),
+               if "empty_kernel_us" in floors else []),
+             *([f"Prefill's ceiling ('of ceiling'): the bf16 matmul rate measured in this run, "
+                f"{floors['bf16_matmul_tflops']:.0f} TFLOP/s (8192^3, torch.matmul).", ""]
+               if "bf16_matmul_tflops" in floors else []),
              *table_lines(rows, bandwidth)]
     text = "\n".join(lines)
     print("\n" + text)
     if out_dir is None:
         return
-    path = publish("attention", out_dir, text, TITLE, key=KEY, columns=COLUMNS, rows=table_rows(rows), run=run)
-    with open(out_dir / "attention_latest.json", "w") as f:
+    title = TITLE if results == "attention" else PREFILL_SWEEP_TITLE
+    path = publish(results, out_dir, text, title, key=KEY, columns=COLUMNS, rows=table_rows(rows), run=run)
+    with open(out_dir / f"{results}_latest.json", "w") as f:
         json.dump({"meta": meta, "rows": rows, "sweep": sweep_rows}, f, indent=1)
-    print(f"wrote {path} and {out_dir / 'attention_latest.md'}")
+    print(f"wrote {path} and {out_dir / f'{results}_latest.md'}")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
 # printed (a capped step keeps what it printed). Carry [".gpu-all", ".fi-cache"]; run from the repo root:
 #     bash benchmarks/gpu_evidence.sh [STEP ...]      (default: every step below, in order)
 # Steps: smoke, diag, serving, tests, host, hostsweep, repro, repro1, repro2 (or repro2a, repro2b), repro3, stability, learning, walltime, ray, prefill,
-# attention. Caps in seconds are set
+# attention, prefillsweep. Caps in seconds are set
 # per step below; pick steps so that their caps sum to under 9 minutes per call (one call is at most 10).
 set -u
 source benchmarks/gpu_env.sh
@@ -53,6 +53,9 @@ for s in $steps; do
     # Long calls timed after idle and after heat, default and stretched warm-up (about 60 s).
     stability) step timing_stability "${STABILITY_CAP:-80}" python3 -m benchmarks.timing_stability --rounds 2 --out "$OUT" ;;
     attention) step attention 150 python3 -m benchmarks.bench_attention --out "$OUT" ;;
+    # Issue #18's prefill grid (1-16 requests x 512-8192 queries, KV to 16384), a row without a mask, a ragged row.
+    prefillsweep) step attention_prefill "${PREFILL_CAP:-240}" python3 -m benchmarks.bench_attention --prefill-sweep \
+                    --out "$OUT" ;;
     serving) step serving "${SERVING_CAP:-300}" python3 -m benchmarks.bench_serving ${SERVING_ARGS:-} --out "$OUT" ;;
     host) step rmsnorm_host 70 python3 -m benchmarks.bench_rmsnorm --quick --out "$OUT" ;;
     # Calls back to back only (seconds): ours (auto, cuda, triton) and FlashInfer, and our CUDA kernel at each

@@ -1,0 +1,48 @@
+"""benchmarks/bench_attention.py --prefill-sweep (issue #18): the grid the issue asks for, flop counts with and
+without a mask and over ragged K/V, and the sweep's rows from a tiny run on the CPU (Triton's interpreter)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from benchmarks import bench_attention as bench
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_sweep_covers_1_to_16_requests_512_to_8192_queries_and_kv_to_16384():
+    assert {b for b, _, _ in bench.PREFILL_SWEEP} == {1, 4, 16}
+    assert {q for _, q, _ in bench.PREFILL_SWEEP} == {512, 2048, 8192}
+    assert max(kv for _, _, kv in bench.PREFILL_SWEEP) == 16384
+    assert all(kv >= q for _, q, kv in bench.PREFILL_SWEEP)
+    assert (16, 8192, 16384) in bench.PREFILL_SWEEP and (1, 512, 512) in bench.PREFILL_SWEEP
+
+
+def test_flops_count_the_pairs_each_mask_keeps():
+    cache = torch.zeros(64, 2, bench.PAGE, bench.HKV, bench.D, dtype=torch.bfloat16)
+    per_pair = 4.0 * bench.D * bench.HQ
+    square = bench.Problem(cache, 2, 3, 3, seed=0)  # causal, 3 queries over 3 keys: 1 + 2 + 3 pairs per request
+    assert square.causal_flops() == per_pair * 6 * 2
+    tail = bench.Problem(cache, 1, 2, 5, seed=0)  # queries aligned to the end: 4 + 5 pairs
+    assert tail.causal_flops() == per_pair * 9
+    assert bench.Problem(cache, 2, 3, 5, seed=0, causal=False).causal_flops() == per_pair * 15 * 2
+    ragged = bench.RaggedProblem((2, 1), (5, 3), "cpu", seed=0)  # (4 + 5) + 3 pairs
+    assert ragged.causal_flops() == per_pair * 12
+    assert (ragged.batch, ragged.qo_len, ragged.kv_len) == (2, 3, 8)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU smoke run; on a GPU the script itself is the run")
+def test_a_quick_sweep_on_the_cpu_prints_the_causal_unmasked_and_ragged_rows():
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    env.pop("OUT", None)
+    result = subprocess.run([sys.executable, "-m", "benchmarks.bench_attention", "--device", "cpu", "--quick",
+                             "--prefill-sweep"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| prefill")]
+    kinds = [line.split("|")[1].strip() for line in rows]
+    assert kinds.count("prefill") >= 4 and "prefill (no mask)" in kinds and "prefill (ragged)" in kinds
+    assert any("3 ragged, 32 in all" in line for line in rows)

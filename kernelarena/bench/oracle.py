@@ -222,8 +222,9 @@ class Oracle:
     def check_rounds(self, definition: Definition, workload: Workload, data: Union[bytes, str], solution: str = ""
                      ) -> Optional[Tuple[Status, str, Comparison]]:
         """Compare ``solution``'s correctness rounds' outputs with the reference's; the failure, or None. The
-        comparisons use the device: they hold its lock shared (a workload no longer kept is prepared first, as
-        its reference timing takes the lock exclusively)."""
+        comparisons hold the device lock shared unless the workload's reference outputs are kept on the host
+        (``_comparing``); a workload no longer kept is prepared first, as its reference timing takes the lock
+        exclusively."""
         if (definition.name, workload.uuid) not in self._expected:
             self.prepare(definition, workload)
         with self._comparing(definition, workload), spent.timed("comparison"):
@@ -274,7 +275,7 @@ class Oracle:
     def verdict(self, definition: Definition, solution: str, workload: Workload, data: Union[bytes, str],
                 environment: Environment) -> Trace:
         """The trace: timed calls checked against the reference, the latency checked against the speed of
-        light, then PASSED with its figures. The comparisons hold the device lock shared."""
+        light, then PASSED with its figures. The comparisons hold the device lock as ``_comparing`` says."""
         def failed(status: Status, log: str, comparison: Optional[Comparison] = None) -> Trace:
             return failure_trace(definition.name, workload, solution, status, log, environment, comparison)
 

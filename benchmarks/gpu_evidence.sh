@@ -51,7 +51,7 @@ for s in $steps; do
     ray) step ray_walltime "${RAY_CAP:-200}" python3 -m benchmarks.ray_walltime --smallest "${RAY_SMALLEST:-2}" --out "$OUT" ;;
     prefill) step sweep_prefill_hopper 100 python3 -m benchmarks.sweep_prefill_hopper --out "$OUT" ;;
     # Long calls timed after idle and after heat, default and stretched warm-up (about 60 s).
-    stability) step timing_stability "${STABILITY_CAP:-80}" python3 -m benchmarks.timing_stability --rounds 2 --out "$OUT" ;;
+    stability) step timing_stability "${STABILITY_CAP:-80}" python3 -m benchmarks.timing_stability --rounds 2 ${STABILITY_ARGS:-} --out "$OUT" ;;
     attention) step attention 150 python3 -m benchmarks.bench_attention --out "$OUT" ;;
     # Issue #18's prefill grid (1-16 requests x 512-8192 queries, KV to 16384), a row without a mask, a ragged row.
     prefillsweep) step attention_prefill "${PREFILL_CAP:-240}" python3 -m benchmarks.bench_attention --prefill-sweep \

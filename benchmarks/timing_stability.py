@@ -30,6 +30,13 @@ from kernelarena.bench.timing import SETTLE_S, time_calls
 
 ROOT = Path(__file__).resolve().parents[1]
 STATES = ("idle", "hot", "idle+settle", "hot+settle")
+LONG_SETTLE_S = 1.0
+LONG_STATES = ("idle+settle1s", "hot+settle1s")
+"""With --long-settle: also the states with LONG_SETTLE_S of settling rounds, to see whether a longer settle
+erases what ran before (issue #23: FlashInfer's prefill at 16 x 512 spread 5.7% and 4.2% in two sessions)."""
+PREFILL = ("gqa_paged_prefill_causal_h32_kv8_d128_ps16", {"batch_size": 16, "total_q": 8192},
+           {"flashinfer prefill 16x512 (dataset)": "flashinfer_wrapper_gqa_paged_prefill_causal_h32_kv8_d128_ps16",
+            "triton prefill 16x512 (dataset)": "kernelarena_triton_gqa_paged_prefill_causal_h32_kv8_d128_ps16"})
 
 
 def triton_gemm():
@@ -42,6 +49,31 @@ def triton_gemm():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.gemm
+
+
+def dataset_calls(definition_name: str, axes: dict, solutions: dict, copies: int, device: str = "cuda:0"):
+    """name -> (call(i), outputs_of(i)) for the dataset's solutions on the first workload of ``definition_name``
+    whose axes include ``axes``: inputs of ``copies`` sets made and planned as the evaluator does."""
+    from kernelarena.bench.evaluate import Case
+    from kernelarena.bench.inputs import allocate_outputs, materialize_inputs
+    from kernelarena.bench.plan import plan_case
+    from kernelarena.build import build_solution
+    from kernelarena.store import TraceSet
+
+    dataset = TraceSet.load(ROOT / "examples" / "dataset", strict=True)
+    definition = dataset.definitions[definition_name]
+    workload = next(w.workload for w in dataset.workloads[definition_name]
+                    if all(w.workload.axes.get(k) == v for k, v in axes.items()))
+    calls = {}
+    for name, solution_name in solutions.items():
+        runnable = build_solution(dataset.solutions[solution_name], device=device)
+        dps = runnable.destination_passing_style
+        cases = [Case(materialize_inputs(definition, workload, device, 104729 + i, dataset.root),
+                      allocate_outputs(definition, workload, device) if dps else {}) for i in range(copies)]
+        planned = [plan_case(runnable, c)[0] for c in cases]
+        calls[name] = ((lambda i, cs=cases, ps=planned, d=dps: cs[i].call(ps[i], d)),
+                       (lambda i, cs=cases: tuple(cs[i].outputs.values())))
+    return calls
 
 
 def heat(seconds: float) -> None:
@@ -59,36 +91,47 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--idle-s", type=float, default=2.0)
     parser.add_argument("--hot-s", type=float, default=2.0)
+    parser.add_argument("--kernels", choices=("gemm", "prefill"), default="gemm",
+                        help="gemm: the GEMM through PyTorch and the dataset's Triton solution; prefill: the dataset's "
+                             "FlashInfer and Triton paged prefill solutions at 16 x 512 queries over KV 4096")
+    parser.add_argument("--mode", choices=("events", "cold"), default="events",
+                        help="the timer: CUDA events, or the evaluator's default (CUPTI device time), both L2 flushed")
+    parser.add_argument("--long-settle", action="store_true", help=f"add states settled {LONG_SETTLE_S} s")
     add_out_argument(parser)
     args = parser.parse_args()
-    m, n, k = 2048, 28672, 4096
     copies = 4
-    a = [torch.randn(m, k, device="cuda", dtype=torch.bfloat16) for _ in range(copies)]
-    b = [torch.randn(n, k, device="cuda", dtype=torch.bfloat16) / 64 for _ in range(copies)]
-    c = [torch.empty(m, n, device="cuda", dtype=torch.bfloat16) for _ in range(copies)]
-    gemm = triton_gemm()
-    calls = {"torch.matmul": lambda i: (torch.matmul(a[i], b[i].T, out=c[i]),),
-             "triton gemm (dataset)": lambda i: (gemm(a[i], b[i], c[i]) or c[i],)}
+    if args.kernels == "gemm":
+        m, n, k = 2048, 28672, 4096
+        a = [torch.randn(m, k, device="cuda", dtype=torch.bfloat16) for _ in range(copies)]
+        b = [torch.randn(n, k, device="cuda", dtype=torch.bfloat16) / 64 for _ in range(copies)]
+        c = [torch.empty(m, n, device="cuda", dtype=torch.bfloat16) for _ in range(copies)]
+        gemm = triton_gemm()
+        calls = {"torch.matmul": (lambda i: (torch.matmul(a[i], b[i].T, out=c[i]),), lambda i: (c[i],)),
+                 "triton gemm (dataset)": (lambda i: (gemm(a[i], b[i], c[i]) or c[i],), lambda i: (c[i],))}
+    else:
+        calls = dataset_calls(*PREFILL, copies)
+    states = STATES + (LONG_STATES if args.long_settle else ())
     log = Path(tempfile.mkdtemp()) / "smi.csv"
     smi = subprocess.Popen(["nvidia-smi", "--query-gpu=timestamp,clocks.sm,power.draw,temperature.gpu",
                             "--format=csv,noheader,nounits", "-lms", "20", "-f", str(log)])
-    plain, settled = TimingConfig(mode="events", settle_s=0), TimingConfig(mode="events")
+    configs = {"": TimingConfig(mode=args.mode, settle_s=0), "+settle": TimingConfig(mode=args.mode),
+               "+settle1s": TimingConfig(mode=args.mode, settle_s=LONG_SETTLE_S)}
     rows = []
     started = time.time()
     try:
-        for name, call in calls.items():
+        for name, (call, _) in calls.items():
             call(0)
             torch.cuda.synchronize()
         for r in range(args.rounds):
-            for name, call in calls.items():
-                for state in STATES:
+            for name, (call, outputs_of) in calls.items():
+                for state in states:
                     if state.startswith("idle"):
                         time.sleep(args.idle_s)
                     else:
                         heat(args.hot_s)
-                    config = settled if state.endswith("settle") else plain
+                    config = configs[state[state.index("+"):] if "+" in state else ""]
                     t0 = time.time() - started
-                    stats, _ = time_calls(call, copies, "cuda", config, lambda i: (c[i],), check=False)
+                    stats, _ = time_calls(call, copies, "cuda", config, outputs_of, check=False)
                     t1 = time.time() - started
                     rows.append({"kernel": name, "state": state, "round": r, "median_us": stats.median_ms * 1e3,
                                  "p25_us": stats.p25_ms * 1e3, "p75_us": stats.p75_ms * 1e3,
@@ -105,7 +148,7 @@ def main() -> None:
         row["sm_mhz"] = statistics.median(s[1] for s in inside) if inside else None
         row["power_w"] = max((s[2] for s in inside), default=None)
         row["temp_c"] = statistics.median(s[3] for s in inside) if inside else None
-    write(rows, args)
+    write(rows, args, states)
 
 
 def read_smi(log: Path, started: float) -> list:
@@ -123,13 +166,17 @@ def read_smi(log: Path, started: float) -> list:
     return samples
 
 
-def write(rows: list, args) -> None:
+def write(rows: list, args, states) -> None:
     s = stamp("cuda")
+    what = ("GEMM 2048 x 28672 x 4096 bf16" if args.kernels == "gemm" else
+            f"the dataset's paged prefill solutions on {PREFILL[0]} at {PREFILL[1]}, planned outside the loop")
+    timer = "CUDA events" if args.mode == "events" else "CUPTI device time (the evaluator's default)"
     lines = [f"# Timing stability of long calls ({s.machine}, {s.date})", "",
-             f"`python3 -m benchmarks.timing_stability` (rounds {args.rounds}, idle {args.idle_s} s, hot "
-             f"{args.hot_s} s of 8192^3 bf16 matmuls). GEMM 2048 x 28672 x 4096 bf16, timed by "
-             "bench/timing.time_calls (CUDA events, L2 flushed, warm-up of 10 calls); `+settle`: with the timer's "
-             f"settling rounds ({SETTLE_S} s), else settle_s=0. SM clock and temperature: medians of nvidia-smi's "
+             f"`python3 -m benchmarks.timing_stability --kernels {args.kernels} --mode {args.mode}"
+             f"{' --long-settle' if args.long_settle else ''}` (rounds {args.rounds}, idle {args.idle_s} s, hot "
+             f"{args.hot_s} s of 8192^3 bf16 matmuls). {what}, timed by bench/timing.time_calls ({timer}, L2 flushed, "
+             f"warm-up of 10 calls); `+settle`: with the timer's settling rounds ({SETTLE_S} s), `+settle1s`: "
+             f"{LONG_SETTLE_S} s of them, else settle_s=0. SM clock and temperature: medians of nvidia-smi's "
              "20 ms samples during the timing (settling included); power: its peak.", "",
              "| kernel | state | round | median us | p25 | p75 | reps | SM MHz | peak W | temp C |",
              "|---|---|---|---|---|---|---|---|---|---|"]
@@ -142,20 +189,23 @@ def write(rows: list, args) -> None:
     for kernel in dict.fromkeys(r["kernel"] for r in rows):
         mine = [r for r in rows if r["kernel"] == kernel]
         per = []
-        for state in STATES:
+        for state in states:
             values = [r["median_us"] for r in mine if r["state"] == state]
             per.append(f"{state} {100 * (max(values) / min(values) - 1):.1f}%")
         every = [r["median_us"] for r in mine]
-        plain = [r["median_us"] for r in mine if not r["state"].endswith("settle")]
-        settled = [r["median_us"] for r in mine if r["state"].endswith("settle")]
+        plain = [r["median_us"] for r in mine if "+" not in r["state"]]
+        settled = [r["median_us"] for r in mine if r["state"].endswith("+settle")]
         lines.append(f"- {kernel}: {', '.join(per)}; all {100 * (max(every) / min(every) - 1):.1f}%, without "
                      f"settling {100 * (max(plain) / min(plain) - 1):.1f}%, with "
-                     f"{100 * (max(settled) / min(settled) - 1):.1f}%")
+                     f"{100 * (max(settled) / min(settled) - 1):.1f}%"
+                     + (f", settled {LONG_SETTLE_S} s {100 * (max(long) / min(long) - 1):.1f}%"
+                        if (long := [r["median_us"] for r in mine if r["state"].endswith("settle1s")]) else ""))
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
-        (Path(args.out) / "timing_stability_latest.md").write_text(text)
+        name = "timing_stability_latest.md" if args.kernels == "gemm" else f"timing_stability_{args.kernels}_latest.md"
+        (Path(args.out) / name).write_text(text)
 
 
 if __name__ == "__main__":

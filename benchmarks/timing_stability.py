@@ -32,6 +32,10 @@ ROOT = Path(__file__).resolve().parents[1]
 STATES = ("idle", "hot", "idle+settle", "hot+settle")
 LONG_SETTLE_S = 1.0
 LONG_STATES = ("idle+settle1s", "hot+settle1s")
+REST = 1.0
+REST_STATES = ("idle+rest", "hot+rest")
+"""With --rest: also the states timed without settling and with the device idle REST times each call's length
+after it (TimingConfig.rest): clocks at their peak, whatever the GPU did before?"""
 """With --long-settle: also the states with LONG_SETTLE_S of settling rounds, to see whether a longer settle
 erases what ran before (issue #23: FlashInfer's prefill at 16 x 512 spread 5.7% and 4.2% in two sessions)."""
 PREFILL = ("gqa_paged_prefill_causal_h32_kv8_d128_ps16", {"batch_size": 16, "total_q": 8192},
@@ -97,6 +101,7 @@ def main() -> None:
     parser.add_argument("--mode", choices=("events", "cold"), default="events",
                         help="the timer: CUDA events, or the evaluator's default (CUPTI device time), both L2 flushed")
     parser.add_argument("--long-settle", action="store_true", help=f"add states settled {LONG_SETTLE_S} s")
+    parser.add_argument("--rest", action="store_true", help=f"add states resting {REST}x each call after it")
     add_out_argument(parser)
     args = parser.parse_args()
     copies = 4
@@ -110,12 +115,13 @@ def main() -> None:
                  "triton gemm (dataset)": (lambda i: (gemm(a[i], b[i], c[i]) or c[i],), lambda i: (c[i],))}
     else:
         calls = dataset_calls(*PREFILL, copies)
-    states = STATES + (LONG_STATES if args.long_settle else ())
+    states = STATES + (LONG_STATES if args.long_settle else ()) + (REST_STATES if args.rest else ())
     log = Path(tempfile.mkdtemp()) / "smi.csv"
     smi = subprocess.Popen(["nvidia-smi", "--query-gpu=timestamp,clocks.sm,power.draw,temperature.gpu",
                             "--format=csv,noheader,nounits", "-lms", "20", "-f", str(log)])
     configs = {"": TimingConfig(mode=args.mode, settle_s=0), "+settle": TimingConfig(mode=args.mode),
-               "+settle1s": TimingConfig(mode=args.mode, settle_s=LONG_SETTLE_S)}
+               "+settle1s": TimingConfig(mode=args.mode, settle_s=LONG_SETTLE_S),
+               "+rest": TimingConfig(mode=args.mode, settle_s=0, rest=REST)}
     rows = []
     started = time.time()
     try:
@@ -173,10 +179,12 @@ def write(rows: list, args, states) -> None:
     timer = "CUDA events" if args.mode == "events" else "CUPTI device time (the evaluator's default)"
     lines = [f"# Timing stability of long calls ({s.machine}, {s.date})", "",
              f"`python3 -m benchmarks.timing_stability --kernels {args.kernels} --mode {args.mode}"
-             f"{' --long-settle' if args.long_settle else ''}` (rounds {args.rounds}, idle {args.idle_s} s, hot "
+             f"{' --long-settle' if args.long_settle else ''}{' --rest' if args.rest else ''}` "
+             f"(rounds {args.rounds}, idle {args.idle_s} s, hot "
              f"{args.hot_s} s of 8192^3 bf16 matmuls). {what}, timed by bench/timing.time_calls ({timer}, L2 flushed, "
              f"warm-up of 10 calls); `+settle`: with the timer's settling rounds ({SETTLE_S} s), `+settle1s`: "
-             f"{LONG_SETTLE_S} s of them, else settle_s=0. SM clock and temperature: medians of nvidia-smi's "
+             f"{LONG_SETTLE_S} s of them; `+rest`: no settling, the device idle {REST}x each call's wall time after "
+             "it (TimingConfig.rest); else settle_s=0. SM clock and temperature: medians of nvidia-smi's "
              "20 ms samples during the timing (settling included); power: its peak.", "",
              "| kernel | state | round | median us | p25 | p75 | reps | SM MHz | peak W | temp C |",
              "|---|---|---|---|---|---|---|---|---|---|"]
@@ -199,7 +207,9 @@ def write(rows: list, args, states) -> None:
                      f"settling {100 * (max(plain) / min(plain) - 1):.1f}%, with "
                      f"{100 * (max(settled) / min(settled) - 1):.1f}%"
                      + (f", settled {LONG_SETTLE_S} s {100 * (max(long) / min(long) - 1):.1f}%"
-                        if (long := [r["median_us"] for r in mine if r["state"].endswith("settle1s")]) else ""))
+                        if (long := [r["median_us"] for r in mine if r["state"].endswith("settle1s")]) else "")
+                     + (f", resting {100 * (max(rest) / min(rest) - 1):.1f}%"
+                        if (rest := [r["median_us"] for r in mine if r["state"].endswith("+rest")]) else ""))
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:

@@ -35,6 +35,10 @@ class TimingConfig:
     exclusive hold of the device, for calls of at least bench/timing.SETTLE_ABOVE_S on the GPU: the loop then
     starts at the clocks the call's own load settles to, not those left by whatever ran before it (an idle gap,
     the other lane's checks). None: bench/timing.SETTLE_S; 0: none."""
+    rest: float = 0.0
+    """For the same long calls: after each timed call, the device idles ``rest`` times the call's wall time (the
+    loop waits for the call, then sleeps on the host), still inside the exclusive hold, so that the GPU's average
+    power stays under its limit and its clocks at their peak whatever it did before. 0: back to back."""
 
     def __post_init__(self) -> None:
         if self.warmup is not None and self.warmup < 0:
@@ -43,6 +47,8 @@ class TimingConfig:
             raise ValueError(f"reps={self.reps}: must be at least 1")
         if self.settle_s is not None and not self.settle_s >= 0:
             raise ValueError(f"settle_s={self.settle_s}: must be 0 or more seconds")
+        if not self.rest >= 0:
+            raise ValueError(f"rest={self.rest}: must be 0 or more (idle time per unit of call time)")
 
     def counts(self, device: str) -> Tuple[int, int]:
         gpu = device.startswith("cuda")

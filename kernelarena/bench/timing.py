@@ -25,6 +25,7 @@ from .inputs import poison_value
 # fill_ / clone at import does not change what the timer reads or does. What stays open is in
 # docs/evaluation.md ("What is not defended").
 _perf_counter = time.perf_counter
+_host_sleep = time.sleep
 _TENSOR = torch._C.TensorBase
 _zero, _fill, _clone_tensor = _TENSOR.zero_, _TENSOR.fill_, _TENSOR.clone
 _Event = torch.cuda.Event
@@ -194,7 +195,7 @@ def _time_device(call, copies, warmup, reps, config: TimingConfig, device, outpu
     checks go on meanwhile."""
     with quiet.held(exclusive=False), spent.timed("warm-up"):
         prepared = _prepare_device_loop(call, copies, warmup, reps, config, device, check)
-    profile, fallback, ahead, reps, chosen, warm_host, settle_s = prepared
+    profile, fallback, ahead, reps, chosen, warm_host, settle_s, rest_s = prepared
     starts = [_new_event() for _ in range(reps)]
     ends = [_new_event() for _ in range(reps)]
     host, checked = [], []
@@ -229,6 +230,9 @@ def _time_device(call, copies, warmup, reps, config: TimingConfig, device, outpu
                 if r in chosen:
                     with harness():
                         checked.append((i, _clone(out)))
+                if rest_s:
+                    _synchronize(device)
+                    _host_sleep(rest_s)
             _synchronize(device)
             spent.add("timed loop", _perf_counter() - loop_started)
     except BaseException:
@@ -277,10 +281,15 @@ def settle_seconds(config: TimingConfig, call_wall_s: float) -> float:
     return seconds if call_wall_s >= SETTLE_ABOVE_S else 0.0
 
 
+def rest_seconds(config: TimingConfig, call_wall_s: float) -> float:
+    """Seconds the device idles after each timed call of a call whose warm-up calls took ``call_wall_s`` each."""
+    return config.rest * call_wall_s if call_wall_s >= SETTLE_ABOVE_S else 0.0
+
+
 def _prepare_device_loop(call, copies, warmup, reps, config: TimingConfig, device, check):
     """The warm-up calls, the host-ahead sleep's length, the rep count, the checked calls and, for CUPTI, the
     started profile: (profile or None, why not CUPTI or None, sleep cycles, reps, checked reps, warm-up host s,
-    settling seconds)."""
+    settling seconds, rest seconds after each call)."""
     cold = config.mode != "warm"
     cupti = config.mode == "cold"
     warm_host, warm_wall = [], []
@@ -324,11 +333,12 @@ def _prepare_device_loop(call, copies, warmup, reps, config: TimingConfig, devic
             profile.calls = reps
         chosen = set(random.sample(range(reps), min(config.checked_calls, reps))) if check else set()
         settle_s = settle_seconds(config, statistics.median(warm_wall)) if warm_wall else 0.0
+        rest_s = rest_seconds(config, statistics.median(warm_wall)) if warm_wall else 0.0
     except BaseException:
         if profile is not None:
             profile.abandon()
         raise
-    return profile, fallback, ahead, reps, chosen, warm_host, settle_s
+    return profile, fallback, ahead, reps, chosen, warm_host, settle_s, rest_s
 
 
 def _time_graph(call, copies, warmup, reps, outputs_of, check):

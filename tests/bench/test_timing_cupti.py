@@ -18,6 +18,7 @@ from kernelarena.bench.timing import (
     TIMED_LOOP_S,
     bounded_reps,
     host_ahead_us,
+    rest_seconds,
     settle_seconds,
     sleep_cycles_per_us,
     time_calls,
@@ -251,6 +252,36 @@ def test_a_long_call_runs_settling_rounds_before_its_timed_loop(cuda):
     time_calls(call, 1, "cuda:0", TimingConfig(warmup=2, reps=10, mode="events", settle_s=0), lambda i: (x,),
                check=False)
     assert len(made) == 12, len(made)
+
+
+def test_only_long_calls_rest_and_resting_is_a_multiple_of_the_call():
+    assert rest_seconds(TimingConfig(), 1.0) == 0.0  # back to back unless asked
+    assert rest_seconds(TimingConfig(rest=1.0), SETTLE_ABOVE_S) == SETTLE_ABOVE_S
+    assert rest_seconds(TimingConfig(rest=2.0), 0.01) == pytest.approx(0.02)
+    assert rest_seconds(TimingConfig(rest=1.0), SETTLE_ABOVE_S / 2) == 0.0  # too short to heat the GPU
+    with pytest.raises(ValueError, match="rest"):
+        TimingConfig(rest=-0.5)
+
+
+@pytest.mark.gpu
+def test_a_resting_loop_leaves_the_device_idle_between_timed_calls(cuda):
+    x = cuda.ones(1024, device="cuda")
+    cycles = int(1000 * sleep_cycles_per_us(cuda.device("cuda:0")))
+
+    def call(i):  # 1 ms on the device
+        cuda.cuda._sleep(cycles)
+        return (x.add_(0.0),)
+
+    def loop_s(rest):
+        config = TimingConfig(warmup=2, reps=20, mode="events", settle_s=0, rest=rest)
+        started = time.perf_counter()
+        stats, _ = time_calls(call, 1, "cuda:0", config, lambda i: (x,), check=False)
+        return time.perf_counter() - started, stats
+
+    plain_s, plain = loop_s(0.0)
+    rested_s, rested = loop_s(2.0)
+    assert rested_s - plain_s > 20 * 2 * 0.8e-3, (plain_s, rested_s)  # about 2 ms idle after each of 20 calls
+    assert rested.median_ms == pytest.approx(plain.median_ms, rel=0.2), (plain, rested)  # the call, not the rest
 
 
 @pytest.mark.gpu

@@ -35,7 +35,7 @@ class TimingConfig:
     exclusive hold of the device, for calls of at least bench/timing.SETTLE_ABOVE_S on the GPU: the loop then
     starts at the clocks the call's own load settles to, not those left by whatever ran before it (an idle gap,
     the other lane's checks). None: bench/timing.SETTLE_S; 0: none."""
-    rest: float = 0.0
+    rest: float = 1.0
     """For the same long calls: after each timed call, the device idles ``rest`` times the call's wall time (the
     loop waits for the call, then sleeps on the host), still inside the exclusive hold, so that the GPU's average
     power stays under its limit and its clocks at their peak whatever it did before. 0: back to back."""

@@ -277,7 +277,7 @@ def _settle(call, copies, flush, ahead, seconds, device) -> int:
 
 def settle_seconds(config: TimingConfig, call_wall_s: float) -> float:
     """Seconds of settling rounds before the timed loop of a call whose warm-up calls took ``call_wall_s`` each."""
-    seconds = SETTLE_S if config.settle_s is None else config.settle_s
+    seconds = (0.0 if config.rest else SETTLE_S) if config.settle_s is None else config.settle_s
     return seconds if call_wall_s >= SETTLE_ABOVE_S else 0.0
 
 

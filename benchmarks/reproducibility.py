@@ -271,7 +271,7 @@ def load_pairs(path: Path) -> Tuple[str, List[Pair], Dict[Tuple[str, str, str], 
     return data["machine"], pairs, cupti
 
 
-def merge(paths: Sequence[Path], out: Path, tag: str = "_merged") -> Path:
+def merge(paths: Sequence[Path], out: Path, tag: str = "_merged", note: str = "") -> Path:
     """One report from the JSONs of runs split by ``--definitions`` (same machine): every pair of every file, a
     pair in several files taken from the last, and the ``max spread`` line over all of them. ValueError names a
     file of another machine."""
@@ -286,7 +286,8 @@ def merge(paths: Sequence[Path], out: Path, tag: str = "_merged") -> Path:
     ordered = [pairs[key] for key in sorted(pairs)]
     header = [f"# Reproducibility: {len(paths)} split runs merged, and CUPTI", "",
               f"{machine}, merged {datetime.date.today().isoformat()} from: "
-              + ", ".join(f"`{Path(p).name}`" for p in paths) + " (each file says how its runs were made)."]
+              + ", ".join(f"`{Path(p).name}`" for p in paths) + " (each file says how its runs were made)."
+              + (f" {note}" if note else "")]
     text = format_report(ordered, cupti, header)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"reproducibility_{machine_slug(machine)}{tag}.md"
@@ -310,12 +311,13 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
     parser.add_argument("--budget-s", type=float, default=None,
                         help="seconds for the whole script: the CUPTI step stops profiling when they have passed (the "
                              "report is written after the two runs, and again after CUPTI)")
+    parser.add_argument("--note", default="", help="with --merge: a sentence for the merged report's header")
     parser.add_argument("--merge", nargs="+", type=Path, default=None, metavar="JSON",
                         help="run nothing: merge the result JSONs of split runs into one report (--tag names it, "
                              "default _merged)")
     args = parser.parse_args(argv)
     if args.merge:
-        path = merge(args.merge, args.out, args.tag or "_merged")
+        path = merge(args.merge, args.out, args.tag or "_merged", args.note)
         print(path.read_text(), flush=True)
         return path
 

@@ -33,12 +33,13 @@ class TimingConfig:
     settle_s: Optional[float] = None
     """Seconds of untimed rounds of the timed loop (flush, sleep ahead, call) run just before it, inside its
     exclusive hold of the device, for calls of at least bench/timing.SETTLE_ABOVE_S on the GPU: the loop then
-    starts at the clocks the call's own load settles to, not those left by whatever ran before it (an idle gap,
-    the other lane's checks). None: bench/timing.SETTLE_S; 0: none."""
+    starts at the clocks the call's own load settles to. None: none when ``rest`` is on (the default), else
+    bench/timing.SETTLE_S; 0: none."""
     rest: float = 1.0
-    """For the same long calls: after each timed call, the device idles ``rest`` times the call's wall time (the
-    loop waits for the call, then sleeps on the host), still inside the exclusive hold, so that the GPU's average
-    power stays under its limit and its clocks at their peak whatever it did before. 0: back to back."""
+    """For calls of at least bench/timing.SETTLE_ABOVE_S on the GPU: after each timed call the device idles ``rest``
+    times the call's wall time, at most bench/timing.REST_MAX_S (the loop waits for the call, then sleeps on the
+    host), still inside the exclusive hold, so that the GPU's average power stays under its limit and its clocks
+    at their peak whatever it did before (bench/timing.rest_seconds). 0: back to back."""
 
     def __post_init__(self) -> None:
         if self.warmup is not None and self.warmup < 0:

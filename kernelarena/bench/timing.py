@@ -56,11 +56,14 @@ below FEWEST_REPS (see bounded_reps)."""
 
 SETTLE_S = 0.2
 SETTLE_ABOVE_S = 200e-6
-"""Calls taking at least SETTLE_ABOVE_S (wall time of a warm-up call, device work included) run untimed rounds of
-the timed loop for SETTLE_S just before it (TimingConfig.settle_s). Long calls are the ones whose speed follows
-the GPU's clocks, and those follow its recent power draw: the same GEMM read 845 and 899 us in two runs of the
-example dataset on the H200 (benchmarks/results/reproducibility_nvidia_h200.md); a short call is over before
-the clocks move."""
+"""Calls taking at least SETTLE_ABOVE_S (wall time of a warm-up call, device work included) are "long": their speed
+follows the GPU's clocks, and those follow its recent power draw (a short call is over before the clocks move).
+By default a long call rests after each timed call (TimingConfig.rest, rest_seconds); a configuration without
+rest runs untimed rounds of the timed loop for SETTLE_S just before it instead (TimingConfig.settle_s)."""
+REST_MAX_S = 0.05
+"""The longest rest after one timed call: a call of 50 ms or more is a host-bound loop or long enough to reach
+its own clocks whatever came before, and a default loop of 0.5 s calls (20 of them) with its rests still fits the
+device lock's wait (quiet.WAIT_S)."""
 
 
 def resolve_timing(config: TimingConfig, definition: Definition) -> TimingConfig:
@@ -243,18 +246,20 @@ def _time_device(call, copies, warmup, reps, config: TimingConfig, device, outpu
         with spent.timed("profile read"):
             activity = profile.stop()
     host_us = statistics.median(host) * 1e6
+    rested = rest_s * 1e6 if rest_s else None
     if activity is not None and activity.problem is None:
         # Host time under the profiler includes its own callbacks: the warm-up's (after the first call, which
         # may compile) is the call's.
         unprofiled = warm_host[1:] if len(warm_host) > 2 else []
         stats = summarize([us / 1e3 for us in activity.busy_us()], "cupti-cold-l2",
                           statistics.median(unprofiled) * 1e6 if unprofiled else host_us)
-        return stats.model_copy(update={"device_alone": alone}), checked
+        return stats.model_copy(update={"device_alone": alone, "rest_us": rested}), checked
     if activity is not None:
         fallback = f"CUPTI device activity not usable: {activity.problem}"
     samples = [_elapsed_ms(s, e) for s, e in zip(starts, ends)]
     stats = summarize(samples, "cuda-events-cold-l2" if flush is not None else "cuda-events-warm", host_us)
-    stats = stats.model_copy(update={"device_alone": alone, **({"fallback_reason": fallback} if fallback else {})})
+    stats = stats.model_copy(update={"device_alone": alone, "rest_us": rested,
+                                     **({"fallback_reason": fallback} if fallback else {})})
     return stats, checked
 
 
@@ -276,14 +281,21 @@ def _settle(call, copies, flush, ahead, seconds, device) -> int:
 
 
 def settle_seconds(config: TimingConfig, call_wall_s: float) -> float:
-    """Seconds of settling rounds before the timed loop of a call whose warm-up calls took ``call_wall_s`` each."""
+    """Seconds of settling rounds before the timed loop of a call whose warm-up calls took ``call_wall_s`` each:
+    none by default when the loop rests (settling heats the GPU that resting keeps cool), else SETTLE_S."""
     seconds = (0.0 if config.rest else SETTLE_S) if config.settle_s is None else config.settle_s
     return seconds if call_wall_s >= SETTLE_ABOVE_S else 0.0
 
 
 def rest_seconds(config: TimingConfig, call_wall_s: float) -> float:
-    """Seconds the device idles after each timed call of a call whose warm-up calls took ``call_wall_s`` each."""
-    return config.rest * call_wall_s if call_wall_s >= SETTLE_ABOVE_S else 0.0
+    """Seconds the device idles after each timed call of a call whose warm-up calls took ``call_wall_s`` each:
+    ``config.rest`` times that for a long call, at most REST_MAX_S. Resting keeps the GPU's average power under
+    its limit, so its clocks stay at their peak whatever ran before: on the H200, FlashInfer's paged prefill at
+    16 x 512 queries (about 0.94 ms, tensor cores at their limit) read 936-942 us resting, after an idle GPU and
+    after 1.5 s of matmuls alike, where 0.2 s of settling rounds read 959-975 us and 1 s of them 985-1010 us
+    (results/timing_stability_prefill_latest.md); in two runs of the example dataset it had read 981 and 1023 us
+    settled, 935 and 935 us resting."""
+    return min(config.rest * call_wall_s, REST_MAX_S) if call_wall_s >= SETTLE_ABOVE_S else 0.0
 
 
 def _prepare_device_loop(call, copies, warmup, reps, config: TimingConfig, device, check):

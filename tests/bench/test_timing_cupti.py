@@ -13,6 +13,7 @@ from kernelarena.bench import TimingConfig, quiet
 from kernelarena.bench.device_activity import Activity, ActivityProfile, attribute, classify, union_ns
 from kernelarena.bench.timing import (
     FEWEST_REPS,
+    REST_MAX_S,
     SETTLE_ABOVE_S,
     SETTLE_S,
     TIMED_LOOP_S,
@@ -151,10 +152,11 @@ def test_host_ahead_has_no_cap_and_slow_calls_get_fewer_reps():
     assert bounded_reps(5, 10.0) == 5  # never above the count asked for
 
 
-def test_only_long_calls_settle_and_settling_can_be_turned_off():
-    assert settle_seconds(TimingConfig(), SETTLE_ABOVE_S) == SETTLE_S
-    assert settle_seconds(TimingConfig(), SETTLE_ABOVE_S / 2) == 0.0  # over before the clocks move
-    assert settle_seconds(TimingConfig(settle_s=0), 1.0) == 0.0
+def test_only_long_calls_settle_and_only_without_rest_unless_asked():
+    assert settle_seconds(TimingConfig(), SETTLE_ABOVE_S) == 0.0  # resting by default: settling would heat the GPU
+    assert settle_seconds(TimingConfig(rest=0), SETTLE_ABOVE_S) == SETTLE_S
+    assert settle_seconds(TimingConfig(rest=0), SETTLE_ABOVE_S / 2) == 0.0  # over before the clocks move
+    assert settle_seconds(TimingConfig(settle_s=0, rest=0), 1.0) == 0.0
     assert settle_seconds(TimingConfig(settle_s=0.05), 1.0) == 0.05
     with pytest.raises(ValueError, match="settle_s"):
         TimingConfig(settle_s=-1)
@@ -162,9 +164,11 @@ def test_only_long_calls_settle_and_settling_can_be_turned_off():
 
 def test_a_timed_loop_waits_for_the_device_longer_than_any_default_loop_holds_it():
     # At 2 s, a lane behind the other lane's 2.5 s PyTorch prefill loop timed its own loop alongside it. Default
-    # loops of calls up to 1 s a repetition (a 0.5 s call with its sleep ahead), settling included, fit the wait.
+    # loops of calls up to 1 s a repetition (a 0.5 s call with its sleep ahead), settling or resting included, fit
+    # the wait.
     for per_rep_s in (1e-4, 0.01, 0.05, 0.15, 0.5, 1.0):
-        assert bounded_reps(100, per_rep_s) * per_rep_s + SETTLE_S < quiet.WAIT_S, per_rep_s
+        reps = bounded_reps(100, per_rep_s)
+        assert reps * per_rep_s + max(SETTLE_S, reps * REST_MAX_S) < quiet.WAIT_S, per_rep_s
 
 
 def test_a_clock_patched_after_import_does_not_change_cpu_timing(monkeypatch):
@@ -255,10 +259,11 @@ def test_a_long_call_runs_settling_rounds_before_its_timed_loop(cuda):
 
 
 def test_only_long_calls_rest_and_resting_is_a_multiple_of_the_call():
-    assert rest_seconds(TimingConfig(), 1.0) == 0.0  # back to back unless asked
-    assert rest_seconds(TimingConfig(rest=1.0), SETTLE_ABOVE_S) == SETTLE_ABOVE_S
+    assert rest_seconds(TimingConfig(), SETTLE_ABOVE_S) == SETTLE_ABOVE_S  # resting by default, as long as the call
+    assert rest_seconds(TimingConfig(rest=0), 1e-3) == 0.0
     assert rest_seconds(TimingConfig(rest=2.0), 0.01) == pytest.approx(0.02)
-    assert rest_seconds(TimingConfig(rest=1.0), SETTLE_ABOVE_S / 2) == 0.0  # too short to heat the GPU
+    assert rest_seconds(TimingConfig(), 0.5) == REST_MAX_S
+    assert rest_seconds(TimingConfig(), SETTLE_ABOVE_S / 2) == 0.0  # too short to heat the GPU
     with pytest.raises(ValueError, match="rest"):
         TimingConfig(rest=-0.5)
 
@@ -282,6 +287,7 @@ def test_a_resting_loop_leaves_the_device_idle_between_timed_calls(cuda):
     rested_s, rested = loop_s(2.0)
     assert rested_s - plain_s > 20 * 2 * 0.8e-3, (plain_s, rested_s)  # about 2 ms idle after each of 20 calls
     assert rested.median_ms == pytest.approx(plain.median_ms, rel=0.2), (plain, rested)  # the call, not the rest
+    assert plain.rest_us is None and rested.rest_us == pytest.approx(2000, rel=0.5), (plain, rested)  # in the trace
 
 
 @pytest.mark.gpu

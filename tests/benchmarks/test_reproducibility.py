@@ -93,8 +93,9 @@ def test_split_runs_merge_into_one_report_with_one_max_spread_line(tmp_path):
     a = write("a.json", "NVIDIA H200", [_trace("a", "w1", 100.0)], [_trace("a", "w1", 101.0)], {("a", "w1"): 100.0})
     b = write("b.json", "NVIDIA H200", [_trace("b", "w1", 50.0), _trace("b", "w2", 80.0)],
               [_trace("b", "w1", 52.0), _trace("b", "w2", 80.0)], {("b", "w1"): 50.0, ("b", "w2"): 70.0})
-    path = repro.main(["--merge", str(a), str(b), "--out", str(tmp_path / "out")])
+    path = repro.main(["--merge", str(a), str(b), "--out", str(tmp_path / "out"), "--note", "Part a is older."])
     text = path.read_text()
+    assert "(each file says how its runs were made). Part a is older." in text
     assert path.name == "reproducibility_nvidia_h200_merged.md"
     assert text.splitlines()[-1] == "max spread 4.0%"  # b/w1, from the second file
     assert "3 pairs passed in both runs, 0 did not." in text and "`a.json`, `b.json`" in text

@@ -213,7 +213,7 @@ def _time_device(call, copies, warmup, reps, config: TimingConfig, device, outpu
             if settle_s:
                 with harness(), spent.timed("settling"):
                     _settle(call, copies, flush, ahead, settle_s, device)
-            loop_started = _perf_counter()
+            loop_started, rested_s = _perf_counter(), 0.0
             for r in range(reps):
                 i = r % copies
                 with harness():
@@ -235,9 +235,13 @@ def _time_device(call, copies, warmup, reps, config: TimingConfig, device, outpu
                         checked.append((i, _clone(out)))
                 if rest_s:
                     _synchronize(device)
+                    resting_from = _perf_counter()
                     _host_sleep(rest_s)
+                    rested_s += _perf_counter() - resting_from
             _synchronize(device)
-            spent.add("timed loop", _perf_counter() - loop_started)
+            spent.add("timed loop", _perf_counter() - loop_started - rested_s)
+            if rested_s:
+                spent.add("resting", rested_s)
     except BaseException:
         if profile is not None:
             profile.abandon()

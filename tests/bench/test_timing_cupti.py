@@ -283,8 +283,12 @@ def test_a_resting_loop_leaves_the_device_idle_between_timed_calls(cuda):
         stats, _ = time_calls(call, 1, "cuda:0", config, lambda i: (x,), check=False)
         return time.perf_counter() - started, stats
 
+    from kernelarena.bench import spent
+
     plain_s, plain = loop_s(0.0)
+    spent.take()
     rested_s, rested = loop_s(2.0)
+    assert spent.take().get("resting", 0.0) == pytest.approx(20 * 2e-3, rel=0.5)  # reported apart from the loop
     assert rested_s - plain_s > 20 * 2 * 0.8e-3, (plain_s, rested_s)  # about 2 ms idle after each of 20 calls
     assert rested.median_ms == pytest.approx(plain.median_ms, rel=0.2), (plain, rested)  # the call, not the rest
     assert plain.rest_us is None and rested.rest_us == pytest.approx(2000, rel=0.5), (plain, rested)  # in the trace

@@ -143,7 +143,7 @@ def requests(conn: Connection):
 def serve_reference(conn: Connection, oracle) -> None:
     """Answer the parent's requests; each answer carries where this process's time went since the last one
     (bench/spent.py), its start excluded."""
-    from ..schema import Definition, Environment, Workload
+    from ..schema import Definition, Environment, TimingStats, Workload
     from .oracle import DefinitionFailure
 
     def reply(answer: dict) -> None:
@@ -155,9 +155,13 @@ def serve_reference(conn: Connection, oracle) -> None:
             kind, definition = request[0], Definition.model_validate_json(request[1])
         failed = True
         try:
-            if kind == "prepare":
-                oracle.prepare(definition, Workload.model_validate_json(request[2]))
+            if kind == "prepare":  # ("prepare", definition, workload[, time the reference here])
+                oracle.prepare(definition, Workload.model_validate_json(request[2]),
+                               time_reference=request[3] if len(request) > 3 else True)
                 reply({"ok": True})
+            elif kind == "time":  # ("time", definition, workload): a reference timer's one request
+                stats = oracle.reference_timing(definition, Workload.model_validate_json(request[2]))
+                reply({"timing": stats.to_json()})
             elif kind == "check":
                 failure = oracle.check_rounds(definition, Workload.model_validate_json(request[2]), request[3],
                                               request[4])
@@ -168,22 +172,25 @@ def serve_reference(conn: Connection, oracle) -> None:
                     reply({"failure": {"status": status.value, "log": log,
                                        "max_absolute_error": comparison.max_absolute_error,
                                        "max_relative_error": comparison.max_relative_error}})
-            elif kind == "verdict":
-                _, _, solution, workload, data, environment = request
+            elif kind == "verdict":  # (..., environment[, the reference timer's timing of the reference])
+                _, _, solution, workload, data, environment, *timed = request
+                reference = TimingStats.model_validate_json(timed[0]) if timed and timed[0] else None
                 trace = oracle.verdict(definition, solution, Workload.model_validate_json(workload), data,
-                                       Environment.model_validate_json(environment))
+                                       Environment.model_validate_json(environment), reference)
                 reply({"trace": trace.to_json()})
             failed = False
         except DefinitionFailure as e:
             reply({"definition_error": str(e)})
         except Exception:  # a payload that breaks the comparison: the solution's results, not the definition
             reply({"malformed": traceback.format_exc()[-4000:]})
-        release_cache(oracle.device, failed)
+        # A timing's inputs are not needed again (the next workload's differ): what it cached goes back at once.
+        release_cache(oracle.device, failed or kind == "time")
 
 
 def release_cache(device: str, failed: bool) -> bool:
     """Give the device memory this process holds unused back to the driver, for the solutions' processes:
-    after a failure (an out-of-memory reference leaves nothing behind for the next one), or when more than
+    with ``failed`` (after a failure: an out-of-memory reference leaves nothing behind for the next one; after a
+    reference timing), or when more than
     RELEASE_ABOVE_BYTES is cached unused. Not after every request: the next one would allocate it all again
     (the comparisons' float64 copies of a large prefill output are gigabytes). Whether it released."""
     if not device.startswith("cuda"):

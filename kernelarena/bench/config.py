@@ -75,6 +75,10 @@ class RunConfig:
     timing: TimingConfig = field(default_factory=TimingConfig)
     time_reference: bool = True
     """Also time the definition's reference on each workload (for speedup_factor)."""
+    reference_timer: Optional[bool] = None
+    """Time the reference in a second reference process of its own, beside the one that judges, so that the
+    lanes' comparisons do not wait while a slow reference is timed (a PyTorch prefill loop runs seconds); None: on
+    a GPU, not on the CPU (where a process more would slow the wall-clock timing of the others)."""
     sandbox: bool = True
     """Restrict each solution's process to writing beneath its scratch folder and the build caches (Landlock,
     where the kernel has it). The network cut and the fresh process per solution are always on."""
@@ -92,6 +96,12 @@ class RunConfig:
         if self.lanes is not None:
             return self.lanes
         return 2 if device.startswith("cuda") else 1
+
+    def reference_timer_for(self, device: str) -> bool:
+        """Whether ``device``'s references are timed by a reference process of their own (``reference_timer``)."""
+        if not self.time_reference:
+            return False
+        return self.reference_timer if self.reference_timer is not None else device.startswith("cuda")
 
     def spares(self) -> int:
         """Solution processes to keep started ahead per device."""

@@ -144,14 +144,12 @@ class Oracle:
             outputs = tuple(o.cpu() if isinstance(o, torch.Tensor) else o for o in outputs)
         return keep, outputs
 
-    def prepare(self, definition: Definition, workload: Workload) -> None:
-        """Reference outputs of the correctness rounds and the reference's timing, before any solution runs on
-        this workload. Raises DefinitionFailure naming the definition and workload."""
+    def prepare(self, definition: Definition, workload: Workload, time_reference: bool = True) -> None:
+        """Reference outputs of the correctness rounds and, with ``time_reference`` (and the run's
+        ``time_reference``), the reference's timing, before any solution runs on this workload. Raises
+        DefinitionFailure naming the definition and workload."""
         key = (definition.name, workload.uuid)
-        try:
-            work_of(definition, workload)
-        except ValueError as e:
-            raise DefinitionFailure(str(e)) from e
+        self._check_work(definition, workload)
         if key in self._expected:
             self._expected.move_to_end(key)
         else:
@@ -162,8 +160,25 @@ class Oracle:
             self._expected[key] = expected
             self._expected_bytes[key] = _nbytes(list(expected.values()))
             self._evict()
-        if self.config.time_reference and key not in self._reference_timing:
+        if time_reference and self.config.time_reference and key not in self._reference_timing:
             self._reference_timing[key] = self._time_reference(definition, workload)
+
+    @staticmethod
+    def _check_work(definition: Definition, workload: Workload) -> None:
+        try:
+            work_of(definition, workload)
+        except ValueError as e:
+            raise DefinitionFailure(str(e)) from e
+
+    def reference_timing(self, definition: Definition, workload: Workload) -> TimingStats:
+        """The reference's timing on ``workload``, timed once and kept: what a reference process that only times
+        answers (bench/worker.py's reference timer), while the one that judges goes on comparing. Raises
+        DefinitionFailure naming the definition and workload."""
+        key = (definition.name, workload.uuid)
+        if key not in self._reference_timing:
+            self._check_work(definition, workload)
+            self._reference_timing[key] = self._time_reference(definition, workload)
+        return self._reference_timing[key]
 
     def _expected_outputs(self, definition: Definition, workload: Workload, seed: int, planned: bool = False) -> Tuple:
         """``_reference`` of the prepared workload, kept for the next solution on it: the rounds' seeds are the
@@ -273,9 +288,11 @@ class Oracle:
         return None
 
     def verdict(self, definition: Definition, solution: str, workload: Workload, data: Union[bytes, str],
-                environment: Environment) -> Trace:
+                environment: Environment, reference_timing: Optional[TimingStats] = None) -> Trace:
         """The trace: timed calls checked against the reference, the latency checked against the speed of
-        light, then PASSED with its figures. The comparisons hold the device lock as ``_comparing`` says."""
+        light, then PASSED with its figures. The comparisons hold the device lock as ``_comparing`` says. The
+        reference's timing is ``reference_timing`` when given (another reference process timed it), else this
+        process's own."""
         def failed(status: Status, log: str, comparison: Optional[Comparison] = None) -> Trace:
             return failure_trace(definition.name, workload, solution, status, log, environment, comparison)
 
@@ -311,7 +328,7 @@ class Oracle:
             impossible = impossible_speed(definition, workload, stats.median_ms, self.ceilings)
         if impossible:
             return failed(Status.RUNTIME_ERROR, impossible)
-        reference = self._reference_timing.get((definition.name, workload.uuid))
+        reference = reference_timing or self._reference_timing.get((definition.name, workload.uuid))
         ref_ms = reference.median_ms if reference is not None else 0.0
         performance = Performance(
             latency_ms=stats.median_ms, reference_latency_ms=ref_ms,

@@ -20,6 +20,7 @@ import tempfile
 import threading
 import time
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
@@ -140,6 +141,14 @@ class DeviceWorkers:
             (lambda n: [warm_imports((solution,), device) for solution in upcoming(n)])
         self.pool = WorkerPool(device, config, root, warm, self.lock, needs)
         self.oracle: Optional[ChildProcess] = None
+        self.timer: Optional[ChildProcess] = None
+        """The reference process that only times references (``config.reference_timer_for``), started at its first
+        request, so that the judging one (``oracle``) goes on comparing meanwhile."""
+        self._timer_threads = ThreadPoolExecutor(1, thread_name_prefix=f"reference-timer-{device}") \
+            if config.reference_timer_for(device) else None
+        self._timer_turn = threading.Lock()
+        self._timings: Dict[Tuple[str, str], Future] = {}
+        self._timings_reported: set = set()
         self.environment = Environment(hardware=device)
         self.definition_errors: List[DefinitionError] = []
         self._broken: Dict[Tuple[str, str], str] = {}
@@ -171,16 +180,20 @@ class DeviceWorkers:
         kept = [self._kept[1]] if self._kept is not None else []
         with self._state:
             active = list(self.active)
-        for child in [*active, self.oracle, *kept, *(spare for _, spare in self.pool.spares)]:
+        for child in [*active, self.oracle, self.timer, *kept, *(spare for _, spare in self.pool.spares)]:
             if child is not None:
                 child.kill()
 
     def stop(self) -> None:
         self.release()
         self.pool.close()
-        if self.oracle is not None:
-            self.oracle.stop()
-            self.oracle = None
+        if self._timer_threads is not None:
+            self._timer_threads.shutdown(wait=False, cancel_futures=True)
+        for name in ("oracle", "timer"):
+            child = getattr(self, name)
+            if child is not None:
+                child.stop()
+                setattr(self, name, None)
         if self.lock:
             quiet.remove(self.lock)
         shutil.rmtree(self.handoff, ignore_errors=True)
@@ -243,6 +256,92 @@ class DeviceWorkers:
             what = "did not answer in time" if isinstance(e, ChildTimeout) else "died"
             return {"dead": f"the reference process {what} ({e}).\n{log}"}
 
+    # ------------------------------------------------------------------ the reference timer
+    def _request_reference_timing(self, definition: Definition, workload: Workload) -> None:
+        """Have the reference timer time the reference on ``workload`` (once per workload), in the background."""
+        if self._timer_threads is None:
+            return
+        key = (definition.name, workload.uuid)
+        with self._state:
+            if key not in self._timings:
+                self._timings[key] = self._timer_threads.submit(self._time_reference, definition, workload)
+
+    def _time_reference(self, definition: Definition, workload: Workload) -> Tuple[dict, Dict[str, float]]:
+        """The reference timer's answer ({"timing": json}, {"definition_error": ...} or {"dead": ...}) and its time
+        as the "reference timing" phase with the process's own steps."""
+        started = time.perf_counter()
+        answer = self._ask_timer(("time", definition.to_json(), workload.to_json()))
+        took = time.perf_counter() - started
+        phases = {"reference timing": took}
+        for step, seconds in spent.reported(answer.pop("spent", None), took).items():
+            phases[f"reference timing: {step}"] = seconds
+        return answer, phases
+
+    def _ask_timer(self, request: tuple) -> dict:
+        with self._timer_turn:
+            if self.stopped:
+                return {"dead": "the run stopped"}
+            if self.timer is None or not self.timer.alive():
+                if self.timer is not None:
+                    self.timer.stop(graceful=False)
+                    self._count_restart()
+                self.timer = ChildProcess("reference", self.device, self.config, self.root, lock=self.lock)
+                try:
+                    self.timer.wait_ready(self.config.timeout_s + 120)
+                except (ChildDied, ChildTimeout, ProtocolError) as e:
+                    log = self.timer.log_tail()
+                    self.timer.stop(graceful=False)
+                    self.timer = None
+                    return {"dead": f"the reference timer process for {self.device} could not start "
+                                    f"({type(e).__name__}).\n{log}", "unstarted": True}
+            offset = self.timer.log_size()
+            try:
+                self.timer.send(request)
+                return self.timer.receive(self.config.timeout_s)
+            except (ChildDied, ChildTimeout, ProtocolError) as e:
+                log = self.timer.log_tail(offset)
+                self.timer.stop(graceful=False)
+                self.timer = None
+                self._count_restart()
+                what = "did not answer in time" if isinstance(e, ChildTimeout) else "died"
+                return {"dead": f"the reference timer process {what} while timing the reference ({e}).\n{log}"}
+
+    def _reference_timing(self, definition: Definition, workload: Workload, phases: Dict[str, float]
+                          ) -> Tuple[Optional[str], Optional[str]]:
+        """(the reference timer's timing of the reference as JSON, or None when the judging process timed it
+        itself; why it could not be timed, or None), waiting for it. The wait is the lane's "reference: timing
+        wait"; the timer's own time goes to the first evaluation of the workload that waits for it, as the
+        "reference timing" phase. A timer that cannot start hands the timing to the judging process."""
+        key = (definition.name, workload.uuid)
+        future = self._timings.get(key)
+        if future is None:
+            return None, None
+        started = time.perf_counter()
+        answer, timer_phases = future.result()
+        waited = time.perf_counter() - started
+        _add_phases(phases, {"reference": waited, "reference: timing wait": waited})
+        with self._state:
+            first = key not in self._timings_reported
+            self._timings_reported.add(key)
+        if first:
+            _add_phases(phases, timer_phases)
+        if "timing" in answer:
+            return str(answer["timing"]), None
+        if answer.get("unstarted"):  # not the definition's fault: the judging process times it instead
+            answer, reference = self._ask(("time", definition.to_json(), workload.to_json()), self.config.timeout_s)
+            _add_phases(phases, reference)
+            if "timing" in answer:
+                return str(answer["timing"]), None
+        return None, str(answer.get("definition_error") or answer.get("dead") or answer)
+
+    def _definition_failed(self, definition: Definition, workload: Workload, message: str) -> None:
+        """Record a failure of the definition's side on ``workload``, once, whichever lane found it."""
+        key = (definition.name, workload.uuid)
+        with self._state:
+            if key not in self._broken:
+                self._broken[key] = message
+                self.definition_errors.append(DefinitionError(definition.name, workload.uuid, message))
+
     # ------------------------------------------------------------------ evaluation
     def release(self) -> None:
         """Stop the worker a ``keep`` evaluation kept, if any."""
@@ -271,19 +370,17 @@ class DeviceWorkers:
                 key = (definition.name, workload.uuid)
                 if key in self._broken:
                     continue
-                answer, reference = self._ask(("prepare", definition.to_json(), workload.to_json()),
-                                              self.config.timeout_s)
+                answer, reference = self._ask(("prepare", definition.to_json(), workload.to_json(),
+                                               self._timer_threads is None), self.config.timeout_s)
                 if "dead" in answer and self.oracle is None and self._unstartable(answer):
                     on_result(WorkerResult(self._failure(definition, solution, workload, Status.RUNTIME_ERROR,
                                                          answer["dead"], None), {}))
                     continue
                 if not answer.get("ok"):
-                    message = answer.get("definition_error") or answer.get("dead") or str(answer)
-                    with self._state:  # once per workload, whichever lane found it
-                        if key not in self._broken:
-                            self._broken[key] = message
-                            self.definition_errors.append(DefinitionError(definition.name, workload.uuid, message))
+                    self._definition_failed(definition, workload,
+                                            answer.get("definition_error") or answer.get("dead") or str(answer))
                     continue
+                self._request_reference_timing(definition, workload)
                 if child is None or not child.alive():
                     if child is not None:
                         self._retire(child, graceful=False)
@@ -294,7 +391,8 @@ class DeviceWorkers:
                         self.active.add(child)
                 trace, phases, reusable = self._evaluate_one(child, definition, solution, workload)
                 _add_phases(phases, reference)
-                on_result(WorkerResult(trace, phases))
+                if trace is not None:  # None: the reference could not be timed, a definition error
+                    on_result(WorkerResult(trace, phases))
                 if not reusable:
                     self._retire(child, graceful=False)
                     child = None
@@ -324,8 +422,9 @@ class DeviceWorkers:
         return failure_trace(definition.name, workload, solution.name, status, log, environment, comparison)
 
     def _evaluate_one(self, child: ChildProcess, definition: Definition, solution: Solution,
-                      workload: Workload) -> Tuple[Trace, Dict[str, float], bool]:
-        """(trace, seconds per phase by our clock, whether the worker may go on with this solution)."""
+                      workload: Workload) -> Tuple[Optional[Trace], Dict[str, float], bool]:
+        """(trace, seconds per phase by our clock, whether the worker may go on with this solution); no trace when
+        the reference could not be timed (a definition error, recorded)."""
         phases: Dict[str, float] = {}
         sandbox = _sandbox_of(child)
         offset = child.log_size()
@@ -383,8 +482,12 @@ class DeviceWorkers:
                     close_phase(None)
                     environment = self.environment.model_copy(update={"sandbox": sandbox})
                     try:
+                        timing, problem = self._reference_timing(definition, workload, phases)
+                        if problem is not None:
+                            self._definition_failed(definition, workload, problem)
+                            return None, phases, True
                         answer, reference = self._ask(("verdict", definition.to_json(), solution.name,
-                                                       workload.to_json(), data, environment.to_json()),
+                                                       workload.to_json(), data, environment.to_json(), timing),
                                                       self.config.timeout_s)
                     finally:
                         _remove(data)

@@ -28,9 +28,11 @@ def hostile_run(request, tmp_path_factory):
     make_hostile_dataset(root, workdir, marker)
     definitions_before = _file_bytes(root, "definitions")
     solutions_before = _file_bytes(root, "solutions")
-    # Two lanes: each hostile solution evaluated while another runs beside it on the same device (the GPU's
-    # default; on the CPU chosen here so that CI attacks the concurrent path too).
-    config = RunConfig(devices=(request.param,), timeout_s=60, timing=TimingConfig(warmup=1, reps=6), lanes=2)
+    # Two lanes: each hostile solution evaluated while another runs beside it on the same device, the reference
+    # timed by a reference process of its own (both the GPU's defaults; on the CPU chosen here so that CI
+    # attacks the concurrent path too).
+    config = RunConfig(devices=(request.param,), timeout_s=60, timing=TimingConfig(warmup=1, reps=6), lanes=2,
+                       reference_timer=True)
     started = []
     cwd = os.getcwd()
     os.chdir(workdir)

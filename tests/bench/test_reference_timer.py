@@ -1,0 +1,78 @@
+"""The reference timer: a second reference process times each workload's reference while the judging one goes on
+comparing. Its timing reaches the traces, its time is shown in the run's phases, and a reference that fails only
+when timed is the definition's error, as it is without the timer."""
+
+from __future__ import annotations
+
+import pytest
+
+from kernelarena.bench import RunConfig, TimingConfig, run
+from kernelarena.schema import Definition, Solution, Trace, Workload
+from kernelarena.store import TraceSet
+from tests.bench.hostile.attacks import HONEST, SCALE_ADD
+
+DEVICES = ["cpu", pytest.param("cuda:0", marks=pytest.mark.gpu)]
+
+# Raises on its 30th call in a process. The judging process calls a reference a few times per workload (three
+# rounds, a checked timed call's input copy); timing it takes 1 + 40 calls (the config below): it fails only
+# when timed, in whichever process times it.
+TIRES = """
+import torch
+CALLS = [0]
+def run(x, w):
+    CALLS[0] += 1
+    if CALLS[0] >= 30:
+        raise RuntimeError('the reference gave out when timed')
+    return x * w + 1.0
+"""
+
+
+def _dataset(root, references) -> TraceSet:
+    ds = TraceSet(root)
+    axes = {"n": {"type": "var"}, "d": {"type": "const", "value": 64}}
+    io = {"inputs": {"x": {"shape": ["n", "d"], "dtype": "float32"}, "w": {"shape": ["d"], "dtype": "float32"}},
+          "outputs": {"y": {"shape": ["n", "d"], "dtype": "float32"}}}
+    for name, reference in references.items():
+        ds.add_definition(Definition.model_validate({"name": name, "op_type": "elementwise", "axes": axes,
+                                                     "reference": reference, **io}))
+        ds.add_solution(Solution.model_validate({
+            "name": f"{name}_honest", "definition": name, "author": "tests",
+            "spec": {"language": "python", "target_hardware": ["cpu", "cuda"], "entry_point": "main.py::run",
+                     "destination_passing_style": True},
+            "sources": [{"path": "main.py", "content": HONEST}]}))
+        ds.add_workloads([Trace(definition=name, workload=Workload(uuid=f"{name}_w{n}", axes={"n": n}, inputs={}))
+                          for n in (8, 16)])
+    return ds
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_the_reference_timer_times_the_reference_apart(tmp_path, device):
+    ds = _dataset(tmp_path / "ds", {"scale_add": SCALE_ADD})
+    config = RunConfig(devices=(device,), timeout_s=60, timing=TimingConfig(warmup=1, reps=3), reference_timer=True)
+    report = run(ds, config)
+    assert [t.evaluation.status.value for t in report.traces] == ["PASSED", "PASSED"]
+    for trace in report.traces:
+        performance = trace.evaluation.performance
+        assert performance.reference_timing is not None and performance.reference_latency_ms > 0, performance
+        assert performance.speedup_factor > 0
+    assert report.phases["reference timing"] > 0  # the timer's own time, once per workload
+    assert "reference: timing wait" in report.steps  # what a lane waited for it
+    assert report.worker_restarts == 0
+
+
+@pytest.mark.parametrize("timer", [True, False])
+def test_a_reference_that_fails_only_when_timed_is_the_definitions_error(tmp_path, timer):
+    """With the timer or without it (the judging process then times the reference itself), the same outcome: no
+    trace for the solution on that workload, an error naming the definition and the workload, the other
+    definition passed, no worker restarted."""
+    ds = _dataset(tmp_path / "ds", {"scale_add": SCALE_ADD, "tires": TIRES})
+    config = RunConfig(devices=("cpu",), timeout_s=60, timing=TimingConfig(warmup=1, reps=40),
+                       reference_timer=timer)
+    report = run(ds, config)
+    assert sorted((t.solution, t.evaluation.status.value) for t in report.traces) == \
+        [("scale_add_honest", "PASSED")] * 2
+    errors = sorted((e.definition, e.workload) for e in report.definition_errors)
+    assert errors == [("tires", "tires_w16"), ("tires", "tires_w8")]
+    assert all("the reference gave out when timed" in e.message for e in report.definition_errors)
+    assert not TraceSet.load(tmp_path / "ds").traces_for("tires")
+    assert report.worker_restarts == 0

@@ -243,18 +243,25 @@ class DeviceWorkers:
             problem = self._start_oracle()
             if problem:
                 return {"dead": problem}
-        offset = self.oracle.log_size()
+        return self._exchange("oracle", request, timeout, "the reference process")
+
+    def _exchange(self, name: str, request: tuple, timeout: float, called: str) -> dict:
+        """The answer of the reference process held in attribute ``name`` ("oracle" or "timer") to ``request``;
+        one that dies or hangs meanwhile is stopped and forgotten (the next request starts a fresh one), and the
+        answer is {"dead": what happened, with its log}. The judging process's send is timed (its lane's step)."""
+        child: ChildProcess = getattr(self, name)
+        offset = child.log_size()
         try:
-            with spent.timed("request send"):  # payloads travel as files: a request is small, this stays short
-                self.oracle.send(request)
-            return self.oracle.receive(timeout)
+            with spent.timed("request send") if name == "oracle" else contextlib.nullcontext():
+                child.send(request)  # payloads travel as files: a request is small, this stays short
+            return child.receive(timeout)
         except (ChildDied, ChildTimeout, ProtocolError) as e:
-            log = self.oracle.log_tail(offset)
-            self.oracle.stop(graceful=False)
-            self.oracle = None
+            log = child.log_tail(offset)
+            child.stop(graceful=False)
+            setattr(self, name, None)
             self._count_restart()
             what = "did not answer in time" if isinstance(e, ChildTimeout) else "died"
-            return {"dead": f"the reference process {what} ({e}).\n{log}"}
+            return {"dead": f"{called} {what} ({e}).\n{log}"}
 
     # ------------------------------------------------------------------ the reference timer
     def _request_reference_timing(self, definition: Definition, workload: Workload) -> None:
@@ -294,17 +301,7 @@ class DeviceWorkers:
                     self.timer = None
                     return {"dead": f"the reference timer process for {self.device} could not start "
                                     f"({type(e).__name__}).\n{log}", "unstarted": True}
-            offset = self.timer.log_size()
-            try:
-                self.timer.send(request)
-                return self.timer.receive(self.config.timeout_s)
-            except (ChildDied, ChildTimeout, ProtocolError) as e:
-                log = self.timer.log_tail(offset)
-                self.timer.stop(graceful=False)
-                self.timer = None
-                self._count_restart()
-                what = "did not answer in time" if isinstance(e, ChildTimeout) else "died"
-                return {"dead": f"the reference timer process {what} while timing the reference ({e}).\n{log}"}
+            return self._exchange("timer", request, self.config.timeout_s, "the reference timer process")
 
     def _reference_timing(self, definition: Definition, workload: Workload, phases: Dict[str, float]
                           ) -> Tuple[Optional[str], Optional[str]]:

@@ -7,9 +7,8 @@ from __future__ import annotations
 import pytest
 
 from kernelarena.bench import RunConfig, TimingConfig, run
-from kernelarena.schema import Definition, Solution, Trace, Workload
 from kernelarena.store import TraceSet
-from tests.bench.hostile.attacks import HONEST, SCALE_ADD
+from tests.bench.hostile.attacks import SCALE_ADD, honest_dataset
 
 DEVICES = ["cpu", pytest.param("cuda:0", marks=pytest.mark.gpu)]
 
@@ -28,21 +27,7 @@ def run(x, w):
 
 
 def _dataset(root, references) -> TraceSet:
-    ds = TraceSet(root)
-    axes = {"n": {"type": "var"}, "d": {"type": "const", "value": 64}}
-    io = {"inputs": {"x": {"shape": ["n", "d"], "dtype": "float32"}, "w": {"shape": ["d"], "dtype": "float32"}},
-          "outputs": {"y": {"shape": ["n", "d"], "dtype": "float32"}}}
-    for name, reference in references.items():
-        ds.add_definition(Definition.model_validate({"name": name, "op_type": "elementwise", "axes": axes,
-                                                     "reference": reference, **io}))
-        ds.add_solution(Solution.model_validate({
-            "name": f"{name}_honest", "definition": name, "author": "tests",
-            "spec": {"language": "python", "target_hardware": ["cpu", "cuda"], "entry_point": "main.py::run",
-                     "destination_passing_style": True},
-            "sources": [{"path": "main.py", "content": HONEST}]}))
-        ds.add_workloads([Trace(definition=name, workload=Workload(uuid=f"{name}_w{n}", axes={"n": n}, inputs={}))
-                          for n in (8, 16)])
-    return ds
+    return honest_dataset(root, {name: (reference, [8, 16]) for name, reference in references.items()})
 
 
 @pytest.mark.parametrize("device", DEVICES)

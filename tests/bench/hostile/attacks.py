@@ -258,3 +258,22 @@ def make_hostile_dataset(root: Path, workdir: Path, marker: Path, rows: int = 33
         ds.add_workloads([Trace(definition=definition, workload=Workload(
             uuid=f"{definition}_w", axes={"n": rows}, inputs={}))])
     return ds
+
+
+def honest_dataset(root: Path, workloads: dict) -> TraceSet:
+    """A dataset of scale-add definitions, one per name in ``workloads`` (name -> (reference source, rows of each
+    of its workloads)), each with the honest solution: for failures of the definition's side."""
+    ds = TraceSet(root)
+    io = {"inputs": {"x": {"shape": ["n", "d"], "dtype": "float32"}, "w": {"shape": ["d"], "dtype": "float32"}},
+          "outputs": {"y": {"shape": ["n", "d"], "dtype": "float32"}}}
+    for name, (reference, rows) in workloads.items():
+        ds.add_definition(Definition.model_validate({"name": name, "op_type": "elementwise", "axes": AXES,
+                                                     "reference": reference, **io}))
+        ds.add_solution(Solution.model_validate({
+            "name": f"{name}_honest", "definition": name, "author": "tests",
+            "spec": {"language": "python", "target_hardware": ["cpu", "cuda"], "entry_point": "main.py::run",
+                     "destination_passing_style": True},
+            "sources": [{"path": "main.py", "content": HONEST}]}))
+        ds.add_workloads([Trace(definition=name, workload=Workload(uuid=f"{name}_w{n}", axes={"n": n}, inputs={}))
+                          for n in rows])
+    return ds

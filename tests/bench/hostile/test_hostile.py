@@ -9,9 +9,8 @@ import os
 import pytest
 
 from kernelarena.bench import RunConfig, TimingConfig, run
-from kernelarena.schema import Definition, Solution, Trace, Workload
 from kernelarena.store import TraceSet
-from tests.bench.hostile.attacks import ATTACKS, CONTROLS, HONEST, SCALE_ADD, make_hostile_dataset
+from tests.bench.hostile.attacks import ATTACKS, CONTROLS, SCALE_ADD, honest_dataset, make_hostile_dataset
 
 DEVICES = ["cpu", pytest.param("cuda:0", marks=pytest.mark.gpu)]
 
@@ -141,28 +140,17 @@ def test_summary_clock_is_the_parents(hostile_run):
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_definition_side_failures_are_reported_against_the_definition(tmp_path, device):
-    ds = TraceSet(tmp_path / "ds")
-    axes = {"n": {"type": "var"}, "d": {"type": "const", "value": 64}}
-    io = {"inputs": {"x": {"shape": ["n", "d"], "dtype": "float32"}, "w": {"shape": ["d"], "dtype": "float32"}},
-          "outputs": {"y": {"shape": ["n", "d"], "dtype": "float32"}}}
     broken = "import torch\ndef run(x, w):\n    raise ValueError('reference is broken')\n"
-    for name, reference in (("scale_add", SCALE_ADD), ("reference_raises", broken), ("too_big", SCALE_ADD)):
-        ds.add_definition(Definition.model_validate({"name": name, "op_type": "elementwise", "axes": axes,
-                                                     "reference": reference, **io}))
-        ds.add_solution(Solution.model_validate({
-            "name": f"{name}_honest", "definition": name, "author": "tests",
-            "spec": {"language": "python", "target_hardware": ["cpu", "cuda"], "entry_point": "main.py::run",
-                     "destination_passing_style": True},
-            "sources": [{"path": "main.py", "content": HONEST}]}))
-        rows = 1 << 44 if name == "too_big" else 8  # 4 PiB of x: no device can allocate it
-        ds.add_workloads([Trace(definition=name, workload=Workload(uuid=f"{name}_w", axes={"n": rows}, inputs={}))])
+    # too_big: 4 PiB of x, no device can allocate it
+    ds = honest_dataset(tmp_path / "ds", {"scale_add": (SCALE_ADD, [8]), "reference_raises": (broken, [8]),
+                                          "too_big": (SCALE_ADD, [1 << 44])})
     config = RunConfig(devices=(device,), timeout_s=60, timing=TimingConfig(warmup=1, reps=3))
     report = run(ds, config)
     assert [(t.solution, t.evaluation.status.value) for t in report.traces] == [("scale_add_honest", "PASSED")]
     errors = {e.definition: e for e in report.definition_errors}
     assert set(errors) == {"reference_raises", "too_big"}
     assert "reference is broken" in errors["reference_raises"].message
-    assert errors["reference_raises"].workload == "reference_raises_w"
+    assert errors["reference_raises"].workload == "reference_raises_w8"
     assert "memory" in errors["too_big"].message.lower() or "alloc" in errors["too_big"].message.lower()
     assert report.worker_restarts == 0
     assert not TraceSet.load(tmp_path / "ds").traces_for("reference_raises")

@@ -1,6 +1,8 @@
 """Where the isolated run's per-evaluation host costs go, piece by piece, on this machine: the CUPTI profile's stop
-and read-back (by events per call and reps), saving and loading a payload in /tmp and in /dev/shm, and the
-comparison of outputs arriving on the host against references on the device. Prints one table; writes
+and read-back (by events per call and reps), saving and loading a payload in /tmp and in /dev/shm, the
+comparison of outputs arriving on the host against references on the device, and the same comparisons and a
+single read of a device value while another process keeps the GPU busy (as the other lanes' solutions do in a
+run: is a wait for the device a wait for this process's turn?). Prints one table; writes
 ``diag_handover_cost_latest.md`` under --out. A diagnostic for issue #14's wall time, not a timing of kernels.
 
     python3 -m benchmarks.diag_handover_cost --out "$OUT"
@@ -13,6 +15,8 @@ import gc
 import os
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from typing import Callable, List, Tuple
@@ -128,6 +132,65 @@ def comparison_costs(device: str) -> List[Tuple[str, str]]:
     return rows
 
 
+BUSY = """
+import sys, time, torch
+a = torch.randn(4096, 4096, device=sys.argv[2], dtype=torch.bfloat16)
+end = time.perf_counter() + float(sys.argv[1])
+print("ready", flush=True)
+while time.perf_counter() < end:
+    for _ in range(50):
+        a @ a  # about 0.2 ms each on an H200: a queue the GPU is never without
+    if a.is_cuda:
+        torch.cuda.synchronize()
+"""
+
+
+def contended_costs(device: str, busy_s: float = 20.0) -> List[Tuple[str, str]]:
+    """A single read of a device value and compare_outputs of a mapped payload's output (as the reference
+    process gets it), alone and while another process keeps the GPU busy with matmuls."""
+    definition = Definition.model_validate({
+        "name": "diag", "op_type": "elementwise", "axes": {"n": {"type": "var"}},
+        "inputs": {"x": {"shape": ["n"], "dtype": "bfloat16"}},
+        "outputs": {"y": {"shape": ["n"], "dtype": "bfloat16"}},
+        "reference": "def run(x):\n    return x\n"})
+    where = tempfile.mkdtemp()
+    cases = {}
+    try:
+        for n in (2048, 8192 * 32 * 128):
+            ref = torch.randn(n, device=device).to(torch.bfloat16)
+            path = os.path.join(where, f"payload-{n}.pt")
+            with _no_checksums():
+                torch.save({"rounds": [{"outputs": [ref.cpu()]}]}, path)
+            cases[n] = (ref, path)
+        x = torch.ones(16, device=device)
+
+        def measure() -> dict:
+            out = {"read": _median_s(lambda: x.sum().item(), 21)}
+            for n, (ref, path) in cases.items():
+                out[n] = _median_s(lambda: compare_outputs(
+                    definition, unpack(path)["rounds"][0]["outputs"], [ref]), 7)
+            return out
+
+        measure()  # warm: kernels loaded, pages cached
+        alone = measure()
+        busy = subprocess.Popen([sys.executable, "-c", BUSY, str(busy_s), device], stdout=subprocess.PIPE, text=True)
+        try:
+            busy.stdout.readline()  # "ready": its context is made and its queue about to start
+            time.sleep(1.0)
+            crowded = measure()
+        finally:
+            busy.kill()
+            busy.wait()
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
+    rows = [("one read of a device value (x.sum().item())",
+             f"alone {1e3 * alone['read']:.2f} ms, another process busy {1e3 * crowded['read']:.2f} ms")]
+    for n in cases:
+        rows.append((f"compare a mapped payload's {n * 2 / 1e6:.3f} MB bf16 output with the reference on the device",
+                     f"alone {1e3 * alone[n]:.1f} ms, another process busy {1e3 * crowded[n]:.1f} ms"))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_out_argument(parser)
@@ -135,7 +198,7 @@ def main() -> None:
     device = "cuda:0" if torch.cuda.is_available() else "cpu"
     rows = payload_costs(device)
     if device.startswith("cuda"):
-        rows += comparison_costs(device) + profile_costs(device)
+        rows += comparison_costs(device) + contended_costs(device) + profile_costs(device)
     s = stamp(device)
     lines = [f"# Hand-over and profile costs ({s.machine}, {s.date})", "", "| what | seconds |", "|---|---|"]
     lines += [f"| {what} | {figures} |" for what, figures in rows]

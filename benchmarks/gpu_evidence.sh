@@ -25,8 +25,9 @@ for s in $steps; do
     # What the machine has, and whether FlashInfer's prebuilt modules load without compiling (a JIT compile of a
     # module takes minutes there and would eat the call).
     smoke) step smoke 60 python3 -m benchmarks.gpu_smoke ;;
-    # Host costs of an isolated evaluation piece by piece (profile stop/read, payload save/load, comparison).
-    diag) step diag_handover_cost 60 python3 -m benchmarks.diag_handover_cost --out "$OUT" ;;
+    # Host costs of an isolated evaluation piece by piece (profile stop/read, payload save/load, comparison, alone and
+    # with another process keeping the GPU busy).
+    diag) step diag_handover_cost 90 python3 -m benchmarks.diag_handover_cost --out "$OUT" ;;
     tests) step gpu_tests "${TESTS_CAP:-240}" python3 -m pytest -v -m gpu -p no:cacheprovider --durations=15 \
              ${GPU_TESTS:-tests} ;;
     learning) OUT=$OUT step learning_path "${LEARNING_CAP:-300}" bash benchmarks/run_learning_path.sh ${LEARNING_STEPS:-} ;;

@@ -66,9 +66,10 @@ for s in $steps; do
     # REPRO_ARGS replaces the default selection, e.g. "--smallest 1 --tag _smallest1" (every definition, its
     # smallest workload: about 200 s on the H200).
     repro) step reproducibility "${REPRO_CAP:-200}" python3 -m benchmarks.reproducibility ${REPRO_ARGS:---definitions rmsnorm_h8192 gqa_paged_decode_h32_kv8_d128_ps16 --solutions rmsnorm_h8192_kernelarena_triton rmsnorm_h8192_flashinfer rmsnorm_h8192_pytorch flashinfer_wrapper_gqa_paged_decode_h32_kv8_d128_ps16 kernelarena_triton_gqa_paged_decode_h32_kv8_d128_ps16 torch_reference_gqa_paged_decode_h32_kv8_d128_ps16 gqa_paged_decode_h32_kv8_d128_ps16_pytorch} --out "$OUT" ;;
-    # Every workload of every definition, twice, in two calls (H200, 2026-12-02: builds 85 s, then 170 + 166 s for
-    # part 1; 191 + 176 s for part 2, builds cached); then on this machine:
-    #   python3 -m benchmarks.reproducibility --merge <part1.json> <part2.json> --out benchmarks/results
+    # Every workload of every definition, twice, in parts (H200, 2026-12-03, session 14, long calls resting: part 1
+    # runs 83 + 81 s, part 2b 98 + 91 s, builds cached by an earlier step of the same machine; a fresh machine
+    # builds part 1 in about 80 s); then on this machine:
+    #   python3 -m benchmarks.reproducibility --merge <part1.json> <part2a.json> ... --out benchmarks/results
     repro1) step reproducibility "${REPRO_CAP:-450}" python3 -m benchmarks.reproducibility --budget-s $(( ${REPRO_CAP:-450} - 30 )) --tag _part1 \
               --definitions rmsnorm_h4096 rmsnorm_h8192 fused_add_rmsnorm_h4096 fused_add_rmsnorm_h8192 \
               gqa_paged_decode_h32_kv8_d128_ps16 gqa_paged_prefill_causal_h32_kv8_d128_ps16 --out "$OUT" ;;

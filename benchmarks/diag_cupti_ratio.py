@@ -1,0 +1,135 @@
+"""Why does a trace's latency differ from the reproducibility script's separate CUPTI profile? For the traces
+named (by default the ones outside 5% on the H200, 2026-12-03: the PyTorch RMSNorm at 8192 x 32 read 18.9 us
+against 17.7 us of kernels, 1.069; our Triton rope at one token 2.59 against 2.46 us, 1.052), each way of taking
+the same kernels' device time, in one process, on the same input sets:
+
+- harness: the evaluator's timer as a run uses it (bench/timing.time_calls, cold: the L2 flushed, the host-ahead
+  sleep kernel before each call, CUPTI's busy time per call);
+- harness, no sleep: the same with ``TimingConfig(host_ahead=False)``;
+- profile: the reproducibility script's CUPTI step (the L2 flushed before each call, no sleep, 20 calls, the
+  sum of the call's activities);
+- profile + sleep: the same with the harness's sleep kernel after the flush.
+
+If "profile + sleep" reads like "harness" and "harness, no sleep" like "profile", the sleep ahead of the call
+is what differs. A diagnostic for issue #23's CUPTI agreement; prints one table, writes
+``diag_cupti_ratio_latest.md`` under --out.
+
+    python3 -m benchmarks.diag_cupti_ratio --out "$OUT" [--case SOLUTION:AXIS=VALUE ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import torch
+
+from benchmarks.common import add_out_argument, stamp
+
+ROOT = Path(__file__).resolve().parents[1]
+CASES = ("rmsnorm_h8192_pytorch:batch_size=32", "rmsnorm_h8192_pytorch:batch_size=1",
+         "rmsnorm_h4096_flashinfer:batch_size=1",
+         "rope_with_cos_sin_cache_neox_style_d128_rd128_kernelarena_triton:num_tokens=1",
+         "gemm_n28672_k4096_kernelarena_triton:M=2048")
+TIMING_SEED_OFFSET = 104729  # the evaluator's base seed for timed inputs (bench/evaluate.py)
+
+
+def _calls(dataset, solution_name: str, axes: Dict[str, int], device: str, copies: int = 4):
+    """(call(i), outputs_of(i), its definition's name) for a dataset solution on the first workload with ``axes``,
+    ``copies`` input sets made and planned as the evaluator makes them."""
+    from kernelarena.bench.evaluate import Case
+    from kernelarena.bench.inputs import allocate_outputs, materialize_inputs
+    from kernelarena.bench.plan import plan_case
+    from kernelarena.build import build_solution
+
+    solution = dataset.solutions[solution_name]
+    definition = dataset.definitions[solution.definition]
+    workload = next(w.workload for w in dataset.workloads[definition.name]
+                    if all(w.workload.axes.get(k) == v for k, v in axes.items()))
+    runnable = build_solution(solution, device=device)
+    dps = runnable.destination_passing_style
+    cases = [Case(materialize_inputs(definition, workload, device, TIMING_SEED_OFFSET + i, dataset.root),
+                  allocate_outputs(definition, workload, device) if dps else {}) for i in range(copies)]
+    planned = [plan_case(runnable, c)[0] for c in cases]
+    with torch.no_grad():
+        for i in range(copies):  # lazy compilation and first-call allocations out of every measurement
+            cases[i].call(planned[i], dps)
+    torch.cuda.synchronize()
+    return (lambda i: cases[i].call(planned[i], dps)), (lambda i: tuple(cases[i].outputs.values())), copies
+
+
+def measure(call, outputs_of, copies: int, device: str, calls: int = 20) -> Dict[str, float]:
+    """Median device microseconds per call, each way (see the module docstring)."""
+    from kernelarena.bench.config import TimingConfig
+    from kernelarena.bench.device_activity import profile_calls
+    from kernelarena.bench.timing import RANDOM_SEED, host_ahead_us, l2_flush_buffer, sleep_cycles_per_us, time_calls
+
+    out = {}
+    with torch.no_grad():
+        stats, _ = time_calls(call, copies, device, TimingConfig(mode="cold"), outputs_of, check=False)
+        out["harness"], host_us = stats.median_ms * 1e3, stats.host_overhead_us or 0.0
+        stats, _ = time_calls(call, copies, device, TimingConfig(mode="cold", host_ahead=False), outputs_of,
+                              check=False)
+        out["harness, no sleep"] = stats.median_ms * 1e3
+        flush = l2_flush_buffer(torch.device(device))
+        cycles = int(host_ahead_us(host_us * 1e-6) * sleep_cycles_per_us(torch.device(device)))
+        for name, sleep in (("profile", 0), ("profile + sleep", cycles)):
+            made: List[None] = []
+
+            def before(sleep=sleep) -> None:
+                flush.zero_()
+                torch.manual_seed(RANDOM_SEED + len(made) % copies)
+                made.append(None)
+                if sleep:
+                    torch.cuda._sleep(sleep)
+
+            activity = profile_calls(lambda r: call(r % copies), calls, before=before)
+            out[name] = statistics.median(activity.sum_us()) if activity.problem is None else float("nan")
+    out["host us"] = host_us
+    return out
+
+
+def _parse(case: str) -> Tuple[str, Dict[str, int]]:
+    solution, _, axes = case.partition(":")
+    return solution, {k: int(v) for k, v in (pair.split("=") for pair in axes.split(",") if pair)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--case", action="append", default=[], metavar="SOLUTION:AXIS=VALUE[,AXIS=VALUE]")
+    parser.add_argument("--dataset", type=Path, default=ROOT / "examples" / "dataset")
+    add_out_argument(parser)
+    args = parser.parse_args()
+    from kernelarena.store import TraceSet
+
+    device = "cuda:0"
+    dataset = TraceSet.load(args.dataset, strict=True)
+    ways = ("harness", "harness, no sleep", "profile", "profile + sleep")
+    s = stamp(device)
+    lines = [f"# Latency against the separate CUPTI profile, way by way ({s.machine}, {s.date})", "",
+             "`python3 -m benchmarks.diag_cupti_ratio`: median device us per call; ratios against `profile` (the "
+             "reproducibility script's CUPTI step).", "",
+             "| solution | workload | host us | " + " | ".join(ways) + " | harness / profile | "
+             "profile + sleep / profile |", "|---|---|---|" + "---|" * (len(ways) + 2)]
+    for case in args.case or CASES:
+        solution, axes = _parse(case)
+        try:
+            call, outputs_of, copies = _calls(dataset, solution, axes, device)
+            us = measure(call, outputs_of, copies, device)
+        except Exception as e:  # one case's failure (a solution that cannot build here) leaves the others
+            lines.append(f"| {solution} | {axes} | failed: {type(e).__name__}: {str(e)[:120]} |")
+            continue
+        lines.append(f"| {solution} | {axes} | {us['host us']:.1f} | " + " | ".join(f"{us[w]:.2f}" for w in ways)
+                     + f" | {us['harness'] / us['profile']:.3f} | {us['profile + sleep'] / us['profile']:.3f} |")
+        print(lines[-1], flush=True)
+    text = "\n".join(lines) + "\n"
+    print(text, flush=True)
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "diag_cupti_ratio_latest.md").write_text(text)
+
+
+if __name__ == "__main__":
+    main()

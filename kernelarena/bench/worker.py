@@ -185,6 +185,7 @@ class DeviceWorkers:
                 child.kill()
 
     def stop(self) -> None:
+        self.stopped = True  # a reference timing still under way ends here (its process stopped below)
         self.release()
         self.pool.close()
         if self._timer_threads is not None:
@@ -293,6 +294,10 @@ class DeviceWorkers:
                     self.timer.stop(graceful=False)
                     self._count_restart()
                 self.timer = ChildProcess("reference", self.device, self.config, self.root, lock=self.lock)
+                if self.stopped:  # ``stop`` ran while it was being made: nothing else would stop it
+                    self.timer.stop(graceful=False)
+                    self.timer = None
+                    return {"dead": "the run stopped"}
                 try:
                     self.timer.wait_ready(self.config.timeout_s + 120)
                 except (ChildDied, ChildTimeout, ProtocolError) as e:

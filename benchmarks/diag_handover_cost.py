@@ -25,8 +25,8 @@ import torch
 
 from benchmarks.common import add_out_argument, stamp
 from kernelarena.bench import device_activity as da
-from kernelarena.bench.child import _no_checksums
 from kernelarena.bench.correctness import compare_outputs
+from kernelarena.bench.evaluate import _no_checksums
 from kernelarena.bench.oracle import unpack
 from kernelarena.schema import Definition
 
@@ -95,7 +95,7 @@ def payload_costs(device: str) -> List[Tuple[str, str]]:
         path = os.path.join(where, "payload.pt")
         try:
             save_s = _median_s(lambda: torch.save(payload, path))
-            with _no_checksums():  # as a solution's process saves a payload (bench/child.hand_over)
+            with _no_checksums():  # as a solution's process saves a payload (bench/evaluate.save_payload)
                 bare_s = _median_s(lambda: torch.save(payload, path))
             copy_s = _median_s(lambda: shutil.copyfile(path, path + ".copy"))
             load_s = _median_s(lambda: torch.load(path + ".copy", map_location="cpu", weights_only=True))

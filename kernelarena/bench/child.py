@@ -208,33 +208,16 @@ def release_cache(device: str, failed: bool) -> bool:
 RELEASE_ABOVE_BYTES = 4 << 30
 
 
-@contextlib.contextmanager
-def _no_checksums():
-    """torch.save without a CRC-32 of each record (torch 2.6 and later): the checksum took two thirds of the time
-    of saving a 200 MB payload here (584 ms against 202 ms), and guards against nothing on a file that goes from
-    this process to the parent's copy. Loading does not need it."""
-    try:
-        from torch.utils.serialization import config
-    except ImportError:  # an older torch: it always checksums
-        yield
-        return
-    before, config.save.compute_crc32 = config.save.compute_crc32, False
-    try:
-        yield
-    finally:
-        config.save.compute_crc32 = before
-
-
 def hand_over(conn: Connection, kind: str, payload: dict) -> None:
     """Write ``payload`` (tensors, numbers, strings, lists, dicts: what evaluate.pack holds) to a file in this
     worker's scratch folder, its working folder, and tell the parent its name: the parent copies it for the
     reference process (bench/worker.py). Through the pipes, the parent relaying, a run of the example dataset's
     RMSNorm and attention definitions spent 27 s of 149 s sending payloads on the H200 (2026-12-03)."""
-    import torch
+    from .evaluate import save_payload
 
     name = f"payload-{kind}.pt"
-    with spent.timed("payload write"), _no_checksums():
-        torch.save(payload, name)  # evaluate.pack's format, straight to the file: no copy in memory first
+    with spent.timed("payload write"):
+        save_payload(payload, name)  # straight to the file in this folder: no copy in memory first
     send(conn, {"payload": kind, "file": name, "spent": spent.take()})
 
 

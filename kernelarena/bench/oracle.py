@@ -8,13 +8,12 @@ hold tensors and numbers but cannot run code here.
 from __future__ import annotations
 
 import contextlib
-import io
 import math
 import statistics
 import traceback
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
@@ -39,18 +38,15 @@ class MalformedResult(Exception):
     """The solution's process sent results that do not have the expected structure."""
 
 
-def unpack(data: Union[bytes, str]) -> Dict[str, Any]:
-    """A payload from the solution's process, as bytes or the path of the parent's copy of its file, loaded
-    without running code (weights-only unpickler). A file's tensors are mapped, not read: the comparison's copy
-    to the device reads them from the page cache once, where reading the file whole first took 10.8 s of an
+def unpack(path: str) -> Dict[str, Any]:
+    """A payload from the solution's process (the parent's copy of its file, at ``path``: bench/worker.py), loaded
+    without running code (weights-only unpickler). Its tensors are mapped, not read: the comparison's copy to the
+    device reads them from the page cache once, where reading the file whole first took 10.8 s of an
     example-dataset run on the H200 (2026-12-03). The copy is the parent's, in a folder the sandbox keeps the
     solution's process from writing to."""
     try:
         with spent.timed("payload load"):
-            if isinstance(data, bytes):
-                payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-            else:
-                payload = torch.load(data, map_location="cpu", weights_only=True, mmap=True)
+            payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as e:
         raise MalformedResult(f"results from the solution's process could not be read safely: {e}") from e
     if not isinstance(payload, dict):
@@ -234,7 +230,7 @@ class Oracle:
         return raised
 
     # ------------------------------------------------------------------ verdicts
-    def check_rounds(self, definition: Definition, workload: Workload, data: Union[bytes, str], solution: str = ""
+    def check_rounds(self, definition: Definition, workload: Workload, data: str, solution: str = ""
                      ) -> Optional[Tuple[Status, str, Comparison]]:
         """Compare ``solution``'s correctness rounds' outputs with the reference's; the failure, or None. The
         comparisons hold the device lock shared unless the workload's reference outputs are kept on the host
@@ -253,7 +249,7 @@ class Oracle:
             return contextlib.nullcontext()
         return quiet.held(exclusive=False)
 
-    def _check_rounds(self, definition: Definition, workload: Workload, data: Union[bytes, str], solution: str
+    def _check_rounds(self, definition: Definition, workload: Workload, data: str, solution: str
                       ) -> Optional[Tuple[Status, str, Comparison]]:
         ticket = (solution, definition.name, workload.uuid)
         self._rounds.pop(ticket, None)
@@ -287,7 +283,7 @@ class Oracle:
         self._rounds[ticket] = (total, seeds)
         return None
 
-    def verdict(self, definition: Definition, solution: str, workload: Workload, data: Union[bytes, str],
+    def verdict(self, definition: Definition, solution: str, workload: Workload, data: str,
                 environment: Environment, reference_timing: Optional[TimingStats] = None) -> Trace:
         """The trace: timed calls checked against the reference, the latency checked against the speed of
         light, then PASSED with its figures. The comparisons hold the device lock as ``_comparing`` says. The

@@ -145,9 +145,10 @@ def test_every_step_that_uses_the_device_outside_timed_loops_holds_the_lock(tmp_
         judge.prepare(definition, workload)
         evaluator = SolutionEvaluator("cpu", config, ds.root)
         runnable = build_solution(ds.solutions["honest"], device="cpu")
-        rounds = evaluate.pack(evaluator.correctness_rounds(definition, workload, runnable))
+        rounds = evaluate.save_payload(evaluator.correctness_rounds(definition, workload, runnable),
+                                       tmp_path / "rounds.pt")
         assert judge.check_rounds(definition, workload, rounds, "honest") is None
-        timing = evaluate.pack(evaluator.timing(definition, workload, runnable))
+        timing = evaluate.save_payload(evaluator.timing(definition, workload, runnable), tmp_path / "timing.pt")
         trace = judge.verdict(definition, "honest", workload, timing, judge.environment)
         assert trace.evaluation.status.value == "PASSED"
     finally:

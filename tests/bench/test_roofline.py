@@ -89,7 +89,7 @@ def test_ceilings_measured_on_a_busy_machine_are_measured_again_before_a_solutio
     the CI machine while it compiled) are too low, and a correct solution then reads as faster than light. Before
     failing one, the reference process measures them again (once), keeps the higher, and caches them."""
     from kernelarena.bench import RunConfig
-    from kernelarena.bench.evaluate import SolutionEvaluator, pack
+    from kernelarena.bench.evaluate import SolutionEvaluator, save_payload
     from kernelarena.bench.oracle import Oracle
     from kernelarena.build import build_solution
     from tests.bench.cheats import make_dataset
@@ -104,9 +104,9 @@ def test_ceilings_measured_on_a_busy_machine_are_measured_again_before_a_solutio
     evaluator = SolutionEvaluator("cpu", judge.config, ds.root)
     runnable = build_solution(ds.solutions["honest"], device="cpu")
     judge.prepare(definition, workload)
-    assert judge.check_rounds(definition, workload, pack(evaluator.correctness_rounds(definition, workload, runnable)),
-                              "honest") is None
-    trace = judge.verdict(definition, "honest", workload,
-                          pack(evaluator.timing(definition, workload, runnable)), judge.environment)
+    rounds = save_payload(evaluator.correctness_rounds(definition, workload, runnable), tmp_path / "rounds.pt")
+    assert judge.check_rounds(definition, workload, rounds, "honest") is None
+    timing = save_payload(evaluator.timing(definition, workload, runnable), tmp_path / "timing.pt")
+    trace = judge.verdict(definition, "honest", workload, timing, judge.environment)
     assert trace.evaluation.status.value == "PASSED", trace.evaluation.log
     assert min(json.loads(cached.read_text()).values()) > 1e6  # the cache holds the new measurement

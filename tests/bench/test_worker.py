@@ -156,7 +156,7 @@ def test_two_lanes_evaluate_two_solutions_at_once_each_in_its_own_process(tmp_pa
 
 def test_the_reference_process_keeps_each_solutions_rounds_apart(tmp_path):
     """Two lanes interleave their requests: each verdict uses its own solution's checked rounds."""
-    from kernelarena.bench.evaluate import SolutionEvaluator, pack
+    from kernelarena.bench.evaluate import SolutionEvaluator, save_payload
     from kernelarena.bench.oracle import MalformedResult, Oracle
     from kernelarena.schema import Environment
 
@@ -171,8 +171,8 @@ def test_the_reference_process_keeps_each_solutions_rounds_apart(tmp_path):
         y.copy_(x * w + 1.0)
 
     honest.destination_passing_style = True
-    rounds, timing = (pack(f(definition, workload, honest)) for f in (evaluator.correctness_rounds,
-                                                                      evaluator.timing))
+    rounds, timing = (save_payload(f(definition, workload, honest), tmp_path / f"{f.__name__}.pt")
+                      for f in (evaluator.correctness_rounds, evaluator.timing))
     assert oracle.check_rounds(definition, workload, rounds, "a") is None
     assert oracle.check_rounds(definition, workload, rounds, "b") is None
     environment = Environment(hardware="cpu")
@@ -244,7 +244,7 @@ def test_comparisons_of_small_outputs_do_not_wait_for_the_device(tmp_path, monke
     import os
 
     from kernelarena.bench import quiet, spent
-    from kernelarena.bench.evaluate import SolutionEvaluator, pack
+    from kernelarena.bench.evaluate import SolutionEvaluator, save_payload
     from kernelarena.bench.oracle import HOST_COMPARE_BYTES, Oracle
 
     ds = make_dataset(tmp_path / "ds", rows=rows)
@@ -257,7 +257,8 @@ def test_comparisons_of_small_outputs_do_not_wait_for_the_device(tmp_path, monke
         y.copy_(x * w + 1.0)
 
     honest.destination_passing_style = True
-    rounds = pack(SolutionEvaluator(device, config, ds.root).correctness_rounds(definition, workload, honest))
+    rounds = save_payload(SolutionEvaluator(device, config, ds.root).correctness_rounds(definition, workload, honest),
+                          tmp_path / "rounds.pt")
     path = quiet.make(str(tmp_path), device)
     monkeypatch.setattr(quiet, "START_WAIT_S", 0.3)
     quiet.use(path)

@@ -209,7 +209,7 @@ RELEASE_ABOVE_BYTES = 4 << 30
 
 
 def hand_over(conn: Connection, kind: str, payload: dict) -> None:
-    """Write ``payload`` (tensors, numbers, strings, lists, dicts: what evaluate.pack holds) to a file in this
+    """Write ``payload`` (tensors, numbers, strings, lists, dicts: what the evaluator hands over) to a file in this
     worker's scratch folder, its working folder, and tell the parent its name: the parent copies it for the
     reference process (bench/worker.py). Through the pipes, the parent relaying, a run of the example dataset's
     RMSNorm and attention definitions spent 27 s of 149 s sending payloads on the H200 (2026-12-03)."""

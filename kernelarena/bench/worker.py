@@ -486,7 +486,8 @@ class DeviceWorkers:
                     try:
                         timing, problem = self._reference_timing(definition, workload, phases)
                         if problem is not None:
-                            self._definition_failed(definition, workload, problem)
+                            if not self.stopped:  # else the run was stopped under it: nobody's fault
+                                self._definition_failed(definition, workload, problem)
                             return None, phases, True
                         answer, reference = self._ask(("verdict", definition.to_json(), solution.name,
                                                        workload.to_json(), data, environment.to_json(), timing),

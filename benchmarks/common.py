@@ -73,6 +73,16 @@ def add_out_argument(parser: argparse.ArgumentParser) -> None:
                              "without either, only printed); --out benchmarks/results publishes in place")
 
 
+def emit(lines: Sequence[str], out: Optional[Path], name: str) -> str:
+    """A diagnostic's report: ``lines`` joined, printed, and written to ``out/name`` when ``out`` is given."""
+    text = "\n".join(lines) + "\n"
+    print(text, flush=True)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text(text)
+    return text
+
+
 def _text(value: object) -> str:
     """A cell's text: floats with two decimals, one line."""
     return f"{value:.2f}" if isinstance(value, float) else str(value).replace("\n", " ")

@@ -26,7 +26,7 @@ from typing import Dict, List, Tuple
 
 import torch
 
-from benchmarks.common import add_out_argument, stamp
+from benchmarks.common import add_out_argument, emit, stamp
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ("rmsnorm_h8192_pytorch:batch_size=32", "rmsnorm_h8192_pytorch:batch_size=1",
@@ -124,11 +124,7 @@ def main() -> None:
         lines.append(f"| {solution} | {axes} | {us['host us']:.1f} | " + " | ".join(f"{us[w]:.2f}" for w in ways)
                      + f" | {us['harness'] / us['profile']:.3f} | {us['profile + sleep'] / us['profile']:.3f} |")
         print(lines[-1], flush=True)
-    text = "\n".join(lines) + "\n"
-    print(text, flush=True)
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "diag_cupti_ratio_latest.md").write_text(text)
+    emit(lines, args.out, "diag_cupti_ratio_latest.md")
 
 
 if __name__ == "__main__":

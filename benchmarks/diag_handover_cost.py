@@ -23,7 +23,7 @@ from typing import Callable, List, Tuple
 
 import torch
 
-from benchmarks.common import add_out_argument, stamp
+from benchmarks.common import add_out_argument, emit, stamp
 from kernelarena.bench import device_activity as da
 from kernelarena.bench.correctness import compare_outputs
 from kernelarena.bench.evaluate import _no_checksums
@@ -202,11 +202,7 @@ def main() -> None:
     s = stamp(device)
     lines = [f"# Hand-over and profile costs ({s.machine}, {s.date})", "", "| what | seconds |", "|---|---|"]
     lines += [f"| {what} | {figures} |" for what, figures in rows]
-    text = "\n".join(lines) + "\n"
-    print(text, flush=True)
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "diag_handover_cost_latest.md").write_text(text)
+    emit(lines, args.out, "diag_handover_cost_latest.md")
 
 
 if __name__ == "__main__":

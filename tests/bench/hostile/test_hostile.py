@@ -135,7 +135,11 @@ def test_summary_clock_is_the_parents(hostile_run):
     assert report.wall_s > 0
     assert all(seconds >= 0 for seconds in report.phases.values()), report.phases
     lanes = hostile_run["config"].lanes
-    assert lanes == 2 and sum(report.phases.values()) <= report.wall_s * lanes * 1.05, (report.phases, report.wall_s)
+    # The lanes' phases are lane time; the reference timer's own is one process's beside them.
+    timer = report.phases.get("reference timing", 0.0)
+    assert lanes == 2 and sum(report.phases.values()) - timer <= report.wall_s * lanes * 1.05, \
+        (report.phases, report.wall_s)
+    assert 0 < timer <= report.wall_s * 1.05, (report.phases, report.wall_s)
 
 
 @pytest.mark.parametrize("device", DEVICES)

@@ -26,38 +26,28 @@ from typing import Dict, List, Tuple
 
 import torch
 
-from benchmarks.common import add_out_argument, emit, stamp
+from benchmarks.common import add_out_argument, emit, stamp, timed_cases
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ("rmsnorm_h8192_pytorch:batch_size=32", "rmsnorm_h8192_pytorch:batch_size=1",
          "rmsnorm_h4096_flashinfer:batch_size=1",
          "rope_with_cos_sin_cache_neox_style_d128_rd128_kernelarena_triton:num_tokens=1",
          "gemm_n28672_k4096_kernelarena_triton:M=2048")
-TIMING_SEED_OFFSET = 104729  # the evaluator's base seed for timed inputs (bench/evaluate.py)
 
 
 def _calls(dataset, solution_name: str, axes: Dict[str, int], device: str, copies: int = 4):
-    """(call(i), outputs_of(i), its definition's name) for a dataset solution on the first workload with ``axes``,
-    ``copies`` input sets made and planned as the evaluator makes them."""
-    from kernelarena.bench.evaluate import Case
-    from kernelarena.bench.inputs import allocate_outputs, materialize_inputs
-    from kernelarena.bench.plan import plan_case
-    from kernelarena.build import build_solution
-
-    solution = dataset.solutions[solution_name]
-    definition = dataset.definitions[solution.definition]
-    workload = next(w.workload for w in dataset.workloads[definition.name]
+    """(call(i), outputs_of(i), copies) for a dataset solution on the first workload with ``axes``, made as a run's
+    timed loop makes them (benchmarks/common.timed_cases) and each called once (lazy compilation and first-call
+    allocations out of every measurement)."""
+    definition = dataset.solutions[solution_name].definition
+    workload = next(w.workload for w in dataset.workloads[definition]
                     if all(w.workload.axes.get(k) == v for k, v in axes.items()))
-    runnable = build_solution(solution, device=device)
-    dps = runnable.destination_passing_style
-    cases = [Case(materialize_inputs(definition, workload, device, TIMING_SEED_OFFSET + i, dataset.root),
-                  allocate_outputs(definition, workload, device) if dps else {}) for i in range(copies)]
-    planned = [plan_case(runnable, c)[0] for c in cases]
+    call, outputs_of = timed_cases(dataset, solution_name, workload, device, copies)
     with torch.no_grad():
-        for i in range(copies):  # lazy compilation and first-call allocations out of every measurement
-            cases[i].call(planned[i], dps)
+        for i in range(copies):
+            call(i)
     torch.cuda.synchronize()
-    return (lambda i: cases[i].call(planned[i], dps)), (lambda i: tuple(cases[i].outputs.values())), copies
+    return call, outputs_of, copies
 
 
 def measure(call, outputs_of, copies: int, device: str, calls: int = 20) -> Dict[str, float]:

@@ -26,13 +26,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-from benchmarks.common import Stamp, publish
+from benchmarks.common import Stamp, publish, timed_cases
 
 ROOT = Path(__file__).resolve().parents[1]
 
 SMALL_US = 10.0  # pairs under this many microseconds may differ by ABSOLUTE_US and count as equal
 ABSOLUTE_US = 0.5
-TIMING_SEED_OFFSET = 104729  # the evaluator's base seed for timed inputs (bench/evaluate.py), reused here
 
 
 # ---------------------------------------------------------------------------------------------- comparison
@@ -146,21 +145,9 @@ def _cupti_one(dataset, trace, device: str, calls: int, flush, copies: int = 4) 
     import torch
 
     from kernelarena.bench.device_activity import profile_calls
-    from kernelarena.bench.evaluate import Case
-    from kernelarena.bench.inputs import allocate_outputs, materialize_inputs
-    from kernelarena.bench.plan import plan_case
     from kernelarena.bench.timing import RANDOM_SEED
-    from kernelarena.build import build_solution
 
-    definition = dataset.definitions[trace.definition]
-    solution = dataset.solutions[trace.solution]
-    runnable = build_solution(solution, device=device)
-    dps = runnable.destination_passing_style
-    cases, planned = [], []
-    for i in range(copies):
-        inputs = materialize_inputs(definition, trace.workload, device, TIMING_SEED_OFFSET + i, dataset.root)
-        cases.append(Case(inputs, allocate_outputs(definition, trace.workload, device) if dps else {}))
-        planned.append(plan_case(runnable, cases[-1])[0])
+    call, _ = timed_cases(dataset, trace.solution, trace.workload, device, copies)
     made = []
 
     def before() -> None:
@@ -171,9 +158,9 @@ def _cupti_one(dataset, trace, device: str, calls: int, flush, copies: int = 4) 
     with torch.no_grad():
         for i in range(copies):  # warm: lazy compilation and first-call allocations stay out of the profile
             flush.zero_()
-            cases[i].call(planned[i], dps)
+            call(i)
         torch.cuda.synchronize()
-        activity = profile_calls(lambda r: cases[r % copies].call(planned[r % copies], dps), calls, before=before)
+        activity = profile_calls(lambda r: call(r % copies), calls, before=before)
     if activity.problem:
         raise RuntimeError(activity.problem)
     return statistics.median(activity.sum_us())

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.common import add_out_argument, stamp
+from benchmarks.common import add_out_argument, stamp, timed_cases
 from kernelarena.bench.config import TimingConfig
 from kernelarena.bench.timing import SETTLE_S, time_calls
 
@@ -57,27 +57,14 @@ def triton_gemm():
 
 def dataset_calls(definition_name: str, axes: dict, solutions: dict, copies: int, device: str = "cuda:0"):
     """name -> (call(i), outputs_of(i)) for the dataset's solutions on the first workload of ``definition_name``
-    whose axes include ``axes``: inputs of ``copies`` sets made and planned as the evaluator does."""
-    from kernelarena.bench.evaluate import Case
-    from kernelarena.bench.inputs import allocate_outputs, materialize_inputs
-    from kernelarena.bench.plan import plan_case
-    from kernelarena.build import build_solution
+    whose axes include ``axes``, made as a run's timed loop makes them (benchmarks/common.timed_cases)."""
     from kernelarena.store import TraceSet
 
     dataset = TraceSet.load(ROOT / "examples" / "dataset", strict=True)
-    definition = dataset.definitions[definition_name]
     workload = next(w.workload for w in dataset.workloads[definition_name]
                     if all(w.workload.axes.get(k) == v for k, v in axes.items()))
-    calls = {}
-    for name, solution_name in solutions.items():
-        runnable = build_solution(dataset.solutions[solution_name], device=device)
-        dps = runnable.destination_passing_style
-        cases = [Case(materialize_inputs(definition, workload, device, 104729 + i, dataset.root),
-                      allocate_outputs(definition, workload, device) if dps else {}) for i in range(copies)]
-        planned = [plan_case(runnable, c)[0] for c in cases]
-        calls[name] = ((lambda i, cs=cases, ps=planned, d=dps: cs[i].call(ps[i], d)),
-                       (lambda i, cs=cases: tuple(cs[i].outputs.values())))
-    return calls
+    return {name: timed_cases(dataset, solution_name, workload, device, copies)
+            for name, solution_name in solutions.items()}
 
 
 def heat(seconds: float) -> None:

@@ -14,6 +14,7 @@ from benchmarks.common import (
     publish,
     read_results,
     stamp,
+    timed_cases,
     upsert_results,
 )
 
@@ -116,3 +117,23 @@ def test_run_caption_joins_the_caption_rich_wraps_to_the_tables_width(tmp_path):
     caption = run_caption(out)
     assert caption.startswith("time spent: workers starting") and "worker restarts" in caption
     assert caption.endswith("median of 2)") and "\n" not in caption
+
+
+def test_timed_cases_are_the_evaluators_timed_inputs_planned():
+    """A benchmark's calls get the input sets a run's timed loop gets: the same seeds, the reference's answer."""
+    import torch
+
+    from kernelarena.bench.config import RunConfig
+    from kernelarena.bench.evaluate import timing_seed
+    from kernelarena.bench.inputs import materialize_inputs, reference_module
+    from kernelarena.store import TraceSet
+
+    dataset = TraceSet.load(Path(__file__).resolve().parents[2] / "examples" / "dataset", strict=True)
+    definition = dataset.definitions["rmsnorm_h4096"]
+    workload = next(w.workload for w in dataset.workloads[definition.name] if w.workload.axes["batch_size"] == 32)
+    call, _ = timed_cases(dataset, "rmsnorm_h4096_pytorch", workload, "cpu", copies=2)
+    for i in range(2):
+        inputs = materialize_inputs(definition, workload, "cpu", timing_seed(RunConfig(), i), dataset.root)
+        expected = reference_module(definition).run(*inputs.values())
+        (got,) = call(i)  # the outputs, whether written in place or returned
+        torch.testing.assert_close(got.float(), expected.float(), atol=2e-2, rtol=2e-2)

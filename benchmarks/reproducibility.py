@@ -110,60 +110,102 @@ def max_spread(pairs: Iterable[Pair]) -> float:
 
 
 # ---------------------------------------------------------------------------------------------- CUPTI
-def cupti_per_trace(dataset, traces: Sequence, device: str, calls: int, deadline: Optional[float] = None
-                    ) -> Dict[Tuple[str, str, str], float]:
+def cupti_per_trace(dataset, items: Sequence[Tuple[str, str, object]], device: str, calls: int,
+                    deadline: Optional[float] = None) -> Dict[Tuple[str, str, str], float]:
     """Device-activity microseconds per call (the sum of the call's kernel, copy and set durations, the median of
-    ``calls`` calls) of each passed trace's solution on its workload's timed input sets, the L2 flushed before
-    every call as in our cold timing, the flush and the plan step left out. The attribution is the harness's own
-    (kernelarena/bench/device_activity.py); this profile is taken apart from both runs. Past ``deadline`` (a
-    ``time.perf_counter()`` value) the remaining traces are left out, and a line says how many."""
+    ``calls`` calls) of each (definition, solution, workload) in ``items`` on the workload's timed input sets,
+    launched as the timed loop launches them: the L2 flushed, then a sleep kernel ahead of the call so that the
+    host gets ahead and the call's kernels run back to back, the flush, the sleep and the plan step left out.
+    The attribution is the harness's own (kernelarena/bench/device_activity.py); this profile is taken apart
+    from both runs. Past ``deadline`` (a ``time.perf_counter()`` value) the remaining items are left out, and a
+    line says how many."""
     import torch
 
     from kernelarena.bench.timing import l2_flush_buffer
 
     flush = l2_flush_buffer(torch.device(device))
     out = {}
-    passed = [t for t in traces if t.passed]
-    for index, trace in enumerate(passed):
+    for index, (definition, solution, workload) in enumerate(items):
         if deadline is not None and time.perf_counter() > deadline:
-            print(f"CUPTI: {index} of {len(passed)} passed traces profiled before the time budget ran out; the "
+            print(f"CUPTI: {index} of {len(items)} passed traces profiled before the time budget ran out; the "
                   "rest have no CUPTI ratio", flush=True)
             break
         try:
-            out[(trace.definition, trace.solution, trace.workload.uuid)] = _cupti_one(
-                dataset, trace, device, calls, flush)
+            out[(definition, solution, workload.uuid)] = _cupti_one(dataset, solution, workload, device, calls,
+                                                                    flush)
         except Exception as e:  # one solution's failure here leaves its ratio out, not the report
-            print(f"CUPTI timing of {trace.solution} on {trace.workload.axes} failed: {e!r}", flush=True)
+            print(f"CUPTI timing of {solution} on {workload.axes} failed: {e!r}", flush=True)
     return out
 
 
-def _cupti_one(dataset, trace, device: str, calls: int, flush, copies: int = 4) -> float:
-    """Device-activity microseconds per call of one trace's solution (see cupti_per_trace): the median over
-    ``calls`` calls rotating the timed loop's ``copies`` input sets, torch's generators seeded per set as the
-    timer seeds them, so a kernel whose time follows its random draws (a rejection sampler) draws what it drew
-    when timed (with one set and unseeded, FlashInfer's samplers read 0.85-1.38x of their traces)."""
+def passed_items(traces: Sequence) -> List[Tuple[str, str, object]]:
+    """(definition, solution, workload) of each passed trace: what ``cupti_per_trace`` profiles."""
+    return [(t.definition, t.solution, t.workload) for t in traces if t.passed]
+
+
+def _cupti_one(dataset, solution: str, workload, device: str, calls: int, flush, copies: int = 4) -> float:
+    """Device-activity microseconds per call of one solution on one workload (see cupti_per_trace): the median
+    over ``calls`` calls rotating the timed loop's ``copies`` input sets, torch's generators seeded per set as
+    the timer seeds them, so a kernel whose time follows its random draws (a rejection sampler) draws what it
+    drew when timed (with one set and unseeded, FlashInfer's samplers read 0.85-1.38x of their traces). The
+    sleep ahead is 3x the call's host time: the profiler's callbacks lengthen the host side of a profiled call
+    (the harness sizes its own sleep from profiled calls; a longer sleep only delays the call). Without it a
+    host-bound call's kernels ran one by one as the host launched them, and their durations summed to more
+    than the same kernels back to back: PyTorch's MoE at one token read 587 us against its trace's 493 us
+    (H200, 2026-12-03; benchmarks/diag_cupti_ratio.py takes both ways)."""
     import torch
 
     from kernelarena.bench.device_activity import profile_calls
-    from kernelarena.bench.timing import RANDOM_SEED
+    from kernelarena.bench.timing import RANDOM_SEED, host_ahead_us, sleep_cycles_per_us
 
-    call, _ = timed_cases(dataset, trace.solution, trace.workload, device, copies)
-    made = []
-
-    def before() -> None:
-        flush.zero_()
-        torch.manual_seed(RANDOM_SEED + len(made) % copies)
-        made.append(None)
-
+    call, _ = timed_cases(dataset, solution, workload, device, copies)
+    made, host = [], []
     with torch.no_grad():
-        for i in range(copies):  # warm: lazy compilation and first-call allocations stay out of the profile
+        for i in range(2 * copies):  # warm: lazy compilation and first-call allocations stay out of the profile
             flush.zero_()
-            call(i)
+            torch.cuda.synchronize()
+            started = time.perf_counter()
+            call(i % copies)
+            host.append(time.perf_counter() - started)
         torch.cuda.synchronize()
+        cycles = int(host_ahead_us(3 * statistics.median(host[copies:])) * sleep_cycles_per_us(torch.device(device)))
+
+        def before() -> None:
+            flush.zero_()
+            torch.manual_seed(RANDOM_SEED + len(made) % copies)
+            made.append(None)
+            torch.cuda._sleep(cycles)
+
         activity = profile_calls(lambda r: call(r % copies), calls, before=before)
     if activity.problem:
         raise RuntimeError(activity.problem)
     return statistics.median(activity.sum_us())
+
+
+def recupti(path: Path, dataset, definitions: Sequence[str], solutions: Sequence[str], device: str, calls: int,
+            out: Path, tag: str) -> Path:
+    """The result JSON at ``path`` with the CUPTI figures of its passed pairs (those of ``definitions`` and
+    ``solutions`` where given) taken again by ``cupti_per_trace``, written as a report of its own under ``out``
+    (``tag`` names it) that ``--merge`` takes in place of the first."""
+    machine, pairs, cupti = load_pairs(path)
+    workloads = {(d, w.workload.uuid): w.workload for d in dataset.workloads for w in dataset.workloads[d]}
+    items = [(p.definition, p.solution, workloads[(p.definition, p.workload)]) for p in pairs
+             if p.spread is not None and (not definitions or p.definition in definitions)
+             and (not solutions or p.solution in solutions)]
+    started = time.perf_counter()
+    fresh = cupti_per_trace(dataset, items, device, calls)
+    cupti.update(fresh)
+    header = [f"# Reproducibility: `{Path(path).name}` with its CUPTI figures taken again", "",
+              f"{machine}, {datetime.date.today().isoformat()}: the pairs of `{Path(path).name}` as measured there; "
+              f"the CUPTI figures of {len(fresh)} of its pairs taken again ({time.perf_counter() - started:.0f} s, "
+              f"{calls} calls each, the L2 flushed and the sleep ahead before each call: "
+              + ", ".join(f"{s} {w}" for (_, s, w) in sorted(fresh)) + ")."]
+    text = format_report(pairs, cupti, header)
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / f"reproducibility_{machine_slug(machine)}{tag}.md"
+    target.write_text(text)
+    write_figures(target.with_suffix(".json"), machine, pairs, cupti)
+    return target
 
 
 # ---------------------------------------------------------------------------------------------- report
@@ -302,6 +344,9 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
     parser.add_argument("--merge", nargs="+", type=Path, default=None, metavar="JSON",
                         help="run nothing: merge the result JSONs of split runs into one report (--tag names it, "
                              "default _merged)")
+    parser.add_argument("--recupti", type=Path, default=None, metavar="JSON",
+                        help="run nothing but the CUPTI step: take the CUPTI figures of a result JSON's pairs again "
+                             "(those of --definitions and --solutions where given) into a report named by --tag")
     args = parser.parse_args(argv)
     if args.merge:
         path = merge(args.merge, args.out, args.tag or "_merged", args.note)
@@ -319,6 +364,13 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
     script_started = time.perf_counter()
     device = args.device or ("cuda:0" if torch.cuda.is_available() else "cpu")
     dataset = TraceSet.load(args.dataset, strict=True)
+    if args.recupti:
+        if not device.startswith("cuda"):
+            parser.error("--recupti needs a GPU (CUPTI)")
+        path = recupti(args.recupti, dataset, args.definitions, args.solutions, device, args.cupti_calls, args.out,
+                       args.tag or "_recupti")
+        print(path.read_text(), flush=True)
+        return path
     tasks = select(dataset, args.definitions, args.solutions, (), args.smallest)
     started = time.perf_counter()
     for _, solution, _ in tasks:  # warm the build cache, so neither run compiles
@@ -364,11 +416,12 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
     write({}, "not yet taken (written again after it).")  # a capped call keeps the two runs' comparison
     started = time.perf_counter()
     deadline = script_started + args.budget_s if args.budget_s else None
-    cupti = cupti_per_trace(dataset, runs[0], device, args.cupti_calls, deadline)
+    cupti = cupti_per_trace(dataset, passed_items(runs[0]), device, args.cupti_calls, deadline)
     profiled = sum(1 for t in runs[0] if t.passed)
     cupti_s = time.perf_counter() - started
-    write(cupti, f"{args.cupti_calls} calls per trace with the L2 flushed before each, the flush's own device work "
-                 f"left out, the plan step outside the profile, apart from both runs ({cupti_s:.0f} "
+    write(cupti, f"{args.cupti_calls} calls per trace with the L2 flushed and a sleep kernel ahead of each (as the "
+                 f"timed loop launches them), the flush's and the sleep's device work left out, the plan step "
+                 f"outside the profile, apart from both runs ({cupti_s:.0f} "
                  f"s; {len(cupti)} of {profiled} passed traces profiled"
                  + (", the rest cut by --budget-s)." if len(cupti) < profiled else ")."))
     return path

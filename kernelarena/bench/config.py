@@ -87,15 +87,26 @@ class RunConfig:
     ``default_spare_workers()``."""
 
     lanes: Optional[int] = None
-    """Evaluations at once per device, sharing its reference process and worker pool; None: 2 on a GPU, 1 on the
-    CPU. On a GPU the device lock (bench/quiet.py) keeps timed loops alone on the device while the other lane
-    checks or starts; on the CPU timing is wall clock, so more than one lane there is for tests, not numbers."""
+    """Evaluations at once per device, sharing its worker pool and reference timer, each lane with a judging
+    reference process of its own where ``judges_for`` allows; None: 2 on a GPU, 1 on the CPU. On a GPU the
+    device lock (bench/quiet.py) keeps timed loops alone on the device while the other lane checks or starts; on
+    the CPU timing is wall clock, so more than one lane there is for tests, not numbers."""
 
     def lanes_for(self, device: str) -> int:
         """Evaluations at once on ``device``."""
         if self.lanes is not None:
             return self.lanes
         return 2 if device.startswith("cuda") else 1
+
+    def judges_for(self, device: str) -> int:
+        """Judging reference processes on ``device``: one per lane, so that a lane's comparisons never queue behind
+        another lane's (in one judging process shared by two lanes on the H200, 2026-12-03, the lanes waited 19 s
+        of a 115 s example-dataset run for each other's turns, its comparisons took 34 s), unless the judging
+        process also times the reference (no reference timer): then one, so that every trace of a workload has
+        its speedup against the same reference timing."""
+        if self.time_reference and not self.reference_timer_for(device):
+            return 1
+        return self.lanes_for(device)
 
     def reference_timer_for(self, device: str) -> bool:
         """Whether ``device``'s references are timed by a reference process of their own (``reference_timer``)."""

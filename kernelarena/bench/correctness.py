@@ -9,6 +9,7 @@ from typing import Dict, Optional, Sequence
 import torch
 
 from ..schema import Definition, Status, Tolerance, torch_dtype
+from . import spent
 
 # Default tolerances by output dtype; a definition's ``tolerance`` or the run's overrides them. Half-precision
 # outputs are rounded to 8 (bf16) or 11 (fp16) mantissa bits, so one rounding step is ~4e-3 / 5e-4 relative.
@@ -78,8 +79,12 @@ def _compare_one(name: str, out, ref, dtype: str, tol: Tolerance) -> Comparison:
     if out.numel() == 0:
         return Comparison(Status.PASSED)
     # To the reference's device first, in its own dtype, then widened there: widening a bf16 output on the host
-    # first would copy four times its bytes.
-    o = out.detach().to(device=ref.device).to(torch.float64)
+    # first would copy four times its bytes. The copy is a step of its own in the run's closing line (a payload's
+    # mapped pages are read from the page cache here).
+    if out.device != ref.device:
+        with spent.timed("outputs to device"):
+            out = out.detach().to(device=ref.device)
+    o = out.detach().to(torch.float64)
     r = ref.detach().to(torch.float64)
     diff = (o - r).abs()
     same_special = (o == r) | (o.isnan() & r.isnan())  # equal infinities and NaN where the reference has NaN
@@ -102,8 +107,10 @@ def _compare_one(name: str, out, ref, dtype: str, tol: Tolerance) -> Comparison:
 
 
 def _read_back(values: torch.Tensor) -> list:
-    """A small device tensor's values on the host (one wait for the device)."""
-    return values.tolist()
+    """A small device tensor's values on the host (one wait for the device: the comparison's kernels, and on a
+    GPU shared with other processes their turns first; a step of its own in the run's closing line)."""
+    with spent.timed("comparison read-back"):
+        return values.tolist()
 
 
 def inputs_changed(before: Dict, after: Dict) -> Optional[str]:

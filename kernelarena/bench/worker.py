@@ -1,4 +1,5 @@
-"""Isolation: per device, one reference process that judges and a pool of pre-started solution processes.
+"""Isolation: per device, reference processes that judge (one per lane) and time references, and a pool of
+pre-started solution processes.
 
 Each solution is evaluated in a process no other solution has touched, taken from a pool of clean workers
 started ahead (torch imported, sandbox applied), so the start-up cost hides behind the previous evaluation.
@@ -118,11 +119,22 @@ class WorkerPool:
             self.spares.popleft()[1].stop(graceful=False)
 
 
+class _Reference:
+    """A reference process's place: the process (None before its start and after it died or hung), its requests one
+    at a time, and how many lanes use it now."""
+
+    def __init__(self) -> None:
+        self.child: Optional[ChildProcess] = None
+        self.turn = threading.Lock()
+        self.users = 0
+
+
 class DeviceWorkers:
-    """The reference process and the solution pool of one device. ``evaluate`` never raises for a solution's
+    """The reference processes and the solution pool of one device. ``evaluate`` never raises for a solution's
     misbehaviour; definition-side failures go to ``definition_errors`` instead of traces. Several threads (the
-    device's lanes) may call ``evaluate`` at once, for different solutions: they share the pool and take turns
-    with the reference process."""
+    device's lanes) may call ``evaluate`` at once, for different solutions: they share the pool and the reference
+    timer, and each evaluation is judged by the judging process that the fewest lanes use now
+    (``config.judges_for``: one per lane, or one shared, its requests taking turns)."""
 
     def __init__(self, device: str, config: RunConfig, root: Optional[Path], warm: Tuple[str, ...] = (),
                  upcoming: Optional[Callable[[int], List[Solution]]] = None,
@@ -140,15 +152,18 @@ class DeviceWorkers:
         needs = upcoming_imports if upcoming is None else \
             (lambda n: [warm_imports((solution,), device) for solution in upcoming(n)])
         self.pool = WorkerPool(device, config, root, warm, self.lock, needs)
-        self.oracle: Optional[ChildProcess] = None
-        self.timer: Optional[ChildProcess] = None
+        self.judges = [_Reference() for _ in range(config.judges_for(device))]
+        """The judging reference processes: the first started here, the others at their first request."""
+        self.timer = _Reference()
         """The reference process that only times references (``config.reference_timer_for``), started at its first
-        request, so that the judging one (``oracle``) goes on comparing meanwhile."""
+        request, so that the judging ones go on comparing meanwhile."""
         self._timer_threads = ThreadPoolExecutor(1, thread_name_prefix=f"reference-timer-{device}") \
             if config.reference_timer_for(device) else None
-        self._timer_turn = threading.Lock()
         self._timings: Dict[Tuple[str, str], Future] = {}
         self._timings_reported: set = set()
+        self._fallback_timings: Dict[Tuple[str, str], str] = {}
+        """Per workload, the timing a judging process made where the timer could not start."""
+        self._fallback_turn = threading.Lock()
         self.environment = Environment(hardware=device)
         self.definition_errors: List[DefinitionError] = []
         self._broken: Dict[Tuple[str, str], str] = {}
@@ -159,7 +174,6 @@ class DeviceWorkers:
         """The solution processes evaluating now (one per lane), for ``kill``."""
         self._state = threading.Lock()  # the counters, ``active``
         self._pool_turn = threading.Lock()  # one lane takes a worker from the pool at a time
-        self._oracle_turn = threading.Lock()  # one request at a time to the reference process
         self.handoff = Path(tempfile.mkdtemp(prefix="kernelarena-handoff-"))
         """Our copies of the solutions' payload files, read by the reference process (``_handed_over``)."""
         self._kept: Optional[Tuple[str, ChildProcess]] = None
@@ -167,7 +181,7 @@ class DeviceWorkers:
         started = time.perf_counter()
         self.pool._fill()  # the template process starts here (a torch import), then the first workers fork
         self.pool.waited_s += time.perf_counter() - started
-        self._start_oracle()
+        self._start_judge(self.judges[0])
 
     @property
     def startup_s(self) -> float:
@@ -180,7 +194,8 @@ class DeviceWorkers:
         kept = [self._kept[1]] if self._kept is not None else []
         with self._state:
             active = list(self.active)
-        for child in [*active, self.oracle, self.timer, *kept, *(spare for _, spare in self.pool.spares)]:
+        references = [reference.child for reference in (*self.judges, self.timer)]
+        for child in [*active, *references, *kept, *(spare for _, spare in self.pool.spares)]:
             if child is not None:
                 child.kill()
 
@@ -190,43 +205,54 @@ class DeviceWorkers:
         self.pool.close()
         if self._timer_threads is not None:
             self._timer_threads.shutdown(wait=False, cancel_futures=True)
-        for name in ("oracle", "timer"):
-            child = getattr(self, name)
-            if child is not None:
-                child.stop()
-                setattr(self, name, None)
+        for reference in (*self.judges, self.timer):
+            if reference.child is not None:
+                reference.child.stop()
+                reference.child = None
         if self.lock:
             quiet.remove(self.lock)
         shutil.rmtree(self.handoff, ignore_errors=True)
 
-    # ------------------------------------------------------------------ the reference process
-    def _start_oracle(self) -> Optional[str]:
+    # ------------------------------------------------------------------ the judging reference processes
+    def _start_judge(self, judge: _Reference) -> Optional[str]:
+        """Start ``judge``'s process; why it could not start, or None."""
         started = time.perf_counter()
-        self.oracle = ChildProcess("reference", self.device, self.config, self.root, lock=self.lock)
-        self._oracle_problem = None
+        judge.child = ChildProcess("reference", self.device, self.config, self.root, lock=self.lock)
         try:
-            ready = self.oracle.wait_ready(self.config.timeout_s + 120)  # its first start measures the ceilings
+            ready = judge.child.wait_ready(self.config.timeout_s + 120)  # a first start measures the ceilings
             self.environment = Environment.model_validate(ready["environment"])
             return None
         except (ChildDied, ChildTimeout, ProtocolError, KeyError, ValueError) as e:
-            log = self.oracle.log_tail()
-            self.oracle.stop(graceful=False)
-            self.oracle = None
-            self._oracle_problem = (f"the reference worker process for {self.device} could not start "
-                                    f"({type(e).__name__}).\n{log}")
-            return self._oracle_problem
+            log = judge.child.log_tail()
+            judge.child.stop(graceful=False)
+            judge.child = None
+            return f"the reference worker process for {self.device} could not start ({type(e).__name__}).\n{log}"
         finally:
-            self.oracle_startup_s += time.perf_counter() - started
+            with self._state:
+                self.oracle_startup_s += time.perf_counter() - started
 
-    def _ask(self, request: tuple, timeout: float) -> Tuple[dict, Dict[str, float]]:
-        """The reference process's answer ({"dead": log} when it died or hung: it is then restarted) and the
-        seconds it took as phases: "reference" in all, of which "reference: turn wait" waiting for the other
-        lanes' requests and "reference: STEP" the process's own steps (bench/spent.py). Lanes take turns:
-        ``timeout`` counts from this request's turn."""
+    @contextlib.contextmanager
+    def _judge(self):
+        """The judging process for one evaluation (its check and verdict must reach the same process): the one the
+        fewest lanes use now, the first of those."""
+        with self._state:
+            judge = min(self.judges, key=lambda j: j.users)
+            judge.users += 1
+        try:
+            yield judge
+        finally:
+            with self._state:
+                judge.users -= 1
+
+    def _ask(self, judge: _Reference, request: tuple, timeout: float) -> Tuple[dict, Dict[str, float]]:
+        """``judge``'s answer ({"dead": log} when it died or hung: it is then restarted) and the seconds it took as
+        phases: "reference" in all, of which "reference: turn wait" waiting for the requests of other lanes that
+        share it and "reference: STEP" the process's own steps (bench/spent.py). ``timeout`` counts from this
+        request's turn."""
         started = time.perf_counter()
-        with self._oracle_turn:
+        with judge.turn:
             turn = time.perf_counter()
-            answer = self._ask_now(request, timeout)
+            answer = self._ask_now(judge, request, timeout)
         phases = {"reference": time.perf_counter() - started, "reference: turn wait": turn - started}
         for step, seconds in spent.reported(answer.pop("spent", None), phases["reference"]).items():
             phases[f"reference: {step}"] = seconds
@@ -237,29 +263,30 @@ class DeviceWorkers:
         with self._state:
             self.restarts += 1
 
-    def _ask_now(self, request: tuple, timeout: float) -> dict:
-        if self.oracle is None or not self.oracle.alive():
-            if self.oracle is not None:
+    def _ask_now(self, judge: _Reference, request: tuple, timeout: float) -> dict:
+        if judge.child is None or not judge.child.alive():
+            if judge.child is not None:
+                judge.child.stop(graceful=False)
                 self._count_restart()
-            problem = self._start_oracle()
+            problem = self._start_judge(judge)
             if problem:
                 return {"dead": problem}
-        return self._exchange("oracle", request, timeout, "the reference process")
+        return self._exchange(judge, request, timeout, "the reference process")
 
-    def _exchange(self, name: str, request: tuple, timeout: float, called: str) -> dict:
-        """The answer of the reference process held in attribute ``name`` ("oracle" or "timer") to ``request``;
-        one that dies or hangs meanwhile is stopped and forgotten (the next request starts a fresh one), and the
-        answer is {"dead": what happened, with its log}. The judging process's send is timed (its lane's step)."""
-        child: ChildProcess = getattr(self, name)
+    def _exchange(self, reference: _Reference, request: tuple, timeout: float, called: str) -> dict:
+        """The answer of ``reference``'s process (a judge or the timer) to ``request``; one that dies or hangs
+        meanwhile is stopped and forgotten (the next request starts a fresh one), and the answer is {"dead": what
+        happened, with its log}. A judging process's send is timed (its lane's step)."""
+        child = reference.child
         offset = child.log_size()
         try:
-            with spent.timed("request send") if name == "oracle" else contextlib.nullcontext():
+            with spent.timed("request send") if reference is not self.timer else contextlib.nullcontext():
                 child.send(request)  # payloads travel as files: a request is small, this stays short
             return child.receive(timeout)
         except (ChildDied, ChildTimeout, ProtocolError) as e:
             log = child.log_tail(offset)
             child.stop(graceful=False)
-            setattr(self, name, None)
+            reference.child = None
             self._count_restart()
             what = "did not answer in time" if isinstance(e, ChildTimeout) else "died"
             return {"dead": f"{called} {what} ({e}).\n{log}"}
@@ -286,34 +313,36 @@ class DeviceWorkers:
         return answer, phases
 
     def _ask_timer(self, request: tuple) -> dict:
-        with self._timer_turn:
+        timer = self.timer
+        with timer.turn:
             if self.stopped:
                 return {"dead": "the run stopped"}
-            if self.timer is None or not self.timer.alive():
-                if self.timer is not None:
-                    self.timer.stop(graceful=False)
+            if timer.child is None or not timer.child.alive():
+                if timer.child is not None:
+                    timer.child.stop(graceful=False)
                     self._count_restart()
-                self.timer = ChildProcess("reference", self.device, self.config, self.root, lock=self.lock)
+                timer.child = ChildProcess("reference", self.device, self.config, self.root, lock=self.lock)
                 if self.stopped:  # ``stop`` ran while it was being made: nothing else would stop it
-                    self.timer.stop(graceful=False)
-                    self.timer = None
+                    timer.child.stop(graceful=False)
+                    timer.child = None
                     return {"dead": "the run stopped"}
                 try:
-                    self.timer.wait_ready(self.config.timeout_s + 120)
+                    timer.child.wait_ready(self.config.timeout_s + 120)
                 except (ChildDied, ChildTimeout, ProtocolError) as e:
-                    log = self.timer.log_tail()
-                    self.timer.stop(graceful=False)
-                    self.timer = None
+                    log = timer.child.log_tail()
+                    timer.child.stop(graceful=False)
+                    timer.child = None
                     return {"dead": f"the reference timer process for {self.device} could not start "
                                     f"({type(e).__name__}).\n{log}", "unstarted": True}
-            return self._exchange("timer", request, self.config.timeout_s, "the reference timer process")
+            return self._exchange(timer, request, self.config.timeout_s, "the reference timer process")
 
-    def _reference_timing(self, definition: Definition, workload: Workload, phases: Dict[str, float]
-                          ) -> Tuple[Optional[str], Optional[str]]:
+    def _reference_timing(self, judge: _Reference, definition: Definition, workload: Workload,
+                          phases: Dict[str, float]) -> Tuple[Optional[str], Optional[str]]:
         """(the reference timer's timing of the reference as JSON, or None when the judging process timed it
         itself; why it could not be timed, or None), waiting for it. The wait is the lane's "reference: timing
         wait"; the timer's own time goes to the first evaluation of the workload that waits for it, as the
-        "reference timing" phase. A timer that cannot start hands the timing to the judging process."""
+        "reference timing" phase. A timer that cannot start hands the timing to ``judge``, once per workload
+        (the lanes' other judges take that timing, so every trace of the workload has the same one)."""
         key = (definition.name, workload.uuid)
         future = self._timings.get(key)
         if future is None:
@@ -329,11 +358,16 @@ class DeviceWorkers:
             _add_phases(phases, timer_phases)
         if "timing" in answer:
             return str(answer["timing"]), None
-        if answer.get("unstarted"):  # not the definition's fault: the judging process times it instead
-            answer, reference = self._ask(("time", definition.to_json(), workload.to_json()), self.config.timeout_s)
-            _add_phases(phases, reference)
-            if "timing" in answer:
-                return str(answer["timing"]), None
+        if answer.get("unstarted"):  # not the definition's fault: a judging process times it instead
+            with self._fallback_turn:
+                if key not in self._fallback_timings:
+                    answer, reference = self._ask(judge, ("time", definition.to_json(), workload.to_json()),
+                                                  self.config.timeout_s)
+                    _add_phases(phases, reference)
+                    if "timing" not in answer:
+                        return None, str(answer.get("definition_error") or answer.get("dead") or answer)
+                    self._fallback_timings[key] = str(answer["timing"])
+                return self._fallback_timings[key], None
         return None, str(answer.get("definition_error") or answer.get("dead") or answer)
 
     def _definition_failed(self, definition: Definition, workload: Workload, message: str) -> None:
@@ -366,39 +400,40 @@ class DeviceWorkers:
             else:
                 self.release()
         try:
-            for workload in workloads:
-                if self.stopped:
-                    return
-                key = (definition.name, workload.uuid)
-                if key in self._broken:
-                    continue
-                answer, reference = self._ask(("prepare", definition.to_json(), workload.to_json(),
-                                               self._timer_threads is None), self.config.timeout_s)
-                if "dead" in answer and self.oracle is None and self._unstartable(answer):
-                    on_result(WorkerResult(self._failure(definition, solution, workload, Status.RUNTIME_ERROR,
-                                                         answer["dead"], None), {}))
-                    continue
-                if not answer.get("ok"):
-                    self._definition_failed(definition, workload,
-                                            answer.get("definition_error") or answer.get("dead") or str(answer))
-                    continue
-                self._request_reference_timing(definition, workload)
-                if child is None or not child.alive():
-                    if child is not None:
+            with self._judge() as judge:
+                for workload in workloads:
+                    if self.stopped:
+                        return
+                    key = (definition.name, workload.uuid)
+                    if key in self._broken:
+                        continue
+                    answer, reference = self._ask(judge, ("prepare", definition.to_json(), workload.to_json(),
+                                                          self._timer_threads is None), self.config.timeout_s)
+                    if "dead" in answer and judge.child is None and self._unstartable(answer):
+                        on_result(WorkerResult(self._failure(definition, solution, workload, Status.RUNTIME_ERROR,
+                                                             answer["dead"], None), {}))
+                        continue
+                    if not answer.get("ok"):
+                        self._definition_failed(definition, workload,
+                                                answer.get("definition_error") or answer.get("dead") or str(answer))
+                        continue
+                    self._request_reference_timing(definition, workload)
+                    if child is None or not child.alive():
+                        if child is not None:
+                            self._retire(child, graceful=False)
+                            self._count_restart()
+                        with self._pool_turn:
+                            child = self.pool.take(warm_imports((solution,), self.device))
+                        with self._state:
+                            self.active.add(child)
+                    trace, phases, reusable = self._evaluate_one(judge, child, definition, solution, workload)
+                    _add_phases(phases, reference)
+                    if trace is not None:  # None: the reference could not be timed, a definition error
+                        on_result(WorkerResult(trace, phases))
+                    if not reusable:
                         self._retire(child, graceful=False)
+                        child = None
                         self._count_restart()
-                    with self._pool_turn:
-                        child = self.pool.take(warm_imports((solution,), self.device))
-                    with self._state:
-                        self.active.add(child)
-                trace, phases, reusable = self._evaluate_one(child, definition, solution, workload)
-                _add_phases(phases, reference)
-                if trace is not None:  # None: the reference could not be timed, a definition error
-                    on_result(WorkerResult(trace, phases))
-                if not reusable:
-                    self._retire(child, graceful=False)
-                    child = None
-                    self._count_restart()
         finally:
             if child is not None and keep and not self.stopped and child.alive():
                 self._kept = (identity, child)
@@ -423,10 +458,10 @@ class DeviceWorkers:
                                     comparison.get("max_relative_error", 0.0))
         return failure_trace(definition.name, workload, solution.name, status, log, environment, comparison)
 
-    def _evaluate_one(self, child: ChildProcess, definition: Definition, solution: Solution,
+    def _evaluate_one(self, judge: _Reference, child: ChildProcess, definition: Definition, solution: Solution,
                       workload: Workload) -> Tuple[Optional[Trace], Dict[str, float], bool]:
-        """(trace, seconds per phase by our clock, whether the worker may go on with this solution); no trace when
-        the reference could not be timed (a definition error, recorded)."""
+        """(trace, seconds per phase by our clock, whether the worker may go on with this solution), judged by
+        ``judge``; no trace when the reference could not be timed (a definition error, recorded)."""
         phases: Dict[str, float] = {}
         sandbox = _sandbox_of(child)
         offset = child.log_size()
@@ -467,8 +502,8 @@ class DeviceWorkers:
                                   phases.get("correctness", 0.0) + time.perf_counter() - mark)
                     close_phase(None)
                     try:
-                        answer, reference = self._ask(("check", definition.to_json(), workload.to_json(), data,
-                                                       solution.name), self.config.timeout_s)
+                        answer, reference = self._ask(judge, ("check", definition.to_json(), workload.to_json(),
+                                                              data, solution.name), self.config.timeout_s)
                     finally:
                         _remove(data)
                     _add_phases(phases, reference)
@@ -484,14 +519,14 @@ class DeviceWorkers:
                     close_phase(None)
                     environment = self.environment.model_copy(update={"sandbox": sandbox})
                     try:
-                        timing, problem = self._reference_timing(definition, workload, phases)
+                        timing, problem = self._reference_timing(judge, definition, workload, phases)
                         if problem is not None:
                             if not self.stopped:  # else the run was stopped under it: nobody's fault
                                 self._definition_failed(definition, workload, problem)
                             return None, phases, True
-                        answer, reference = self._ask(("verdict", definition.to_json(), solution.name,
-                                                       workload.to_json(), data, environment.to_json(), timing),
-                                                      self.config.timeout_s)
+                        answer, reference = self._ask(judge, ("verdict", definition.to_json(), solution.name,
+                                                              workload.to_json(), data, environment.to_json(),
+                                                              timing), self.config.timeout_s)
                     finally:
                         _remove(data)
                     _add_phases(phases, reference)

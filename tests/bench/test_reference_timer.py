@@ -61,3 +61,41 @@ def test_a_reference_that_fails_only_when_timed_is_the_definitions_error(tmp_pat
     assert all("the reference gave out when timed" in e.message for e in report.definition_errors)
     assert not TraceSet.load(tmp_path / "ds").traces_for("tires")
     assert report.worker_restarts == 0
+
+
+def _recording_reference(log) -> str:
+    """SCALE_ADD that appends the id of the process calling it to ``log``: which reference processes ran it."""
+    return f"""
+import os
+import torch
+
+def run(x, w):
+    with open({str(log)!r}, "a") as f:
+        f.write(f"{{os.getpid()}}\\n")
+    return x * w + 1.0
+"""
+
+
+@pytest.mark.parametrize("timer", [True, False])
+def test_each_lane_is_judged_by_a_reference_process_of_its_own(tmp_path, timer):
+    """Two lanes and three solutions of one definition: with the reference timer, each lane's comparisons run in
+    a judging process of its own (two judges and the timer called the reference: three processes), and every
+    trace of a workload still has the same reference timing; without the timer the judging process times the
+    reference, and one judging process serves both lanes (one process called it), so that the speedups of all
+    traces are against one timing."""
+    log = tmp_path / "reference_pids.txt"
+    ds = _dataset(tmp_path / "ds", {"scale_add": _recording_reference(log)})
+    honest = ds.solutions["scale_add_honest"]
+    for copy in ("second", "third"):
+        ds.add_solution(honest.model_copy(update={"name": f"scale_add_{copy}"}))
+    config = RunConfig(devices=("cpu",), timeout_s=60, timing=TimingConfig(warmup=1, reps=3), lanes=2,
+                       reference_timer=timer)
+    assert config.judges_for("cpu") == (2 if timer else 1)
+    report = run(ds, config)
+    assert sorted(t.evaluation.status.value for t in report.traces) == ["PASSED"] * 6
+    assert len(set(log.read_text().split())) == (3 if timer else 1)
+    for workload in ("scale_add_w8", "scale_add_w16"):
+        latencies = {t.evaluation.performance.reference_latency_ms for t in report.traces
+                     if t.workload.uuid == workload}
+        assert len(latencies) == 1 and latencies.pop() > 0
+    assert report.worker_restarts == 0

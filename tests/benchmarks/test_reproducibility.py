@@ -103,3 +103,35 @@ def test_split_runs_merge_into_one_report_with_one_max_spread_line(tmp_path):
     other = write("c.json", "NVIDIA H100", [_trace("c", "w1", 10.0)], [_trace("c", "w1", 10.0)], {})
     with pytest.raises(ValueError, match="c.json: measured on NVIDIA H100"):
         repro.merge([a, other], tmp_path)
+
+
+def _one_pair_json(tmp_path):
+    """A result JSON of one passed pair of the example dataset: rmsnorm_h4096_pytorch at its smallest workload."""
+    from kernelarena.store import TraceSet
+
+    dataset = TraceSet.load(repro.ROOT / "examples" / "dataset", strict=True)
+    workload = min(dataset.workloads["rmsnorm_h4096"], key=lambda w: w.workload.axes["batch_size"]).workload
+    trace = _trace("rmsnorm_h4096_pytorch", workload.uuid, 5.0).model_copy(update={"definition": "rmsnorm_h4096"})
+    path = tmp_path / "part.json"
+    repro.write_figures(path, "NVIDIA H200", repro.compare_runs([trace], [trace]), {})
+    return path, workload
+
+
+def test_recupti_needs_a_gpu(tmp_path, capsys):
+    path, _ = _one_pair_json(tmp_path)
+    with pytest.raises(SystemExit):
+        repro.main(["--recupti", str(path), "--device", "cpu", "--out", str(tmp_path)])
+    assert "--recupti needs a GPU (CUPTI)" in capsys.readouterr().err
+
+
+@pytest.mark.gpu
+def test_recupti_takes_the_cupti_figures_again(tmp_path):
+    """The pair's figures stay, its CUPTI figure is taken (none before), in a report of its own."""
+    path, workload = _one_pair_json(tmp_path)
+    out = repro.main(["--recupti", str(path), "--device", "cuda:0", "--cupti-calls", "5", "--out",
+                      str(tmp_path / "out"), "--tag", "_again"])
+    assert out.name == "reproducibility_nvidia_h200_again.md"
+    _, pairs, cupti = repro.load_pairs(out.with_suffix(".json"))
+    assert [(p.solution, p.first_us) for p in pairs] == [("rmsnorm_h4096_pytorch", 5.0)]
+    assert 0 < cupti[("rmsnorm_h4096", "rmsnorm_h4096_pytorch", workload.uuid)] < 1000
+    assert "the sleep ahead before each call" in out.read_text()

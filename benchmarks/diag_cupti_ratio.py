@@ -1,17 +1,21 @@
 """Why does a trace's latency differ from the reproducibility script's separate CUPTI profile? For the traces
-named (by default the ones outside 5% on the H200, 2026-12-03: the PyTorch RMSNorm at 8192 x 32 read 18.9 us
-against 17.7 us of kernels, 1.069; our Triton rope at one token 2.59 against 2.46 us, 1.052), each way of taking
-the same kernels' device time, in one process, on the same input sets:
+named (by default the ones outside 5% on the H200, 2026-12-03), each way of taking the same kernels' device
+time, in one process, on the same input sets:
 
 - harness: the evaluator's timer as a run uses it (bench/timing.time_calls, cold: the L2 flushed, the host-ahead
-  sleep kernel before each call, CUPTI's busy time per call);
+  sleep kernel before each call, CUPTI's busy time per call: the union of the call's activity intervals);
 - harness, no sleep: the same with ``TimingConfig(host_ahead=False)``;
-- profile: the reproducibility script's CUPTI step (the L2 flushed before each call, no sleep, 20 calls, the
-  sum of the call's activities);
-- profile + sleep: the same with the harness's sleep kernel after the flush.
+- profile: the reproducibility script's CUPTI step without its sleep (the L2 flushed before each call, 20
+  calls, the sum of the call's activity durations), and ", union": the same profile's union of intervals;
+- profile + sleep: the same with the harness's sleep kernel after the flush (the reproducibility script's step
+  as it is now), and its union.
 
-If "profile + sleep" reads like "harness" and "harness, no sleep" like "profile", the sleep ahead of the call
-is what differs. A diagnostic for issue #23's CUPTI agreement; prints one table, writes
+The sleep ahead was what differed for the PyTorch RMSNorm at 8192 x 32 and our Triton rope at one token (their
+profiles with the sleep came within 5%: results/reproducibility_nvidia_h200_part1_recupti.md, _part2b_recupti);
+for the MoE solutions at hidden size 7168 it was not (PyTorch's at one token: 493 us traced, 587 us of activity
+summed, with the sleep or without). If a profile's union reads like the harness where its sum does not, the
+call's activity intervals overlap (a pageable copy's record spanning the kernels queued before it, say), and
+the sum counts that time twice. A diagnostic for issue #23's CUPTI agreement; prints one table, writes
 ``diag_cupti_ratio_latest.md`` under --out.
 
     python3 -m benchmarks.diag_cupti_ratio --out "$OUT" [--case SOLUTION:AXIS=VALUE ...]
@@ -80,7 +84,9 @@ def measure(call, outputs_of, copies: int, device: str, calls: int = 20) -> Dict
                     torch.cuda._sleep(sleep)
 
             activity = profile_calls(lambda r: call(r % copies), calls, before=before)
-            out[name] = statistics.median(activity.sum_us()) if activity.problem is None else float("nan")
+            ok = activity.problem is None
+            out[name] = statistics.median(activity.sum_us()) if ok else float("nan")
+            out[f"{name}, union"] = statistics.median(activity.busy_us()) if ok else float("nan")
     out["host us"] = host_us
     return out
 
@@ -100,7 +106,7 @@ def main() -> None:
 
     device = "cuda:0"
     dataset = TraceSet.load(args.dataset, strict=True)
-    ways = ("harness", "harness, no sleep", "profile", "profile + sleep")
+    ways = ("harness", "harness, no sleep", "profile", "profile, union", "profile + sleep", "profile + sleep, union")
     s = stamp(device)
     lines = [f"# Latency against the separate CUPTI profile, way by way ({s.machine}, {s.date})", "",
              "`python3 -m benchmarks.diag_cupti_ratio`: median device us per call; ratios against `profile` (the "

@@ -195,11 +195,12 @@ def recupti(path: Path, dataset, definitions: Sequence[str], solutions: Sequence
     started = time.perf_counter()
     fresh = cupti_per_trace(dataset, items, device, calls)
     cupti.update(fresh)
+    axes = {(p.definition, p.solution, p.workload): p.axes for p in pairs}
     header = [f"# Reproducibility: `{Path(path).name}` with its CUPTI figures taken again", "",
               f"{machine}, {datetime.date.today().isoformat()}: the pairs of `{Path(path).name}` as measured there; "
               f"the CUPTI figures of {len(fresh)} of its pairs taken again ({time.perf_counter() - started:.0f} s, "
               f"{calls} calls each, the L2 flushed and the sleep ahead before each call: "
-              + ", ".join(f"{s} {w}" for (_, s, w) in sorted(fresh)) + ")."]
+              + ", ".join(f"{key[1]} at {axes[key]}" for key in sorted(fresh)) + ")."]
     text = format_report(pairs, cupti, header)
     out.mkdir(parents=True, exist_ok=True)
     target = out / f"reproducibility_{machine_slug(machine)}{tag}.md"

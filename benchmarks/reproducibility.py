@@ -201,12 +201,7 @@ def recupti(path: Path, dataset, definitions: Sequence[str], solutions: Sequence
               f"the CUPTI figures of {len(fresh)} of its pairs taken again ({time.perf_counter() - started:.0f} s, "
               f"{calls} calls each, the L2 flushed and the sleep ahead before each call: "
               + ", ".join(f"{key[1]} at {axes[key]}" for key in sorted(fresh)) + ")."]
-    text = format_report(pairs, cupti, header)
-    out.mkdir(parents=True, exist_ok=True)
-    target = out / f"reproducibility_{machine_slug(machine)}{tag}.md"
-    target.write_text(text)
-    write_figures(target.with_suffix(".json"), machine, pairs, cupti)
-    return target
+    return write_report(out, tag, machine, pairs, cupti, header)
 
 
 # ---------------------------------------------------------------------------------------------- report
@@ -288,6 +283,16 @@ def write_figures(path: Path, machine: str, pairs: Sequence[Pair], cupti: Dict[T
     path.write_text(json.dumps({"machine": machine, "pairs": figures}, indent=1))
 
 
+def write_report(out: Path, tag: str, machine: str, pairs: Sequence[Pair], cupti: Dict[Tuple[str, str, str], float],
+                 header: Sequence[str]) -> Path:
+    """``out/reproducibility_<machine><tag>.md`` (format_report) and its figures beside it as JSON; its path."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"reproducibility_{machine_slug(machine)}{tag}.md"
+    path.write_text(format_report(pairs, cupti, header))
+    write_figures(path.with_suffix(".json"), machine, pairs, cupti)
+    return path
+
+
 def load_pairs(path: Path) -> Tuple[str, List[Pair], Dict[Tuple[str, str, str], float]]:
     """(machine, pairs, CUPTI us by (definition, solution, workload)) of one result JSON this script wrote."""
     data = json.loads(Path(path).read_text())
@@ -318,12 +323,7 @@ def merge(paths: Sequence[Path], out: Path, tag: str = "_merged", note: str = ""
               f"{machine}, merged {datetime.date.today().isoformat()} from: "
               + ", ".join(f"`{Path(p).name}`" for p in paths) + " (each file says how its runs were made)."
               + (f" {note}" if note else "")]
-    text = format_report(ordered, cupti, header)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"reproducibility_{machine_slug(machine)}{tag}.md"
-    path.write_text(text)
-    write_figures(path.with_suffix(".json"), machine, ordered, cupti)
-    return path
+    return write_report(out, tag, machine, ordered, cupti, header)
 
 
 # ---------------------------------------------------------------------------------------------- main

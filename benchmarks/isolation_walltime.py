@@ -105,13 +105,22 @@ def main() -> None:
     # Builds are per solution, not per workload: one workload each compiles every build into the cache, which
     # both versions share (their build code and so their cache keys are the same).
     names = args.definition
-    warm = [] if args.no_warm_up else [run_cli(ROOT, ["--smallest", "1", *only], "warm-up (isolated)", names)]
-    rows = [run_cli(args.baseline, extra, "baseline: one worker per device", names),
-            run_cli(ROOT, extra, "isolated: reference process + fresh process per solution", names)]
-    rows += [run_cli(ROOT, extra, f"isolated, {name}={value}", names, {name: value}) for name, value in variants]
-    rows += [run_cli(ROOT, extra + shlex.split(options), f"isolated, {options}", names)
-             for options in args.variant_args]
-    ratio = rows[1]["wall_s"] / rows[0]["wall_s"]
+    plan = ([] if args.no_warm_up else [(ROOT, ["--smallest", "1", *only], "warm-up (isolated)", None)])
+    plan += [(args.baseline, extra, "baseline: one worker per device", None),
+             (ROOT, extra, "isolated: reference process + fresh process per solution", None)]
+    plan += [(ROOT, extra, f"isolated, {name}={value}", {name: value}) for name, value in variants]
+    plan += [(ROOT, extra + shlex.split(options), f"isolated, {options}", None) for options in args.variant_args]
+    done = []
+    for index, (package, options, label, variables) in enumerate(plan):
+        done.append(run_cli(package, options, label, names, variables))
+        # Written after every run: a call cut short by its cap keeps the runs that ended.
+        report(args, only, done[:0 if args.no_warm_up else 1], done[0 if args.no_warm_up else 1:],
+               [p[2] for p in plan[index + 1:]])
+
+
+def report(args, only: list, warm: list, rows: list, left: list) -> None:
+    """Print (and with --out write) the runs so far: ``warm`` the warm-up's, ``rows`` the baseline's and the
+    isolated ones', ``left`` the labels of the runs not made yet."""
     run = stamp()
     lines = [f"# `kernelarena run` wall time, isolation vs baseline ({run.machine}, {run.date})", "",
              f"Command: `python3 -m benchmarks.isolation_walltime --baseline {args.baseline}"
@@ -121,22 +130,27 @@ def main() -> None:
              "| run | wall s | traces | closing line |", "|---|---|---|---|"]
     for row in warm + rows:
         lines.append(f"| {row['label']} | {row['wall_s']:.1f} | {row['traces']} | {row['summary']} |")
-    lines += ["", f"Isolated / baseline: **{ratio:.2f}x** (target: within 1.3x)."]
+    lines += [""]
+    ratio = rows[1]["wall_s"] / rows[0]["wall_s"] if len(rows) > 1 else None
+    if ratio is not None:
+        lines += [f"Isolated / baseline: **{ratio:.2f}x** (target: within 1.3x)."]
     lines += [f"{row['label']} / baseline: {row['wall_s'] / rows[0]['wall_s']:.2f}x." for row in rows[2:]]
+    if left:
+        lines += ["", "Not run yet (this file is written after each run): " + "; ".join(left) + "."]
     lines += [""]
     lines += [f"- {row['label']}: {row['spent']}" for row in warm + rows]
-    print("\n".join(lines))
+    print("\n".join(lines), flush=True)
     if args.out is not None:
         smallest = str(args.smallest or "all") + "".join(f" {name}" for name in args.definition)
+        base = rows[0]["wall_s"] if rows else None
         table = [{"smallest": smallest, "run": row["label"], "wall s": f"{row['wall_s']:.1f}",
                   "traces": row["traces"],
-                  "vs baseline": f"{row['wall_s'] / rows[0]['wall_s']:.2f}x"} for row in warm + rows]
+                  "vs baseline": f"{row['wall_s'] / base:.2f}x" if base else "-"} for row in warm + rows]
         path = publish("isolation_walltime", args.out, "\n".join(lines), TITLE, key=KEY, columns=COLUMNS,
                        rows=table, run=run)
         (args.out / "isolation_walltime_latest.json").write_text(json.dumps(
             {"machine": run.machine, "date": run.date, "ratio": ratio, "runs": warm + rows}, indent=1))
-        print(f"wrote {path} and {args.out / 'isolation_walltime_latest.md'}")
-
+        print(f"wrote {path} and {args.out / 'isolation_walltime_latest.md'}", flush=True)
 
 if __name__ == "__main__":
     main()

@@ -33,6 +33,7 @@ SMALL_DECODE = "KERNELARENA_SMALL_DECODE"
 HOPPER_PREFILL = "KERNELARENA_HOPPER_PREFILL"
 INTEGRATIONS = "KERNELARENA_INTEGRATIONS"
 DEVICE_LOCK = "KERNELARENA_DEVICE_LOCK"
+EXCLUSIVE_COMPARISONS = "KERNELARENA_EXCLUSIVE_COMPARISONS"
 TRITON_INTERPRET = "TRITON_INTERPRET"
 XDG_CACHE_HOME = "XDG_CACHE_HOME"
 CUDA_HOME = "CUDA_HOME"
@@ -61,6 +62,9 @@ SETTINGS: Tuple[Setting, ...] = (
             "unset: off (opt-in until GPU sweeps show it faster)"),
     Setting(DEVICE_LOCK, "`0`: in `kernelarena run` on a GPU, worker start-ups and timed loops do not take turns "
             "on the device (`bench/quiet.py`); for comparing the two.", "`1` (they take turns)"),
+    Setting(EXCLUSIVE_COMPARISONS, "`1`: in `kernelarena run` on a GPU, a judging process's comparisons on the "
+            "device hold the device lock exclusively (alone on the GPU, not time-sliced with the other lanes' work) "
+            "instead of shared; for comparing the two.", "unset: shared"),
     Setting(TRITON_INTERPRET, "Triton's own switch; `1` runs Triton kernels on the CPU. We read it to know which "
             "backends can run, and set it for CPU builds and workers.", "unset: compiled for the GPU"),
     Setting(XDG_CACHE_HOME, "The user's cache folder (XDG base directories); parent of our default cache.",
@@ -139,6 +143,12 @@ def hopper_prefill_enabled() -> bool:
 def device_lock_enabled() -> bool:
     """False when ``KERNELARENA_DEVICE_LOCK=0``: worker start-ups and timed loops on a GPU do not take turns."""
     return _switch_on(DEVICE_LOCK)
+
+
+def exclusive_comparisons() -> bool:
+    """True when ``KERNELARENA_EXCLUSIVE_COMPARISONS=1``: comparisons on the device hold the device lock
+    exclusively."""
+    return os.environ.get(EXCLUSIVE_COMPARISONS) == "1"
 
 
 def triton_interpreted() -> bool:

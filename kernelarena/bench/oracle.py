@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
+from .. import env
 from ..schema import Correctness, Definition, Environment, Evaluation, Performance, Status, TimingStats, Trace, Workload
 from . import quiet, spent
 from .config import RunConfig
@@ -242,12 +243,14 @@ class Oracle:
             return self._check_rounds(definition, workload, data, solution)
 
     def _comparing(self, definition: Definition, workload: Workload):
-        """The device lock held shared while comparing, unless every reference output kept for the workload is
-        on the host (HOST_COMPARE_BYTES): then nothing is held (one computed meanwhile takes the lock itself)."""
+        """The device lock held while comparing, shared (exclusively with KERNELARENA_EXCLUSIVE_COMPARISONS=1: a
+        comparison's few dozen kernels then run alone, not in time slices beside the other lanes' processes),
+        unless every reference output kept for the workload is on the host (HOST_COMPARE_BYTES): then nothing is
+        held (one computed meanwhile takes the lock itself)."""
         kept = self._expected.get((definition.name, workload.uuid))
         if kept and all(_on_host(value) for value in kept.values()):
             return contextlib.nullcontext()
-        return quiet.held(exclusive=False)
+        return quiet.held(exclusive=env.exclusive_comparisons())
 
     def _check_rounds(self, definition: Definition, workload: Workload, data: str, solution: str
                       ) -> Optional[Tuple[Status, str, Comparison]]:

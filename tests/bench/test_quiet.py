@@ -154,3 +154,45 @@ def test_every_step_that_uses_the_device_outside_timed_loops_holds_the_lock(tmp_
     finally:
         quiet.use(None)
     assert seen and [what for what, held in seen if not held] == []
+
+
+def _lock_is_exclusive(path) -> bool:
+    """Whether a holder has the device lock exclusively now (a shared try from a fresh descriptor fails)."""
+    import fcntl
+    import os
+
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def test_comparisons_on_the_device_hold_the_lock_shared_or_exclusively_as_set(tmp_path, monkeypatch):
+    """A judging process's comparison against reference outputs kept on a device holds the device lock shared,
+    or exclusively with KERNELARENA_EXCLUSIVE_COMPARISONS=1; against outputs kept on the host it holds nothing.
+    (Kept outputs on the "meta" device stand for a GPU's: the hold depends only on where they are.)"""
+    from kernelarena.bench import RunConfig, oracle
+    from tests.bench.cheats import make_dataset
+
+    ds = make_dataset(tmp_path / "ds", rows=4)
+    definition, (workload,) = ds.definitions["scale_add"], ds.workloads_for("scale_add")
+    judge = oracle.Oracle("cpu", RunConfig(time_reference=False), ds.root)
+    path = quiet.make(str(tmp_path), "cuda:0")
+    quiet.use(path)
+    held = {}
+    try:
+        for where in ("meta", "cpu"):
+            judge._expected[(definition.name, workload.uuid)] = {(0, False): ({}, (torch.empty(4, device=where),))}
+            for setting in ("0", "1"):
+                monkeypatch.setenv("KERNELARENA_EXCLUSIVE_COMPARISONS", setting)
+                with judge._comparing(definition, workload):
+                    held[(where, setting)] = (_lock_is_shared_by_someone(path), _lock_is_exclusive(path))
+    finally:
+        quiet.use(None)
+    assert held == {("meta", "0"): (True, False), ("meta", "1"): (True, True),
+                    ("cpu", "0"): (False, False), ("cpu", "1"): (False, False)}

@@ -89,20 +89,34 @@ def test_a_stream_of_start_ups_does_not_hold_a_timed_loop_off(tmp_path):
             assert process.exitcode == 0
 
 
-def _lock_is_shared_by_someone(path) -> bool:
-    """Whether a holder has the device lock now (an exclusive try from a fresh descriptor fails)."""
+def _lock_refuses(path, mode) -> bool:
+    """Whether a try to take the device lock in ``mode`` from a fresh descriptor fails now."""
     import fcntl
     import os
 
     fd = os.open(path, os.O_RDONLY)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, mode | fcntl.LOCK_NB)
         fcntl.flock(fd, fcntl.LOCK_UN)
         return False
     except BlockingIOError:
         return True
     finally:
         os.close(fd)
+
+
+def _lock_is_shared_by_someone(path) -> bool:
+    """Whether a holder has the device lock now (an exclusive try fails)."""
+    import fcntl
+
+    return _lock_refuses(path, fcntl.LOCK_EX)
+
+
+def _lock_is_exclusive(path) -> bool:
+    """Whether a holder has the device lock exclusively now (a shared try fails)."""
+    import fcntl
+
+    return _lock_refuses(path, fcntl.LOCK_SH)
 
 
 def test_every_step_that_uses_the_device_outside_timed_loops_holds_the_lock(tmp_path, monkeypatch):
@@ -154,22 +168,6 @@ def test_every_step_that_uses_the_device_outside_timed_loops_holds_the_lock(tmp_
     finally:
         quiet.use(None)
     assert seen and [what for what, held in seen if not held] == []
-
-
-def _lock_is_exclusive(path) -> bool:
-    """Whether a holder has the device lock exclusively now (a shared try from a fresh descriptor fails)."""
-    import fcntl
-    import os
-
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
 
 
 def test_comparisons_on_the_device_hold_the_lock_shared_or_exclusively_as_set(tmp_path, monkeypatch):

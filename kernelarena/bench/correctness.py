@@ -81,10 +81,11 @@ def _compare_one(name: str, out, ref, dtype: str, tol: Tolerance) -> Comparison:
     # To the reference's device first, in its own dtype, then widened there: widening a bf16 output on the host
     # first would copy four times its bytes. The copy is a step of its own in the run's closing line (a payload's
     # mapped pages are read from the page cache here).
+    out = out.detach()
     if out.device != ref.device:
         with spent.timed("outputs to device"):
-            out = out.detach().to(device=ref.device)
-    o = out.detach().to(torch.float64)
+            out = out.to(device=ref.device)
+    o = out.to(torch.float64)
     r = ref.detach().to(torch.float64)
     diff = (o - r).abs()
     same_special = (o == r) | (o.isnan() & r.isnan())  # equal infinities and NaN where the reference has NaN

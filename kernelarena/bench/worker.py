@@ -32,6 +32,9 @@ from . import quiet, spent
 from .config import RunConfig
 from .process import MAX_MESSAGE, ChildDied, ChildProcess, ChildTimeout, ProtocolError
 
+STOPPED = "the run stopped"
+"""Why a reference process was not started, or its answer not waited for: the run was stopped meanwhile."""
+
 
 @dataclass
 class WorkerResult:
@@ -181,7 +184,7 @@ class DeviceWorkers:
         started = time.perf_counter()
         self.pool._fill()  # the template process starts here (a torch import), then the first workers fork
         self.pool.waited_s += time.perf_counter() - started
-        self._start_judge(self.judges[0])
+        self._ensure(self.judges[0], "the reference worker process")
 
     @property
     def startup_s(self) -> float:
@@ -213,23 +216,35 @@ class DeviceWorkers:
             quiet.remove(self.lock)
         shutil.rmtree(self.handoff, ignore_errors=True)
 
-    # ------------------------------------------------------------------ the judging reference processes
-    def _start_judge(self, judge: _Reference) -> Optional[str]:
-        """Start ``judge``'s process; why it could not start, or None."""
+    # ------------------------------------------------------------------ the reference processes
+    def _ensure(self, reference: _Reference, called: str) -> Optional[str]:
+        """Start ``reference``'s process unless it runs (one that died is a restart); why it could not start, or
+        None. A judging process's start counts as the run's wait for workers; the timer starts in the
+        background."""
+        if reference.child is not None and reference.child.alive():
+            return None
+        if reference.child is not None:
+            reference.child.stop(graceful=False)
+            self._count_restart()
         started = time.perf_counter()
-        judge.child = ChildProcess("reference", self.device, self.config, self.root, lock=self.lock)
+        reference.child = ChildProcess("reference", self.device, self.config, self.root, lock=self.lock)
         try:
-            ready = judge.child.wait_ready(self.config.timeout_s + 120)  # a first start measures the ceilings
+            if self.stopped:  # ``stop`` ran while it was being made: nothing else would stop it
+                reference.child.stop(graceful=False)
+                reference.child = None
+                return STOPPED
+            ready = reference.child.wait_ready(self.config.timeout_s + 120)  # a first start measures the ceilings
             self.environment = Environment.model_validate(ready["environment"])
             return None
         except (ChildDied, ChildTimeout, ProtocolError, KeyError, ValueError) as e:
-            log = judge.child.log_tail()
-            judge.child.stop(graceful=False)
-            judge.child = None
-            return f"the reference worker process for {self.device} could not start ({type(e).__name__}).\n{log}"
+            log = reference.child.log_tail()
+            reference.child.stop(graceful=False)
+            reference.child = None
+            return f"{called} for {self.device} could not start ({type(e).__name__}).\n{log}"
         finally:
-            with self._state:
-                self.oracle_startup_s += time.perf_counter() - started
+            if reference is not self.timer:
+                with self._state:
+                    self.oracle_startup_s += time.perf_counter() - started
 
     @contextlib.contextmanager
     def _judge(self):
@@ -264,13 +279,9 @@ class DeviceWorkers:
             self.restarts += 1
 
     def _ask_now(self, judge: _Reference, request: tuple, timeout: float) -> dict:
-        if judge.child is None or not judge.child.alive():
-            if judge.child is not None:
-                judge.child.stop(graceful=False)
-                self._count_restart()
-            problem = self._start_judge(judge)
-            if problem:
-                return {"dead": problem}
+        problem = self._ensure(judge, "the reference worker process")
+        if problem:
+            return {"dead": problem}
         return self._exchange(judge, request, timeout, "the reference process")
 
     def _exchange(self, reference: _Reference, request: tuple, timeout: float, called: str) -> dict:
@@ -313,28 +324,13 @@ class DeviceWorkers:
         return answer, phases
 
     def _ask_timer(self, request: tuple) -> dict:
-        timer = self.timer
-        with timer.turn:
+        with self.timer.turn:
             if self.stopped:
-                return {"dead": "the run stopped"}
-            if timer.child is None or not timer.child.alive():
-                if timer.child is not None:
-                    timer.child.stop(graceful=False)
-                    self._count_restart()
-                timer.child = ChildProcess("reference", self.device, self.config, self.root, lock=self.lock)
-                if self.stopped:  # ``stop`` ran while it was being made: nothing else would stop it
-                    timer.child.stop(graceful=False)
-                    timer.child = None
-                    return {"dead": "the run stopped"}
-                try:
-                    timer.child.wait_ready(self.config.timeout_s + 120)
-                except (ChildDied, ChildTimeout, ProtocolError) as e:
-                    log = timer.child.log_tail()
-                    timer.child.stop(graceful=False)
-                    timer.child = None
-                    return {"dead": f"the reference timer process for {self.device} could not start "
-                                    f"({type(e).__name__}).\n{log}", "unstarted": True}
-            return self._exchange(timer, request, self.config.timeout_s, "the reference timer process")
+                return {"dead": STOPPED}
+            problem = self._ensure(self.timer, "the reference timer process")
+            if problem:  # one that could not start hands its timing to a judging process (_reference_timing)
+                return {"dead": problem, **({} if problem == STOPPED else {"unstarted": True})}
+            return self._exchange(self.timer, request, self.config.timeout_s, "the reference timer process")
 
     def _reference_timing(self, judge: _Reference, definition: Definition, workload: Workload,
                           phases: Dict[str, float]) -> Tuple[Optional[str], Optional[str]]:
@@ -414,6 +410,8 @@ class DeviceWorkers:
                                                              answer["dead"], None), {}))
                         continue
                     if not answer.get("ok"):
+                        if self.stopped:  # the run stopped under the request: nobody's failure
+                            return
                         self._definition_failed(definition, workload,
                                                 answer.get("definition_error") or answer.get("dead") or str(answer))
                         continue

@@ -73,13 +73,14 @@ def add_out_argument(parser: argparse.ArgumentParser) -> None:
                              "without either, only printed); --out benchmarks/results publishes in place")
 
 
-def timed_cases(dataset, solution_name: str, workload, device: str, copies: int = 4):
-    """(call(i), outputs_of(i)) of a dataset solution on ``workload``, built for ``device``: ``copies`` input sets
-    drawn from the seeds the evaluator times with (bench/evaluate.timing_seed, a run's default seed) and planned
-    as it plans them, so a benchmark times what a run's timed loop times. Nothing is called yet."""
+def timed_cases(dataset, solution_name: str, workload, device: str, copies: Optional[int] = None):
+    """(call(i), outputs_of(i), copies) of a dataset solution on ``workload``, built for ``device``: ``copies``
+    input sets (default: as many as a run's timed loop rotates, TimingConfig.copies_for) drawn from the seeds the
+    evaluator times with (bench/evaluate.timing_seed, a run's default seed) and planned as it plans them, so a
+    benchmark times what a run's timed loop times. Nothing is called yet."""
     from kernelarena.bench.config import RunConfig
     from kernelarena.bench.evaluate import Case, timing_seed
-    from kernelarena.bench.inputs import allocate_outputs, materialize_inputs
+    from kernelarena.bench.inputs import allocate_outputs, input_bytes, materialize_inputs
     from kernelarena.bench.plan import plan_case
     from kernelarena.build import build_solution
 
@@ -88,10 +89,13 @@ def timed_cases(dataset, solution_name: str, workload, device: str, copies: int 
     runnable = build_solution(solution, device=device)
     dps = runnable.destination_passing_style
     config = RunConfig()
-    cases = [Case(materialize_inputs(definition, workload, device, timing_seed(config, i), dataset.root),
-                  allocate_outputs(definition, workload, device) if dps else {}) for i in range(copies)]
+    inputs = [materialize_inputs(definition, workload, device, timing_seed(config, 0), dataset.root)]
+    copies = copies or config.timing.copies_for(input_bytes(inputs[0]))
+    inputs += [materialize_inputs(definition, workload, device, timing_seed(config, i), dataset.root)
+               for i in range(1, copies)]
+    cases = [Case(i, allocate_outputs(definition, workload, device) if dps else {}) for i in inputs]
     planned = [plan_case(runnable, case)[0] for case in cases]
-    return (lambda i: cases[i].call(planned[i], dps)), (lambda i: tuple(cases[i].outputs.values()))
+    return (lambda i: cases[i].call(planned[i], dps)), (lambda i: tuple(cases[i].outputs.values())), copies
 
 
 def emit(lines: Sequence[str], out: Optional[Path], name: str) -> str:

@@ -43,14 +43,14 @@ CASES = ("rmsnorm_h8192_pytorch:batch_size=32",
          "gemm_n28672_k4096_kernelarena_triton:M=2048")
 
 
-def _calls(dataset, solution_name: str, axes: Dict[str, int], device: str, copies: int = 4):
+def _calls(dataset, solution_name: str, axes: Dict[str, int], device: str):
     """(call(i), outputs_of(i), copies) for a dataset solution on the first workload with ``axes``, made as a run's
-    timed loop makes them (benchmarks/common.timed_cases) and each called once (lazy compilation and first-call
-    allocations out of every measurement)."""
+    timed loop makes them (benchmarks/common.timed_cases: as many input sets too) and each called once (lazy
+    compilation and first-call allocations out of every measurement)."""
     definition = dataset.solutions[solution_name].definition
     workload = next(w.workload for w in dataset.workloads[definition]
                     if all(w.workload.axes.get(k) == v for k, v in axes.items()))
-    call, outputs_of = timed_cases(dataset, solution_name, workload, device, copies)
+    call, outputs_of, copies = timed_cases(dataset, solution_name, workload, device)
     with torch.no_grad():
         for i in range(copies):
             call(i)

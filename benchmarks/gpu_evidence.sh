@@ -3,7 +3,7 @@
 # cap so that a slow step cannot starve the ones after it, and each step's output in $OUT/<step>.log as it is
 # printed (a capped step keeps what it printed). Carry [".gpu-all", ".fi-cache"]; run from the repo root:
 #     bash benchmarks/gpu_evidence.sh [STEP ...]      (default: every step below, in order)
-# Steps: smoke, diag, cuptiratio, recupti, serving, tests, host, hostsweep, repro, repro1, repro2 (or repro2a, repro2b), repro3, stability, learning, walltime, ray, prefill,
+# Steps: smoke, diag, cuptiratio, recupti, recuptimoe, serving, tests, host, hostsweep, repro, repro1, repro2 (or repro2a, repro2b), repro3, stability, learning, walltime, ray, prefill,
 # attention, prefillsweep. Caps in seconds are set
 # per step below; pick steps so that their caps sum to under 9 minutes per call (one call is at most 10).
 set -u
@@ -42,6 +42,11 @@ for s in $steps; do
         python3 -m benchmarks.reproducibility --recupti benchmarks/results/reproducibility_nvidia_h200_part2b.json \
             --solutions rope_with_cos_sin_cache_neox_style_d128_rd128_kernelarena_triton --tag _part2b_recupti \
             --out "$0"' "$OUT" ;;
+    # The MoE rows at hidden size 7168 again, profiled on the run's one input set (TimingConfig.copies_for).
+    recuptimoe) step recupti "${RECUPTI_CAP:-150}" bash -c 'set -e
+        moe=moe_bf16_ds_routing_topk8_ng8_kg4_e32_h7168_i2048
+        python3 -m benchmarks.reproducibility --recupti benchmarks/results/reproducibility_nvidia_h200_part2a_recupti.json \
+            --solutions ${moe}_pytorch ${moe}_kernelarena_triton --tag _part2a_recupti --out "$0"' "$OUT" ;;
     tests) step gpu_tests "${TESTS_CAP:-240}" python3 -m pytest -v -m gpu -p no:cacheprovider --durations=15 \
              ${GPU_TESTS:-tests} ;;
     learning) OUT=$OUT step learning_path "${LEARNING_CAP:-300}" bash benchmarks/run_learning_path.sh ${LEARNING_STEPS:-} ;;

@@ -2,21 +2,25 @@
 baseline checkout of the package (the shared-worker design), on the same machine, build cache warmed first.
 
     python3 -m benchmarks.isolation_walltime --baseline .before [--out DIR] [--smallest N] [--definition NAME ...] \
-        [--variant NAME=VALUE ...] [--variant-args '--timing events' ...]
+        [--variant NAME=VALUE ...] [--variant-args '--timing events' ...] [--profile]
 
 ``--baseline`` is a folder holding an older ``kernelarena/`` package (e.g. ``git archive 6726a6a^ kernelarena |
 tar -x -C .before``: the last commit before the process-per-solution isolation). With ``--definition`` both runs get
 a copy holding only those definitions (that older package cannot load the tensor-expression constraints of
 today's other definitions). Both runs go through the CLI in a fresh process on a fresh copy of the dataset. With
 ``--out`` (default $OUT) writes DIR/isolation_walltime_latest.md and .json and upserts the rows into the results
-table DIR/isolation_walltime.md (benchmarks/common.py); without either, only prints.
+table DIR/isolation_walltime.md (benchmarks/common.py); without either, only prints. With ``--profile`` the
+reference processes of the isolated run profile their requests (KERNELARENA_PROFILE_DIR) and the functions that
+took their time are written to DIR/isolation_walltime_profile.md (its wall time then includes cProfile's cost).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import io
 import os
+import pstats
 import re
 import shlex
 import shutil
@@ -90,6 +94,9 @@ def main() -> None:
                         help="also an isolated run with these `kernelarena run` options, e.g. '--timing events' (the "
                              "baseline's timer: CUDA events, cold L2) to tell the timer's cost from isolation's "
                              "(repeatable: one run each)")
+    parser.add_argument("--profile", action="store_true",
+                        help="profile the isolated run's reference processes (cProfile) and write where their time "
+                             "went to isolation_walltime_profile.md")
     parser.add_argument("--no-warm-up", action="store_true",
                         help="skip the warm-up run: the build cache is warm already (an earlier step built the "
                              "same solutions in this KERNELARENA_CACHE_DIR)")
@@ -106,8 +113,11 @@ def main() -> None:
     # both versions share (their build code and so their cache keys are the same).
     names = args.definition
     plan = ([] if args.no_warm_up else [(ROOT, ["--smallest", "1", *only], "warm-up (isolated)", None)])
+    profiles = Path(tempfile.mkdtemp(prefix="walltime-profile-")) if args.profile else None
     plan += [(args.baseline, extra, "baseline: one worker per device", None),
-             (ROOT, extra, "isolated: reference process + fresh process per solution", None)]
+             (ROOT, extra, "isolated: reference process + fresh process per solution"
+              + (" (reference processes profiled)" if profiles else ""),
+              {"KERNELARENA_PROFILE_DIR": str(profiles)} if profiles else None)]
     plan += [(ROOT, extra, f"isolated, {name}={value}", {name: value}) for name, value in variants]
     plan += [(ROOT, extra + shlex.split(options), f"isolated, {options}", None) for options in args.variant_args]
     done = []
@@ -116,6 +126,37 @@ def main() -> None:
         # Written after every run: a call cut short by its cap keeps the runs that ended.
         report(args, only, done[:0 if args.no_warm_up else 1], done[0 if args.no_warm_up else 1:],
                [p[2] for p in plan[index + 1:]])
+        if profiles and variables and "KERNELARENA_PROFILE_DIR" in variables:
+            text = profile_summary(profiles, label)
+            print(text, flush=True)
+            if args.out is not None:
+                (args.out / "isolation_walltime_profile.md").write_text(text)
+
+
+def profile_summary(folder: Path, label: str, top: int = 30) -> str:
+    """Where the reference processes' request time went, from their cProfile files in ``folder``: the functions
+    by their own time, and ours (kernelarena's) by their time with callees; the processes summed."""
+    files = sorted(folder.glob("reference-*.prof"))
+    lines = [f"# Reference processes' profile: {label} ({stamp().machine}, {stamp().date})", ""]
+    if not files:
+        return "\n".join(lines + ["No profile was written (no reference process answered a request?).", ""])
+    stats = pstats.Stats(str(files[0]), stream=io.StringIO())
+    for path in files[1:]:
+        stats.add(str(path))
+    lines += [f"{len(files)} processes, {stats.total_tt:.1f} s of requests profiled in all.", ""]
+    for title, key, only_ours in (("By own time", "tottime", False), ("Ours, with callees", "cumulative", True)):
+        lines += [f"## {title}", "", "| function | calls | own s | with callees s |", "|---|---|---|---|"]
+        rows = sorted(stats.stats.items(), key=lambda item: -item[1][2 if key == "tottime" else 3])
+        shown = 0
+        for (file, line, name), (_, calls, own, cumulative, _) in rows:
+            if only_ours and "kernelarena" not in file:
+                continue
+            lines.append(f"| `{Path(file).name}:{line} {name}` | {calls} | {own:.2f} | {cumulative:.2f} |")
+            shown += 1
+            if shown == top:
+                break
+        lines += [""]
+    return "\n".join(lines)
 
 
 def report(args, only: list, warm: list, rows: list, left: list) -> None:

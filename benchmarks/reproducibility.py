@@ -143,22 +143,23 @@ def passed_items(traces: Sequence) -> List[Tuple[str, str, object]]:
     return [(t.definition, t.solution, t.workload) for t in traces if t.passed]
 
 
-def _cupti_one(dataset, solution: str, workload, device: str, calls: int, flush, copies: int = 4) -> float:
+def _cupti_one(dataset, solution: str, workload, device: str, calls: int, flush) -> float:
     """Device-activity microseconds per call of one solution on one workload (see cupti_per_trace): the median
-    over ``calls`` calls rotating the timed loop's ``copies`` input sets, torch's generators seeded per set as
-    the timer seeds them, so a kernel whose time follows its random draws (a rejection sampler) draws what it
-    drew when timed (with one set and unseeded, FlashInfer's samplers read 0.85-1.38x of their traces). The
-    sleep ahead is 3x the call's host time: the profiler's callbacks lengthen the host side of a profiled call
-    (the harness sizes its own sleep from profiled calls; a longer sleep only delays the call). Without it a
-    host-bound call's kernels ran one by one as the host launched them, and their durations summed to more
-    than the same kernels back to back: PyTorch's MoE at one token read 587 us against its trace's 493 us
-    (H200, 2026-12-03; benchmarks/diag_cupti_ratio.py takes both ways)."""
+    over ``calls`` calls rotating the timed loop's input sets (as many as it rotates: TimingConfig.copies_for;
+    with four where the run's loop had one, the MoE at hidden size 7168, whose 2.6 GB sets allow one, read up to
+    1.19x its traces, H200, 2026-12-03), torch's generators seeded per set as the timer seeds them, so a kernel
+    whose time follows its random draws (a rejection sampler) draws what it drew when timed (with one set and
+    unseeded, FlashInfer's samplers read 0.85-1.38x of their traces). The sleep ahead is 3x the call's host
+    time: the profiler's callbacks lengthen the host side of a profiled call (the harness sizes its own sleep
+    from profiled calls; a longer sleep only delays the call). Without it a host-bound call's kernels ran one
+    by one as the host launched them: PyTorch's RMSNorm at batch 32 and our Triton rope at one token had trace /
+    profile ratios of 1.069 and 1.052 without it (benchmarks/diag_cupti_ratio.py takes both ways)."""
     import torch
 
     from kernelarena.bench.device_activity import profile_calls
     from kernelarena.bench.timing import RANDOM_SEED, host_ahead_us, sleep_cycles_per_us
 
-    call, _ = timed_cases(dataset, solution, workload, device, copies)
+    call, _, copies = timed_cases(dataset, solution, workload, device)
     made, host = [], []
     with torch.no_grad():
         for i in range(2 * copies):  # warm: lazy compilation and first-call allocations stay out of the profile

@@ -63,7 +63,7 @@ def dataset_calls(definition_name: str, axes: dict, solutions: dict, copies: int
     dataset = TraceSet.load(ROOT / "examples" / "dataset", strict=True)
     workload = next(w.workload for w in dataset.workloads[definition_name]
                     if all(w.workload.axes.get(k) == v for k, v in axes.items()))
-    return {name: timed_cases(dataset, solution_name, workload, device, copies)
+    return {name: timed_cases(dataset, solution_name, workload, device, copies)[:2]
             for name, solution_name in solutions.items()}
 
 

@@ -34,6 +34,7 @@ HOPPER_PREFILL = "KERNELARENA_HOPPER_PREFILL"
 INTEGRATIONS = "KERNELARENA_INTEGRATIONS"
 DEVICE_LOCK = "KERNELARENA_DEVICE_LOCK"
 EXCLUSIVE_COMPARISONS = "KERNELARENA_EXCLUSIVE_COMPARISONS"
+PROFILE_DIR = "KERNELARENA_PROFILE_DIR"
 TRITON_INTERPRET = "TRITON_INTERPRET"
 XDG_CACHE_HOME = "XDG_CACHE_HOME"
 CUDA_HOME = "CUDA_HOME"
@@ -65,6 +66,9 @@ SETTINGS: Tuple[Setting, ...] = (
     Setting(EXCLUSIVE_COMPARISONS, "`1`: in `kernelarena run` on a GPU, a judging process's comparisons on the "
             "device hold the device lock exclusively (alone on the GPU, not time-sliced with the other lanes' work) "
             "instead of shared; for comparing the two.", "unset: shared"),
+    Setting(PROFILE_DIR, "Folder: in `kernelarena run`, each reference process (judging or timing) profiles its "
+            "requests with cProfile into `reference-<pid>.prof` there (a diagnostic of where a run's time goes; "
+            "benchmarks/isolation_walltime.py --profile reads them).", "unset: no profile"),
     Setting(TRITON_INTERPRET, "Triton's own switch; `1` runs Triton kernels on the CPU. We read it to know which "
             "backends can run, and set it for CPU builds and workers.", "unset: compiled for the GPU"),
     Setting(XDG_CACHE_HOME, "The user's cache folder (XDG base directories); parent of our default cache.",
@@ -149,6 +153,13 @@ def exclusive_comparisons() -> bool:
     """True when ``KERNELARENA_EXCLUSIVE_COMPARISONS=1``: comparisons on the device hold the device lock
     exclusively."""
     return os.environ.get(EXCLUSIVE_COMPARISONS) == "1"
+
+
+def profile_dir() -> Optional[Path]:
+    """``KERNELARENA_PROFILE_DIR`` as a path: where reference processes write their request profiles; None when
+    unset or empty."""
+    value = os.environ.get(PROFILE_DIR, "")
+    return Path(value) if value else None
 
 
 def triton_interpreted() -> bool:

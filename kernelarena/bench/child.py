@@ -17,6 +17,7 @@ import sys
 import traceback
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Optional
 
 from .. import env
 from . import spent
@@ -150,7 +151,9 @@ def serve_reference(conn: Connection, oracle) -> None:
         send(conn, {**answer, "spent": spent.take()})
 
     spent.take()
+    profile = _Profile.start()
     for request in requests(conn):
+        profile.enable()
         with spent.timed("request parse"):
             kind, definition = request[0], Definition.model_validate_json(request[1])
         failed = True
@@ -185,6 +188,44 @@ def serve_reference(conn: Connection, oracle) -> None:
             reply({"malformed": traceback.format_exc()[-4000:]})
         # A timing's inputs are not needed again (the next workload's differ): what it cached goes back at once.
         release_cache(oracle.device, failed or kind == "time")
+        profile.disable()
+    profile.save()
+
+
+class _Profile:
+    """cProfile of a reference process's requests with KERNELARENA_PROFILE_DIR set (else each method does nothing):
+    written to ``reference-<pid>.prof`` there every SAVE_EVERY requests and when the parent closes the pipe, so a
+    process stopped by a signal keeps most of it. A diagnostic of where a run's time goes, not a measurement."""
+
+    SAVE_EVERY = 25
+
+    def __init__(self, profiler=None, path: Optional[Path] = None):
+        self.profiler, self.path, self.requests = profiler, path, 0
+
+    @classmethod
+    def start(cls) -> "_Profile":
+        folder = env.profile_dir()
+        if folder is None:
+            return cls()
+        import cProfile
+
+        folder.mkdir(parents=True, exist_ok=True)
+        return cls(cProfile.Profile(), folder / f"reference-{os.getpid()}.prof")
+
+    def enable(self) -> None:
+        if self.profiler is not None:
+            self.profiler.enable()
+
+    def disable(self) -> None:
+        if self.profiler is not None:
+            self.profiler.disable()
+            self.requests += 1
+            if self.requests % self.SAVE_EVERY == 0:
+                self.save()
+
+    def save(self) -> None:
+        if self.profiler is not None:
+            self.profiler.dump_stats(str(self.path))
 
 
 def release_cache(device: str, failed: bool) -> bool:

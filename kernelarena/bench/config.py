@@ -24,6 +24,9 @@ class TimingConfig:
     definition's own ``timing``, else cold. On the CPU every mode is wall clock."""
     input_copies: int = 4
     """Input sets rotated between calls, so a call does not find the previous call's data in cache."""
+    input_copy_bytes: int = 2 << 30
+    """Memory the rotated input sets may take together: fewer sets (at least one) where ``input_copies`` of
+    them would take more (``copies_for``). The solution's timing and the reference's take the same count."""
     host_ahead: bool = True
     """Before each timed GPU call, a sleep kernel as long as 1.5x the call's host time (no upper bound), so that
     the device runs the call's work back to back and not at a slow launcher's pace (the host cost is recorded
@@ -48,8 +51,18 @@ class TimingConfig:
             raise ValueError(f"reps={self.reps}: must be at least 1")
         if self.settle_s is not None and not self.settle_s >= 0:
             raise ValueError(f"settle_s={self.settle_s}: must be 0 or more seconds")
+        if self.input_copies < 1 or self.input_copy_bytes < 1:
+            raise ValueError(f"input_copies={self.input_copies}, input_copy_bytes={self.input_copy_bytes}: each must "
+                             "be at least 1")
         if not self.rest >= 0:
             raise ValueError(f"rest={self.rest}: must be 0 or more (idle time per unit of call time)")
+
+    def copies_for(self, set_bytes: int) -> int:
+        """How many input sets of ``set_bytes`` each a timed loop rotates: ``input_copies``, fewer (at least one)
+        where they would take more than ``input_copy_bytes`` together. One rule for every timed loop, so a
+        solution and the reference are timed on the same input sets (a MoE's routing, and so its work, follows
+        its inputs)."""
+        return max(1, min(self.input_copies, self.input_copy_bytes // max(set_bytes, 1)))
 
     def counts(self, device: str) -> Tuple[int, int]:
         gpu = device.startswith("cuda")

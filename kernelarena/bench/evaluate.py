@@ -28,11 +28,10 @@ from .config import RunConfig
 from .correctness import Comparison, inputs_changed
 from .environment import environment as environment_of
 from .evaluators import default_draws, resolve_evaluator
-from .inputs import allocate_outputs, as_tuple, materialize_inputs, snapshot
+from .inputs import allocate_outputs, as_tuple, input_bytes, materialize_inputs, snapshot
 from .plan import plan_case, refill_unplanned
 from .timing import poison_, resolve_timing, time_calls
 
-_COPY_BUDGET_BYTES = 2 << 30  # rotated input copies stop at this much memory
 _DRAW_BATCH_BYTES = {"cpu": 32 << 20, "cuda": 512 << 20}  # inputs of one replicated sampling call
 
 
@@ -205,8 +204,7 @@ class SolutionEvaluator:
         # lane's timed loop.
         with quiet.held(exclusive=False), spent.timed("inputs and plan"):
             first = self._inputs(definition, workload, timing_seed(self.config, 0))
-            size = sum(v.numel() * v.element_size() for v in first.values() if isinstance(v, torch.Tensor))
-            copies = max(1, min(self.config.timing.input_copies, _COPY_BUDGET_BYTES // max(size, 1)))
+            copies = self.config.timing.copies_for(input_bytes(first))
             inputs = [first] + [self._inputs(definition, workload, timing_seed(self.config, i))
                                 for i in range(1, copies)]
             cases = [Case(i, allocate_outputs(definition, workload, self.device) if dps else {}) for i in inputs]

@@ -121,6 +121,11 @@ def poison_value(dtype: torch.dtype):
     return torch.iinfo(dtype).min + 7
 
 
+def input_bytes(inputs: Dict[str, Any]) -> int:
+    """Bytes of an input set's tensors (what TimingConfig.copies_for weighs)."""
+    return sum(v.numel() * v.element_size() for v in inputs.values() if isinstance(v, torch.Tensor))
+
+
 def allocate_outputs(definition: Definition, workload: Workload, device: str) -> Dict[str, torch.Tensor]:
     """Output tensors of the right shapes and dtypes, filled with the poison value."""
     shapes = definition.shapes(workload.axes, "outputs")

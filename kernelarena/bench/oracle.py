@@ -25,7 +25,7 @@ from .correctness import Comparison
 from .environment import environment
 from .evaluate import Case, failure_trace, now, round_seed, timing_seed
 from .evaluators import compare_sampling, compare_with, resolve_evaluator
-from .inputs import as_tuple, materialize_inputs, reference_module
+from .inputs import as_tuple, input_bytes, materialize_inputs, reference_module
 from .plan import plan_case, refill_unplanned
 from .roofline import device_ceilings, impossible_speed, measure_ceilings, save_ceilings, speed_of_light, work_of
 from .timing import resolve_timing, time_calls
@@ -197,11 +197,13 @@ class Oracle:
 
     def _time_reference(self, definition: Definition, workload: Workload) -> TimingStats:
         run = reference_module(definition).run
-        copies = max(1, self.config.timing.input_copies)
         try:
             with quiet.held(exclusive=False), torch.no_grad():  # device work: not inside another lane's timed loop
-                cases = [Case(materialize_inputs(definition, workload, self.device, timing_seed(self.config, i),
-                                                 self.root)) for i in range(copies)]
+                first = materialize_inputs(definition, workload, self.device, timing_seed(self.config, 0), self.root)
+                copies = self.config.timing.copies_for(input_bytes(first))  # the solutions' input sets, no more
+                cases = [Case(first)] + [Case(materialize_inputs(definition, workload, self.device,
+                                                                 timing_seed(self.config, i), self.root))
+                                         for i in range(1, copies)]
                 planned = [plan_case(run, case) for case in cases]  # a reference's plan step, outside the timing
             with torch.no_grad():
                 stats, _ = time_calls(lambda i: cases[i].call(planned[i][0], False), copies, self.device,

@@ -125,15 +125,17 @@ def time_calls(call: Call, copies: int, device: str, config: TimingConfig, outpu
     calls (bounded_reps).
     """
     warmup, reps = config.counts(device)
-    if device.startswith("cuda"):
-        if config.mode == "graph":
-            with quiet.held(exclusive=True) as waited, spent.timed("timed loop"):  # alone on the device
-                stats, checked = _time_graph(call, copies, warmup, reps, outputs_of, check)
-            return stats.model_copy(update={"device_alone": quiet.alone(waited)}), checked
-        return _time_device(call, copies, warmup, reps, config, torch.device(device), outputs_of, check)
-    chosen = set(random.sample(range(reps), min(config.checked_calls, reps))) if check else set()
-    with spent.timed("timed loop"):
-        return _time_wall(call, copies, warmup, reps, outputs_of, chosen)
+    if device.startswith("cuda") and config.mode == "graph":
+        with quiet.held(exclusive=True) as waited, spent.timed("timed loop"):  # alone on the device
+            stats, checked = _time_graph(call, copies, warmup, reps, outputs_of, check)
+        stats = stats.model_copy(update={"device_alone": quiet.alone(waited)})
+    elif device.startswith("cuda"):
+        stats, checked = _time_device(call, copies, warmup, reps, config, torch.device(device), outputs_of, check)
+    else:
+        chosen = set(random.sample(range(reps), min(config.checked_calls, reps))) if check else set()
+        with spent.timed("timed loop"):
+            stats, checked = _time_wall(call, copies, warmup, reps, outputs_of, chosen)
+    return stats.model_copy(update={"input_sets": copies}), checked
 
 
 def _clone(outputs: Tuple) -> Tuple:

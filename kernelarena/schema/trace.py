@@ -63,6 +63,9 @@ class TimingStats(Record):
     device_alone: Optional[bool] = None
     """False when the timed loop ran without the run's device lock (it waited bench/quiet.WAIT_S for it and went
     on): another process of the run may have used the GPU meanwhile. None where the run has no lock (the CPU)."""
+    input_sets: Optional[int] = None
+    """Input sets the timed loop rotated between calls (TimingConfig.copies_for); the solution's and the
+    reference's timings of one workload rotate the same sets."""
     rest_us: Optional[float] = None
     """Microseconds the device idled after each timed call (a long call on a GPU, TimingConfig.rest: its clocks
     at their peak whatever ran before); None when the calls ran back to back."""

@@ -99,3 +99,20 @@ def test_each_lane_is_judged_by_a_reference_process_of_its_own(tmp_path, timer):
                      if t.workload.uuid == workload}
         assert len(latencies) == 1 and latencies.pop() > 0
     assert report.worker_restarts == 0
+
+
+@pytest.mark.parametrize("timer", [True, False])
+@pytest.mark.parametrize("budget, sets", [(2 << 30, 4), (1, 1)])
+def test_the_reference_is_timed_on_the_solutions_input_sets(tmp_path, timer, budget, sets):
+    """Where the input sets are too large to rotate four (TimingConfig.input_copy_bytes), the solution's loop and
+    the reference's rotate the same fewer sets: a speedup compares the same inputs (a MoE's work follows its
+    routing; the reference's loop once rotated four sets against the solution's one)."""
+    ds = _dataset(tmp_path / "ds", {"scale_add": SCALE_ADD})
+    config = RunConfig(devices=("cpu",), timeout_s=60, reference_timer=timer,
+                       timing=TimingConfig(warmup=1, reps=3, input_copy_bytes=budget))
+    report = run(ds, config)
+    assert [t.evaluation.status.value for t in report.traces] == ["PASSED", "PASSED"]
+    for trace in report.traces:
+        performance = trace.evaluation.performance
+        assert performance.solution_timing.input_sets == sets
+        assert performance.reference_timing.input_sets == sets

@@ -51,6 +51,29 @@ def test_a_run_reports_where_each_phase_went(tmp_path):
     assert "reference " in caption and "timing " in caption and "(" in caption, caption
 
 
+def test_reference_processes_profile_their_requests_where_asked(tmp_path, monkeypatch):
+    """KERNELARENA_PROFILE_DIR: each reference process writes a cProfile of its requests there, which names the
+    judge's steps (what benchmarks/isolation_walltime.py --profile sums); unset, nothing is written."""
+    import pstats
+
+    from benchmarks.isolation_walltime import profile_summary
+
+    ds = make_dataset(tmp_path / "ds", rows=4)
+    config = RunConfig(devices=("cpu",), timing=TimingConfig(warmup=1, reps=3))
+    monkeypatch.setenv("KERNELARENA_PROFILE_DIR", str(tmp_path / "profiles"))
+    assert [t.evaluation.status.value for t in run(ds, config, solutions=["honest"], save=False).traces] == \
+        ["PASSED"]
+    files = list((tmp_path / "profiles").glob("reference-*.prof"))
+    assert files
+    functions = {name for _, _, name in pstats.Stats(*map(str, files)).stats}
+    assert {"check_rounds", "verdict", "_compare_one"} <= functions
+    summary = profile_summary(tmp_path / "profiles", "test")
+    assert "oracle.py" in summary and "check_rounds" in summary
+    monkeypatch.delenv("KERNELARENA_PROFILE_DIR")
+    run(ds, config, solutions=["honest"], save=False)
+    assert set((tmp_path / "profiles").iterdir()) == set(files)
+
+
 @pytest.mark.gpu
 def test_the_reference_process_gives_back_memory_it_holds_unused_only_past_the_limit():
     torch = pytest.importorskip("torch")

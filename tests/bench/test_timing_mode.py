@@ -61,3 +61,9 @@ def test_timed_calls_draw_the_same_random_numbers_in_every_run():
         by_copy.setdefault(i, set()).add(tuple(values))
     assert sorted(by_copy) == [0, 1, 2] and all(len(v) == 1 for v in by_copy.values())
     assert len({v for values in by_copy.values() for v in values}) == 3  # the copies' draws differ
+
+
+def test_input_sets_shrink_to_the_memory_budget_and_never_below_one():
+    timing = TimingConfig(input_copies=4, input_copy_bytes=1000)
+    assert [timing.copies_for(size) for size in (0, 250, 251, 400, 999, 1000, 10 ** 12)] == [4, 4, 3, 2, 1, 1, 1]
+    assert TimingConfig(input_copies=2).copies_for(1) == 2  # never more than asked for

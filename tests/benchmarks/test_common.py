@@ -131,7 +131,8 @@ def test_timed_cases_are_the_evaluators_timed_inputs_planned():
     dataset = TraceSet.load(Path(__file__).resolve().parents[2] / "examples" / "dataset", strict=True)
     definition = dataset.definitions["rmsnorm_h4096"]
     workload = next(w.workload for w in dataset.workloads[definition.name] if w.workload.axes["batch_size"] == 32)
-    call, _ = timed_cases(dataset, "rmsnorm_h4096_pytorch", workload, "cpu", copies=2)
+    call, _, copies = timed_cases(dataset, "rmsnorm_h4096_pytorch", workload, "cpu", copies=2)
+    assert copies == 2
     for i in range(2):
         inputs = materialize_inputs(definition, workload, "cpu", timing_seed(RunConfig(), i), dataset.root)
         expected = reference_module(definition).run(*inputs.values())

@@ -64,16 +64,22 @@ def test_a_reference_that_fails_only_when_timed_is_the_definitions_error(tmp_pat
 
 
 def _recording_reference(log) -> str:
-    """SCALE_ADD that appends the id of the process calling it to ``log``: which reference processes ran it."""
+    """SCALE_ADD that appends the id of the process calling it and that process's torch CPU threads to ``log``:
+    which reference processes ran it, with how many threads."""
     return f"""
 import os
 import torch
 
 def run(x, w):
     with open({str(log)!r}, "a") as f:
-        f.write(f"{{os.getpid()}}\\n")
+        f.write(f"{{os.getpid()}} {{torch.get_num_threads()}}\\n")
     return x * w + 1.0
 """
+
+
+def _recorded(log) -> dict:
+    """pid -> torch CPU threads, from a ``_recording_reference`` log."""
+    return dict(tuple(map(int, line.split())) for line in log.read_text().splitlines())
 
 
 @pytest.mark.parametrize("timer", [True, False])
@@ -93,12 +99,28 @@ def test_each_lane_is_judged_by_a_reference_process_of_its_own(tmp_path, timer):
     assert config.judges_for("cpu") == (2 if timer else 1)
     report = run(ds, config)
     assert sorted(t.evaluation.status.value for t in report.traces) == ["PASSED"] * 6
-    assert len(set(log.read_text().split())) == (3 if timer else 1)
+    assert len(_recorded(log)) == (3 if timer else 1)
     for workload in ("scale_add_w8", "scale_add_w16"):
         latencies = {t.evaluation.performance.reference_latency_ms for t in report.traces
                      if t.workload.uuid == workload}
         assert len(latencies) == 1 and latencies.pop() > 0
     assert report.worker_restarts == 0
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_reference_processes_on_a_gpu_use_one_cpu_thread(tmp_path, device):
+    """On a GPU the reference processes' host work is small (comparisons of outputs up to HOST_COMPARE_BYTES,
+    messages): with torch's default of one CPU thread per core in each of several judging processes, their
+    thread pools crowded the CPU the lanes' launches and timed loops need. On the CPU the reference computes on
+    the host and keeps torch's default."""
+    import torch
+
+    log = tmp_path / "reference_threads.txt"
+    ds = _dataset(tmp_path / "ds", {"scale_add": _recording_reference(log)})
+    config = RunConfig(devices=(device,), timeout_s=60, timing=TimingConfig(warmup=1, reps=3), reference_timer=True)
+    assert [t.evaluation.status.value for t in run(ds, config).traces] == ["PASSED", "PASSED"]
+    threads = set(_recorded(log).values())
+    assert threads == ({1} if device.startswith("cuda") else {torch.get_num_threads()})
 
 
 @pytest.mark.parametrize("timer", [True, False])

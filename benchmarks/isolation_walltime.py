@@ -17,8 +17,8 @@ took their time are written to DIR/isolation_walltime_profile.md (its wall time 
 from __future__ import annotations
 
 import argparse
-import json
 import io
+import json
 import os
 import pstats
 import re
@@ -136,8 +136,8 @@ def main() -> None:
 def profile_summary(folder: Path, label: str, top: int = 30) -> str:
     """Where the reference processes' request time went, from their cProfile files in ``folder``: the functions
     by their own time, and ours (kernelarena's) by their time with callees; the processes summed."""
-    files = sorted(folder.glob("reference-*.prof"))
-    lines = [f"# Reference processes' profile: {label} ({stamp().machine}, {stamp().date})", ""]
+    files, run = sorted(folder.glob("reference-*.prof")), stamp()
+    lines = [f"# Reference processes' profile: {label} ({run.machine}, {run.date})", ""]
     if not files:
         return "\n".join(lines + ["No profile was written (no reference process answered a request?).", ""])
     stats = pstats.Stats(str(files[0]), stream=io.StringIO())

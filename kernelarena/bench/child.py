@@ -65,10 +65,9 @@ def run_child(role: str, device: str, conn: Connection, root: str, scratch: str,
             import torch
 
             # Its host work on a GPU is small (comparisons of outputs up to HOST_COMPARE_BYTES, messages). With
-            # torch's default of a thread per core in each judging process, their pools crowded the CPU that the
-            # lanes' launches and timed loops need (the suspected cause of an H200 run's comparison ops taking
-            # about 1.6 ms each, against about 0.2 ms beside one busy process: isolation_walltime_profile.md and
-            # diag_handover_cost in benchmarks/results).
+            # torch's default of a thread per core in each judging process, their pools crowded the CPU: in an
+            # H200 run of the example dataset's RMSNorm and attention definitions the comparisons took 55.5 s,
+            # about 1.6 ms per torch op, and 3.4 s with one thread (the run 119.1 s and 103.1 s; docs/evaluation.md).
             torch.set_num_threads(1)
         # Its first start measures the device's ceilings: alone on the device, as a timed loop is.
         with quiet.held(exclusive=device.startswith("cuda")):

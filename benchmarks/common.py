@@ -79,8 +79,8 @@ def timed_cases(dataset, solution_name: str, workload, device: str, copies: Opti
     evaluator times with (bench/evaluate.timing_seed, a run's default seed) and planned as it plans them, so a
     benchmark times what a run's timed loop times. Nothing is called yet."""
     from kernelarena.bench.config import RunConfig
-    from kernelarena.bench.evaluate import Case, timing_seed
-    from kernelarena.bench.inputs import allocate_outputs, input_bytes, materialize_inputs
+    from kernelarena.bench.evaluate import Case, timed_input_sets, timing_seed
+    from kernelarena.bench.inputs import allocate_outputs, materialize_inputs
     from kernelarena.bench.plan import plan_case
     from kernelarena.build import build_solution
 
@@ -89,13 +89,14 @@ def timed_cases(dataset, solution_name: str, workload, device: str, copies: Opti
     runnable = build_solution(solution, device=device)
     dps = runnable.destination_passing_style
     config = RunConfig()
-    inputs = [materialize_inputs(definition, workload, device, timing_seed(config, 0), dataset.root)]
-    copies = copies or config.timing.copies_for(input_bytes(inputs[0]))
-    inputs += [materialize_inputs(definition, workload, device, timing_seed(config, i), dataset.root)
-               for i in range(1, copies)]
+
+    def make(seed: int):
+        return materialize_inputs(definition, workload, device, seed, dataset.root)
+
+    inputs = [make(timing_seed(config, i)) for i in range(copies)] if copies else timed_input_sets(config, make)
     cases = [Case(i, allocate_outputs(definition, workload, device) if dps else {}) for i in inputs]
     planned = [plan_case(runnable, case)[0] for case in cases]
-    return (lambda i: cases[i].call(planned[i], dps)), (lambda i: tuple(cases[i].outputs.values())), copies
+    return (lambda i: cases[i].call(planned[i], dps)), (lambda i: tuple(cases[i].outputs.values())), len(cases)
 
 
 def emit(lines: Sequence[str], out: Optional[Path], name: str) -> str:

@@ -17,7 +17,7 @@ import tempfile
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import torch
 
@@ -91,6 +91,15 @@ def round_seed(config: RunConfig, round_index: int) -> int:
 def timing_seed(config: RunConfig, copy_index: int) -> int:
     """Seed of the ``copy_index``-th rotated input set of the timing loop."""
     return config.seed * 1_000_003 + 104729 + copy_index
+
+
+def timed_input_sets(config: RunConfig, make: Callable[[int], Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """The input sets a timed loop rotates, ``make(seed)`` each from its timing seed: as many as
+    TimingConfig.copies_for allows for the first one's size. The solution's loop, the reference's and the
+    benchmarks' (benchmarks/common.timed_cases) all take them from here, so they time the same inputs."""
+    first = make(timing_seed(config, 0))
+    copies = config.timing.copies_for(input_bytes(first))
+    return [first] + [make(timing_seed(config, i)) for i in range(1, copies)]
 
 
 @contextlib.contextmanager
@@ -203,10 +212,7 @@ class SolutionEvaluator:
         # Making the inputs (gigabytes of K/V for a large decode) and planning use the device: not inside another
         # lane's timed loop.
         with quiet.held(exclusive=False), spent.timed("inputs and plan"):
-            first = self._inputs(definition, workload, timing_seed(self.config, 0))
-            copies = self.config.timing.copies_for(input_bytes(first))
-            inputs = [first] + [self._inputs(definition, workload, timing_seed(self.config, i))
-                                for i in range(1, copies)]
+            inputs = timed_input_sets(self.config, lambda seed: self._inputs(definition, workload, seed))
             cases = [Case(i, allocate_outputs(definition, workload, self.device) if dps else {}) for i in inputs]
             planned = [self._plan(runnable, case) for case in cases]  # outside the timed region
         calls = [call for call, _ in planned]

@@ -23,9 +23,9 @@ from . import quiet, spent
 from .config import RunConfig
 from .correctness import Comparison
 from .environment import environment
-from .evaluate import Case, failure_trace, now, round_seed, timing_seed
+from .evaluate import Case, failure_trace, now, round_seed, timed_input_sets, timing_seed
 from .evaluators import compare_sampling, compare_with, resolve_evaluator
-from .inputs import as_tuple, input_bytes, materialize_inputs, reference_module
+from .inputs import as_tuple, materialize_inputs, reference_module
 from .plan import plan_case, refill_unplanned
 from .roofline import device_ceilings, impossible_speed, measure_ceilings, save_ceilings, speed_of_light, work_of
 from .timing import resolve_timing, time_calls
@@ -199,14 +199,11 @@ class Oracle:
         run = reference_module(definition).run
         try:
             with quiet.held(exclusive=False), torch.no_grad():  # device work: not inside another lane's timed loop
-                first = materialize_inputs(definition, workload, self.device, timing_seed(self.config, 0), self.root)
-                copies = self.config.timing.copies_for(input_bytes(first))  # the solutions' input sets, no more
-                cases = [Case(first)] + [Case(materialize_inputs(definition, workload, self.device,
-                                                                 timing_seed(self.config, i), self.root))
-                                         for i in range(1, copies)]
+                cases = [Case(inputs) for inputs in timed_input_sets(  # the solutions' input sets, no more
+                    self.config, lambda seed: materialize_inputs(definition, workload, self.device, seed, self.root))]
                 planned = [plan_case(run, case) for case in cases]  # a reference's plan step, outside the timing
             with torch.no_grad():
-                stats, _ = time_calls(lambda i: cases[i].call(planned[i][0], False), copies, self.device,
+                stats, _ = time_calls(lambda i: cases[i].call(planned[i][0], False), len(cases), self.device,
                                       resolve_timing(self.config.timing, definition), lambda i: (), check=False)
             plan_us = [us for _, us in planned if us is not None]
             if plan_us:

@@ -59,11 +59,20 @@ class HopperPrefillConfig:
     num_stages: int = 5
     pack_gqa: bool = True
     use_tma: bool = True
+    language: str = "triton"
+
+    def __post_init__(self):
+        if self.language not in ("triton", "tilelang"):
+            raise ValueError(f"HopperPrefillConfig.language must be 'triton' or 'tilelang', got {self.language!r}")
+        if self.language == "tilelang" and self.pack_gqa:
+            raise ValueError("HopperPrefillConfig(language='tilelang') needs pack_gqa=False: the TileLang kernel's "
+                             "tiles are query tokens of one head")
 
     @property
     def label(self) -> str:
-        """Short name for tables, e.g. ``m128n64w8s5 pack tma``."""
-        return (f"m{self.block_m}n{self.block_n}w{self.num_warps}s{self.num_stages}"
+        """Short name for tables, e.g. ``m128n64w8s5 pack tma`` (``tilelang m128n128w8s2 head`` for TileLang)."""
+        return (f"{'tilelang ' if self.language == 'tilelang' else ''}"
+                f"m{self.block_m}n{self.block_n}w{self.num_warps}s{self.num_stages}"
                 f"{' pack' if self.pack_gqa else ' head'}{' tma' if self.use_tma else ''}")
 
 
@@ -262,11 +271,24 @@ class HopperPrefillLauncher:
                              and config.block_m % rows_per_token == 0)
         self._kv_tma_shape = config.use_tma and self._tma_capable and page_size == RAGGED_PAGE_SIZE
         self._options = {"num_warps": config.num_warps, "num_stages": config.num_stages}
+        # The TileLang kernel (prefill_tilelang.py) reads the plan's items as rows; CUDA only (the interpreter
+        # runs the Triton kernel, the same tiling).
+        self._tilelang = config.language == "tilelang" and self.device.type == "cuda"
+        if self._tilelang:
+            self._items = work[HEADER:HEADER + num_entries * ITEM_FIELDS].view(num_entries, ITEM_FIELDS)
+            self._tl_args = dict(num_qo_heads=num_qo_heads, num_kv_heads=num_kv_heads, head_dim=head_dim,
+                                 page_size=0 if page_size == RAGGED_PAGE_SIZE else page_size, causal=bool(causal),
+                                 sm_scale=float(sm_scale), block_m=config.block_m, block_n=config.block_n,
+                                 num_warps=config.num_warps, num_stages=config.num_stages)
 
     def __call__(self, q, k, v, out, lse, kv_strides):
         """Launch over the planned work list; k/v strides as in paged_kernel.launch_paged_attention."""
         if self.grid == 0:
             return None
+        if self._tilelang:
+            launched = self._launch_tilelang(q, k, v, out, lse, kv_strides)
+            if launched is not None:
+                return launched
         esize = q.element_size()
         head_dim = q.shape[-1]
         q_tma = self._q_tma_shape and _aligned(q.data_ptr(), out.data_ptr(), *(s * esize for s in (
@@ -282,3 +304,19 @@ class HopperPrefillLauncher:
             q, k, v, out, lse_arg, self.work, self.kv_indices, q.stride(0), q.stride(1), out.stride(0),
             out.stride(1), lse.stride(0) if write_lse else 0, *kv_strides, *self._scalars, **self._consts,
             WRITE_LSE=write_lse, UPCAST=self._upcast, Q_TMA=q_tma, KV_TMA=kv_tma, **self._options)
+
+    def _launch_tilelang(self, q, k, v, out, lse, kv_strides):
+        """Launch the TileLang kernel; None (nothing launched) when q, out or K/V are not compact rows."""
+        from . import prefill_tilelang as tl_prefill
+
+        page_size = self._tl_args["page_size"]
+        k_rows, v_rows = tl_prefill.rows_view(k, kv_strides, page_size), tl_prefill.rows_view(v, kv_strides, page_size)
+        if k_rows is None or v_rows is None or not (q.is_contiguous() and out.is_contiguous()) or (
+                lse is not None and not lse.is_contiguous()):
+            return None
+        shape = tl_prefill.kernel_shape(**self._tl_args, rows_per_page=k_rows[1], dtype=q.dtype,
+                                        write_lse=lse is not None)
+        kernel = tl_prefill.compiled_kernel(shape)
+        args = (q, k_rows[0], v_rows[0], self.kv_indices, self._items, out) + ((lse,) if lse is not None else ())
+        kernel(*args)
+        return kernel

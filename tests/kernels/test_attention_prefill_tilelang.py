@@ -1,0 +1,129 @@
+"""The TileLang prefill kernel (prefill_tilelang.py): on the CPU, what it lowers to for sm_90a (the structure the
+module's docstring claims) and the K/V row views it launches on; on an sm90 GPU, its outputs and lse through the
+wrappers against the float64 reference."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from kernelarena.kernels.attention import (
+    BatchPrefillWithPagedKVCacheWrapper,
+    BatchPrefillWithRaggedKVCacheWrapper,
+    HopperPrefillConfig,
+)
+from kernelarena.kernels.attention.page_table import kv_view, pages_to_nhd
+from kernelarena.kernels.attention.reference import batch_attention_reference, ragged_attention_reference
+from tests.kernels.test_attention import DEVICE, check, indptr, make_cache, workspace
+
+TILELANG = HopperPrefillConfig(128, 128, 8, 2, pack_gqa=False, use_tma=True, language="tilelang")
+
+
+def _shape(page_size: int, causal: bool = True, write_lse: bool = True):
+    from kernelarena.kernels.attention import prefill_tilelang
+
+    return prefill_tilelang.kernel_shape(
+        num_qo_heads=32, num_kv_heads=8, head_dim=128, page_size=page_size, rows_per_page=2 * page_size or 1,
+        causal=causal, sm_scale=128 ** -0.5, block_m=128, block_n=128, num_warps=8, num_stages=2,
+        dtype=torch.bfloat16, write_lse=write_lse)
+
+
+@pytest.mark.parametrize("causal,write_lse", [(True, True), (False, False)])
+def test_ragged_kernel_lowers_to_a_warp_specialized_tma_pipeline(causal, write_lse):
+    pytest.importorskip("tilelang")
+    from kernelarena.kernels.attention import prefill_tilelang
+
+    source = prefill_tilelang.cuda_source(_shape(0, causal, write_lse))
+    assert "tl::wgmma_ss<" in source and "tl::wgmma_rs<" in source  # Q K^T from shared, P V from registers
+    assert "tl::tma_load(K_desc" in source and "tl::tma_load(V_desc" in source
+    # A producer warpgroup on top of the two consumer warpgroups, handing blocks over through mbarriers.
+    assert "__launch_bounds__(384" in source and "arrive_and_expect_tx" in source
+    assert ("LSE[" in source) == write_lse
+
+
+def test_paged_kernel_gathers_kv_with_cp_async_one_block_ahead():
+    pytest.importorskip("tilelang")
+    from kernelarena.kernels.attention import prefill_tilelang
+
+    source = prefill_tilelang.cuda_source(_shape(16))
+    assert "tl::wgmma_ss<" in source and "tl::wgmma_rs<" in source
+    assert source.count("tl::cp_async_gs_conditional<16>") >= 4  # K and V, prologue and loop
+    assert "KVI[" in source and "tma_load(K_desc" not in source
+    # Page p's rows start at p x rows_per_page (32 here: K and V pages interleaved): 32 rows x 8 heads x 128.
+    assert "* (int64_t)32768)" in source
+
+
+def test_rows_view_covers_each_layout_or_declines():
+    from kernelarena.kernels.attention.prefill_tilelang import rows_view
+
+    # Interleaved K/V pages [pages, 2, page, heads, dim]: K's rows, 2 x page apart per page.
+    cache = torch.arange(5 * 2 * 4 * 3 * 8, dtype=torch.float32).view(5, 2, 4, 3, 8)
+    view = kv_view(cache, "NHD")
+    rows, per_page = rows_view(view.k, view.strides, 4)
+    assert per_page == 8 and rows.shape == (4 * 8 + 4, 3, 8)
+    assert torch.equal(rows[3 * 8 + 2], cache[3, 0, 2]) and torch.equal(rows[4 * 8 + 3], cache[4, 0, 3])
+    # HND pages: heads are not packed within a token's row, so there is no row view.
+    hnd = kv_view(torch.zeros(5, 2, 3, 4, 8), "HND")
+    assert rows_view(hnd.k, hnd.strides, 4) is None
+    # Ragged K/V: the rows as they are.
+    k = torch.randn(10, 3, 8)
+    rows, per_page = rows_view(k, (k.stride(0), k.stride(0), k.stride(1)), 0)
+    assert rows.shape == (10, 3, 8) and per_page == 1 and torch.equal(rows, k)
+
+
+def test_tilelang_language_needs_per_head_tiles():
+    with pytest.raises(ValueError, match="pack_gqa=False"):
+        HopperPrefillConfig(128, 128, 8, 2, pack_gqa=True, language="tilelang")
+    with pytest.raises(ValueError, match="language"):
+        HopperPrefillConfig(language="cute")
+
+
+def _on_sm90():
+    if not torch.cuda.is_available() or torch.cuda.get_device_capability()[0] != 9:
+        pytest.skip("the TileLang prefill kernel targets sm90")
+    pytest.importorskip("tilelang")
+
+
+def _ran_tilelang(wrapper) -> bool:
+    return type(wrapper._runner.last_kernel).__module__.startswith("tilelang")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize("as_tuple", [False, True])
+def test_paged_tilelang_matches_reference_on_sm90(causal, as_tuple):
+    """Interleaved K/V pages and separate K and V caches; a request with more queries than keys (rows that see
+    nothing: output 0, lse -inf), one of a single query, tiles cut short by the request's end."""
+    _on_sm90()
+    qo_lens, kv_lens = [300, 129, 1, 40], [700, 129, 64, 20]
+    table, cache = make_cache(kv_lens, 16, 8, 128, seed=3, as_tuple=as_tuple)
+    qo = indptr(qo_lens)
+    q = torch.randn(int(qo[-1]), 32, 128).to(torch.bfloat16).to(DEVICE)
+    wrapper = BatchPrefillWithPagedKVCacheWrapper(workspace(), config=TILELANG)
+    wrapper.plan(qo, table.kv_indptr.cpu(), table.kv_indices, table.kv_last_page_len.cpu(), 32, 8, 128, 16,
+                 causal=causal, sm_scale=0.1)
+    out, lse = wrapper.run(q, cache, return_lse=True)
+    assert _ran_tilelang(wrapper)
+    k, v = cache if as_tuple else pages_to_nhd(cache, "NHD")
+    ref_out, ref_lse = batch_attention_reference(q, k, v, qo, table.kv_indptr, table.kv_indices,
+                                                 table.kv_last_page_len, causal=causal, sm_scale=0.1)
+    check(out, lse, ref_out, ref_lse)
+    plain = wrapper.run(q, cache)  # without lse: the kernel compiled without its store
+    torch.testing.assert_close(plain, out, rtol=0, atol=0)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("causal", [True, False])
+def test_ragged_tilelang_matches_reference_on_sm90(causal):
+    _on_sm90()
+    qo_lens, kv_lens = [300, 11, 0, 129], [700, 30, 5, 129]
+    qo, kv = indptr(qo_lens), indptr(kv_lens)
+    q = torch.randn(int(qo[-1]), 32, 128).to(torch.bfloat16).to(DEVICE)
+    k = torch.randn(int(kv[-1]), 8, 128).to(torch.bfloat16).to(DEVICE)
+    v = torch.randn(int(kv[-1]), 8, 128).to(torch.bfloat16).to(DEVICE)
+    wrapper = BatchPrefillWithRaggedKVCacheWrapper(workspace(), config=TILELANG)
+    wrapper.plan(qo, kv, 32, 8, 128, causal=causal)
+    out, lse = wrapper.run(q, k, v, return_lse=True)
+    assert _ran_tilelang(wrapper)
+    ref_out, ref_lse = ragged_attention_reference(q, k, v, qo, kv, causal=causal)
+    check(out, lse, ref_out, ref_lse)

@@ -310,6 +310,8 @@ class HopperPrefillLauncher:
         from . import prefill_tilelang as tl_prefill
 
         page_size = self._tl_args["page_size"]
+        if page_size and not tl_prefill.paged_supported(q.shape[-1], page_size, self._tl_args["block_n"]):
+            return None
         k_rows, v_rows = tl_prefill.rows_view(k, kv_strides, page_size), tl_prefill.rows_view(v, kv_strides, page_size)
         if k_rows is None or v_rows is None or not (q.is_contiguous() and out.is_contiguous()) or (
                 lse is not None and not lse.is_contiguous()):

@@ -1,16 +1,17 @@
-"""TileLang prefill kernel for Hopper (sm90): warpgroup MMA, and for ragged K/V a warp-specialized TMA pipeline.
+"""TileLang prefill kernels for Hopper (sm90): warpgroup MMA fed by warp-specialized TMA pipelines.
 
 Same work list as the Triton Hopper kernel (scheduler.plan_work, never split), one block per (query tile, query
 head): BLOCK_M query tokens of one head, the KV range of the tile in BLOCK_N blocks, online softmax in base 2.
-What TileLang gives here, checked in the CUDA it emits for sm_90a (tests/kernels/test_prefill_tilelang.py):
-- ``T.gemm`` on Hopper lowers to ``wgmma`` (Q K^T from shared memory, P V with P in registers);
-- ragged K/V (one contiguous row range per request) are copied with ``T.copy``, which lowers to TMA, and the
-  pipelined loop then becomes a producer warpgroup (TMA and mbarriers) and consumer warpgroups (MMA, softmax):
-  FlashAttention-3's structure;
-- paged K/V are gathered row by row through the page table (a 64- or 128-token block spans several 16-token
-  pages and Hopper's TMA has no row gather), as ``cp.async`` copies one block ahead; TileLang 0.1.15 neither
-  lowers these per-page copies to TMA (the swizzled tile's 16-row slice is rejected) nor pipelines them deeper
-  with a runtime trip count, so the paged path is not warp-specialized.
+``T.gemm`` lowers to ``wgmma`` (Q K^T from shared memory, P V with P in registers). Two programs, checked in
+the CUDA they lower to for sm_90a (tests/kernels/test_attention_prefill_tilelang.py):
+- ragged K/V (one contiguous row range per request): ``T.copy`` of each K/V block lowers to TMA and TileLang
+  turns the pipelined loop into a producer warpgroup (TMA, mbarriers) and two consumer warpgroups;
+- paged K/V: written warp-specialized by hand (``T.ws``), since TileLang neither lowers a gathered block to TMA
+  nor pipelines it: a producer warpgroup walks the page table and issues one TMA copy per page and 64-column
+  half of the head (``T.tma_copy``: a 16-row slice of a 128-column swizzled tile is not one TMA box, a 64-column
+  half is), into two stages of K and V buffers guarded by full/empty mbarriers; the consumer warpgroups run
+  the online softmax. Head dims 64 and 128 (one or two 64-column halves); pages of at most BLOCK_N rows that
+  divide it. The block's K/V range starts at a page boundary (kv_lo is 0: no window, no split).
 
 Rows are compact [token, head, head_dim] rows: q and out contiguous, and K/V rows with heads packed (NHD).
 The launcher (HopperPrefillLauncher, language "tilelang") falls back to the Triton kernel for any other layout.
@@ -50,8 +51,21 @@ class TileShape(NamedTuple):
     write_lse: bool
 
 
+HALF = 64  # head_dim columns per TMA copy and per shared tile in the paged program
+
+
 def prefill_program(shape: TileShape):
-    """The TileLang prim_func: (Q, K, V, KV_INDICES, ITEMS, O[, LSE]).
+    """The TileLang prim_func for ``shape``: ragged (page_size 0) or paged K/V."""
+    return _ragged_program(shape) if shape.page_size == 0 else _paged_program(shape)
+
+
+def paged_supported(head_dim: int, page_size: int, block_n: int) -> bool:
+    """Whether the paged program serves this head size and page size with BLOCK_N-token blocks."""
+    return head_dim in (64, 128) and 0 < page_size <= block_n and block_n % page_size == 0
+
+
+def _ragged_program(shape: TileShape):
+    """Ragged K/V: (Q, K, V, KV_INDICES, ITEMS, O[, LSE]).
 
     Q, O: [total_q, Hq, D]; K, V: [kv_rows, Hkv, D]; ITEMS: [entries, ITEM_FIELDS] int32 (the plan's items);
     LSE: [total_q, Hq] float32. The grid is (Hq, entries): the heads of one GQA group run side by side and share
@@ -61,7 +75,6 @@ def prefill_program(shape: TileShape):
     s = shape
     group = s.num_qo_heads // s.num_kv_heads
     hq, hk, d, bm, bn = s.num_qo_heads, s.num_kv_heads, s.head_dim, s.block_m, s.block_n
-    ragged = s.page_size == 0
     acc_t = "float32"
     dtype = s.dtype
     scale = s.scale_log2
@@ -69,12 +82,6 @@ def prefill_program(shape: TileShape):
     kv_rows = T.dynamic("kv_rows")
     n_idx = T.dynamic("n_idx")
     n_entries = T.dynamic("n_entries")
-
-    @T.macro
-    def gather_kv(X, X_s, KVI, page_base, start, kv_hi, kv_head):
-        for i, j in T.Parallel(bn, d):
-            pos = T.min(start + i, kv_hi - 1)  # rows past the range repeat the last one (masked below)
-            X_s[i, j] = X[KVI[page_base + pos // s.page_size] * s.rows_per_page + pos % s.page_size, kv_head, j]
 
     @T.macro
     def attend(Q, K, V, KVI, ITEMS, O, LSE):
@@ -109,10 +116,7 @@ def prefill_program(shape: TileShape):
             diag0 = kv_len - qo_len + row_start  # row i may see keys up to diag0 + i (causal)
             for kb in T.Pipelined(T.ceildiv(kv_hi - kv_lo, bn), num_stages=s.num_stages):
                 start = kv_lo + kb * bn
-                if ragged:
-                    T.copy(K[kv_first + start:kv_first + start + bn, kv_head, :], K_s)
-                else:
-                    gather_kv(K, K_s, KVI, page_base, start, kv_hi, kv_head)
+                T.copy(K[kv_first + start:kv_first + start + bn, kv_head, :], K_s)
                 if s.causal:
                     for i, j in T.Parallel(bm, bn):
                         sc[i, j] = T.if_then_else((start + j < kv_hi) & (start + j <= diag0 + i), 0,
@@ -135,10 +139,7 @@ def prefill_program(shape: TileShape):
                 T.copy(sc, p)
                 for i, j in T.Parallel(bm, d):
                     acc[i, j] *= alpha[i]
-                if ragged:
-                    T.copy(V[kv_first + start:kv_first + start + bn, kv_head, :], V_s)
-                else:
-                    gather_kv(V, V_s, KVI, page_base, start, kv_hi, kv_head)
+                T.copy(V[kv_first + start:kv_first + start + bn, kv_head, :], V_s)
                 T.gemm(p, V_s, acc, policy=T.GemmWarpPolicy.FullRow)
             for i, j in T.Parallel(bm, d):
                 acc[i, j] /= T.if_then_else(l_sum[i] > 0, l_sum[i], 1.0)
@@ -171,13 +172,171 @@ def prefill_program(shape: TileShape):
     return prefill
 
 
+def _paged_program(shape: TileShape):
+    """Paged K/V, warp-specialized by hand: (Q, K, V, KV_INDICES, ITEMS, O[, LSE]); K/V rows [kv_rows, Hkv, D],
+    page p's token t at row p x rows_per_page + t. Warpgroups 0-1 consume (64 query rows each), warpgroup 2
+    produces."""
+    import tilelang.language as T
+
+    s = shape
+    group = s.num_qo_heads // s.num_kv_heads
+    hq, hk, d, bm, bn, ps = s.num_qo_heads, s.num_kv_heads, s.head_dim, s.block_m, s.block_n, s.page_size
+    halves = d // HALF
+    halves_list = list(range(halves))  # a list, not a range: TileLang expands the loops over it in Python
+    pages = bn // ps
+    stages = 2
+    acc_t = "float32"
+    dtype = s.dtype
+    scale = s.scale_log2
+    total_q = T.dynamic("total_q")
+    kv_rows = T.dynamic("kv_rows")
+    n_idx = T.dynamic("n_idx")
+    n_entries = T.dynamic("n_entries")
+
+    @T.macro
+    def attend(Q, K, V, KVI, ITEMS, O, LSE):
+        with T.Kernel(hq, n_entries, threads=384) as (bh, be):
+            q_s = [T.alloc_shared([bm, HALF], dtype) for _ in halves_list]
+            k_s = [T.alloc_shared([stages, bn, HALF], dtype) for _ in halves_list]
+            v_s = [T.alloc_shared([stages, bn, HALF], dtype) for _ in halves_list]
+            # full: the producer's 128 threads arrive after issuing a stage's copies (the bytes complete it);
+            # empty: the consumers' 256 threads arrive when done reading a stage.
+            full_k = T.alloc_barrier([128] * stages)
+            full_v = T.alloc_barrier([128] * stages)
+            empty_k = T.alloc_barrier([256] * stages)
+            empty_v = T.alloc_barrier([256] * stages)
+            sc = T.alloc_fragment([bm, bn], acc_t)
+            p = T.alloc_fragment([bm, bn], dtype)
+            acc = [T.alloc_fragment([bm, HALF], acc_t) for _ in halves_list]
+            m = T.alloc_fragment([bm], acc_t)
+            m_prev = T.alloc_fragment([bm], acc_t)
+            m_use = T.alloc_fragment([bm], acc_t)
+            alpha = T.alloc_fragment([bm], acc_t)
+            l_sum = T.alloc_fragment([bm], acc_t)
+            r_sum = T.alloc_fragment([bm], acc_t)
+            tok_base = T.alloc_var("int32", init=ITEMS[be, 0])
+            qo_len = T.alloc_var("int32", init=ITEMS[be, 1])
+            kv_len = T.alloc_var("int32", init=ITEMS[be, 2])
+            row_start = T.alloc_var("int32", init=ITEMS[be, 3])
+            kv_lo = T.alloc_var("int32", init=ITEMS[be, 5])
+            kv_hi = T.alloc_var("int32", init=ITEMS[be, 6])
+            page_base = T.alloc_var("int32", init=ITEMS[be, 7])
+            kv_head = bh // group
+            n_blocks = T.ceildiv(kv_hi - kv_lo, bn)
+            last_page = page_base + (kv_hi - 1) // ps  # a block's pages past the range repeat the last (masked)
+            with T.ws(2):
+                T.dec_max_nreg(24)
+                for kb in T.serial(n_blocks):
+                    stage = kb % stages
+                    phase = (kb // stages) % 2
+                    first = page_base + (kv_lo + kb * bn) // ps
+                    T.mbarrier_wait_parity(empty_k[stage], phase ^ 1)
+                    for pg in T.unroll(pages):
+                        row = KVI[T.min(first + pg, last_page)] * s.rows_per_page
+                        for h in halves_list:
+                            T.tma_copy(K[row:row + ps, kv_head, h * HALF:(h + 1) * HALF],
+                                       k_s[h][stage, pg * ps:(pg + 1) * ps, :], barrier=full_k[stage])
+                    T.mbarrier_arrive(full_k[stage])
+                    T.mbarrier_wait_parity(empty_v[stage], phase ^ 1)
+                    for pg in T.unroll(pages):
+                        row = KVI[T.min(first + pg, last_page)] * s.rows_per_page
+                        for h in halves_list:
+                            T.tma_copy(V[row:row + ps, kv_head, h * HALF:(h + 1) * HALF],
+                                       v_s[h][stage, pg * ps:(pg + 1) * ps, :], barrier=full_v[stage])
+                    T.mbarrier_arrive(full_v[stage])
+            with T.ws(0, 1):
+                T.inc_max_nreg(240)
+                # Rows past the request read the next request's queries (or zeros): never stored.
+                for h in halves_list:
+                    T.copy(Q[tok_base + row_start:tok_base + row_start + bm, bh, h * HALF:(h + 1) * HALF], q_s[h])
+                # The consumers wrote Q to shared memory through the generic proxy; wgmma reads it through the
+                # async proxy (this program's storage syncs are placed by hand: see paged_pass_configs).
+                T.fence_proxy_async()
+                T.sync_threads(3, 256)
+                for h in halves_list:
+                    T.fill(acc[h], 0)
+                T.fill(l_sum, 0)
+                T.fill(m, -T.infinity(acc_t))
+                diag0 = kv_len - qo_len + row_start  # row i may see keys up to diag0 + i (causal)
+                for kb in T.serial(n_blocks):
+                    stage = kb % stages
+                    phase = (kb // stages) % 2
+                    start = kv_lo + kb * bn
+                    if s.causal:
+                        for i, j in T.Parallel(bm, bn):
+                            sc[i, j] = T.if_then_else((start + j < kv_hi) & (start + j <= diag0 + i), 0,
+                                                      -T.infinity(acc_t))
+                    else:
+                        for i, j in T.Parallel(bm, bn):
+                            sc[i, j] = T.if_then_else(start + j < kv_hi, 0, -T.infinity(acc_t))
+                    T.mbarrier_wait_parity(full_k[stage], phase)
+                    for h in halves_list:
+                        T.gemm(q_s[h], k_s[h][stage, :, :], sc, transpose_B=True, policy=T.GemmWarpPolicy.FullRow)
+                    T.mbarrier_arrive(empty_k[stage])
+                    T.copy(m, m_prev)
+                    T.reduce_max(sc, m, dim=1, clear=False)
+                    for i in T.Parallel(bm):
+                        m_use[i] = T.if_then_else(m[i] == -T.infinity(acc_t), 0, m[i] * scale)
+                        alpha[i] = T.exp2(m_prev[i] * scale - m_use[i])
+                    for i, j in T.Parallel(bm, bn):
+                        sc[i, j] = T.exp2(sc[i, j] * scale - m_use[i])
+                    T.reduce_sum(sc, r_sum, dim=1)
+                    for i in T.Parallel(bm):
+                        l_sum[i] = l_sum[i] * alpha[i] + r_sum[i]
+                    T.copy(sc, p)
+                    for h in halves_list:
+                        for i, j in T.Parallel(bm, HALF):
+                            acc[h][i, j] *= alpha[i]
+                    T.mbarrier_wait_parity(full_v[stage], phase)
+                    for h in halves_list:
+                        T.gemm(p, v_s[h][stage, :, :], acc[h], policy=T.GemmWarpPolicy.FullRow)
+                    T.mbarrier_arrive(empty_v[stage])
+                for h in halves_list:
+                    for i, j in T.Parallel(bm, HALF):
+                        if row_start + i < qo_len:
+                            O[tok_base + row_start + i, bh, h * HALF + j] = acc[h][i, j] / T.if_then_else(
+                                l_sum[i] > 0, l_sum[i], 1.0)
+                if s.write_lse:
+                    for i in T.Parallel(bm):
+                        if row_start + i < qo_len:
+                            LSE[tok_base + row_start + i, bh] = T.if_then_else(
+                                l_sum[i] > 0, m[i] * scale + T.log2(l_sum[i]), -T.infinity(acc_t))
+
+    if s.write_lse:
+        @T.prim_func
+        def paged_prefill_lse(Q: T.Tensor((total_q, hq, d), dtype), K: T.Tensor((kv_rows, hk, d), dtype),
+                              V: T.Tensor((kv_rows, hk, d), dtype), KVI: T.Tensor((n_idx,), "int32"),
+                              ITEMS: T.Tensor((n_entries, ITEM_FIELDS), "int32"),
+                              O: T.Tensor((total_q, hq, d), dtype), LSE: T.Tensor((total_q, hq), acc_t)):
+            attend(Q, K, V, KVI, ITEMS, O, LSE)
+
+        return paged_prefill_lse
+
+    @T.prim_func
+    def paged_prefill(Q: T.Tensor((total_q, hq, d), dtype), K: T.Tensor((kv_rows, hk, d), dtype),
+                      V: T.Tensor((kv_rows, hk, d), dtype), KVI: T.Tensor((n_idx,), "int32"),
+                      ITEMS: T.Tensor((n_entries, ITEM_FIELDS), "int32"), O: T.Tensor((total_q, hq, d), dtype)):
+        attend(Q, K, V, KVI, ITEMS, O, None)
+
+    return paged_prefill
+
+
+def pass_configs(shape: TileShape) -> dict:
+    """TileLang pass configs of a shape's program. The paged program places its storage syncs by hand: the
+    automatic ones would put a block-wide barrier between the producer's loop and the consumers' (each waits on
+    the other's mbarriers there: a deadlock)."""
+    return {"tl.disable_thread_storage_sync": True} if shape.page_size else {}
+
+
 def cuda_source(shape: TileShape, arch: str = "sm_90a") -> str:
     """Lower the program to CUDA C++ for ``arch`` and return the kernel source (needs no GPU)."""
     import tilelang
     from tvm.target import Target
 
+    import tvm
+
     target = Target({"kind": "cuda", "arch": arch})
-    with target:
+    with target, tvm.transform.PassContext(config=pass_configs(shape)):
         return tilelang.lower(prefill_program(shape), target=target).kernel_source
 
 
@@ -186,17 +345,17 @@ def compiled_kernel(shape: TileShape):
     """Compile (once per process and shape) for the current CUDA device."""
     import tilelang
 
-    return tilelang.compile(prefill_program(shape), target="cuda")
+    return tilelang.compile(prefill_program(shape), target="cuda", pass_configs=pass_configs(shape))
 
 
 def kernel_shape(*, num_qo_heads: int, num_kv_heads: int, head_dim: int, page_size: int, rows_per_page: int,
                  causal: bool, sm_scale: float, block_m: int, block_n: int, num_warps: int, num_stages: int,
                  dtype: torch.dtype, write_lse: bool) -> TileShape:
-    """The TileShape of a launch. Ragged K/V (page_size 0) use the TMA pipeline's stages; gathered (paged) K/V
-    one stage (see the module docstring)."""
+    """The TileShape of a launch. The paged program has its own warps (three warpgroups) and two stages."""
+    paged = page_size != 0
     return TileShape(num_qo_heads, num_kv_heads, head_dim, page_size, rows_per_page, bool(causal),
-                     float(sm_scale * LOG2E), block_m, block_n, 32 * num_warps,
-                     num_stages if page_size == 0 else 1, _DTYPES[dtype], bool(write_lse))
+                     float(sm_scale * LOG2E), block_m, block_n, 384 if paged else 32 * num_warps,
+                     2 if paged else num_stages, _DTYPES[dtype], bool(write_lse))
 
 
 def rows_view(x: torch.Tensor, strides: tuple[int, int, int], page_size: int):

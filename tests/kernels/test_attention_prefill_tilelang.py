@@ -17,15 +17,16 @@ from kernelarena.kernels.attention.reference import batch_attention_reference, r
 from tests.kernels.test_attention import DEVICE, check, indptr, make_cache, workspace
 
 TILELANG = HopperPrefillConfig(128, 128, 8, 2, pack_gqa=False, use_tma=True, language="tilelang")
+OVERLAP = HopperPrefillConfig(128, 128, 8, 2, pack_gqa=False, use_tma=True, language="tilelang", overlap=True)
 
 
-def _shape(page_size: int, causal: bool = True, write_lse: bool = True):
+def _shape(page_size: int, causal: bool = True, write_lse: bool = True, overlap: bool = False):
     from kernelarena.kernels.attention import prefill_tilelang
 
     return prefill_tilelang.kernel_shape(
         num_qo_heads=32, num_kv_heads=8, head_dim=128, page_size=page_size, rows_per_page=2 * page_size or 1,
         causal=causal, sm_scale=128 ** -0.5, block_m=128, block_n=128, num_warps=8, num_stages=2,
-        dtype=torch.bfloat16, write_lse=write_lse)
+        dtype=torch.bfloat16, write_lse=write_lse, overlap=overlap)
 
 
 @pytest.mark.parametrize("causal,write_lse", [(True, True), (False, False)])
@@ -62,6 +63,21 @@ def test_paged_kernel_lowers_to_a_hand_warp_specialized_tma_pipeline():
     assert source.count("full_k[(kb_1 & 1)].wait(") == 1 and source.count("empty_k[(kb_1 & 1)].arrive()") == 1
 
 
+def test_overlapped_paged_kernel_waits_for_q_k_only_before_the_softmax():
+    """In each step after the first: both halves' Q K^T, then both halves' P V of the block before, then a wait
+    that leaves two groups (the P V ones) running through the softmax, then a wait for all."""
+    pytest.importorskip("tilelang")
+    from kernelarena.kernels.attention import prefill_tilelang
+
+    source = prefill_tilelang.cuda_source(_shape(16, overlap=True))
+    loop = source[source.index("for (int kb_1 = 1; kb_1 < n_blocks; ++kb_1)"):]
+    order = [loop.index(x) for x in ("tl::wgmma_ss<", "tl::wgmma_rs<", "tl::wait_wgmma<2>()", "exp2f(",
+                                     "tl::wait_wgmma<0>()")]
+    assert order == sorted(order)
+    assert loop.count("tl::wgmma_ss<") >= 2 and "tl::warpgroup_wait<0>()" not in loop[:loop.index("wait_wgmma<0>")]
+    assert "tl::wait_wgmma<" not in prefill_tilelang.cuda_source(_shape(16))
+
+
 @pytest.mark.parametrize("head_dim,page_size,block_n,ok", [
     (128, 16, 128, True), (64, 32, 128, True), (128, 128, 128, True), (256, 16, 128, False), (128, 48, 128, False),
     (128, 256, 128, False), (96, 16, 128, False)])
@@ -95,6 +111,8 @@ def test_tilelang_language_needs_per_head_tiles():
         HopperPrefillConfig(128, 128, 8, 2, pack_gqa=True, language="tilelang")
     with pytest.raises(ValueError, match="language"):
         HopperPrefillConfig(language="cute")
+    with pytest.raises(ValueError, match="overlap"):
+        HopperPrefillConfig(128, 128, 8, 2, pack_gqa=False, overlap=True)
 
 
 def _on_sm90():
@@ -108,9 +126,11 @@ def _ran_tilelang(wrapper) -> bool:
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("causal,as_tuple,head_dim,page_size", [
-    (True, False, 128, 16), (True, True, 128, 16), (False, False, 128, 16), (True, False, 64, 32)])
-def test_paged_tilelang_matches_reference_on_sm90(causal, as_tuple, head_dim, page_size):
+@pytest.mark.parametrize("config,causal,as_tuple,head_dim,page_size", [
+    (TILELANG, True, False, 128, 16), (TILELANG, True, True, 128, 16), (TILELANG, False, False, 128, 16),
+    (TILELANG, True, False, 64, 32), (OVERLAP, True, False, 128, 16), (OVERLAP, False, True, 64, 16)],
+    ids=["causal", "kv-tuple", "noncausal", "d64-page32", "overlap", "overlap-noncausal-d64-tuple"])
+def test_paged_tilelang_matches_reference_on_sm90(config, causal, as_tuple, head_dim, page_size):
     """Interleaved K/V pages and separate K and V caches; a request with more queries than keys (rows that see
     nothing: output 0, lse -inf), one of a single query, tiles and blocks cut short by the request's end."""
     _on_sm90()
@@ -118,7 +138,7 @@ def test_paged_tilelang_matches_reference_on_sm90(causal, as_tuple, head_dim, pa
     table, cache = make_cache(kv_lens, page_size, 8, head_dim, seed=3, as_tuple=as_tuple)
     qo = indptr(qo_lens)
     q = torch.randn(int(qo[-1]), 32, head_dim).to(torch.bfloat16).to(DEVICE)
-    wrapper = BatchPrefillWithPagedKVCacheWrapper(workspace(), config=TILELANG)
+    wrapper = BatchPrefillWithPagedKVCacheWrapper(workspace(), config=config)
     wrapper.plan(qo, table.kv_indptr.cpu(), table.kv_indices, table.kv_last_page_len.cpu(), 32, 8, head_dim,
                  page_size, causal=causal, sm_scale=0.1)
     out, lse = wrapper.run(q, cache, return_lse=True)

@@ -50,7 +50,9 @@ class HopperPrefillConfig:
 
     pack_gqa: a tile's rows are (query token, query head of one GQA group), as in the portable kernel; else
     BLOCK_M query tokens of one query head. use_tma: Q and O (and ragged, contiguous K/V) move through tensor
-    descriptors (TMA on sm90); paged K/V are always gathered through the page table.
+    descriptors (TMA on sm90); paged K/V are always gathered through the page table. language: "triton" (this
+    file's kernel) or "tilelang" (prefill_tilelang.py, CUDA only; the CPU interpreter runs the Triton kernel with
+    the same tiles); overlap: the TileLang paged kernel issues the next block's Q K^T before this block's softmax.
     """
 
     block_m: int = 128
@@ -60,6 +62,7 @@ class HopperPrefillConfig:
     pack_gqa: bool = True
     use_tma: bool = True
     language: str = "triton"
+    overlap: bool = False
 
     def __post_init__(self):
         if self.language not in ("triton", "tilelang"):
@@ -67,13 +70,16 @@ class HopperPrefillConfig:
         if self.language == "tilelang" and self.pack_gqa:
             raise ValueError("HopperPrefillConfig(language='tilelang') needs pack_gqa=False: the TileLang kernel's "
                              "tiles are query tokens of one head")
+        if self.overlap and self.language != "tilelang":
+            raise ValueError("HopperPrefillConfig.overlap is the TileLang paged kernel's (language='tilelang')")
 
     @property
     def label(self) -> str:
         """Short name for tables, e.g. ``m128n64w8s5 pack tma`` (``tilelang m128n128w8s2 head`` for TileLang)."""
         return (f"{'tilelang ' if self.language == 'tilelang' else ''}"
                 f"m{self.block_m}n{self.block_n}w{self.num_warps}s{self.num_stages}"
-                f"{' pack' if self.pack_gqa else ' head'}{' tma' if self.use_tma else ''}")
+                f"{' pack' if self.pack_gqa else ' head'}{' tma' if self.use_tma else ''}"
+                f"{' overlap' if self.overlap else ''}")
 
 
 def choose_hopper_config(head_dim: int, on_gpu: bool) -> HopperPrefillConfig:
@@ -279,7 +285,7 @@ class HopperPrefillLauncher:
             self._tl_args = dict(num_qo_heads=num_qo_heads, num_kv_heads=num_kv_heads, head_dim=head_dim,
                                  page_size=0 if page_size == RAGGED_PAGE_SIZE else page_size, causal=bool(causal),
                                  sm_scale=float(sm_scale), block_m=config.block_m, block_n=config.block_n,
-                                 num_warps=config.num_warps, num_stages=config.num_stages)
+                                 num_warps=config.num_warps, num_stages=config.num_stages, overlap=config.overlap)
 
     def __call__(self, q, k, v, out, lse, kv_strides):
         """Launch over the planned work list; k/v strides as in paged_kernel.launch_paged_attention."""

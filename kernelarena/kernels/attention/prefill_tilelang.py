@@ -49,6 +49,7 @@ class TileShape(NamedTuple):
     num_stages: int
     dtype: str
     write_lse: bool
+    overlap: bool = False  # paged: the next block's Q K^T runs while the softmax of this one does (FA3's)
 
 
 HALF = 64  # head_dim columns per TMA copy and per shared tile in the paged program
@@ -194,6 +195,38 @@ def _paged_program(shape: TileShape):
     n_entries = T.dynamic("n_entries")
 
     @T.macro
+    def masked(sc, start, diag0, kv_hi):
+        """sc = 0 where a row may see a key of the block at ``start``, else -inf (Q K^T accumulates onto it)."""
+        if s.causal:
+            for i, j in T.Parallel(bm, bn):
+                sc[i, j] = T.if_then_else((start + j < kv_hi) & (start + j <= diag0 + i), 0, -T.infinity(acc_t))
+        else:
+            for i, j in T.Parallel(bm, bn):
+                sc[i, j] = T.if_then_else(start + j < kv_hi, 0, -T.infinity(acc_t))
+
+    @T.macro
+    def softmax(sc, m, m_prev, m_use, alpha, r_sum):
+        """Scores to exponentials against the new row maxima; alpha rescales what came before."""
+        T.copy(m, m_prev)
+        T.reduce_max(sc, m, dim=1, clear=False)
+        for i in T.Parallel(bm):
+            # A row that has seen no key keeps m = -inf; its exponents are taken against 0 (all 0).
+            m_use[i] = T.if_then_else(m[i] == -T.infinity(acc_t), 0, m[i] * scale)
+            alpha[i] = T.exp2(m_prev[i] * scale - m_use[i])
+        for i, j in T.Parallel(bm, bn):
+            sc[i, j] = T.exp2(sc[i, j] * scale - m_use[i])
+        T.reduce_sum(sc, r_sum, dim=1)
+
+    @T.macro
+    def rescale_and_convert(sc, p, acc, alpha, l_sum, r_sum):
+        for i in T.Parallel(bm):
+            l_sum[i] = l_sum[i] * alpha[i] + r_sum[i]
+        T.copy(sc, p)
+        for h in halves_list:
+            for i, j in T.Parallel(bm, HALF):
+                acc[h][i, j] *= alpha[i]
+
+    @T.macro
     def attend(Q, K, V, KVI, ITEMS, O, LSE):
         with T.Kernel(hq, n_entries, threads=384) as (bh, be):
             q_s = [T.alloc_shared([bm, HALF], dtype) for _ in halves_list]
@@ -258,39 +291,59 @@ def _paged_program(shape: TileShape):
                 T.fill(l_sum, 0)
                 T.fill(m, -T.infinity(acc_t))
                 diag0 = kv_len - qo_len + row_start  # row i may see keys up to diag0 + i (causal)
-                for kb in T.serial(n_blocks):
-                    stage = kb % stages
-                    phase = (kb // stages) % 2
-                    start = kv_lo + kb * bn
-                    if s.causal:
-                        for i, j in T.Parallel(bm, bn):
-                            sc[i, j] = T.if_then_else((start + j < kv_hi) & (start + j <= diag0 + i), 0,
-                                                      -T.infinity(acc_t))
-                    else:
-                        for i, j in T.Parallel(bm, bn):
-                            sc[i, j] = T.if_then_else(start + j < kv_hi, 0, -T.infinity(acc_t))
-                    T.mbarrier_wait_parity(full_k[stage], phase)
-                    for h in halves_list:
-                        T.gemm(q_s[h], k_s[h][stage, :, :], sc, transpose_B=True, policy=T.GemmWarpPolicy.FullRow)
-                    T.mbarrier_arrive(empty_k[stage])
-                    T.copy(m, m_prev)
-                    T.reduce_max(sc, m, dim=1, clear=False)
-                    for i in T.Parallel(bm):
-                        m_use[i] = T.if_then_else(m[i] == -T.infinity(acc_t), 0, m[i] * scale)
-                        alpha[i] = T.exp2(m_prev[i] * scale - m_use[i])
-                    for i, j in T.Parallel(bm, bn):
-                        sc[i, j] = T.exp2(sc[i, j] * scale - m_use[i])
-                    T.reduce_sum(sc, r_sum, dim=1)
-                    for i in T.Parallel(bm):
-                        l_sum[i] = l_sum[i] * alpha[i] + r_sum[i]
-                    T.copy(sc, p)
-                    for h in halves_list:
-                        for i, j in T.Parallel(bm, HALF):
-                            acc[h][i, j] *= alpha[i]
-                    T.mbarrier_wait_parity(full_v[stage], phase)
-                    for h in halves_list:
-                        T.gemm(p, v_s[h][stage, :, :], acc[h], policy=T.GemmWarpPolicy.FullRow)
-                    T.mbarrier_arrive(empty_v[stage])
+                if s.overlap:
+                    # Block 0 alone; then each step issues block kb's Q K^T and block kb-1's P V without waiting,
+                    # waits for the first (wgmma groups complete in order), runs block kb's softmax while P V
+                    # runs, then waits for it; block n-1's P V last.
+                    if n_blocks > 0:
+                        masked(sc, kv_lo, diag0, kv_hi)
+                        T.mbarrier_wait_parity(full_k[0], 0)
+                        for h in halves_list:
+                            T.gemm(q_s[h], k_s[h][0, :, :], sc, transpose_B=True, policy=T.GemmWarpPolicy.FullRow)
+                        T.mbarrier_arrive(empty_k[0])
+                        softmax(sc, m, m_prev, m_use, alpha, r_sum)
+                        rescale_and_convert(sc, p, acc, alpha, l_sum, r_sum)
+                    for kb in T.serial(1, n_blocks):
+                        stage = kb % stages
+                        prev = (kb - 1) % stages
+                        masked(sc, kv_lo + kb * bn, diag0, kv_hi)
+                        T.mbarrier_wait_parity(full_k[stage], (kb // stages) % 2)
+                        for h in halves_list:
+                            T.wgmma_gemm(q_s[h], k_s[h][stage, :, :], sc, transpose_B=True,
+                                         policy=T.GemmWarpPolicy.FullRow)
+                        T.mbarrier_wait_parity(full_v[prev], ((kb - 1) // stages) % 2)
+                        for h in halves_list:
+                            T.wgmma_gemm(p, v_s[h][prev, :, :], acc[h], policy=T.GemmWarpPolicy.FullRow)
+                        T.wait_wgmma(halves)  # the Q K^T groups are done; the P V ones may run on
+                        T.warpgroup_fence_operand(sc, num_regs=bm * bn // 256)
+                        T.mbarrier_arrive(empty_k[stage])
+                        softmax(sc, m, m_prev, m_use, alpha, r_sum)
+                        T.wait_wgmma(0)
+                        for h in halves_list:
+                            T.warpgroup_fence_operand(acc[h], num_regs=bm * HALF // 256)
+                        T.mbarrier_arrive(empty_v[prev])
+                        rescale_and_convert(sc, p, acc, alpha, l_sum, r_sum)
+                    if n_blocks > 0:
+                        last = (n_blocks - 1) % stages
+                        T.mbarrier_wait_parity(full_v[last], ((n_blocks - 1) // stages) % 2)
+                        for h in halves_list:
+                            T.gemm(p, v_s[h][last, :, :], acc[h], policy=T.GemmWarpPolicy.FullRow)
+                        T.mbarrier_arrive(empty_v[last])
+                else:
+                    for kb in T.serial(n_blocks):
+                        stage = kb % stages
+                        phase = (kb // stages) % 2
+                        masked(sc, kv_lo + kb * bn, diag0, kv_hi)
+                        T.mbarrier_wait_parity(full_k[stage], phase)
+                        for h in halves_list:
+                            T.gemm(q_s[h], k_s[h][stage, :, :], sc, transpose_B=True, policy=T.GemmWarpPolicy.FullRow)
+                        T.mbarrier_arrive(empty_k[stage])
+                        softmax(sc, m, m_prev, m_use, alpha, r_sum)
+                        rescale_and_convert(sc, p, acc, alpha, l_sum, r_sum)
+                        T.mbarrier_wait_parity(full_v[stage], phase)
+                        for h in halves_list:
+                            T.gemm(p, v_s[h][stage, :, :], acc[h], policy=T.GemmWarpPolicy.FullRow)
+                        T.mbarrier_arrive(empty_v[stage])
                 for h in halves_list:
                     for i, j in T.Parallel(bm, HALF):
                         if row_start + i < qo_len:
@@ -350,12 +403,13 @@ def compiled_kernel(shape: TileShape):
 
 def kernel_shape(*, num_qo_heads: int, num_kv_heads: int, head_dim: int, page_size: int, rows_per_page: int,
                  causal: bool, sm_scale: float, block_m: int, block_n: int, num_warps: int, num_stages: int,
-                 dtype: torch.dtype, write_lse: bool) -> TileShape:
-    """The TileShape of a launch. The paged program has its own warps (three warpgroups) and two stages."""
+                 dtype: torch.dtype, write_lse: bool, overlap: bool = False) -> TileShape:
+    """The TileShape of a launch. The paged program has its own warps (three warpgroups) and two stages;
+    ``overlap`` is the paged program's (ragged K/V: TileLang schedules the loop)."""
     paged = page_size != 0
     return TileShape(num_qo_heads, num_kv_heads, head_dim, page_size, rows_per_page, bool(causal),
                      float(sm_scale * LOG2E), block_m, block_n, 384 if paged else 32 * num_warps,
-                     2 if paged else num_stages, _DTYPES[dtype], bool(write_lse))
+                     2 if paged else num_stages, _DTYPES[dtype], bool(write_lse), bool(overlap and paged))
 
 
 def rows_view(x: torch.Tensor, strides: tuple[int, int, int], page_size: int):

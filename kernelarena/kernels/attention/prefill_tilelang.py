@@ -185,7 +185,7 @@ def _paged_program(shape: TileShape):
     halves = d // HALF
     halves_list = list(range(halves))  # a list, not a range: TileLang expands the loops over it in Python
     pages = bn // ps
-    stages = 2
+    stages = s.num_stages
     acc_t = "float32"
     dtype = s.dtype
     scale = s.scale_log2
@@ -196,13 +196,20 @@ def _paged_program(shape: TileShape):
 
     @T.macro
     def masked(sc, start, diag0, kv_hi):
-        """sc = 0 where a row may see a key of the block at ``start``, else -inf (Q K^T accumulates onto it)."""
+        """sc = 0 where a row may see a key of the block at ``start``, else -inf (Q K^T accumulates onto it). A
+        block every row sees whole (all but the last few of a causal tile) is zeros, without a test per score."""
         if s.causal:
-            for i, j in T.Parallel(bm, bn):
-                sc[i, j] = T.if_then_else((start + j < kv_hi) & (start + j <= diag0 + i), 0, -T.infinity(acc_t))
+            if (start + bn <= kv_hi) & (start + bn - 1 <= diag0):  # row 0 sees the least
+                T.fill(sc, 0)
+            else:
+                for i, j in T.Parallel(bm, bn):
+                    sc[i, j] = T.if_then_else((start + j < kv_hi) & (start + j <= diag0 + i), 0, -T.infinity(acc_t))
         else:
-            for i, j in T.Parallel(bm, bn):
-                sc[i, j] = T.if_then_else(start + j < kv_hi, 0, -T.infinity(acc_t))
+            if start + bn <= kv_hi:
+                T.fill(sc, 0)
+            else:
+                for i, j in T.Parallel(bm, bn):
+                    sc[i, j] = T.if_then_else(start + j < kv_hi, 0, -T.infinity(acc_t))
 
     @T.macro
     def softmax(sc, m, m_prev, m_use, alpha, r_sum):
@@ -404,12 +411,13 @@ def compiled_kernel(shape: TileShape):
 def kernel_shape(*, num_qo_heads: int, num_kv_heads: int, head_dim: int, page_size: int, rows_per_page: int,
                  causal: bool, sm_scale: float, block_m: int, block_n: int, num_warps: int, num_stages: int,
                  dtype: torch.dtype, write_lse: bool, overlap: bool = False) -> TileShape:
-    """The TileShape of a launch. The paged program has its own warps (three warpgroups) and two stages;
-    ``overlap`` is the paged program's (ragged K/V: TileLang schedules the loop)."""
+    """The TileShape of a launch. The paged program has its own warps (three warpgroups) and two or three
+    stages; ``overlap`` is the paged program's (ragged K/V: TileLang schedules the loop)."""
     paged = page_size != 0
     return TileShape(num_qo_heads, num_kv_heads, head_dim, page_size, rows_per_page, bool(causal),
                      float(sm_scale * LOG2E), block_m, block_n, 384 if paged else 32 * num_warps,
-                     2 if paged else num_stages, _DTYPES[dtype], bool(write_lse), bool(overlap and paged))
+                     min(max(num_stages, 2), 3) if paged else num_stages, _DTYPES[dtype], bool(write_lse),
+                     bool(overlap and paged))
 
 
 def rows_view(x: torch.Tensor, strides: tuple[int, int, int], page_size: int):

@@ -56,110 +56,25 @@ HALF = 64  # head_dim columns per TMA copy and per shared tile in the paged prog
 
 
 def prefill_program(shape: TileShape):
-    """The TileLang prim_func for ``shape``: ragged (page_size 0) or paged K/V."""
-    return _ragged_program(shape) if shape.page_size == 0 else _paged_program(shape)
-
-
-def paged_supported(head_dim: int, page_size: int, block_n: int) -> bool:
-    """Whether the paged program serves this head size and page size with BLOCK_N-token blocks."""
-    return head_dim in (64, 128) and 0 < page_size <= block_n and block_n % page_size == 0
-
-
-def _ragged_program(shape: TileShape):
-    """Ragged K/V: (Q, K, V, KV_INDICES, ITEMS, O[, LSE]).
-
-    Q, O: [total_q, Hq, D]; K, V: [kv_rows, Hkv, D]; ITEMS: [entries, ITEM_FIELDS] int32 (the plan's items);
-    LSE: [total_q, Hq] float32. The grid is (Hq, entries): the heads of one GQA group run side by side and share
-    their K/V blocks through L2."""
+    """The TileLang prim_func for ``shape``, ragged (page_size 0) or paged K/V: (Q, K, V, KV_INDICES, ITEMS, O
+    [, LSE]). Q, O: [total_q, Hq, D]; K, V: [kv_rows, Hkv, D] (paged: page p's token t at row p x rows_per_page
+    + t); ITEMS: [entries, ITEM_FIELDS] int32 (the plan's items); LSE: [total_q, Hq] float32. The grid is
+    (Hq, entries): the heads of one GQA group run side by side and share their K/V blocks through L2."""
     import tilelang.language as T
 
     s = shape
-    group = s.num_qo_heads // s.num_kv_heads
-    hq, hk, d, bm, bn = s.num_qo_heads, s.num_kv_heads, s.head_dim, s.block_m, s.block_n
-    acc_t = "float32"
+    hq, hk, d = s.num_qo_heads, s.num_kv_heads, s.head_dim
+    total_q, kv_rows = T.dynamic("total_q"), T.dynamic("kv_rows")
+    n_idx, n_entries = T.dynamic("n_idx"), T.dynamic("n_entries")
+    attend = (_ragged_attend if s.page_size == 0 else _paged_attend)(T, s, _Steps(T, s), n_entries)
     dtype = s.dtype
-    scale = s.scale_log2
-    total_q = T.dynamic("total_q")
-    kv_rows = T.dynamic("kv_rows")
-    n_idx = T.dynamic("n_idx")
-    n_entries = T.dynamic("n_entries")
-
-    @T.macro
-    def attend(Q, K, V, KVI, ITEMS, O, LSE):
-        with T.Kernel(hq, n_entries, threads=s.threads) as (bh, be):
-            Q_s = T.alloc_shared([bm, d], dtype)
-            K_s = T.alloc_shared([bn, d], dtype)
-            V_s = T.alloc_shared([bn, d], dtype)
-            O_s = T.alloc_shared([bm, d], dtype)
-            sc = T.alloc_fragment([bm, bn], acc_t)
-            p = T.alloc_fragment([bm, bn], dtype)
-            acc = T.alloc_fragment([bm, d], acc_t)
-            m = T.alloc_fragment([bm], acc_t)
-            m_prev = T.alloc_fragment([bm], acc_t)
-            m_use = T.alloc_fragment([bm], acc_t)
-            alpha = T.alloc_fragment([bm], acc_t)
-            l_sum = T.alloc_fragment([bm], acc_t)
-            r_sum = T.alloc_fragment([bm], acc_t)
-            tok_base = T.alloc_var("int32", init=ITEMS[be, 0])
-            qo_len = T.alloc_var("int32", init=ITEMS[be, 1])
-            kv_len = T.alloc_var("int32", init=ITEMS[be, 2])
-            row_start = T.alloc_var("int32", init=ITEMS[be, 3])
-            kv_lo = T.alloc_var("int32", init=ITEMS[be, 5])
-            kv_hi = T.alloc_var("int32", init=ITEMS[be, 6])
-            page_base = T.alloc_var("int32", init=ITEMS[be, 7])
-            kv_first = T.alloc_var("int32", init=KVI[page_base])
-            kv_head = bh // group
-            # Rows past the request read the next request's queries (or TMA's zeros): never stored.
-            T.copy(Q[tok_base + row_start:tok_base + row_start + bm, bh, :], Q_s)
-            T.fill(acc, 0)
-            T.fill(l_sum, 0)
-            T.fill(m, -T.infinity(acc_t))
-            diag0 = kv_len - qo_len + row_start  # row i may see keys up to diag0 + i (causal)
-            for kb in T.Pipelined(T.ceildiv(kv_hi - kv_lo, bn), num_stages=s.num_stages):
-                start = kv_lo + kb * bn
-                T.copy(K[kv_first + start:kv_first + start + bn, kv_head, :], K_s)
-                if s.causal:
-                    for i, j in T.Parallel(bm, bn):
-                        sc[i, j] = T.if_then_else((start + j < kv_hi) & (start + j <= diag0 + i), 0,
-                                                  -T.infinity(acc_t))
-                else:
-                    for i, j in T.Parallel(bm, bn):
-                        sc[i, j] = T.if_then_else(start + j < kv_hi, 0, -T.infinity(acc_t))
-                T.gemm(Q_s, K_s, sc, transpose_B=True, policy=T.GemmWarpPolicy.FullRow)
-                T.copy(m, m_prev)
-                T.reduce_max(sc, m, dim=1, clear=False)
-                for i in T.Parallel(bm):
-                    # A row that has seen no key keeps m = -inf; its exponents are taken against 0 (all 0).
-                    m_use[i] = T.if_then_else(m[i] == -T.infinity(acc_t), 0, m[i] * scale)
-                    alpha[i] = T.exp2(m_prev[i] * scale - m_use[i])
-                for i, j in T.Parallel(bm, bn):
-                    sc[i, j] = T.exp2(sc[i, j] * scale - m_use[i])
-                T.reduce_sum(sc, r_sum, dim=1)
-                for i in T.Parallel(bm):
-                    l_sum[i] = l_sum[i] * alpha[i] + r_sum[i]
-                T.copy(sc, p)
-                for i, j in T.Parallel(bm, d):
-                    acc[i, j] *= alpha[i]
-                T.copy(V[kv_first + start:kv_first + start + bn, kv_head, :], V_s)
-                T.gemm(p, V_s, acc, policy=T.GemmWarpPolicy.FullRow)
-            for i, j in T.Parallel(bm, d):
-                acc[i, j] /= T.if_then_else(l_sum[i] > 0, l_sum[i], 1.0)
-            T.copy(acc, O_s)
-            for i, j in T.Parallel(bm, d):
-                if row_start + i < qo_len:
-                    O[tok_base + row_start + i, bh, j] = O_s[i, j]
-            if s.write_lse:
-                for i in T.Parallel(bm):
-                    if row_start + i < qo_len:
-                        LSE[tok_base + row_start + i, bh] = T.if_then_else(
-                            l_sum[i] > 0, m[i] * scale + T.log2(l_sum[i]), -T.infinity(acc_t))
 
     if s.write_lse:
         @T.prim_func
         def prefill_lse(Q: T.Tensor((total_q, hq, d), dtype), K: T.Tensor((kv_rows, hk, d), dtype),
                         V: T.Tensor((kv_rows, hk, d), dtype), KVI: T.Tensor((n_idx,), "int32"),
                         ITEMS: T.Tensor((n_entries, ITEM_FIELDS), "int32"), O: T.Tensor((total_q, hq, d), dtype),
-                        LSE: T.Tensor((total_q, hq), acc_t)):
+                        LSE: T.Tensor((total_q, hq), "float32")):
             attend(Q, K, V, KVI, ITEMS, O, LSE)
 
         return prefill_lse
@@ -173,94 +88,160 @@ def _ragged_program(shape: TileShape):
     return prefill
 
 
-def _paged_program(shape: TileShape):
-    """Paged K/V, warp-specialized by hand: (Q, K, V, KV_INDICES, ITEMS, O[, LSE]); K/V rows [kv_rows, Hkv, D],
-    page p's token t at row p x rows_per_page + t. Warpgroups 0-1 consume (64 query rows each), warpgroup 2
-    produces."""
-    import tilelang.language as T
+def paged_supported(head_dim: int, page_size: int, block_n: int) -> bool:
+    """Whether the paged program serves this head size and page size with BLOCK_N-token blocks."""
+    return head_dim in (64, 128) and 0 < page_size <= block_n and block_n % page_size == 0
 
-    s = shape
+
+class _Steps:
+    """The steps both programs share, as TileLang macros over their fragments: the work item's fields, the
+    block's mask, the online softmax, the rescale, the lse store."""
+
+    def __init__(self, T, s: TileShape):
+        bm, bn = s.block_m, s.block_n
+        scale = s.scale_log2
+        neg_inf = -T.infinity("float32")
+
+        def fragments():
+            """The softmax's fragments: scores sc [bm, bn] float32, P [bm, bn] in the input type, and per row m,
+            the previous m, m as used (0 for -inf), alpha, the running sum l and this block's sum (float32)."""
+            rows = [T.alloc_fragment([bm], "float32") for _ in range(6)]
+            return (T.alloc_fragment([bm, bn], "float32"), T.alloc_fragment([bm, bn], s.dtype), *rows)
+
+        def work_item(ITEMS, be):
+            """tok_base, qo_len, kv_len, row_start, kv_lo, kv_hi, page_base of the block's item, as local
+            variables (a plain function called while the kernel is built: a macro would return copies)."""
+            return tuple(T.alloc_var("int32", init=ITEMS[be, f]) for f in (0, 1, 2, 3, 5, 6, 7))
+
+        @T.macro
+        def masked(sc, start, diag0, kv_hi, skip_whole):
+            """sc = 0 where a row may see a key of the block at ``start``, else -inf (Q K^T accumulates onto it).
+            ``skip_whole``: a block every row sees whole (all but the last few of a causal tile) is zeros, without
+            a test per score."""
+            if s.causal:
+                if skip_whole:
+                    if (start + bn <= kv_hi) & (start + bn - 1 <= diag0):  # row 0 sees the least
+                        T.fill(sc, 0)
+                    else:
+                        for i, j in T.Parallel(bm, bn):
+                            sc[i, j] = T.if_then_else((start + j < kv_hi) & (start + j <= diag0 + i), 0, neg_inf)
+                else:
+                    for i, j in T.Parallel(bm, bn):
+                        sc[i, j] = T.if_then_else((start + j < kv_hi) & (start + j <= diag0 + i), 0, neg_inf)
+            elif skip_whole:
+                if start + bn <= kv_hi:
+                    T.fill(sc, 0)
+                else:
+                    for i, j in T.Parallel(bm, bn):
+                        sc[i, j] = T.if_then_else(start + j < kv_hi, 0, neg_inf)
+            else:
+                for i, j in T.Parallel(bm, bn):
+                    sc[i, j] = T.if_then_else(start + j < kv_hi, 0, neg_inf)
+
+        @T.macro
+        def softmax(sc, m, m_prev, m_use, alpha, r_sum):
+            """Scores to exponentials against the new row maxima; alpha rescales what came before."""
+            T.copy(m, m_prev)
+            T.reduce_max(sc, m, dim=1, clear=False)
+            for i in T.Parallel(bm):
+                # A row that has seen no key keeps m = -inf; its exponents are taken against 0 (all 0).
+                m_use[i] = T.if_then_else(m[i] == neg_inf, 0, m[i] * scale)
+                alpha[i] = T.exp2(m_prev[i] * scale - m_use[i])
+            for i, j in T.Parallel(bm, bn):
+                sc[i, j] = T.exp2(sc[i, j] * scale - m_use[i])
+            T.reduce_sum(sc, r_sum, dim=1)
+
+        @T.macro
+        def rescale_and_convert(sc, p, accs, alpha, l_sum, r_sum):
+            """The row sums and the outputs so far rescaled by alpha; P in the input type for P V."""
+            for i in T.Parallel(bm):
+                l_sum[i] = l_sum[i] * alpha[i] + r_sum[i]
+            T.copy(sc, p)
+            for acc in accs:
+                for i, j in T.Parallel(bm, acc.shape[1]):
+                    acc[i, j] *= alpha[i]
+
+        @T.macro
+        def store_lse(LSE, m, l_sum, row0, row_start, qo_len, bh):
+            for i in T.Parallel(bm):
+                if row_start + i < qo_len:
+                    LSE[row0 + i, bh] = T.if_then_else(l_sum[i] > 0, m[i] * scale + T.log2(l_sum[i]), neg_inf)
+
+        self.fragments, self.work_item, self.masked, self.softmax = fragments, work_item, masked, softmax
+        self.rescale_and_convert, self.store_lse = rescale_and_convert, store_lse
+
+
+def _ragged_attend(T, s: TileShape, steps: _Steps, n_entries):
+    """Ragged K/V: one pipelined loop that TileLang splits into a TMA producer and two consumer warpgroups."""
     group = s.num_qo_heads // s.num_kv_heads
-    hq, hk, d, bm, bn, ps = s.num_qo_heads, s.num_kv_heads, s.head_dim, s.block_m, s.block_n, s.page_size
-    halves = d // HALF
-    halves_list = list(range(halves))  # a list, not a range: TileLang expands the loops over it in Python
+    hq, d, bm, bn = s.num_qo_heads, s.head_dim, s.block_m, s.block_n
+    acc_t, dtype = "float32", s.dtype
+
+    @T.macro
+    def attend(Q, K, V, KVI, ITEMS, O, LSE):
+        with T.Kernel(hq, n_entries, threads=s.threads) as (bh, be):
+            Q_s = T.alloc_shared([bm, d], dtype)
+            K_s = T.alloc_shared([bn, d], dtype)
+            V_s = T.alloc_shared([bn, d], dtype)
+            O_s = T.alloc_shared([bm, d], dtype)
+            sc, p, m, m_prev, m_use, alpha, l_sum, r_sum = steps.fragments()
+            acc = T.alloc_fragment([bm, d], acc_t)
+            tok_base, qo_len, kv_len, row_start, kv_lo, kv_hi, page_base = steps.work_item(ITEMS, be)
+            kv_first = T.alloc_var("int32", init=KVI[page_base])
+            kv_head = bh // group
+            # Rows past the request read the next request's queries (or TMA's zeros): never stored.
+            T.copy(Q[tok_base + row_start:tok_base + row_start + bm, bh, :], Q_s)
+            T.fill(acc, 0)
+            T.fill(l_sum, 0)
+            T.fill(m, -T.infinity(acc_t))
+            diag0 = kv_len - qo_len + row_start  # row i may see keys up to diag0 + i (causal)
+            for kb in T.Pipelined(T.ceildiv(kv_hi - kv_lo, bn), num_stages=s.num_stages):
+                start = kv_lo + kb * bn
+                T.copy(K[kv_first + start:kv_first + start + bn, kv_head, :], K_s)
+                # Every block masked: a branch in the loop body would be one more statement for TileLang's
+                # pipeline schedule (the measured schedule is this one).
+                steps.masked(sc, start, diag0, kv_hi, False)
+                T.gemm(Q_s, K_s, sc, transpose_B=True, policy=T.GemmWarpPolicy.FullRow)
+                steps.softmax(sc, m, m_prev, m_use, alpha, r_sum)
+                steps.rescale_and_convert(sc, p, [acc], alpha, l_sum, r_sum)
+                T.copy(V[kv_first + start:kv_first + start + bn, kv_head, :], V_s)
+                T.gemm(p, V_s, acc, policy=T.GemmWarpPolicy.FullRow)
+            for i, j in T.Parallel(bm, d):
+                acc[i, j] /= T.if_then_else(l_sum[i] > 0, l_sum[i], 1.0)
+            T.copy(acc, O_s)
+            for i, j in T.Parallel(bm, d):
+                if row_start + i < qo_len:
+                    O[tok_base + row_start + i, bh, j] = O_s[i, j]
+            if s.write_lse:
+                steps.store_lse(LSE, m, l_sum, tok_base + row_start, row_start, qo_len, bh)
+
+    return attend
+
+
+def _paged_attend(T, s: TileShape, steps: _Steps, n_entries):
+    """Paged K/V, warp-specialized by hand: warpgroups 0-1 consume (64 query rows each), warpgroup 2 produces."""
+    group = s.num_qo_heads // s.num_kv_heads
+    hq, d, bm, bn, ps = s.num_qo_heads, s.head_dim, s.block_m, s.block_n, s.page_size
+    halves = list(range(d // HALF))  # a list, not a range: TileLang expands the loops over it in Python
     pages = bn // ps
     stages = s.num_stages
-    acc_t = "float32"
-    dtype = s.dtype
-    scale = s.scale_log2
-    total_q = T.dynamic("total_q")
-    kv_rows = T.dynamic("kv_rows")
-    n_idx = T.dynamic("n_idx")
-    n_entries = T.dynamic("n_entries")
-
-    @T.macro
-    def masked(sc, start, diag0, kv_hi):
-        """sc = 0 where a row may see a key of the block at ``start``, else -inf (Q K^T accumulates onto it). A
-        block every row sees whole (all but the last few of a causal tile) is zeros, without a test per score."""
-        if s.causal:
-            if (start + bn <= kv_hi) & (start + bn - 1 <= diag0):  # row 0 sees the least
-                T.fill(sc, 0)
-            else:
-                for i, j in T.Parallel(bm, bn):
-                    sc[i, j] = T.if_then_else((start + j < kv_hi) & (start + j <= diag0 + i), 0, -T.infinity(acc_t))
-        else:
-            if start + bn <= kv_hi:
-                T.fill(sc, 0)
-            else:
-                for i, j in T.Parallel(bm, bn):
-                    sc[i, j] = T.if_then_else(start + j < kv_hi, 0, -T.infinity(acc_t))
-
-    @T.macro
-    def softmax(sc, m, m_prev, m_use, alpha, r_sum):
-        """Scores to exponentials against the new row maxima; alpha rescales what came before."""
-        T.copy(m, m_prev)
-        T.reduce_max(sc, m, dim=1, clear=False)
-        for i in T.Parallel(bm):
-            # A row that has seen no key keeps m = -inf; its exponents are taken against 0 (all 0).
-            m_use[i] = T.if_then_else(m[i] == -T.infinity(acc_t), 0, m[i] * scale)
-            alpha[i] = T.exp2(m_prev[i] * scale - m_use[i])
-        for i, j in T.Parallel(bm, bn):
-            sc[i, j] = T.exp2(sc[i, j] * scale - m_use[i])
-        T.reduce_sum(sc, r_sum, dim=1)
-
-    @T.macro
-    def rescale_and_convert(sc, p, acc, alpha, l_sum, r_sum):
-        for i in T.Parallel(bm):
-            l_sum[i] = l_sum[i] * alpha[i] + r_sum[i]
-        T.copy(sc, p)
-        for h in halves_list:
-            for i, j in T.Parallel(bm, HALF):
-                acc[h][i, j] *= alpha[i]
+    acc_t, dtype = "float32", s.dtype
 
     @T.macro
     def attend(Q, K, V, KVI, ITEMS, O, LSE):
         with T.Kernel(hq, n_entries, threads=384) as (bh, be):
-            q_s = [T.alloc_shared([bm, HALF], dtype) for _ in halves_list]
-            k_s = [T.alloc_shared([stages, bn, HALF], dtype) for _ in halves_list]
-            v_s = [T.alloc_shared([stages, bn, HALF], dtype) for _ in halves_list]
+            q_s = [T.alloc_shared([bm, HALF], dtype) for _ in halves]
+            k_s = [T.alloc_shared([stages, bn, HALF], dtype) for _ in halves]
+            v_s = [T.alloc_shared([stages, bn, HALF], dtype) for _ in halves]
             # full: the producer's 128 threads arrive after issuing a stage's copies (the bytes complete it);
             # empty: the consumers' 256 threads arrive when done reading a stage.
             full_k = T.alloc_barrier([128] * stages)
             full_v = T.alloc_barrier([128] * stages)
             empty_k = T.alloc_barrier([256] * stages)
             empty_v = T.alloc_barrier([256] * stages)
-            sc = T.alloc_fragment([bm, bn], acc_t)
-            p = T.alloc_fragment([bm, bn], dtype)
-            acc = [T.alloc_fragment([bm, HALF], acc_t) for _ in halves_list]
-            m = T.alloc_fragment([bm], acc_t)
-            m_prev = T.alloc_fragment([bm], acc_t)
-            m_use = T.alloc_fragment([bm], acc_t)
-            alpha = T.alloc_fragment([bm], acc_t)
-            l_sum = T.alloc_fragment([bm], acc_t)
-            r_sum = T.alloc_fragment([bm], acc_t)
-            tok_base = T.alloc_var("int32", init=ITEMS[be, 0])
-            qo_len = T.alloc_var("int32", init=ITEMS[be, 1])
-            kv_len = T.alloc_var("int32", init=ITEMS[be, 2])
-            row_start = T.alloc_var("int32", init=ITEMS[be, 3])
-            kv_lo = T.alloc_var("int32", init=ITEMS[be, 5])
-            kv_hi = T.alloc_var("int32", init=ITEMS[be, 6])
-            page_base = T.alloc_var("int32", init=ITEMS[be, 7])
+            sc, p, m, m_prev, m_use, alpha, l_sum, r_sum = steps.fragments()
+            acc = [T.alloc_fragment([bm, HALF], acc_t) for _ in halves]
+            tok_base, qo_len, kv_len, row_start, kv_lo, kv_hi, page_base = steps.work_item(ITEMS, be)
             kv_head = bh // group
             n_blocks = T.ceildiv(kv_hi - kv_lo, bn)
             last_page = page_base + (kv_hi - 1) // ps  # a block's pages past the range repeat the last (masked)
@@ -273,27 +254,27 @@ def _paged_program(shape: TileShape):
                     T.mbarrier_wait_parity(empty_k[stage], phase ^ 1)
                     for pg in T.unroll(pages):
                         row = KVI[T.min(first + pg, last_page)] * s.rows_per_page
-                        for h in halves_list:
+                        for h in halves:
                             T.tma_copy(K[row:row + ps, kv_head, h * HALF:(h + 1) * HALF],
                                        k_s[h][stage, pg * ps:(pg + 1) * ps, :], barrier=full_k[stage])
                     T.mbarrier_arrive(full_k[stage])
                     T.mbarrier_wait_parity(empty_v[stage], phase ^ 1)
                     for pg in T.unroll(pages):
                         row = KVI[T.min(first + pg, last_page)] * s.rows_per_page
-                        for h in halves_list:
+                        for h in halves:
                             T.tma_copy(V[row:row + ps, kv_head, h * HALF:(h + 1) * HALF],
                                        v_s[h][stage, pg * ps:(pg + 1) * ps, :], barrier=full_v[stage])
                     T.mbarrier_arrive(full_v[stage])
             with T.ws(0, 1):
                 T.inc_max_nreg(240)
                 # Rows past the request read the next request's queries (or zeros): never stored.
-                for h in halves_list:
+                for h in halves:
                     T.copy(Q[tok_base + row_start:tok_base + row_start + bm, bh, h * HALF:(h + 1) * HALF], q_s[h])
                 # The consumers wrote Q to shared memory through the generic proxy; wgmma reads it through the
-                # async proxy (this program's storage syncs are placed by hand: see paged_pass_configs).
+                # async proxy (this program's storage syncs are placed by hand: see pass_configs).
                 T.fence_proxy_async()
                 T.sync_threads(3, 256)
-                for h in halves_list:
+                for h in halves:
                     T.fill(acc[h], 0)
                 T.fill(l_sum, 0)
                 T.fill(m, -T.infinity(acc_t))
@@ -303,82 +284,63 @@ def _paged_program(shape: TileShape):
                     # waits for the first (wgmma groups complete in order), runs block kb's softmax while P V
                     # runs, then waits for it; block n-1's P V last.
                     if n_blocks > 0:
-                        masked(sc, kv_lo, diag0, kv_hi)
+                        steps.masked(sc, kv_lo, diag0, kv_hi, True)
                         T.mbarrier_wait_parity(full_k[0], 0)
-                        for h in halves_list:
+                        for h in halves:
                             T.gemm(q_s[h], k_s[h][0, :, :], sc, transpose_B=True, policy=T.GemmWarpPolicy.FullRow)
                         T.mbarrier_arrive(empty_k[0])
-                        softmax(sc, m, m_prev, m_use, alpha, r_sum)
-                        rescale_and_convert(sc, p, acc, alpha, l_sum, r_sum)
+                        steps.softmax(sc, m, m_prev, m_use, alpha, r_sum)
+                        steps.rescale_and_convert(sc, p, acc, alpha, l_sum, r_sum)
                     for kb in T.serial(1, n_blocks):
                         stage = kb % stages
                         prev = (kb - 1) % stages
-                        masked(sc, kv_lo + kb * bn, diag0, kv_hi)
+                        steps.masked(sc, kv_lo + kb * bn, diag0, kv_hi, True)
                         T.mbarrier_wait_parity(full_k[stage], (kb // stages) % 2)
-                        for h in halves_list:
+                        for h in halves:
                             T.wgmma_gemm(q_s[h], k_s[h][stage, :, :], sc, transpose_B=True,
                                          policy=T.GemmWarpPolicy.FullRow)
                         T.mbarrier_wait_parity(full_v[prev], ((kb - 1) // stages) % 2)
-                        for h in halves_list:
+                        for h in halves:
                             T.wgmma_gemm(p, v_s[h][prev, :, :], acc[h], policy=T.GemmWarpPolicy.FullRow)
-                        T.wait_wgmma(halves)  # the Q K^T groups are done; the P V ones may run on
+                        T.wait_wgmma(len(halves))  # the Q K^T groups are done; the P V ones may run on
                         T.warpgroup_fence_operand(sc, num_regs=bm * bn // 256)
                         T.mbarrier_arrive(empty_k[stage])
-                        softmax(sc, m, m_prev, m_use, alpha, r_sum)
+                        steps.softmax(sc, m, m_prev, m_use, alpha, r_sum)
                         T.wait_wgmma(0)
-                        for h in halves_list:
+                        for h in halves:
                             T.warpgroup_fence_operand(acc[h], num_regs=bm * HALF // 256)
                         T.mbarrier_arrive(empty_v[prev])
-                        rescale_and_convert(sc, p, acc, alpha, l_sum, r_sum)
+                        steps.rescale_and_convert(sc, p, acc, alpha, l_sum, r_sum)
                     if n_blocks > 0:
                         last = (n_blocks - 1) % stages
                         T.mbarrier_wait_parity(full_v[last], ((n_blocks - 1) // stages) % 2)
-                        for h in halves_list:
+                        for h in halves:
                             T.gemm(p, v_s[h][last, :, :], acc[h], policy=T.GemmWarpPolicy.FullRow)
                         T.mbarrier_arrive(empty_v[last])
                 else:
                     for kb in T.serial(n_blocks):
                         stage = kb % stages
                         phase = (kb // stages) % 2
-                        masked(sc, kv_lo + kb * bn, diag0, kv_hi)
+                        steps.masked(sc, kv_lo + kb * bn, diag0, kv_hi, True)
                         T.mbarrier_wait_parity(full_k[stage], phase)
-                        for h in halves_list:
+                        for h in halves:
                             T.gemm(q_s[h], k_s[h][stage, :, :], sc, transpose_B=True, policy=T.GemmWarpPolicy.FullRow)
                         T.mbarrier_arrive(empty_k[stage])
-                        softmax(sc, m, m_prev, m_use, alpha, r_sum)
-                        rescale_and_convert(sc, p, acc, alpha, l_sum, r_sum)
+                        steps.softmax(sc, m, m_prev, m_use, alpha, r_sum)
+                        steps.rescale_and_convert(sc, p, acc, alpha, l_sum, r_sum)
                         T.mbarrier_wait_parity(full_v[stage], phase)
-                        for h in halves_list:
+                        for h in halves:
                             T.gemm(p, v_s[h][stage, :, :], acc[h], policy=T.GemmWarpPolicy.FullRow)
                         T.mbarrier_arrive(empty_v[stage])
-                for h in halves_list:
+                for h in halves:
                     for i, j in T.Parallel(bm, HALF):
                         if row_start + i < qo_len:
                             O[tok_base + row_start + i, bh, h * HALF + j] = acc[h][i, j] / T.if_then_else(
                                 l_sum[i] > 0, l_sum[i], 1.0)
                 if s.write_lse:
-                    for i in T.Parallel(bm):
-                        if row_start + i < qo_len:
-                            LSE[tok_base + row_start + i, bh] = T.if_then_else(
-                                l_sum[i] > 0, m[i] * scale + T.log2(l_sum[i]), -T.infinity(acc_t))
+                    steps.store_lse(LSE, m, l_sum, tok_base + row_start, row_start, qo_len, bh)
 
-    if s.write_lse:
-        @T.prim_func
-        def paged_prefill_lse(Q: T.Tensor((total_q, hq, d), dtype), K: T.Tensor((kv_rows, hk, d), dtype),
-                              V: T.Tensor((kv_rows, hk, d), dtype), KVI: T.Tensor((n_idx,), "int32"),
-                              ITEMS: T.Tensor((n_entries, ITEM_FIELDS), "int32"),
-                              O: T.Tensor((total_q, hq, d), dtype), LSE: T.Tensor((total_q, hq), acc_t)):
-            attend(Q, K, V, KVI, ITEMS, O, LSE)
-
-        return paged_prefill_lse
-
-    @T.prim_func
-    def paged_prefill(Q: T.Tensor((total_q, hq, d), dtype), K: T.Tensor((kv_rows, hk, d), dtype),
-                      V: T.Tensor((kv_rows, hk, d), dtype), KVI: T.Tensor((n_idx,), "int32"),
-                      ITEMS: T.Tensor((n_entries, ITEM_FIELDS), "int32"), O: T.Tensor((total_q, hq, d), dtype)):
-        attend(Q, K, V, KVI, ITEMS, O, None)
-
-    return paged_prefill
+    return attend
 
 
 def pass_configs(shape: TileShape) -> dict:
@@ -391,9 +353,8 @@ def pass_configs(shape: TileShape) -> dict:
 def cuda_source(shape: TileShape, arch: str = "sm_90a") -> str:
     """Lower the program to CUDA C++ for ``arch`` and return the kernel source (needs no GPU)."""
     import tilelang
-    from tvm.target import Target
-
     import tvm
+    from tvm.target import Target
 
     target = Target({"kind": "cuda", "arch": arch})
     with target, tvm.transform.PassContext(config=pass_configs(shape)):

@@ -228,6 +228,18 @@ def _paged_attend(T, s: TileShape, steps: _Steps, n_entries):
     acc_t, dtype = "float32", s.dtype
 
     @T.macro
+    def load_pages(X, x_s, KVI, empty, full, stage, phase, first, last_page, kv_head):
+        """The producer's turn for one of K and V: wait for the stage to be free, one TMA copy per page and half,
+        then arrive (the copies' bytes complete the stage)."""
+        T.mbarrier_wait_parity(empty[stage], phase ^ 1)
+        for pg in T.unroll(pages):
+            row = KVI[T.min(first + pg, last_page)] * s.rows_per_page
+            for h in halves:
+                T.tma_copy(X[row:row + ps, kv_head, h * HALF:(h + 1) * HALF], x_s[h][stage, pg * ps:(pg + 1) * ps, :],
+                           barrier=full[stage])
+        T.mbarrier_arrive(full[stage])
+
+    @T.macro
     def attend(Q, K, V, KVI, ITEMS, O, LSE):
         with T.Kernel(hq, n_entries, threads=384) as (bh, be):
             q_s = [T.alloc_shared([bm, HALF], dtype) for _ in halves]
@@ -251,20 +263,8 @@ def _paged_attend(T, s: TileShape, steps: _Steps, n_entries):
                     stage = kb % stages
                     phase = (kb // stages) % 2
                     first = page_base + (kv_lo + kb * bn) // ps
-                    T.mbarrier_wait_parity(empty_k[stage], phase ^ 1)
-                    for pg in T.unroll(pages):
-                        row = KVI[T.min(first + pg, last_page)] * s.rows_per_page
-                        for h in halves:
-                            T.tma_copy(K[row:row + ps, kv_head, h * HALF:(h + 1) * HALF],
-                                       k_s[h][stage, pg * ps:(pg + 1) * ps, :], barrier=full_k[stage])
-                    T.mbarrier_arrive(full_k[stage])
-                    T.mbarrier_wait_parity(empty_v[stage], phase ^ 1)
-                    for pg in T.unroll(pages):
-                        row = KVI[T.min(first + pg, last_page)] * s.rows_per_page
-                        for h in halves:
-                            T.tma_copy(V[row:row + ps, kv_head, h * HALF:(h + 1) * HALF],
-                                       v_s[h][stage, pg * ps:(pg + 1) * ps, :], barrier=full_v[stage])
-                    T.mbarrier_arrive(full_v[stage])
+                    load_pages(K, k_s, KVI, empty_k, full_k, stage, phase, first, last_page, kv_head)
+                    load_pages(V, v_s, KVI, empty_v, full_v, stage, phase, first, last_page, kv_head)
             with T.ws(0, 1):
                 T.inc_max_nreg(240)
                 # Rows past the request read the next request's queries (or zeros): never stored.

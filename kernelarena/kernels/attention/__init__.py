@@ -2,7 +2,8 @@
 
 Public names: the three FlashInfer-style wrappers and the page-table helpers. Layout (CONTRIBUTING.md):
 reference.py (plain PyTorch), one module per backend (paged_kernel.py: Triton; prefill_hopper.py: Triton
-prefill for sm90, opt-in; small_decode.py with small_decode.cu: CUDA), backends.py (the backend table plan()
+prefill for sm90, opt-in, and with prefill_tilelang.py its TileLang kernels; small_decode.py with small_decode.cu:
+CUDA), backends.py (the backend table plan()
 chooses from), runner.py (plan/run), solutions.py (the dataset's records, built from these files).
 """
 

@@ -5,7 +5,8 @@ preference: the first whose availability check passes serves the batch, and the 
 
     cuda    small_decode.py + small_decode.cu: decode batches with fewer (request, KV head) pairs than SMs
     hopper  prefill_hopper.py + scheduler.py: prefill on sm90 when KERNELARENA_HOPPER_PREFILL=1 (opt-in), or on
-            any device when the wrapper was given a HopperPrefillConfig; no window, soft-cap, split or graph
+            any device when the wrapper was given a HopperPrefillConfig (language "tilelang": prefill_tilelang.py's
+            kernels on CUDA); no window, soft-cap, split or graph
     triton  paged_kernel.py + scheduler.py: every batch (decode, paged and ragged prefill), CPU included
 
 Adding a backend is a module beside this one plus one row in ``TABLE`` (and its plan/launch in runner.py).

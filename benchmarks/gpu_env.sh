@@ -30,4 +30,6 @@ export LD_LIBRARY_PATH=/tmp/site/z3/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 # A FlashInfer module missing from the prebuilt cache fails at once, naming itself, instead of compiling for
 # minutes inside a capped GPU call (FLASHINFER_DISABLE_JIT=0 before sourcing allows compiling).
 export FLASHINFER_DISABLE_JIT=${FLASHINFER_DISABLE_JIT-1}
-[ "$FLASHINFER_DISABLE_JIT" = 0 ] && unset FLASHINFER_DISABLE_JIT
+# An if, not `[ ... ] && unset`: that line's status (1 when JIT stays off) would be the script's, and
+# `source benchmarks/gpu_env.sh && python3 ...` would then run nothing.
+if [ "$FLASHINFER_DISABLE_JIT" = 0 ]; then unset FLASHINFER_DISABLE_JIT; fi

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 import pytest
@@ -138,3 +139,22 @@ def test_timed_cases_are_the_evaluators_timed_inputs_planned():
         expected = reference_module(definition).run(*inputs.values())
         (got,) = call(i)  # the outputs, whether written in place or returned
         torch.testing.assert_close(got.float(), expected.float(), atol=2e-2, rtol=2e-2)
+
+
+def test_sourcing_the_gpu_environment_succeeds_so_a_command_chained_after_it_runs(tmp_path):
+    """`source benchmarks/gpu_env.sh && python3 ...` must run the command whether FlashInfer's JIT stays off (the
+    default) or is allowed: the script's last status is the source's. Run from a folder without the packs (the
+    script unpacks only what is there)."""
+    import shutil
+    import subprocess
+
+    (tmp_path / "benchmarks").mkdir()
+    shutil.copy(Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_env.sh", tmp_path / "benchmarks")
+    for jit, expect in (("", "1"), ("0", "unset")):
+        env = {k: v for k, v in os.environ.items() if k != "FLASHINFER_DISABLE_JIT"}
+        if jit:
+            env["FLASHINFER_DISABLE_JIT"] = jit
+        command = 'source benchmarks/gpu_env.sh && echo "ran ${FLASHINFER_DISABLE_JIT-unset}"'
+        result = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True,
+                                timeout=60)
+        assert result.returncode == 0 and result.stdout.strip() == f"ran {expect}", (jit, result.stdout, result.stderr)

@@ -6,7 +6,7 @@ Sweep (issue #6): bf16, 32 query / 8 KV heads, head_dim 128, page 16, pages in r
   --prefill-sweep (issue #18), prefill only: causal at 1, 4, 16 requests x 512, 2048, 8192 queries over KV of the
            queries' length, 4096 and 16384 (KV at least the queries); a row without a mask (4 x 1024 over 4096) and a
            ragged row (contiguous K/V, 8 requests of 128-2048 queries over 512-4096 keys); the ceiling is the bf16
-           matmul rate measured in the same run
+           matmul rate measured in the same run; where TileLang imports on a GPU, a TileLang column (TILELANG_PREFILL)
 Device time is triton.testing.do_bench's median (L2 flushed before each call). Decode reports TB/s of K/V
 read against the device-to-device copy bandwidth measured in the same run; prefill reports TFLOP/s
 (4 * head_dim flops per visible query-key pair per head) against 790 TFLOP/s (bf16 dense). plan() host
@@ -45,6 +45,7 @@ from kernelarena.kernels.attention import (
     BatchDecodeWithPagedKVCacheWrapper,
     BatchPrefillWithPagedKVCacheWrapper,
     BatchPrefillWithRaggedKVCacheWrapper,
+    HopperPrefillConfig,
     KernelConfig,
     build_page_table,
 )
@@ -54,6 +55,8 @@ HQ, HKV, D, PAGE = 32, 8, 128, 16
 DECODE_BATCHES = (1, 16, 64, 128, 256)
 DECODE_LENS = (1024, 2048, 4096, 8192)
 PREFILL_CASES = ((4, 1024, 4096), (16, 512, 4096))  # (batch, queries per request, KV per request)
+# The prefill sweep's TileLang column: the TileLang kernels' best config in sweep_prefill_hopper (H200, 2026-12-03).
+TILELANG_PREFILL = HopperPrefillConfig(128, 128, 8, 2, pack_gqa=False, use_tma=True, language="tilelang")
 PREFILL_SWEEP = tuple((b, q, kv) for b in (1, 4, 16) for q in (512, 2048, 8192) for kv in sorted({q, 4096, 16384})
                       if kv >= q)
 NO_MASK_CASE = (4, 1024, 4096)
@@ -219,6 +222,19 @@ class RaggedProblem:
         return 4.0 * D * HQ * pairs
 
 
+def tilelang_prefill_config(device: torch.device):
+    """TILELANG_PREFILL for the prefill sweep's TileLang column, or None where it cannot run (not CUDA, or TileLang
+    not importable: said once)."""
+    if device.type != "cuda":
+        return None
+    try:
+        import tilelang  # noqa: F401
+    except ImportError as exc:
+        print(f"TileLang not importable ({exc}): no TileLang column")
+        return None
+    return TILELANG_PREFILL
+
+
 def ours_decode(p: Problem, ws, config=None):
     w = BatchDecodeWithPagedKVCacheWrapper(ws, "NHD", config=config)
     KERNELS["last"] = w._runner
@@ -370,6 +386,7 @@ def main() -> None:
     if device.type == "cuda":
         floors["empty_kernel_us"] = empty_kernel_us(lambda fn: device_time_us(fn, args.quick), device)
     ceiling = matmul_tflops(device, args.quick) if args.prefill_sweep and device.type == "cuda" else None
+    tilelang_config = tilelang_prefill_config(device) if args.prefill_sweep else None
     if ceiling:
         floors["bf16_matmul_tflops"] = ceiling
     rows, sweep_rows = [], []
@@ -421,6 +438,10 @@ def main() -> None:
         b2b = device.type == "cuda" and row["ours_us"] < B2B_BELOW_US
         if b2b:
             row["ours_b2b_host_us"], row["ours_b2b_us"] = run_b2b(lambda: ours(p, ws, chosen["prefill"]))
+        if tilelang_config is not None:
+            row["tl_us"], row["tl_plan_us"], tl_out = measure(lambda: ours(p, ws, tilelang_config), args.quick,
+                                                              plan_reps)
+            row["err_tl_vs_ours"] = rel_err(tl_out, out)
         if use_fi:
             fi = {}
             for backend in ("fa2", "fa3"):
@@ -505,7 +526,7 @@ def table_lines(rows: list[dict], bandwidth: float) -> list[str]:
     head = ("| kind | batch x q | kv | ours us | rate | of ceiling | FlashInfer us (backend) | ours/FI speed "
             "| plan us ours | plan us FI | err vs FI | ours graph us | run() host us ours / FI "
             "| run() b2b host us/call ours / FI | run() b2b us/call ours / FI "
-            "| ours us, Triton launch (host us) | K/V read floor us |")
+            "| ours us, Triton launch (host us) | K/V read floor us | TileLang us (FI/TileLang, err vs ours) |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         value, share = rate(r, bandwidth)
@@ -522,12 +543,18 @@ def table_lines(rows: list[dict], bandwidth: float) -> list[str]:
         slow = (f"{r['ours_triton_launch_us']:.1f} ({r['ours_triton_launch_run_host_us']:.0f})"
                 if "ours_triton_launch_us" in r else "-")
         floor = f"{r['read_floor_us']:.1f}" if "read_floor_us" in r else "-"
+        tl = (f"{r['tl_us']:.1f} ({tilelang_vs_fi(r)}, {r['err_tl_vs_ours']:.1e})" if "tl_us" in r else "-")
         shape = (f"{r['batch']} ragged, {r['qo_len']} in all" if "ragged" in r["kind"]
                  else f"{r['batch']} x {r['qo_len']}")
         lines.append(f"| {r['kind']} | {shape} | {r['kv_len']} | {r['ours_us']:.1f} | {value} "
                      f"| {share} | {fi} | {speed} | {r['ours_plan_us']:.0f} | {fi_plan} | {err} | {graph} | {host} "
-                     f"| {b2b_host} | {b2b} | {slow} | {floor} |")
+                     f"| {b2b_host} | {b2b} | {slow} | {floor} | {tl} |")
     return lines
+
+
+def tilelang_vs_fi(r: dict) -> str:
+    """FlashInfer's time over the TileLang kernel's (> 1: faster), or "-"."""
+    return f"{r['fi_us'] / r['tl_us']:.2f}x" if "fi_us" in r and "tl_us" in r else "-"
 
 
 def print_row(row: dict, bandwidth: float) -> None:
@@ -536,6 +563,7 @@ def print_row(row: dict, bandwidth: float) -> None:
 
 KEY = ["kind", "case"]
 COLUMNS = [*KEY, "ours us", "FlashInfer us", "ours / FI", "read floor us", "ours plan us"]
+PREFILL_COLUMNS = [*COLUMNS, "TileLang us", "TileLang / FI"]
 TITLE = """# Paged attention: device time per run()
 
 `python3 -m benchmarks.bench_attention --out $OUT` (bf16, 32 q / 8 KV heads, head_dim 128, page 16): median
@@ -550,8 +578,10 @@ PREFILL_SWEEP_TITLE = """# Prefill sweep: device time per run() (issue #18)
 
 `python3 -m benchmarks.bench_attention --prefill-sweep --out $OUT` (bf16, 32 q / 8 KV heads, head_dim 128, page
 16): median CUDA-event us of one run() with a cold L2, ours beside FlashInfer's prefill wrappers (the better of fa2
-and fa3); "ours / FI" is FlashInfer's time over ours (> 1: faster). Causal at 1-16 requests x 512-8192 queries over
-KV of up to 16384 (queries aligned to the end of the KV), a row without a mask and a ragged row (contiguous K/V).
+and fa3); "ours / FI" is FlashInfer's time over ours (> 1: faster); "TileLang" the TileLang kernels
+(`HopperPrefillConfig(language="tilelang")`, prefill_tilelang.py) where TileLang imports. Causal at 1-16 requests
+x 512-8192 queries over KV of up to 16384 (queries aligned to the end of the KV), a row without a mask and a
+ragged row (contiguous K/V).
 The run's full output, with TFLOP/s against the bf16 matmul rate measured in the same run, is
 `attention_prefill_latest.md` beside this file."""
 
@@ -565,7 +595,8 @@ def table_rows(rows: list[dict]) -> list[dict]:
                 else f"{r['batch']} x {r['qo_len']} / {r['kv_len']}")
         out.append({"kind": r["kind"], "case": case, "ours us": r["ours_us"], "FlashInfer us": r.get("fi_us", "-"),
                     "ours / FI": f"{r['fi_us'] / r['ours_us']:.2f}x" if "fi_us" in r else "-",
-                    "read floor us": r.get("read_floor_us", "-"), "ours plan us": r["ours_plan_us"]})
+                    "read floor us": r.get("read_floor_us", "-"), "ours plan us": r["ours_plan_us"],
+                    "TileLang us": r.get("tl_us", "-"), "TileLang / FI": tilelang_vs_fi(r)})
     return out
 
 
@@ -601,8 +632,8 @@ def write_results(rows, sweep_rows, bandwidth, device, out_dir, configs, floors,
     print("\n" + text)
     if out_dir is None:
         return
-    title = TITLE if results == "attention" else PREFILL_SWEEP_TITLE
-    path = publish(results, out_dir, text, title, key=KEY, columns=COLUMNS, rows=table_rows(rows), run=run)
+    title, columns = (TITLE, COLUMNS) if results == "attention" else (PREFILL_SWEEP_TITLE, PREFILL_COLUMNS)
+    path = publish(results, out_dir, text, title, key=KEY, columns=columns, rows=table_rows(rows), run=run)
     with open(out_dir / f"{results}_latest.json", "w") as f:
         json.dump({"meta": meta, "rows": rows, "sweep": sweep_rows}, f, indent=1)
     print(f"wrote {path} and {out_dir / f'{results}_latest.md'}")

@@ -46,3 +46,19 @@ def test_a_quick_sweep_on_the_cpu_prints_the_causal_unmasked_and_ragged_rows():
     kinds = [line.split("|")[1].strip() for line in rows]
     assert kinds.count("prefill") >= 4 and "prefill (no mask)" in kinds and "prefill (ragged)" in kinds
     assert any("3 ragged, 32 in all" in line for line in rows)
+
+
+def test_the_prefill_tables_carry_the_tilelang_column_where_it_ran():
+    row = {"kind": "prefill", "batch": 4, "qo_len": 1024, "kv_len": 4096, "flops": 1e12, "ours_us": 600.0,
+           "ours_plan_us": 20.0, "fi_us": 450.0, "fi_backend": "fa3", "fi_plan_us": 200.0, "err_vs_fi": 1e-3}
+    plain = bench.table_rows([row])[0]
+    assert plain["TileLang us"] == "-" and plain["TileLang / FI"] == "-"
+    assert bench.table_lines([row], 4.0)[-1].rstrip().endswith("| - |")
+    timed = {**row, "tl_us": 500.0, "tl_plan_us": 21.0, "err_tl_vs_ours": 2e-3}
+    cells = bench.table_rows([timed])[0]
+    assert cells["TileLang us"] == 500.0 and cells["TileLang / FI"] == "0.90x"
+    assert bench.table_lines([timed], 4.0)[-1].rstrip().endswith("| 500.0 (0.90x, 2.0e-03) |")
+    assert set(bench.PREFILL_COLUMNS) - set(bench.COLUMNS) == {"TileLang us", "TileLang / FI"}
+    # Only where it can run: a CUDA device with TileLang importable.
+    assert bench.tilelang_prefill_config(torch.device("cpu")) is None
+    assert bench.TILELANG_PREFILL.language == "tilelang" and not bench.TILELANG_PREFILL.pack_gqa

@@ -286,6 +286,7 @@ class HopperPrefillLauncher:
                                  page_size=0 if page_size == RAGGED_PAGE_SIZE else page_size, causal=bool(causal),
                                  sm_scale=float(sm_scale), block_m=config.block_m, block_n=config.block_n,
                                  num_warps=config.num_warps, num_stages=config.num_stages, overlap=config.overlap)
+            self._tl_kernels = {}  # (rows per page, dtype, lse written) -> compiled kernel, for this plan
 
     def __call__(self, q, k, v, out, lse, kv_strides):
         """Launch over the planned work list; k/v strides as in paged_kernel.launch_paged_attention."""
@@ -322,9 +323,11 @@ class HopperPrefillLauncher:
         if k_rows is None or v_rows is None or not (q.is_contiguous() and out.is_contiguous()) or (
                 lse is not None and not lse.is_contiguous()):
             return None
-        shape = tl_prefill.kernel_shape(**self._tl_args, rows_per_page=k_rows[1], dtype=q.dtype,
-                                        write_lse=lse is not None)
-        kernel = tl_prefill.compiled_kernel(shape)
+        key = (k_rows[1], q.dtype, lse is not None)
+        kernel = self._tl_kernels.get(key)
+        if kernel is None:  # once per plan and layout: the shape and the compile cache's lookup stay off the hot path
+            kernel = self._tl_kernels[key] = tl_prefill.compiled_kernel(tl_prefill.kernel_shape(
+                **self._tl_args, rows_per_page=k_rows[1], dtype=q.dtype, write_lse=lse is not None))
         args = (q, k_rows[0], v_rows[0], self.kv_indices, self._items, out) + ((lse,) if lse is not None else ())
         kernel(*args)
         return kernel

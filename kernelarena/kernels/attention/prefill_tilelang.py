@@ -19,8 +19,8 @@ Scores and the lse written are base 2, as in paged_kernel.py. No sliding window,
 Compiled once per process and shape (heads, head_dim, page size, tile, dtype, causal, scale); the first call
 of a shape pays TileLang's compile (tens of seconds).
 
-Self-contained but for tilelang and torch. No ``from __future__ import annotations``: TileLang evaluates the
-prim_func's annotations, which refer to the enclosing function's locals.
+No ``from __future__ import annotations``: TileLang evaluates the prim_func's annotations, which refer to the
+enclosing function's locals.
 """
 
 import functools
@@ -28,8 +28,9 @@ from typing import NamedTuple
 
 import torch
 
-LOG2E = 1.4426950408889634
-ITEM_FIELDS = 12  # scheduler.ITEM_FIELDS: tok_base, qo_len, kv_len, row_start, -, kv_lo, kv_hi, page_base, ...
+from .paged_kernel import LOG2E
+from .scheduler import ITEM_FIELDS
+
 _DTYPES = {torch.bfloat16: "bfloat16", torch.float16: "float16"}
 
 

@@ -3,6 +3,7 @@
 # Carry [".gpu-all", ".fi-cache"] (made by benchmarks/prepare_gpu_deps.sh and benchmarks/flashinfer_warmup.py);
 # or [".gpu-slim", ".fi-cache"] (prepare_gpu_deps.sh with SLIM=1: no TileLang, 21 MB, leaves room for a larger tree);
 # or [".gpu-tl"] (TL=1: TileLang, pydantic and landlock without FlashInfer, 39 MB);
+# add ".tl-cache" (benchmarks/tilelang_precompile.py) for TileLang kernels compiled ahead;
 # the older [".gpu-deps", ".fi-cache"] (shared/gpu/prepare-deps.sh: FlashInfer without TileLang) works too.
 # Unpacks the packages under /tmp/site, and FlashInfer kernels compiled by an earlier call as AOT modules so
 # that they load without JIT; makes our own package importable.
@@ -25,6 +26,11 @@ for pack in .fi-cache*/flashinfer_aot.tar.xz; do
   [ -f "$pack" ] || continue
   mkdir -p /tmp/site/flashinfer/data/aot && tar -xJf "$pack" -C /tmp/site/flashinfer/data/aot
 done
+# .tl-cache/: TileLang kernels compiled ahead on the CPU machine (benchmarks/tilelang_precompile.py).
+if [ -f .tl-cache/tilelang_cache.tar.xz ]; then
+  mkdir -p /tmp/tl-cache && tar -xJf .tl-cache/tilelang_cache.tar.xz -C /tmp/tl-cache
+  export TILELANG_CACHE_DIR=/tmp/tl-cache
+fi
 export PYTHONPATH=/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 export LD_LIBRARY_PATH=/tmp/site/z3/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 # A FlashInfer module missing from the prebuilt cache fails at once, naming itself, instead of compiling for

@@ -3,7 +3,7 @@
 # cap so that a slow step cannot starve the ones after it, and each step's output in $OUT/<step>.log as it is
 # printed (a capped step keeps what it printed). Carry [".gpu-all", ".fi-cache"]; run from the repo root:
 #     bash benchmarks/gpu_evidence.sh [STEP ...]      (default: every step below, in order)
-# Steps: smoke, diag, cuptiratio, recupti, recuptimoe, serving, tests, host, hostsweep, repro, repro1, repro2 (or repro2a, repro2b), repro3, stability, learning, walltime, ray, prefill,
+# Steps: smoke, tltests, diag, cuptiratio, recupti, recuptimoe, serving, tests, host, hostsweep, repro, repro1, repro2 (or repro2a, repro2b), repro3, stability, learning, walltime, ray, prefill,
 # attention, prefillsweep. Caps in seconds are set
 # per step below; pick steps so that their caps sum to under 9 minutes per call (one call is at most 10).
 set -u
@@ -69,7 +69,11 @@ for s in $steps; do
                 --definition fused_add_rmsnorm_h8192 --definition gqa_paged_decode_h32_kv8_d128_ps16 \
                 --definition gqa_paged_prefill_causal_h32_kv8_d128_ps16 --out "$OUT" ;;
     ray) step ray_walltime "${RAY_CAP:-200}" python3 -m benchmarks.ray_walltime --smallest "${RAY_SMALLEST:-2}" --out "$OUT" ;;
-    prefill) step sweep_prefill_hopper 100 python3 -m benchmarks.sweep_prefill_hopper --out "$OUT" ;;
+    prefill) step sweep_prefill_hopper "${SWEEP_CAP:-100}" python3 -m benchmarks.sweep_prefill_hopper ${SWEEP_ARGS:-} \
+               --out "$OUT" ;;
+    # The TileLang prefill kernels' GPU tests (kernels compiled ahead: carry .tl-cache, benchmarks/tilelang_precompile.py).
+    tltests) step tilelang_tests "${TLTESTS_CAP:-200}" python3 -m pytest -v -rs -m gpu -p no:cacheprovider --durations=5 \
+               tests/kernels/test_attention_prefill_tilelang.py ;;
     # Long calls timed after idle and after heat, default and stretched warm-up (about 60 s).
     stability) step timing_stability "${STABILITY_CAP:-80}" python3 -m benchmarks.timing_stability --rounds 2 ${STABILITY_ARGS:-} --out "$OUT" ;;
     attention) step attention 150 python3 -m benchmarks.bench_attention --out "$OUT" ;;

@@ -18,27 +18,40 @@ from tests.kernels.test_attention import DEVICE, check, indptr, make_cache, work
 
 TILELANG = HopperPrefillConfig(128, 128, 8, 2, pack_gqa=False, use_tma=True, language="tilelang")
 OVERLAP = HopperPrefillConfig(128, 128, 8, 2, pack_gqa=False, use_tma=True, language="tilelang", overlap=True)
+PINGPONG = HopperPrefillConfig(128, 128, 8, 2, pack_gqa=False, use_tma=True, language="tilelang", pingpong=True)
+FA3 = HopperPrefillConfig(128, 128, 8, 2, pack_gqa=False, use_tma=True, language="tilelang", overlap=True,
+                          pingpong=True)
+# The GPU tests' cases (benchmarks/tilelang_precompile.py compiles their kernels ahead):
+# (config, causal, separate K and V caches, head_dim, page_size) and (config, causal).
+PAGED_CASES = [(TILELANG, True, False, 128, 16), (TILELANG, True, True, 128, 16), (TILELANG, False, False, 128, 16),
+               (TILELANG, True, False, 64, 32), (OVERLAP, True, False, 128, 16), (OVERLAP, False, True, 64, 16),
+               (PINGPONG, True, False, 128, 16), (FA3, True, False, 128, 16), (FA3, False, True, 64, 16)]
+PAGED_IDS = ["causal", "kv-tuple", "noncausal", "d64-page32", "overlap", "overlap-noncausal-d64-tuple", "pingpong",
+             "fa3", "fa3-noncausal-d64-tuple"]
+RAGGED_CASES = [(TILELANG, True), (TILELANG, False), (FA3, True)]
 
 
-def _shape(page_size: int, causal: bool = True, write_lse: bool = True, overlap: bool = False):
+def _shape(page_size: int, causal: bool = True, write_lse: bool = True, overlap: bool = False,
+           pingpong: bool = False):
     from kernelarena.kernels.attention import prefill_tilelang
 
     return prefill_tilelang.kernel_shape(
         num_qo_heads=32, num_kv_heads=8, head_dim=128, page_size=page_size, rows_per_page=2 * page_size or 1,
-        causal=causal, sm_scale=128 ** -0.5, block_m=128, block_n=128, num_warps=8, num_stages=2,
-        dtype=torch.bfloat16, write_lse=write_lse, overlap=overlap)
+        causal=causal, sm_scale=128 ** -0.5, block_m=128, block_n=128, num_stages=2, dtype=torch.bfloat16,
+        write_lse=write_lse, overlap=overlap, pingpong=pingpong)
 
 
 @pytest.mark.parametrize("causal,write_lse", [(True, True), (False, False)])
-def test_ragged_kernel_lowers_to_a_warp_specialized_tma_pipeline(causal, write_lse):
+def test_ragged_kernel_lowers_to_a_hand_warp_specialized_tma_pipeline(causal, write_lse):
+    """Ragged K/V take the paged program's pipeline: one TMA copy per 64-column half of a block's 128 rows."""
     pytest.importorskip("tilelang")
     from kernelarena.kernels.attention import prefill_tilelang
 
     source = prefill_tilelang.cuda_source(_shape(0, causal, write_lse))
     assert "tl::wgmma_ss<" in source and "tl::wgmma_rs<" in source  # Q K^T from shared, P V from registers
-    assert "tl::tma_load(K_desc" in source and "tl::tma_load(V_desc" in source
-    # A producer warpgroup on top of the two consumer warpgroups, handing blocks over through mbarriers.
-    assert "__launch_bounds__(384" in source and "arrive_and_expect_tx" in source
+    assert "__launch_bounds__(384" in source and "tl::warpgroup_reg_dealloc<32>()" in source
+    assert source.count("tl::tma_load(K_desc") == 2 and source.count("tl::tma_load(V_desc") == 2
+    assert "expect_transaction(16384)" in source and "for (int pg" not in source
     assert ("LSE[" in source) == write_lse
 
 
@@ -50,7 +63,7 @@ def test_paged_kernel_lowers_to_a_hand_warp_specialized_tma_pipeline():
     assert "tl::wgmma_ss<" in source and "tl::wgmma_rs<" in source
     # The producer (threads 256-383) gives up registers and walks the page table; one TMA copy per page and
     # 64-column half, each expecting its 2 KB on the stage's full barrier.
-    assert "if (256 <= ((int)threadIdx.x))" in source and "tl::warpgroup_reg_dealloc<24>()" in source
+    assert "if (256 <= ((int)threadIdx.x))" in source and "tl::warpgroup_reg_dealloc<32>()" in source
     assert "KVI[" in source and source.count("tl::tma_load(K_desc") == 2 and source.count("tl::tma_load(V_desc") == 2
     assert "expect_transaction(2048)" in source
     # Page p's rows start at p x rows_per_page (32 here: K and V pages interleaved).
@@ -61,21 +74,51 @@ def test_paged_kernel_lowers_to_a_hand_warp_specialized_tma_pipeline():
     assert "tl::fence_proxy_async();\n    tl::__sync_thread_partial(3, 256);" in source
     assert source.count("__syncthreads()") == 1
     assert source.count("full_k[(kb_1 & 1)].wait(") == 1 and source.count("empty_k[(kb_1 & 1)].arrive()") == 1
+    # Both halves' Q K^T are issued before one wait; no ping-pong barriers unless asked for.
+    loop = source[source.index("for (int kb_1 = 0; kb_1 < n_blocks; ++kb_1)"):]
+    assert loop.index("tl::wait_wgmma<0>()") > loop.rindex("tl::wgmma_ss<", 0, loop.index("tl::wgmma_rs<"))
+    assert loop.count("tl::wgmma_ss<") == 2 and "tl::warpgroup_wait<" not in loop
+    assert "__named_barrier_arrive" not in source
+
+
+def _order(text: str, *needles: str) -> list[int]:
+    return [text.index(x) for x in needles]
 
 
 def test_overlapped_paged_kernel_waits_for_q_k_only_before_the_softmax():
-    """In each step after the first: both halves' Q K^T, then both halves' P V of the block before, then a wait
-    that leaves two groups (the P V ones) running through the softmax, then a wait for all."""
+    """In each step after the first: both halves' Q K^T, the outputs rescaled, both halves' P V of the block
+    before, then a wait that leaves two groups (the P V ones) running through the softmax, then a wait for all."""
     pytest.importorskip("tilelang")
     from kernelarena.kernels.attention import prefill_tilelang
 
     source = prefill_tilelang.cuda_source(_shape(16, overlap=True))
     loop = source[source.index("for (int kb_1 = 1; kb_1 < n_blocks; ++kb_1)"):]
-    order = [loop.index(x) for x in ("tl::wgmma_ss<", "tl::wgmma_rs<", "tl::wait_wgmma<2>()", "exp2f(",
-                                     "tl::wait_wgmma<0>()")]
+    order = _order(loop, "tl::wgmma_ss<", "make_float2(alpha[", "tl::wgmma_rs<", "tl::wait_wgmma<2>()", "exp2f(",
+                   "tl::wait_wgmma<0>()")
     assert order == sorted(order)
-    assert loop.count("tl::wgmma_ss<") >= 2 and "tl::warpgroup_wait<0>()" not in loop[:loop.index("wait_wgmma<0>")]
-    assert "tl::wait_wgmma<" not in prefill_tilelang.cuda_source(_shape(16))
+    assert loop.count("tl::wgmma_ss<") >= 2 and "tl::warpgroup_wait<" not in loop[:loop.index("wait_wgmma<0>")]
+
+
+@pytest.mark.parametrize("overlap", [False, True])
+def test_pingpong_warpgroups_take_turns_issuing_their_gemms(overlap):
+    """Each consumer warpgroup waits for its turn (barrier 5 + its index) before its block's first GEMM and hands
+    the turn over (barrier 6 - its index) after its last one, before waiting on them; warpgroup 1 gives warpgroup
+    0 the first turn, and skips the hand-over of its last block, so that no barrier is left half-arrived."""
+    pytest.importorskip("tilelang")
+    from kernelarena.kernels.attention import prefill_tilelang
+
+    source = prefill_tilelang.cuda_source(_shape(16, overlap=overlap, pingpong=True))
+    turn, hand_over = "__sync_thread_partial(((((int)threadIdx.x) >> 7) + 5), 256)", \
+        "__named_barrier_arrive((6 - (((int)threadIdx.x) >> 7)), 256)"
+    first = source.index(turn)
+    assert "if (((((int)threadIdx.x) >> 7) == 1) & (0 < n_blocks)) {\n      tl::__named_barrier_arrive(5, 256);" \
+        in source[:first]
+    loop = source[source.index(f"for (int kb_1 = {int(overlap)}; kb_1 < n_blocks; ++kb_1)"):]
+    last_gemm = "tl::wgmma_rs<" if overlap else "tl::wgmma_ss<"
+    wait = "tl::wait_wgmma<2>()" if overlap else "tl::wait_wgmma<0>()"
+    order = _order(loop, turn, "tl::wgmma_ss<", hand_over, wait)
+    assert order == sorted(order) and loop.rindex(last_gemm, 0, order[2]) > order[1]
+    assert "if (((((int)threadIdx.x) >> 7) == 0) | ((kb_1 + 1) < n_blocks)) {" in loop[:order[2]]
 
 
 @pytest.mark.parametrize("head_dim,page_size,block_n,ok", [
@@ -111,8 +154,9 @@ def test_tilelang_language_needs_per_head_tiles():
         HopperPrefillConfig(128, 128, 8, 2, pack_gqa=True, language="tilelang")
     with pytest.raises(ValueError, match="language"):
         HopperPrefillConfig(language="cute")
-    with pytest.raises(ValueError, match="overlap"):
-        HopperPrefillConfig(128, 128, 8, 2, pack_gqa=False, overlap=True)
+    for option in ("overlap", "pingpong"):
+        with pytest.raises(ValueError, match=option):
+            HopperPrefillConfig(128, 128, 8, 2, pack_gqa=False, **{option: True})
 
 
 def _on_sm90():
@@ -126,10 +170,7 @@ def _ran_tilelang(wrapper) -> bool:
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("config,causal,as_tuple,head_dim,page_size", [
-    (TILELANG, True, False, 128, 16), (TILELANG, True, True, 128, 16), (TILELANG, False, False, 128, 16),
-    (TILELANG, True, False, 64, 32), (OVERLAP, True, False, 128, 16), (OVERLAP, False, True, 64, 16)],
-    ids=["causal", "kv-tuple", "noncausal", "d64-page32", "overlap", "overlap-noncausal-d64-tuple"])
+@pytest.mark.parametrize("config,causal,as_tuple,head_dim,page_size", PAGED_CASES, ids=PAGED_IDS)
 def test_paged_tilelang_matches_reference_on_sm90(config, causal, as_tuple, head_dim, page_size):
     """Interleaved K/V pages and separate K and V caches; a request with more queries than keys (rows that see
     nothing: output 0, lse -inf), one of a single query, tiles and blocks cut short by the request's end."""
@@ -152,15 +193,15 @@ def test_paged_tilelang_matches_reference_on_sm90(config, causal, as_tuple, head
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("causal", [True, False])
-def test_ragged_tilelang_matches_reference_on_sm90(causal):
+@pytest.mark.parametrize("config,causal", RAGGED_CASES, ids=["causal", "noncausal", "fa3"])
+def test_ragged_tilelang_matches_reference_on_sm90(config, causal):
     _on_sm90()
     qo_lens, kv_lens = [300, 11, 0, 129], [700, 30, 5, 129]
     qo, kv = indptr(qo_lens), indptr(kv_lens)
     q = torch.randn(int(qo[-1]), 32, 128).to(torch.bfloat16).to(DEVICE)
     k = torch.randn(int(kv[-1]), 8, 128).to(torch.bfloat16).to(DEVICE)
     v = torch.randn(int(kv[-1]), 8, 128).to(torch.bfloat16).to(DEVICE)
-    wrapper = BatchPrefillWithRaggedKVCacheWrapper(workspace(), config=TILELANG)
+    wrapper = BatchPrefillWithRaggedKVCacheWrapper(workspace(), config=config)
     wrapper.plan(qo, kv, 32, 8, 128, causal=causal)
     out, lse = wrapper.run(q, k, v, return_lse=True)
     assert _ran_tilelang(wrapper)

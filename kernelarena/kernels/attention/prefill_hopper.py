@@ -52,7 +52,8 @@ class HopperPrefillConfig:
     BLOCK_M query tokens of one query head. use_tma: Q and O (and ragged, contiguous K/V) move through tensor
     descriptors (TMA on sm90); paged K/V are always gathered through the page table. language: "triton" (this
     file's kernel) or "tilelang" (prefill_tilelang.py, CUDA only; the CPU interpreter runs the Triton kernel with
-    the same tiles); overlap: the TileLang paged kernel issues the next block's Q K^T before this block's softmax.
+    the same tiles); overlap: the TileLang kernel issues the next block's Q K^T and this block's P V before this
+    block's softmax; pingpong: its two consumer warpgroups take turns issuing their GEMMs.
     """
 
     block_m: int = 128
@@ -63,6 +64,7 @@ class HopperPrefillConfig:
     use_tma: bool = True
     language: str = "triton"
     overlap: bool = False
+    pingpong: bool = False
 
     def __post_init__(self):
         if self.language not in ("triton", "tilelang"):
@@ -70,8 +72,9 @@ class HopperPrefillConfig:
         if self.language == "tilelang" and self.pack_gqa:
             raise ValueError("HopperPrefillConfig(language='tilelang') needs pack_gqa=False: the TileLang kernel's "
                              "tiles are query tokens of one head")
-        if self.overlap and self.language != "tilelang":
-            raise ValueError("HopperPrefillConfig.overlap is the TileLang paged kernel's (language='tilelang')")
+        for option in ("overlap", "pingpong"):
+            if getattr(self, option) and self.language != "tilelang":
+                raise ValueError(f"HopperPrefillConfig.{option} is the TileLang kernel's (language='tilelang')")
 
     @property
     def label(self) -> str:
@@ -79,7 +82,7 @@ class HopperPrefillConfig:
         return (f"{'tilelang ' if self.language == 'tilelang' else ''}"
                 f"m{self.block_m}n{self.block_n}w{self.num_warps}s{self.num_stages}"
                 f"{' pack' if self.pack_gqa else ' head'}{' tma' if self.use_tma else ''}"
-                f"{' overlap' if self.overlap else ''}")
+                f"{' overlap' if self.overlap else ''}{' pingpong' if self.pingpong else ''}")
 
 
 def choose_hopper_config(head_dim: int, on_gpu: bool) -> HopperPrefillConfig:
@@ -285,7 +288,7 @@ class HopperPrefillLauncher:
             self._tl_args = dict(num_qo_heads=num_qo_heads, num_kv_heads=num_kv_heads, head_dim=head_dim,
                                  page_size=0 if page_size == RAGGED_PAGE_SIZE else page_size, causal=bool(causal),
                                  sm_scale=float(sm_scale), block_m=config.block_m, block_n=config.block_n,
-                                 num_warps=config.num_warps, num_stages=config.num_stages, overlap=config.overlap)
+                                 num_stages=config.num_stages, overlap=config.overlap, pingpong=config.pingpong)
             self._tl_kernels = {}  # (rows per page, dtype, lse written) -> compiled kernel, for this plan
 
     def __call__(self, q, k, v, out, lse, kv_strides):
@@ -327,7 +330,8 @@ class HopperPrefillLauncher:
         kernel = self._tl_kernels.get(key)
         if kernel is None:  # once per plan and layout: the shape and the compile cache's lookup stay off the hot path
             kernel = self._tl_kernels[key] = tl_prefill.compiled_kernel(tl_prefill.kernel_shape(
-                **self._tl_args, rows_per_page=k_rows[1], dtype=q.dtype, write_lse=lse is not None))
+                **self._tl_args, rows_per_page=k_rows[1], dtype=q.dtype, write_lse=lse is not None),
+                tl_prefill.device_arch(q.device))
         args = (q, k_rows[0], v_rows[0], self.kv_indices, self._items, out) + ((lse,) if lse is not None else ())
         kernel(*args)
         return kernel

@@ -46,14 +46,15 @@ class TileShape(NamedTuple):
     scale_log2: float  # sm_scale * log2(e)
     block_m: int
     block_n: int
-    threads: int
     num_stages: int
     dtype: str
     write_lse: bool
-    overlap: bool = False  # paged: the next block's Q K^T runs while the softmax of this one does (FA3's)
+    overlap: bool = False  # the next block's Q K^T and this one's P V run while this block's softmax does (FA3's)
+    pingpong: bool = False  # the two consumer warpgroups take turns issuing their GEMMs (FA3's)
 
 
-HALF = 64  # head_dim columns per TMA copy and per shared tile in the paged program
+HALF = 64  # head_dim columns per TMA copy and per shared tile
+TURN_BARRIER = 5  # named barriers 5 and 6: the consumer warpgroups' turns (ping-pong); 3 is the consumers' own
 
 
 def prefill_program(shape: TileShape):
@@ -67,7 +68,7 @@ def prefill_program(shape: TileShape):
     hq, hk, d = s.num_qo_heads, s.num_kv_heads, s.head_dim
     total_q, kv_rows = T.dynamic("total_q"), T.dynamic("kv_rows")
     n_idx, n_entries = T.dynamic("n_idx"), T.dynamic("n_entries")
-    attend = (_ragged_attend if s.page_size == 0 else _paged_attend)(T, s, _Steps(T, s), n_entries)
+    attend = _ws_attend(T, s, _Steps(T, s), n_entries)
     dtype = s.dtype
 
     if s.write_lse:
@@ -153,11 +154,15 @@ class _Steps:
             T.reduce_sum(sc, r_sum, dim=1)
 
         @T.macro
-        def rescale_and_convert(sc, p, accs, alpha, l_sum, r_sum):
-            """The row sums and the outputs so far rescaled by alpha; P in the input type for P V."""
+        def update_and_convert(sc, p, alpha, l_sum, r_sum):
+            """The row sums rescaled by alpha plus this block's; P in the input type for P V."""
             for i in T.Parallel(bm):
                 l_sum[i] = l_sum[i] * alpha[i] + r_sum[i]
             T.copy(sc, p)
+
+        @T.macro
+        def rescale(accs, alpha):
+            """The outputs so far rescaled by alpha."""
             for acc in accs:
                 for i, j in T.Parallel(bm, acc.shape[1]):
                     acc[i, j] *= alpha[i]
@@ -169,76 +174,74 @@ class _Steps:
                     LSE[row0 + i, bh] = T.if_then_else(l_sum[i] > 0, m[i] * scale + T.log2(l_sum[i]), neg_inf)
 
         self.fragments, self.work_item, self.masked, self.softmax = fragments, work_item, masked, softmax
-        self.rescale_and_convert, self.store_lse = rescale_and_convert, store_lse
+        self.update_and_convert, self.rescale, self.store_lse = update_and_convert, rescale, store_lse
 
 
-def _ragged_attend(T, s: TileShape, steps: _Steps, n_entries):
-    """Ragged K/V: one pipelined loop that TileLang splits into a TMA producer and two consumer warpgroups."""
+def _ws_attend(T, s: TileShape, steps: _Steps, n_entries):
+    """Warp-specialized by hand: warpgroups 0-1 consume (64 query rows each), warpgroup 2 produces. Paged K/V: one
+    TMA copy per page and 64-column half; ragged K/V: one per 64-column half of the block's BLOCK_N rows."""
     group = s.num_qo_heads // s.num_kv_heads
     hq, d, bm, bn = s.num_qo_heads, s.head_dim, s.block_m, s.block_n
-    acc_t, dtype = "float32", s.dtype
-
-    @T.macro
-    def attend(Q, K, V, KVI, ITEMS, O, LSE):
-        with T.Kernel(hq, n_entries, threads=s.threads) as (bh, be):
-            Q_s = T.alloc_shared([bm, d], dtype)
-            K_s = T.alloc_shared([bn, d], dtype)
-            V_s = T.alloc_shared([bn, d], dtype)
-            O_s = T.alloc_shared([bm, d], dtype)
-            sc, p, m, m_prev, m_use, alpha, l_sum, r_sum = steps.fragments()
-            acc = T.alloc_fragment([bm, d], acc_t)
-            tok_base, qo_len, kv_len, row_start, kv_lo, kv_hi, page_base = steps.work_item(ITEMS, be)
-            kv_first = T.alloc_var("int32", init=KVI[page_base])
-            kv_head = bh // group
-            # Rows past the request read the next request's queries (or TMA's zeros): never stored.
-            T.copy(Q[tok_base + row_start:tok_base + row_start + bm, bh, :], Q_s)
-            T.fill(acc, 0)
-            T.fill(l_sum, 0)
-            T.fill(m, -T.infinity(acc_t))
-            diag0 = kv_len - qo_len + row_start  # row i may see keys up to diag0 + i (causal)
-            for kb in T.Pipelined(T.ceildiv(kv_hi - kv_lo, bn), num_stages=s.num_stages):
-                start = kv_lo + kb * bn
-                T.copy(K[kv_first + start:kv_first + start + bn, kv_head, :], K_s)
-                # Every block masked: a branch in the loop body would be one more statement for TileLang's
-                # pipeline schedule (the measured schedule is this one).
-                steps.masked(sc, start, diag0, kv_hi, False)
-                T.gemm(Q_s, K_s, sc, transpose_B=True, policy=T.GemmWarpPolicy.FullRow)
-                steps.softmax(sc, m, m_prev, m_use, alpha, r_sum)
-                steps.rescale_and_convert(sc, p, [acc], alpha, l_sum, r_sum)
-                T.copy(V[kv_first + start:kv_first + start + bn, kv_head, :], V_s)
-                T.gemm(p, V_s, acc, policy=T.GemmWarpPolicy.FullRow)
-            for i, j in T.Parallel(bm, d):
-                acc[i, j] /= T.if_then_else(l_sum[i] > 0, l_sum[i], 1.0)
-            T.copy(acc, O_s)
-            for i, j in T.Parallel(bm, d):
-                if row_start + i < qo_len:
-                    O[tok_base + row_start + i, bh, j] = O_s[i, j]
-            if s.write_lse:
-                steps.store_lse(LSE, m, l_sum, tok_base + row_start, row_start, qo_len, bh)
-
-    return attend
-
-
-def _paged_attend(T, s: TileShape, steps: _Steps, n_entries):
-    """Paged K/V, warp-specialized by hand: warpgroups 0-1 consume (64 query rows each), warpgroup 2 produces."""
-    group = s.num_qo_heads // s.num_kv_heads
-    hq, d, bm, bn, ps = s.num_qo_heads, s.head_dim, s.block_m, s.block_n, s.page_size
+    ps = s.page_size or bn  # rows per TMA copy
     halves = list(range(d // HALF))  # a list, not a range: TileLang expands the loops over it in Python
-    pages = bn // ps
     stages = s.num_stages
     acc_t, dtype = "float32", s.dtype
 
     @T.macro
-    def load_pages(X, x_s, KVI, empty, full, stage, phase, first, last_page, kv_head):
-        """The producer's turn for one of K and V: wait for the stage to be free, one TMA copy per page and half,
-        then arrive (the copies' bytes complete the stage)."""
+    def load_block(X, x_s, KVI, empty, full, stage, phase, kb, page_base, last_page, kv_head):
+        """The producer's turn for one of K and V: wait for the stage to be free, issue its TMA copies, then
+        arrive (the copies' bytes complete the stage). A paged block's pages past the range repeat the last one;
+        a ragged block's rows past the request are the next request's (or TMA's zeros): masked either way."""
         T.mbarrier_wait_parity(empty[stage], phase ^ 1)
-        for pg in T.unroll(pages):
-            row = KVI[T.min(first + pg, last_page)] * s.rows_per_page
+        if s.page_size:
+            first = page_base + kb * (bn // ps)
+            for pg in T.unroll(bn // ps):
+                row = KVI[T.min(first + pg, last_page)] * s.rows_per_page
+                for h in halves:
+                    T.tma_copy(X[row:row + ps, kv_head, h * HALF:(h + 1) * HALF],
+                               x_s[h][stage, pg * ps:(pg + 1) * ps, :], barrier=full[stage])
+        else:
+            row = KVI[page_base] + kb * bn
             for h in halves:
-                T.tma_copy(X[row:row + ps, kv_head, h * HALF:(h + 1) * HALF], x_s[h][stage, pg * ps:(pg + 1) * ps, :],
+                T.tma_copy(X[row:row + bn, kv_head, h * HALF:(h + 1) * HALF], x_s[h][stage, :, :],
                            barrier=full[stage])
         T.mbarrier_arrive(full[stage])
+
+    @T.macro
+    def q_k(q_s, k_s, sc, full_k, stage, phase):
+        """Issue Q K^T onto the masked scores once K's stage is full (no wait: one wgmma group per half)."""
+        T.mbarrier_wait_parity(full_k[stage], phase)
+        for h in halves:
+            T.wgmma_gemm(q_s[h], k_s[h][stage, :, :], sc, transpose_B=True, policy=T.GemmWarpPolicy.FullRow)
+
+    @T.macro
+    def p_v(p, v_s, acc, full_v, stage, phase):
+        """Issue P V into the outputs once V's stage is full (no wait)."""
+        T.mbarrier_wait_parity(full_v[stage], phase)
+        for h in halves:
+            T.warpgroup_fence_operand(acc[h], num_regs=bm * HALF // 256)
+            T.wgmma_gemm(p, v_s[h][stage, :, :], acc[h], policy=T.GemmWarpPolicy.FullRow)
+
+    @T.macro
+    def all_done(sc, acc):
+        T.wait_wgmma(0)
+        T.warpgroup_fence_operand(sc, num_regs=bm * bn // 256)
+        for h in halves:
+            T.warpgroup_fence_operand(acc[h], num_regs=bm * HALF // 256)
+
+    @T.macro
+    def my_turn(wg):
+        """Ping-pong: wait until the other consumer warpgroup has issued its block's GEMMs."""
+        if s.pingpong:
+            T.sync_threads(TURN_BARRIER + wg, 256)
+
+    @T.macro
+    def their_turn(wg, kb, n_blocks):
+        """Ping-pong: hand the tensor cores to the other warpgroup (warpgroup 1's last hand-over would have no
+        taker, and a barrier must not be left half-arrived)."""
+        if s.pingpong:
+            if (wg == 0) | (kb + 1 < n_blocks):
+                T.named_barrier_arrive(TURN_BARRIER + 1 - wg, 256)
 
     @T.macro
     def attend(Q, K, V, KVI, ITEMS, O, LSE):
@@ -257,17 +260,18 @@ def _paged_attend(T, s: TileShape, steps: _Steps, n_entries):
             tok_base, qo_len, kv_len, row_start, kv_lo, kv_hi, page_base = steps.work_item(ITEMS, be)
             kv_head = bh // group
             n_blocks = T.ceildiv(kv_hi - kv_lo, bn)
-            last_page = page_base + (kv_hi - 1) // ps  # a block's pages past the range repeat the last (masked)
+            last_page = page_base + (kv_hi - 1) // ps
             with T.ws(2):
-                T.dec_max_nreg(24)
+                T.dec_max_nreg(32)
                 for kb in T.serial(n_blocks):
                     stage = kb % stages
                     phase = (kb // stages) % 2
-                    first = page_base + (kv_lo + kb * bn) // ps
-                    load_pages(K, k_s, KVI, empty_k, full_k, stage, phase, first, last_page, kv_head)
-                    load_pages(V, v_s, KVI, empty_v, full_v, stage, phase, first, last_page, kv_head)
+                    load_block(K, k_s, KVI, empty_k, full_k, stage, phase, kb, page_base, last_page, kv_head)
+                    load_block(V, v_s, KVI, empty_v, full_v, stage, phase, kb, page_base, last_page, kv_head)
             with T.ws(0, 1):
                 T.inc_max_nreg(240)
+                wg = T.get_thread_binding() // 128
+
                 # Rows past the request read the next request's queries (or zeros): never stored.
                 for h in halves:
                     T.copy(Q[tok_base + row_start:tok_base + row_start + bm, bh, h * HALF:(h + 1) * HALF], q_s[h])
@@ -275,63 +279,63 @@ def _paged_attend(T, s: TileShape, steps: _Steps, n_entries):
                 # async proxy (this program's storage syncs are placed by hand: see pass_configs).
                 T.fence_proxy_async()
                 T.sync_threads(3, 256)
+                if s.pingpong:
+                    if (wg == 1) & (n_blocks > 0):  # warpgroup 0 takes the first turn
+                        T.named_barrier_arrive(TURN_BARRIER, 256)
                 for h in halves:
                     T.fill(acc[h], 0)
                 T.fill(l_sum, 0)
                 T.fill(m, -T.infinity(acc_t))
                 diag0 = kv_len - qo_len + row_start  # row i may see keys up to diag0 + i (causal)
                 if s.overlap:
-                    # Block 0 alone; then each step issues block kb's Q K^T and block kb-1's P V without waiting,
-                    # waits for the first (wgmma groups complete in order), runs block kb's softmax while P V
-                    # runs, then waits for it; block n-1's P V last.
+                    # FA3's order: block kb's Q K^T, then the outputs rescaled and block kb-1's P V, issued back to
+                    # back; the softmax of block kb runs while P V does (wgmma groups complete in order).
                     if n_blocks > 0:
                         steps.masked(sc, kv_lo, diag0, kv_hi, True)
-                        T.mbarrier_wait_parity(full_k[0], 0)
-                        for h in halves:
-                            T.gemm(q_s[h], k_s[h][0, :, :], sc, transpose_B=True, policy=T.GemmWarpPolicy.FullRow)
+                        my_turn(wg)
+                        q_k(q_s, k_s, sc, full_k, 0, 0)
+                        their_turn(wg, 0, n_blocks)
+                        all_done(sc, acc)
                         T.mbarrier_arrive(empty_k[0])
                         steps.softmax(sc, m, m_prev, m_use, alpha, r_sum)
-                        steps.rescale_and_convert(sc, p, acc, alpha, l_sum, r_sum)
+                        steps.update_and_convert(sc, p, alpha, l_sum, r_sum)
                     for kb in T.serial(1, n_blocks):
                         stage = kb % stages
                         prev = (kb - 1) % stages
                         steps.masked(sc, kv_lo + kb * bn, diag0, kv_hi, True)
-                        T.mbarrier_wait_parity(full_k[stage], (kb // stages) % 2)
-                        for h in halves:
-                            T.wgmma_gemm(q_s[h], k_s[h][stage, :, :], sc, transpose_B=True,
-                                         policy=T.GemmWarpPolicy.FullRow)
-                        T.mbarrier_wait_parity(full_v[prev], ((kb - 1) // stages) % 2)
-                        for h in halves:
-                            T.wgmma_gemm(p, v_s[h][prev, :, :], acc[h], policy=T.GemmWarpPolicy.FullRow)
+                        my_turn(wg)
+                        q_k(q_s, k_s, sc, full_k, stage, (kb // stages) % 2)
+                        steps.rescale(acc, alpha)
+                        p_v(p, v_s, acc, full_v, prev, ((kb - 1) // stages) % 2)
+                        their_turn(wg, kb, n_blocks)
                         T.wait_wgmma(len(halves))  # the Q K^T groups are done; the P V ones may run on
                         T.warpgroup_fence_operand(sc, num_regs=bm * bn // 256)
                         T.mbarrier_arrive(empty_k[stage])
                         steps.softmax(sc, m, m_prev, m_use, alpha, r_sum)
-                        T.wait_wgmma(0)
-                        for h in halves:
-                            T.warpgroup_fence_operand(acc[h], num_regs=bm * HALF // 256)
+                        all_done(sc, acc)
                         T.mbarrier_arrive(empty_v[prev])
-                        steps.rescale_and_convert(sc, p, acc, alpha, l_sum, r_sum)
+                        steps.update_and_convert(sc, p, alpha, l_sum, r_sum)
                     if n_blocks > 0:
                         last = (n_blocks - 1) % stages
-                        T.mbarrier_wait_parity(full_v[last], ((n_blocks - 1) // stages) % 2)
-                        for h in halves:
-                            T.gemm(p, v_s[h][last, :, :], acc[h], policy=T.GemmWarpPolicy.FullRow)
+                        steps.rescale(acc, alpha)
+                        p_v(p, v_s, acc, full_v, last, ((n_blocks - 1) // stages) % 2)
+                        all_done(sc, acc)
                         T.mbarrier_arrive(empty_v[last])
                 else:
                     for kb in T.serial(n_blocks):
                         stage = kb % stages
                         phase = (kb // stages) % 2
                         steps.masked(sc, kv_lo + kb * bn, diag0, kv_hi, True)
-                        T.mbarrier_wait_parity(full_k[stage], phase)
-                        for h in halves:
-                            T.gemm(q_s[h], k_s[h][stage, :, :], sc, transpose_B=True, policy=T.GemmWarpPolicy.FullRow)
+                        my_turn(wg)
+                        q_k(q_s, k_s, sc, full_k, stage, phase)
+                        their_turn(wg, kb, n_blocks)
+                        all_done(sc, acc)
                         T.mbarrier_arrive(empty_k[stage])
                         steps.softmax(sc, m, m_prev, m_use, alpha, r_sum)
-                        steps.rescale_and_convert(sc, p, acc, alpha, l_sum, r_sum)
-                        T.mbarrier_wait_parity(full_v[stage], phase)
-                        for h in halves:
-                            T.gemm(p, v_s[h][stage, :, :], acc[h], policy=T.GemmWarpPolicy.FullRow)
+                        steps.update_and_convert(sc, p, alpha, l_sum, r_sum)
+                        steps.rescale(acc, alpha)
+                        p_v(p, v_s, acc, full_v, stage, phase)
+                        all_done(sc, acc)
                         T.mbarrier_arrive(empty_v[stage])
                 for h in halves:
                     for i, j in T.Parallel(bm, HALF):
@@ -345,10 +349,10 @@ def _paged_attend(T, s: TileShape, steps: _Steps, n_entries):
 
 
 def pass_configs(shape: TileShape) -> dict:
-    """TileLang pass configs of a shape's program. The paged program places its storage syncs by hand: the
-    automatic ones would put a block-wide barrier between the producer's loop and the consumers' (each waits on
-    the other's mbarriers there: a deadlock)."""
-    return {"tl.disable_thread_storage_sync": True} if shape.page_size else {}
+    """TileLang pass configs of a shape's program. The program places its storage syncs by hand: the automatic
+    ones would put a block-wide barrier between the producer's loop and the consumers' (each waits on the other's
+    mbarriers there: a deadlock)."""
+    return {"tl.disable_thread_storage_sync": True}
 
 
 def cuda_source(shape: TileShape, arch: str = "sm_90a") -> str:
@@ -362,24 +366,31 @@ def cuda_source(shape: TileShape, arch: str = "sm_90a") -> str:
         return tilelang.lower(prefill_program(shape), target=target).kernel_source
 
 
-@functools.lru_cache(maxsize=None)
-def compiled_kernel(shape: TileShape):
-    """Compile (once per process and shape) for the current CUDA device."""
-    import tilelang
+def device_arch(device=None) -> str:
+    """The CUDA arch the kernels are compiled for on ``device`` (sm_90a on Hopper: wgmma and setmaxnreg)."""
+    major, minor = torch.cuda.get_device_capability(device)
+    return f"sm_{major}{minor}{'a' if major == 9 else ''}"
 
-    return tilelang.compile(prefill_program(shape), target="cuda", pass_configs=pass_configs(shape))
+
+@functools.lru_cache(maxsize=None)
+def compiled_kernel(shape: TileShape, arch: str):
+    """Compile (once per process, shape and arch). The target is spelled out rather than detected, so that
+    TileLang's compile cache (keyed by it) also serves kernels compiled ahead on a machine without a GPU
+    (benchmarks/tilelang_precompile.py)."""
+    import tilelang
+    from tvm.target import Target
+
+    return tilelang.compile(prefill_program(shape), target=Target({"kind": "cuda", "arch": arch}),
+                            pass_configs=pass_configs(shape))
 
 
 def kernel_shape(*, num_qo_heads: int, num_kv_heads: int, head_dim: int, page_size: int, rows_per_page: int,
-                 causal: bool, sm_scale: float, block_m: int, block_n: int, num_warps: int, num_stages: int,
-                 dtype: torch.dtype, write_lse: bool, overlap: bool = False) -> TileShape:
-    """The TileShape of a launch. The paged program has its own warps (three warpgroups) and two or three
-    stages; ``overlap`` is the paged program's (ragged K/V: TileLang schedules the loop)."""
-    paged = page_size != 0
+                 causal: bool, sm_scale: float, block_m: int, block_n: int, num_stages: int, dtype: torch.dtype,
+                 write_lse: bool, overlap: bool = False, pingpong: bool = False) -> TileShape:
+    """The TileShape of a launch: three warpgroups (the program's own), two or three stages."""
     return TileShape(num_qo_heads, num_kv_heads, head_dim, page_size, rows_per_page, bool(causal),
-                     float(sm_scale * LOG2E), block_m, block_n, 384 if paged else 32 * num_warps,
-                     min(max(num_stages, 2), 3) if paged else num_stages, _DTYPES[dtype], bool(write_lse),
-                     bool(overlap and paged))
+                     float(sm_scale * LOG2E), block_m, block_n, min(max(num_stages, 2), 3), _DTYPES[dtype],
+                     bool(write_lse), bool(overlap), bool(pingpong))
 
 
 def rows_view(x: torch.Tensor, strides: tuple[int, int, int], page_size: int):

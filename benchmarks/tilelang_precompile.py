@@ -1,0 +1,103 @@
+"""Compile the TileLang prefill kernels ahead, on a machine without a GPU, into TileLang's compile cache.
+
+The first call of a TileLang kernel shape compiles it (10-30 s each); the GPU tests and the prefill sweeps use
+about twenty shapes. Compiled here (the CPU machine has nvcc) and carried to the GPU machine with the cache folder
+(TILELANG_CACHE_DIR), they cost the GPU run nothing: the kernels name their target (prefill_tilelang.device_arch),
+so the cache's key is the same on both machines. A shape missing from the cache is compiled where it runs.
+
+    python3 -m benchmarks.tilelang_precompile [--arch sm_90a] [--only sweep,tests]
+
+compiles into .tl-build (TileLang's cache layout) and packs it as .tl-cache/tilelang_cache.tar.xz (about 25 KB a kernel: the cache
+holds each kernel's cubin twice); carry ".tl-cache" and benchmarks/gpu_env.sh unpacks it and points
+TILELANG_CACHE_DIR there.
+
+The shapes: the TileLang variants of sweep_prefill_hopper (its paged and ragged cases), bench_attention's TileLang
+column (causal and non-causal paged, ragged), and the GPU tests of tests/kernels/test_attention_prefill_tilelang.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import torch
+
+HQ, HKV = 32, 8
+PACK_DIR, CACHE_DIR = Path(".tl-cache"), Path(".tl-build")
+
+
+def _shape(config, *, head_dim=128, page_size=16, rows_per_page=32, causal=True, sm_scale=None, write_lse=False):
+    from kernelarena.kernels.attention import prefill_tilelang
+
+    return prefill_tilelang.kernel_shape(
+        num_qo_heads=HQ, num_kv_heads=HKV, head_dim=head_dim, page_size=page_size, rows_per_page=rows_per_page,
+        causal=causal, sm_scale=sm_scale if sm_scale is not None else 1 / math.sqrt(head_dim),
+        block_m=config.block_m, block_n=config.block_n, num_stages=config.num_stages, dtype=torch.bfloat16,
+        write_lse=write_lse, overlap=config.overlap, pingpong=config.pingpong)
+
+
+def sweep_shapes() -> list:
+    """sweep_prefill_hopper's TileLang variants (interleaved pages of 16: 32 rows apart; ragged) and
+    bench_attention's TileLang column (the same pages, causal and not; ragged)."""
+    from benchmarks.bench_attention import TILELANG_PREFILL
+    from benchmarks.sweep_prefill_hopper import GPU_VARIANTS
+
+    shapes = []
+    for config in [c for c in GPU_VARIANTS if c.language == "tilelang"] + [TILELANG_PREFILL]:
+        shapes += [_shape(config), _shape(config, page_size=0, rows_per_page=1)]
+    shapes.append(_shape(TILELANG_PREFILL, causal=False))
+    return shapes
+
+
+def test_shapes() -> list:
+    """The GPU tests' kernels: paged at sm_scale 0.1 with lse (interleaved pages; separate K and V caches also
+    without lse), ragged at the default scale with lse."""
+    from tests.kernels.test_attention_prefill_tilelang import PAGED_CASES, RAGGED_CASES
+
+    shapes = []
+    for config, causal, as_tuple, head_dim, page_size in PAGED_CASES:
+        rows = page_size if as_tuple else 2 * page_size
+        for lse in (True, False) if as_tuple else (True,):
+            shapes.append(_shape(config, head_dim=head_dim, page_size=page_size, rows_per_page=rows, causal=causal,
+                                 sm_scale=0.1, write_lse=lse))
+    for config, causal in RAGGED_CASES:
+        shapes.append(_shape(config, page_size=0, rows_per_page=1, causal=causal, write_lse=True))
+    return shapes
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--arch", default="sm_90a")
+    parser.add_argument("--only", default="sweep,tests", help="comma list of: sweep, tests")
+    args = parser.parse_args(argv)
+    cache = CACHE_DIR
+    os.environ["TILELANG_CACHE_DIR"] = str(cache.resolve())  # read when TileLang is imported (below)
+    from kernelarena.kernels.attention import prefill_tilelang
+
+    groups = {"sweep": sweep_shapes, "tests": test_shapes}
+    shapes = list(dict.fromkeys(s for name in args.only.split(",") for s in groups[name]()))
+    failures = 0
+    for i, shape in enumerate(shapes, 1):
+        t0 = time.perf_counter()
+        try:
+            prefill_tilelang.compiled_kernel(shape, args.arch)
+            note = "ok"
+        except Exception as exc:  # one shape failing to compile must not stop the rest
+            failures += 1
+            note = f"FAILED {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+        print(f"[{i}/{len(shapes)}] {time.perf_counter() - t0:5.1f}s {note}: {shape}", flush=True)
+    PACK_DIR.mkdir(exist_ok=True)
+    pack = PACK_DIR / "tilelang_cache.tar.xz"
+    with tarfile.open(pack, "w:xz") as tar:
+        tar.add(cache, arcname=".")
+    print(f"packed {cache} into {pack} ({pack.stat().st_size / 1e6:.1f} MB)")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -7,9 +7,8 @@ so the cache's key is the same on both machines. A shape missing from the cache 
 
     python3 -m benchmarks.tilelang_precompile [--arch sm_90a] [--only sweep,tests]
 
-compiles into .tl-build (TileLang's cache layout) and packs it as .tl-cache/tilelang_cache.tar.xz (about 25 KB a kernel: the cache
-holds each kernel's cubin twice); carry ".tl-cache" and benchmarks/gpu_env.sh unpacks it and points
-TILELANG_CACHE_DIR there.
+compiles into .tl-build (TileLang's cache layout) and packs it as .tl-cache/tilelang_cache.tar.xz (about 20 KB
+a kernel, compressed); carry ".tl-cache" and benchmarks/gpu_env.sh unpacks it and points TILELANG_CACHE_DIR there.
 
 The shapes: the TileLang variants of sweep_prefill_hopper (its paged and ragged cases), bench_attention's TileLang
 column (causal and non-causal paged, ragged), and the GPU tests of tests/kernels/test_attention_prefill_tilelang.py.

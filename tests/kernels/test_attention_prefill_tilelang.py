@@ -49,7 +49,7 @@ def test_ragged_kernel_lowers_to_a_hand_warp_specialized_tma_pipeline(causal, wr
 
     source = prefill_tilelang.cuda_source(_shape(0, causal, write_lse))
     assert "tl::wgmma_ss<" in source and "tl::wgmma_rs<" in source  # Q K^T from shared, P V from registers
-    assert "__launch_bounds__(384" in source and "tl::warpgroup_reg_dealloc<32>()" in source
+    assert "__launch_bounds__(384" in source and "tl::warpgroup_reg_dealloc<24>()" in source
     assert source.count("tl::tma_load(K_desc") == 2 and source.count("tl::tma_load(V_desc") == 2
     assert "expect_transaction(16384)" in source and "for (int pg" not in source
     assert ("LSE[" in source) == write_lse
@@ -63,7 +63,7 @@ def test_paged_kernel_lowers_to_a_hand_warp_specialized_tma_pipeline():
     assert "tl::wgmma_ss<" in source and "tl::wgmma_rs<" in source
     # The producer (threads 256-383) gives up registers and walks the page table; one TMA copy per page and
     # 64-column half, each expecting its 2 KB on the stage's full barrier.
-    assert "if (256 <= ((int)threadIdx.x))" in source and "tl::warpgroup_reg_dealloc<32>()" in source
+    assert "if (256 <= ((int)threadIdx.x))" in source and "tl::warpgroup_reg_dealloc<24>()" in source
     assert "KVI[" in source and source.count("tl::tma_load(K_desc") == 2 and source.count("tl::tma_load(V_desc") == 2
     assert "expect_transaction(2048)" in source
     # Page p's rows start at p x rows_per_page (32 here: K and V pages interleaved).
@@ -79,6 +79,24 @@ def test_paged_kernel_lowers_to_a_hand_warp_specialized_tma_pipeline():
     assert loop.index("tl::wait_wgmma<0>()") > loop.rindex("tl::wgmma_ss<", 0, loop.index("tl::wgmma_rs<"))
     assert loop.count("tl::wgmma_ss<") == 2 and "tl::warpgroup_wait<" not in loop
     assert "__named_barrier_arrive" not in source
+
+
+@pytest.mark.parametrize("page_size", [16, 0])
+def test_warpgroups_register_split_fits_the_launch_allocation(page_size):
+    """setmaxnreg only moves registers within the block's launch allocation: the producer's decrease must free
+    what the consumers' increase takes, or the increase waits forever (a hang, seen on the H200 with 32 for the
+    producer). The launch allocation per thread: 64K registers over 384 threads, in multiples of 8."""
+    pytest.importorskip("tilelang")
+    import re
+
+    from kernelarena.kernels.attention import prefill_tilelang
+
+    source = prefill_tilelang.cuda_source(_shape(page_size))
+    producer = int(re.search(r"warpgroup_reg_dealloc<(\d+)>", source).group(1))
+    consumer = int(re.search(r"warpgroup_reg_alloc<(\d+)>", source).group(1))
+    launch = 65536 // 384 // 8 * 8
+    assert "__launch_bounds__(384, 1)" in source and launch == 168
+    assert producer * 128 + consumer * 256 <= launch * 384
 
 
 def _order(text: str, *needles: str) -> list[int]:

@@ -54,6 +54,7 @@ class TileShape(NamedTuple):
 
 
 HALF = 64  # head_dim columns per TMA copy and per shared tile
+PRODUCER_REGS, CONSUMER_REGS = 24, 240  # registers a thread of the producer / a consumer warpgroup
 TURN_BARRIER = 5  # named barriers 5 and 6: the consumer warpgroups' turns (ping-pong); 3 is the consumers' own
 
 
@@ -262,14 +263,16 @@ def _ws_attend(T, s: TileShape, steps: _Steps, n_entries):
             n_blocks = T.ceildiv(kv_hi - kv_lo, bn)
             last_page = page_base + (kv_hi - 1) // ps
             with T.ws(2):
-                T.dec_max_nreg(32)
+                # setmaxnreg moves registers within the block's launch allocation (168 a thread at 384 threads):
+                # 24 x 128 + 240 x 256 is all of it. More for the producer and the consumers' increase waits forever.
+                T.dec_max_nreg(PRODUCER_REGS)
                 for kb in T.serial(n_blocks):
                     stage = kb % stages
                     phase = (kb // stages) % 2
                     load_block(K, k_s, KVI, empty_k, full_k, stage, phase, kb, page_base, last_page, kv_head)
                     load_block(V, v_s, KVI, empty_v, full_v, stage, phase, kb, page_base, last_page, kv_head)
             with T.ws(0, 1):
-                T.inc_max_nreg(240)
+                T.inc_max_nreg(CONSUMER_REGS)
                 wg = T.get_thread_binding() // 128
 
                 # Rows past the request read the next request's queries (or zeros): never stored.

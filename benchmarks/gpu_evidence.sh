@@ -71,8 +71,10 @@ for s in $steps; do
     ray) step ray_walltime "${RAY_CAP:-200}" python3 -m benchmarks.ray_walltime --smallest "${RAY_SMALLEST:-2}" --out "$OUT" ;;
     prefill) step sweep_prefill_hopper "${SWEEP_CAP:-100}" python3 -m benchmarks.sweep_prefill_hopper ${SWEEP_ARGS:-} \
                --out "$OUT" ;;
-    # The TileLang prefill kernels' GPU tests (kernels compiled ahead: carry .tl-cache, benchmarks/tilelang_precompile.py).
+    # The TileLang prefill kernels' GPU tests (kernels compiled ahead: carry .tl-cache, benchmarks/tilelang_precompile.py);
+    # a kernel that hangs ends the run at the per-test timeout (pytest-timeout), naming the test.
     tltests) step tilelang_tests "${TLTESTS_CAP:-200}" python3 -m pytest -v -rs -m gpu -p no:cacheprovider --durations=5 \
+               --timeout "${TLTEST_TIMEOUT:-120}" --timeout-method thread \
                tests/kernels/test_attention_prefill_tilelang.py ;;
     # Long calls timed after idle and after heat, default and stretched warm-up (about 60 s).
     stability) step timing_stability "${STABILITY_CAP:-80}" python3 -m benchmarks.timing_stability --rounds 2 ${STABILITY_ARGS:-} --out "$OUT" ;;

@@ -30,6 +30,9 @@ HQ, HKV = 32, 8
 PACK_DIR, CACHE_DIR = Path(".tl-cache"), Path(".tl-build")
 
 
+SMS = 132  # the H200's multiprocessors: persistent kernels run one block on each
+
+
 def _shape(config, *, head_dim=128, page_size=16, rows_per_page=32, causal=True, sm_scale=None, write_lse=False):
     from kernelarena.kernels.attention import prefill_tilelang
 
@@ -37,7 +40,7 @@ def _shape(config, *, head_dim=128, page_size=16, rows_per_page=32, causal=True,
         num_qo_heads=HQ, num_kv_heads=HKV, head_dim=head_dim, page_size=page_size, rows_per_page=rows_per_page,
         causal=causal, sm_scale=sm_scale if sm_scale is not None else 1 / math.sqrt(head_dim),
         block_m=config.block_m, block_n=config.block_n, num_stages=config.num_stages, dtype=torch.bfloat16,
-        write_lse=write_lse, overlap=config.overlap, pingpong=config.pingpong)
+        write_lse=write_lse, overlap=config.overlap, pingpong=config.pingpong, ctas=SMS if config.persistent else 0)
 
 
 def sweep_shapes() -> list:

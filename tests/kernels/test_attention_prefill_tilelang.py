@@ -21,24 +21,30 @@ OVERLAP = HopperPrefillConfig(128, 128, 8, 2, pack_gqa=False, use_tma=True, lang
 PINGPONG = HopperPrefillConfig(128, 128, 8, 2, pack_gqa=False, use_tma=True, language="tilelang", pingpong=True)
 FA3 = HopperPrefillConfig(128, 128, 8, 2, pack_gqa=False, use_tma=True, language="tilelang", overlap=True,
                           pingpong=True)
+PERSISTENT = HopperPrefillConfig(128, 128, 8, 2, pack_gqa=False, use_tma=True, language="tilelang", persistent=True)
+PP_PERSISTENT = HopperPrefillConfig(128, 128, 8, 2, pack_gqa=False, use_tma=True, language="tilelang", pingpong=True,
+                                    persistent=True)
 # The GPU tests' cases (benchmarks/tilelang_precompile.py compiles their kernels ahead):
 # (config, causal, separate K and V caches, head_dim, page_size) and (config, causal).
 PAGED_CASES = [(TILELANG, True, False, 128, 16), (TILELANG, True, True, 128, 16), (TILELANG, False, False, 128, 16),
                (TILELANG, True, False, 64, 32), (OVERLAP, True, False, 128, 16), (OVERLAP, False, True, 64, 16),
-               (PINGPONG, True, False, 128, 16), (FA3, True, False, 128, 16), (FA3, False, True, 64, 16)]
+               (PINGPONG, True, False, 128, 16), (FA3, True, False, 128, 16), (FA3, False, True, 64, 16),
+               (PERSISTENT, True, False, 128, 16), (PP_PERSISTENT, True, True, 128, 16),
+               (PP_PERSISTENT, False, False, 64, 32)]
 PAGED_IDS = ["causal", "kv-tuple", "noncausal", "d64-page32", "overlap", "overlap-noncausal-d64-tuple", "pingpong",
-             "fa3", "fa3-noncausal-d64-tuple"]
-RAGGED_CASES = [(TILELANG, True), (TILELANG, False), (FA3, True)]
+             "fa3", "fa3-noncausal-d64-tuple", "persistent", "pingpong-persistent-kv-tuple",
+             "pingpong-persistent-noncausal-d64-page32"]
+RAGGED_CASES = [(TILELANG, True), (TILELANG, False), (FA3, True), (PP_PERSISTENT, True)]
 
 
 def _shape(page_size: int, causal: bool = True, write_lse: bool = True, overlap: bool = False,
-           pingpong: bool = False):
+           pingpong: bool = False, ctas: int = 0):
     from kernelarena.kernels.attention import prefill_tilelang
 
     return prefill_tilelang.kernel_shape(
         num_qo_heads=32, num_kv_heads=8, head_dim=128, page_size=page_size, rows_per_page=2 * page_size or 1,
         causal=causal, sm_scale=128 ** -0.5, block_m=128, block_n=128, num_stages=2, dtype=torch.bfloat16,
-        write_lse=write_lse, overlap=overlap, pingpong=pingpong)
+        write_lse=write_lse, overlap=overlap, pingpong=pingpong, ctas=ctas)
 
 
 @pytest.mark.parametrize("causal,write_lse", [(True, True), (False, False)])
@@ -68,12 +74,15 @@ def test_paged_kernel_lowers_to_a_hand_warp_specialized_tma_pipeline():
     assert "expect_transaction(2048)" in source
     # Page p's rows start at p x rows_per_page (32 here: K and V pages interleaved).
     assert "* 32);" in source
-    # The consumers (threads 0-255) fence their generic-proxy Q stores and meet at a barrier of their own; no
-    # block-wide barrier after the barriers' initialization (producer and consumers wait on each other there).
+    # The producer also loads the tile's Q (two 16 KB halves) once the consumers are done with the last tile's;
+    # no block-wide barrier after the barriers' initialization (producer and consumers wait on each other there).
     assert "tl::warpgroup_reg_alloc<240>()" in source
-    assert "tl::fence_proxy_async();\n    tl::__sync_thread_partial(3, 256);" in source
+    assert source.count("tl::tma_load(Q_desc") == 2 and "expect_transaction(16384)" in source
+    assert "empty_q[0].wait(((t & 1) ^ 1));" in source and "full_q[0].wait((t_1 & 1));" in source
     assert source.count("__syncthreads()") == 1
-    assert source.count("full_k[(kb_1 & 1)].wait(") == 1 and source.count("empty_k[(kb_1 & 1)].arrive()") == 1
+    # A block's stage counts on from the blocks of the block's earlier tiles (persistent blocks run several).
+    assert source.count("full_k[((int64_t)stage_1)].wait(") == 1 and source.count(
+        "empty_k[((int64_t)stage_1)].arrive()") == 1 and "int stage_1 = ((done + kb_1) & 1);" in source
     # Both halves' Q K^T are issued before one wait; no ping-pong barriers unless asked for.
     loop = source[source.index("for (int kb_1 = 0; kb_1 < n_blocks; ++kb_1)"):]
     assert loop.index("tl::wait_wgmma<0>()") > loop.rindex("tl::wgmma_ss<", 0, loop.index("tl::wgmma_rs<"))
@@ -97,6 +106,20 @@ def test_warpgroups_register_split_fits_the_launch_allocation(page_size):
     launch = 65536 // 384 // 8 * 8
     assert "__launch_bounds__(384, 1)" in source and launch == 168
     assert producer * 128 + consumer * 256 <= launch * 384
+
+
+def test_persistent_blocks_take_tiles_in_turn():
+    """132 blocks (one per multiprocessor on the H200) over the plan's tiles: each role loops over tiles bx, bx +
+    132, ..., and the stages' count runs on across tiles (the producer fills the next tile's stages while the
+    consumers finish this one); one block per tile otherwise."""
+    pytest.importorskip("tilelang")
+    from kernelarena.kernels.attention import prefill_tilelang
+
+    source = prefill_tilelang.cuda_source(_shape(16, ctas=132))
+    tiles = "((((n_entries * 32) + 131) - ((int)blockIdx.x)) / 132)"
+    assert source.count(f"for (int t = 0; t < ({tiles}") == 1 and source.count(f"for (int t_1 = 0; t_1 < ({tiles}") == 1
+    assert "done = (done + n_blocks);" in source and "done = ((((kv_hi + 127) - kv_lo) >> 7) + done);" in source
+    assert "/ 132)" not in prefill_tilelang.cuda_source(_shape(16))
 
 
 def _order(text: str, *needles: str) -> list[int]:
@@ -129,7 +152,7 @@ def test_pingpong_warpgroups_take_turns_issuing_their_gemms(overlap):
     turn, hand_over = "__sync_thread_partial(((((int)threadIdx.x) >> 7) + 5), 256)", \
         "__named_barrier_arrive((6 - (((int)threadIdx.x) >> 7)), 256)"
     first = source.index(turn)
-    assert "if (((((int)threadIdx.x) >> 7) == 1) & (0 < n_blocks)) {\n      tl::__named_barrier_arrive(5, 256);" \
+    assert "if (((((int)threadIdx.x) >> 7) == 1) & (0 < n_blocks)) {\n        tl::__named_barrier_arrive(5, 256);" \
         in source[:first]
     loop = source[source.index(f"for (int kb_1 = {int(overlap)}; kb_1 < n_blocks; ++kb_1)"):]
     last_gemm = "tl::wgmma_rs<" if overlap else "tl::wgmma_ss<"
@@ -211,7 +234,7 @@ def test_paged_tilelang_matches_reference_on_sm90(config, causal, as_tuple, head
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("config,causal", RAGGED_CASES, ids=["causal", "noncausal", "fa3"])
+@pytest.mark.parametrize("config,causal", RAGGED_CASES, ids=["causal", "noncausal", "fa3", "pingpong-persistent"])
 def test_ragged_tilelang_matches_reference_on_sm90(config, causal):
     _on_sm90()
     qo_lens, kv_lens = [300, 11, 0, 129], [700, 30, 5, 129]

@@ -53,7 +53,8 @@ class HopperPrefillConfig:
     descriptors (TMA on sm90); paged K/V are always gathered through the page table. language: "triton" (this
     file's kernel) or "tilelang" (prefill_tilelang.py, CUDA only; the CPU interpreter runs the Triton kernel with
     the same tiles); overlap: the TileLang kernel issues the next block's Q K^T and this block's P V before this
-    block's softmax; pingpong: its two consumer warpgroups take turns issuing their GEMMs.
+    block's softmax; pingpong: its two consumer warpgroups take turns issuing their GEMMs; persistent: one block per
+    multiprocessor takes tiles in turn (the next tile's loads overlap this one's end).
     """
 
     block_m: int = 128
@@ -65,6 +66,7 @@ class HopperPrefillConfig:
     language: str = "triton"
     overlap: bool = False
     pingpong: bool = False
+    persistent: bool = False
 
     def __post_init__(self):
         if self.language not in ("triton", "tilelang"):
@@ -72,7 +74,7 @@ class HopperPrefillConfig:
         if self.language == "tilelang" and self.pack_gqa:
             raise ValueError("HopperPrefillConfig(language='tilelang') needs pack_gqa=False: the TileLang kernel's "
                              "tiles are query tokens of one head")
-        for option in ("overlap", "pingpong"):
+        for option in ("overlap", "pingpong", "persistent"):
             if getattr(self, option) and self.language != "tilelang":
                 raise ValueError(f"HopperPrefillConfig.{option} is the TileLang kernel's (language='tilelang')")
 
@@ -82,7 +84,8 @@ class HopperPrefillConfig:
         return (f"{'tilelang ' if self.language == 'tilelang' else ''}"
                 f"m{self.block_m}n{self.block_n}w{self.num_warps}s{self.num_stages}"
                 f"{' pack' if self.pack_gqa else ' head'}{' tma' if self.use_tma else ''}"
-                f"{' overlap' if self.overlap else ''}{' pingpong' if self.pingpong else ''}")
+                f"{' overlap' if self.overlap else ''}{' pingpong' if self.pingpong else ''}"
+                f"{' persistent' if self.persistent else ''}")
 
 
 def choose_hopper_config(head_dim: int, on_gpu: bool) -> HopperPrefillConfig:
@@ -288,7 +291,9 @@ class HopperPrefillLauncher:
             self._tl_args = dict(num_qo_heads=num_qo_heads, num_kv_heads=num_kv_heads, head_dim=head_dim,
                                  page_size=0 if page_size == RAGGED_PAGE_SIZE else page_size, causal=bool(causal),
                                  sm_scale=float(sm_scale), block_m=config.block_m, block_n=config.block_n,
-                                 num_stages=config.num_stages, overlap=config.overlap, pingpong=config.pingpong)
+                                 num_stages=config.num_stages, overlap=config.overlap, pingpong=config.pingpong,
+                                 ctas=torch.cuda.get_device_properties(self.device).multi_processor_count
+                                 if config.persistent else 0)
             self._tl_kernels = {}  # (rows per page, dtype, lse written) -> compiled kernel, for this plan
 
     def __call__(self, q, k, v, out, lse, kv_strides):

@@ -51,6 +51,7 @@ class TileShape(NamedTuple):
     write_lse: bool
     overlap: bool = False  # the next block's Q K^T and this one's P V run while this block's softmax does (FA3's)
     pingpong: bool = False  # the two consumer warpgroups take turns issuing their GEMMs (FA3's)
+    ctas: int = 0  # persistent blocks (one per multiprocessor), or 0: one block per tile
 
 
 HALF = 64  # head_dim columns per TMA copy and per shared tile
@@ -246,107 +247,125 @@ def _ws_attend(T, s: TileShape, steps: _Steps, n_entries):
 
     @T.macro
     def attend(Q, K, V, KVI, ITEMS, O, LSE):
-        with T.Kernel(hq, n_entries, threads=384) as (bh, be):
+        # Tiles are (work item, query head), heads fastest (a GQA group's heads share their K/V blocks in L2).
+        # One block per tile, or s.ctas persistent blocks taking tiles bx, bx + ctas, ...: the producer then loads
+        # the next tile's Q and first K/V blocks while the consumers finish this tile and store its output.
+        n_tiles = n_entries * hq
+        grid = s.ctas if s.ctas else n_tiles
+        with T.Kernel(grid, threads=384) as bx:
             q_s = [T.alloc_shared([bm, HALF], dtype) for _ in halves]
             k_s = [T.alloc_shared([stages, bn, HALF], dtype) for _ in halves]
             v_s = [T.alloc_shared([stages, bn, HALF], dtype) for _ in halves]
             # full: the producer's 128 threads arrive after issuing a stage's copies (the bytes complete it);
-            # empty: the consumers' 256 threads arrive when done reading a stage.
+            # empty: the consumers' 256 threads arrive when done reading a stage (Q: done with the tile).
             full_k = T.alloc_barrier([128] * stages)
             full_v = T.alloc_barrier([128] * stages)
             empty_k = T.alloc_barrier([256] * stages)
             empty_v = T.alloc_barrier([256] * stages)
+            full_q = T.alloc_barrier([128])
+            empty_q = T.alloc_barrier([256])
             sc, p, m, m_prev, m_use, alpha, l_sum, r_sum = steps.fragments()
             acc = [T.alloc_fragment([bm, HALF], acc_t) for _ in halves]
-            tok_base, qo_len, kv_len, row_start, kv_lo, kv_hi, page_base = steps.work_item(ITEMS, be)
-            kv_head = bh // group
-            n_blocks = T.ceildiv(kv_hi - kv_lo, bn)
-            last_page = page_base + (kv_hi - 1) // ps
+            done = T.alloc_var("int32", init=0)  # K/V blocks of the block's earlier tiles: the stages' count
             with T.ws(2):
                 # setmaxnreg moves registers within the block's launch allocation (168 a thread at 384 threads):
                 # 24 x 128 + 240 x 256 is all of it. More for the producer and the consumers' increase waits forever.
                 T.dec_max_nreg(PRODUCER_REGS)
-                for kb in T.serial(n_blocks):
-                    stage = kb % stages
-                    phase = (kb // stages) % 2
-                    load_block(K, k_s, KVI, empty_k, full_k, stage, phase, kb, page_base, last_page, kv_head)
-                    load_block(V, v_s, KVI, empty_v, full_v, stage, phase, kb, page_base, last_page, kv_head)
+                for t in T.serial(T.ceildiv(n_tiles - bx, grid)):
+                    bh = (bx + t * grid) % hq
+                    be = (bx + t * grid) // hq
+                    tok_base, qo_len, kv_len, row_start, kv_lo, kv_hi, page_base = steps.work_item(ITEMS, be)
+                    kv_head = bh // group
+                    # Rows past the request are the next request's queries (or TMA's zeros): never stored.
+                    T.mbarrier_wait_parity(empty_q[0], (t % 2) ^ 1)
+                    for h in halves:
+                        T.tma_copy(Q[tok_base + row_start:tok_base + row_start + bm, bh, h * HALF:(h + 1) * HALF],
+                                   q_s[h], barrier=full_q[0])
+                    T.mbarrier_arrive(full_q[0])
+                    last_page = page_base + (kv_hi - 1) // ps
+                    for kb in T.serial(T.ceildiv(kv_hi - kv_lo, bn)):
+                        stage = (done + kb) % stages
+                        phase = ((done + kb) // stages) % 2
+                        load_block(K, k_s, KVI, empty_k, full_k, stage, phase, kb, page_base, last_page, kv_head)
+                        load_block(V, v_s, KVI, empty_v, full_v, stage, phase, kb, page_base, last_page, kv_head)
+                    done = done + T.ceildiv(kv_hi - kv_lo, bn)
             with T.ws(0, 1):
                 T.inc_max_nreg(CONSUMER_REGS)
                 wg = T.get_thread_binding() // 128
-
-                # Rows past the request read the next request's queries (or zeros): never stored.
-                for h in halves:
-                    T.copy(Q[tok_base + row_start:tok_base + row_start + bm, bh, h * HALF:(h + 1) * HALF], q_s[h])
-                # The consumers wrote Q to shared memory through the generic proxy; wgmma reads it through the
-                # async proxy (this program's storage syncs are placed by hand: see pass_configs).
-                T.fence_proxy_async()
-                T.sync_threads(3, 256)
-                if s.pingpong:
-                    if (wg == 1) & (n_blocks > 0):  # warpgroup 0 takes the first turn
-                        T.named_barrier_arrive(TURN_BARRIER, 256)
-                for h in halves:
-                    T.fill(acc[h], 0)
-                T.fill(l_sum, 0)
-                T.fill(m, -T.infinity(acc_t))
-                diag0 = kv_len - qo_len + row_start  # row i may see keys up to diag0 + i (causal)
-                if s.overlap:
-                    # FA3's order: block kb's Q K^T, then the outputs rescaled and block kb-1's P V, issued back to
-                    # back; the softmax of block kb runs while P V does (wgmma groups complete in order).
-                    if n_blocks > 0:
-                        steps.masked(sc, kv_lo, diag0, kv_hi, True)
-                        my_turn(wg)
-                        q_k(q_s, k_s, sc, full_k, 0, 0)
-                        their_turn(wg, 0, n_blocks)
-                        all_done(sc, acc)
-                        T.mbarrier_arrive(empty_k[0])
-                        steps.softmax(sc, m, m_prev, m_use, alpha, r_sum)
-                        steps.update_and_convert(sc, p, alpha, l_sum, r_sum)
-                    for kb in T.serial(1, n_blocks):
-                        stage = kb % stages
-                        prev = (kb - 1) % stages
-                        steps.masked(sc, kv_lo + kb * bn, diag0, kv_hi, True)
-                        my_turn(wg)
-                        q_k(q_s, k_s, sc, full_k, stage, (kb // stages) % 2)
-                        steps.rescale(acc, alpha)
-                        p_v(p, v_s, acc, full_v, prev, ((kb - 1) // stages) % 2)
-                        their_turn(wg, kb, n_blocks)
-                        T.wait_wgmma(len(halves))  # the Q K^T groups are done; the P V ones may run on
-                        T.warpgroup_fence_operand(sc, num_regs=bm * bn // 256)
-                        T.mbarrier_arrive(empty_k[stage])
-                        steps.softmax(sc, m, m_prev, m_use, alpha, r_sum)
-                        all_done(sc, acc)
-                        T.mbarrier_arrive(empty_v[prev])
-                        steps.update_and_convert(sc, p, alpha, l_sum, r_sum)
-                    if n_blocks > 0:
-                        last = (n_blocks - 1) % stages
-                        steps.rescale(acc, alpha)
-                        p_v(p, v_s, acc, full_v, last, ((n_blocks - 1) // stages) % 2)
-                        all_done(sc, acc)
-                        T.mbarrier_arrive(empty_v[last])
-                else:
-                    for kb in T.serial(n_blocks):
-                        stage = kb % stages
-                        phase = (kb // stages) % 2
-                        steps.masked(sc, kv_lo + kb * bn, diag0, kv_hi, True)
-                        my_turn(wg)
-                        q_k(q_s, k_s, sc, full_k, stage, phase)
-                        their_turn(wg, kb, n_blocks)
-                        all_done(sc, acc)
-                        T.mbarrier_arrive(empty_k[stage])
-                        steps.softmax(sc, m, m_prev, m_use, alpha, r_sum)
-                        steps.update_and_convert(sc, p, alpha, l_sum, r_sum)
-                        steps.rescale(acc, alpha)
-                        p_v(p, v_s, acc, full_v, stage, phase)
-                        all_done(sc, acc)
-                        T.mbarrier_arrive(empty_v[stage])
-                for h in halves:
-                    for i, j in T.Parallel(bm, HALF):
-                        if row_start + i < qo_len:
-                            O[tok_base + row_start + i, bh, h * HALF + j] = acc[h][i, j] / T.if_then_else(
-                                l_sum[i] > 0, l_sum[i], 1.0)
-                if s.write_lse:
-                    steps.store_lse(LSE, m, l_sum, tok_base + row_start, row_start, qo_len, bh)
+                for t in T.serial(T.ceildiv(n_tiles - bx, grid)):
+                    bh = (bx + t * grid) % hq
+                    be = (bx + t * grid) // hq
+                    tok_base, qo_len, kv_len, row_start, kv_lo, kv_hi, page_base = steps.work_item(ITEMS, be)
+                    n_blocks = T.ceildiv(kv_hi - kv_lo, bn)
+                    if s.pingpong:
+                        if (wg == 1) & (n_blocks > 0):  # warpgroup 0 takes the first turn
+                            T.named_barrier_arrive(TURN_BARRIER, 256)
+                    for h in halves:
+                        T.fill(acc[h], 0)
+                    T.fill(l_sum, 0)
+                    T.fill(m, -T.infinity(acc_t))
+                    diag0 = kv_len - qo_len + row_start  # row i may see keys up to diag0 + i (causal)
+                    T.mbarrier_wait_parity(full_q[0], t % 2)
+                    if s.overlap:
+                        # FA3's order: block kb's Q K^T, then the outputs rescaled and block kb-1's P V, issued
+                        # back to back; the softmax of block kb runs while P V does (wgmma groups complete in order).
+                        if n_blocks > 0:
+                            steps.masked(sc, kv_lo, diag0, kv_hi, True)
+                            my_turn(wg)
+                            q_k(q_s, k_s, sc, full_k, done % stages, (done // stages) % 2)
+                            their_turn(wg, 0, n_blocks)
+                            all_done(sc, acc)
+                            T.mbarrier_arrive(empty_k[done % stages])
+                            steps.softmax(sc, m, m_prev, m_use, alpha, r_sum)
+                            steps.update_and_convert(sc, p, alpha, l_sum, r_sum)
+                        for kb in T.serial(1, n_blocks):
+                            stage = (done + kb) % stages
+                            prev = (done + kb - 1) % stages
+                            steps.masked(sc, kv_lo + kb * bn, diag0, kv_hi, True)
+                            my_turn(wg)
+                            q_k(q_s, k_s, sc, full_k, stage, ((done + kb) // stages) % 2)
+                            steps.rescale(acc, alpha)
+                            p_v(p, v_s, acc, full_v, prev, ((done + kb - 1) // stages) % 2)
+                            their_turn(wg, kb, n_blocks)
+                            T.wait_wgmma(len(halves))  # the Q K^T groups are done; the P V ones may run on
+                            T.warpgroup_fence_operand(sc, num_regs=bm * bn // 256)
+                            T.mbarrier_arrive(empty_k[stage])
+                            steps.softmax(sc, m, m_prev, m_use, alpha, r_sum)
+                            all_done(sc, acc)
+                            T.mbarrier_arrive(empty_v[prev])
+                            steps.update_and_convert(sc, p, alpha, l_sum, r_sum)
+                        T.mbarrier_arrive(empty_q[0])  # every Q K^T of the tile is done
+                        if n_blocks > 0:
+                            last = (done + n_blocks - 1) % stages
+                            steps.rescale(acc, alpha)
+                            p_v(p, v_s, acc, full_v, last, ((done + n_blocks - 1) // stages) % 2)
+                            all_done(sc, acc)
+                            T.mbarrier_arrive(empty_v[last])
+                    else:
+                        for kb in T.serial(n_blocks):
+                            stage = (done + kb) % stages
+                            phase = ((done + kb) // stages) % 2
+                            steps.masked(sc, kv_lo + kb * bn, diag0, kv_hi, True)
+                            my_turn(wg)
+                            q_k(q_s, k_s, sc, full_k, stage, phase)
+                            their_turn(wg, kb, n_blocks)
+                            all_done(sc, acc)
+                            T.mbarrier_arrive(empty_k[stage])
+                            steps.softmax(sc, m, m_prev, m_use, alpha, r_sum)
+                            steps.update_and_convert(sc, p, alpha, l_sum, r_sum)
+                            steps.rescale(acc, alpha)
+                            p_v(p, v_s, acc, full_v, stage, phase)
+                            all_done(sc, acc)
+                            T.mbarrier_arrive(empty_v[stage])
+                        T.mbarrier_arrive(empty_q[0])
+                    done = done + n_blocks
+                    for h in halves:
+                        for i, j in T.Parallel(bm, HALF):
+                            if row_start + i < qo_len:
+                                O[tok_base + row_start + i, bh, h * HALF + j] = acc[h][i, j] / T.if_then_else(
+                                    l_sum[i] > 0, l_sum[i], 1.0)
+                    if s.write_lse:
+                        steps.store_lse(LSE, m, l_sum, tok_base + row_start, row_start, qo_len, bh)
 
     return attend
 
@@ -389,11 +408,11 @@ def compiled_kernel(shape: TileShape, arch: str):
 
 def kernel_shape(*, num_qo_heads: int, num_kv_heads: int, head_dim: int, page_size: int, rows_per_page: int,
                  causal: bool, sm_scale: float, block_m: int, block_n: int, num_stages: int, dtype: torch.dtype,
-                 write_lse: bool, overlap: bool = False, pingpong: bool = False) -> TileShape:
+                 write_lse: bool, overlap: bool = False, pingpong: bool = False, ctas: int = 0) -> TileShape:
     """The TileShape of a launch: three warpgroups (the program's own), two or three stages."""
     return TileShape(num_qo_heads, num_kv_heads, head_dim, page_size, rows_per_page, bool(causal),
                      float(sm_scale * LOG2E), block_m, block_n, min(max(num_stages, 2), 3), _DTYPES[dtype],
-                     bool(write_lse), bool(overlap), bool(pingpong))
+                     bool(write_lse), bool(overlap), bool(pingpong), int(ctas))
 
 
 def rows_view(x: torch.Tensor, strides: tuple[int, int, int], page_size: int):

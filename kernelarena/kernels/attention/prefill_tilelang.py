@@ -201,11 +201,11 @@ def _ws_attend(T, s: TileShape, steps: _Steps, n_entries):
                 row = KVI[T.min(first + pg, last_page)] * s.rows_per_page
                 for h in halves:
                     T.tma_copy(X[row:row + ps, kv_head, h * HALF:(h + 1) * HALF],
-                               x_s[h][stage, pg * ps:(pg + 1) * ps, :], barrier=full[stage])
+                               x_s[stage, pg * ps:(pg + 1) * ps, h * HALF:(h + 1) * HALF], barrier=full[stage])
         else:
             row = KVI[page_base] + kb * bn
             for h in halves:
-                T.tma_copy(X[row:row + bn, kv_head, h * HALF:(h + 1) * HALF], x_s[h][stage, :, :],
+                T.tma_copy(X[row:row + bn, kv_head, h * HALF:(h + 1) * HALF], x_s[stage, :, h * HALF:(h + 1) * HALF],
                            barrier=full[stage])
         T.mbarrier_arrive(full[stage])
 
@@ -213,23 +213,20 @@ def _ws_attend(T, s: TileShape, steps: _Steps, n_entries):
     def q_k(q_s, k_s, sc, full_k, stage, phase):
         """Issue Q K^T onto the masked scores once K's stage is full (no wait: one wgmma group per half)."""
         T.mbarrier_wait_parity(full_k[stage], phase)
-        for h in halves:
-            T.wgmma_gemm(q_s[h], k_s[h][stage, :, :], sc, transpose_B=True, policy=T.GemmWarpPolicy.FullRow)
+        T.wgmma_gemm(q_s, k_s[stage, :, :], sc, transpose_B=True, policy=T.GemmWarpPolicy.FullRow)
 
     @T.macro
     def p_v(p, v_s, acc, full_v, stage, phase):
         """Issue P V into the outputs once V's stage is full (no wait)."""
         T.mbarrier_wait_parity(full_v[stage], phase)
-        for h in halves:
-            T.warpgroup_fence_operand(acc[h], num_regs=bm * HALF // 256)
-            T.wgmma_gemm(p, v_s[h][stage, :, :], acc[h], policy=T.GemmWarpPolicy.FullRow)
+        T.warpgroup_fence_operand(acc, num_regs=bm * d // 256)
+        T.wgmma_gemm(p, v_s[stage, :, :], acc, policy=T.GemmWarpPolicy.FullRow)
 
     @T.macro
     def all_done(sc, acc):
         T.wait_wgmma(0)
         T.warpgroup_fence_operand(sc, num_regs=bm * bn // 256)
-        for h in halves:
-            T.warpgroup_fence_operand(acc[h], num_regs=bm * HALF // 256)
+        T.warpgroup_fence_operand(acc, num_regs=bm * d // 256)
 
     @T.macro
     def my_turn(wg):
@@ -253,9 +250,9 @@ def _ws_attend(T, s: TileShape, steps: _Steps, n_entries):
         n_tiles = n_entries * hq
         grid = s.ctas if s.ctas else n_tiles
         with T.Kernel(grid, threads=384) as bx:
-            q_s = [T.alloc_shared([bm, HALF], dtype) for _ in halves]
-            k_s = [T.alloc_shared([stages, bn, HALF], dtype) for _ in halves]
-            v_s = [T.alloc_shared([stages, bn, HALF], dtype) for _ in halves]
+            q_s = T.alloc_shared([bm, d], dtype)
+            k_s = T.alloc_shared([stages, bn, d], dtype)
+            v_s = T.alloc_shared([stages, bn, d], dtype)
             # full: the producer's 128 threads arrive after issuing a stage's copies (the bytes complete it);
             # empty: the consumers' 256 threads arrive when done reading a stage (Q: done with the tile).
             full_k = T.alloc_barrier([128] * stages)
@@ -265,7 +262,7 @@ def _ws_attend(T, s: TileShape, steps: _Steps, n_entries):
             full_q = T.alloc_barrier([128])
             empty_q = T.alloc_barrier([256])
             sc, p, m, m_prev, m_use, alpha, l_sum, r_sum = steps.fragments()
-            acc = [T.alloc_fragment([bm, HALF], acc_t) for _ in halves]
+            acc = T.alloc_fragment([bm, d], acc_t)
             done = T.alloc_var("int32", init=0)  # K/V blocks of the block's earlier tiles: the stages' count
             with T.ws(2):
                 # setmaxnreg moves registers within the block's launch allocation (168 a thread at 384 threads):
@@ -280,7 +277,7 @@ def _ws_attend(T, s: TileShape, steps: _Steps, n_entries):
                     T.mbarrier_wait_parity(empty_q[0], (t % 2) ^ 1)
                     for h in halves:
                         T.tma_copy(Q[tok_base + row_start:tok_base + row_start + bm, bh, h * HALF:(h + 1) * HALF],
-                                   q_s[h], barrier=full_q[0])
+                                   q_s[:, h * HALF:(h + 1) * HALF], barrier=full_q[0])
                     T.mbarrier_arrive(full_q[0])
                     last_page = page_base + (kv_hi - 1) // ps
                     for kb in T.serial(T.ceildiv(kv_hi - kv_lo, bn)):
@@ -300,8 +297,7 @@ def _ws_attend(T, s: TileShape, steps: _Steps, n_entries):
                     if s.pingpong:
                         if (wg == 1) & (n_blocks > 0):  # warpgroup 0 takes the first turn
                             T.named_barrier_arrive(TURN_BARRIER, 256)
-                    for h in halves:
-                        T.fill(acc[h], 0)
+                    T.fill(acc, 0)
                     T.fill(l_sum, 0)
                     T.fill(m, -T.infinity(acc_t))
                     diag0 = kv_len - qo_len + row_start  # row i may see keys up to diag0 + i (causal)
@@ -324,10 +320,10 @@ def _ws_attend(T, s: TileShape, steps: _Steps, n_entries):
                             steps.masked(sc, kv_lo + kb * bn, diag0, kv_hi, True)
                             my_turn(wg)
                             q_k(q_s, k_s, sc, full_k, stage, ((done + kb) // stages) % 2)
-                            steps.rescale(acc, alpha)
+                            steps.rescale([acc], alpha)
                             p_v(p, v_s, acc, full_v, prev, ((done + kb - 1) // stages) % 2)
                             their_turn(wg, kb, n_blocks)
-                            T.wait_wgmma(len(halves))  # the Q K^T groups are done; the P V ones may run on
+                            T.wait_wgmma(1)  # the Q K^T group is done; the P V one may run on
                             T.warpgroup_fence_operand(sc, num_regs=bm * bn // 256)
                             T.mbarrier_arrive(empty_k[stage])
                             steps.softmax(sc, m, m_prev, m_use, alpha, r_sum)
@@ -337,7 +333,7 @@ def _ws_attend(T, s: TileShape, steps: _Steps, n_entries):
                         T.mbarrier_arrive(empty_q[0])  # every Q K^T of the tile is done
                         if n_blocks > 0:
                             last = (done + n_blocks - 1) % stages
-                            steps.rescale(acc, alpha)
+                            steps.rescale([acc], alpha)
                             p_v(p, v_s, acc, full_v, last, ((done + n_blocks - 1) // stages) % 2)
                             all_done(sc, acc)
                             T.mbarrier_arrive(empty_v[last])
@@ -353,17 +349,15 @@ def _ws_attend(T, s: TileShape, steps: _Steps, n_entries):
                             T.mbarrier_arrive(empty_k[stage])
                             steps.softmax(sc, m, m_prev, m_use, alpha, r_sum)
                             steps.update_and_convert(sc, p, alpha, l_sum, r_sum)
-                            steps.rescale(acc, alpha)
+                            steps.rescale([acc], alpha)
                             p_v(p, v_s, acc, full_v, stage, phase)
                             all_done(sc, acc)
                             T.mbarrier_arrive(empty_v[stage])
                         T.mbarrier_arrive(empty_q[0])
                     done = done + n_blocks
-                    for h in halves:
-                        for i, j in T.Parallel(bm, HALF):
-                            if row_start + i < qo_len:
-                                O[tok_base + row_start + i, bh, h * HALF + j] = acc[h][i, j] / T.if_then_else(
-                                    l_sum[i] > 0, l_sum[i], 1.0)
+                    for i, j in T.Parallel(bm, d):
+                        if row_start + i < qo_len:
+                            O[tok_base + row_start + i, bh, j] = acc[i, j] / T.if_then_else(l_sum[i] > 0, l_sum[i], 1.0)
                     if s.write_lse:
                         steps.store_lse(LSE, m, l_sum, tok_base + row_start, row_start, qo_len, bh)
 

@@ -1,23 +1,26 @@
-"""TileLang prefill kernels for Hopper (sm90): warpgroup MMA fed by warp-specialized TMA pipelines.
+"""TileLang prefill kernel for Hopper (sm90): warpgroup MMA fed by a warp-specialized TMA pipeline.
 
-Same work list as the Triton Hopper kernel (scheduler.plan_work, never split), one block per (query tile, query
-head): BLOCK_M query tokens of one head, the KV range of the tile in BLOCK_N blocks, online softmax in base 2.
-``T.gemm`` lowers to ``wgmma`` (Q K^T from shared memory, P V with P in registers). Two programs, checked in
-the CUDA they lower to for sm_90a (tests/kernels/test_attention_prefill_tilelang.py):
-- ragged K/V (one contiguous row range per request): ``T.copy`` of each K/V block lowers to TMA and TileLang
-  turns the pipelined loop into a producer warpgroup (TMA, mbarriers) and two consumer warpgroups;
-- paged K/V: written warp-specialized by hand (``T.ws``), since TileLang neither lowers a gathered block to TMA
-  nor pipelines it: a producer warpgroup walks the page table and issues one TMA copy per page and 64-column
-  half of the head (``T.tma_copy``: a 16-row slice of a 128-column swizzled tile is not one TMA box, a 64-column
-  half is), into two stages of K and V buffers guarded by full/empty mbarriers; the consumer warpgroups run
-  the online softmax. Head dims 64 and 128 (one or two 64-column halves); pages of at most BLOCK_N rows that
-  divide it. The block's K/V range starts at a page boundary (kv_lo is 0: no window, no split).
+Same work list as the Triton Hopper kernel (scheduler.plan_work, never split); a tile is BLOCK_M query tokens of
+one head, the KV range of the tile in BLOCK_N blocks, online softmax in base 2. One program for paged and ragged
+K/V, warp-specialized by hand (``T.ws``; TileLang neither lowers a gathered block to TMA nor pipelines it), checked
+in the CUDA it lowers to for sm_90a (tests/kernels/test_attention_prefill_tilelang.py):
+- a producer warpgroup loads each tile's Q and walks its K/V blocks: one TMA copy per page (ragged: per block)
+  and 64-column half of the head (``T.tma_copy``: a 16-row slice of a 128-column swizzled tile is not one TMA
+  box, a 64-column half of it is), into two stages of K and V buffers guarded by full/empty mbarriers;
+- two consumer warpgroups (64 query rows each) run the online softmax on ``wgmma``: Q K^T from shared memory,
+  P V with P in registers (m64n128k16 at head_dim 128);
+- options: ``overlap`` (FA3's order: the next block's Q K^T and this one's P V run under the softmax),
+  ``pingpong`` (the consumer warpgroups take turns issuing their GEMMs), ``ctas`` (persistent blocks, one per
+  multiprocessor, taking tiles in turn; the producer loads the next tile while the consumers finish one).
+Head dims 64 and 128 (one or two 64-column halves); pages of at most BLOCK_N rows that divide it. The block's
+K/V range starts at a page boundary (kv_lo is 0: no window, no split).
 
 Rows are compact [token, head, head_dim] rows: q and out contiguous, and K/V rows with heads packed (NHD).
 The launcher (HopperPrefillLauncher, language "tilelang") falls back to the Triton kernel for any other layout.
 Scores and the lse written are base 2, as in paged_kernel.py. No sliding window, soft-capping or KV split.
 Compiled once per process and shape (heads, head_dim, page size, tile, dtype, causal, scale); the first call
-of a shape pays TileLang's compile (tens of seconds).
+of a shape pays TileLang's compile (10-30 s) unless TileLang's cache has it (benchmarks/tilelang_precompile.py
+fills it on a machine without a GPU).
 
 No ``from __future__ import annotations``: TileLang evaluates the prim_func's annotations, which refer to the
 enclosing function's locals.
@@ -54,7 +57,7 @@ class TileShape(NamedTuple):
     ctas: int = 0  # persistent blocks (one per multiprocessor), or 0: one block per tile
 
 
-HALF = 64  # head_dim columns per TMA copy and per shared tile
+HALF = 64  # head_dim columns per TMA copy (the widest box of a 128-byte swizzled tile)
 PRODUCER_REGS, CONSUMER_REGS = 24, 240  # registers a thread of the producer / a consumer warpgroup
 TURN_BARRIER = 5  # named barriers 5 and 6: the consumer warpgroups' turns (ping-pong); 3 is the consumers' own
 
@@ -62,8 +65,8 @@ TURN_BARRIER = 5  # named barriers 5 and 6: the consumer warpgroups' turns (ping
 def prefill_program(shape: TileShape):
     """The TileLang prim_func for ``shape``, ragged (page_size 0) or paged K/V: (Q, K, V, KV_INDICES, ITEMS, O
     [, LSE]). Q, O: [total_q, Hq, D]; K, V: [kv_rows, Hkv, D] (paged: page p's token t at row p x rows_per_page
-    + t); ITEMS: [entries, ITEM_FIELDS] int32 (the plan's items); LSE: [total_q, Hq] float32. The grid is
-    (Hq, entries): the heads of one GQA group run side by side and share their K/V blocks through L2."""
+    + t); ITEMS: [entries, ITEM_FIELDS] int32 (the plan's items); LSE: [total_q, Hq] float32. Tiles are taken
+    heads first: the heads of one GQA group run side by side and share their K/V blocks through L2."""
     import tilelang.language as T
 
     s = shape
@@ -98,7 +101,7 @@ def paged_supported(head_dim: int, page_size: int, block_n: int) -> bool:
 
 
 class _Steps:
-    """The steps both programs share, as TileLang macros over their fragments: the work item's fields, the
+    """The consumers' steps, as TileLang macros over their fragments: the work item's fields, the
     block's mask, the online softmax, the rescale, the lse store."""
 
     def __init__(self, T, s: TileShape):

@@ -55,10 +55,10 @@ HQ, HKV, D, PAGE = 32, 8, 128, 16
 DECODE_BATCHES = (1, 16, 64, 128, 256)
 DECODE_LENS = (1024, 2048, 4096, 8192)
 PREFILL_CASES = ((4, 1024, 4096), (16, 512, 4096))  # (batch, queries per request, KV per request)
-# The prefill sweep's TileLang column: persistent blocks, the best TileLang config in sweep_prefill_hopper with
-# ping-pong off (H200, 2026-12-03; the configs sit within a few points of each other from call to call).
+# The prefill sweep's TileLang column: FA3's schedule (overlap, ping-pong) on persistent blocks, the best TileLang
+# config in sweep_prefill_hopper once P V ran 128 columns wide (H200, 2026-12-03).
 TILELANG_PREFILL = HopperPrefillConfig(128, 128, 8, 2, pack_gqa=False, use_tma=True, language="tilelang",
-                                       persistent=True)
+                                       overlap=True, pingpong=True, persistent=True)
 PREFILL_SWEEP = tuple((b, q, kv) for b in (1, 4, 16) for q in (512, 2048, 8192) for kv in sorted({q, 4096, 16384})
                       if kv >= q)
 NO_MASK_CASE = (4, 1024, 4096)

@@ -89,6 +89,8 @@ def test_paged_kernel_lowers_to_a_hand_warp_specialized_tma_pipeline():
     assert loop.index("tl::wait_wgmma<0>()") > loop.rindex("tl::wgmma_ss<", 0, loop.index("tl::wgmma_rs<"))
     assert loop.count("tl::wgmma_ss<") == 1 and "tl::warpgroup_wait<" not in loop
     assert "tl::wgmma_rs<tl::DataType::kBFloat16, tl::DataType::kBFloat16, tl::DataType::kFloat32, 64, 128, 16" in loop
+    # A block every row sees whole is not masked: its Q K^T starts from zero (the first k-step's scale-out 0).
+    assert "((0 < ki) ? 1 : (whole ? 0 : 1))" in loop
     assert "__named_barrier_arrive" not in source
 
 

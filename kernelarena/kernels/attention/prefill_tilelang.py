@@ -120,30 +120,20 @@ class _Steps:
             variables (a plain function called while the kernel is built: a macro would return copies)."""
             return tuple(T.alloc_var("int32", init=ITEMS[be, f]) for f in (0, 1, 2, 3, 5, 6, 7))
 
+        def edge(start, diag0, kv_hi):
+            """Whether some row of the tile sees only part of the block at ``start`` (the request's end, or the
+            causal diagonal: row 0 sees the least), as an expression."""
+            cut = start + bn > kv_hi
+            return (cut | (start + bn - 1 > diag0)) if s.causal else cut
+
         @T.macro
-        def masked(sc, start, diag0, kv_hi, skip_whole):
-            """sc = 0 where a row may see a key of the block at ``start``, else -inf (Q K^T accumulates onto it).
-            ``skip_whole``: a block every row sees whole (all but the last few of a causal tile) is zeros, without
-            a test per score."""
-            if s.causal:
-                if skip_whole:
-                    if (start + bn <= kv_hi) & (start + bn - 1 <= diag0):  # row 0 sees the least
-                        T.fill(sc, 0)
-                    else:
-                        for i, j in T.Parallel(bm, bn):
-                            sc[i, j] = T.if_then_else((start + j < kv_hi) & (start + j <= diag0 + i), 0, neg_inf)
-                else:
-                    for i, j in T.Parallel(bm, bn):
-                        sc[i, j] = T.if_then_else((start + j < kv_hi) & (start + j <= diag0 + i), 0, neg_inf)
-            elif skip_whole:
-                if start + bn <= kv_hi:
-                    T.fill(sc, 0)
-                else:
-                    for i, j in T.Parallel(bm, bn):
-                        sc[i, j] = T.if_then_else(start + j < kv_hi, 0, neg_inf)
-            else:
+        def masked(sc, start, diag0, kv_hi):
+            """An edge block's scores start as 0 where a row may see the key, else -inf (Q K^T accumulates onto
+            them); a whole block's are left alone: Q K^T starts from zero there (no test per score)."""
+            if edge(start, diag0, kv_hi):
                 for i, j in T.Parallel(bm, bn):
-                    sc[i, j] = T.if_then_else(start + j < kv_hi, 0, neg_inf)
+                    visible = (start + j < kv_hi) & (start + j <= diag0 + i) if s.causal else start + j < kv_hi
+                    sc[i, j] = T.if_then_else(visible, 0, neg_inf)
 
         @T.macro
         def softmax(sc, m, m_prev, m_use, alpha, r_sum):
@@ -178,7 +168,8 @@ class _Steps:
                 if row_start + i < qo_len:
                     LSE[row0 + i, bh] = T.if_then_else(l_sum[i] > 0, m[i] * scale + T.log2(l_sum[i]), neg_inf)
 
-        self.fragments, self.work_item, self.masked, self.softmax = fragments, work_item, masked, softmax
+        self.fragments, self.work_item, self.edge, self.masked, self.softmax = (fragments, work_item, edge, masked,
+                                                                                  softmax)
         self.update_and_convert, self.rescale, self.store_lse = update_and_convert, rescale, store_lse
 
 
@@ -213,10 +204,10 @@ def _ws_attend(T, s: TileShape, steps: _Steps, n_entries):
         T.mbarrier_arrive(full[stage])
 
     @T.macro
-    def q_k(q_s, k_s, sc, full_k, stage, phase):
-        """Issue Q K^T onto the masked scores once K's stage is full (no wait: one wgmma group per half)."""
+    def q_k(q_s, k_s, sc, full_k, stage, phase, whole):
+        """Issue Q K^T once K's stage is full (no wait): onto the masked scores, or from zero for a whole block."""
         T.mbarrier_wait_parity(full_k[stage], phase)
-        T.wgmma_gemm(q_s, k_s[stage, :, :], sc, transpose_B=True, policy=T.GemmWarpPolicy.FullRow)
+        T.wgmma_gemm(q_s, k_s[stage, :, :], sc, transpose_B=True, policy=T.GemmWarpPolicy.FullRow, clear_accum=whole)
 
     @T.macro
     def p_v(p, v_s, acc, full_v, stage, phase):
@@ -247,9 +238,10 @@ def _ws_attend(T, s: TileShape, steps: _Steps, n_entries):
 
     @T.macro
     def attend(Q, K, V, KVI, ITEMS, O, LSE):
-        # Tiles are (work item, query head), heads fastest (a GQA group's heads share their K/V blocks in L2).
-        # One block per tile, or s.ctas persistent blocks taking tiles bx, bx + ctas, ...: the producer then loads
-        # the next tile's Q and first K/V blocks while the consumers finish this tile and store its output.
+        # Tiles are (work item, query head), heads fastest (a GQA group's heads share their K/V blocks in L2), taken
+        # from the last: a causal request's last tiles see the most keys, so the short ones fill the end of the run.
+        # One block per tile, or s.ctas persistent blocks taking tiles in turn: the producer then loads the next
+        # tile's Q and first K/V blocks while the consumers finish this tile and store its output.
         n_tiles = n_entries * hq
         grid = s.ctas if s.ctas else n_tiles
         with T.Kernel(grid, threads=384) as bx:
@@ -272,8 +264,8 @@ def _ws_attend(T, s: TileShape, steps: _Steps, n_entries):
                 # 24 x 128 + 240 x 256 is all of it. More for the producer and the consumers' increase waits forever.
                 T.dec_max_nreg(PRODUCER_REGS)
                 for t in T.serial(T.ceildiv(n_tiles - bx, grid)):
-                    bh = (bx + t * grid) % hq
-                    be = (bx + t * grid) // hq
+                    bh = (n_tiles - 1 - bx - t * grid) % hq
+                    be = (n_tiles - 1 - bx - t * grid) // hq
                     tok_base, qo_len, kv_len, row_start, kv_lo, kv_hi, page_base = steps.work_item(ITEMS, be)
                     kv_head = bh // group
                     # Rows past the request are the next request's queries (or TMA's zeros): never stored.
@@ -293,8 +285,8 @@ def _ws_attend(T, s: TileShape, steps: _Steps, n_entries):
                 T.inc_max_nreg(CONSUMER_REGS)
                 wg = T.get_thread_binding() // 128
                 for t in T.serial(T.ceildiv(n_tiles - bx, grid)):
-                    bh = (bx + t * grid) % hq
-                    be = (bx + t * grid) // hq
+                    bh = (n_tiles - 1 - bx - t * grid) % hq
+                    be = (n_tiles - 1 - bx - t * grid) // hq
                     tok_base, qo_len, kv_len, row_start, kv_lo, kv_hi, page_base = steps.work_item(ITEMS, be)
                     n_blocks = T.ceildiv(kv_hi - kv_lo, bn)
                     if s.pingpong:
@@ -309,9 +301,10 @@ def _ws_attend(T, s: TileShape, steps: _Steps, n_entries):
                         # FA3's order: block kb's Q K^T, then the outputs rescaled and block kb-1's P V, issued
                         # back to back; the softmax of block kb runs while P V does (wgmma groups complete in order).
                         if n_blocks > 0:
-                            steps.masked(sc, kv_lo, diag0, kv_hi, True)
+                            steps.masked(sc, kv_lo, diag0, kv_hi)
                             my_turn(wg)
-                            q_k(q_s, k_s, sc, full_k, done % stages, (done // stages) % 2)
+                            q_k(q_s, k_s, sc, full_k, done % stages, (done // stages) % 2,
+                                T.Not(steps.edge(kv_lo, diag0, kv_hi)))
                             their_turn(wg, 0, n_blocks)
                             all_done(sc, acc)
                             T.mbarrier_arrive(empty_k[done % stages])
@@ -320,9 +313,10 @@ def _ws_attend(T, s: TileShape, steps: _Steps, n_entries):
                         for kb in T.serial(1, n_blocks):
                             stage = (done + kb) % stages
                             prev = (done + kb - 1) % stages
-                            steps.masked(sc, kv_lo + kb * bn, diag0, kv_hi, True)
+                            steps.masked(sc, kv_lo + kb * bn, diag0, kv_hi)
                             my_turn(wg)
-                            q_k(q_s, k_s, sc, full_k, stage, ((done + kb) // stages) % 2)
+                            q_k(q_s, k_s, sc, full_k, stage, ((done + kb) // stages) % 2,
+                                T.Not(steps.edge(kv_lo + kb * bn, diag0, kv_hi)))
                             steps.rescale([acc], alpha)
                             p_v(p, v_s, acc, full_v, prev, ((done + kb - 1) // stages) % 2)
                             their_turn(wg, kb, n_blocks)
@@ -344,9 +338,9 @@ def _ws_attend(T, s: TileShape, steps: _Steps, n_entries):
                         for kb in T.serial(n_blocks):
                             stage = (done + kb) % stages
                             phase = ((done + kb) // stages) % 2
-                            steps.masked(sc, kv_lo + kb * bn, diag0, kv_hi, True)
+                            steps.masked(sc, kv_lo + kb * bn, diag0, kv_hi)
                             my_turn(wg)
-                            q_k(q_s, k_s, sc, full_k, stage, phase)
+                            q_k(q_s, k_s, sc, full_k, stage, phase, T.Not(steps.edge(kv_lo + kb * bn, diag0, kv_hi)))
                             their_turn(wg, kb, n_blocks)
                             all_done(sc, acc)
                             T.mbarrier_arrive(empty_k[stage])

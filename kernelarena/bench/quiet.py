@@ -113,7 +113,9 @@ def held(exclusive: bool, timeout_s: Optional[float] = None) -> Iterator[Optiona
         gate, device = fds
         had = _take(gate, fcntl.LOCK_EX, deadline) and \
             _take(device, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH, deadline)
-        spent.add("device lock wait", time.perf_counter() - started)
+        # Apart by kind: a timed loop's wait for the device alone, and a shared hold's wait behind another lane's
+        # timed loop (where the isolated run's waits go decides what would shorten it).
+        spent.add("device lock wait" if exclusive else "device lock wait (shared)", time.perf_counter() - started)
         os.close(fds.pop(0))  # the gate, held only while asking
         _DEPTH += 1
         try:

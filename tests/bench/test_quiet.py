@@ -6,7 +6,7 @@ import time
 
 import torch
 
-from kernelarena.bench import quiet
+from kernelarena.bench import quiet, spent
 
 
 def _hold(path, exclusive, seconds, ready):
@@ -43,9 +43,13 @@ def test_timed_loops_exclude_start_ups_and_start_ups_share(tmp_path):
 
         timed = _holder(path, True, 1.0)  # a timed loop elsewhere: a start-up waits for its end
         started = time.perf_counter()
+        spent.take()
         with quiet.held(exclusive=False, timeout_s=10) as waited:
             assert waited is not None and 0.3 < time.perf_counter() - started < 9
         timed.join()
+        # The wait is reported as a shared hold's, apart from timed loops' waits for the device alone.
+        waits = spent.take()
+        assert waits.get("device lock wait (shared)", 0) > 0.3 and "device lock wait" not in waits
     finally:
         quiet.use(None)
 

@@ -267,7 +267,7 @@ def test_comparisons_of_small_outputs_do_not_wait_for_the_device(tmp_path, monke
         fcntl.flock(holder, fcntl.LOCK_EX)  # another lane's timed loop
         spent.take()
         assert oracle.check_rounds(definition, workload, rounds, "honest") is None
-        waited = spent.take().get("device lock wait")
+        waited = spent.take().get("device lock wait (shared)")  # the comparison's shared hold
     finally:
         os.close(holder)
         quiet.use(None)

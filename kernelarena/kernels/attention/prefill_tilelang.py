@@ -218,6 +218,7 @@ def _ws_attend(T, s: TileShape, steps: _Steps, n_entries):
 
     @T.macro
     def all_done(sc, acc):
+        """Wait for every wgmma group issued; the scores and outputs are the consumers' again."""
         T.wait_wgmma(0)
         T.warpgroup_fence_operand(sc, num_regs=bm * bn // 256)
         T.warpgroup_fence_operand(acc, num_regs=bm * d // 256)

@@ -55,8 +55,9 @@ HQ, HKV, D, PAGE = 32, 8, 128, 16
 DECODE_BATCHES = (1, 16, 64, 128, 256)
 DECODE_LENS = (1024, 2048, 4096, 8192)
 PREFILL_CASES = ((4, 1024, 4096), (16, 512, 4096))  # (batch, queries per request, KV per request)
-# The prefill sweep's TileLang column: FA3's schedule (overlap, ping-pong) on persistent blocks, the best TileLang
-# config in sweep_prefill_hopper once P V ran 128 columns wide (H200, 2026-12-03).
+# The prefill sweep's TileLang column: FA3's schedule (overlap, ping-pong) on persistent blocks. Chosen from one
+# sweep_prefill_hopper call (H200, 2026-12-03); in the next, persistent blocks without it read 2-3 points higher on
+# paged K/V and 4 lower on ragged K/V (docs/attention.md).
 TILELANG_PREFILL = HopperPrefillConfig(128, 128, 8, 2, pack_gqa=False, use_tma=True, language="tilelang",
                                        overlap=True, pingpong=True, persistent=True)
 PREFILL_SWEEP = tuple((b, q, kv) for b in (1, 4, 16) for q in (512, 2048, 8192) for kv in sorted({q, 4096, 16384})

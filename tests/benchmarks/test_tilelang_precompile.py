@@ -1,0 +1,41 @@
+"""benchmarks/tilelang_precompile.py's shape lists: every TileLang kernel the prefill sweeps and the GPU tests launch
+(a shape missing here is compiled during the GPU call, tens of seconds each)."""
+
+from __future__ import annotations
+
+from benchmarks import tilelang_precompile
+from benchmarks.bench_attention import TILELANG_PREFILL
+from benchmarks.sweep_prefill_hopper import GPU_VARIANTS
+from tests.kernels.test_attention_prefill_tilelang import PAGED_CASES, RAGGED_CASES
+
+
+def _options(shape):
+    return shape.overlap, shape.pingpong, bool(shape.ctas)
+
+
+def test_sweep_shapes_cover_each_tilelang_variant_paged_and_ragged():
+    shapes = tilelang_precompile.sweep_shapes()
+    for config in [c for c in GPU_VARIANTS if c.language == "tilelang"] + [TILELANG_PREFILL]:
+        options = (config.overlap, config.pingpong, config.persistent)
+        ours = [s for s in shapes if _options(s) == options]
+        # The sweeps' layouts: interleaved pages of 16 (32 rows apart), and ragged rows.
+        assert {(s.page_size, s.rows_per_page) for s in ours if s.causal} == {(16, 32), (0, 1)}, config.label
+        assert all(not s.write_lse and s.head_dim == 128 for s in ours)
+    # bench_attention's row without a mask.
+    assert any(not s.causal and _options(s) == (TILELANG_PREFILL.overlap, TILELANG_PREFILL.pingpong,
+                                                TILELANG_PREFILL.persistent) for s in shapes)
+    # Persistent kernels are compiled for the H200's multiprocessors.
+    assert {s.ctas for s in shapes} == {0, tilelang_precompile.SMS}
+
+
+def test_test_shapes_cover_each_gpu_test_case():
+    shapes = tilelang_precompile.test_shapes()
+    separate_caches = sum(1 for case in PAGED_CASES if case[2])
+    assert len(shapes) == len(PAGED_CASES) + separate_caches + len(RAGGED_CASES)
+    for config, causal, as_tuple, head_dim, page_size in PAGED_CASES:
+        rows = page_size if as_tuple else 2 * page_size  # separate caches, or K and V pages interleaved
+        match = [s for s in shapes if (s.page_size, s.rows_per_page, s.head_dim, s.causal) ==
+                 (page_size, rows, head_dim, causal) and _options(s) == (config.overlap, config.pingpong,
+                                                                           config.persistent)]
+        assert {s.write_lse for s in match} == ({True, False} if as_tuple else {True})
+    assert sum(1 for s in shapes if s.page_size == 0) == len(RAGGED_CASES)

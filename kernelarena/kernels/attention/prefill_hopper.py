@@ -287,6 +287,12 @@ class HopperPrefillLauncher:
         # runs the Triton kernel, the same tiling).
         self._tilelang = config.language == "tilelang" and self.device.type == "cuda"
         if self._tilelang:
+            from . import prefill_tilelang as tl_prefill
+
+            # Head sizes and page sizes it does not serve run the Triton kernel (decided once, at plan).
+            self._tilelang = tl_prefill.supported(head_dim, 0 if page_size == RAGGED_PAGE_SIZE else page_size,
+                                                  config.block_n)
+        if self._tilelang:
             self._items = work[HEADER:HEADER + num_entries * ITEM_FIELDS].view(num_entries, ITEM_FIELDS)
             self._tl_args = dict(num_qo_heads=num_qo_heads, num_kv_heads=num_kv_heads, head_dim=head_dim,
                                  page_size=0 if page_size == RAGGED_PAGE_SIZE else page_size, causal=bool(causal),
@@ -325,8 +331,6 @@ class HopperPrefillLauncher:
         from . import prefill_tilelang as tl_prefill
 
         page_size = self._tl_args["page_size"]
-        if page_size and not tl_prefill.paged_supported(q.shape[-1], page_size, self._tl_args["block_n"]):
-            return None
         k_rows, v_rows = tl_prefill.rows_view(k, kv_strides, page_size), tl_prefill.rows_view(v, kv_strides, page_size)
         if k_rows is None or v_rows is None or not (q.is_contiguous() and out.is_contiguous()) or (
                 lse is not None and not lse.is_contiguous()):

@@ -95,9 +95,10 @@ def prefill_program(shape: TileShape):
     return prefill
 
 
-def paged_supported(head_dim: int, page_size: int, block_n: int) -> bool:
-    """Whether the paged program serves this head size and page size with BLOCK_N-token blocks."""
-    return head_dim in (64, 128) and 0 < page_size <= block_n and block_n % page_size == 0
+def supported(head_dim: int, page_size: int, block_n: int) -> bool:
+    """Whether the program serves this head size and page size (0: ragged K/V) with BLOCK_N-token blocks: whole
+    64-column halves up to 128 (wider tiles would not fit two stages in shared memory), pages dividing the block."""
+    return head_dim in (64, 128) and (page_size == 0 or (page_size <= block_n and block_n % page_size == 0))
 
 
 class _Steps:

@@ -445,6 +445,8 @@ def main() -> None:
             row["tl_us"], row["tl_plan_us"], tl_out = measure(lambda: ours(p, ws, tilelang_config), args.quick,
                                                               plan_reps)
             row["err_tl_vs_ours"] = rel_err(tl_out, out)
+            if b2b:  # what a user of the TileLang path pays per call: the host's time, and until the GPU is done
+                row["tl_b2b_host_us"], row["tl_b2b_us"] = run_b2b(lambda: ours(p, ws, tilelang_config))
         if use_fi:
             fi = {}
             for backend in ("fa2", "fa3"):
@@ -529,7 +531,8 @@ def table_lines(rows: list[dict], bandwidth: float) -> list[str]:
     head = ("| kind | batch x q | kv | ours us | rate | of ceiling | FlashInfer us (backend) | ours/FI speed "
             "| plan us ours | plan us FI | err vs FI | ours graph us | run() host us ours / FI "
             "| run() b2b host us/call ours / FI | run() b2b us/call ours / FI "
-            "| ours us, Triton launch (host us) | K/V read floor us | TileLang us (FI/TileLang, err vs ours) |")
+            "| ours us, Triton launch (host us) | K/V read floor us | TileLang us (FI/TileLang, err vs ours) "
+            "| TileLang b2b host us/call / b2b us/call |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         value, share = rate(r, bandwidth)
@@ -547,11 +550,12 @@ def table_lines(rows: list[dict], bandwidth: float) -> list[str]:
                 if "ours_triton_launch_us" in r else "-")
         floor = f"{r['read_floor_us']:.1f}" if "read_floor_us" in r else "-"
         tl = (f"{r['tl_us']:.1f} ({tilelang_vs_fi(r)}, {r['err_tl_vs_ours']:.1e})" if "tl_us" in r else "-")
+        tl_b2b = f"{r['tl_b2b_host_us']:.1f} / {r['tl_b2b_us']:.1f}" if "tl_b2b_us" in r else "-"
         shape = (f"{r['batch']} ragged, {r['qo_len']} in all" if "ragged" in r["kind"]
                  else f"{r['batch']} x {r['qo_len']}")
         lines.append(f"| {r['kind']} | {shape} | {r['kv_len']} | {r['ours_us']:.1f} | {value} "
                      f"| {share} | {fi} | {speed} | {r['ours_plan_us']:.0f} | {fi_plan} | {err} | {graph} | {host} "
-                     f"| {b2b_host} | {b2b} | {slow} | {floor} | {tl} |")
+                     f"| {b2b_host} | {b2b} | {slow} | {floor} | {tl} | {tl_b2b} |")
     return lines
 
 

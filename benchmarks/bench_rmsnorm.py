@@ -27,7 +27,10 @@ OPS = ("rmsnorm", "fused_add_rmsnorm")
 EPS = 1e-6
 HOST_AHEAD_US = 400  # longer than the slowest call's host time (torch.compile, ~300 us on the H100 machine)
 # Triton launch configs tried with --sweep: (rows per program, warps, persistent programs per SM or 0).
-TRITON_SWEEP = ((1, 4, 0), (1, 8, 0), (1, 16, 0), (2, 8, 0), (2, 16, 0), (4, 16, 0), (1, 8, 4), (1, 16, 2), (2, 16, 2))
+# Session 19 (H200) adds larger tiles and 32 warps, and streaming stores (".cs") on the configs that led there.
+TRITON_SWEEP = ((1, 4, 0), (1, 8, 0), (1, 16, 0), (2, 8, 0), (2, 16, 0), (4, 16, 0), (1, 8, 4), (1, 16, 2), (2, 16, 2),
+                (2, 32, 0), (4, 32, 0), (8, 16, 0), (8, 32, 0), (1, 8, 0, ".cs"), (2, 16, 0, ".cs"), (4, 16, 0, ".cs"),
+                (4, 32, 0, ".cs"))
 CUDA_SWEEP = (64, 128, 256, 512, 1024)  # threads per row
 __doc__ += f"    batch {BATCHES} x hidden {HIDDENS}, ops {OPS}.\n" + """
 Timing: median over repetitions of CUDA-event time around one call, the L2 flushed (twice its size written) before
@@ -185,13 +188,13 @@ def sweep_variants(op, batch, hidden, sets, w, timer, device):
     from kernelarena.kernels.rmsnorm import triton as triton_impl
 
     results = {}
-    for rows, warps, per_sm in TRITON_SWEEP:
-        cfg = triton_impl.TritonConfig(rows, warps, per_sm)
+    for rows, warps, per_sm, *stores in TRITON_SWEEP:
+        cfg = triton_impl.TritonConfig(rows, warps, per_sm, *stores)
         if op == "rmsnorm":
             fn = lambda s, c=cfg: triton_impl.launch(s[0], None, w, s[2], None, EPS, c)  # noqa: E731
         else:
             fn = lambda s, c=cfg: triton_impl.launch(s[0], s[1], w, s[0], s[1], EPS, c)  # noqa: E731
-        results[f"triton r{rows} w{warps} p{per_sm}"] = timer.median_us(fn, sets)
+        results[f"triton r{rows} w{warps} p{per_sm}{''.join(stores)}"] = timer.median_us(fn, sets)
     if device == "cuda":
         for name, fns in cuda_threads_backends(hidden, device).items():
             results[name] = timer.median_us(timed_call(op, fns, w), sets)

@@ -34,6 +34,9 @@ DECODE_VARIANTS = {
     "bn128_mc128": (KernelConfig(16, 128, 4, 2, 2, 128, 2), 0),
     "bn128_sf1": (KernelConfig(16, 128, 4, 2, 2, 256, 1), 0),
     "bn128_w8": (KernelConfig(16, 128, 8, 2, 1, 256, 2), 0),
+    # 3-4 stages without the split factor (bn128_s3 has 2), beside the default's 2 stages (H200, session 19).
+    "bn128_s3_sf1": (KernelConfig(16, 128, 4, 3, 2, 256, 1), 0),
+    "bn128_s4_sf1": (KernelConfig(16, 128, 4, 4, 2, 256, 1), 0),
     "bn64_c3": (KernelConfig(16, 64, 4, 3, 3, 128, 4), 0),
     "bn64_mc512": (KernelConfig(16, 64, 4, 3, 3, 512, 2), 0),
     # 5+ stages: Triton then keeps two K/V blocks in flight (async_wait num=3 instead of 0 in the TTGIR).

@@ -53,11 +53,14 @@ def test_the_prefill_tables_carry_the_tilelang_column_where_it_ran():
            "ours_plan_us": 20.0, "fi_us": 450.0, "fi_backend": "fa3", "fi_plan_us": 200.0, "err_vs_fi": 1e-3}
     plain = bench.table_rows([row])[0]
     assert plain["TileLang us"] == "-" and plain["TileLang / FI"] == "-"
-    assert bench.table_lines([row], 4.0)[-1].rstrip().endswith("| - |")
+    assert bench.table_lines([row], 4.0)[-1].rstrip().endswith("| - | - |")
     timed = {**row, "tl_us": 500.0, "tl_plan_us": 21.0, "err_tl_vs_ours": 2e-3}
     cells = bench.table_rows([timed])[0]
     assert cells["TileLang us"] == 500.0 and cells["TileLang / FI"] == "0.90x"
-    assert bench.table_lines([timed], 4.0)[-1].rstrip().endswith("| 500.0 (0.90x, 2.0e-03) |")
+    assert bench.table_lines([timed], 4.0)[-1].rstrip().endswith("| 500.0 (0.90x, 2.0e-03) | - |")
+    # Back to back (short calls): the TileLang path's host time per call beside the time until the GPU is done.
+    paid = {**timed, "tl_b2b_host_us": 14.5, "tl_b2b_us": 501.2}
+    assert bench.table_lines([paid], 4.0)[-1].rstrip().endswith("| 500.0 (0.90x, 2.0e-03) | 14.5 / 501.2 |")
     assert set(bench.PREFILL_COLUMNS) - set(bench.COLUMNS) == {"TileLang us", "TileLang / FI"}
     # Only where it can run: a CUDA device with TileLang importable.
     assert bench.tilelang_prefill_config(torch.device("cpu")) is None

@@ -12,7 +12,8 @@ from kernelarena.kernels.attention import (
     BatchPrefillWithRaggedKVCacheWrapper,
     HopperPrefillConfig,
 )
-from kernelarena.kernels.attention.page_table import kv_view, pages_to_nhd
+from kernelarena.errors import UnsupportedError
+from kernelarena.kernels.attention.page_table import build_page_table, kv_view, pages_to_nhd
 from kernelarena.kernels.attention.reference import batch_attention_reference, ragged_attention_reference
 from tests.kernels.test_attention import DEVICE, check, indptr, make_cache, workspace
 
@@ -115,12 +116,14 @@ def test_warpgroups_register_split_fits_the_launch_allocation(page_size):
 def test_persistent_blocks_take_tiles_in_turn():
     """132 blocks (one per multiprocessor on the H200) over the plan's tiles: each role loops over tiles bx, bx +
     132, ..., and the stages' count runs on across tiles (the producer fills the next tile's stages while the
-    consumers finish this one); one block per tile otherwise."""
+    consumers finish this one); one block per tile otherwise. The tile count comes from the plan's header on the
+    device, not from the items' shape: a graph captured once replays after re-plans."""
     pytest.importorskip("tilelang")
     from kernelarena.kernels.attention import prefill_tilelang
 
     source = prefill_tilelang.cuda_source(_shape(16, ctas=132))
-    tiles = "((((n_entries * 32) + 131) - ((int)blockIdx.x)) / 132)"
+    tiles = "(((n_tiles + 131) - ((int)blockIdx.x)) / 132)"
+    assert "n_tiles = HDR[0];" in source and "n_entries * 32" not in source
     assert source.count(f"for (int t = 0; t < ({tiles}") == 1 and source.count(f"for (int t_1 = 0; t_1 < ({tiles}") == 1
     assert "done = (done + n_blocks);" in source and "done = ((((kv_hi + 127) - kv_lo) >> 7) + done);" in source
     assert "/ 132)" not in prefill_tilelang.cuda_source(_shape(16))
@@ -253,3 +256,56 @@ def test_ragged_tilelang_matches_reference_on_sm90(config, causal):
     assert _ran_tilelang(wrapper)
     ref_out, ref_lse = ragged_attention_reference(q, k, v, qo, kv, causal=causal)
     check(out, lse, ref_out, ref_lse)
+
+
+def test_only_persistent_tilelang_configs_take_cuda_graphs():
+    """A graph replays the captured grid: the TileLang kernel's persistent blocks keep it fixed; any other Hopper
+    config's grid is the plan's tile count, and the wrapper refuses it, naming the config that would do."""
+    assert PERSISTENT.graph_safe and PP_PERSISTENT.graph_safe
+    assert not (TILELANG.graph_safe or FA3.graph_safe)
+    BatchPrefillWithPagedKVCacheWrapper(workspace(), config=PERSISTENT, use_cuda_graph=True)
+    with pytest.raises(UnsupportedError, match="persistent=True"):
+        BatchPrefillWithPagedKVCacheWrapper(workspace(), config=FA3, use_cuda_graph=True)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("config,as_tuple", [(PERSISTENT, False), (PP_PERSISTENT, True)],
+                         ids=["persistent", "pingpong-persistent-kv-tuple"])  # kernels of PAGED_CASES
+def test_tilelang_graph_replays_after_replans_on_sm90(config, as_tuple):
+    """Captured once on the largest batch, the persistent kernel's graph replays over three re-plans with other
+    lengths (fewer tiles, a request with no queries) and matches the float64 reference each time."""
+    _on_sm90()
+    kv_lens, qo_lens = [900, 700, 257, 64], [600, 300, 129, 64]
+    table, cache = make_cache(kv_lens, 16, 8, 128, seed=5, as_tuple=as_tuple)
+    num_pages = (cache[0] if as_tuple else cache).shape[0]
+    q = torch.randn(sum(qo_lens), 32, 128).to(torch.bfloat16).to(DEVICE)
+    out, lse = torch.empty_like(q), torch.empty(q.shape[:2], dtype=torch.float32, device=DEVICE)
+    wrapper = BatchPrefillWithPagedKVCacheWrapper(torch.empty(64 << 20, dtype=torch.uint8, device=DEVICE),
+                                                  config=config, use_cuda_graph=True)
+
+    def plan(qo_lens, kv_lens, seed):
+        table = build_page_table(kv_lens, 16, num_pages=num_pages, shuffle=True,
+                                 generator=torch.Generator().manual_seed(seed), device=DEVICE)
+        wrapper.plan(indptr(qo_lens), table.kv_indptr.cpu(), table.kv_indices, table.kv_last_page_len.cpu(), 32, 8,
+                     128, 16, causal=True)
+        return table
+
+    plan(qo_lens, kv_lens, 0)
+    wrapper.run(q, cache, out=out, lse=lse, return_lse=True)  # compiles (or loads) outside the capture
+    assert _ran_tilelang(wrapper)
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        wrapper.run(q, cache, out=out, lse=lse, return_lse=True)
+    for seed, (new_qo, new_kv) in enumerate([([300, 1, 0, 64], [800, 30, 5, 64]), ([600, 300, 129, 64], kv_lens),
+                                             ([17], [1000])], start=1):
+        table = plan(new_qo, new_kv, seed)
+        q.normal_()
+        out.fill_(float("nan"))
+        graph.replay()
+        torch.cuda.synchronize()
+        total, qo = sum(new_qo), indptr(new_qo)
+        k, v = cache if as_tuple else pages_to_nhd(cache, "NHD")
+        ref_out, ref_lse = batch_attention_reference(q[:total], k, v, qo, table.kv_indptr, table.kv_indices,
+                                                     table.kv_last_page_len, causal=True)
+        check(out[:total], lse[:total], ref_out, ref_lse)

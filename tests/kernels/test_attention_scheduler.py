@@ -76,7 +76,8 @@ def reference_plan_work(out, qo_indptr, kv_page_indptr, kv_last_page_len, *, pag
         span, hi = span[order], hi[order]
         lo = None if lo is None else lo[order]
     if chunk >= max_span:
-        out[0:HEADER] = (num_tiles * num_kv_heads, 0, group_offset, num_kv_heads, 0, 0, 0, 0)
+        equal = num_tiles > 0 and len(set(span.tolist())) == 1
+        out[0:HEADER] = (num_tiles * num_kv_heads, 0, group_offset, num_kv_heads, 0, 0, 0, int(equal))
         return (num_tiles, 0, 0, group_offset, chunk)
     tile_chunks = np.maximum((span + (chunk - 1)) // chunk, 1)
     ends = tile_chunks.cumsum()
@@ -109,7 +110,10 @@ def reference_plan_work(out, qo_indptr, kv_page_indptr, kv_last_page_len, *, pag
     groups[:, 1] = tile_chunks
     groups[:, 2:5] = groups_tmp
     out[counter_offset:words] = 0
-    out[0:HEADER] = (num_entries * num_kv_heads, num_tiles, group_offset, num_kv_heads, 0, 0, counter_offset, 0)
+    # Word 7: equal tiles whose items all hold as many KV tokens (the kernel then hands them out statically).
+    equal = len(set(span.tolist())) == 1 and len(set((entries[:, 6] - entries[:, 5]).tolist())) == 1
+    out[0:HEADER] = (num_entries * num_kv_heads, num_tiles, group_offset, num_kv_heads, 0, 0, counter_offset,
+                     int(equal))
     return (num_entries, num_tiles, num_slots, words, chunk)
 
 
@@ -240,3 +244,23 @@ def test_equal_prompts_match_repeated_tiles(causal, window_left):
         for fast_col, col in zip(fast_cols, cols):
             assert (fast_col is None) == (col is None)
             assert col is None or np.array_equal(fast_col, col)
+
+
+@pytest.mark.parametrize("kv_lens, target_ctas, equal", [
+    ([4096] * 64, 132, 1),  # a decode batch of one length, whole: static hand-out
+    ([4096] * 4, 132, 1),  # split into chunks that divide 4096 (1024 tokens each)
+    ([4096] * 63 + [4000], 132, 0),  # one request shorter: the counter balances
+    ([3000] * 4, 132, 0),  # equal requests, but the last chunk of each is shorter
+])
+def test_header_word_7_says_whether_every_item_is_as_long(kv_lens, target_ctas, equal):
+    page = 16
+    pages = -(-np.array(kv_lens) // page)
+    kv_indptr = np.concatenate([[0], np.cumsum(pages)]).astype(np.int32)
+    last = (np.array(kv_lens) - (pages - 1) * page).astype(np.int32)
+    words = np.full(1 << 16, GARBAGE, np.int32)
+    summary = plan_work(words, None, kv_indptr, last, page_size=page, group_size=4, num_kv_heads=8, block_m=16,
+                        block_n=128, causal=False, window_left=-1, target_ctas=target_ctas, min_chunk=256)
+    items = words[HEADER:HEADER + summary.num_entries * ITEM_FIELDS].reshape(-1, ITEM_FIELDS)
+    lengths = set((items[:, 6] - items[:, 5]).tolist())
+    assert words[7] == equal
+    assert (len(lengths) == 1) == bool(equal)

@@ -107,8 +107,8 @@ def test_auto_weighs_host_cost_on_a_gpu():
     # Host-bound calls try the backends cheapest launch first: the table's order.
     assert list(TABLE) == ["cuda", "triton", "tilelang", "torch"]
     assert auto_candidates(problem(1)) == auto_candidates(problem(HOST_BOUND_ELEMENTS // 4096)) == list(TABLE)
-    # Larger ones the fastest kernel measured first, then the rest.
+    # Larger ones the fastest kernel measured first, then Triton (the runner-up on device time), then the rest.
     assert auto_candidates(problem(8192)) == ["triton", "cuda", "tilelang", "torch"]
-    assert auto_candidates(problem(32768))[0] == "tilelang"
+    assert auto_candidates(problem(32768)) == ["tilelang", "triton", "cuda", "torch"]
     cpu = problem(1)._replace(device=torch.device("cpu"))
     assert auto_candidates(cpu) in (["triton", "torch"], ["torch"])

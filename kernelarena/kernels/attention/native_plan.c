@@ -83,7 +83,7 @@ typedef struct {
 } Batch;
 
 typedef struct {
-    int64_t num_tiles, max_span, total_span;
+    int64_t num_tiles, max_span, min_span, total_span;
 } TileStats;
 
 static ALWAYS_INLINE void set_tile(Tile *t, int64_t tok_base, int64_t qo_len, int64_t kv_len, int64_t row_start,
@@ -98,11 +98,11 @@ static ALWAYS_INLINE int64_t queries(const Batch *b, int qo64, int64_t r) {
     return b->qo ? load(b->qo, qo64, r + 1) - load(b->qo, qo64, r) : 1;
 }
 
-/* Fills tiles (request by request, each request's tiles in row order); returns their count, longest and total
- * span. The dtype flags are parameters so that the all-int32 call compiles to its own loop. */
+/* Fills tiles (request by request, each request's tiles in row order); returns their count, longest, shortest
+ * and total span. The dtype flags are parameters so that the all-int32 call compiles to its own loop. */
 static ALWAYS_INLINE TileStats fill_tiles(const Batch *b, int one_per_request, Tile *tiles, int qo64, int kv64,
                                           int last64) {
-    TileStats stats = {0, 0, 0};
+    TileStats stats = {0, 0, 0, 0};
     const int64_t group = b->group, block_m = b->block_m, window_left = b->window_left;
     /* Tile i's causal end and window start divide (i x block_m + c) by group: kept as quotient and remainder. */
     const int64_t step_q = block_m / group, step_r = block_m % group;
@@ -120,6 +120,7 @@ static ALWAYS_INLINE TileStats fill_tiles(const Batch *b, int one_per_request, T
             const int64_t lo = window_left >= 0 ? min64(max64(shift - window_left, 0), kv_len) : 0;
             set_tile(&tiles[t++], tok_base, qo_len, kv_len, 0, lo, kv_len, page_base);
             if (t == 1 || kv_len - lo > stats.max_span) stats.max_span = kv_len - lo;
+            if (t == 1 || kv_len - lo < stats.min_span) stats.min_span = kv_len - lo;
             stats.total_span += kv_len - lo;
             continue;
         }
@@ -132,6 +133,7 @@ static ALWAYS_INLINE TileStats fill_tiles(const Batch *b, int one_per_request, T
             const int64_t lo = window_left >= 0 ? min64(max64(start_q + shift - window_left, 0), hi) : 0;
             set_tile(&tiles[t], tok_base, qo_len, kv_len, i * block_m, lo, hi, page_base);
             if (t == 0 || hi - lo > stats.max_span) stats.max_span = hi - lo;
+            if (t == 0 || hi - lo < stats.min_span) stats.min_span = hi - lo;
             stats.total_span += hi - lo;
             end_q += step_q; end_r += step_r;
             if (end_r >= group) { end_q++; end_r -= group; }
@@ -308,6 +310,10 @@ int ka_plan_work(int64_t *a) {
     }
 
     a[R_CHUNK] = chunk;
+    /* Header word 7: every item has as many KV tokens as every other (equal tiles, whole or cut into equal
+     * chunks), so the kernel hands items out statically instead of through the shared counter (as
+     * scheduler.equal_items). */
+    const int32_t equal = num_tiles > 0 && stats.min_span == max_span && (chunk >= max_span || max_span % chunk == 0);
     if (chunk >= max_span) {  /* _write_whole */
         for (int64_t k = 0; k < num_tiles; k++) {
             const Tile *tile = &tiles[order ? order[k] : k];
@@ -315,7 +321,8 @@ int ka_plan_work(int64_t *a) {
         }
         free(order);
         free(tiles);
-        const int32_t header[HEADER] = {wrap32(num_tiles * heads), 0, wrap32(group_offset), wrap32(heads), 0, 0, 0, 0};
+        const int32_t header[HEADER] = {wrap32(num_tiles * heads), 0, wrap32(group_offset), wrap32(heads), 0, 0, 0,
+                                        equal};
         memcpy(out, header, sizeof(header));
         a[R_NUM_ENTRIES] = num_tiles; a[R_NUM_GROUPS] = 0; a[R_NUM_SLOTS] = 0; a[R_WORDS] = group_offset;
         return PLAN_OK;
@@ -359,7 +366,7 @@ int ka_plan_work(int64_t *a) {
     free(tiles);
     memset(out + counter_offset, 0, (size_t)(words - counter_offset) * sizeof(int32_t));
     const int32_t header[HEADER] = {wrap32(num_slots), wrap32(num_tiles), wrap32(items_end), wrap32(heads), 0, 0,
-                                    wrap32(counter_offset), 0};
+                                    wrap32(counter_offset), equal};
     memcpy(out, header, sizeof(header));
     a[R_NUM_ENTRIES] = num_entries; a[R_NUM_GROUPS] = num_tiles; a[R_NUM_SLOTS] = num_slots; a[R_WORDS] = words;
     return PLAN_OK;
@@ -382,4 +389,4 @@ void ka_query_extent(int64_t *a) {
 }
 
 /* Layout version, checked at load (and a call with no work: native_plan.py's overhead measurement). */
-int ka_native_plan_abi(void) { return 1; }
+int ka_native_plan_abi(void) { return 2; }

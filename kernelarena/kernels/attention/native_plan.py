@@ -49,7 +49,7 @@ from .scheduler import PlanSummary
 
 SOURCE = Path(__file__).resolve().with_name("native_plan.c")
 ENV_SWITCH = env.NATIVE_PLAN
-ABI_VERSION = 1  # ka_native_plan_abi() of a library built from the current source
+ABI_VERSION = 2  # ka_native_plan_abi() of a library built from the current source
 
 # The switch: False makes the runner use scheduler.plan_work (numpy). Read from the environment once.
 enabled = env.native_plan_enabled()

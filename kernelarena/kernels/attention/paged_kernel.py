@@ -105,18 +105,20 @@ def paged_attention_kernel(
     # Static: program p runs items p, p + nprog, ... (no shared counter: the shortest dependency chain).
     # Dynamic: programs take the next item from a shared counter (header word 4), which balances uneven items
     # (causal tiles) over whichever programs are resident; the last program to finish
-    # resets the counters. SCHEDULE 0 picks at run time: static when every program has at most one item.
+    # resets the counters. SCHEDULE 0 picks at run time: static when every program has at most one item, or
+    # when the plan found every item as long as every other (header word 7, scheduler.equal_items).
     # The header and program p's first item are loaded together (one round trip): the buffer is larger than
     # any list, so a program without an item reads unused words and leaves.
     num_items = tl.load(WORK)
     counter_offset = tl.load(WORK + 6)
+    equal_items = tl.load(WORK + 7)
     fields = _load_item(WORK, pid, num_kv_heads)
     if SCHEDULE == 1:
         dynamic = False
     elif SCHEDULE == 2:
         dynamic = True
     else:
-        dynamic = num_items > nprog
+        dynamic = (num_items > nprog) & (equal_items == 0)
     w = pid
     if dynamic:
         w = tl.atomic_add(WORK + 4, 1)
@@ -365,7 +367,8 @@ class PagedAttentionLauncher:
 
     fast_launch = True  # False: always Triton's ordinary launch path (the benchmark compares the two)
     # Item schedule (paged_attention_kernel's SCHEDULE): 0 picks at run time (static when no program has more
-    # than one item, else a shared counter); 1 always static, 2 always the counter (for tuning).
+    # than one item or the items are equally long, else a shared counter); 1 always static, 2 always the
+    # counter (for tuning).
     schedule = 0
 
     def __init__(self, device: torch.device):

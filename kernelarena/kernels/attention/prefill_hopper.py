@@ -32,6 +32,7 @@ import triton
 import triton.language as tl
 
 from kernelarena import env
+from kernelarena.errors import UnsupportedError
 
 from .paged_kernel import LOG2E, load_rows, page_rows
 from .scheduler import HEADER, ITEM_FIELDS, RAGGED_PAGE_SIZE
@@ -77,6 +78,12 @@ class HopperPrefillConfig:
         for option in ("overlap", "pingpong", "persistent"):
             if getattr(self, option) and self.language != "tilelang":
                 raise ValueError(f"HopperPrefillConfig.{option} is the TileLang kernel's (language='tilelang')")
+
+    @property
+    def graph_safe(self) -> bool:
+        """Whether a plan's launch replays in a CUDA graph after re-plans: the TileLang kernel's persistent blocks
+        (a fixed grid, the tile count read on the device). The Triton kernel's grid is the plan's tile count."""
+        return self.language == "tilelang" and self.persistent
 
     @property
     def label(self) -> str:
@@ -268,8 +275,10 @@ class HopperPrefillLauncher:
 
     def prepare(self, work: torch.Tensor, kv_indices: torch.Tensor, config: HopperPrefillConfig, *, num_entries: int,
                 num_qo_heads: int, num_kv_heads: int, head_dim: int, page_size: int, causal: bool,
-                sm_scale: float) -> None:
-        """Fix the plan's buffers and constants; ``num_entries`` is the work list's tile count."""
+                sm_scale: float, graph: bool = False) -> None:
+        """Fix the plan's buffers and constants; ``num_entries`` is the work list's tile count. ``graph``: the
+        launch may be captured in a CUDA graph, so it must not fall back to the Triton kernel (its grid follows the
+        plan): a plan or call the TileLang kernel does not take raises UnsupportedError instead."""
         group = num_qo_heads // num_kv_heads
         self.work, self.kv_indices, self.config = work, kv_indices, config
         self._heads = num_kv_heads if config.pack_gqa else num_qo_heads
@@ -292,8 +301,17 @@ class HopperPrefillLauncher:
             # Head sizes and page sizes it does not serve run the Triton kernel (decided once, at plan).
             self._tilelang = tl_prefill.supported(head_dim, 0 if page_size == RAGGED_PAGE_SIZE else page_size,
                                                   config.block_n)
+        self._graph = graph and self.device.type == "cuda"
+        if self._graph and not self._tilelang:
+            raise UnsupportedError(f"use_cuda_graph with HopperPrefillConfig: the TileLang kernel does not take "
+                                   f"head_dim {head_dim} with pages of {page_size} tokens, and the Triton kernel "
+                                   "it would fall back to is not graph safe")
         if self._tilelang:
-            self._items = work[HEADER:HEADER + num_entries * ITEM_FIELDS].view(num_entries, ITEM_FIELDS)
+            # Persistent blocks read the tile count from the header, and take the buffer's whole capacity of items:
+            # the launch's arguments stay the same from plan to plan (CUDA-graph safe).
+            rows = (work.numel() - HEADER) // ITEM_FIELDS if config.persistent else num_entries
+            self._header = work[:HEADER]
+            self._items = work[HEADER:HEADER + rows * ITEM_FIELDS].view(rows, ITEM_FIELDS)
             self._tl_args = dict(num_qo_heads=num_qo_heads, num_kv_heads=num_kv_heads, head_dim=head_dim,
                                  page_size=0 if page_size == RAGGED_PAGE_SIZE else page_size, causal=bool(causal),
                                  sm_scale=float(sm_scale), block_m=config.block_m, block_n=config.block_n,
@@ -310,6 +328,10 @@ class HopperPrefillLauncher:
             launched = self._launch_tilelang(q, k, v, out, lse, kv_strides)
             if launched is not None:
                 return launched
+            if self._graph:
+                raise UnsupportedError("use_cuda_graph with HopperPrefillConfig: the TileLang kernel needs "
+                                       "contiguous q, out and lse and K/V rows with heads packed (NHD); the Triton "
+                                       "kernel it would fall back to is not graph safe")
         esize = q.element_size()
         head_dim = q.shape[-1]
         q_tma = self._q_tma_shape and _aligned(q.data_ptr(), out.data_ptr(), *(s * esize for s in (
@@ -341,6 +363,7 @@ class HopperPrefillLauncher:
             kernel = self._tl_kernels[key] = tl_prefill.compiled_kernel(tl_prefill.kernel_shape(
                 **self._tl_args, rows_per_page=k_rows[1], dtype=q.dtype, write_lse=lse is not None),
                 tl_prefill.device_arch(q.device))
-        args = (q, k_rows[0], v_rows[0], self.kv_indices, self._items, out) + ((lse,) if lse is not None else ())
+        args = (q, k_rows[0], v_rows[0], self.kv_indices, self._header, self._items, out) + (
+            (lse,) if lse is not None else ())
         kernel(*args)
         return kernel

@@ -32,7 +32,7 @@ from typing import NamedTuple
 import torch
 
 from .paged_kernel import LOG2E
-from .scheduler import ITEM_FIELDS
+from .scheduler import HEADER, ITEM_FIELDS
 
 _DTYPES = {torch.bfloat16: "bfloat16", torch.float16: "float16"}
 
@@ -63,10 +63,15 @@ TURN_BARRIER = 5  # named barriers 5 and 6: the consumer warpgroups' turns (ping
 
 
 def prefill_program(shape: TileShape):
-    """The TileLang prim_func for ``shape``, ragged (page_size 0) or paged K/V: (Q, K, V, KV_INDICES, ITEMS, O
-    [, LSE]). Q, O: [total_q, Hq, D]; K, V: [kv_rows, Hkv, D] (paged: page p's token t at row p x rows_per_page
-    + t); ITEMS: [entries, ITEM_FIELDS] int32 (the plan's items); LSE: [total_q, Hq] float32. Tiles are taken
-    heads first: the heads of one GQA group run side by side and share their K/V blocks through L2."""
+    """The TileLang prim_func for ``shape``, ragged (page_size 0) or paged K/V: (Q, K, V, KV_INDICES, HDR,
+    ITEMS, O [, LSE]). Q, O: [total_q, Hq, D]; K, V: [kv_rows, Hkv, D] (paged: page p's token t at row p x
+    rows_per_page + t); HDR: the plan's header (int32 [HEADER]; word 0 the tile count); ITEMS: [entries,
+    ITEM_FIELDS] int32 (the plan's items); LSE: [total_q, Hq] float32. Tiles are taken heads first: the heads of
+    one GQA group run side by side and share their K/V blocks through L2.
+
+    Persistent blocks (``ctas``) read the tile count from HDR on the device, so the launch (a grid of ``ctas``,
+    the same buffers) does not change with the plan: a CUDA graph captured once replays after re-plans, ITEMS
+    being a view of the plan buffer's whole capacity. One block per tile takes the count from ITEMS' shape."""
     import tilelang.language as T
 
     s = shape
@@ -80,17 +85,18 @@ def prefill_program(shape: TileShape):
         @T.prim_func
         def prefill_lse(Q: T.Tensor((total_q, hq, d), dtype), K: T.Tensor((kv_rows, hk, d), dtype),
                         V: T.Tensor((kv_rows, hk, d), dtype), KVI: T.Tensor((n_idx,), "int32"),
-                        ITEMS: T.Tensor((n_entries, ITEM_FIELDS), "int32"), O: T.Tensor((total_q, hq, d), dtype),
-                        LSE: T.Tensor((total_q, hq), "float32")):
-            attend(Q, K, V, KVI, ITEMS, O, LSE)
+                        HDR: T.Tensor((HEADER,), "int32"), ITEMS: T.Tensor((n_entries, ITEM_FIELDS), "int32"),
+                        O: T.Tensor((total_q, hq, d), dtype), LSE: T.Tensor((total_q, hq), "float32")):
+            attend(Q, K, V, KVI, HDR, ITEMS, O, LSE)
 
         return prefill_lse
 
     @T.prim_func
     def prefill(Q: T.Tensor((total_q, hq, d), dtype), K: T.Tensor((kv_rows, hk, d), dtype),
                 V: T.Tensor((kv_rows, hk, d), dtype), KVI: T.Tensor((n_idx,), "int32"),
-                ITEMS: T.Tensor((n_entries, ITEM_FIELDS), "int32"), O: T.Tensor((total_q, hq, d), dtype)):
-        attend(Q, K, V, KVI, ITEMS, O, None)
+                HDR: T.Tensor((HEADER,), "int32"), ITEMS: T.Tensor((n_entries, ITEM_FIELDS), "int32"),
+                O: T.Tensor((total_q, hq, d), dtype)):
+        attend(Q, K, V, KVI, HDR, ITEMS, O, None)
 
     return prefill
 
@@ -239,14 +245,15 @@ def _ws_attend(T, s: TileShape, steps: _Steps, n_entries):
                 T.named_barrier_arrive(TURN_BARRIER + 1 - wg, 256)
 
     @T.macro
-    def attend(Q, K, V, KVI, ITEMS, O, LSE):
+    def attend(Q, K, V, KVI, HDR, ITEMS, O, LSE):
         # Tiles are (work item, query head), heads fastest (a GQA group's heads share their K/V blocks in L2), taken
         # from the last: a causal request's last tiles see the most keys, so the short ones fill the end of the run.
         # One block per tile, or s.ctas persistent blocks taking tiles in turn: the producer then loads the next
         # tile's Q and first K/V blocks while the consumers finish this tile and store its output.
-        n_tiles = n_entries * hq
-        grid = s.ctas if s.ctas else n_tiles
+        grid = s.ctas if s.ctas else n_entries * hq
         with T.Kernel(grid, threads=384) as bx:
+            # Persistent blocks: the plan's tile count, read on the device (graph replays follow re-plans).
+            n_tiles = T.alloc_var("int32", init=HDR[0]) if s.ctas else n_entries * hq
             q_s = T.alloc_shared([bm, d], dtype)
             k_s = T.alloc_shared([stages, bn, d], dtype)
             v_s = T.alloc_shared([stages, bn, d], dtype)

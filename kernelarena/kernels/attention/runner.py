@@ -76,9 +76,10 @@ class AttentionRunner:
         self._fixed_config = config
         self._configs: dict = {}  # (head_dim, group, max_rows, fewer pairs than SMs) -> choose_config's answer
         self.config: Union[KernelConfig, HopperPrefillConfig, None] = None
-        if isinstance(config, HopperPrefillConfig) and use_cuda_graph:
-            raise UnsupportedError("HopperPrefillConfig with use_cuda_graph=True: the Hopper prefill kernel's grid "
-                                   "follows each plan; use a KernelConfig (or none) for graph capture")
+        if isinstance(config, HopperPrefillConfig) and use_cuda_graph and not config.graph_safe:
+            raise UnsupportedError(f"HopperPrefillConfig {config.label} with use_cuda_graph=True: its grid follows "
+                                   "each plan; the TileLang kernel with persistent blocks (language='tilelang', "
+                                   "persistent=True) replays in a graph, or use a KernelConfig (or none)")
         cap = torch.cuda.get_device_capability(self.device) if self.on_gpu else (0, 0)
         self.sm = cap[0] * 10 + cap[1]
         if num_sms is None:
@@ -245,7 +246,7 @@ class AttentionRunner:
         scale = default_sm_scale(head_dim) if sm_scale is None else float(sm_scale)
         self._hopper_launcher.prepare(self._work, self._kv_indices, config, num_entries=summary.num_entries,
                                       num_qo_heads=num_qo_heads, num_kv_heads=num_kv_heads, head_dim=head_dim,
-                                      page_size=page_size, causal=causal, sm_scale=scale)
+                                      page_size=page_size, causal=causal, sm_scale=scale, graph=self.use_cuda_graph)
         self._hopper = self._hopper_launcher
         self.config = config
         self.problem = PlannedProblem(num_qo_heads, num_kv_heads, head_dim, page_size, causal, -1, 0.0, scale,

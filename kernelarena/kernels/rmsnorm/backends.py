@@ -223,7 +223,10 @@ def auto_candidates(p: Problem) -> list[str]:
     if p.rows * p.hidden <= HOST_BOUND_ELEMENTS:
         return list(TABLE)
     first = measured_choice(p.op, p.rows, p.hidden)
-    return [first, *(name for name in TABLE if name != first)]
+    # Then Triton, the table's runner-up on device time, before the host-cost order: without TileLang installed,
+    # the first of that order (CUDA) was 7% slower than Triton at 16384 x 8192 on the H200
+    # (results/rmsnorm_latest.md, 2026-12-03: 148.3 against 138.4 us).
+    return list(dict.fromkeys([first, "triton", *TABLE]))
 
 
 def prepare(name: str, p: Problem) -> Launch:

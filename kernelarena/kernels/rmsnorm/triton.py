@@ -36,7 +36,7 @@ def _rmsnorm_kernel(
     x_ptr, r_ptr, w_ptr, out_ptr, r_out_ptr,
     x_stride, r_stride, out_stride, r_out_stride,
     n_rows, hidden, n_tiles, eps,
-    BLOCK_N: tl.constexpr, ROWS: tl.constexpr, FUSED: tl.constexpr, EVEN_N: tl.constexpr,
+    BLOCK_N: tl.constexpr, ROWS: tl.constexpr, FUSED: tl.constexpr, EVEN_N: tl.constexpr, STORES: tl.constexpr,
 ):
     cols = tl.arange(0, BLOCK_N)
     col_mask = cols < hidden
@@ -56,10 +56,11 @@ def _rmsnorm_kernel(
                         eviction_policy="evict_first").to(tl.float32)
             x = x + r
             tl.store(r_out_ptr + rows64 * r_out_stride + cols[None, :], x.to(r_out_ptr.dtype.element_ty),
-                     mask=mask)
+                     mask=mask, cache_modifier=STORES)
         rstd = tl.rsqrt(tl.sum(x * x, axis=1) / hidden + eps)
         y = x * rstd[:, None] * w[None, :]
-        tl.store(out_ptr + rows64 * out_stride + cols[None, :], y.to(out_ptr.dtype.element_ty), mask=mask)
+        tl.store(out_ptr + rows64 * out_stride + cols[None, :], y.to(out_ptr.dtype.element_ty), mask=mask,
+                 cache_modifier=STORES)
 
 
 _INT32_MIN, _INT32_MAX, _UINT64_MIN = -(1 << 31), (1 << 31) - 1, 1 << 63
@@ -154,12 +155,14 @@ _RMSNORM = DirectLauncher(_rmsnorm_kernel)
 
 @dataclass(frozen=True)
 class TritonConfig:
-    """Launch choice: rows per tile, warps per program, and the grid (0: one program per tile; k > 0: a
-    persistent grid of k programs per multiprocessor)."""
+    """Launch choice: rows per tile, warps per program, the grid (0: one program per tile; k > 0: a
+    persistent grid of k programs per multiprocessor), and the stores' cache modifier ("" the default, ".cs"
+    streaming: evicted first, for outputs nobody reads back soon)."""
 
     rows_per_program: int
     num_warps: int
     programs_per_sm: int = 0
+    stores: str = ""
 
 
 @functools.lru_cache(maxsize=None)
@@ -196,7 +199,8 @@ def _grid(n_rows: int, config: TritonConfig, device) -> tuple[int, int]:
 def _constexprs(hidden: int, config: TritonConfig, fused: bool) -> tuple:
     # Plain int arithmetic: triton.next_power_of_2 is a constexpr_function wrapper costing about 2 us a call.
     block_n = 1 << (hidden - 1).bit_length()
-    return block_n, config.rows_per_program, fused, block_n == hidden  # BLOCK_N, ROWS, FUSED, EVEN_N
+    # BLOCK_N, ROWS, FUSED, EVEN_N, STORES
+    return block_n, config.rows_per_program, fused, block_n == hidden, config.stores
 
 
 def launch(x, residual, weight, out, residual_out, eps: float, config: TritonConfig | None = None):

@@ -7,12 +7,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+from kernelarena.errors import UnsupportedError
 from kernelarena.kernels.attention import (
     BatchPrefillWithPagedKVCacheWrapper,
     BatchPrefillWithRaggedKVCacheWrapper,
     HopperPrefillConfig,
 )
-from kernelarena.errors import UnsupportedError
 from kernelarena.kernels.attention.page_table import build_page_table, kv_view, pages_to_nhd
 from kernelarena.kernels.attention.reference import batch_attention_reference, ragged_attention_reference
 from tests.kernels.test_attention import DEVICE, check, indptr, make_cache, workspace

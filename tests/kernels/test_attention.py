@@ -172,6 +172,26 @@ def test_run_without_lse_and_replan_reuses_wrapper():
             check(wrapper.run(q, cache), None, ref, None)
 
 
+@pytest.mark.parametrize("kv_lens, graph, schedule", [
+    ([33] * 6, False, 1),  # equal requests: the kernel compiled with the static schedule alone
+    ([33] * 5 + [20], False, 0),  # unequal: the runtime choice (the counter once programs have several items)
+    ([33] * 6, True, 0),  # graph mode: a later plan's items may differ, so the runtime choice stays
+])
+def test_equal_items_compile_the_static_schedule(kv_lens, graph, schedule):
+    """The plan's header word 7 says every item is as long; outside graph mode the launch then compiles SCHEDULE 1
+    (no counter code), and the output is the reference's either way."""
+    table, cache = make_cache(kv_lens, 4, 2, 64)
+    wrapper = BatchDecodeWithPagedKVCacheWrapper(workspace(), use_cuda_graph=graph)
+    wrapper.plan(table.kv_indptr, table.kv_indices, table.kv_last_page_len, 4, 2, 64, 4)
+    launcher = wrapper._runner._launcher
+    assert launcher._tail_consts[1] == schedule
+    q = torch.randn(len(kv_lens), 4, 64).to(torch.bfloat16).to(DEVICE)
+    k, v = pages_to_nhd(cache, "NHD")
+    ref, _ = batch_attention_reference(q, k, v, torch.arange(len(kv_lens) + 1), table.kv_indptr, table.kv_indices,
+                                       table.kv_last_page_len)
+    check(wrapper.run(q, cache), None, ref, None)
+
+
 def test_reserved_page_indices_let_a_cuda_graph_wrapper_take_a_larger_batch_later():
     wrapper = BatchDecodeWithPagedKVCacheWrapper(workspace(), use_cuda_graph=True)
     small, _ = make_cache([9], 4, 1, 64)

@@ -171,7 +171,7 @@ def test_default_gpu_config_matches_reference_on_sm90(pack_gqa):
     """The sweep's shapes, smaller: the compiled kernel (TMA for Q/O) with the default tile sizes."""
     if torch.cuda.get_device_capability()[0] != 9:
         pytest.skip("the Hopper prefill kernel's GPU configs target sm90")
-    from kernelarena.kernels.attention.kernel_config import choose_hopper_config
+    from kernelarena.kernels.attention.prefill_hopper import choose_hopper_config
 
     config = HopperPrefillConfig(**{**choose_hopper_config(128, True).__dict__, "pack_gqa": pack_gqa})
     qo_lens, kv_lens = [300, 129, 1], [700, 129, 64]

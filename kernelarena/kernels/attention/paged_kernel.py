@@ -381,11 +381,13 @@ class PagedAttentionLauncher:
 
     def prepare(self, o_part, lse_part, work, kv_indices, *, group_size, head_dim, page_size, block_m, block_n,
                 num_warps, num_stages, num_programs, causal, window_left, sm_scale, logits_soft_cap,
-                split: bool = True) -> None:
+                split: bool = True, equal_items: bool = False) -> None:
         """Fix the plan's buffers, scalars and compile-time constants (called by plan()).
 
         ``split=False`` promises that no item of the schedule is split: the kernel is then compiled without
-        the partial-result and merge code (fewer registers; the prefill tiles spill less).
+        the partial-result and merge code (fewer registers; the prefill tiles spill less). ``equal_items``
+        promises that every item is as long (the plan's header word 7, set for this plan only: not in graph mode):
+        the kernel is then compiled with the static schedule alone (SCHEDULE 1), without the counter's code.
         """
         self._split = bool(split)
         score_scale, cap_scale = score_scales(sm_scale, logits_soft_cap)
@@ -395,7 +397,11 @@ class PagedAttentionLauncher:
         # Compile-time constants, in the kernel's parameter order, minus WRITE_LSE/UPCAST (set per call).
         self._consts = (group_size, head_dim, page_size, block_m, block_n, bool(causal), window_left >= 0,
                         logits_soft_cap > 0)
-        self._tail_consts = (self._split, self.schedule, MERGE_ROWS, merge_chunks(head_dim))
+        # The runtime choice (SCHEDULE 0) reads word 7 too, but the kernel compiled with both schedules kept 222
+        # registers against 212 and ran 1-2% slower than the static one on equal items at batch 64-256 (H200,
+        # results/sweep_decode_h200_latest.md).
+        schedule = self.schedule or (1 if equal_items else 0)
+        self._tail_consts = (self._split, schedule, MERGE_ROWS, merge_chunks(head_dim))
         self._group = group_size
         self._options = {"num_warps": num_warps, "num_stages": num_stages}
         self._upcast = o_part.device.type == "cpu"

@@ -195,8 +195,10 @@ class AttentionRunner:
             page_size=page_size, block_m=config.block_m, block_n=config.block_n, num_warps=config.num_warps,
             num_stages=config.num_stages, num_programs=num_programs, causal=causal, window_left=window_left,
             sm_scale=scale, logits_soft_cap=cap,
-            # A captured graph must survive a re-plan that splits: in graph mode the merge is always compiled.
-            split=self.use_cuda_graph or summary.num_groups > 0)
+            # A captured graph must survive a re-plan that splits: in graph mode the merge is always compiled,
+            # and the schedule stays the runtime choice (a later plan's items may differ in length).
+            split=self.use_cuda_graph or summary.num_groups > 0,
+            equal_items=not self.use_cuda_graph and bool(words[7]))
         self.summary = summary
 
     # ------------------------------------------------------------------------ Hopper prefill

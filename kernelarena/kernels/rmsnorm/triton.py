@@ -36,7 +36,7 @@ def _rmsnorm_kernel(
     x_ptr, r_ptr, w_ptr, out_ptr, r_out_ptr,
     x_stride, r_stride, out_stride, r_out_stride,
     n_rows, hidden, n_tiles, eps,
-    BLOCK_N: tl.constexpr, ROWS: tl.constexpr, FUSED: tl.constexpr, EVEN_N: tl.constexpr, STORES: tl.constexpr,
+    BLOCK_N: tl.constexpr, ROWS: tl.constexpr, FUSED: tl.constexpr, EVEN_N: tl.constexpr, STREAM: tl.constexpr,
 ):
     cols = tl.arange(0, BLOCK_N)
     col_mask = cols < hidden
@@ -56,11 +56,11 @@ def _rmsnorm_kernel(
                         eviction_policy="evict_first").to(tl.float32)
             x = x + r
             tl.store(r_out_ptr + rows64 * r_out_stride + cols[None, :], x.to(r_out_ptr.dtype.element_ty),
-                     mask=mask, cache_modifier=STORES)
+                     mask=mask, cache_modifier=".cs" if STREAM else "")
         rstd = tl.rsqrt(tl.sum(x * x, axis=1) / hidden + eps)
         y = x * rstd[:, None] * w[None, :]
         tl.store(out_ptr + rows64 * out_stride + cols[None, :], y.to(out_ptr.dtype.element_ty), mask=mask,
-                 cache_modifier=STORES)
+                 cache_modifier=".cs" if STREAM else "")
 
 
 _INT32_MIN, _INT32_MAX, _UINT64_MIN = -(1 << 31), (1 << 31) - 1, 1 << 63
@@ -157,12 +157,17 @@ _RMSNORM = DirectLauncher(_rmsnorm_kernel)
 class TritonConfig:
     """Launch choice: rows per tile, warps per program, the grid (0: one program per tile; k > 0: a
     persistent grid of k programs per multiprocessor), and the stores' cache modifier ("" the default, ".cs"
-    streaming: evicted first, for outputs nobody reads back soon)."""
+    streaming: evicted first; 0.5-2% slower than the default at every large shape of the H200 sweep,
+    results/rmsnorm_latest.md, 2026-12-03)."""
 
     rows_per_program: int
     num_warps: int
     programs_per_sm: int = 0
     stores: str = ""
+
+    def __post_init__(self):
+        if self.stores not in ("", ".cs"):
+            raise ValueError(f"TritonConfig.stores must be '' or '.cs', got {self.stores!r}")
 
 
 @functools.lru_cache(maxsize=None)
@@ -175,15 +180,27 @@ def pick_config(n_rows: int, hidden: int, fused: bool = False) -> TritonConfig:
     """Heuristic launch choice for a [n_rows, hidden] problem, read off the H100 sweep (docs/rmsnorm.md).
 
     Long rows: one row per program, 1024 elements per warp for rmsnorm (4096: 4 warps, 8192: 8) and 512 for
-    the fused op (4096: 8, 8192: 16), the best or within noise of it at every batch. Short rows share a
+    the fused op (4096: 8, 8192: 16), the best or within noise of it at every batch; the fused op from
+    BIG_FUSED_ROWS rows takes BIG_FUSED_TILES (H200 sweep). Short rows share a
     program (tiles of about 2048 elements). A persistent grid measured no faster anywhere (up to 13% slower),
     so the grid is one program per tile.
     """
     block_n = triton.next_power_of_2(hidden)
+    if fused and n_rows >= BIG_FUSED_ROWS and block_n in BIG_FUSED_TILES:
+        rows, num_warps = BIG_FUSED_TILES[block_n]
+        return TritonConfig(rows_per_program=rows, num_warps=num_warps)
     rows = max(1, min(64, 2048 // block_n))
     per_warp = 512 if fused else 1024
     num_warps = max(1, min(16, block_n * rows // per_warp))
     return TritonConfig(rows_per_program=rows, num_warps=num_warps)
+
+
+# The fused op at 8192 rows and more, on the H200 (bench_rmsnorm --sweep, results/rmsnorm_latest.md, 2026-12-03):
+# 16 warps over 2 rows of 4096 (71.3 / 137.5 / 268.6 us at 8192 / 16384 / 32768 rows, against 72.0 / 139.0 / 272.4
+# for one row on 8 warps) and over 4 rows of 8192 (137.2 / 268.6 / 530.9 against 137.7 / 269.2 / 535.8 for one
+# row on 16). On the H100 the 2-row tiles were as fast and the 4-row ones 0.5-1% slower (H100 sweep, run 1).
+BIG_FUSED_ROWS = 8192
+BIG_FUSED_TILES = {4096: (2, 16), 8192: (4, 16)}
 
 
 def _grid(n_rows: int, config: TritonConfig, device) -> tuple[int, int]:
@@ -199,8 +216,8 @@ def _grid(n_rows: int, config: TritonConfig, device) -> tuple[int, int]:
 def _constexprs(hidden: int, config: TritonConfig, fused: bool) -> tuple:
     # Plain int arithmetic: triton.next_power_of_2 is a constexpr_function wrapper costing about 2 us a call.
     block_n = 1 << (hidden - 1).bit_length()
-    # BLOCK_N, ROWS, FUSED, EVEN_N, STORES
-    return block_n, config.rows_per_program, fused, block_n == hidden, config.stores
+    # BLOCK_N, ROWS, FUSED, EVEN_N, STREAM (a bool: the compiled launcher is passed ints, floats and bools only)
+    return block_n, config.rows_per_program, fused, block_n == hidden, config.stores == ".cs"
 
 
 def launch(x, residual, weight, out, residual_out, eps: float, config: TritonConfig | None = None):

@@ -33,14 +33,16 @@ PACK_DIR, CACHE_DIR = Path(".tl-cache"), Path(".tl-build")
 SMS = 132  # the H200's multiprocessors: persistent kernels run one block on each
 
 
-def _shape(config, *, head_dim=128, page_size=16, rows_per_page=32, causal=True, sm_scale=None, write_lse=False):
+def _shape(config, *, head_dim=128, page_size=16, rows_per_page=32, causal=True, sm_scale=None, write_lse=False,
+           graph=False):
     from kernelarena.kernels.attention import prefill_tilelang
 
     return prefill_tilelang.kernel_shape(
         num_qo_heads=HQ, num_kv_heads=HKV, head_dim=head_dim, page_size=page_size, rows_per_page=rows_per_page,
         causal=causal, sm_scale=sm_scale if sm_scale is not None else 1 / math.sqrt(head_dim),
         block_m=config.block_m, block_n=config.block_n, num_stages=config.num_stages, dtype=torch.bfloat16,
-        write_lse=write_lse, overlap=config.overlap, pingpong=config.pingpong, ctas=SMS if config.persistent else 0)
+        write_lse=write_lse, overlap=config.overlap, pingpong=config.pingpong, ctas=SMS if config.persistent else 0,
+        graph=graph)
 
 
 def sweep_shapes() -> list:
@@ -58,8 +60,8 @@ def sweep_shapes() -> list:
 
 def test_shapes() -> list:
     """The GPU tests' kernels: paged at sm_scale 0.1 with lse (interleaved pages; separate K and V caches also
-    without lse), ragged at the default scale with lse."""
-    from tests.kernels.test_attention_prefill_tilelang import PAGED_CASES, RAGGED_CASES
+    without lse), ragged at the default scale with lse, and the graph replays' (paged, causal, default scale, lse)."""
+    from tests.kernels.test_attention_prefill_tilelang import GRAPH_CASES, PAGED_CASES, RAGGED_CASES
 
     shapes = []
     for config, causal, as_tuple, head_dim, page_size in PAGED_CASES:
@@ -69,6 +71,8 @@ def test_shapes() -> list:
                                  sm_scale=0.1, write_lse=lse))
     for config, causal in RAGGED_CASES:
         shapes.append(_shape(config, page_size=0, rows_per_page=1, causal=causal, write_lse=True))
+    for config, as_tuple in GRAPH_CASES:
+        shapes.append(_shape(config, rows_per_page=16 if as_tuple else 32, write_lse=True, graph=True))
     return shapes
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from benchmarks import tilelang_precompile
 from benchmarks.bench_attention import TILELANG_PREFILL
 from benchmarks.sweep_prefill_hopper import GPU_VARIANTS
-from tests.kernels.test_attention_prefill_tilelang import PAGED_CASES, RAGGED_CASES
+from tests.kernels.test_attention_prefill_tilelang import GRAPH_CASES, PAGED_CASES, RAGGED_CASES
 
 
 def _options(shape):
@@ -31,7 +31,7 @@ def test_sweep_shapes_cover_each_tilelang_variant_paged_and_ragged():
 def test_test_shapes_cover_each_gpu_test_case():
     shapes = tilelang_precompile.test_shapes()
     separate_caches = sum(1 for case in PAGED_CASES if case[2])
-    assert len(shapes) == len(PAGED_CASES) + separate_caches + len(RAGGED_CASES)
+    assert len(shapes) == len(PAGED_CASES) + separate_caches + len(RAGGED_CASES) + len(GRAPH_CASES)
     for config, causal, as_tuple, head_dim, page_size in PAGED_CASES:
         rows = page_size if as_tuple else 2 * page_size  # separate caches, or K and V pages interleaved
         match = [s for s in shapes if (s.page_size, s.rows_per_page, s.head_dim, s.causal) ==
@@ -39,3 +39,8 @@ def test_test_shapes_cover_each_gpu_test_case():
                                                                            config.persistent)]
         assert {s.write_lse for s in match} == ({True, False} if as_tuple else {True})
     assert sum(1 for s in shapes if s.page_size == 0) == len(RAGGED_CASES)
+    # The graph replays' kernels read the tile count on the device: persistent, separate from the others.
+    graph = [s for s in shapes if s.graph]
+    assert len(graph) == len(GRAPH_CASES) and all(s.ctas and s.write_lse and s.page_size == 16 for s in graph)
+    assert {s.rows_per_page for s in graph} == {16 if as_tuple else 32 for _, as_tuple in GRAPH_CASES}
+    assert not any(s.graph for s in tilelang_precompile.sweep_shapes())

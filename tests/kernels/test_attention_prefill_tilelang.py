@@ -36,16 +36,18 @@ PAGED_IDS = ["causal", "kv-tuple", "noncausal", "d64-page32", "overlap", "overla
              "fa3", "fa3-noncausal-d64-tuple", "persistent", "pingpong-persistent-kv-tuple",
              "pingpong-persistent-noncausal-d64-page32"]
 RAGGED_CASES = [(TILELANG, True), (TILELANG, False), (FA3, True), (PP_PERSISTENT, True)]
+# CUDA-graph replays (config, separate K and V caches): causal, head_dim 128, pages of 16, lse.
+GRAPH_CASES = [(PERSISTENT, False), (PP_PERSISTENT, True)]
 
 
 def _shape(page_size: int, causal: bool = True, write_lse: bool = True, overlap: bool = False,
-           pingpong: bool = False, ctas: int = 0):
+           pingpong: bool = False, ctas: int = 0, graph: bool = False):
     from kernelarena.kernels.attention import prefill_tilelang
 
     return prefill_tilelang.kernel_shape(
         num_qo_heads=32, num_kv_heads=8, head_dim=128, page_size=page_size, rows_per_page=2 * page_size or 1,
         causal=causal, sm_scale=128 ** -0.5, block_m=128, block_n=128, num_stages=2, dtype=torch.bfloat16,
-        write_lse=write_lse, overlap=overlap, pingpong=pingpong, ctas=ctas)
+        write_lse=write_lse, overlap=overlap, pingpong=pingpong, ctas=ctas, graph=graph)
 
 
 @pytest.mark.parametrize("causal,write_lse", [(True, True), (False, False)])
@@ -116,15 +118,21 @@ def test_warpgroups_register_split_fits_the_launch_allocation(page_size):
 def test_persistent_blocks_take_tiles_in_turn():
     """132 blocks (one per multiprocessor on the H200) over the plan's tiles: each role loops over tiles bx, bx +
     132, ..., and the stages' count runs on across tiles (the producer fills the next tile's stages while the
-    consumers finish this one); one block per tile otherwise. The tile count comes from the plan's header on the
-    device, not from the items' shape: a graph captured once replays after re-plans."""
+    consumers finish this one); one block per tile otherwise. In graph mode the tile count comes from the plan's
+    header on the device, not from the items' shape: a graph captured once replays after re-plans."""
     pytest.importorskip("tilelang")
     from kernelarena.kernels.attention import prefill_tilelang
 
     source = prefill_tilelang.cuda_source(_shape(16, ctas=132))
-    tiles = "(((n_tiles + 131) - ((int)blockIdx.x)) / 132)"
-    assert "n_tiles = HDR[0];" in source and "n_entries * 32" not in source
+    tiles = "((((n_entries * 32) + 131) - ((int)blockIdx.x)) / 132)"
+    assert "HDR[0]" not in source
     assert source.count(f"for (int t = 0; t < ({tiles}") == 1 and source.count(f"for (int t_1 = 0; t_1 < ({tiles}") == 1
+    graph = prefill_tilelang.cuda_source(_shape(16, ctas=132, graph=True))
+    tiles = "(((n_tiles + 131) - ((int)blockIdx.x)) / 132)"
+    assert "n_tiles = HDR[0];" in graph and "n_entries * 32" not in graph
+    assert graph.count(f"for (int t = 0; t < ({tiles}") == 1 and graph.count(f"for (int t_1 = 0; t_1 < ({tiles}") == 1
+    with pytest.raises(ValueError, match="persistent"):
+        _shape(16, graph=True)
     assert "done = (done + n_blocks);" in source and "done = ((((kv_hi + 127) - kv_lo) >> 7) + done);" in source
     assert "/ 132)" not in prefill_tilelang.cuda_source(_shape(16))
 
@@ -269,8 +277,7 @@ def test_only_persistent_tilelang_configs_take_cuda_graphs():
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("config,as_tuple", [(PERSISTENT, False), (PP_PERSISTENT, True)],
-                         ids=["persistent", "pingpong-persistent-kv-tuple"])  # kernels of PAGED_CASES
+@pytest.mark.parametrize("config,as_tuple", GRAPH_CASES, ids=["persistent", "pingpong-persistent-kv-tuple"])
 def test_tilelang_graph_replays_after_replans_on_sm90(config, as_tuple):
     """Captured once on the largest batch, the persistent kernel's graph replays over three re-plans with other
     lengths (fewer tiles, a request with no queries) and matches the float64 reference each time."""

@@ -398,8 +398,8 @@ class PagedAttentionLauncher:
         self._consts = (group_size, head_dim, page_size, block_m, block_n, bool(causal), window_left >= 0,
                         logits_soft_cap > 0)
         # The runtime choice (SCHEDULE 0) reads word 7 too, but the kernel compiled with both schedules kept 222
-        # registers against 212 and ran 1-2% slower than the static one on equal items at batch 64-256 (H200,
-        # results/sweep_decode_h200_latest.md).
+        # registers against 212 and ran 1-3% slower than the static one on equal items at batch 64-256 (H200,
+        # results/sweep_decode_h200_latest.md, call 2).
         schedule = self.schedule or (1 if equal_items else 0)
         self._tail_consts = (self._split, schedule, MERGE_ROWS, merge_chunks(head_dim))
         self._group = group_size

@@ -307,9 +307,9 @@ class HopperPrefillLauncher:
                                    f"head_dim {head_dim} with pages of {page_size} tokens, and the Triton kernel "
                                    "it would fall back to is not graph safe")
         if self._tilelang:
-            # Persistent blocks read the tile count from the header, and take the buffer's whole capacity of items:
-            # the launch's arguments stay the same from plan to plan (CUDA-graph safe).
-            rows = (work.numel() - HEADER) // ITEM_FIELDS if config.persistent else num_entries
+            # In graph mode the kernel reads the tile count from the header and takes the buffer's whole capacity of
+            # items: the launch's arguments stay the same from plan to plan.
+            rows = (work.numel() - HEADER) // ITEM_FIELDS if self._graph else num_entries
             self._header = work[:HEADER]
             self._items = work[HEADER:HEADER + rows * ITEM_FIELDS].view(rows, ITEM_FIELDS)
             self._tl_args = dict(num_qo_heads=num_qo_heads, num_kv_heads=num_kv_heads, head_dim=head_dim,
@@ -317,7 +317,7 @@ class HopperPrefillLauncher:
                                  sm_scale=float(sm_scale), block_m=config.block_m, block_n=config.block_n,
                                  num_stages=config.num_stages, overlap=config.overlap, pingpong=config.pingpong,
                                  ctas=torch.cuda.get_device_properties(self.device).multi_processor_count
-                                 if config.persistent else 0)
+                                 if config.persistent else 0, graph=self._graph)
             self._tl_kernels = {}  # (rows per page, dtype, lse written) -> compiled kernel, for this plan
 
     def __call__(self, q, k, v, out, lse, kv_strides):

@@ -55,6 +55,7 @@ class TileShape(NamedTuple):
     overlap: bool = False  # the next block's Q K^T and this one's P V run while this block's softmax does (FA3's)
     pingpong: bool = False  # the two consumer warpgroups take turns issuing their GEMMs (FA3's)
     ctas: int = 0  # persistent blocks (one per multiprocessor), or 0: one block per tile
+    graph: bool = False  # persistent blocks read the tile count from the plan's header (CUDA-graph replays)
 
 
 HALF = 64  # head_dim columns per TMA copy (the widest box of a 128-byte swizzled tile)
@@ -69,9 +70,11 @@ def prefill_program(shape: TileShape):
     ITEM_FIELDS] int32 (the plan's items); LSE: [total_q, Hq] float32. Tiles are taken heads first: the heads of
     one GQA group run side by side and share their K/V blocks through L2.
 
-    Persistent blocks (``ctas``) read the tile count from HDR on the device, so the launch (a grid of ``ctas``,
-    the same buffers) does not change with the plan: a CUDA graph captured once replays after re-plans, ITEMS
-    being a view of the plan buffer's whole capacity. One block per tile takes the count from ITEMS' shape."""
+    With ``graph``, persistent blocks (``ctas``) read the tile count from HDR on the device, so the launch (a grid
+    of ``ctas``, the same buffers) does not change with the plan: a CUDA graph captured once replays after
+    re-plans, ITEMS being a view of the plan buffer's whole capacity. Otherwise the count comes from ITEMS' shape,
+    a kernel parameter: the count read from memory takes a register, and the 24-register producer then spills 4
+    bytes (ptxas, sm_90a)."""
     import tilelang.language as T
 
     s = shape
@@ -252,8 +255,8 @@ def _ws_attend(T, s: TileShape, steps: _Steps, n_entries):
         # tile's Q and first K/V blocks while the consumers finish this tile and store its output.
         grid = s.ctas if s.ctas else n_entries * hq
         with T.Kernel(grid, threads=384) as bx:
-            # Persistent blocks: the plan's tile count, read on the device (graph replays follow re-plans).
-            n_tiles = T.alloc_var("int32", init=HDR[0]) if s.ctas else n_entries * hq
+            # Graph mode: the plan's tile count, read on the device (replays follow re-plans).
+            n_tiles = T.alloc_var("int32", init=HDR[0]) if s.graph else n_entries * hq
             q_s = T.alloc_shared([bm, d], dtype)
             k_s = T.alloc_shared([stages, bn, d], dtype)
             v_s = T.alloc_shared([stages, bn, d], dtype)
@@ -408,11 +411,16 @@ def compiled_kernel(shape: TileShape, arch: str):
 
 def kernel_shape(*, num_qo_heads: int, num_kv_heads: int, head_dim: int, page_size: int, rows_per_page: int,
                  causal: bool, sm_scale: float, block_m: int, block_n: int, num_stages: int, dtype: torch.dtype,
-                 write_lse: bool, overlap: bool = False, pingpong: bool = False, ctas: int = 0) -> TileShape:
-    """The TileShape of a launch: three warpgroups (the program's own), two or three stages."""
+                 write_lse: bool, overlap: bool = False, pingpong: bool = False, ctas: int = 0,
+                 graph: bool = False) -> TileShape:
+    """The TileShape of a launch: three warpgroups (the program's own), two or three stages; ``graph`` (with
+    ``ctas``) for a launch that a CUDA graph may capture."""
+    if graph and not ctas:
+        raise ValueError("kernel_shape(graph=True) needs persistent blocks (ctas > 0): one block per tile's grid "
+                         "is the plan's tile count")
     return TileShape(num_qo_heads, num_kv_heads, head_dim, page_size, rows_per_page, bool(causal),
                      float(sm_scale * LOG2E), block_m, block_n, min(max(num_stages, 2), 3), _DTYPES[dtype],
-                     bool(write_lse), bool(overlap), bool(pingpong), int(ctas))
+                     bool(write_lse), bool(overlap), bool(pingpong), int(ctas), bool(graph))
 
 
 def rows_view(x: torch.Tensor, strides: tuple[int, int, int], page_size: int):

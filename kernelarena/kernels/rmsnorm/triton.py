@@ -157,8 +157,8 @@ _RMSNORM = DirectLauncher(_rmsnorm_kernel)
 class TritonConfig:
     """Launch choice: rows per tile, warps per program, the grid (0: one program per tile; k > 0: a
     persistent grid of k programs per multiprocessor), and the stores' cache modifier ("" the default, ".cs"
-    streaming: evicted first; 0.5-2% slower than the default at every large shape of the H200 sweep,
-    results/rmsnorm_latest.md, 2026-12-03)."""
+    streaming: evicted first; at 8192 rows and more of the H200 sweep no streaming config beat the best plain one
+    of its shape, results/history/rmsnorm_2026-12-03_h200_sweep_session19.md)."""
 
     rows_per_program: int
     num_warps: int
@@ -195,7 +195,8 @@ def pick_config(n_rows: int, hidden: int, fused: bool = False) -> TritonConfig:
     return TritonConfig(rows_per_program=rows, num_warps=num_warps)
 
 
-# The fused op at 8192 rows and more, on the H200 (bench_rmsnorm --sweep, results/rmsnorm_latest.md, 2026-12-03):
+# The fused op at 8192 rows and more, on the H200 (bench_rmsnorm --sweep, 2026-12-03,
+# results/history/rmsnorm_2026-12-03_h200_sweep_session19.md):
 # 16 warps over 2 rows of 4096 (71.3 / 137.5 / 268.6 us at 8192 / 16384 / 32768 rows, against 72.0 / 139.0 / 272.4
 # for one row on 8 warps) and over 4 rows of 8192 (137.2 / 268.6 / 530.9 against 137.7 / 269.2 / 535.8 for one
 # row on 16). On the H100 the 2-row tiles were as fast and the 4-row ones 0.5-1% slower (H100 sweep, run 1).

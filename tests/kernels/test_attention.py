@@ -332,6 +332,29 @@ def test_solution_entry_points_match_reference():
         check(out, lse, ref_out.double(), ref_lse.double())
 
 
+def test_solution_plan_carries_equal_items_to_the_launch():
+    """The dataset's entry points plan with scheduler.plan_work too: equal requests compile the static schedule
+    (as the wrappers do), unequal ones keep the runtime choice, and both match the reference."""
+    from kernelarena.kernels.attention import reference, solution_common
+
+    hq, hkv, d, page = 8, 2, 64, 4
+    for kv_lens, equal in (([33] * 6, True), ([33] * 5 + [20], False)):
+        table, cache = make_cache(kv_lens, page, hkv, d, seed=4)
+        q = torch.randn(len(kv_lens), hq, d).to(torch.bfloat16).to(DEVICE)
+        qo = torch.arange(len(kv_lens) + 1, dtype=torch.int32)
+        plan = solution_common.plan_paged_attention(q, cache[:, 0], qo, table.kv_indptr, table.kv_last_page_len,
+                                                    causal=False)
+        assert plan.equal_items is equal
+        args = (q, cache[:, 0], cache[:, 1], qo.to(DEVICE), table.kv_indptr, table.kv_indices,
+                table.kv_last_page_len, 1 / math.sqrt(d))
+        out, lse = torch.full_like(q, float("nan")), torch.full(q.shape[:2], float("nan"), device=DEVICE)
+        ref_out, ref_lse = torch.empty_like(q), torch.empty_like(lse)
+        solution_common.paged_attention_into(*args, out, lse, causal=False)
+        reference.run_decode(q, cache[:, 0], cache[:, 1], table.kv_indptr, table.kv_indices, table.kv_last_page_len,
+                             1 / math.sqrt(d), ref_out, ref_lse)
+        check(out, lse, ref_out.double(), ref_lse.double())
+
+
 def test_gpu_config_rules_at_their_boundaries():
     from kernelarena.kernels.attention.kernel_config import choose_config
 

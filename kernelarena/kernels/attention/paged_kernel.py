@@ -330,8 +330,10 @@ def launch_paged_attention(
     sm_scale: float,
     logits_soft_cap: float,
     split: bool = True,
+    equal_items: bool = False,
 ):
-    """Launch the persistent attention kernel over the work list in ``work`` (split chunks merged inside).
+    """Launch the persistent attention kernel over the work list in ``work`` (split chunks merged inside);
+    ``split`` and ``equal_items`` as in PagedAttentionLauncher.prepare.
 
     q, out: [tokens, num_qo_heads, head_dim]; k, v: any views whose element (page, slot, head, d) sits at
     page*kv_strides[0] + slot*kv_strides[1] + head*kv_strides[2] + d; lse: [tokens, num_qo_heads] float32 or
@@ -341,7 +343,7 @@ def launch_paged_attention(
     launcher.prepare(o_part, lse_part, work, kv_indices, group_size=group_size, head_dim=q.shape[-1],
                      page_size=page_size, block_m=block_m, block_n=block_n, num_warps=num_warps,
                      num_stages=num_stages, num_programs=num_programs, causal=causal, window_left=window_left,
-                     sm_scale=sm_scale, logits_soft_cap=logits_soft_cap, split=split)
+                     sm_scale=sm_scale, logits_soft_cap=logits_soft_cap, split=split, equal_items=equal_items)
     return launcher(q, k, v, out, lse, kv_strides)
 
 

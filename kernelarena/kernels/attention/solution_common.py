@@ -48,6 +48,7 @@ class PagedPlan:
     split: bool
     group: int
     causal: bool
+    equal_items: bool = False  # every item as long (the header's word 7): the static schedule alone
 
 
 def plan_paged_attention(q, k_cache, qo_indptr, kv_indptr, kv_last_page_len, *, causal: bool, max_qo_len=None,
@@ -78,7 +79,7 @@ def plan_paged_attention(q, k_cache, qo_indptr, kv_indptr, kv_last_page_len, *, 
         work = torch.from_numpy(host_np[: summary.words].copy()).to(q.device)
     else:
         work[: summary.words].copy_(host[: summary.words], non_blocking=True)
-    return PagedPlan(config, work, o_part, lse_part, summary.num_groups > 0, group, causal)
+    return PagedPlan(config, work, o_part, lse_part, summary.num_groups > 0, group, causal, bool(host_np[7]))
 
 
 def launch_planned(plan: PagedPlan, q, k_cache, v_cache, kv_indices, sm_scale, output, lse) -> None:
@@ -90,7 +91,7 @@ def launch_planned(plan: PagedPlan, q, k_cache, v_cache, kv_indices, sm_scale, o
         kv_strides=(k_cache.stride(0), k_cache.stride(1), k_cache.stride(2)), group_size=plan.group,
         page_size=k_cache.shape[1], block_m=config.block_m, block_n=config.block_n, num_warps=config.num_warps,
         num_stages=config.num_stages, num_programs=num_sms * config.ctas_per_sm, causal=plan.causal,
-        window_left=-1, sm_scale=float(sm_scale), logits_soft_cap=0.0, split=plan.split)
+        window_left=-1, sm_scale=float(sm_scale), logits_soft_cap=0.0, split=plan.split, equal_items=plan.equal_items)
 
 
 def paged_attention_into(q, k_cache, v_cache, qo_indptr, kv_indptr, kv_indices, kv_last_page_len, sm_scale,

@@ -68,9 +68,10 @@ def run_cli(package_root: Path, extra: list, label: str, names: list, variables:
                                                            os.environ.get("PYTHONPATH", "")]),
                    **(variables or {}))
         started = time.perf_counter()
-        out = subprocess.run([sys.executable, "-m", "kernelarena.cli", "run", str(dataset), "--no-save", *extra],
+        out = subprocess.run([sys.executable, "-m", "kernelarena.cli", "run", str(dataset), *extra],
                              capture_output=True, text=True, env=env, cwd=tmp)
         wall = time.perf_counter() - started
+        latencies = read_latencies(dataset / "traces")
     text = out.stdout + out.stderr
     summary = next((line.strip() for line in text.splitlines() if "kernelarena run:" in line), "")
     spent = run_caption(text)
@@ -78,7 +79,44 @@ def run_cli(package_root: Path, extra: list, label: str, names: list, variables:
         print(text[-4000:], file=sys.stderr)
     print(f"{label}: {wall:.1f} s; {summary}; {spent}", flush=True)  # as each run ends: a capped call keeps it
     return {"label": label, "wall_s": wall, "returncode": out.returncode, "summary": summary, "spent": spent,
-            "traces": int(m.group(1)) if (m := re.search(r"(\d+) traces", summary)) else None}
+            "traces": int(m.group(1)) if (m := re.search(r"(\d+) traces", summary)) else None,
+            "latencies": latencies}
+
+
+def read_latencies(folder: Path) -> dict:
+    """"solution|workload uuid" -> [latency ms, reference latency ms] of the PASSED traces a run appended under
+    ``folder`` (the run's own copy of the dataset)."""
+    found = {}
+    for path in sorted(folder.rglob("*.jsonl")):
+        for line in path.read_text().splitlines():
+            trace = json.loads(line) if line.strip() else {}
+            evaluation = trace.get("evaluation") or {}
+            performance = evaluation.get("performance") or {}
+            if evaluation.get("status") == "PASSED" and performance.get("latency_ms"):
+                found[f"{trace['solution']}|{trace['workload']['uuid']}"] = [
+                    performance["latency_ms"], performance.get("reference_latency_ms")]
+    return found
+
+
+def spread_line(label: str, base: dict, other: dict) -> str:
+    """How far ``other``'s latencies (and reference latencies) are from ``base``'s, pair by pair: |a-b|/min(a,b)
+    (pairs under 10 us within 0.5 us count as 0, as in benchmarks/reproducibility.py)."""
+    def spread(a, b):
+        if a is None or b is None or min(a, b) <= 0:
+            return None
+        return 0.0 if max(a, b) < 0.010 and abs(a - b) <= 0.0005 else abs(a - b) / min(a, b)
+
+    parts = []
+    for index, what in ((0, "latency"), (1, "reference latency")):
+        pairs = {key: spread(base[key][index], other[key][index]) for key in base.keys() & other.keys()}
+        pairs = {key: value for key, value in pairs.items() if value is not None}
+        if not pairs:
+            continue
+        worst = max(pairs, key=pairs.get)
+        values = sorted(pairs.values())
+        parts.append(f"{what}: median {100 * values[len(values) // 2]:.1f}%, over 5% {sum(v > 0.05 for v in values)}"
+                     f" of {len(values)}, worst {100 * pairs[worst]:.1f}% ({worst.split('|')[0]})")
+    return f"- {label} against the first isolated run: " + ("; ".join(parts) if parts else "no PASSED pair in both")
 
 
 def main() -> None:
@@ -176,6 +214,9 @@ def report(args, only: list, warm: list, rows: list, left: list) -> None:
     if ratio is not None:
         lines += [f"Isolated / baseline: **{ratio:.2f}x** (target: within 1.3x)."]
     lines += [f"{row['label']} / baseline: {row['wall_s'] / rows[0]['wall_s']:.2f}x." for row in rows[2:]]
+    if len(rows) > 2:
+        lines += ["", "Run to run, the same pairs (PASSED in both):"]
+        lines += [spread_line(row["label"], rows[1]["latencies"], row["latencies"]) for row in rows[2:]]
     if left:
         lines += ["", "Not run yet (this file is written after each run): " + "; ".join(left) + "."]
     lines += [""]
@@ -191,6 +232,7 @@ def report(args, only: list, warm: list, rows: list, left: list) -> None:
                        rows=table, run=run)
         (args.out / "isolation_walltime_latest.json").write_text(json.dumps(
             {"machine": run.machine, "date": run.date, "ratio": ratio, "runs": warm + rows}, indent=1))
+
         print(f"wrote {path} and {args.out / 'isolation_walltime_latest.md'}", flush=True)
 
 if __name__ == "__main__":

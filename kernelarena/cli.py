@@ -137,6 +137,10 @@ def run(path: Path = DATASET,
                                                               "every visible GPU, else cpu)."),
         warmup: Optional[int] = typer.Option(None, min=0, help="Warm-up calls (default 10 on GPU, 1 on CPU)."),
         reps: Optional[int] = typer.Option(None, min=1, help="Timed calls (default 100 on GPU, 5 on CPU)."),
+        loop_seconds: Optional[float] = typer.Option(None, "--loop-seconds", min=0.01,
+                                                     help="Seconds a slow call's timed loop may last, rests "
+                                                          "included: fewer timed calls, at least 20 (default 3; "
+                                                          "not with --reps)."),
         rounds: int = typer.Option(3, min=1, help="Correctness rounds, each on fresh inputs."),
         timeout: float = typer.Option(300.0, help="Seconds allowed per evaluation (build included)."),
         timing: Optional[str] = typer.Option(None, help="cold (L2 flushed per call, CUPTI device time), events "
@@ -194,10 +198,11 @@ def run(path: Path = DATASET,
     except ValueError as e:
         raise typer.BadParameter(str(e), param_hint="--devices")
     try:
+        timed = TimingConfig(warmup=warmup, reps=reps, mode=timing,
+                             **({"loop_s": loop_seconds} if loop_seconds is not None else {}))
         config = RunConfig(devices=tuple(devices), correctness_rounds=rounds, timeout_s=timeout, seed=seed,
                            tolerance=Tolerance(atol=atol, rtol=rtol) if atol is not None else None,
-                           evaluator=judge, timing=TimingConfig(warmup=warmup, reps=reps, mode=timing),
-                           sandbox=sandbox, lanes=lanes)
+                           evaluator=judge, timing=timed, sandbox=sandbox, lanes=lanes)
     except ValueError as e:  # pydantic's ValidationError is a ValueError too
         raise typer.BadParameter(str(e).replace("timeout_s=", "--timeout "))
     dataset = _load(path, strict=strict)

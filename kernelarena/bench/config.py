@@ -44,7 +44,14 @@ class TimingConfig:
     host), still inside the exclusive hold, so that the GPU's average power stays under its limit and its clocks
     at their peak whatever it did before (bench/timing.rest_seconds). 0: back to back."""
 
+    loop_s: float = 3.0
+    """Seconds a default timed loop of a slow call may last, its sleeps ahead and rests included: its rep count
+    drops below ``reps`` to fit, never below bench/timing.FEWEST_REPS (bench/timing.bounded_reps). An explicit
+    ``reps`` is used as given."""
+
     def __post_init__(self) -> None:
+        if not self.loop_s > 0:
+            raise ValueError(f"loop_s={self.loop_s}: must be more than 0 seconds")
         if self.warmup is not None and self.warmup < 0:
             raise ValueError(f"warmup={self.warmup}: must be 0 or more")
         if self.reps is not None and self.reps < 1:

@@ -48,10 +48,10 @@ MODES = ("cold", "events", "warm", "graph")
 """cold: CUPTI device time (CUDA events when the profiler gives nothing usable), L2 flushed before each call;
 events: CUDA events, L2 flushed; warm: CUDA events, no flush; graph: CUDA-graph replay timed by events."""
 
-TIMED_LOOP_S = 3.0
+TIMED_LOOP_S = TimingConfig.loop_s
 FEWEST_REPS = 20
-"""The default rep count is lowered for slow calls so that the timed loop lasts about TIMED_LOOP_S, never
-below FEWEST_REPS (see bounded_reps)."""
+"""The default rep count is lowered for slow calls so that the timed loop, its rests included, lasts about
+TIMED_LOOP_S (TimingConfig.loop_s), never below FEWEST_REPS (see bounded_reps)."""
 
 
 SETTLE_S = 0.2
@@ -60,6 +60,11 @@ SETTLE_ABOVE_S = 200e-6
 follows the GPU's clocks, and those follow its recent power draw (a short call is over before the clocks move).
 By default a long call rests after each timed call (TimingConfig.rest, rest_seconds); a configuration without
 rest runs untimed rounds of the timed loop for SETTLE_S just before it instead (TimingConfig.settle_s)."""
+WARMUP_S = 0.3
+FEWEST_WARMUP = 3
+"""A default warm-up (TimingConfig.warmup None) stops once its calls have taken WARMUP_S, after at least
+FEWEST_WARMUP of them: the first call compiles and loads, the next ones show the call's own host and wall time,
+and ten calls of a 50 ms PyTorch reference spent half a second of device time on nothing else."""
 REST_MAX_S = 0.05
 """The longest rest after one timed call: a call of 50 ms or more is a host-bound loop or long enough to reach
 its own clocks whatever came before, and a default loop of 0.5 s calls (20 of them) with its rests still fits the
@@ -105,12 +110,14 @@ def host_ahead_us(host_s: float) -> float:
     return max(1.5 * host_s * 1e6, 10.0)
 
 
-def bounded_reps(reps: int, per_rep_s: float) -> int:
-    """The default rep count for a call costing ``per_rep_s`` a repetition (the sleep ahead plus one call with
-    its device work): ``reps`` while the loop fits TIMED_LOOP_S, else as many as fit, never below FEWEST_REPS
-    (nor above ``reps``). The estimate counts the sleep and the call's wall time one after the other, though the
-    host launches during the sleep: it errs long. A 63 ms per-request loop (95 ms of sleep + 63 ms) gets 20."""
-    fitting = int(TIMED_LOOP_S / max(per_rep_s, 1e-9))
+def bounded_reps(reps: int, per_rep_s: float, loop_s: float = TIMED_LOOP_S) -> int:
+    """The default rep count for a call costing ``per_rep_s`` a repetition (the sleep ahead, one call with its
+    device work, the rest after it): ``reps`` while the loop fits ``loop_s``, else as many as fit, never below
+    FEWEST_REPS (nor above ``reps``). The estimate counts the sleep and the call's wall time one after the other,
+    though the host launches during the sleep: it errs long. A 63 ms per-request loop (95 ms of sleep + 63 ms)
+    gets 20. The rest counts: without it, a 50 ms PyTorch prefill reference resting 50 ms after each call held
+    the device 5.4 s instead of 3 (48 reps on the H200, 2026-12-03)."""
+    fitting = int(loop_s / max(per_rep_s, 1e-9))
     return max(min(reps, FEWEST_REPS), min(reps, fitting))
 
 
@@ -293,15 +300,21 @@ def settle_seconds(config: TimingConfig, call_wall_s: float) -> float:
     return seconds if call_wall_s >= SETTLE_ABOVE_S else 0.0
 
 
-def rest_seconds(config: TimingConfig, call_wall_s: float) -> float:
-    """Seconds the device idles after each timed call of a call whose warm-up calls took ``call_wall_s`` each:
-    ``config.rest`` times that for a long call, at most REST_MAX_S. Resting keeps the GPU's average power under
+def rest_seconds(config: TimingConfig, call_wall_s: float, ahead_s: float = 0.0) -> float:
+    """Seconds the device idles after each timed call of a call whose warm-up calls took ``call_wall_s`` each and
+    that a sleep of ``ahead_s`` precedes: ``config.rest`` times the call for a long call, at most REST_MAX_S, less
+    the sleep ahead, which idles the device as well (one thread spinning): a host-bound call (a per-request PyTorch
+    loop, its sleep ahead 1.5x its host time, so longer than its device work) rests no more. The device then idles
+    at least ``config.rest`` times its work per call, since the call's wall time bounds its device time. Resting
+    keeps the GPU's average power under
     its limit, so its clocks stay at their peak whatever ran before: on the H200, FlashInfer's paged prefill at
     16 x 512 queries (about 0.94 ms, tensor cores at their limit) read 936-942 us resting, after an idle GPU and
     after 1.5 s of matmuls alike, where 0.2 s of settling rounds read 959-975 us and 1 s of them 985-1010 us
     (results/timing_stability_prefill_latest.md); in two runs of the example dataset it had read 981 and 1023 us
     settled, 935 and 935 us resting."""
-    return min(config.rest * call_wall_s, REST_MAX_S) if call_wall_s >= SETTLE_ABOVE_S else 0.0
+    if call_wall_s < SETTLE_ABOVE_S:
+        return 0.0
+    return max(0.0, min(config.rest * call_wall_s, REST_MAX_S) - ahead_s)
 
 
 def _prepare_device_loop(call, copies, warmup, reps, config: TimingConfig, device, check):
@@ -318,6 +331,8 @@ def _prepare_device_loop(call, copies, warmup, reps, config: TimingConfig, devic
         _synchronize(device)
         warm_host.append(t1 - t0)
         warm_wall.append(_perf_counter() - t0)
+        if config.warmup is None and i + 1 >= FEWEST_WARMUP and sum(warm_wall) >= WARMUP_S:
+            break
     if cold:
         l2_flush_buffer(device)  # allocated on first use: here, not inside the timed loop's exclusive hold
     # A launch that costs more host time than the GPU spends on the L2 flush would leave the GPU idle inside
@@ -345,13 +360,14 @@ def _prepare_device_loop(call, copies, warmup, reps, config: TimingConfig, devic
             host_s = max(host_s, _profiled_host_s(profile, call, copies, min(3, warmup), device))
         ahead_us = host_ahead_us(host_s) if sleeping else 0.0
         ahead = int(ahead_us * cycles_per_us) if ahead_us else 0
+        call_wall_s = statistics.median(warm_wall) if warm_wall else 0.0
+        settle_s = settle_seconds(config, call_wall_s) if warm_wall else 0.0
+        rest_s = rest_seconds(config, call_wall_s, ahead_us * 1e-6) if warm_wall else 0.0
         if config.reps is None and warm_wall:
-            reps = bounded_reps(reps, ahead_us * 1e-6 + statistics.median(warm_wall))
+            reps = bounded_reps(reps, ahead_us * 1e-6 + call_wall_s + rest_s, config.loop_s)
         if profile is not None:
             profile.calls = reps
         chosen = set(random.sample(range(reps), min(config.checked_calls, reps))) if check else set()
-        settle_s = settle_seconds(config, statistics.median(warm_wall)) if warm_wall else 0.0
-        rest_s = rest_seconds(config, statistics.median(warm_wall)) if warm_wall else 0.0
     except BaseException:
         if profile is not None:
             profile.abandon()

@@ -61,6 +61,20 @@ def test_resume_leaves_out_pairs_traced_here_with_the_same_settings(tmp_path):
     assert schedule(ds, config, solutions=names).resumed == 0  # without --resume everything runs
 
 
+def test_resume_on_a_gpu_takes_a_slow_calls_shorter_default_loop_as_the_same_setting(tmp_path):
+    from kernelarena.bench.runner import same_settings
+
+    ds = make_dataset(tmp_path)
+    gpu = "NVIDIA H200"
+    same = same_settings(RunConfig(correctness_rounds=3), "cuda:0", gpu)
+    assert same(passed_trace(ds, "honest", 3, 100, gpu))
+    assert same(passed_trace(ds, "honest", 3, 26, gpu))  # a 50 ms call's loop, fit to its budget
+    assert not same(passed_trace(ds, "honest", 3, 5, gpu))  # below the fewest a default loop takes
+    assert not same(passed_trace(ds, "honest", 3, 101, gpu))
+    asked = same_settings(RunConfig(correctness_rounds=3, timing=TimingConfig(reps=50)), "cuda:0", gpu)
+    assert asked(passed_trace(ds, "honest", 3, 50, gpu)) and not asked(passed_trace(ds, "honest", 3, 26, gpu))
+
+
 @pytest.mark.parametrize("device, message", [
     ("tpu", "expected cpu, cuda or cuda:N"), ("cuda:x", "expected cpu, cuda or cuda:N"),
     ("cuda:0", "no CUDA GPU is visible"), ("cpu:1", "expected cpu, cuda or cuda:N")])

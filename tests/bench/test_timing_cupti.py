@@ -13,6 +13,7 @@ from kernelarena.bench import TimingConfig, quiet
 from kernelarena.bench.device_activity import Activity, ActivityProfile, attribute, classify, union_ns
 from kernelarena.bench.timing import (
     FEWEST_REPS,
+    FEWEST_WARMUP,
     REST_MAX_S,
     SETTLE_ABOVE_S,
     SETTLE_S,
@@ -150,6 +151,10 @@ def test_host_ahead_has_no_cap_and_slow_calls_get_fewer_reps():
     assert bounded_reps(100, 0.1) == int(TIMED_LOOP_S / 0.1)
     assert bounded_reps(100, 10.0) == FEWEST_REPS
     assert bounded_reps(5, 10.0) == 5  # never above the count asked for
+    assert bounded_reps(100, 0.01, loop_s=0.5) == 50  # a shorter budget asked for
+    assert TimingConfig().loop_s == TIMED_LOOP_S
+    with pytest.raises(ValueError, match="loop_s"):
+        TimingConfig(loop_s=0)
 
 
 def test_only_long_calls_settle_and_only_without_rest_unless_asked():
@@ -236,6 +241,46 @@ def test_a_host_bound_call_is_timed_by_its_device_work(cuda, mode):
     assert stats.median_ms < 1.0, stats
     assert FEWEST_REPS <= stats.count < 100, stats
     assert stats.host_overhead_us >= 20_000, stats
+    assert stats.rest_us is None, stats  # the 30 ms sleep ahead of each call leaves the device idle long enough
+
+
+@pytest.mark.gpu
+def test_a_slow_calls_loop_fits_its_budget_rests_included(cuda):
+    x = cuda.ones(1024, device="cuda")
+    cycles = int(5000 * sleep_cycles_per_us(cuda.device("cuda:0")))
+
+    def call(i):  # 5 ms on the device, resting 5 ms after each timed call: about 10 ms a repetition
+        cuda.cuda._sleep(cycles)
+        return (x.add_(0.0),)
+
+    started = time.perf_counter()
+    stats, _ = time_calls(call, 1, "cuda:0", TimingConfig(warmup=2, mode="events", loop_s=0.5), lambda i: (x,),
+                          check=False)
+    took = time.perf_counter() - started
+    assert stats.rest_us == pytest.approx(5000, rel=0.2), stats
+    assert 35 <= stats.count <= 55, stats  # 100 if the rests were left out of the estimate
+    assert took < 1.0, took
+
+
+@pytest.mark.gpu
+def test_a_slow_calls_default_warm_up_stops_after_its_budget(cuda):
+    made = []
+    x = cuda.ones(1024, device="cuda")
+    cycles = int(150_000 * sleep_cycles_per_us(cuda.device("cuda:0")))
+
+    def call(i):  # 150 ms on the device
+        made.append(i)
+        cuda.cuda._sleep(cycles)
+        return (x.add_(0.0),)
+
+    config = TimingConfig(mode="events", loop_s=0.5, rest=0)  # default warm-up, the fewest timed calls
+    stats, _ = time_calls(call, 1, "cuda:0", config, lambda i: (x,), check=False)
+    assert stats.count == FEWEST_REPS
+    assert len(made) == FEWEST_WARMUP + FEWEST_REPS, len(made)  # 10 warm-up calls without the budget
+    made.clear()
+    time_calls(call, 1, "cuda:0", TimingConfig(warmup=5, reps=2, mode="events", rest=0), lambda i: (x,),
+               check=False)
+    assert len(made) == 5 + 2, len(made)  # a warm-up count asked for is kept
 
 
 @pytest.mark.gpu
@@ -264,6 +309,10 @@ def test_only_long_calls_rest_and_resting_is_a_multiple_of_the_call():
     assert rest_seconds(TimingConfig(rest=2.0), 0.01) == pytest.approx(0.02)
     assert rest_seconds(TimingConfig(), 0.5) == REST_MAX_S
     assert rest_seconds(TimingConfig(), SETTLE_ABOVE_S / 2) == 0.0  # too short to heat the GPU
+    # The sleep ahead of the call idles the device too: it counts toward the rest.
+    assert rest_seconds(TimingConfig(), 0.05, ahead_s=0.012) == pytest.approx(0.038)
+    assert rest_seconds(TimingConfig(), 0.03, ahead_s=0.042) == 0.0  # host-bound: the sleep ahead is rest enough
+    assert rest_seconds(TimingConfig(), 0.5, ahead_s=0.01) == pytest.approx(REST_MAX_S - 0.01)
     with pytest.raises(ValueError, match="rest"):
         TimingConfig(rest=-0.5)
 

@@ -1,0 +1,42 @@
+"""The wall-time benchmark's run-to-run comparison: latencies read back from the traces a run appended."""
+
+from benchmarks.isolation_walltime import read_latencies, spread_line
+from kernelarena.schema import Correctness, Environment, Evaluation, Performance, Status, TimingStats, Trace, Workload
+
+
+def trace(solution: str, uuid: str, latency_ms: float, reference_ms: float) -> Trace:
+    timing = TimingStats(median_ms=latency_ms, mean_ms=latency_ms, min_ms=latency_ms, max_ms=latency_ms,
+                         p25_ms=latency_ms, p75_ms=latency_ms, count=20, mode="cupti-cold-l2")
+    return Trace(definition="d", workload=Workload(uuid=uuid, axes={}, inputs={}), solution=solution,
+                 evaluation=Evaluation(status=Status.PASSED, environment=Environment(hardware="NVIDIA H200"),
+                                       timestamp="2026-12-03T00:00:00+00:00", correctness=Correctness(),
+                                       performance=Performance(
+                                           latency_ms=latency_ms, reference_latency_ms=reference_ms,
+                                           speedup_factor=reference_ms / latency_ms, solution_timing=timing)))
+
+
+def failed(solution: str, uuid: str) -> Trace:
+    return Trace(definition="d", workload=Workload(uuid=uuid, axes={}, inputs={}), solution=solution,
+                 evaluation=Evaluation(status=Status.RUNTIME_ERROR, environment=Environment(hardware="NVIDIA H200"),
+                                       timestamp="2026-12-03T00:00:00+00:00", log="boom"))
+
+
+def write(folder, traces) -> None:
+    (folder / "rmsnorm").mkdir(parents=True)
+    (folder / "rmsnorm" / "d.jsonl").write_text("".join(t.model_dump_json() + "\n" for t in traces))
+
+
+def test_latencies_of_passed_traces_and_their_spread(tmp_path):
+    write(tmp_path / "a", [trace("fast", "w1", 0.100, 1.0), trace("slow", "w1", 50.0, 1.0),
+                           trace("tiny", "w1", 0.0020, 1.0)])
+    write(tmp_path / "b", [trace("fast", "w1", 0.103, 1.0), trace("slow", "w1", 60.0, 1.1),
+                           trace("tiny", "w1", 0.0024, 1.0),
+                           failed("broken", "w1")])
+    a, b = read_latencies(tmp_path / "a"), read_latencies(tmp_path / "b")
+    assert a == {"fast|w1": [0.1, 1.0], "slow|w1": [50.0, 1.0], "tiny|w1": [0.002, 1.0]}
+    assert "broken|w1" not in b  # only PASSED traces are compared
+    line = spread_line("isolated, --lanes=3", a, b)
+    # fast 3.0%, slow 20.0%, tiny within 0.5 us of a 2 us call: 0; the reference moved 10% on one pair.
+    assert "latency: median 3.0%, over 5% 1 of 3, worst 20.0% (slow)" in line, line
+    assert "reference latency: median 0.0%, over 5% 1 of 3, worst 10.0% (slow)" in line, line
+    assert "no PASSED pair" in spread_line("x", a, {})

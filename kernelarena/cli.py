@@ -139,7 +139,7 @@ def run(path: Path = DATASET,
         reps: Optional[int] = typer.Option(None, min=1, help="Timed calls (default 100 on GPU, 5 on CPU)."),
         loop_seconds: Optional[float] = typer.Option(None, "--loop-seconds", min=0.01,
                                                      help="Seconds a slow call's timed loop may last, rests "
-                                                          "included: fewer timed calls, at least 20 (default 3; "
+                                                          "included: fewer timed calls, at least 20 (default 1.5; "
                                                           "not with --reps)."),
         rounds: int = typer.Option(3, min=1, help="Correctness rounds, each on fresh inputs."),
         timeout: float = typer.Option(300.0, help="Seconds allowed per evaluation (build included)."),

@@ -24,9 +24,9 @@ _PATH: Optional[str] = None
 _DEPTH = 0
 WAIT_S = 30.0
 """How long a timed loop waits for the device before it goes on without the lock (and its trace says so). Longer
-than any timed loop of the harness holds it (bench/timing.TIMED_LOOP_S, about 3 s, more for a call slower than
-TIMED_LOOP_S / FEWEST_REPS): at 2 s, a lane waiting behind the other lane's 2.5 s loop of a PyTorch prefill
-reference timed its own loop alongside it."""
+than any timed loop of the harness holds it (bench/timing.TIMED_LOOP_S, 1.5 s by default, rests included, more for a
+call slower than TIMED_LOOP_S / FEWEST_REPS): at 2 s, a lane waiting behind the other lane's 2.5 s loop of a
+PyTorch prefill reference timed its own loop alongside it."""
 START_WAIT_S = 30.0
 """How long a worker's start-up waits (in the pool, while others work) before it goes on without the lock."""
 

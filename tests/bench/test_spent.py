@@ -85,11 +85,14 @@ def test_the_reference_process_gives_back_memory_it_holds_unused_only_past_the_l
         return torch.cuda.memory_reserved() - torch.cuda.memory_allocated()
 
     torch.cuda.empty_cache()
+    # What empty_cache cannot give back: a CUDA graph's private pool, kept by an earlier test of this process (1 GB
+    # after the bench tests' graph timings on the H200, 2026-12-03).
+    kept = unused()
     small = torch.empty(64 << 20, dtype=torch.uint8, device="cuda")
     del small  # 64 MB cached unused: kept for the next request
-    assert not release_cache("cuda:0", failed=False) and unused() >= 64 << 20
-    assert release_cache("cuda:0", failed=True) and unused() < 64 << 20  # after a failure: given back
+    assert not release_cache("cuda:0", failed=False) and unused() >= kept + (64 << 20)
+    assert release_cache("cuda:0", failed=True) and unused() < kept + (64 << 20)  # after a failure: given back
     large = torch.empty(RELEASE_ABOVE_BYTES + (1 << 20), dtype=torch.uint8, device="cuda")
     del large
-    assert release_cache("cuda:0", failed=False) and unused() < 64 << 20
+    assert release_cache("cuda:0", failed=False) and unused() < kept + (64 << 20)
     assert not release_cache("cpu", failed=True)

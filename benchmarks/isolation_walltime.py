@@ -2,7 +2,7 @@
 baseline checkout of the package (the shared-worker design), on the same machine, build cache warmed first.
 
     python3 -m benchmarks.isolation_walltime --baseline .before [--out DIR] [--smallest N] [--definition NAME ...] \
-        [--variant NAME=VALUE ...] [--variant-args '--timing events' ...] [--profile]
+        [--variant NAME=VALUE ...] [--variant-args '--timing events' ...] [--profile] [--rounds N]
 
 ``--baseline`` is a folder holding an older ``kernelarena/`` package (e.g. ``git archive 6726a6a^ kernelarena |
 tar -x -C .before``: the last commit before the process-per-solution isolation). With ``--definition`` both runs get
@@ -12,6 +12,8 @@ today's other definitions). Both runs go through the CLI in a fresh process on a
 table DIR/isolation_walltime.md (benchmarks/common.py); without either, only prints. With ``--profile`` the
 reference processes of the isolated run profile their requests (KERNELARENA_PROFILE_DIR) and the functions that
 took their time are written to DIR/isolation_walltime_profile.md (its wall time then includes cProfile's cost).
+With ``--rounds N`` the baseline, the isolated run and the variants run N times, interleaved, and each one's wall
+time is the median of its rounds.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import pstats
 import re
 import shlex
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -135,6 +138,11 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true",
                         help="profile the isolated run's reference processes (cProfile) and write where their time "
                              "went to isolation_walltime_profile.md")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run the baseline, the isolated run and the variants this many times, interleaved "
+                             "(baseline, isolated, ..., baseline, isolated, ...): the ratio is of the medians, so "
+                             "one slow or fast baseline does not decide it (on the H200 the baseline took 55.9-65.4 s "
+                             "in four calls of one day)")
     parser.add_argument("--no-warm-up", action="store_true",
                         help="skip the warm-up run: the build cache is warm already (an earlier step built the "
                              "same solutions in this KERNELARENA_CACHE_DIR)")
@@ -152,12 +160,15 @@ def main() -> None:
     names = args.definition
     plan = ([] if args.no_warm_up else [(ROOT, ["--smallest", "1", *only], "warm-up (isolated)", None)])
     profiles = Path(tempfile.mkdtemp(prefix="walltime-profile-")) if args.profile else None
-    plan += [(args.baseline, extra, "baseline: one worker per device", None),
-             (ROOT, extra, "isolated: reference process + fresh process per solution"
-              + (" (reference processes profiled)" if profiles else ""),
-              {"KERNELARENA_PROFILE_DIR": str(profiles)} if profiles else None)]
-    plan += [(ROOT, extra, f"isolated, {name}={value}", {name: value}) for name, value in variants]
-    plan += [(ROOT, extra + shlex.split(options), f"isolated, {options}", None) for options in args.variant_args]
+    if args.rounds < 1:
+        parser.error(f"--rounds {args.rounds}: at least 1")
+    one_round = [(args.baseline, extra, "baseline: one worker per device", None),
+                 (ROOT, extra, "isolated: reference process + fresh process per solution"
+                  + (" (reference processes profiled)" if profiles else ""),
+                  {"KERNELARENA_PROFILE_DIR": str(profiles)} if profiles else None)]
+    one_round += [(ROOT, extra, f"isolated, {name}={value}", {name: value}) for name, value in variants]
+    one_round += [(ROOT, extra + shlex.split(options), f"isolated, {options}", None) for options in args.variant_args]
+    plan += one_round * args.rounds
     done = []
     for index, (package, options, label, variables) in enumerate(plan):
         done.append(run_cli(package, options, label, names, variables))
@@ -197,26 +208,50 @@ def profile_summary(folder: Path, label: str, top: int = 30) -> str:
     return "\n".join(lines)
 
 
+def by_label(rows: list) -> list:
+    """The runs grouped by label, in the order the labels first ran: (label, its runs)."""
+    groups: dict = {}
+    for row in rows:
+        groups.setdefault(row["label"], []).append(row)
+    return list(groups.items())
+
+
+def median_wall(runs: list) -> float:
+    return statistics.median(row["wall_s"] for row in runs)
+
+
 def report(args, only: list, warm: list, rows: list, left: list) -> None:
-    """Print (and with --out write) the runs so far: ``warm`` the warm-up's, ``rows`` the baseline's and the
-    isolated ones', ``left`` the labels of the runs not made yet."""
+    """Print (and with --out write) the runs so far: ``warm`` the warm-up's, ``rows`` the baseline's, the isolated
+    ones' and the variants', round after round; ``left`` the labels of the runs not made yet. With more than one
+    round, a label's wall time is the median of its rounds."""
     run = stamp()
+    groups = by_label(rows)
+    rounds = max((len(runs) for _, runs in groups), default=1)
     lines = [f"# `kernelarena run` wall time, isolation vs baseline ({run.machine}, {run.date})", "",
              f"Command: `python3 -m benchmarks.isolation_walltime --baseline {args.baseline}"
              + (f" --smallest {args.smallest}" if args.smallest else "") + "".join(f" {f}" for f in only)
+             + (f" --rounds {args.rounds}" if args.rounds > 1 else "")
              + ("`; example dataset, build cache warmed by an earlier step." if args.no_warm_up else
                 "`; example dataset, build cache warmed by a `--smallest 1` run first."), "",
              "| run | wall s | traces | closing line |", "|---|---|---|---|"]
     for row in warm + rows:
         lines.append(f"| {row['label']} | {row['wall_s']:.1f} | {row['traces']} | {row['summary']} |")
     lines += [""]
-    ratio = rows[1]["wall_s"] / rows[0]["wall_s"] if len(rows) > 1 else None
+    base = median_wall(groups[0][1]) if groups else None
+    ratio = median_wall(groups[1][1]) / base if len(groups) > 1 else None
+    of = " (medians of the rounds)" if rounds > 1 else ""
     if ratio is not None:
-        lines += [f"Isolated / baseline: **{ratio:.2f}x** (target: within 1.3x)."]
-    lines += [f"{row['label']} / baseline: {row['wall_s'] / rows[0]['wall_s']:.2f}x." for row in rows[2:]]
-    if len(rows) > 2:
+        lines += [f"Isolated / baseline{of}: **{ratio:.2f}x** (target: within 1.3x)."]
+        if rounds > 1:
+            each = [f"{runs[1]['wall_s'] / runs[0]['wall_s']:.2f}x" for runs in zip(groups[0][1], groups[1][1])]
+            lines += [f"Round by round: {', '.join(each)}."]
+    lines += [f"{label} / baseline{of}: {median_wall(runs) / base:.2f}x." for label, runs in groups[2:]]
+    isolated = [row for _, runs in groups[1:] for row in runs]
+    if len(isolated) > 1:
         lines += ["", "Run to run, the same pairs (PASSED in both):"]
-        lines += [spread_line(row["label"], rows[1]["latencies"], row["latencies"]) for row in rows[2:]]
+        lines += [spread_line(row["label"] + (f" (round {i + 1})" if rounds > 1 else ""), isolated[0]["latencies"],
+                              row["latencies"])
+                  for label, runs in groups[1:] for i, row in enumerate(runs) if row is not isolated[0]]
     if left:
         lines += ["", "Not run yet (this file is written after each run): " + "; ".join(left) + "."]
     lines += [""]
@@ -224,16 +259,18 @@ def report(args, only: list, warm: list, rows: list, left: list) -> None:
     print("\n".join(lines), flush=True)
     if args.out is not None:
         smallest = str(args.smallest or "all") + "".join(f" {name}" for name in args.definition)
-        base = rows[0]["wall_s"] if rows else None
         table = [{"smallest": smallest, "run": row["label"], "wall s": f"{row['wall_s']:.1f}",
-                  "traces": row["traces"],
-                  "vs baseline": f"{row['wall_s'] / base:.2f}x" if base else "-"} for row in warm + rows]
+                  "traces": row["traces"], "vs baseline": f"{row['wall_s'] / base:.2f}x" if base else "-"}
+                 for row in warm]
+        table += [{"smallest": smallest, "run": label, "wall s": f"{median_wall(runs):.1f}",
+                   "traces": runs[-1]["traces"], "vs baseline": f"{median_wall(runs) / base:.2f}x"}
+                  for label, runs in groups]
         path = publish("isolation_walltime", args.out, "\n".join(lines), TITLE, key=KEY, columns=COLUMNS,
                        rows=table, run=run)
         (args.out / "isolation_walltime_latest.json").write_text(json.dumps(
             {"machine": run.machine, "date": run.date, "ratio": ratio, "runs": warm + rows}, indent=1))
-
         print(f"wrote {path} and {args.out / 'isolation_walltime_latest.md'}", flush=True)
+
 
 if __name__ == "__main__":
     main()

@@ -40,9 +40,10 @@ class TimingConfig:
     bench/timing.SETTLE_S; 0: none."""
     rest: float = 1.0
     """For calls of at least bench/timing.SETTLE_ABOVE_S on the GPU: after each timed call the device idles ``rest``
-    times the call's wall time, at most bench/timing.REST_MAX_S (the loop waits for the call, then sleeps on the
-    host), still inside the exclusive hold, so that the GPU's average power stays under its limit and its clocks
-    at their peak whatever it did before (bench/timing.rest_seconds). 0: back to back."""
+    times the call's wall time, at most bench/timing.REST_MAX_S, less the sleep ahead of the call, which idles it
+    too (the loop waits for the call, then sleeps on the host), still inside the exclusive hold, so that the GPU's
+    average power stays under its limit and its clocks at their peak whatever it did before
+    (bench/timing.rest_seconds). 0: back to back."""
 
     loop_s: float = 1.5
     """Seconds a default timed loop of a slow call may last, its sleeps ahead and rests included: its rep count

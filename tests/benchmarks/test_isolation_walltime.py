@@ -40,3 +40,27 @@ def test_latencies_of_passed_traces_and_their_spread(tmp_path):
     assert "latency: median 3.0%, over 5% 1 of 3, worst 20.0% (slow)" in line, line
     assert "reference latency: median 0.0%, over 5% 1 of 3, worst 10.0% (slow)" in line, line
     assert "no PASSED pair" in spread_line("x", a, {})
+
+
+def test_rounds_are_grouped_by_run_and_the_ratio_is_of_the_medians(capsys):
+    import argparse
+
+    from benchmarks.isolation_walltime import report
+
+    def row(label, wall):
+        return {"label": label, "wall_s": wall, "traces": 124, "summary": "", "spent": "", "latencies": {}}
+
+    base, iso, lanes = "baseline: one worker per device", "isolated: reference process + fresh process per solution", \
+        "isolated, --lanes=3"
+    rows = [row(base, 60.0), row(iso, 72.0), row(lanes, 80.0),
+            row(base, 50.0), row(iso, 65.0), row(lanes, 70.0),
+            row(base, 70.0), row(iso, 75.0), row(lanes, 90.0)]
+    args = argparse.Namespace(baseline="before", smallest=None, rounds=3, no_warm_up=True, out=None, definition=[])
+    report(args, [], [], rows, [])
+    out = capsys.readouterr().out
+    # Medians: baseline 60, isolated 72, three lanes 80; one fast or slow baseline does not decide the ratio.
+    assert "Isolated / baseline (medians of the rounds): **1.20x**" in out, out
+    assert "Round by round: 1.20x, 1.30x, 1.07x." in out, out
+    assert "isolated, --lanes=3 / baseline (medians of the rounds): 1.33x." in out, out
+    assert out.count("isolated, --lanes=3 (round") == 3 and "isolated: reference process + fresh process per " \
+        "solution (round 2) against the first isolated run" in out, out

@@ -50,7 +50,8 @@ class TimingConfig:
     drops below ``reps`` to fit, never below bench/timing.FEWEST_REPS (bench/timing.bounded_reps). An explicit
     ``reps`` is used as given. 1.5 s and 3 s loops read the same latencies: over the example dataset's 124 RMSNorm
     and attention pairs on the H200 (2026-12-03), the median pair 0.1% apart, the worst 1.3%, references included;
-    the run took 76 s instead of 87 (benchmarks/results/isolation_walltime_latest.md)."""
+    the run took 76 s instead of 87
+    (benchmarks/results/history/isolation_walltime_2026-12-03_h200_session20_call1.md)."""
 
     def __post_init__(self) -> None:
         if not self.loop_s > 0:

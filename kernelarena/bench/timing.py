@@ -306,12 +306,11 @@ def rest_seconds(config: TimingConfig, call_wall_s: float, ahead_s: float = 0.0)
     the sleep ahead, which idles the device as well (one thread spinning): a host-bound call (a per-request PyTorch
     loop, its sleep ahead 1.5x its host time, so longer than its device work) rests no more. The device then idles
     at least ``config.rest`` times its work per call, since the call's wall time bounds its device time. Resting
-    keeps the GPU's average power under
-    its limit, so its clocks stay at their peak whatever ran before: on the H200, FlashInfer's paged prefill at
-    16 x 512 queries (about 0.94 ms, tensor cores at their limit) read 936-942 us resting, after an idle GPU and
-    after 1.5 s of matmuls alike, where 0.2 s of settling rounds read 959-975 us and 1 s of them 985-1010 us
-    (results/timing_stability_prefill_latest.md); in two runs of the example dataset it had read 981 and 1023 us
-    settled, 935 and 935 us resting."""
+    keeps the GPU's average power under its limit, so its clocks stay at their peak whatever ran before: on the
+    H200, FlashInfer's paged prefill at 16 x 512 queries (about 0.94 ms, tensor cores at their limit) read 936-942
+    us resting, after an idle GPU and after 1.5 s of matmuls alike, where 0.2 s of settling rounds read 959-975 us
+    and 1 s of them 985-1010 us (results/timing_stability_prefill_latest.md); in two runs of the example dataset it
+    had read 981 and 1023 us settled, 935 and 935 us resting."""
     if call_wall_s < SETTLE_ABOVE_S:
         return 0.0
     return max(0.0, min(config.rest * call_wall_s, REST_MAX_S) - ahead_s)

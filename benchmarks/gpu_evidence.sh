@@ -63,7 +63,8 @@ for s in $steps; do
     # WALL_ARGS adds isolated runs with other `kernelarena run` options, one token each, e.g.
     # WALL_ARGS="--variant-args=--lanes=3 --variant-args=--timing=events" (three lanes; CUDA events, the baseline's
     # timer), each about as long as the isolated run; WALL_ARGS="--rounds=2" runs the baseline and the isolated run
-    # twice, interleaved, and takes the medians (the baseline alone moved 55.9-65.4 s between calls on the H200).
+    # twice, interleaved, and takes the medians (the baseline alone moved 55.9-65.4 s between calls on the H200);
+    # "--lock-timeline" adds where the isolated runs' device lock spent the time (held alone, shared, free).
     walltime) step isolation_walltime "${WALL_CAP:-200}" python3 -m benchmarks.isolation_walltime --baseline .before \
                 ${WALL_ARGS:-} \
                 --definition rmsnorm_h4096 --definition rmsnorm_h8192 --definition fused_add_rmsnorm_h4096 \

@@ -2,7 +2,7 @@
 baseline checkout of the package (the shared-worker design), on the same machine, build cache warmed first.
 
     python3 -m benchmarks.isolation_walltime --baseline .before [--out DIR] [--smallest N] [--definition NAME ...] \
-        [--variant NAME=VALUE ...] [--variant-args '--timing events' ...] [--profile] [--rounds N]
+        [--variant NAME=VALUE ...] [--variant-args '--timing events' ...] [--profile] [--rounds N] [--lock-timeline]
 
 ``--baseline`` is a folder holding an older ``kernelarena/`` package (e.g. ``git archive 6726a6a^ kernelarena |
 tar -x -C .before``: the last commit before the process-per-solution isolation). With ``--definition`` both runs get
@@ -13,7 +13,8 @@ table DIR/isolation_walltime.md (benchmarks/common.py); without either, only pri
 reference processes of the isolated run profile their requests (KERNELARENA_PROFILE_DIR) and the functions that
 took their time are written to DIR/isolation_walltime_profile.md (its wall time then includes cProfile's cost).
 With ``--rounds N`` the baseline, the isolated run and the variants run N times, interleaved, and each one's wall
-time is the median of its rounds.
+time is the median of its rounds. With ``--lock-timeline`` each isolated run's device lock is sampled from
+/proc/locks (benchmarks/lock_timeline.py): how long it was held alone, held shared, and free.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ import time
 from pathlib import Path
 
 from benchmarks.common import add_out_argument, publish, run_caption, stamp
+from benchmarks.lock_timeline import LockTimeline
+from benchmarks.lock_timeline import summary as lock_summary
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = ["smallest", "run"]
@@ -61,9 +64,11 @@ def copy_dataset(dst: Path, names: list) -> None:
             shutil.copy2(path, dst / rel)
 
 
-def run_cli(package_root: Path, extra: list, label: str, names: list, variables: dict = None) -> dict:
+def run_cli(package_root: Path, extra: list, label: str, names: list, variables: dict = None,
+            timeline: bool = False) -> dict:
     """One `kernelarena run` with ``package_root`` first on PYTHONPATH (and ``variables`` set); its wall time and
-    closing line."""
+    closing line, and with ``timeline`` where its device lock on cuda:0 spent the time (benchmarks/lock_timeline.py;
+    a run without the lock, the baseline's, reads "no lock file" throughout)."""
     with tempfile.TemporaryDirectory(prefix=f"walltime-{label}-") as tmp:
         dataset = Path(tmp) / "dataset"
         copy_dataset(dataset, names)
@@ -71,17 +76,24 @@ def run_cli(package_root: Path, extra: list, label: str, names: list, variables:
                                                            os.environ.get("PYTHONPATH", "")]),
                    **(variables or {}))
         started = time.perf_counter()
-        out = subprocess.run([sys.executable, "-m", "kernelarena.cli", "run", str(dataset), *extra],
-                             capture_output=True, text=True, env=env, cwd=tmp)
+        process = subprocess.Popen([sys.executable, "-m", "kernelarena.cli", "run", str(dataset), *extra],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp)
+        # The run's lock file: bench/quiet.make's name, in the temporary folder the run inherits from us.
+        sampler = LockTimeline(Path(tempfile.gettempdir()) / f"kernelarena-{process.pid}-cuda0.lock").start() \
+            if timeline else None
+        stdout, stderr = process.communicate()
         wall = time.perf_counter() - started
+        lock = sampler.stop() if sampler else None
         latencies = read_latencies(dataset / "traces")
-    text = out.stdout + out.stderr
+    text = stdout + stderr
     summary = next((line.strip() for line in text.splitlines() if "kernelarena run:" in line), "")
     spent = run_caption(text)
-    if out.returncode != 0:
+    if process.returncode != 0:
         print(text[-4000:], file=sys.stderr)
-    print(f"{label}: {wall:.1f} s; {summary}; {spent}", flush=True)  # as each run ends: a capped call keeps it
-    return {"label": label, "wall_s": wall, "returncode": out.returncode, "summary": summary, "spent": spent,
+    print(f"{label}: {wall:.1f} s; {summary}; {spent}" + (f"; {lock_summary(lock)}" if lock else ""),
+          flush=True)  # as each run ends: a capped call keeps it
+    return {"label": label, "wall_s": wall, "returncode": process.returncode, "summary": summary, "spent": spent,
+            "lock": lock,
             "traces": int(m.group(1)) if (m := re.search(r"(\d+) traces", summary)) else None,
             "latencies": latencies}
 
@@ -143,6 +155,9 @@ def main() -> None:
                              "(baseline, isolated, ..., baseline, isolated, ...): the ratio is of the medians, so "
                              "one slow or fast baseline does not decide it (on the H200 the baseline took 55.9-65.4 s "
                              "in four calls of one day)")
+    parser.add_argument("--lock-timeline", action="store_true",
+                        help="sample the isolated runs' device lock (/proc/locks, every 2 ms) and report how long it "
+                             "was held alone, held shared and free (the device idle for the run)")
     parser.add_argument("--no-warm-up", action="store_true",
                         help="skip the warm-up run: the build cache is warm already (an earlier step built the "
                              "same solutions in this KERNELARENA_CACHE_DIR)")
@@ -171,7 +186,8 @@ def main() -> None:
     plan += one_round * args.rounds
     done = []
     for index, (package, options, label, variables) in enumerate(plan):
-        done.append(run_cli(package, options, label, names, variables))
+        done.append(run_cli(package, options, label, names, variables,
+                            timeline=args.lock_timeline and package == ROOT))
         # Written after every run: a call cut short by its cap keeps the runs that ended.
         report(args, only, done[:0 if args.no_warm_up else 1], done[0 if args.no_warm_up else 1:],
                [p[2] for p in plan[index + 1:]])
@@ -256,6 +272,10 @@ def report(args, only: list, warm: list, rows: list, left: list) -> None:
         lines += ["", "Not run yet (this file is written after each run): " + "; ".join(left) + "."]
     lines += [""]
     lines += [f"- {row['label']}: {row['spent']}" for row in warm + rows]
+    locks = [row for row in warm + rows if row.get("lock")]
+    if locks:
+        lines += ["", "Device lock, sampled from /proc/locks (free: the device idle for the run):"]
+        lines += [f"- {row['label']}: {lock_summary(row['lock'])}" for row in locks]
     print("\n".join(lines), flush=True)
     if args.out is not None:
         smallest = str(args.smallest or "all") + "".join(f" {name}" for name in args.definition)

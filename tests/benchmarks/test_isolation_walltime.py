@@ -64,3 +64,8 @@ def test_rounds_are_grouped_by_run_and_the_ratio_is_of_the_medians(capsys):
     assert "isolated, --lanes=3 / baseline (medians of the rounds): 1.33x." in out, out
     assert out.count("isolated, --lanes=3 (round") == 3 and "isolated: reference process + fresh process per " \
         "solution (round 2) against the first isolated run" in out, out
+    assert "Device lock" not in out  # no run sampled it
+    rows[1]["lock"] = {"no lock file": 2.0, "free": 10.0, "shared": 25.0, "exclusive": 35.0}
+    report(args, [], [], rows, [])
+    assert "- isolated: reference process + fresh process per solution: device lock: exclusive 35.0 s, shared only " \
+        "25.0 s, free 10.0 s, no lock file 2.0 s (of 72.0 s sampled)" in capsys.readouterr().out

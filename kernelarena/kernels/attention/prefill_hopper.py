@@ -243,6 +243,13 @@ def hopper_prefill_kernel(
         tl.store(LSE + (tok_base + tok).to(tl.int64) * stride_lt + q_head, lse, mask=row_ok)
 
 
+def _graph_refusal(why: str) -> str:
+    """Why a graph-mode launch is refused: the TileLang kernel cannot take the call, and the Triton kernel it would
+    fall back to is not graph safe."""
+    return (f"use_cuda_graph with HopperPrefillConfig: the TileLang kernel {why}; the Triton kernel it would fall "
+            "back to is not graph safe")
+
+
 def _aligned(*values: int) -> bool:
     return all(v % 16 == 0 for v in values)
 
@@ -303,9 +310,8 @@ class HopperPrefillLauncher:
                                                   config.block_n)
         self._graph = graph and self.device.type == "cuda"
         if self._graph and not self._tilelang:
-            raise UnsupportedError(f"use_cuda_graph with HopperPrefillConfig: the TileLang kernel does not take "
-                                   f"head_dim {head_dim} with pages of {page_size} tokens, and the Triton kernel "
-                                   "it would fall back to is not graph safe")
+            raise UnsupportedError(_graph_refusal(f"does not take head_dim {head_dim} with pages of {page_size} "
+                                                  "tokens"))
         if self._tilelang:
             # In graph mode the kernel reads the tile count from the header and takes the buffer's whole capacity of
             # items: the launch's arguments stay the same from plan to plan.
@@ -329,9 +335,8 @@ class HopperPrefillLauncher:
             if launched is not None:
                 return launched
             if self._graph:
-                raise UnsupportedError("use_cuda_graph with HopperPrefillConfig: the TileLang kernel needs "
-                                       "contiguous q, out and lse and K/V rows with heads packed (NHD); the Triton "
-                                       "kernel it would fall back to is not graph safe")
+                raise UnsupportedError(_graph_refusal("needs contiguous q, out and lse and K/V rows with heads "
+                                                      "packed (NHD)"))
         esize = q.element_size()
         head_dim = q.shape[-1]
         q_tma = self._q_tma_shape and _aligned(q.data_ptr(), out.data_ptr(), *(s * esize for s in (

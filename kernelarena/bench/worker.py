@@ -69,6 +69,9 @@ class WorkerPool:
         """Each worker taken: its start-up steps' seconds as it reported them (context, imports, warm_up, total)."""
         self.fits: List[bool] = []
         """Each worker taken: whether it had imported what its solution needs (it was started for it)."""
+        self.taking: Optional[ChildProcess] = None
+        """The worker ``take`` is handing over now (waiting for it to be ready): out of the spares and not yet a
+        lane's, so that a stop (DeviceWorkers.kill) reaches it."""
 
     def _start(self, warm: Tuple[str, ...]) -> ChildProcess:
         return ChildProcess("solution", self.device, self.config, self.root, warm, self.lock)
@@ -104,12 +107,15 @@ class WorkerPool:
         else:
             self.spares.remove(best)
             child, fits = best[1], set(warm) <= set(best[0])
+        self.taking = child
         self._fill()  # the next ones start while this one works
         started = time.perf_counter()
         try:
             child.wait_ready(self.config.timeout_s)
         except (ChildDied, ChildTimeout, ProtocolError):
             child.kill()
+        finally:
+            self.taking = None
         self.waited_s += time.perf_counter() - started
         self.fits.append(fits)
         steps = (child.ready or {}).get("startup")
@@ -198,7 +204,7 @@ class DeviceWorkers:
         with self._state:
             active = list(self.active)
         references = [reference.child for reference in (*self.judges, self.timer)]
-        for child in [*active, *references, *kept, *(spare for _, spare in self.pool.spares)]:
+        for child in [*active, *references, *kept, self.pool.taking, *(spare for _, spare in self.pool.spares)]:
             if child is not None:
                 child.kill()
 
@@ -422,9 +428,14 @@ class DeviceWorkers:
                             self._count_restart()
                         with self._pool_turn:
                             child = self.pool.take(warm_imports((solution,), self.device))
-                        with self._state:
+                        with self._state:  # kill() sets ``stopped``, then reads ``active`` under this lock
                             self.active.add(child)
+                            stopped = self.stopped
+                        if stopped:  # stopped while the pool handed this worker over: it evaluates nothing
+                            return
                     trace, phases, reusable = self._evaluate_one(judge, child, definition, solution, workload)
+                    if self.stopped:  # killed under the evaluation: the run's stop, not the solution's failure
+                        return
                     _add_phases(phases, reference)
                     if trace is not None:  # None: the reference could not be timed, a definition error
                         on_result(WorkerResult(trace, phases))

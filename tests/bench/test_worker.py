@@ -276,3 +276,68 @@ def test_comparisons_of_small_outputs_do_not_wait_for_the_device(tmp_path, monke
         assert waited is not None and waited >= 0.3  # went on without the lock after its wait
     else:
         assert waited is None
+
+
+def test_ctrl_c_while_a_lane_takes_a_worker_stops_that_worker_too(tmp_path):
+    """Ctrl-C (DeviceWorkers.kill) can land while a lane has taken a worker from the pool and not yet made it its
+    active one: that worker is stopped as well, and the lane evaluates nothing more (it once ran the solution, a
+    two-minute sleeper here, after the run had stopped)."""
+    import time
+
+    from tests.bench.test_run_cli import SLEEPS
+    from tests.bench.test_schedule import solution
+
+    ds = make_dataset(tmp_path / "ds", rows=4)
+    ds.add_solution(solution("zz_sleeps", "python", ["cpu"], SLEEPS))
+    config = RunConfig(devices=("cpu",), timeout_s=30, spare_workers=1, timing=TimingConfig(warmup=0, reps=1))
+    worker = DeviceWorkers("cpu", config, ds.root)
+    taken, results = [], []
+    take = worker.pool.take
+
+    def take_then_interrupted(*args, **kwargs):
+        child = take(*args, **kwargs)
+        taken.append(child)
+        worker.kill()  # the interrupt, between the pool's hand-over and the lane's record of its active worker
+        return child
+
+    worker.pool.take = take_then_interrupted
+    try:
+        started = time.perf_counter()
+        worker.evaluate(ds.definitions["scale_add"], ds.solutions["zz_sleeps"], ds.workloads_for("scale_add"),
+                        results.append)
+        took = time.perf_counter() - started
+    finally:
+        worker.stop()
+    assert results == [] and took < 20, (results, took)  # not the sleeper's TIMEOUT trace 30 s later
+    (child,) = taken
+    assert not child.alive()
+
+
+def test_ctrl_c_while_the_pool_waits_for_a_worker_to_start_ends_the_evaluation(tmp_path):
+    """Ctrl-C early in an evaluation (0.05 s in: the pool handing over a worker, or the worker started): the
+    evaluation ends at once, every worker is killed, and no trace blames the solution for the stop."""
+    import threading
+    import time
+
+    from tests.bench.test_run_cli import SLEEPS
+    from tests.bench.test_schedule import solution
+
+    ds = make_dataset(tmp_path / "ds", rows=4)
+    ds.add_solution(solution("zz_sleeps", "python", ["cpu"], SLEEPS))
+    config = RunConfig(devices=("cpu",), timeout_s=30, spare_workers=1, timing=TimingConfig(warmup=0, reps=1))
+    worker = DeviceWorkers("cpu", config, ds.root)
+    results = []
+    interrupt = threading.Timer(0.05, worker.kill)
+    try:
+        started = time.perf_counter()
+        interrupt.start()
+        worker.evaluate(ds.definitions["scale_add"], ds.solutions["zz_sleeps"], ds.workloads_for("scale_add"),
+                        results.append)
+        took = time.perf_counter() - started
+    finally:
+        interrupt.cancel()
+        worker.stop()
+    # No trace: a worker killed by the stop did not fail ("worker process died (exit code -9)" once blamed it).
+    assert results == [] and took < 20, ([(r.trace.evaluation.status, r.trace.evaluation.log[:200]) for r in results],
+                                         took)
+    assert worker.pool.taking is None and not worker.active

@@ -81,9 +81,15 @@ def run_cli(package_root: Path, extra: list, label: str, names: list, variables:
         # The run's lock file: bench/quiet.make's name, in the temporary folder the run inherits from us.
         sampler = LockTimeline(Path(tempfile.gettempdir()) / f"kernelarena-{process.pid}-cuda0.lock").start() \
             if timeline else None
-        stdout, stderr = process.communicate()
+        try:
+            stdout, stderr = process.communicate()
+        except BaseException:  # a step's cap (SIGINT): the run must not go on using the GPU after us
+            process.kill()
+            process.wait()
+            raise
+        finally:
+            lock = sampler.stop() if sampler else None
         wall = time.perf_counter() - started
-        lock = sampler.stop() if sampler else None
         latencies = read_latencies(dataset / "traces")
     text = stdout + stderr
     summary = next((line.strip() for line in text.splitlines() if "kernelarena run:" in line), "")

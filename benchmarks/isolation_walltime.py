@@ -37,6 +37,7 @@ from pathlib import Path
 from benchmarks.common import add_out_argument, publish, run_caption, stamp
 from benchmarks.lock_timeline import LockTimeline
 from benchmarks.lock_timeline import summary as lock_summary
+from benchmarks.reproducibility import pair_spread
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = ["smallest", "run"]
@@ -120,12 +121,12 @@ def read_latencies(folder: Path) -> dict:
 
 
 def spread_line(label: str, base: dict, other: dict) -> str:
-    """How far ``other``'s latencies (and reference latencies) are from ``base``'s, pair by pair: |a-b|/min(a,b)
-    (pairs under 10 us within 0.5 us count as 0, as in benchmarks/reproducibility.py)."""
-    def spread(a, b):
-        if a is None or b is None or min(a, b) <= 0:
+    """How far ``other``'s latencies (and reference latencies) are from ``base``'s, pair by pair: the spread of
+    benchmarks/reproducibility.py (|a-b|/min(a,b); pairs under 10 us within 0.5 us count as 0)."""
+    def spread(a_ms, b_ms):
+        if a_ms is None or b_ms is None or min(a_ms, b_ms) <= 0:
             return None
-        return 0.0 if max(a, b) < 0.010 and abs(a - b) <= 0.0005 else abs(a - b) / min(a, b)
+        return pair_spread(a_ms * 1e3, b_ms * 1e3)
 
     parts = []
     for index, what in ((0, "latency"), (1, "reference latency")):

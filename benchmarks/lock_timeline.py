@@ -30,7 +30,7 @@ def holders(table: str, key: str) -> Tuple[int, int]:
     exclusive = shared = 0
     for line in table.splitlines():
         fields = line.split()
-        if len(fields) < 6 or fields[1] == "->" or fields[1] != "FLOCK" or fields[5] != key:
+        if len(fields) < 6 or fields[1] != "FLOCK" or fields[5] != key:  # a waiter's line has "->" there
             continue
         if fields[3] == "WRITE":
             exclusive += 1

@@ -3,7 +3,7 @@
 # cap so that a slow step cannot starve the ones after it, and each step's output in $OUT/<step>.log as it is
 # printed (a capped step keeps what it printed). Carry [".gpu-all", ".fi-cache"]; run from the repo root:
 #     bash benchmarks/gpu_evidence.sh [STEP ...]      (default: every step below, in order)
-# Steps: smoke, tltests, diag, cuptiratio, recupti, recuptimoe, serving, tests, host, hostsweep, repro, repro1, repro2 (or repro2a, repro2b), repro3, stability, learning, walltime, ray, prefill,
+# Steps: smoke, tltests, diag, teardown, cuptiratio, recupti, recuptimoe, serving, tests, host, hostsweep, repro, repro1, repro2 (or repro2a, repro2b), repro3, stability, learning, walltime, ray, prefill,
 # attention, prefillsweep, rmsnormsweep, rmsnormgrid, decodesweep. Caps in seconds are set
 # per step below; pick steps so that their caps sum to under 9 minutes per call (one call is at most 10).
 set -u
@@ -28,6 +28,8 @@ for s in $steps; do
     # Host costs of an isolated evaluation piece by piece (profile stop/read, payload save/load, comparison, alone and
     # with another process keeping the GPU busy).
     diag) step diag_handover_cost 90 python3 -m benchmarks.diag_handover_cost --out "$OUT" ;;
+    # Profile start and stop repeated in one process, with and without CUPTI teardown (#14's profile reads).
+    teardown) step diag_cupti_teardown "${TEARDOWN_CAP:-60}" python3 -m benchmarks.diag_cupti_teardown --out "$OUT" ;;
     # Issue #23's latency / CUPTI outliers taken four ways: the harness's timer with and without its sleep ahead,
     # the reproducibility script's profile with and without that sleep (needs the packs of the named solutions).
     cuptiratio) step diag_cupti_ratio "${CUPTIRATIO_CAP:-120}" python3 -m benchmarks.diag_cupti_ratio --out "$OUT" ;;

@@ -34,6 +34,7 @@ HOPPER_PREFILL = "KERNELARENA_HOPPER_PREFILL"
 INTEGRATIONS = "KERNELARENA_INTEGRATIONS"
 DEVICE_LOCK = "KERNELARENA_DEVICE_LOCK"
 EXCLUSIVE_COMPARISONS = "KERNELARENA_EXCLUSIVE_COMPARISONS"
+HOST_PAGES_FIRST = "KERNELARENA_HOST_PAGES_FIRST"
 PROFILE_DIR = "KERNELARENA_PROFILE_DIR"
 TRITON_INTERPRET = "TRITON_INTERPRET"
 XDG_CACHE_HOME = "XDG_CACHE_HOME"
@@ -66,6 +67,9 @@ SETTINGS: Tuple[Setting, ...] = (
     Setting(EXCLUSIVE_COMPARISONS, "`1`: in `kernelarena run` on a GPU, a judging process's comparisons on the "
             "device hold the device lock exclusively (alone on the GPU, not time-sliced with the other lanes' work) "
             "instead of shared; for comparing the two.", "unset: shared"),
+    Setting(HOST_PAGES_FIRST, "`0`: in `kernelarena run` on a GPU, a solution's process copies its outputs to the "
+            "host into fresh memory under the device lock, instead of touching the host pages first without the lock "
+            "(`bench/evaluate.py`); for comparing the two.", "`1` (pages first)"),
     Setting(PROFILE_DIR, "Folder: in `kernelarena run`, each reference process (judging or timing) profiles its "
             "requests with cProfile into `reference-<pid>.prof` there (a diagnostic of where a run's time goes; "
             "benchmarks/isolation_walltime.py --profile reads them).", "unset: no profile"),
@@ -153,6 +157,12 @@ def exclusive_comparisons() -> bool:
     """True when ``KERNELARENA_EXCLUSIVE_COMPARISONS=1``: comparisons on the device hold the device lock
     exclusively."""
     return os.environ.get(EXCLUSIVE_COMPARISONS) == "1"
+
+
+def host_pages_first() -> bool:
+    """False when ``KERNELARENA_HOST_PAGES_FIRST=0``: a solution's process faults in the host pages of its outputs'
+    copies under the device lock, as before."""
+    return os.environ.get(HOST_PAGES_FIRST) != "0"
 
 
 def profile_dir() -> Optional[Path]:

@@ -198,3 +198,55 @@ def test_comparisons_on_the_device_hold_the_lock_shared_or_exclusively_as_set(tm
         quiet.use(None)
     assert held == {("meta", "0"): (True, False), ("meta", "1"): (True, True),
                     ("cpu", "0"): (False, False), ("cpu", "1"): (False, False)}
+
+
+def test_outputs_reach_the_host_under_the_lock_and_their_host_pages_are_touched_before_it(tmp_path, monkeypatch):
+    """A solution's process copies its outputs to the host (correctness rounds, checked timed calls) holding the
+    device lock shared, as every device step outside a timed loop; the host pages of those copies are faulted in
+    before, without the lock: the faults are host work, and under the lock they kept the other lane's timed loop
+    waiting while the device idled."""
+    from kernelarena.bench import RunConfig, evaluate
+    from kernelarena.bench.evaluate import SolutionEvaluator
+    from kernelarena.build import build_solution
+    from tests.bench.cheats import make_dataset
+
+    ds = make_dataset(tmp_path / "ds", rows=4)
+    definition, (workload,) = ds.definitions["scale_add"], ds.workloads_for("scale_add")
+    path = quiet.make(str(tmp_path), "cuda:0")
+    seen = []
+    for name in ("_host_pages", "_host_copies"):
+        original = getattr(evaluate, name)
+
+        def spy(*args, _original=original, _name=name, **kwargs):
+            seen.append((_name, _lock_is_shared_by_someone(path)))
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(evaluate, name, spy)
+    quiet.use(path)
+    try:
+        evaluator = SolutionEvaluator("cpu", RunConfig(), ds.root)
+        runnable = build_solution(ds.solutions["honest"], device="cpu")
+        rounds = evaluator.correctness_rounds(definition, workload, runnable)["rounds"]
+        checked = evaluator.timing(definition, workload, runnable)["checked"]
+    finally:
+        quiet.use(None)
+    assert len(rounds) == RunConfig().correctness_rounds and checked
+    assert all(isinstance(t, torch.Tensor) and t.device.type == "cpu" for entry in rounds + checked
+               for t in entry["outputs"])
+    assert {name for name, _ in seen} == {"_host_pages", "_host_copies"}
+    assert [name for name, held in seen if held != (name == "_host_copies")] == []
+
+
+def test_host_pages_are_empty_host_tensors_of_the_outputs_shapes_that_the_copies_fill(monkeypatch):
+    """(A "meta" tensor stands for a device output: only its shape, dtype and device matter here.)"""
+    from kernelarena.bench.evaluate import _host_copies, _host_pages
+
+    out = torch.arange(12, dtype=torch.float32).reshape(3, 4).to(torch.bfloat16)
+    pages = _host_pages([out.to("meta"), 7, out])
+    assert pages[1] is None and pages[2] is None  # not a tensor; already on the host
+    assert pages[0].device.type == "cpu" and pages[0].shape == out.shape and pages[0].dtype == out.dtype
+    copies = _host_copies([out, 7, out], pages)
+    assert copies[0] is pages[0] and torch.equal(copies[0], out) and copies[1] == 7
+    assert torch.equal(copies[2], out) and copies[2].data_ptr() != out.data_ptr()
+    monkeypatch.setenv("KERNELARENA_HOST_PAGES_FIRST", "0")
+    assert _host_pages([out.to("meta")]) == [None]

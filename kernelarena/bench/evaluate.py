@@ -161,6 +161,14 @@ def _host_copies(outputs, buffers: Optional[List[Any]] = None) -> List[Any]:
     return copies
 
 
+def _to_host(outputs_list: List, step: Optional[str] = None) -> List[List[Any]]:
+    """Host copies of each item of ``outputs_list``: their pages touched first, without the device lock, then the
+    copies under it, held shared (timed as ``step`` when given)."""
+    pages = [_host_pages(outputs) for outputs in outputs_list]
+    with quiet.held(exclusive=False), (spent.timed(step) if step else contextlib.nullcontext()):
+        return [_host_copies(outputs, buffers) for outputs, buffers in zip(outputs_list, pages)]
+
+
 class SolutionEvaluator:
     """Runs one solution on workloads in this (solution-only) process."""
 
@@ -190,9 +198,7 @@ class SolutionEvaluator:
         for round_index in range(self.config.correctness_rounds):
             with quiet.held(exclusive=False):  # on a GPU, not inside another lane's timed loop; else a no-op
                 entry = self._round(definition, workload, runnable, dps, spec, round_index, previous)
-            pages = _host_pages(entry["outputs"])
-            with quiet.held(exclusive=False):
-                entry["outputs"] = _host_copies(entry["outputs"], pages)
+            entry["outputs"] = _to_host([entry["outputs"]])[0]
             previous = entry.pop("inputs")
             rounds.append(entry)
         return {"rounds": rounds}
@@ -259,10 +265,8 @@ class SolutionEvaluator:
         plan_us = [us for _, us in planned if us is not None]
         if plan_us:
             stats = stats.model_copy(update={"plan_host_us": statistics.median(plan_us)})
-        pages = [_host_pages(out) for _, out in checked]
-        with quiet.held(exclusive=False), spent.timed("checked copies"):
-            checked = [{"seed": timing_seed(self.config, i), "outputs": _host_copies(out, buffers)}
-                       for (i, out), buffers in zip(checked, pages)]
+        copies = _to_host([out for _, out in checked], "checked copies")
+        checked = [{"seed": timing_seed(self.config, i), "outputs": host} for (i, _), host in zip(checked, copies)]
         return {"timing": stats.model_dump_json(), "checked": checked}
 
     def _inputs(self, definition, workload, seed: int) -> Dict[str, Any]:

@@ -47,16 +47,19 @@ TOLERANCE = 2e-2  # relative (Frobenius) error against float32 SDPA; bf16 output
 # (block_m, block_n, warps, stages, pack_gqa, use_tma[, language, overlap, pingpong, persistent]). The TileLang kernels
 # (prefill_tilelang.py) first: 128 x 128 tiles over two consumer warpgroups, as FlashAttention-3 for head_dim 128;
 # FA3's schedule (overlap and ping-pong) and its parts. Three stages and 64-key blocks measured slower (0.83-0.84x
-# and 0.70-0.71x FlashInfer against 0.89-0.90x, H200, 2026-12-03).
+# and 0.70-0.71x FlashInfer against 0.89-0.90x, H200, 2026-12-03). The TileLang kernels are compiled with nvcc's
+# --use_fast_math, as FlashInfer's are, and their persistent blocks take tiles from a counter; "static" variants take
+# them in turn and "ieee" ones are built without fast math (both: the kernels of session 19's tables), for an A/B.
 # For the Triton kernel with gathered (paged) K/V, 5+ stages are needed for two
 # K/V blocks in flight (the page-index load takes a stage; shared memory 98.8 KB at 5 stages vs 65.8 KB at 3-4,
 # compiled for sm_90 with Triton 3.9 on the CPU machine).
 GPU_VARIANTS = [HopperPrefillConfig(*v) for v in (
     (128, 128, 8, 2, False, True, "tilelang", True, True, True),
     (128, 128, 8, 2, False, True, "tilelang", False, False, True),
-    (128, 128, 8, 2, False, True, "tilelang", True, False, True),
-    (128, 128, 8, 2, False, True, "tilelang", False, True, True),
-    (128, 128, 8, 2, False, True, "tilelang"),
+    (128, 128, 8, 2, False, True, "tilelang", True, True, True, True, False),
+    (128, 128, 8, 2, False, True, "tilelang", False, False, True, True, False),
+    (128, 128, 8, 2, False, True, "tilelang", True, True, True, False, False),
+    (128, 128, 8, 2, False, True, "tilelang", False, False, True, False, False),
     (128, 128, 8, 5, False, True),
     (128, 64, 8, 5, True, True),
     (128, 64, 8, 3, True, True),

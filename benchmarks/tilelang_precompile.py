@@ -42,7 +42,7 @@ def _shape(config, *, head_dim=128, page_size=16, rows_per_page=32, causal=True,
         causal=causal, sm_scale=sm_scale if sm_scale is not None else 1 / math.sqrt(head_dim),
         block_m=config.block_m, block_n=config.block_n, num_stages=config.num_stages, dtype=torch.bfloat16,
         write_lse=write_lse, overlap=config.overlap, pingpong=config.pingpong, ctas=SMS if config.persistent else 0,
-        graph=graph)
+        graph=graph, fast_math=config.fast_math, dynamic=config.dynamic)
 
 
 def sweep_shapes() -> list:

@@ -23,6 +23,10 @@ PINGPONG = HopperPrefillConfig(128, 128, 8, 2, pack_gqa=False, use_tma=True, lan
 FA3 = HopperPrefillConfig(128, 128, 8, 2, pack_gqa=False, use_tma=True, language="tilelang", overlap=True,
                           pingpong=True)
 PERSISTENT = HopperPrefillConfig(128, 128, 8, 2, pack_gqa=False, use_tma=True, language="tilelang", persistent=True)
+STATIC = HopperPrefillConfig(128, 128, 8, 2, pack_gqa=False, use_tma=True, language="tilelang", persistent=True,
+                             dynamic=False)
+IEEE = HopperPrefillConfig(128, 128, 8, 2, pack_gqa=False, use_tma=True, language="tilelang", persistent=True,
+                           fast_math=False)
 PP_PERSISTENT = HopperPrefillConfig(128, 128, 8, 2, pack_gqa=False, use_tma=True, language="tilelang", pingpong=True,
                                     persistent=True)
 # The GPU tests' cases (benchmarks/tilelang_precompile.py compiles their kernels ahead):
@@ -31,23 +35,23 @@ PAGED_CASES = [(TILELANG, True, False, 128, 16), (TILELANG, True, True, 128, 16)
                (TILELANG, True, False, 64, 32), (OVERLAP, True, False, 128, 16), (OVERLAP, False, True, 64, 16),
                (PINGPONG, True, False, 128, 16), (FA3, True, False, 128, 16), (FA3, False, True, 64, 16),
                (PERSISTENT, True, False, 128, 16), (PP_PERSISTENT, True, True, 128, 16),
-               (PP_PERSISTENT, False, False, 64, 32)]
+               (PP_PERSISTENT, False, False, 64, 32), (STATIC, True, False, 128, 16), (IEEE, True, False, 128, 16)]
 PAGED_IDS = ["causal", "kv-tuple", "noncausal", "d64-page32", "overlap", "overlap-noncausal-d64-tuple", "pingpong",
              "fa3", "fa3-noncausal-d64-tuple", "persistent", "pingpong-persistent-kv-tuple",
-             "pingpong-persistent-noncausal-d64-page32"]
+             "pingpong-persistent-noncausal-d64-page32", "static-persistent", "ieee-persistent"]
 RAGGED_CASES = [(TILELANG, True), (TILELANG, False), (FA3, True), (PP_PERSISTENT, True)]
 # CUDA-graph replays (config, separate K and V caches): causal, head_dim 128, pages of 16, lse.
 GRAPH_CASES = [(PERSISTENT, False), (PP_PERSISTENT, True)]
 
 
 def _shape(page_size: int, causal: bool = True, write_lse: bool = True, overlap: bool = False,
-           pingpong: bool = False, ctas: int = 0, graph: bool = False):
+           pingpong: bool = False, ctas: int = 0, graph: bool = False, dynamic: bool = False):
     from kernelarena.kernels.attention import prefill_tilelang
 
     return prefill_tilelang.kernel_shape(
         num_qo_heads=32, num_kv_heads=8, head_dim=128, page_size=page_size, rows_per_page=2 * page_size or 1,
         causal=causal, sm_scale=128 ** -0.5, block_m=128, block_n=128, num_stages=2, dtype=torch.bfloat16,
-        write_lse=write_lse, overlap=overlap, pingpong=pingpong, ctas=ctas, graph=graph)
+        write_lse=write_lse, overlap=overlap, pingpong=pingpong, ctas=ctas, graph=graph, dynamic=dynamic)
 
 
 @pytest.mark.parametrize("causal,write_lse", [(True, True), (False, False)])
@@ -137,6 +141,34 @@ def test_persistent_blocks_take_tiles_in_turn():
     assert "/ 132)" not in prefill_tilelang.cuda_source(_shape(16))
 
 
+@pytest.mark.parametrize("graph", [False, True])
+def test_dynamic_persistent_blocks_take_tiles_from_a_counter(graph):
+    """Dynamic tiles: block bx's first tile is bx, each later one the counter's next value plus 132, fetched by one
+    producer thread and shared with the other producer threads through their own named barrier and with the
+    consumers through a shared slot they read once full_q's phase completes; a value past the tiles ends both
+    roles' loops (the producer still arrives on full_q, so the consumers see it). The last block to finish
+    resets the counter (its count is acq_rel: every block's fetches come before it)."""
+    pytest.importorskip("tilelang")
+    from kernelarena.kernels.attention import prefill_tilelang
+
+    source = prefill_tilelang.cuda_source(_shape(16, ctas=132, dynamic=True, graph=graph))
+    n_tiles = "n_tiles" if graph else "(n_entries * 32)"
+    producer = source[source.index("warpgroup_reg_dealloc<24>"):source.index("warpgroup_reg_alloc<240>")]
+    consumers = source[source.index("warpgroup_reg_alloc<240>"):]
+    assert "fetched = ((int)blockIdx.x);" in producer and producer.count("AtomicAddRet((&(CTR[0])), 1) + 132)") == 1
+    steps = _order(producer, "AtomicAddRet((&(CTR[0]))", "((int*)slot)[(t & 1)] = fetched;",
+                   "tl::__sync_thread_partial(7, 128);", "tile = ((int*)slot)[(t & 1)];",
+                   "empty_q[0].wait(((t & 1) ^ 1));", f"if ({n_tiles} <= tile)", "break;", "tl::tma_load(Q_desc")
+    assert steps == sorted(steps) and "full_q[0].arrive();" in producer[steps[5]:steps[6]]
+    assert producer.count("break;") == 1 and consumers.count("break;") == 1
+    steps = _order(consumers, "full_q[0].wait((t_1 & 1));", "tile_1 = ((int*)slot)[(t_1 & 1)];",
+                   f"if ({n_tiles} <= tile_1)", "break;", "tl::wgmma_ss<")
+    assert steps == sorted(steps)
+    reset = producer[producer.index("AtomicAddRet((&(CTR[1])), 1, 4)"):]
+    assert "if (finished == 131) {" in reset and "CTR[0] = 0;" in reset and "CTR[1] = 0;" in reset
+    assert "CTR[" not in prefill_tilelang.cuda_source(_shape(16, ctas=132)).split("{", 1)[1]  # in turn: unused
+
+
 def _order(text: str, *needles: str) -> list[int]:
     return [text.index(x) for x in needles]
 
@@ -214,6 +246,23 @@ def test_tilelang_language_needs_per_head_tiles():
     for option in ("overlap", "pingpong"):
         with pytest.raises(ValueError, match=option):
             HopperPrefillConfig(128, 128, 8, 2, pack_gqa=False, **{option: True})
+    with pytest.raises(ValueError, match="fast_math=False is the TileLang kernel's"):
+        HopperPrefillConfig(128, 128, 8, 2, pack_gqa=False, fast_math=False)
+    with pytest.raises(ValueError, match="dynamic=False is for persistent blocks"):
+        HopperPrefillConfig(128, 128, 8, 2, pack_gqa=False, language="tilelang", dynamic=False)
+
+
+def test_options_reach_the_kernel_and_its_label():
+    """fast_math and dynamic (the defaults) go to the kernel's shape and TileLang's pass configs; the tables name the
+    kernels without them ("ieee", "static"), as session 19's were built."""
+    from kernelarena.kernels.attention import prefill_tilelang
+
+    assert PERSISTENT.label == "tilelang m128n128w8s2 head tma persistent"
+    assert STATIC.label.endswith(" persistent static") and IEEE.label.endswith(" persistent ieee")
+    shapes = {flag: _shape(16, ctas=132, dynamic=flag) for flag in (True, False)}
+    assert shapes[True].dynamic and not shapes[False].dynamic and not _shape(16, dynamic=True).dynamic  # one a tile
+    assert prefill_tilelang.pass_configs(shapes[True])["tl.enable_fast_math"] is True
+    assert prefill_tilelang.pass_configs(shapes[True]._replace(fast_math=False))["tl.enable_fast_math"] is False
 
 
 def _on_sm90():
@@ -224,6 +273,14 @@ def _on_sm90():
 
 def _ran_tilelang(wrapper) -> bool:
     return type(wrapper._runner.last_kernel).__module__.startswith("tilelang")
+
+
+def _counter_at_rest(wrapper) -> bool:
+    """Whether the dynamic kernel's tile counter is back at zero (the last block to finish resets it): else the
+    next launch would start past its first tiles."""
+    torch.cuda.synchronize()
+    counter = wrapper._runner._hopper._tile_counter
+    return counter is not None and counter.tolist() == [0, 0]
 
 
 @pytest.mark.gpu
@@ -247,6 +304,9 @@ def test_paged_tilelang_matches_reference_on_sm90(config, causal, as_tuple, head
     check(out, lse, ref_out, ref_lse)
     if as_tuple:  # without lse: the kernel compiled without its store
         torch.testing.assert_close(wrapper.run(q, cache), out, rtol=0, atol=0)
+    if config.persistent and config.dynamic:
+        assert _counter_at_rest(wrapper)
+        torch.testing.assert_close(wrapper.run(q, cache, return_lse=True)[0], out, rtol=0, atol=0)
 
 
 @pytest.mark.gpu
@@ -316,3 +376,4 @@ def test_tilelang_graph_replays_after_replans_on_sm90(config, as_tuple):
         ref_out, ref_lse = batch_attention_reference(q[:total], k, v, qo, table.kv_indptr, table.kv_indices,
                                                      table.kv_last_page_len, causal=True)
         check(out[:total], lse[:total], ref_out, ref_lse)
+        assert _counter_at_rest(wrapper)  # replays included: the counter lives at one address

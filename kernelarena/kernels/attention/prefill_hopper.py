@@ -55,7 +55,9 @@ class HopperPrefillConfig:
     file's kernel) or "tilelang" (prefill_tilelang.py, CUDA only; the CPU interpreter runs the Triton kernel with
     the same tiles); overlap: the TileLang kernel issues the next block's Q K^T and this block's P V before this
     block's softmax; pingpong: its two consumer warpgroups take turns issuing their GEMMs; persistent: one block per
-    multiprocessor takes tiles in turn (the next tile's loads overlap this one's end).
+    multiprocessor takes tiles (the next tile's loads overlap this one's end), from a counter in memory (dynamic, the
+    default) or in turn (dynamic=False, label "static"); fast_math: the TileLang kernel is compiled with nvcc's
+    --use_fast_math, as FlashInfer's are (False: IEEE exp2 and division, label "ieee").
     """
 
     block_m: int = 128
@@ -68,6 +70,8 @@ class HopperPrefillConfig:
     overlap: bool = False
     pingpong: bool = False
     persistent: bool = False
+    fast_math: bool = True
+    dynamic: bool = True
 
     def __post_init__(self):
         if self.language not in ("triton", "tilelang"):
@@ -78,6 +82,12 @@ class HopperPrefillConfig:
         for option in ("overlap", "pingpong", "persistent"):
             if getattr(self, option) and self.language != "tilelang":
                 raise ValueError(f"HopperPrefillConfig.{option} is the TileLang kernel's (language='tilelang')")
+        if not self.dynamic and not self.persistent:
+            raise ValueError("HopperPrefillConfig.dynamic=False is for persistent blocks (persistent=True): one block "
+                             "a tile has no tiles to take")
+        if not self.fast_math and self.language != "tilelang":
+            raise ValueError("HopperPrefillConfig.fast_math=False is the TileLang kernel's (language='tilelang'): "
+                             "the Triton kernel is compiled by Triton")
 
     @property
     def graph_safe(self) -> bool:
@@ -92,7 +102,8 @@ class HopperPrefillConfig:
                 f"m{self.block_m}n{self.block_n}w{self.num_warps}s{self.num_stages}"
                 f"{' pack' if self.pack_gqa else ' head'}{' tma' if self.use_tma else ''}"
                 f"{' overlap' if self.overlap else ''}{' pingpong' if self.pingpong else ''}"
-                f"{' persistent' if self.persistent else ''}")
+                f"{' persistent' if self.persistent else ''}{'' if self.dynamic or not self.persistent else ' static'}"
+                f"{'' if self.fast_math else ' ieee'}")
 
 
 def choose_hopper_config(head_dim: int, on_gpu: bool) -> HopperPrefillConfig:
@@ -279,6 +290,7 @@ class HopperPrefillLauncher:
         # TMA needs sm90+; the interpreter emulates descriptors on any machine.
         self._tma_capable = device.type == "cpu" or torch.cuda.get_device_capability(device)[0] >= 9
         self.grid = 0
+        self._tile_counter = None  # the TileLang kernel's tile counter, one per launcher (a graph replays on it)
 
     def prepare(self, work: torch.Tensor, kv_indices: torch.Tensor, config: HopperPrefillConfig, *, num_entries: int,
                 num_qo_heads: int, num_kv_heads: int, head_dim: int, page_size: int, causal: bool,
@@ -323,7 +335,10 @@ class HopperPrefillLauncher:
                                  sm_scale=float(sm_scale), block_m=config.block_m, block_n=config.block_n,
                                  num_stages=config.num_stages, overlap=config.overlap, pingpong=config.pingpong,
                                  ctas=torch.cuda.get_device_properties(self.device).multi_processor_count
-                                 if config.persistent else 0, graph=self._graph)
+                                 if config.persistent else 0, graph=self._graph, fast_math=config.fast_math,
+                                 dynamic=config.dynamic)
+            if self._tile_counter is None:  # the dynamic kernel's counter: zero between launches (it resets it)
+                self._tile_counter = torch.zeros(2, dtype=torch.int32, device=self.device)
             self._tl_kernels = {}  # (rows per page, dtype, lse written) -> compiled kernel, for this plan
 
     def __call__(self, q, k, v, out, lse, kv_strides):
@@ -368,7 +383,7 @@ class HopperPrefillLauncher:
             kernel = self._tl_kernels[key] = tl_prefill.compiled_kernel(tl_prefill.kernel_shape(
                 **self._tl_args, rows_per_page=k_rows[1], dtype=q.dtype, write_lse=lse is not None),
                 tl_prefill.device_arch(q.device))
-        args = (q, k_rows[0], v_rows[0], self.kv_indices, self._header, self._items, out) + (
+        args = (q, k_rows[0], v_rows[0], self.kv_indices, self._header, self._items, self._tile_counter, out) + (
             (lse,) if lse is not None else ())
         kernel(*args)
         return kernel

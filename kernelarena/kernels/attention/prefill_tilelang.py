@@ -56,18 +56,22 @@ class TileShape(NamedTuple):
     pingpong: bool = False  # the two consumer warpgroups take turns issuing their GEMMs (FA3's)
     ctas: int = 0  # persistent blocks (one per multiprocessor), or 0: one block per tile
     graph: bool = False  # persistent blocks read the tile count from the plan's header (CUDA-graph replays)
+    fast_math: bool = True  # nvcc --use_fast_math, as FlashInfer builds its kernels (see pass_configs)
+    dynamic: bool = False  # persistent blocks take their next tile from a counter in memory (see _ws_attend)
 
 
 HALF = 64  # head_dim columns per TMA copy (the widest box of a 128-byte swizzled tile)
 PRODUCER_REGS, CONSUMER_REGS = 24, 240  # registers a thread of the producer / a consumer warpgroup
 TURN_BARRIER = 5  # named barriers 5 and 6: the consumer warpgroups' turns (ping-pong); 3 is the consumers' own
+PRODUCER_BARRIER = 7  # the producer warpgroup's own (dynamic tiles: the fetched tile's index is shared through it)
 
 
 def prefill_program(shape: TileShape):
     """The TileLang prim_func for ``shape``, ragged (page_size 0) or paged K/V: (Q, K, V, KV_INDICES, HDR,
-    ITEMS, O [, LSE]). Q, O: [total_q, Hq, D]; K, V: [kv_rows, Hkv, D] (paged: page p's token t at row p x
+    ITEMS, CTR, O [, LSE]). Q, O: [total_q, Hq, D]; K, V: [kv_rows, Hkv, D] (paged: page p's token t at row p x
     rows_per_page + t); HDR: the plan's header (int32 [HEADER]; word 0 the tile count); ITEMS: [entries,
-    ITEM_FIELDS] int32 (the plan's items); LSE: [total_q, Hq] float32. Tiles are taken heads first: the heads of
+    ITEM_FIELDS] int32 (the plan's items); CTR: int32 [2], zero between launches (``dynamic``: the tiles handed
+    out and the blocks finished; the last block to finish sets both back to 0); LSE: [total_q, Hq] float32. Tiles are taken heads first: the heads of
     one GQA group run side by side and share their K/V blocks through L2.
 
     With ``graph``, persistent blocks (``ctas``) read the tile count from HDR on the device, so the launch (a grid
@@ -89,8 +93,9 @@ def prefill_program(shape: TileShape):
         def prefill_lse(Q: T.Tensor((total_q, hq, d), dtype), K: T.Tensor((kv_rows, hk, d), dtype),
                         V: T.Tensor((kv_rows, hk, d), dtype), KVI: T.Tensor((n_idx,), "int32"),
                         HDR: T.Tensor((HEADER,), "int32"), ITEMS: T.Tensor((n_entries, ITEM_FIELDS), "int32"),
-                        O: T.Tensor((total_q, hq, d), dtype), LSE: T.Tensor((total_q, hq), "float32")):
-            attend(Q, K, V, KVI, HDR, ITEMS, O, LSE)
+                        CTR: T.Tensor((2,), "int32"), O: T.Tensor((total_q, hq, d), dtype),
+                        LSE: T.Tensor((total_q, hq), "float32")):
+            attend(Q, K, V, KVI, HDR, ITEMS, CTR, O, LSE)
 
         return prefill_lse
 
@@ -98,8 +103,8 @@ def prefill_program(shape: TileShape):
     def prefill(Q: T.Tensor((total_q, hq, d), dtype), K: T.Tensor((kv_rows, hk, d), dtype),
                 V: T.Tensor((kv_rows, hk, d), dtype), KVI: T.Tensor((n_idx,), "int32"),
                 HDR: T.Tensor((HEADER,), "int32"), ITEMS: T.Tensor((n_entries, ITEM_FIELDS), "int32"),
-                O: T.Tensor((total_q, hq, d), dtype)):
-        attend(Q, K, V, KVI, HDR, ITEMS, O, None)
+                CTR: T.Tensor((2,), "int32"), O: T.Tensor((total_q, hq, d), dtype)):
+        attend(Q, K, V, KVI, HDR, ITEMS, CTR, O, None)
 
     return prefill
 
@@ -247,16 +252,25 @@ def _ws_attend(T, s: TileShape, steps: _Steps, n_entries):
             if (wg == 0) | (kb + 1 < n_blocks):
                 T.named_barrier_arrive(TURN_BARRIER + 1 - wg, 256)
 
+    dynamic = bool(s.ctas and s.dynamic)
+
     @T.macro
-    def attend(Q, K, V, KVI, HDR, ITEMS, O, LSE):
-        # Tiles are (work item, query head), heads fastest (a GQA group's heads share their K/V blocks in L2), taken
-        # from the last: a causal request's last tiles see the most keys, so the short ones fill the end of the run.
-        # One block per tile, or s.ctas persistent blocks taking tiles in turn: the producer then loads the next
-        # tile's Q and first K/V blocks while the consumers finish this tile and store its output.
+    def attend(Q, K, V, KVI, HDR, ITEMS, CTR, O, LSE):
+        # Tiles are (work item, query head), heads fastest (a GQA group's heads share their K/V blocks in L2).
+        # One block per tile, or s.ctas persistent blocks: the producer then loads the next tile's Q and first K/V
+        # blocks while the consumers finish this tile and store its output. Persistent blocks take tiles in turn
+        # (bx, bx + ctas, ...) from the last, or (dynamic) in the plan's order (each request's longest first), the
+        # first ctas tiles one a block and each later one from the counter CTR[0] as a block's producer gets to it:
+        # a block's tiles then add up to about the same time as every other's, where in turn a block's share of
+        # a causal batch's tiles could run 6-20% over the average (plans of benchmarks/sweep_prefill_hopper.py).
         grid = s.ctas if s.ctas else n_entries * hq
         with T.Kernel(grid, threads=384) as bx:
             # Graph mode: the plan's tile count, read on the device (replays follow re-plans).
             n_tiles = T.alloc_var("int32", init=HDR[0]) if s.graph else n_entries * hq
+            # Dynamic tiles: slot t % 2 holds the index of the block's t-th tile, written by the producer before it
+            # arrives on full_q, read by the consumers once full_q's phase is complete (the item's fields they read
+            # from ITEMS: in the slot too, they took the 24-register producer 40 bytes of spills, ptxas sm_90a).
+            slot = T.alloc_shared([2], "int32") if dynamic else None
             q_s = T.alloc_shared([bm, d], dtype)
             k_s = T.alloc_shared([stages, bn, d], dtype)
             v_s = T.alloc_shared([stages, bn, d], dtype)
@@ -275,13 +289,30 @@ def _ws_attend(T, s: TileShape, steps: _Steps, n_entries):
                 # setmaxnreg moves registers within the block's launch allocation (168 a thread at 384 threads):
                 # 24 x 128 + 240 x 256 is all of it. More for the producer and the consumers' increase waits forever.
                 T.dec_max_nreg(PRODUCER_REGS)
-                for t in T.serial(T.ceildiv(n_tiles - bx, grid)):
-                    bh = (n_tiles - 1 - bx - t * grid) % hq
-                    be = (n_tiles - 1 - bx - t * grid) // hq
+                if dynamic:
+                    lead = T.get_thread_binding() == 256
+                    fetched = T.alloc_var("int32", init=bx)  # the lead thread's next tile
+                for t in T.serial(n_tiles + 1 if dynamic else T.ceildiv(n_tiles - bx, grid)):
+                    if dynamic:
+                        # The counter's round trip runs while the consumers finish the last tile's Q K^T.
+                        if lead:
+                            if t > 0:
+                                fetched = T.atomic_add(CTR[0], 1, return_prev=True) + grid
+                            slot[t % 2] = fetched
+                        T.sync_threads(PRODUCER_BARRIER, 128)
+                        tile = T.alloc_var("int32", init=slot[t % 2])
+                    else:
+                        tile = n_tiles - 1 - bx - t * grid
+                    bh = tile % hq
+                    be = T.min(tile, n_tiles - 1) // hq  # past the end (dynamic: no tile left), read, not used
                     tok_base, qo_len, kv_len, row_start, kv_lo, kv_hi, page_base = steps.work_item(ITEMS, be)
                     kv_head = bh // group
                     # Rows past the request are the next request's queries (or TMA's zeros): never stored.
                     T.mbarrier_wait_parity(empty_q[0], (t % 2) ^ 1)
+                    if dynamic:
+                        if tile >= n_tiles:  # no tile left: the consumers see it in the slot and stop too
+                            T.mbarrier_arrive(full_q[0])
+                            T.loop_break()
                     for h in halves:
                         T.tma_copy(Q[tok_base + row_start:tok_base + row_start + bm, bh, h * HALF:(h + 1) * HALF],
                                    q_s[:, h * HALF:(h + 1) * HALF], barrier=full_q[0])
@@ -293,13 +324,27 @@ def _ws_attend(T, s: TileShape, steps: _Steps, n_entries):
                         load_block(K, k_s, KVI, empty_k, full_k, stage, phase, kb, page_base, last_page, kv_head)
                         load_block(V, v_s, KVI, empty_v, full_v, stage, phase, kb, page_base, last_page, kv_head)
                     done = done + T.ceildiv(kv_hi - kv_lo, bn)
+                if dynamic:
+                    # Every block's last fetch came before its count here (acq_rel): the last block to count sets
+                    # the counter back for the next launch (a CUDA graph's replay included).
+                    if lead:
+                        finished = T.atomic_add(CTR[1], 1, memory_order="acq_rel", return_prev=True)
+                        if finished == grid - 1:
+                            CTR[0] = 0
+                            CTR[1] = 0
             with T.ws(0, 1):
                 T.inc_max_nreg(CONSUMER_REGS)
                 wg = T.get_thread_binding() // 128
-                for t in T.serial(T.ceildiv(n_tiles - bx, grid)):
-                    bh = (n_tiles - 1 - bx - t * grid) % hq
-                    be = (n_tiles - 1 - bx - t * grid) // hq
-                    tok_base, qo_len, kv_len, row_start, kv_lo, kv_hi, page_base = steps.work_item(ITEMS, be)
+                for t in T.serial(n_tiles + 1 if dynamic else T.ceildiv(n_tiles - bx, grid)):
+                    if dynamic:
+                        T.mbarrier_wait_parity(full_q[0], t % 2)
+                        tile = T.alloc_var("int32", init=slot[t % 2])
+                        if tile >= n_tiles:
+                            T.loop_break()
+                    else:
+                        tile = n_tiles - 1 - bx - t * grid
+                    tok_base, qo_len, kv_len, row_start, kv_lo, kv_hi, page_base = steps.work_item(ITEMS, tile // hq)
+                    bh = tile % hq
                     n_blocks = T.ceildiv(kv_hi - kv_lo, bn)
                     if s.pingpong:
                         if (wg == 1) & (n_blocks > 0):  # warpgroup 0 takes the first turn
@@ -308,7 +353,8 @@ def _ws_attend(T, s: TileShape, steps: _Steps, n_entries):
                     T.fill(l_sum, 0)
                     T.fill(m, -T.infinity(acc_t))
                     diag0 = kv_len - qo_len + row_start  # row i may see keys up to diag0 + i (causal)
-                    T.mbarrier_wait_parity(full_q[0], t % 2)
+                    if not dynamic:
+                        T.mbarrier_wait_parity(full_q[0], t % 2)
                     if s.overlap:
                         # FA3's order: block kb's Q K^T, then the outputs rescaled and block kb-1's P V, issued
                         # back to back; the softmax of block kb runs while P V does (wgmma groups complete in order).
@@ -376,8 +422,14 @@ def _ws_attend(T, s: TileShape, steps: _Steps, n_entries):
 def pass_configs(shape: TileShape) -> dict:
     """TileLang pass configs of a shape's program. The program places its storage syncs by hand: the automatic
     ones would put a block-wide barrier between the producer's loop and the consumers' (each waits on the other's
-    mbarriers there: a deadlock)."""
-    return {"tl.disable_thread_storage_sync": True}
+    mbarriers there: a deadlock).
+
+    ``fast_math``: nvcc's --use_fast_math, FlashInfer's default for its own kernels (its exp2 is ex2.approx.ftz).
+    Without it every exp2f of the softmax carries a fix-up for subnormal results (a compare and two predicated
+    multiplies around MUFU.EX2) and the output's division is IEEE's: compiled for sm_90a (nvcc 13.0), the
+    consumers' instructions between Q K^T and P V of one block went from 607 to 410. Subnormal exponentials
+    flushed to zero weigh nothing against a row sum of at least 1."""
+    return {"tl.disable_thread_storage_sync": True, "tl.enable_fast_math": shape.fast_math}
 
 
 def cuda_source(shape: TileShape, arch: str = "sm_90a") -> str:
@@ -412,7 +464,7 @@ def compiled_kernel(shape: TileShape, arch: str):
 def kernel_shape(*, num_qo_heads: int, num_kv_heads: int, head_dim: int, page_size: int, rows_per_page: int,
                  causal: bool, sm_scale: float, block_m: int, block_n: int, num_stages: int, dtype: torch.dtype,
                  write_lse: bool, overlap: bool = False, pingpong: bool = False, ctas: int = 0,
-                 graph: bool = False) -> TileShape:
+                 graph: bool = False, fast_math: bool = True, dynamic: bool = False) -> TileShape:
     """The TileShape of a launch: three warpgroups (the program's own), two or three stages; ``graph`` (with
     ``ctas``) for a launch that a CUDA graph may capture."""
     if graph and not ctas:
@@ -420,7 +472,8 @@ def kernel_shape(*, num_qo_heads: int, num_kv_heads: int, head_dim: int, page_si
                          "is the plan's tile count")
     return TileShape(num_qo_heads, num_kv_heads, head_dim, page_size, rows_per_page, bool(causal),
                      float(sm_scale * LOG2E), block_m, block_n, min(max(num_stages, 2), 3), _DTYPES[dtype],
-                     bool(write_lse), bool(overlap), bool(pingpong), int(ctas), bool(graph))
+                     bool(write_lse), bool(overlap), bool(pingpong), int(ctas), bool(graph), bool(fast_math),
+                     bool(dynamic and ctas))
 
 
 def rows_view(x: torch.Tensor, strides: tuple[int, int, int], page_size: int):

@@ -71,8 +71,8 @@ def prefill_program(shape: TileShape):
     ITEMS, CTR, O [, LSE]). Q, O: [total_q, Hq, D]; K, V: [kv_rows, Hkv, D] (paged: page p's token t at row p x
     rows_per_page + t); HDR: the plan's header (int32 [HEADER]; word 0 the tile count); ITEMS: [entries,
     ITEM_FIELDS] int32 (the plan's items); CTR: int32 [2], zero between launches (``dynamic``: the tiles handed
-    out and the blocks finished; the last block to finish sets both back to 0); LSE: [total_q, Hq] float32. Tiles are taken heads first: the heads of
-    one GQA group run side by side and share their K/V blocks through L2.
+    out and the blocks finished; the last block to finish sets both back to 0); LSE: [total_q, Hq] float32. Tiles
+    are taken heads first: the heads of one GQA group run side by side and share their K/V blocks through L2.
 
     With ``graph``, persistent blocks (``ctas``) read the tile count from HDR on the device, so the launch (a grid
     of ``ctas``, the same buffers) does not change with the plan: a CUDA graph captured once replays after

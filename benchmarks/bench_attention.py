@@ -55,11 +55,15 @@ HQ, HKV, D, PAGE = 32, 8, 128, 16
 DECODE_BATCHES = (1, 16, 64, 128, 256)
 DECODE_LENS = (1024, 2048, 4096, 8192)
 PREFILL_CASES = ((4, 1024, 4096), (16, 512, 4096))  # (batch, queries per request, KV per request)
-# The prefill sweep's TileLang column: FA3's schedule (overlap, ping-pong) on persistent blocks. Chosen from one
-# sweep_prefill_hopper call (H200, 2026-12-03); in the next, persistent blocks without it read 2-3 points higher on
-# paged K/V and 4 lower on ragged K/V (docs/attention.md).
-TILELANG_PREFILL = HopperPrefillConfig(128, 128, 8, 2, pack_gqa=False, use_tma=True, language="tilelang",
-                                       overlap=True, pingpong=True, persistent=True)
+# The prefill sweep's TileLang column (--tilelang-schedule): persistent blocks taking tiles from a counter, built with
+# fast math; "plain" (each warpgroup's GEMMs and softmax in turn) or "fa3" (FA3's overlap and ping-pong). In the
+# sweep_prefill_hopper call of 2026-12-04 (H200) plain read 2-3 points higher on paged K/V, fa3 6 higher on ragged.
+TILELANG_SCHEDULES = {
+    "plain": HopperPrefillConfig(128, 128, 8, 2, pack_gqa=False, use_tma=True, language="tilelang", persistent=True),
+    "fa3": HopperPrefillConfig(128, 128, 8, 2, pack_gqa=False, use_tma=True, language="tilelang", overlap=True,
+                               pingpong=True, persistent=True),
+}
+TILELANG_PREFILL = TILELANG_SCHEDULES["plain"]
 PREFILL_SWEEP = tuple((b, q, kv) for b in (1, 4, 16) for q in (512, 2048, 8192) for kv in sorted({q, 4096, 16384})
                       if kv >= q)
 NO_MASK_CASE = (4, 1024, 4096)
@@ -225,9 +229,9 @@ class RaggedProblem:
         return 4.0 * D * HQ * pairs
 
 
-def tilelang_prefill_config(device: torch.device):
-    """TILELANG_PREFILL for the prefill sweep's TileLang column, or None where it cannot run (not CUDA, or TileLang
-    not importable: said once)."""
+def tilelang_prefill_config(device: torch.device, schedule: str = "plain"):
+    """The prefill sweep's TileLang column's config (TILELANG_SCHEDULES), or None where it cannot run (not CUDA, or
+    TileLang not importable: said once)."""
     if device.type != "cuda":
         return None
     try:
@@ -235,7 +239,7 @@ def tilelang_prefill_config(device: torch.device):
     except ImportError as exc:
         print(f"TileLang not importable ({exc}): no TileLang column")
         return None
-    return TILELANG_PREFILL
+    return TILELANG_SCHEDULES[schedule]
 
 
 def ours_decode(p: Problem, ws, config=None):
@@ -359,6 +363,8 @@ def main() -> None:
     parser.add_argument("--no-flashinfer", action="store_true")
     parser.add_argument("--prefill-sweep", action="store_true",
                         help="prefill only: the grid of requests x queries x KV, a row without a mask, a ragged row")
+    parser.add_argument("--tilelang-schedule", choices=sorted(TILELANG_SCHEDULES), default="plain",
+                        help="the prefill sweep's TileLang column: persistent blocks, plain or with FA3's schedule")
     add_out_argument(parser)
     parser.add_argument("--compile-sm90", action="store_true", help="compile for sm_90 on any machine and stop")
     args = parser.parse_args()
@@ -389,7 +395,7 @@ def main() -> None:
     if device.type == "cuda":
         floors["empty_kernel_us"] = empty_kernel_us(lambda fn: device_time_us(fn, args.quick), device)
     ceiling = matmul_tflops(device, args.quick) if args.prefill_sweep and device.type == "cuda" else None
-    tilelang_config = tilelang_prefill_config(device) if args.prefill_sweep else None
+    tilelang_config = tilelang_prefill_config(device, args.tilelang_schedule) if args.prefill_sweep else None
     if ceiling:
         floors["bf16_matmul_tflops"] = ceiling
     rows, sweep_rows = [], []

@@ -47,15 +47,15 @@ def _shape(config, *, head_dim=128, page_size=16, rows_per_page=32, causal=True,
 
 def sweep_shapes() -> list:
     """sweep_prefill_hopper's TileLang variants (interleaved pages of 16: 32 rows apart; ragged) and
-    bench_attention's TileLang column (the same pages, causal and not; ragged)."""
-    from benchmarks.bench_attention import TILELANG_PREFILL
+    bench_attention's TileLang columns (each --tilelang-schedule: the same pages, causal and not; ragged)."""
+    from benchmarks.bench_attention import TILELANG_SCHEDULES
     from benchmarks.sweep_prefill_hopper import GPU_VARIANTS
 
     shapes = []
-    for config in [c for c in GPU_VARIANTS if c.language == "tilelang"] + [TILELANG_PREFILL]:
+    for config in [c for c in GPU_VARIANTS if c.language == "tilelang"] + list(TILELANG_SCHEDULES.values()):
         shapes += [_shape(config), _shape(config, page_size=0, rows_per_page=1)]
-    shapes.append(_shape(TILELANG_PREFILL, causal=False))
-    return shapes
+    shapes += [_shape(config, causal=False) for config in TILELANG_SCHEDULES.values()]
+    return list(dict.fromkeys(shapes))
 
 
 def test_shapes() -> list:

@@ -4,28 +4,32 @@
 from __future__ import annotations
 
 from benchmarks import tilelang_precompile
-from benchmarks.bench_attention import TILELANG_PREFILL
+from benchmarks.bench_attention import TILELANG_SCHEDULES
 from benchmarks.sweep_prefill_hopper import GPU_VARIANTS
 from tests.kernels.test_attention_prefill_tilelang import GRAPH_CASES, PAGED_CASES, RAGGED_CASES
 
 
 def _options(shape):
-    return shape.overlap, shape.pingpong, bool(shape.ctas)
+    return shape.overlap, shape.pingpong, bool(shape.ctas), shape.fast_math, shape.dynamic
+
+
+def _config_options(config):
+    return config.overlap, config.pingpong, config.persistent, config.fast_math, config.dynamic and config.persistent
 
 
 def test_sweep_shapes_cover_each_tilelang_variant_paged_and_ragged():
     shapes = tilelang_precompile.sweep_shapes()
-    for config in [c for c in GPU_VARIANTS if c.language == "tilelang"] + [TILELANG_PREFILL]:
-        options = (config.overlap, config.pingpong, config.persistent)
+    for config in [c for c in GPU_VARIANTS if c.language == "tilelang"] + list(TILELANG_SCHEDULES.values()):
+        options = _config_options(config)
         ours = [s for s in shapes if _options(s) == options]
         # The sweeps' layouts: interleaved pages of 16 (32 rows apart), and ragged rows.
         assert {(s.page_size, s.rows_per_page) for s in ours if s.causal} == {(16, 32), (0, 1)}, config.label
         assert all(not s.write_lse and s.head_dim == 128 for s in ours)
-    # bench_attention's row without a mask.
-    assert any(not s.causal and _options(s) == (TILELANG_PREFILL.overlap, TILELANG_PREFILL.pingpong,
-                                                TILELANG_PREFILL.persistent) for s in shapes)
-    # Persistent kernels are compiled for the H200's multiprocessors.
-    assert {s.ctas for s in shapes} == {0, tilelang_precompile.SMS}
+    # bench_attention's row without a mask, for each schedule of its TileLang column.
+    for config in TILELANG_SCHEDULES.values():
+        assert any(not s.causal and _options(s) == _config_options(config) for s in shapes), config.label
+    # Persistent kernels are compiled for the H200's multiprocessors (the sweeps time no other TileLang kernel).
+    assert {s.ctas for s in shapes} == {tilelang_precompile.SMS} and len(set(shapes)) == len(shapes)
 
 
 def test_test_shapes_cover_each_gpu_test_case():
@@ -35,8 +39,7 @@ def test_test_shapes_cover_each_gpu_test_case():
     for config, causal, as_tuple, head_dim, page_size in PAGED_CASES:
         rows = page_size if as_tuple else 2 * page_size  # separate caches, or K and V pages interleaved
         match = [s for s in shapes if (s.page_size, s.rows_per_page, s.head_dim, s.causal) ==
-                 (page_size, rows, head_dim, causal) and _options(s) == (config.overlap, config.pingpong,
-                                                                           config.persistent)]
+                 (page_size, rows, head_dim, causal) and _options(s) == _config_options(config)]
         assert {s.write_lse for s in match} == ({True, False} if as_tuple else {True})
     assert sum(1 for s in shapes if s.page_size == 0) == len(RAGGED_CASES)
     # The graph replays' kernels read the tile count on the device: persistent, separate from the others.

@@ -178,6 +178,21 @@ class _Steps:
                     acc[i, j] *= alpha[i]
 
         @T.macro
+        def store_out(O, acc, l_sum, inv, row0, row_start, qo_len, bh):
+            """The outputs over their row sums, by one reciprocal a row (a row that saw no key has outputs 0); a
+            tile whose rows all belong to its request stores them without a test a row (the tests and their
+            branches were most of the consumers' epilogue, sm_90a SASS)."""
+            for i in T.Parallel(bm):
+                inv[i] = T.if_then_else(l_sum[i] > 0, 1.0 / l_sum[i], 1.0)
+            if row_start + bm <= qo_len:
+                for i, j in T.Parallel(bm, acc.shape[1]):
+                    O[row0 + i, bh, j] = acc[i, j] * inv[i]
+            else:
+                for i, j in T.Parallel(bm, acc.shape[1]):
+                    if row_start + i < qo_len:
+                        O[row0 + i, bh, j] = acc[i, j] * inv[i]
+
+        @T.macro
         def store_lse(LSE, m, l_sum, row0, row_start, qo_len, bh):
             for i in T.Parallel(bm):
                 if row_start + i < qo_len:
@@ -185,7 +200,8 @@ class _Steps:
 
         self.fragments, self.work_item, self.edge, self.masked, self.softmax = (fragments, work_item, edge, masked,
                                                                                   softmax)
-        self.update_and_convert, self.rescale, self.store_lse = update_and_convert, rescale, store_lse
+        self.update_and_convert, self.rescale, self.store_out, self.store_lse = (update_and_convert, rescale, store_out,
+                                                                                 store_lse)
 
 
 def _ws_attend(T, s: TileShape, steps: _Steps, n_entries):
@@ -410,9 +426,7 @@ def _ws_attend(T, s: TileShape, steps: _Steps, n_entries):
                             T.mbarrier_arrive(empty_v[stage])
                         T.mbarrier_arrive(empty_q[0])
                     done = done + n_blocks
-                    for i, j in T.Parallel(bm, d):
-                        if row_start + i < qo_len:
-                            O[tok_base + row_start + i, bh, j] = acc[i, j] / T.if_then_else(l_sum[i] > 0, l_sum[i], 1.0)
+                    steps.store_out(O, acc, l_sum, r_sum, tok_base + row_start, row_start, qo_len, bh)
                     if s.write_lse:
                         steps.store_lse(LSE, m, l_sum, tok_base + row_start, row_start, qo_len, bh)
 

@@ -56,14 +56,15 @@ DECODE_BATCHES = (1, 16, 64, 128, 256)
 DECODE_LENS = (1024, 2048, 4096, 8192)
 PREFILL_CASES = ((4, 1024, 4096), (16, 512, 4096))  # (batch, queries per request, KV per request)
 # The prefill sweep's TileLang column (--tilelang-schedule): persistent blocks taking tiles from a counter, built with
-# fast math; "plain" (each warpgroup's GEMMs and softmax in turn) or "fa3" (FA3's overlap and ping-pong). In the
-# sweep_prefill_hopper call of 2026-12-04 (H200) plain read 2-3 points higher on paged K/V, fa3 6 higher on ragged.
+# fast math; "plain" (each warpgroup's GEMMs and softmax in turn) or "fa3" (FA3's overlap and ping-pong, the
+# default). In sweep_prefill_hopper on the H200 (2026-12-04) plain read 2-3 points higher on paged K/V before the
+# output store lost its branches, fa3 3-6 points higher on paged and 9 on ragged K/V after.
 TILELANG_SCHEDULES = {
     "plain": HopperPrefillConfig(128, 128, 8, 2, pack_gqa=False, use_tma=True, language="tilelang", persistent=True),
     "fa3": HopperPrefillConfig(128, 128, 8, 2, pack_gqa=False, use_tma=True, language="tilelang", overlap=True,
                                pingpong=True, persistent=True),
 }
-TILELANG_PREFILL = TILELANG_SCHEDULES["plain"]
+TILELANG_PREFILL = TILELANG_SCHEDULES["fa3"]
 PREFILL_SWEEP = tuple((b, q, kv) for b in (1, 4, 16) for q in (512, 2048, 8192) for kv in sorted({q, 4096, 16384})
                       if kv >= q)
 NO_MASK_CASE = (4, 1024, 4096)
@@ -229,7 +230,7 @@ class RaggedProblem:
         return 4.0 * D * HQ * pairs
 
 
-def tilelang_prefill_config(device: torch.device, schedule: str = "plain"):
+def tilelang_prefill_config(device: torch.device, schedule: str = "fa3"):
     """The prefill sweep's TileLang column's config (TILELANG_SCHEDULES), or None where it cannot run (not CUDA, or
     TileLang not importable: said once)."""
     if device.type != "cuda":
@@ -363,7 +364,7 @@ def main() -> None:
     parser.add_argument("--no-flashinfer", action="store_true")
     parser.add_argument("--prefill-sweep", action="store_true",
                         help="prefill only: the grid of requests x queries x KV, a row without a mask, a ragged row")
-    parser.add_argument("--tilelang-schedule", choices=sorted(TILELANG_SCHEDULES), default="plain",
+    parser.add_argument("--tilelang-schedule", choices=sorted(TILELANG_SCHEDULES), default="fa3",
                         help="the prefill sweep's TileLang column: persistent blocks, plain or with FA3's schedule")
     add_out_argument(parser)
     parser.add_argument("--compile-sm90", action="store_true", help="compile for sm_90 on any machine and stop")

@@ -140,6 +140,21 @@ def test_backend_table_picks_hopper_only_when_switched_on_and_on_sm90(monkeypatc
     assert choose(_problem(0, on_gpu=False, hopper_config=True)) == "hopper"  # a given config: any device
 
 
+def test_switch_picks_the_tilelang_kernel_where_it_imports_and_serves_the_head_size():
+    from kernelarena.kernels.attention.prefill_hopper import (
+        TILELANG_CONFIG,
+        choose_hopper_config,
+        tilelang_importable,
+    )
+
+    triton_default = HopperPrefillConfig(128, 64, 8, 5, True, True)
+    assert choose_hopper_config(128, True) == (TILELANG_CONFIG if tilelang_importable() else triton_default)
+    assert choose_hopper_config(64, True, "triton") == triton_default
+    assert choose_hopper_config(256, True) == HopperPrefillConfig(64, 64, 8, 5, True, True)  # no TileLang program
+    assert choose_hopper_config(128, False).language == "triton"  # the CPU interpreter runs the Triton kernel
+    assert TILELANG_CONFIG.graph_safe and TILELANG_CONFIG.overlap and TILELANG_CONFIG.pingpong
+
+
 def test_switched_on_runner_stays_portable_off_sm90(monkeypatch):
     """On this machine (CPU, or a GPU that is not sm90) the switch alone never selects the Hopper kernel."""
     monkeypatch.setattr(prefill_hopper, "enabled", True)
@@ -173,7 +188,7 @@ def test_default_gpu_config_matches_reference_on_sm90(pack_gqa):
         pytest.skip("the Hopper prefill kernel's GPU configs target sm90")
     from kernelarena.kernels.attention.prefill_hopper import choose_hopper_config
 
-    config = HopperPrefillConfig(**{**choose_hopper_config(128, True).__dict__, "pack_gqa": pack_gqa})
+    config = HopperPrefillConfig(**{**choose_hopper_config(128, True, "triton").__dict__, "pack_gqa": pack_gqa})
     qo_lens, kv_lens = [300, 129, 1], [700, 129, 64]
     table, cache = make_cache(kv_lens, 16, 8, 128, seed=3)
     qo = indptr(qo_lens)

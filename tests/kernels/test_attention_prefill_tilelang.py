@@ -326,6 +326,31 @@ def test_ragged_tilelang_matches_reference_on_sm90(config, causal):
     check(out, lse, ref_out, ref_lse)
 
 
+@pytest.mark.gpu
+def test_switched_on_hopper_path_runs_the_tilelang_kernel_on_sm90(monkeypatch):
+    """KERNELARENA_HOPPER_PREFILL=1 without a config: the TileLang kernel with FA3's schedule on persistent blocks,
+    for a batch of fewer tiles than multiprocessors too (the portable kernel is slower there, results of
+    2026-12-04), against the float64 reference."""
+    _on_sm90()
+    from kernelarena.kernels.attention import prefill_hopper
+
+    monkeypatch.setattr(prefill_hopper, "enabled", True)
+    for qo_lens, kv_lens in (([300, 129, 1, 40], [700, 129, 64, 20]), ([40], [90])):
+        table, cache = make_cache(kv_lens, 16, 8, 128, seed=4)
+        qo = indptr(qo_lens)
+        q = torch.randn(int(qo[-1]), 32, 128).to(torch.bfloat16).to(DEVICE)
+        wrapper = BatchPrefillWithPagedKVCacheWrapper(workspace())
+        wrapper.plan(qo, table.kv_indptr.cpu(), table.kv_indices, table.kv_last_page_len.cpu(), 32, 8, 128, 16,
+                     causal=True)
+        out = wrapper.run(q, cache)
+        assert _ran_tilelang(wrapper) and wrapper._runner.config == prefill_hopper.TILELANG_CONFIG
+        k, v = pages_to_nhd(cache, "NHD")
+        ref_out, _ = batch_attention_reference(q, k, v, qo, table.kv_indptr, table.kv_indices,
+                                               table.kv_last_page_len, causal=True)
+        check(out, None, ref_out, None)
+        assert _counter_at_rest(wrapper)
+
+
 def test_only_persistent_tilelang_configs_take_cuda_graphs():
     """A graph replays the captured grid: the TileLang kernel's persistent blocks keep it fixed; any other Hopper
     config's grid is the plan's tile count, and the wrapper refuses it, naming the config that would do."""

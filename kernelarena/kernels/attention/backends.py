@@ -4,9 +4,10 @@ plan() picks the backend for the batch (``choose``); run() only launches it (run
 preference: the first whose availability check passes serves the batch, and the last one serves every batch.
 
     cuda    small_decode.py + small_decode.cu: decode batches with fewer (request, KV head) pairs than SMs
-    hopper  prefill_hopper.py + scheduler.py: prefill on sm90 when KERNELARENA_HOPPER_PREFILL=1 (opt-in), or on
-            any device when the wrapper was given a HopperPrefillConfig (language "tilelang": prefill_tilelang.py's
-            kernels on CUDA); no window, soft-cap, split or graph
+    hopper  prefill_hopper.py + scheduler.py: prefill on sm90 when KERNELARENA_HOPPER_PREFILL=1 (opt-in: the
+            TileLang kernel of prefill_tilelang.py where TileLang imports, else the Triton one), or on any device
+            when the wrapper was given a HopperPrefillConfig (language "tilelang": CUDA only); no window, soft-cap
+            or split; CUDA graphs with a given persistent TileLang config only
     triton  paged_kernel.py + scheduler.py: every batch (decode, paged and ragged prefill), CPU included
 
 Adding a backend is a module beside this one plus one row in ``TABLE`` (and its plan/launch in runner.py).

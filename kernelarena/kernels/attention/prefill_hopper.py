@@ -24,6 +24,7 @@ not sliding windows, soft-capping or KV splitting (the runner keeps those on the
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Optional
 
@@ -106,14 +107,37 @@ class HopperPrefillConfig:
                 f"{'' if self.fast_math else ' ieee'}")
 
 
-def choose_hopper_config(head_dim: int, on_gpu: bool) -> HopperPrefillConfig:
-    """The Hopper prefill kernel's default config. Not yet chosen from measurements:
-    benchmarks/sweep_prefill_hopper.py times the candidates on an sm90 GPU. The default is the shape the Triton
-    tutorial's Hopper attention uses for head_dim 128 (128-row tiles, 8 warps) with 64-token K/V blocks and 5
-    stages: with gathered K/V the page-index load takes a stage, and compiled for sm_90 (Triton 3.6, on the CPU
-    machine) 3-4 stages keep one K/V block in flight (65.8 KB of shared memory), 5 keep two (98.8 KB)."""
+# The TileLang kernel's config where the Hopper path is chosen automatically: FA3's schedule on persistent blocks
+# (H200, 2026-12-04, benchmarks/sweep_prefill_hopper.py: 1.01x / 1.04x FlashInfer's fa3 at the issue's two causal
+# cases, 0.97x ragged; the Triton kernel's best 0.72x / 0.75x / 0.68x in the same run).
+TILELANG_CONFIG = HopperPrefillConfig(128, 128, 8, 2, pack_gqa=False, use_tma=True, language="tilelang", overlap=True,
+                                      pingpong=True, persistent=True)
+
+
+@functools.lru_cache(maxsize=None)
+def tilelang_importable() -> bool:
+    """Whether TileLang imports here (tried once a process: the import takes seconds)."""
+    try:
+        import tilelang  # noqa: F401
+    except Exception:  # an install that does not import (a missing CUDA library, a broken wheel) counts as absent
+        return False
+    return True
+
+
+def choose_hopper_config(head_dim: int, on_gpu: bool, language: Optional[str] = None) -> HopperPrefillConfig:
+    """The Hopper prefill kernel's config when the Hopper path is chosen without one (KERNELARENA_HOPPER_PREFILL=1).
+
+    On a GPU: TILELANG_CONFIG where TileLang imports and serves the head size (64 or 128), else the Triton kernel's
+    (``language`` forces one). The Triton one is the shape the Triton tutorial's Hopper attention uses for head_dim
+    128 (128-row tiles, 8 warps) with 64-token K/V blocks and 5 stages: with gathered K/V the page-index load takes
+    a stage, and compiled for sm_90 (Triton 3.6, on the CPU machine) 3-4 stages keep one K/V block in flight (65.8
+    KB of shared memory), 5 keep two (98.8 KB)."""
     if not on_gpu:
         return HopperPrefillConfig(32, 16, 4, 1, True, True)
+    if language is None:
+        language = "tilelang" if head_dim in (64, 128) and tilelang_importable() else "triton"
+    if language == "tilelang":
+        return TILELANG_CONFIG
     return HopperPrefillConfig(128 if head_dim <= 128 else 64, 64, 8, 5, True, True)
 
 

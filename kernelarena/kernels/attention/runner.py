@@ -227,8 +227,10 @@ class AttentionRunner:
                      num_qo_heads, num_kv_heads, head_dim, page_size, causal, sm_scale, q_dtype, kv_dtype,
                      total_q) -> bool:
         """Plan the batch for the Hopper prefill kernel: the work list unsplit (one item per tile). Returns
-        False, having planned nothing, when the kernel was chosen automatically but the batch has fewer
-        (tile, head) programs than SMs (the portable kernel splits KV to fill the GPU)."""
+        False, having planned nothing, when the Triton Hopper kernel was chosen automatically but the batch has
+        fewer (tile, head) programs than SMs (the portable kernel splits KV to fill the GPU). The TileLang kernel
+        takes those too: one request of 512 queries over 512 / 4096 keys (128 tiles) ran in 20.4 / 69.8 us on it,
+        22.4 / 95.9 on the portable kernel (H200, 2026-12-04, results/attention_prefill_latest.md)."""
         group = num_qo_heads // num_kv_heads
         heads = num_kv_heads if config.pack_gqa else num_qo_heads
         words = self._staged.begin()
@@ -239,7 +241,7 @@ class AttentionRunner:
                 target_ctas=1, min_chunk=config.block_n)  # one program: nothing is ever split
         except ValueError as exc:
             raise UnsupportedError(f"batch too large for this wrapper's buffers: {exc}") from exc
-        if self._fixed_config is None and summary.num_entries * heads < self.num_sms:
+        if self._fixed_config is None and config.language != "tilelang" and summary.num_entries * heads < self.num_sms:
             return False
         self._staged.commit(summary.words)
         self._kv_indices = self._place_indices(kv_indices)

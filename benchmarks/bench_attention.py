@@ -50,6 +50,7 @@ from kernelarena.kernels.attention import (
     build_page_table,
 )
 from kernelarena.kernels.attention.paged_kernel import PagedAttentionLauncher
+from kernelarena.kernels.attention.prefill_hopper import TILELANG_CONFIG
 
 HQ, HKV, D, PAGE = 32, 8, 128, 16
 DECODE_BATCHES = (1, 16, 64, 128, 256)
@@ -61,8 +62,7 @@ PREFILL_CASES = ((4, 1024, 4096), (16, 512, 4096))  # (batch, queries per reques
 # output store lost its branches, fa3 3-6 points higher on paged and 9 on ragged K/V after.
 TILELANG_SCHEDULES = {
     "plain": HopperPrefillConfig(128, 128, 8, 2, pack_gqa=False, use_tma=True, language="tilelang", persistent=True),
-    "fa3": HopperPrefillConfig(128, 128, 8, 2, pack_gqa=False, use_tma=True, language="tilelang", overlap=True,
-                               pingpong=True, persistent=True),
+    "fa3": TILELANG_CONFIG,  # what KERNELARENA_HOPPER_PREFILL=1 picks
 }
 TILELANG_PREFILL = TILELANG_SCHEDULES["fa3"]
 PREFILL_SWEEP = tuple((b, q, kv) for b in (1, 4, 16) for q in (512, 2048, 8192) for kv in sorted({q, 4096, 16384})

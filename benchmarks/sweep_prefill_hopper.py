@@ -40,6 +40,7 @@ from kernelarena.kernels.attention import (  # noqa: E402
     build_page_table,
 )
 from kernelarena.kernels.attention.kernel_config import choose_config  # noqa: E402
+from kernelarena.kernels.attention.prefill_hopper import TILELANG_CONFIG_D256  # noqa: E402
 
 NAME = "sweep_prefill_hopper"
 TOLERANCE = 2e-2  # relative (Frobenius) error against float32 SDPA; bf16 outputs land near 4e-3
@@ -88,6 +89,10 @@ class Shape:
 
 
 GPU_SHAPE = Shape(32, 8, 128, 16, torch.bfloat16)
+# --head-dim 256: the paged cases only (FlashInfer's ragged fa3 module for 256 is not among the ones carried), against
+# the TileLang kernel's 64-key blocks (128-key ones do not fit shared memory at 256), FA3's schedule and plain.
+D256_SHAPE = Shape(32, 8, 256, 16, torch.bfloat16)
+D256_VARIANTS = [TILELANG_CONFIG_D256, HopperPrefillConfig(128, 64, 8, 2, False, True, "tilelang", False, False, True)]
 CPU_SHAPE = Shape(4, 2, 64, 4, torch.bfloat16)
 
 
@@ -290,13 +295,18 @@ def main(argv: Optional[list] = None) -> list[dict]:
     parser.add_argument("--budget-s", type=float, default=65.0,
                         help="wall-clock budget of the sweep (imports and the table come on top: about 10 s)")
     parser.add_argument("--variants", type=int, default=None, help="time only the first N Hopper variants")
+    parser.add_argument("--head-dim", type=int, choices=(128, 256), default=128,
+                        help="256: the paged cases at head_dim 256, the TileLang kernels only (GPU)")
     args = parser.parse_args(argv)
+    name = NAME if args.head_dim == 128 else f"{NAME}_d{args.head_dim}"
     if args.dry_run:
         device, shape, cases, variants, with_fi = "cpu", CPU_SHAPE, CPU_CASES, CPU_VARIANTS, False
     else:
         if not torch.cuda.is_available():
             parser.error("no CUDA device: run on the GPU machine, or pass --dry-run")
         device, shape, cases, variants = "cuda", GPU_SHAPE, GPU_CASES, GPU_VARIANTS
+        if args.head_dim == 256:
+            shape, cases, variants = D256_SHAPE, tuple(c for c in GPU_CASES if not c.ragged), D256_VARIANTS
         try:
             import flashinfer  # noqa: F401
 
@@ -310,12 +320,14 @@ def main(argv: Optional[list] = None) -> list[dict]:
     print(" | ".join(COLUMNS))
     start = time.perf_counter()
     rows = sweep(cases, shape, variants, device, args.budget_s, with_fi)
-    text = (f"{TITLE}\n\n{run.machine}, {run.date}, torch {torch.__version__}; sweep took "
+    title = TITLE if args.head_dim == 128 else TITLE.replace("head_dim 128", f"head_dim {args.head_dim}").replace(
+        "sweep_prefill_hopper --out", f"sweep_prefill_hopper --head-dim {args.head_dim} --out")
+    text = (f"{title}\n\n{run.machine}, {run.date}, torch {torch.__version__}; sweep took "
             f"{time.perf_counter() - start:.0f} s\n\n" + markdown_table(COLUMNS, rows))
     print(text)
     if args.out is not None:
-        table = publish(NAME, args.out, text, TITLE, KEY, COLUMNS, rows, run)
-        print(f"wrote {table} and {args.out / (NAME + '_latest.md')}")
+        table = publish(name, args.out, text, title, KEY, COLUMNS, rows, run)
+        print(f"wrote {table} and {args.out / (name + '_latest.md')}")
     return rows
 
 

@@ -46,15 +46,17 @@ def _shape(config, *, head_dim=128, page_size=16, rows_per_page=32, causal=True,
 
 
 def sweep_shapes() -> list:
-    """sweep_prefill_hopper's TileLang variants (interleaved pages of 16: 32 rows apart; ragged) and
-    bench_attention's TileLang columns (each --tilelang-schedule: the same pages, causal and not; ragged)."""
+    """sweep_prefill_hopper's TileLang variants (interleaved pages of 16: 32 rows apart; ragged; with --head-dim 256
+    the paged ones) and bench_attention's TileLang columns (each --tilelang-schedule: the same pages, causal and
+    not; ragged)."""
     from benchmarks.bench_attention import TILELANG_SCHEDULES
-    from benchmarks.sweep_prefill_hopper import GPU_VARIANTS
+    from benchmarks.sweep_prefill_hopper import D256_VARIANTS, GPU_VARIANTS
 
     shapes = []
     for config in [c for c in GPU_VARIANTS if c.language == "tilelang"] + list(TILELANG_SCHEDULES.values()):
         shapes += [_shape(config), _shape(config, page_size=0, rows_per_page=1)]
     shapes += [_shape(config, causal=False) for config in TILELANG_SCHEDULES.values()]
+    shapes += [_shape(config, head_dim=256) for config in D256_VARIANTS]  # sweep_prefill_hopper --head-dim 256
     return list(dict.fromkeys(shapes))
 
 

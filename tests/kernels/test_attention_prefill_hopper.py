@@ -143,6 +143,7 @@ def test_backend_table_picks_hopper_only_when_switched_on_and_on_sm90(monkeypatc
 def test_switch_picks_the_tilelang_kernel_where_it_imports_and_serves_the_head_size():
     from kernelarena.kernels.attention.prefill_hopper import (
         TILELANG_CONFIG,
+        TILELANG_CONFIG_D256,
         choose_hopper_config,
         tilelang_importable,
     )
@@ -150,7 +151,10 @@ def test_switch_picks_the_tilelang_kernel_where_it_imports_and_serves_the_head_s
     triton_default = HopperPrefillConfig(128, 64, 8, 5, True, True)
     assert choose_hopper_config(128, True) == (TILELANG_CONFIG if tilelang_importable() else triton_default)
     assert choose_hopper_config(64, True, "triton") == triton_default
-    assert choose_hopper_config(256, True) == HopperPrefillConfig(64, 64, 8, 5, True, True)  # no TileLang program
+    assert choose_hopper_config(256, True, "triton") == HopperPrefillConfig(64, 64, 8, 5, True, True)
+    assert choose_hopper_config(256, True) == (TILELANG_CONFIG_D256 if tilelang_importable() else
+                                               HopperPrefillConfig(64, 64, 8, 5, True, True))
+    assert choose_hopper_config(96, True) == HopperPrefillConfig(128, 64, 8, 5, True, True)  # no TileLang program
     assert choose_hopper_config(128, False).language == "triton"  # the CPU interpreter runs the Triton kernel
     assert TILELANG_CONFIG.graph_safe and TILELANG_CONFIG.overlap and TILELANG_CONFIG.pingpong
 

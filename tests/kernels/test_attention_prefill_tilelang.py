@@ -27,6 +27,8 @@ STATIC = HopperPrefillConfig(128, 128, 8, 2, pack_gqa=False, use_tma=True, langu
                              dynamic=False)
 IEEE = HopperPrefillConfig(128, 128, 8, 2, pack_gqa=False, use_tma=True, language="tilelang", persistent=True,
                            fast_math=False)
+D256 = HopperPrefillConfig(128, 64, 8, 2, pack_gqa=False, use_tma=True, language="tilelang", overlap=True,
+                           pingpong=True, persistent=True)  # prefill_hopper.TILELANG_CONFIG_D256
 PP_PERSISTENT = HopperPrefillConfig(128, 128, 8, 2, pack_gqa=False, use_tma=True, language="tilelang", pingpong=True,
                                     persistent=True)
 # The GPU tests' cases (benchmarks/tilelang_precompile.py compiles their kernels ahead):
@@ -35,10 +37,12 @@ PAGED_CASES = [(TILELANG, True, False, 128, 16), (TILELANG, True, True, 128, 16)
                (TILELANG, True, False, 64, 32), (OVERLAP, True, False, 128, 16), (OVERLAP, False, True, 64, 16),
                (PINGPONG, True, False, 128, 16), (FA3, True, False, 128, 16), (FA3, False, True, 64, 16),
                (PERSISTENT, True, False, 128, 16), (PP_PERSISTENT, True, True, 128, 16),
-               (PP_PERSISTENT, False, False, 64, 32), (STATIC, True, False, 128, 16), (IEEE, True, False, 128, 16)]
+               (PP_PERSISTENT, False, False, 64, 32), (STATIC, True, False, 128, 16), (IEEE, True, False, 128, 16),
+               (D256, True, False, 256, 16), (D256, False, True, 256, 16)]
 PAGED_IDS = ["causal", "kv-tuple", "noncausal", "d64-page32", "overlap", "overlap-noncausal-d64-tuple", "pingpong",
              "fa3", "fa3-noncausal-d64-tuple", "persistent", "pingpong-persistent-kv-tuple",
-             "pingpong-persistent-noncausal-d64-page32", "static-persistent", "ieee-persistent"]
+             "pingpong-persistent-noncausal-d64-page32", "static-persistent", "ieee-persistent", "d256",
+             "d256-noncausal-kv-tuple"]
 RAGGED_CASES = [(TILELANG, True), (TILELANG, False), (FA3, True), (PP_PERSISTENT, True)]
 # CUDA-graph replays (config, separate K and V caches): causal, head_dim 128, pages of 16, lse.
 GRAPH_CASES = [(PERSISTENT, False), (PP_PERSISTENT, True)]
@@ -99,6 +103,20 @@ def test_paged_kernel_lowers_to_a_hand_warp_specialized_tma_pipeline():
     # A block every row sees whole is not masked: its Q K^T starts from zero (the first k-step's scale-out 0).
     assert "((0 < ki) ? 1 : (whole ? 0 : 1))" in loop
     assert "__named_barrier_arrive" not in source
+
+
+def test_head_dim_256_lowers_to_four_column_quarters_and_wide_p_v():
+    """head_dim 256 (64-key blocks): one TMA copy per page and 64-column quarter of the head, P V one m64n256k16
+    chain a warpgroup, Q K^T one chain over the whole head."""
+    pytest.importorskip("tilelang")
+    from kernelarena.kernels.attention import prefill_tilelang
+
+    source = prefill_tilelang.cuda_source(prefill_tilelang.kernel_shape(
+        num_qo_heads=32, num_kv_heads=8, head_dim=256, page_size=16, rows_per_page=32, causal=True, sm_scale=1 / 16,
+        block_m=128, block_n=64, num_stages=2, dtype=torch.bfloat16, write_lse=False, overlap=True, pingpong=True,
+        ctas=132, dynamic=True))
+    assert source.count("tl::tma_load(K_desc") == 4 and source.count("tl::tma_load(Q_desc") == 4
+    assert "tl::DataType::kFloat32, 64, 256, 16" in source and "tl::DataType::kFloat32, 64, 64, 16" in source
 
 
 @pytest.mark.parametrize("page_size", [16, 0])
@@ -209,15 +227,19 @@ def test_pingpong_warpgroups_take_turns_issuing_their_gemms(overlap):
     assert "if (((((int)threadIdx.x) >> 7) == 0) | ((kb_1 + 1) < n_blocks)) {" in loop[:order[2]]
 
 
-@pytest.mark.parametrize("head_dim,page_size,block_n,ok", [
-    (128, 16, 128, True), (64, 32, 128, True), (128, 128, 128, True), (256, 16, 128, False), (128, 48, 128, False),
-    (128, 256, 128, False), (96, 16, 128, False), (128, 0, 128, True), (64, 0, 128, True), (256, 0, 128, False)])
-def test_program_serves_head_dims_of_whole_halves_and_pages_dividing_the_block(head_dim, page_size, block_n, ok):
-    """Paged and ragged (page size 0) K/V alike: a ragged head_dim 256 would not fit two stages of full-width
-    tiles in shared memory, so it goes to the Triton kernel instead of failing to compile."""
+@pytest.mark.parametrize("head_dim,page_size,block_n,stages,ok", [
+    (128, 16, 128, 2, True), (64, 32, 128, 2, True), (128, 128, 128, 2, True), (256, 16, 128, 2, False),
+    (128, 48, 128, 2, False), (128, 256, 128, 2, False), (96, 16, 128, 2, False), (128, 0, 128, 2, True),
+    (64, 0, 128, 2, True), (256, 0, 128, 2, False), (256, 16, 64, 2, True), (256, 0, 64, 2, True),
+    (256, 16, 64, 3, False), (128, 16, 128, 3, True)])
+def test_program_serves_head_dims_of_whole_halves_and_pages_dividing_the_block(head_dim, page_size, block_n, stages,
+                                                                               ok):
+    """Paged and ragged (page size 0) K/V alike: head_dim 256 with 128-key blocks (or 64-key blocks in three stages)
+    would not fit Q and the K/V stages in shared memory, so it goes to the Triton kernel instead of failing to
+    compile; 64-key blocks in two stages take 192 KB."""
     from kernelarena.kernels.attention.prefill_tilelang import supported
 
-    assert supported(head_dim, page_size, block_n) is ok
+    assert supported(head_dim, page_size, block_n, 128, stages) is ok
 
 
 def test_rows_view_covers_each_layout_or_declines():

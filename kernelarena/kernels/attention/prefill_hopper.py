@@ -112,6 +112,9 @@ class HopperPrefillConfig:
 # cases, 0.97x ragged; the Triton kernel's best 0.72x / 0.75x / 0.68x in the same run).
 TILELANG_CONFIG = HopperPrefillConfig(128, 128, 8, 2, pack_gqa=False, use_tma=True, language="tilelang", overlap=True,
                                       pingpong=True, persistent=True)
+# head_dim 256: 64-key blocks (Q and two stages of 128-key K and V blocks would need 320 KB of shared memory).
+TILELANG_CONFIG_D256 = HopperPrefillConfig(128, 64, 8, 2, pack_gqa=False, use_tma=True, language="tilelang",
+                                           overlap=True, pingpong=True, persistent=True)
 
 
 @functools.lru_cache(maxsize=None)
@@ -127,17 +130,17 @@ def tilelang_importable() -> bool:
 def choose_hopper_config(head_dim: int, on_gpu: bool, language: Optional[str] = None) -> HopperPrefillConfig:
     """The Hopper prefill kernel's config when the Hopper path is chosen without one (KERNELARENA_HOPPER_PREFILL=1).
 
-    On a GPU: TILELANG_CONFIG where TileLang imports and serves the head size (64 or 128), else the Triton kernel's
-    (``language`` forces one). The Triton one is the shape the Triton tutorial's Hopper attention uses for head_dim
+    On a GPU: TILELANG_CONFIG where TileLang imports and serves the head size (64 or 128; TILELANG_CONFIG_D256 for
+    256), else the Triton kernel's (``language`` forces one). The Triton one is the shape the Triton tutorial's Hopper attention uses for head_dim
     128 (128-row tiles, 8 warps) with 64-token K/V blocks and 5 stages: with gathered K/V the page-index load takes
     a stage, and compiled for sm_90 (Triton 3.6, on the CPU machine) 3-4 stages keep one K/V block in flight (65.8
     KB of shared memory), 5 keep two (98.8 KB)."""
     if not on_gpu:
         return HopperPrefillConfig(32, 16, 4, 1, True, True)
     if language is None:
-        language = "tilelang" if head_dim in (64, 128) and tilelang_importable() else "triton"
+        language = "tilelang" if head_dim in (64, 128, 256) and tilelang_importable() else "triton"
     if language == "tilelang":
-        return TILELANG_CONFIG
+        return TILELANG_CONFIG_D256 if head_dim == 256 else TILELANG_CONFIG
     return HopperPrefillConfig(128 if head_dim <= 128 else 64, 64, 8, 5, True, True)
 
 
@@ -343,7 +346,7 @@ class HopperPrefillLauncher:
 
             # Head sizes and page sizes it does not serve run the Triton kernel (decided once, at plan).
             self._tilelang = tl_prefill.supported(head_dim, 0 if page_size == RAGGED_PAGE_SIZE else page_size,
-                                                  config.block_n)
+                                                  config.block_n, config.block_m, config.num_stages)
         self._graph = graph and self.device.type == "cuda"
         if self._graph and not self._tilelang:
             raise UnsupportedError(_graph_refusal(f"does not take head_dim {head_dim} with pages of {page_size} "

@@ -109,10 +109,21 @@ def prefill_program(shape: TileShape):
     return prefill
 
 
-def supported(head_dim: int, page_size: int, block_n: int) -> bool:
+SMEM_BYTES = 227 * 1024 - 1024  # an sm90 block's shared memory, less the barriers and the tile slot
+
+
+def stages(num_stages: int) -> int:
+    """The K/V stages a kernel gets for a config's num_stages (two or three: kernel_shape's clamp)."""
+    return min(max(num_stages, 2), 3)
+
+
+def supported(head_dim: int, page_size: int, block_n: int, block_m: int = 128, num_stages: int = 2) -> bool:
     """Whether the program serves this head size and page size (0: ragged K/V) with BLOCK_N-token blocks: whole
-    64-column halves up to 128 (wider tiles would not fit two stages in shared memory), pages dividing the block."""
-    return head_dim in (64, 128) and (page_size == 0 or (page_size <= block_n and block_n % page_size == 0))
+    64-column halves up to 256, pages dividing the block, and Q plus the K and V stages in shared memory (head_dim
+    256 with 128-key blocks would need 320 KB at two stages: 64-key blocks take 192 KB)."""
+    fits = (block_m + 2 * stages(num_stages) * block_n) * head_dim * 2 <= SMEM_BYTES
+    return head_dim in (64, 128, 256) and fits and (
+        page_size == 0 or (page_size <= block_n and block_n % page_size == 0))
 
 
 class _Steps:
@@ -485,7 +496,7 @@ def kernel_shape(*, num_qo_heads: int, num_kv_heads: int, head_dim: int, page_si
         raise ValueError("kernel_shape(graph=True) needs persistent blocks (ctas > 0): one block per tile's grid "
                          "is the plan's tile count")
     return TileShape(num_qo_heads, num_kv_heads, head_dim, page_size, rows_per_page, bool(causal),
-                     float(sm_scale * LOG2E), block_m, block_n, min(max(num_stages, 2), 3), _DTYPES[dtype],
+                     float(sm_scale * LOG2E), block_m, block_n, stages(num_stages), _DTYPES[dtype],
                      bool(write_lse), bool(overlap), bool(pingpong), int(ctas), bool(graph), bool(fast_math),
                      bool(dynamic and ctas))
 

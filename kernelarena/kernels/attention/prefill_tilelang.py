@@ -11,9 +11,11 @@ in the CUDA it lowers to for sm_90a (tests/kernels/test_attention_prefill_tilela
   P V with P in registers (m64n128k16 at head_dim 128);
 - options: ``overlap`` (FA3's order: the next block's Q K^T and this one's P V run under the softmax),
   ``pingpong`` (the consumer warpgroups take turns issuing their GEMMs), ``ctas`` (persistent blocks, one per
-  multiprocessor, taking tiles in turn; the producer loads the next tile while the consumers finish one).
-Head dims 64 and 128 (one or two 64-column halves); pages of at most BLOCK_N rows that divide it. The block's
-K/V range starts at a page boundary (kv_lo is 0: no window, no split).
+  multiprocessor; the producer loads the next tile while the consumers finish one), taking tiles from a counter in
+  memory (``dynamic``) or in turn, ``fast_math`` (nvcc's --use_fast_math, as FlashInfer's kernels are built).
+Head dims 64, 128 and 256 (one, two or four 64-column quarters; 256 with 64-key blocks, for shared memory); pages
+of at most BLOCK_N rows that divide it. The block's K/V range starts at a page boundary (kv_lo is 0: no window, no
+split).
 
 Rows are compact [token, head, head_dim] rows: q and out contiguous, and K/V rows with heads packed (NHD).
 The launcher (HopperPrefillLauncher, language "tilelang") falls back to the Triton kernel for any other layout.

@@ -60,9 +60,9 @@ SETTINGS: Tuple[Setting, ...] = (
     Setting(SMALL_DECODE, "`0`: the small-batch decode attention kernel is never used. Read once, at import.",
             "`1` (used where it is faster)"),
     Setting(HOPPER_PREFILL, "`1`: prefill on an sm90 GPU (H100/H200) uses the Hopper prefill kernel where it "
-            "applies: TileLang's (`kernels/attention/prefill_tilelang.py`, FA3's schedule on persistent blocks) where "
-            "TileLang imports and the head size is 64, 128 or 256, else the Triton one (`prefill_hopper.py`). A shape's "
-            "first call compiles it (10-30 s) unless TileLang's cache has it. Read once, at import.",
+            "applies: TileLang's (`kernels/attention/prefill_tilelang.py`, persistent blocks) where TileLang imports "
+            "and the head size is 64, 128 or 256, else the Triton one (`prefill_hopper.py`). A shape's first call "
+            "compiles it (10-30 s) unless TileLang's cache has it. Read once, at import.",
             "unset: off (opt-in: the TileLang kernel compiles on first use and runs on sm90 only)"),
     Setting(DEVICE_LOCK, "`0`: in `kernelarena run` on a GPU, worker start-ups and timed loops do not take turns "
             "on the device (`bench/quiet.py`); for comparing the two.", "`1` (they take turns)"),

@@ -14,6 +14,7 @@ from kernelarena.kernels.attention import (
     HopperPrefillConfig,
 )
 from kernelarena.kernels.attention.page_table import build_page_table, kv_view, pages_to_nhd
+from kernelarena.kernels.attention.prefill_hopper import TILELANG_CONFIG_D256
 from kernelarena.kernels.attention.reference import batch_attention_reference, ragged_attention_reference
 from tests.kernels.test_attention import DEVICE, check, indptr, make_cache, workspace
 
@@ -27,8 +28,9 @@ STATIC = HopperPrefillConfig(128, 128, 8, 2, pack_gqa=False, use_tma=True, langu
                              dynamic=False)
 IEEE = HopperPrefillConfig(128, 128, 8, 2, pack_gqa=False, use_tma=True, language="tilelang", persistent=True,
                            fast_math=False)
-D256 = HopperPrefillConfig(128, 64, 8, 2, pack_gqa=False, use_tma=True, language="tilelang", overlap=True,
-                           pingpong=True, persistent=True)  # prefill_hopper.TILELANG_CONFIG_D256
+D256 = TILELANG_CONFIG_D256  # 64-key blocks, persistent
+D256_FA3 = HopperPrefillConfig(128, 64, 8, 2, pack_gqa=False, use_tma=True, language="tilelang", overlap=True,
+                               pingpong=True, persistent=True)
 PP_PERSISTENT = HopperPrefillConfig(128, 128, 8, 2, pack_gqa=False, use_tma=True, language="tilelang", pingpong=True,
                                     persistent=True)
 # The GPU tests' cases (benchmarks/tilelang_precompile.py compiles their kernels ahead):
@@ -38,11 +40,11 @@ PAGED_CASES = [(TILELANG, True, False, 128, 16), (TILELANG, True, True, 128, 16)
                (PINGPONG, True, False, 128, 16), (FA3, True, False, 128, 16), (FA3, False, True, 64, 16),
                (PERSISTENT, True, False, 128, 16), (PP_PERSISTENT, True, True, 128, 16),
                (PP_PERSISTENT, False, False, 64, 32), (STATIC, True, False, 128, 16), (IEEE, True, False, 128, 16),
-               (D256, True, False, 256, 16), (D256, False, True, 256, 16)]
+               (D256, True, False, 256, 16), (D256_FA3, False, True, 256, 16)]
 PAGED_IDS = ["causal", "kv-tuple", "noncausal", "d64-page32", "overlap", "overlap-noncausal-d64-tuple", "pingpong",
              "fa3", "fa3-noncausal-d64-tuple", "persistent", "pingpong-persistent-kv-tuple",
              "pingpong-persistent-noncausal-d64-page32", "static-persistent", "ieee-persistent", "d256",
-             "d256-noncausal-kv-tuple"]
+             "d256-fa3-noncausal-kv-tuple"]
 RAGGED_CASES = [(TILELANG, True), (TILELANG, False), (FA3, True), (PP_PERSISTENT, True)]
 # CUDA-graph replays (config, separate K and V caches): causal, head_dim 128, pages of 16, lse.
 GRAPH_CASES = [(PERSISTENT, False), (PP_PERSISTENT, True)]

@@ -112,9 +112,11 @@ class HopperPrefillConfig:
 # cases, 0.97x ragged; the Triton kernel's best 0.72x / 0.75x / 0.68x in the same run).
 TILELANG_CONFIG = HopperPrefillConfig(128, 128, 8, 2, pack_gqa=False, use_tma=True, language="tilelang", overlap=True,
                                       pingpong=True, persistent=True)
-# head_dim 256: 64-key blocks (Q and two stages of 128-key K and V blocks would need 320 KB of shared memory).
+# head_dim 256: 64-key blocks (Q and two stages of 128-key K and V blocks would need 320 KB of shared memory), without
+# FA3's schedule (H200, 2026-12-04, sweep_prefill_hopper --head-dim 256: 1.28x / 1.29x FlashInfer's fa3 at the two
+# causal cases, 1.23x / 1.24x with it).
 TILELANG_CONFIG_D256 = HopperPrefillConfig(128, 64, 8, 2, pack_gqa=False, use_tma=True, language="tilelang",
-                                           overlap=True, pingpong=True, persistent=True)
+                                           persistent=True)
 
 
 @functools.lru_cache(maxsize=None)
@@ -131,10 +133,10 @@ def choose_hopper_config(head_dim: int, on_gpu: bool, language: Optional[str] = 
     """The Hopper prefill kernel's config when the Hopper path is chosen without one (KERNELARENA_HOPPER_PREFILL=1).
 
     On a GPU: TILELANG_CONFIG where TileLang imports and serves the head size (64 or 128; TILELANG_CONFIG_D256 for
-    256), else the Triton kernel's (``language`` forces one). The Triton one is the shape the Triton tutorial's Hopper attention uses for head_dim
-    128 (128-row tiles, 8 warps) with 64-token K/V blocks and 5 stages: with gathered K/V the page-index load takes
-    a stage, and compiled for sm_90 (Triton 3.6, on the CPU machine) 3-4 stages keep one K/V block in flight (65.8
-    KB of shared memory), 5 keep two (98.8 KB)."""
+    256), else the Triton kernel's (``language`` forces one). The Triton one is the shape the Triton tutorial's
+    Hopper attention uses for head_dim 128 (128-row tiles, 8 warps) with 64-token K/V blocks and 5 stages: with
+    gathered K/V the page-index load takes a stage, and compiled for sm_90 (Triton 3.6, on the CPU machine) 3-4
+    stages keep one K/V block in flight (65.8 KB of shared memory), 5 keep two (98.8 KB)."""
     if not on_gpu:
         return HopperPrefillConfig(32, 16, 4, 1, True, True)
     if language is None:

@@ -290,8 +290,8 @@ def _ws_attend(T, s: TileShape, steps: _Steps, n_entries):
         # blocks while the consumers finish this tile and store its output. Persistent blocks take tiles in turn
         # (bx, bx + ctas, ...) from the last, or (dynamic) in the plan's order (each request's longest first), the
         # first ctas tiles one a block and each later one from the counter CTR[0] as a block's producer gets to it:
-        # a block's tiles then add up to about the same time as every other's, where in turn a block's share of
-        # a causal batch's tiles could run 6-20% over the average (plans of benchmarks/sweep_prefill_hopper.py).
+        # a block's tiles then add up to about the same time as every other's: in turn, the busiest block ran 1-42%
+        # over the mean at the prefill grid's plans, with the counter 0-3% past one wave (benchmarks/tile_balance.py).
         grid = s.ctas if s.ctas else n_entries * hq
         with T.Kernel(grid, threads=384) as bx:
             # Graph mode: the plan's tile count, read on the device (replays follow re-plans).

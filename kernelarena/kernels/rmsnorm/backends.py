@@ -225,7 +225,7 @@ def auto_candidates(p: Problem) -> list[str]:
     first = measured_choice(p.op, p.rows, p.hidden)
     # Then Triton, the table's runner-up on device time, before the host-cost order: without TileLang installed,
     # the first of that order (CUDA) was 7% slower than Triton at 16384 x 8192 on the H200
-    # (results/rmsnorm_latest.md, 2026-12-03: 148.3 against 138.4 us).
+    # (results/history/rmsnorm_2026-12-03_h200_session19_latest.md: 148.3 against 138.4 us).
     return list(dict.fromkeys([first, "triton", *TABLE]))
 
 

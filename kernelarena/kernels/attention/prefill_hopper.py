@@ -140,7 +140,9 @@ def choose_hopper_config(head_dim: int, on_gpu: bool, language: Optional[str] = 
     if not on_gpu:
         return HopperPrefillConfig(32, 16, 4, 1, True, True)
     if language is None:
-        language = "tilelang" if head_dim in (64, 128, 256) and tilelang_importable() else "triton"
+        from .prefill_tilelang import HEAD_DIMS  # no TileLang import: the program is built on first use
+
+        language = "tilelang" if head_dim in HEAD_DIMS and tilelang_importable() else "triton"
     if language == "tilelang":
         return TILELANG_CONFIG_D256 if head_dim == 256 else TILELANG_CONFIG
     return HopperPrefillConfig(128 if head_dim <= 128 else 64, 64, 8, 5, True, True)

@@ -112,6 +112,7 @@ def prefill_program(shape: TileShape):
 
 
 SMEM_BYTES = 227 * 1024 - 1024  # an sm90 block's shared memory, less the barriers and the tile slot
+HEAD_DIMS = (64, 128, 256)  # whole 64-column quarters of a head, one TMA copy each
 
 
 def stages(num_stages: int) -> int:
@@ -124,7 +125,7 @@ def supported(head_dim: int, page_size: int, block_n: int, block_m: int = 128, n
     64-column halves up to 256, pages dividing the block, and Q plus the K and V stages in shared memory (head_dim
     256 with 128-key blocks would need 320 KB at two stages: 64-key blocks take 192 KB)."""
     fits = (block_m + 2 * stages(num_stages) * block_n) * head_dim * 2 <= SMEM_BYTES
-    return head_dim in (64, 128, 256) and fits and (
+    return head_dim in HEAD_DIMS and fits and (
         page_size == 0 or (page_size <= block_n and block_n % page_size == 0))
 
 

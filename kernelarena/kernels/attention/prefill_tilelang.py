@@ -229,23 +229,32 @@ def _ws_attend(T, s: TileShape, steps: _Steps, n_entries):
     acc_t, dtype = "float32", s.dtype
 
     @T.macro
-    def load_block(X, x_s, KVI, empty, full, stage, phase, kb, page_base, last_page, kv_head):
-        """The producer's turn for one of K and V: wait for the stage to be free, issue its TMA copies, then
-        arrive (the copies' bytes complete the stage). A paged block's pages past the range repeat the last one;
-        a ragged block's rows past the request are the next request's (or TMA's zeros): masked either way."""
-        T.mbarrier_wait_parity(empty[stage], phase ^ 1)
+    def block_rows(rows, KVI, kb, page_base, last_page):
+        """The K/V rows of block kb's TMA copies, read from the page table into the producer's registers before
+        it waits for a stage: the load's latency then runs during the wait, not after it. A paged block's pages
+        past the range repeat the last one; a ragged block's rows past the request are the next request's (or
+        TMA's zeros): masked either way."""
         if s.page_size:
             first = page_base + kb * (bn // ps)
             for pg in T.unroll(bn // ps):
-                row = KVI[T.min(first + pg, last_page)] * s.rows_per_page
+                rows[pg] = KVI[T.min(first + pg, last_page)] * s.rows_per_page
+        else:
+            rows[0] = KVI[page_base] + kb * bn
+
+    @T.macro
+    def load_block(X, x_s, rows, empty, full, stage, phase, kv_head):
+        """The producer's turn for one of K and V: wait for the stage to be free, issue its TMA copies, then
+        arrive (the copies' bytes complete the stage)."""
+        T.mbarrier_wait_parity(empty[stage], phase ^ 1)
+        if s.page_size:
+            for pg in T.unroll(bn // ps):
                 for h in halves:
-                    T.tma_copy(X[row:row + ps, kv_head, h * HALF:(h + 1) * HALF],
+                    T.tma_copy(X[rows[pg]:rows[pg] + ps, kv_head, h * HALF:(h + 1) * HALF],
                                x_s[stage, pg * ps:(pg + 1) * ps, h * HALF:(h + 1) * HALF], barrier=full[stage])
         else:
-            row = KVI[page_base] + kb * bn
             for h in halves:
-                T.tma_copy(X[row:row + bn, kv_head, h * HALF:(h + 1) * HALF], x_s[stage, :, h * HALF:(h + 1) * HALF],
-                           barrier=full[stage])
+                T.tma_copy(X[rows[0]:rows[0] + bn, kv_head, h * HALF:(h + 1) * HALF],
+                           x_s[stage, :, h * HALF:(h + 1) * HALF], barrier=full[stage])
         T.mbarrier_arrive(full[stage])
 
     @T.macro
@@ -319,6 +328,7 @@ def _ws_attend(T, s: TileShape, steps: _Steps, n_entries):
                 # setmaxnreg moves registers within the block's launch allocation (168 a thread at 384 threads):
                 # 24 x 128 + 240 x 256 is all of it. More for the producer and the consumers' increase waits forever.
                 T.dec_max_nreg(PRODUCER_REGS)
+                rows = T.alloc_local([bn // ps], "int32")  # a block's K/V rows (block_rows)
                 if dynamic:
                     lead = T.get_thread_binding() == 256
                     fetched = T.alloc_var("int32", init=bx)  # the lead thread's next tile
@@ -351,8 +361,9 @@ def _ws_attend(T, s: TileShape, steps: _Steps, n_entries):
                     for kb in T.serial(T.ceildiv(kv_hi - kv_lo, bn)):
                         stage = (done + kb) % stages
                         phase = ((done + kb) // stages) % 2
-                        load_block(K, k_s, KVI, empty_k, full_k, stage, phase, kb, page_base, last_page, kv_head)
-                        load_block(V, v_s, KVI, empty_v, full_v, stage, phase, kb, page_base, last_page, kv_head)
+                        block_rows(rows, KVI, kb, page_base, last_page)
+                        load_block(K, k_s, rows, empty_k, full_k, stage, phase, kv_head)
+                        load_block(V, v_s, rows, empty_v, full_v, stage, phase, kv_head)
                     done = done + T.ceildiv(kv_hi - kv_lo, bn)
                 if dynamic:
                     # Every block's last fetch came before its count here (acq_rel): the last block to count sets

@@ -11,7 +11,11 @@ call, median), decode beside the read floor of the same bytes.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.util
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import torch
 
@@ -59,7 +63,33 @@ DECODE_VARIANTS = {
 }
 
 
-def prefill_rows(cache, ws, fi_ws, variants: dict, cases) -> list[dict]:
+MODULE = "kernelarena.kernels.attention.prefill_tilelang"
+
+
+@contextlib.contextmanager
+def kernel_file(path: Path | None):
+    """The TileLang kernel's module loaded from ``path`` (another commit's prefill_tilelang.py) in place of the
+    package's own while the block runs: an A/B of two versions of the kernel in one run. The launcher imports the
+    module at each call and keeps the kernel it compiled, so a run planned inside the block stays on that version."""
+    if path is None:
+        yield
+        return
+    package = sys.modules[MODULE.rsplit(".", 1)[0]]
+    own = sys.modules[MODULE]
+    spec = importlib.util.spec_from_file_location(MODULE, path)
+    other = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(other)
+    sys.modules[MODULE], package.prefill_tilelang = other, other
+    try:
+        yield
+    finally:
+        sys.modules[MODULE], package.prefill_tilelang = own, own
+
+
+def prefill_rows(cache, ws, fi_ws, variants: dict, cases, ab: Path | None = None) -> list[dict]:
+    import kernelarena.kernels.attention.prefill_tilelang  # noqa: F401  (the module kernel_file swaps)
+
+    versions = [("", None)] + ([(f" @{ab.stem.rsplit('_', 1)[-1]}", ab)] if ab else [])
     rows = []
     for batch, qo, kv in cases:
         p = Problem(cache, batch, qo, kv, seed=batch + qo)
@@ -67,10 +97,12 @@ def prefill_rows(cache, ws, fi_ws, variants: dict, cases) -> list[dict]:
         run()
         row = {"case": f"prefill {batch} x {qo} / {kv}", "FlashInfer fa3": device_time_us(run, False)}
         for name, config in variants.items():
-            _, run, out = ours_prefill(p, ws, config)
-            run()
-            row[name] = device_time_us(run, False)
-            row[f"{name} err"] = rel_err(out, ref)
+            for suffix, path in versions:
+                with kernel_file(path):
+                    _, run, out = ours_prefill(p, ws, config)
+                    run()
+                    row[name + suffix] = device_time_us(run, False)
+                row[f"{name}{suffix} err"] = rel_err(out, ref)
         rows.append(row)
         print(row, flush=True)
     return rows
@@ -130,6 +162,8 @@ def main(argv=None) -> None:
     parser.add_argument("--only", choices=("prefill", "decode"), default=None)
     parser.add_argument("--variants", default=None,
                         help="comma-separated prefill variants to time (default: all of PREFILL_VARIANTS)")
+    parser.add_argument("--ab", type=Path, default=None,
+                        help="another prefill_tilelang.py (named ..._<rev>.py): every variant timed with it too")
     parser.add_argument("--cases", default=None, help="prefill cases as b,q,kv;b,q,kv (default: PREFILL_CASES)")
     add_out_argument(parser)
     args = parser.parse_args(argv)
@@ -148,7 +182,7 @@ def main(argv=None) -> None:
              "bf16, 32 q / 8 kv heads, head_dim 128, page 16, causal prefill; us per call (triton do_bench, L2 "
              "cleared before each call, median); (ratio) = FlashInfer's time / this one.", ""]
     if args.only != "decode":
-        rows = prefill_rows(cache, ws, fi_ws, variants, cases)
+        rows = prefill_rows(cache, ws, fi_ws, variants, cases, args.ab)
         lines += ["## Prefill (TileLang kernel's variants)", ""] + table(rows, "FlashInfer fa3") + [""]
     if args.only != "prefill":
         lines += ["## Decode (Triton kernel's configs)", ""] + table(decode_rows(cache, ws, fi_ws),

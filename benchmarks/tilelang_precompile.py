@@ -17,8 +17,10 @@ column (causal and non-causal paged, ragged), and the GPU tests of tests/kernels
 from __future__ import annotations
 
 import argparse
+import hashlib
 import math
 import os
+import shutil
 import sys
 import tarfile
 import time
@@ -28,6 +30,8 @@ import torch
 
 HQ, HKV = 32, 8
 PACK_DIR, CACHE_DIR = Path(".tl-cache"), Path(".tl-build")
+SOURCE = Path(__file__).resolve().parents[1] / "kernelarena" / "kernels" / "attention" / "prefill_tilelang.py"
+SOURCE_STAMP = "prefill_tilelang.sha256"  # in CACHE_DIR: the hash of the source its kernels were compiled from
 
 
 SMS = 132  # the H200's multiprocessors: persistent kernels run one block on each
@@ -78,12 +82,25 @@ def test_shapes() -> list:
     return shapes
 
 
+def fresh_cache(cache: Path) -> None:
+    """Empty ``cache`` when its kernels were compiled from another version of prefill_tilelang.py: the pack carries
+    the folder whole, and every edit of the kernel would otherwise add a set of kernels nothing loads (the pack
+    went from 0.6 to 2.7 MB over two edits, against a 64 MiB carry limit shared with the packages)."""
+    digest = hashlib.sha256(SOURCE.read_bytes()).hexdigest()
+    stamp = cache / SOURCE_STAMP
+    if cache.exists() and not (stamp.exists() and stamp.read_text() == digest):
+        shutil.rmtree(cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(digest)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--arch", default="sm_90a")
     parser.add_argument("--only", default="sweep,tests", help="comma list of: sweep, tests")
     args = parser.parse_args(argv)
     cache = CACHE_DIR
+    fresh_cache(cache)
     os.environ["TILELANG_CACHE_DIR"] = str(cache.resolve())  # read when TileLang is imported (below)
     from kernelarena.kernels.attention import prefill_tilelang
 

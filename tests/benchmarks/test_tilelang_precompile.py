@@ -51,3 +51,22 @@ def test_test_shapes_cover_each_gpu_test_case():
     assert len(graph) == len(GRAPH_CASES) and all(s.ctas and s.write_lse and s.page_size == 16 for s in graph)
     assert {s.rows_per_page for s in graph} == {16 if as_tuple else 32 for _, as_tuple in GRAPH_CASES}
     assert not any(s.graph for s in tilelang_precompile.sweep_shapes())
+
+
+def test_fresh_cache_keeps_kernels_of_this_source_and_drops_those_of_another(tmp_path, monkeypatch):
+    source = tmp_path / "prefill_tilelang.py"
+    source.write_text("version 1\n")
+    monkeypatch.setattr(tilelang_precompile, "SOURCE", source)
+    cache = tmp_path / "cache"
+    tilelang_precompile.fresh_cache(cache)  # no cache yet: made, stamped
+    (cache / "kernel_v1").write_text("cubin")
+    tilelang_precompile.fresh_cache(cache)  # the same source: its kernels stay
+    assert (cache / "kernel_v1").exists()
+    source.write_text("version 2\n")
+    tilelang_precompile.fresh_cache(cache)  # an edit: the old kernels go, the stamp follows the source
+    assert sorted(p.name for p in cache.iterdir()) == [tilelang_precompile.SOURCE_STAMP]
+    (cache / "kernel_v2").write_text("cubin")
+    stamp = cache / tilelang_precompile.SOURCE_STAMP
+    stamp.unlink()  # a cache of unknown source (made before the stamp existed) is emptied too
+    tilelang_precompile.fresh_cache(cache)
+    assert not (cache / "kernel_v2").exists() and stamp.exists()

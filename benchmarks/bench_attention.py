@@ -7,7 +7,10 @@ Sweep (issue #6): bf16, 32 query / 8 KV heads, head_dim 128, page 16, pages in r
            queries' length, 4096 and 16384 (KV at least the queries); a row without a mask (4 x 1024 over 4096) and a
            ragged row (contiguous K/V, 8 requests of 128-2048 queries over 512-4096 keys); the ceiling is the bf16
            matmul rate measured in the same run; where TileLang imports on a GPU, a TileLang column (TILELANG_PREFILL)
-Device time is triton.testing.do_bench's median (L2 flushed before each call). Decode reports TB/s of K/V
+Device time is kernelarena.bench.timing.ColdL2Timer's median (L2 flushed before each call), the implementations
+of one row timed in turn within each repetition (ours, the TileLang column, FlashInfer's backends), so that a drift
+of the GPU's clocks over the run reaches them alike (timed one after the other with triton's do_bench, one grid
+point read 0.94x in a run where three runs of it in turn read 1.06-1.12x, H200 2026-12-04). Decode reports TB/s of K/V
 read against the device-to-device copy bandwidth measured in the same run; prefill reports TFLOP/s
 (4 * head_dim flops per visible query-key pair per head) against 790 TFLOP/s (bf16 dense). plan() host
 cost is the median wall time of one call with host (CPU) indptr tensors, for both libraries. run() host cost
@@ -41,6 +44,7 @@ import torch
 from benchmarks.common import add_out_argument, publish, stamp
 from benchmarks.host_cost import back_to_back_us
 from benchmarks.read_floor import empty_kernel_us, read_floor_us
+from kernelarena.bench.timing import ColdL2Timer
 from kernelarena.kernels.attention import (
     BatchDecodeWithPagedKVCacheWrapper,
     BatchPrefillWithPagedKVCacheWrapper,
@@ -143,14 +147,22 @@ def compile_sm90() -> None:
 
 # ------------------------------------------------------------------------------------------ timing
 def device_time_us(fn, quick: bool) -> float:
-    if torch.cuda.is_available():
-        import triton.testing
+    return device_times_us({"fn": fn}, quick)["fn"]
 
-        return triton.testing.do_bench(fn, warmup=10 if quick else 25, rep=30 if quick else 100,
-                                       return_mode="median") * 1e3
-    start = time.perf_counter()
-    fn()
-    return (time.perf_counter() - start) * 1e6
+
+def device_times_us(fns: dict, quick: bool) -> dict:
+    """name -> median device us of ``fns[name]()`` (ColdL2Timer: the L2 flushed before each call, the functions
+    timed in turn within each repetition); on the CPU, the wall time of one call each."""
+    if torch.cuda.is_available():
+        timer = ColdL2Timer("cuda", budget_s=0.05 if quick else 0.25)
+        return timer.median_us_each({name: (lambda _set, fn=fn: fn()) for name, fn in fns.items()}, [None],
+                                    min_reps=5 if quick else 20)
+    times = {}
+    for name, fn in fns.items():
+        start = time.perf_counter()
+        fn()
+        times[name] = (time.perf_counter() - start) * 1e6
+    return times
 
 
 def host_time_us(fn, n: int) -> float:
@@ -310,10 +322,26 @@ def rel_err(a, b) -> float:
 
 
 def measure(make, quick: bool, plan_reps: int):
-    plan, run, out = make()
-    run()
-    t = device_time_us(run, quick)
-    return t, host_time_us(plan, plan_reps), out
+    return measure_in_turn({"it": make}, quick, plan_reps)["it"]
+
+
+def measure_in_turn(makes: dict, quick: bool, plan_reps: int, may_fail: tuple = ()) -> dict:
+    """name -> (device us of run(), host us of plan(), output) for each ``makes[name]()`` -> (plan, run, out), the
+    runs timed in turn (device_times_us). A name in ``may_fail`` whose setup raises is reported and left out (one
+    of FlashInfer's backends may be unavailable)."""
+    made = {}
+    for name, make in makes.items():
+        try:
+            plan, run, out = make()
+            run()
+        except Exception as exc:
+            if name not in may_fail:
+                raise
+            print(f"{name} failed: {exc!r}")
+            continue
+        made[name] = (plan, run, out)
+    times = device_times_us({name: run for name, (_, run, _) in made.items()}, quick)
+    return {name: (times[name], host_time_us(plan, plan_reps), out) for name, (plan, _, out) in made.items()}
 
 
 def graph_time_us(make, quick: bool) -> float:
@@ -410,8 +438,11 @@ def main() -> None:
         for kv_len in lens:
             p = Problem(cache, batch, 1, kv_len, seed=batch * 7 + kv_len)
             row = {"kind": "decode", "batch": batch, "qo_len": 1, "kv_len": kv_len, "bytes": p.kv_bytes()}
-            row["ours_us"], row["ours_plan_us"], out = measure(lambda: ours_decode(p, ws, chosen["decode"]), args.quick,
-                                                        plan_reps)
+            makes = {"ours": lambda: ours_decode(p, ws, chosen["decode"])}
+            if use_fi:
+                makes.update({tc: lambda tc=tc: flashinfer_decode(p, fi_ws, tc) for tc in (False, True)})
+            timed = measure_in_turn(makes, args.quick, plan_reps)
+            row["ours_us"], row["ours_plan_us"], out = timed.pop("ours")
             if device.type == "cuda":
                 row["read_floor_us"] = read_floor_us(lambda fn: device_time_us(fn, args.quick), cache, p.kv_bytes())
                 row["ours_graph_us"] = graph_time_us(lambda: ours_decode(p, ws, chosen["decode"]), args.quick)
@@ -423,8 +454,7 @@ def main() -> None:
                     row["ours_triton_launch_run_host_us"] = triton_launch_variant(
                         lambda: run_host_us(lambda: ours_decode(p, ws, chosen["decode"])))
             if use_fi:
-                fi = {tc: measure(lambda: flashinfer_decode(p, fi_ws, tc), args.quick, plan_reps)
-                      for tc in (False, True)}
+                fi = timed
                 best = min(fi, key=lambda tc: fi[tc][0])
                 row.update(fi_us=fi[best][0], fi_backend="tensor_cores" if best else "cuda_cores",
                            fi_plan_us=fi[best][1], fi_us_cuda_cores=fi[False][0], fi_us_tensor_cores=fi[True][0],
@@ -442,25 +472,24 @@ def main() -> None:
         row = {"kind": kind, "batch": p.batch, "qo_len": p.qo_len, "kv_len": p.kv_len, "flops": p.causal_flops()}
         if ceiling:
             row["ceiling_tflops"] = ceiling
-        row["ours_us"], row["ours_plan_us"], out = measure(lambda: ours(p, ws, chosen["prefill"]), args.quick,
-                                                        plan_reps)
+        makes = {"ours": lambda: ours(p, ws, chosen["prefill"])}
+        if tilelang_config is not None:
+            makes["tl"] = lambda: ours(p, ws, tilelang_config)
+        if use_fi:
+            makes.update({backend: lambda b=backend: theirs(p, fi_ws, b) for backend in ("fa2", "fa3")})
+        timed = measure_in_turn(makes, args.quick, plan_reps, may_fail=("fa2", "fa3"))
+        row["ours_us"], row["ours_plan_us"], out = timed.pop("ours")
         # Back to back (1000 calls) only where a call is short: at 16 x 8192 queries over 16384 a call takes ~50 ms.
         b2b = device.type == "cuda" and row["ours_us"] < B2B_BELOW_US
         if b2b:
             row["ours_b2b_host_us"], row["ours_b2b_us"] = run_b2b(lambda: ours(p, ws, chosen["prefill"]))
         if tilelang_config is not None:
-            row["tl_us"], row["tl_plan_us"], tl_out = measure(lambda: ours(p, ws, tilelang_config), args.quick,
-                                                              plan_reps)
+            row["tl_us"], row["tl_plan_us"], tl_out = timed.pop("tl")
             row["err_tl_vs_ours"] = rel_err(tl_out, out)
             if b2b:  # what a user of the TileLang path pays per call: the host's time, and until the GPU is done
                 row["tl_b2b_host_us"], row["tl_b2b_us"] = run_b2b(lambda: ours(p, ws, tilelang_config))
         if use_fi:
-            fi = {}
-            for backend in ("fa2", "fa3"):
-                try:
-                    fi[backend] = measure(lambda: theirs(p, fi_ws, backend), args.quick, plan_reps)
-                except Exception as exc:  # a backend may be unavailable: report it, keep the other
-                    print(f"flashinfer prefill backend {backend} failed: {exc!r}")
+            fi = timed
             if fi:
                 best = min(fi, key=lambda b: fi[b][0])
                 row.update(fi_us=fi[best][0], fi_backend=best, fi_plan_us=fi[best][1],

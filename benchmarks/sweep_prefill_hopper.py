@@ -92,7 +92,7 @@ GPU_SHAPE = Shape(32, 8, 128, 16, torch.bfloat16)
 # --head-dim 256: the paged cases only (FlashInfer's ragged fa3 module for 256 is not among the ones carried), against
 # the TileLang kernel's 64-key blocks (128-key ones do not fit shared memory at 256), FA3's schedule and plain.
 D256_SHAPE = Shape(32, 8, 256, 16, torch.bfloat16)
-D256_VARIANTS = [HopperPrefillConfig(128, 64, 8, 2, False, True, "tilelang", True, True, True), TILELANG_CONFIG_D256]
+D256_VARIANTS = [TILELANG_CONFIG_D256, HopperPrefillConfig(128, 64, 8, 2, False, True, "tilelang", persistent=True)]
 CPU_SHAPE = Shape(4, 2, 64, 4, torch.bfloat16)
 
 

@@ -28,9 +28,8 @@ STATIC = HopperPrefillConfig(128, 128, 8, 2, pack_gqa=False, use_tma=True, langu
                              dynamic=False)
 IEEE = HopperPrefillConfig(128, 128, 8, 2, pack_gqa=False, use_tma=True, language="tilelang", persistent=True,
                            fast_math=False)
-D256 = TILELANG_CONFIG_D256  # 64-key blocks, persistent
-D256_FA3 = HopperPrefillConfig(128, 64, 8, 2, pack_gqa=False, use_tma=True, language="tilelang", overlap=True,
-                               pingpong=True, persistent=True)
+D256 = HopperPrefillConfig(128, 64, 8, 2, pack_gqa=False, use_tma=True, language="tilelang", persistent=True)
+D256_FA3 = TILELANG_CONFIG_D256  # 64-key blocks, FA3's schedule, persistent
 PP_PERSISTENT = HopperPrefillConfig(128, 128, 8, 2, pack_gqa=False, use_tma=True, language="tilelang", pingpong=True,
                                     persistent=True)
 # The GPU tests' cases (benchmarks/tilelang_precompile.py compiles their kernels ahead):

@@ -108,15 +108,16 @@ class HopperPrefillConfig:
 
 
 # The TileLang kernel's config where the Hopper path is chosen automatically: FA3's schedule on persistent blocks
-# (H200, 2026-12-04, benchmarks/sweep_prefill_hopper.py: 1.01x / 1.04x FlashInfer's fa3 at the issue's two causal
-# cases, 0.97x ragged; the Triton kernel's best 0.72x / 0.75x / 0.68x in the same run).
+# (H200, 2026-12-04, benchmarks/sweep_prefill_hopper.py: 1.05x / 1.07x FlashInfer's fa3 at the issue's two causal
+# cases, 0.96x ragged; the Triton kernel's best 0.74x / 0.76x / 0.69x in the same run).
 TILELANG_CONFIG = HopperPrefillConfig(128, 128, 8, 2, pack_gqa=False, use_tma=True, language="tilelang", overlap=True,
                                       pingpong=True, persistent=True)
-# head_dim 256: 64-key blocks (Q and two stages of 128-key K and V blocks would need 320 KB of shared memory), without
-# FA3's schedule (H200, 2026-12-04, sweep_prefill_hopper --head-dim 256: 1.28x / 1.29x FlashInfer's fa3 at the two
-# causal cases, 1.23x / 1.24x with it).
+# head_dim 256: 64-key blocks (Q and two stages of 128-key K and V blocks would need 320 KB of shared memory), FA3's
+# schedule too (H200, 2026-12-04, sweep_prefill_hopper --head-dim 256: 1.30x / 1.26x FlashInfer's fa3 at the two causal
+# cases, 1.27x / 1.22x without it in the same run; before the producer read the page table ahead of its waits, the
+# plain loop had been the faster, 1.28x / 1.29x against 1.23x / 1.24x).
 TILELANG_CONFIG_D256 = HopperPrefillConfig(128, 64, 8, 2, pack_gqa=False, use_tma=True, language="tilelang",
-                                           persistent=True)
+                                           overlap=True, pingpong=True, persistent=True)
 
 
 @functools.lru_cache(maxsize=None)

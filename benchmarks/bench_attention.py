@@ -610,7 +610,8 @@ PREFILL_COLUMNS = [*COLUMNS, "TileLang us", "TileLang / FI"]
 TITLE = """# Paged attention: device time per run()
 
 `python3 -m benchmarks.bench_attention --out $OUT` (bf16, 32 q / 8 KV heads, head_dim 128, page 16): median
-CUDA-event us of one run() with a cold L2, ours beside FlashInfer's wrappers (its better backend); "ours / FI" is
+CUDA-event us of one run() with a cold L2, the implementations timed in turn within each repetition, ours beside
+FlashInfer's wrappers (its better backend); "ours / FI" is
 FlashInfer's time over ours (> 1: faster); "read floor" the time this timer gives a kernel that only reads the same
 K/V bytes; "ours plan us" plan()'s host time. Decode cases are batch x KV tokens, prefill batch x query / KV tokens.
 One row per machine, kind and case, the latest run of each; the latest run's full output (rates, host cost back to
@@ -620,11 +621,11 @@ back, CUDA graph, errors) is `attention_latest.md` beside this file, with `atten
 PREFILL_SWEEP_TITLE = """# Prefill sweep: device time per run() (issue #18)
 
 `python3 -m benchmarks.bench_attention --prefill-sweep --out $OUT` (bf16, 32 q / 8 KV heads, head_dim 128, page
-16): median CUDA-event us of one run() with a cold L2, ours beside FlashInfer's prefill wrappers (the better of fa2
-and fa3); "ours / FI" is FlashInfer's time over ours (> 1: faster); "TileLang" the TileLang kernels
-(`HopperPrefillConfig(language="tilelang")`, prefill_tilelang.py) where TileLang imports. Causal at 1-16 requests
-x 512-8192 queries over KV of up to 16384 (queries aligned to the end of the KV), a row without a mask and a
-ragged row (contiguous K/V).
+16): median CUDA-event us of one run() with a cold L2, the implementations timed in turn within each repetition, ours
+beside FlashInfer's prefill wrappers (the better of fa2 and fa3); "ours / FI" is FlashInfer's time over ours (> 1:
+faster); "TileLang" the TileLang kernels (`HopperPrefillConfig(language="tilelang")`, prefill_tilelang.py) where
+TileLang imports. Causal at 1-16 requests x 512-8192 queries over KV of up to 16384 (queries aligned to the end of
+the KV), a row without a mask and a ragged row (contiguous K/V).
 The run's full output, with TFLOP/s against the bf16 matmul rate measured in the same run, is
 `attention_prefill_latest.md` beside this file."""
 

@@ -1,8 +1,8 @@
 """Issue #18's points still under FlashInfer, variant by variant: prefill where the tiles make one wave (1 x 512
 queries over 512 / 4096 / 16384 keys, 128 tiles for 132 SMs) beside a case of many waves (4 x 1024 over 4096),
 and decode at the largest batches (128 / 256 requests x 8192 keys). Each case times FlashInfer's best backend and
-our kernel's variants in one run, the same timer as bench_attention.py (triton's do_bench, L2 cleared before each
-call, median), decode beside the read floor of the same bytes.
+our kernel's variants in one run, the same timer as bench_attention.py (its device_time_us: L2 cleared before each
+call, median; triton's do_bench until 47cf8af), decode beside the read floor of the same bytes.
 
     source benchmarks/gpu_env.sh && python3 -m benchmarks.diag_one_wave --out $OUT
     ncu --profile-from-start off ... python3 -m benchmarks.diag_one_wave --profile 1,512,4096   # one call of each
@@ -179,8 +179,8 @@ def main(argv=None) -> None:
         return
     run = stamp("cuda")
     lines = [f"# One-wave prefill and large decode, variant by variant ({run.machine}, {run.date})", "",
-             "bf16, 32 q / 8 kv heads, head_dim 128, page 16, causal prefill; us per call (triton do_bench, L2 "
-             "cleared before each call, median); (ratio) = FlashInfer's time / this one.", ""]
+             "bf16, 32 q / 8 kv heads, head_dim 128, page 16, causal prefill; us per call (bench_attention's "
+             "device_time_us: L2 cleared before each call, median); (ratio) = FlashInfer's time / this one.", ""]
     if args.only != "decode":
         rows = prefill_rows(cache, ws, fi_ws, variants, cases, args.ab)
         lines += ["## Prefill (TileLang kernel's variants)", ""] + table(rows, "FlashInfer fa3") + [""]

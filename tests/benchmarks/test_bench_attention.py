@@ -65,3 +65,23 @@ def test_the_prefill_tables_carry_the_tilelang_column_where_it_ran():
     # Only where it can run: a CUDA device with TileLang importable.
     assert bench.tilelang_prefill_config(torch.device("cpu")) is None
     assert bench.TILELANG_PREFILL.language == "tilelang" and not bench.TILELANG_PREFILL.pack_gqa
+
+
+def test_measure_in_turn_times_every_implementation_and_leaves_out_only_a_backend_allowed_to_fail():
+    calls = []
+
+    def make(name, fail=False):
+        def setup():
+            if fail:
+                raise RuntimeError(f"{name}: module not built")
+            return (lambda: calls.append(("plan", name)), lambda: calls.append(("run", name)), name)
+        return setup
+
+    timed = bench.measure_in_turn({"ours": make("ours"), "fa2": make("fa2", fail=True), "fa3": make("fa3")},
+                                  quick=True, plan_reps=2, may_fail=("fa2", "fa3"))
+    assert sorted(timed) == ["fa3", "ours"]  # the backend that could not be set up is reported and left out
+    assert all(us >= 0 and plan_us >= 0 for us, plan_us, _ in timed.values())
+    assert {name: out for name, (_, _, out) in timed.items()} == {"ours": "ours", "fa3": "fa3"}
+    assert ("run", "ours") in calls and ("run", "fa3") in calls and ("plan", "fa3") in calls
+    with pytest.raises(RuntimeError, match="ours: module not built"):  # ours failing is never skipped
+        bench.measure_in_turn({"ours": make("ours", fail=True)}, quick=True, plan_reps=1, may_fail=("fa2", "fa3"))

@@ -86,6 +86,12 @@ def test_paged_kernel_lowers_to_a_hand_warp_specialized_tma_pipeline():
     assert "expect_transaction(2048)" in source
     # Page p's rows start at p x rows_per_page (32 here: K and V pages interleaved).
     assert "* 32);" in source
+    # The producer reads a block's page-table entries once, before it waits for the K stage (their latency then
+    # runs during the wait: ncu had the consumers waiting on K in 11% of samples when they came after it), and
+    # its K and V copies take the rows read there.
+    producer = source[source.index("for (int kb = 0;"):source.index("empty_v[((int64_t)stage)].wait(")]
+    assert source.count("KVI[") == 1 and producer.index("KVI[") < producer.index("empty_k[((int64_t)stage)].wait(")
+    assert source.count("rows[pg] = ") == 1 and source.count(", rows[pg_") == 4  # 2 K and 2 V copies a page
     # The producer also loads the tile's Q (two 16 KB halves) once the consumers are done with the last tile's;
     # no block-wide barrier after the barriers' initialization (producer and consumers wait on each other there).
     assert "tl::warpgroup_reg_alloc<240>()" in source

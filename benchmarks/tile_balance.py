@@ -26,18 +26,22 @@ HQ, PAGE = 32, 16
 # (requests, queries per request, KV per request): the sweep's two cases, then bench_attention's prefill grid.
 CASES = ((4, 1024, 4096), (16, 512, 4096)) + tuple(
     (b, q, kv) for b in (1, 4, 16) for q in (512, 2048, 8192) for kv in sorted({q, 4096, 16384}) if kv >= q)
+# bench_attention's ragged row: (queries, keys) of each request (benchmarks.bench_attention.RAGGED_CASE).
+RAGGED = ((1024, 512, 2048, 256, 768, 1536, 128, 1024), (4096, 2048, 4096, 512, 1024, 4096, 4096, 2048))
 COLUMNS = ("case", "tiles", "waves", "in turn: busiest / mean", "counter: busiest / mean")
 
 
-def tile_blocks(requests: int, queries: int, kv: int) -> np.ndarray:
-    """K/V blocks of each work item of the launcher's causal plan, in list order (a tile is an item and a head)."""
+def tile_blocks(queries, kv) -> np.ndarray:
+    """K/V blocks of each work item of the launcher's causal plan, in list order (a tile is an item and a head), for
+    requests of ``queries`` and ``kv`` tokens (sequences, one entry a request)."""
+    queries, kv = np.asarray(queries, np.int32), np.asarray(kv, np.int32)
     pages = -(-kv // PAGE)
-    items = requests * -(-queries // BLOCK_M)
+    items = int((-(-queries // BLOCK_M)).sum())
     out = np.zeros(HEADER + ITEM_FIELDS * items, np.int32)
-    summary = plan_work(out, np.arange(requests + 1) * queries, np.arange(requests + 1) * pages,
-                        np.full(requests, (kv - 1) % PAGE + 1), page_size=PAGE, group_size=1, num_kv_heads=1,
-                        block_m=BLOCK_M, block_n=BLOCK_N, causal=True, window_left=-1, target_ctas=1,
-                        min_chunk=BLOCK_N)
+    summary = plan_work(out, np.concatenate(([0], np.cumsum(queries))).astype(np.int32),
+                        np.concatenate(([0], np.cumsum(pages))).astype(np.int32), (kv - 1) % PAGE + 1,
+                        page_size=PAGE, group_size=1, num_kv_heads=1, block_m=BLOCK_M, block_n=BLOCK_N, causal=True,
+                        window_left=-1, target_ctas=1, min_chunk=BLOCK_N)
     rows = out[HEADER:HEADER + summary.num_entries * ITEM_FIELDS].reshape(-1, ITEM_FIELDS)
     return -(-(rows[:, 6] - rows[:, 5]) // BLOCK_N)
 
@@ -62,10 +66,12 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     rows = []
-    for requests, queries, kv in CASES:
-        blocks = tile_blocks(requests, queries, kv)
+    cases = [(f"{b} x {q} over {kv}", [q] * b, [kv] * b) for b, q, kv in CASES]
+    cases.append((f"ragged, {len(RAGGED[0])} requests", *RAGGED))
+    for name, queries, kv in cases:
+        blocks = tile_blocks(queries, kv)
         tiles = len(blocks) * HQ
-        rows.append({"case": f"{requests} x {queries} over {kv}", "tiles": tiles,
+        rows.append({"case": name, "tiles": tiles,
                      "waves": f"{tiles / args.blocks:.2f}",
                      "in turn: busiest / mean": f"{busiest_over_mean(blocks, args.blocks, args.tile_cost, False):.3f}",
                      "counter: busiest / mean": f"{busiest_over_mean(blocks, args.blocks, args.tile_cost, True):.3f}"})

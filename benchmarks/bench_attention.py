@@ -153,16 +153,9 @@ def device_time_us(fn, quick: bool) -> float:
 def device_times_us(fns: dict, quick: bool) -> dict:
     """name -> median device us of ``fns[name]()`` (ColdL2Timer: the L2 flushed before each call, the functions
     timed in turn within each repetition); on the CPU, the wall time of one call each."""
-    if torch.cuda.is_available():
-        timer = ColdL2Timer("cuda", budget_s=0.05 if quick else 0.25)
-        return timer.median_us_each({name: (lambda _set, fn=fn: fn()) for name, fn in fns.items()}, [None],
-                                    min_reps=5 if quick else 20)
-    times = {}
-    for name, fn in fns.items():
-        start = time.perf_counter()
-        fn()
-        times[name] = (time.perf_counter() - start) * 1e6
-    return times
+    timer = ColdL2Timer("cuda" if torch.cuda.is_available() else "cpu", budget_s=0.05 if quick else 0.25)
+    return timer.median_us_each({name: (lambda _set, fn=fn: fn()) for name, fn in fns.items()}, [None],
+                                min_reps=5 if quick else 20)
 
 
 def host_time_us(fn, n: int) -> float:

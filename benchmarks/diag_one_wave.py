@@ -1,8 +1,9 @@
 """Issue #18's points still under FlashInfer, variant by variant: prefill where the tiles make one wave (1 x 512
 queries over 512 / 4096 / 16384 keys, 128 tiles for 132 SMs) beside a case of many waves (4 x 1024 over 4096),
 and decode at the largest batches (128 / 256 requests x 8192 keys). Each case times FlashInfer's best backend and
-our kernel's variants in one run, the same timer as bench_attention.py (its device_time_us: L2 cleared before each
-call, median; triton's do_bench until 47cf8af), decode beside the read floor of the same bytes.
+our kernel's variants in one run, timed in turn within each repetition with bench_attention.py's timer
+(device_times_us: L2 cleared before each call, median; until 47cf8af each one after the other with triton's do_bench),
+decode beside the read floor of the same bytes.
 
     source benchmarks/gpu_env.sh && python3 -m benchmarks.diag_one_wave --out $OUT
     ncu --profile-from-start off ... python3 -m benchmarks.diag_one_wave --profile 1,512,4096   # one call of each
@@ -26,6 +27,7 @@ from benchmarks.bench_attention import (
     D,
     Problem,
     device_time_us,
+    device_times_us,
     flashinfer_decode,
     flashinfer_prefill,
     ours_decode,
@@ -93,16 +95,15 @@ def prefill_rows(cache, ws, fi_ws, variants: dict, cases, ab: Path | None = None
     rows = []
     for batch, qo, kv in cases:
         p = Problem(cache, batch, qo, kv, seed=batch + qo)
-        _, run, ref = flashinfer_prefill(p, fi_ws, "fa3")
-        run()
-        row = {"case": f"prefill {batch} x {qo} / {kv}", "FlashInfer fa3": device_time_us(run, False)}
+        _, fi_run, ref = flashinfer_prefill(p, fi_ws, "fa3")
+        runs, outs = {"FlashInfer fa3": fi_run}, {}
         for name, config in variants.items():
             for suffix, path in versions:
-                with kernel_file(path):
-                    _, run, out = ours_prefill(p, ws, config)
-                    run()
-                    row[name + suffix] = device_time_us(run, False)
-                row[f"{name}{suffix} err"] = rel_err(out, ref)
+                with kernel_file(path):  # planned and compiled with that version; its runs keep the kernel
+                    _, runs[name + suffix], outs[name + suffix] = ours_prefill(p, ws, config)
+                    runs[name + suffix]()
+        row = {"case": f"prefill {batch} x {qo} / {kv}", **device_times_us(runs, False)}
+        row.update({f"{name} err": rel_err(out, ref) for name, out in outs.items()})
         rows.append(row)
         print(row, flush=True)
     return rows
@@ -112,16 +113,13 @@ def decode_rows(cache, ws, fi_ws) -> list[dict]:
     rows = []
     for batch, kv in DECODE_CASES:
         p = Problem(cache, batch, 1, kv, seed=batch * 7 + kv)
-        _, run, ref = flashinfer_decode(p, fi_ws, True)
-        run()
-        row = {"case": f"decode {batch} / {kv}", "FlashInfer tc": device_time_us(run, False),
-               "K/V read floor": read_floor_us(lambda fn: device_time_us(fn, False), cache, p.kv_bytes())}
+        _, fi_run, ref = flashinfer_decode(p, fi_ws, True)
+        runs, outs = {"FlashInfer tc": fi_run}, {}
         for name, config in DECODE_VARIANTS.items():
-            _, run, out = ours_decode(p, ws, config)
-            run()
-            row[name] = device_time_us(run, False)
-            row[f"{name} err"] = rel_err(out, ref)
-        row["FlashInfer tc again"] = device_time_us(flashinfer_decode(p, fi_ws, True)[1], False)
+            _, runs[name], outs[name] = ours_decode(p, ws, config)
+        row = {"case": f"decode {batch} / {kv}", **device_times_us(runs, False),
+               "K/V read floor": read_floor_us(lambda fn: device_time_us(fn, False), cache, p.kv_bytes())}
+        row.update({f"{name} err": rel_err(out, ref) for name, out in outs.items()})
         rows.append(row)
         print(row, flush=True)
     return rows
@@ -180,7 +178,8 @@ def main(argv=None) -> None:
     run = stamp("cuda")
     lines = [f"# One-wave prefill and large decode, variant by variant ({run.machine}, {run.date})", "",
              "bf16, 32 q / 8 kv heads, head_dim 128, page 16, causal prefill; us per call (bench_attention's "
-             "device_time_us: L2 cleared before each call, median); (ratio) = FlashInfer's time / this one.", ""]
+             "device_times_us: L2 cleared before each call, median, the implementations timed in turn); (ratio) = "
+             "FlashInfer's time / this one.", ""]
     if args.only != "decode":
         rows = prefill_rows(cache, ws, fi_ws, variants, cases, args.ab)
         lines += ["## Prefill (TileLang kernel's variants)", ""] + table(rows, "FlashInfer fa3") + [""]

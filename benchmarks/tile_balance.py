@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.bench_attention import RAGGED_CASE
 from benchmarks.common import markdown_table
 from kernelarena.kernels.attention.scheduler import HEADER, ITEM_FIELDS, plan_work
 
@@ -26,8 +27,7 @@ HQ, PAGE = 32, 16
 # (requests, queries per request, KV per request): the sweep's two cases, then bench_attention's prefill grid.
 CASES = ((4, 1024, 4096), (16, 512, 4096)) + tuple(
     (b, q, kv) for b in (1, 4, 16) for q in (512, 2048, 8192) for kv in sorted({q, 4096, 16384}) if kv >= q)
-# bench_attention's ragged row: (queries, keys) of each request (benchmarks.bench_attention.RAGGED_CASE).
-RAGGED = ((1024, 512, 2048, 256, 768, 1536, 128, 1024), (4096, 2048, 4096, 512, 1024, 4096, 4096, 2048))
+RAGGED = RAGGED_CASE  # bench_attention's ragged row: (queries, keys) of each request
 COLUMNS = ("case", "tiles", "waves", "in turn: busiest / mean", "counter: busiest / mean")
 
 

@@ -229,8 +229,8 @@ class AttentionRunner:
         """Plan the batch for the Hopper prefill kernel: the work list unsplit (one item per tile). Returns
         False, having planned nothing, when the Triton Hopper kernel was chosen automatically but the batch has
         fewer (tile, head) programs than SMs (the portable kernel splits KV to fill the GPU). The TileLang kernel
-        takes those too: one request of 512 queries over 512 / 4096 keys (128 tiles) ran in 20.4 / 69.8 us on it,
-        22.4 / 95.9 on the portable kernel (H200, 2026-12-04, results/attention_prefill_latest.md)."""
+        takes those too: one request of 512 queries over 512 / 4096 keys (128 tiles) ran in 17.5 / 65.7 us on it,
+        22.0 / 97.2 on the portable kernel (H200, 2026-12-04, same run, results/attention_prefill_latest.md)."""
         group = num_qo_heads // num_kv_heads
         heads = num_kv_heads if config.pack_gqa else num_qo_heads
         words = self._staged.begin()

@@ -60,6 +60,75 @@ def test_cuda_threads_per_row_variants(threads_per_row):
         assert rel_err(out, ref_out) < 1e-2 and torch.equal(r_out, ref_sum.bfloat16())
 
 
+STREAM_CASES = [  # rows, hidden, threads a block (0: default), slots, blocks (0: one per row)
+    (257, 4096, 0, 4, 8),  # many rounds of the ring per block
+    (33, 8192, 0, 3, 0),  # one block per row: each block fetches one row
+    (19, 16384, 0, 2, 5),  # four vectors a thread
+    (100, 1032, 0, 6, 7),  # 129 vectors a row: threads rounded up to 160, some idle
+    (64, 4096, 128, 2, 3),  # threads fewer than a row's vectors
+    (5, 4096, 0, 8, 2),  # more slots than a block has rows
+]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available() or torch.cuda.get_device_capability()[0] < 9,
+                    reason="the streaming kernel runs on sm90 and newer")
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("fused", [False, True])
+def test_cuda_streaming_kernel(fused, dtype):
+    """rmsnorm.cuh's TMA streaming kernel straight through the launcher, in place for the fused op, against the
+    reference over configs that stress its ring (see STREAM_CASES)."""
+    major, minor = torch.cuda.get_device_capability()
+    launch = cuda_impl.launcher_module(f"{major}{minor}a").launch
+    code = cuda_impl.DTYPE_CODES[str(dtype).removeprefix("torch.")]
+    stream = torch.cuda.current_stream().cuda_stream
+    for rows, hidden, threads, stages, blocks in STREAM_CASES:
+        x, r, w = inputs(rows, hidden, dtype, seed=rows * hidden)
+        extra = (stream, threads, stages, blocks)
+        if fused:
+            ref_out, ref_sum = fused_add_rmsnorm_reference(x, r, w)
+            launch(1, code, x.data_ptr(), hidden, r.data_ptr(), hidden, w.data_ptr(), x.data_ptr(), hidden,
+                   r.data_ptr(), hidden, rows, hidden, 1e-6, *extra)
+            torch.cuda.synchronize()
+            assert rel_err(x, ref_out) < 1e-2, (rows, hidden, threads, stages, blocks)
+            assert torch.equal(r, ref_sum.to(dtype)), (rows, hidden, threads, stages, blocks)
+        else:
+            out = torch.full_like(x, float("nan"))
+            launch(0, code, x.data_ptr(), hidden, 0, 0, w.data_ptr(), out.data_ptr(), hidden, 0, 0, rows, hidden,
+                   1e-6, *extra)
+            torch.cuda.synchronize()
+            assert rel_err(out, rmsnorm_reference(x, w)) < 1e-2, (rows, hidden, threads, stages, blocks)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available() or torch.cuda.get_device_capability()[0] < 9,
+                    reason="the streaming kernel runs on sm90 and newer")
+def test_cuda_backend_streams_device_bound_calls():
+    """The "cuda" backend takes the streaming kernel for a device-bound call on sm90 (backends.stream_config) and
+    gives the reference's result, strided rows and a CUDA graph included."""
+    from kernelarena.kernels.rmsnorm import api, backends
+
+    x, r, w = inputs(2048, 4096, torch.bfloat16, seed=5)
+    props = torch.cuda.get_device_properties(0)
+    problem = backends.Problem("fused_add_rmsnorm", 2048, 4096, (4096,) * 4, torch.bfloat16, x.device)
+    assert backends.stream_config(problem, (props.major, props.minor), props.multi_processor_count)
+    ref_out, ref_sum = fused_add_rmsnorm_reference(x, r, w)
+    fused_add_rmsnorm(x, r, w, backend="cuda")
+    assert rel_err(x, ref_out) < 1e-2 and torch.equal(r, ref_sum.bfloat16())
+    base = torch.randn(2048, 8192, device="cuda").bfloat16()
+    strided = base[:, 4096:]
+    assert rel_err(rmsnorm(strided, w, backend="cuda"), rmsnorm_reference(strided, w)) < 1e-2
+    out = torch.empty_like(x)
+    api.clear_plans()
+    rmsnorm(x, w, out=out, backend="cuda")
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        rmsnorm(x, w, out=out, backend="cuda")
+    x.copy_(torch.randn_like(x))
+    graph.replay()
+    torch.cuda.synchronize()
+    assert rel_err(out, rmsnorm_reference(x, w)) < 1e-2
+
+
 def test_strided_rows_cuda_and_triton():
     base = torch.randn(9, 8192, device="cuda").bfloat16()
     w = torch.randn(4096, device="cuda").bfloat16()

@@ -112,26 +112,3 @@ def test_auto_weighs_host_cost_on_a_gpu():
     assert auto_candidates(problem(32768)) == ["tilelang", "triton", "cuda", "torch"]
     cpu = problem(1)._replace(device=torch.device("cpu"))
     assert auto_candidates(cpu) in (["triton", "torch"], ["torch"])
-
-
-def test_stream_config_picks_the_streaming_kernel_only_where_it_applies():
-    """backends.stream_config: sm90 and device-bound calls only; slots and blocks cut to what shared memory holds."""
-    from kernelarena.kernels.rmsnorm import backends
-
-    def problem(op, rows, hidden, dtype=torch.bfloat16):
-        return backends.Problem(op, rows, hidden, (hidden,) * 4, dtype, torch.device("cuda", 0))
-
-    big = problem("fused_add_rmsnorm", 8192, 4096)
-    assert backends.stream_config(big, (8, 0), 108) == ()  # an A100: no TMA bulk copies
-    assert backends.stream_config(problem("fused_add_rmsnorm", 1024, 4096), (9, 0), 132) == ()  # host-bound
-    assert backends.stream_config(problem("rmsnorm", 8192, 4100), (9, 0), 132) == ()  # rows of 4100: not 16-byte
-    threads, stages, blocks = backends.stream_config(big, (9, 0), 132)
-    assert (threads, stages) == backends.STREAM_TABLE[("fused_add_rmsnorm", 4096)][::2][::-1]
-    assert blocks == backends.STREAM_TABLE[("fused_add_rmsnorm", 4096)][1] * 132
-    for op in ("rmsnorm", "fused_add_rmsnorm"):
-        for hidden in (2048, 4096, 8192, 16384):
-            p = problem(op, 65536, hidden)
-            _, stages, blocks = backends.stream_config(p, (9, 0), 132)
-            slot = (2 if p.fused else 1) * hidden * 2
-            assert stages >= 2 and stages * slot * (blocks // 132) <= backends.STREAM_SMEM_PER_SM, (op, hidden)
-    assert backends.stream_config(problem("fused_add_rmsnorm", 300, 16384), (9, 0), 400)[2] == 300  # rows < blocks

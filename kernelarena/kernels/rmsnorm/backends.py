@@ -105,33 +105,6 @@ def _rows(t, p: Problem):
     return None if t is None else t.view(p.rows, p.hidden)
 
 
-# The CUDA backend's streaming kernel (rmsnorm.cuh, rmsnorm_stream_kernel: TMA bulk copies of whole rows into a
-# ring of shared-memory slots, persistent blocks) on sm90, for device-bound calls: (operator, hidden size) ->
-# (slots a block, blocks an SM, threads a block; 0: the default). Looked up at the nearest hidden size.
-STREAM_TABLE: dict[tuple[str, int], tuple[int, int, int]] = {
-    ("rmsnorm", 4096): (6, 2, 0),
-    ("rmsnorm", 8192): (4, 2, 0),
-    ("fused_add_rmsnorm", 4096): (4, 2, 0),
-    ("fused_add_rmsnorm", 8192): (3, 2, 0),
-}
-STREAM_SMEM_PER_SM = 220 << 10  # of the H100/H200's 228 KB a SM, leaving the blocks' static shared memory room
-
-
-def stream_config(p: Problem, capability: tuple[int, int], sms: int) -> tuple[int, int, int]:
-    """(threads a block, slots, blocks) of the streaming kernel for ``p``, or () for the vectorized kernel:
-    sm90 and newer, device-bound calls (more than HOST_BOUND_ELEMENTS), slots and blocks cut to fit shared memory."""
-    if capability[0] < 9 or p.rows * p.hidden <= HOST_BOUND_ELEMENTS or p.hidden % 8:
-        return ()
-    nearest = min((h for op, h in STREAM_TABLE if op == p.op), key=lambda h: (abs(h - p.hidden), h))
-    stages, per_sm, threads = STREAM_TABLE[(p.op, nearest)]
-    slot = (2 if p.fused else 1) * p.hidden * p.dtype.itemsize
-    stages = min(stages, STREAM_SMEM_PER_SM // slot)
-    if stages < 2:
-        return ()
-    per_sm = max(1, min(per_sm, STREAM_SMEM_PER_SM // (stages * slot)))
-    return (threads, stages, min(p.rows, per_sm * sms))
-
-
 def _prepare_cuda(p: Problem) -> Launch:
     from .cuda import DTYPE_CODES, launcher_module
 
@@ -146,22 +119,20 @@ def _prepare_cuda(p: Problem) -> Launch:
     rows, hidden, index = p.rows, p.hidden, p.device.index or 0
     current_device = getattr(torch._C, "_cuda_getDevice", torch.cuda.current_device)
     stream = torch._C._cuda_getCurrentRawStream
-    props = torch.cuda.get_device_properties(p.device)
-    streaming = stream_config(p, (props.major, props.minor), props.multi_processor_count)  # extra launch args
 
     def launch(x, residual, weight, out, residual_out, eps):
         if current_device() != index:  # the kernel runs in the current context
             with torch.cuda.device(index):
                 return launch(x, residual, weight, out, residual_out, eps)
         kernel(0, code, x.data_ptr(), xs, 0, 0, weight.data_ptr(), out.data_ptr(), os_, 0, 0, rows, hidden, eps,
-               stream(index), *streaming)
+               stream(index))
 
     def launch_fused(x, residual, weight, out, residual_out, eps):
         if current_device() != index:
             with torch.cuda.device(index):
                 return launch_fused(x, residual, weight, out, residual_out, eps)
         kernel(1, code, x.data_ptr(), xs, residual.data_ptr(), rs, weight.data_ptr(), out.data_ptr(), os_,
-               residual_out.data_ptr(), ros, rows, hidden, eps, stream(index), *streaming)
+               residual_out.data_ptr(), ros, rows, hidden, eps, stream(index))
 
     return launch_fused if p.fused else launch
 

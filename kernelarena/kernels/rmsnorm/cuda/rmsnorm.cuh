@@ -230,160 +230,10 @@ inline int default_threads_per_row(int hidden, bool fused, int64_t rows) {
 
 inline bool is_aligned16(const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15u) == 0; }
 
-// ---------------------------------------------------------------------------------------------- streaming (sm90)
-// Persistent blocks on Hopper, one row at a time per block: block b takes rows b, b + grid, ... A ring of
-// `stages` shared-memory slots holds the next rows' x (and residual), each row brought in by one or two TMA bulk
-// copies (cp.async.bulk) that complete on the slot's mbarrier. The vectorized kernel above issues a row's loads
-// only when its block starts, and many blocks are needed to keep HBM busy; here every SM always has
-// `stages - 1` rows of loads in flight while it sums and writes the current one, and the weight is read once per
-// block into registers. Stores go straight from registers (16 bytes a thread). In place is safe: a slot is
-// refilled with a later row only after every thread has read it, and a row is written only after it was read.
-constexpr int kStreamMaxStages = 16;
-constexpr int kStreamThreads = 512;
-
-__device__ __forceinline__ uint32_t smem_u32(const void* ptr) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(ptr));
-}
-
-template <typename T, int VECS, bool FUSED>
-__global__ void __launch_bounds__(kStreamThreads) rmsnorm_stream_kernel(RmsnormParams p, int stages) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  extern __shared__ __align__(128) unsigned char ring[];
-  __shared__ __align__(8) uint64_t full[kStreamMaxStages];
-  __shared__ float warp_sums[2][32];  // two sets: a fast thread's next row never overwrites sums still read
-  const int nvec = p.hidden / kVecElems;
-  const uint32_t row_bytes = static_cast<uint32_t>(p.hidden) * sizeof(T);
-  const uint32_t slot_bytes = (FUSED ? 2u : 1u) * row_bytes;
-  const int64_t first = blockIdx.x, step = gridDim.x;
-  const int64_t count = first < p.rows ? (p.rows - first + step - 1) / step : 0;  // rows of this block
-
-  if (threadIdx.x == 0) {
-    for (int s = 0; s < stages; ++s) asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(smem_u32(&full[s])));
-    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-  }
-  __syncthreads();
-  auto fetch = [&](int64_t i, int s) {  // thread 0: row i of this block into slot s
-    const int64_t row = first + i * step;
-    const uint32_t bar = smem_u32(&full[s]);
-    unsigned char* dst = ring + static_cast<size_t>(s) * slot_bytes;
-    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(slot_bytes) : "memory");
-    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
-                 ::"r"(smem_u32(dst)), "l"(static_cast<const T*>(p.x) + row * p.x_row_stride), "r"(row_bytes),
-                 "r"(bar) : "memory");
-    if constexpr (FUSED)
-      asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
-                   ::"r"(smem_u32(dst + row_bytes)),
-                   "l"(static_cast<const T*>(p.residual) + row * p.residual_row_stride), "r"(row_bytes), "r"(bar)
-                   : "memory");
-  };
-  if (threadIdx.x == 0)
-    for (int64_t i = 0; i < count && i < stages; ++i) fetch(i, static_cast<int>(i));
-
-  uint4 raw_w[VECS];
-#pragma unroll
-  for (int k = 0; k < VECS; ++k) {
-    const int v = threadIdx.x + k * blockDim.x;
-    if (v < nvec) raw_w[k] = __ldg(reinterpret_cast<const uint4*>(p.weight) + v);
-  }
-  const int warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
-
-  for (int64_t i = 0; i < count; ++i) {
-    const int s = static_cast<int>(i % stages);
-    const uint32_t parity = static_cast<uint32_t>((i / stages) & 1);
-    const uint32_t bar = smem_u32(&full[s]);
-    uint32_t ready = 0;
-    while (!ready)
-      asm volatile("{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
-                   " selp.u32 %0, 1, 0, p;\n}" : "=r"(ready) : "r"(bar), "r"(parity) : "memory");
-    const int64_t row = first + i * step;
-    const uint4* sx = reinterpret_cast<const uint4*>(ring + static_cast<size_t>(s) * slot_bytes);
-    float vals[VECS][kVecElems];
-    float sum_sq = 0.f;
-#pragma unroll
-    for (int k = 0; k < VECS; ++k) {
-      const int v = threadIdx.x + k * blockDim.x;
-      if (v < nvec) {
-        unpack8<T>(sx[v], vals[k]);
-        if constexpr (FUSED) {
-          float r[kVecElems];
-          unpack8<T>(sx[nvec + v], r);
-#pragma unroll
-          for (int e = 0; e < kVecElems; ++e) vals[k][e] += r[e];
-          T* r_out = static_cast<T*>(p.residual_out) + row * p.residual_out_row_stride;
-          reinterpret_cast<uint4*>(r_out)[v] = pack8<T>(vals[k]);
-        }
-#pragma unroll
-        for (int e = 0; e < kVecElems; ++e) sum_sq += vals[k][e] * vals[k][e];
-      }
-    }
-    for (int offset = 16; offset > 0; offset >>= 1) sum_sq += __shfl_xor_sync(0xffffffffu, sum_sq, offset);
-    float* sums = warp_sums[i & 1];
-    if ((threadIdx.x & 31) == 0) sums[warp] = sum_sq;
-    __syncthreads();  // every thread has read slot s (and written its partial sum): refill the slot
-    if (threadIdx.x == 0 && i + stages < count) fetch(i + stages, s);
-    float total = 0.f;
-    for (int k = 0; k < warps; ++k) total += sums[k];
-    const float rstd = rsqrtf(total / static_cast<float>(p.hidden) + p.eps);
-    T* out = static_cast<T*>(p.out) + row * p.out_row_stride;
-#pragma unroll
-    for (int k = 0; k < VECS; ++k) {
-      const int v = threadIdx.x + k * blockDim.x;
-      if (v < nvec) {
-        float wf[kVecElems];
-        unpack8<T>(raw_w[k], wf);
-#pragma unroll
-        for (int e = 0; e < kVecElems; ++e) vals[k][e] = vals[k][e] * rstd * wf[e];
-        reinterpret_cast<uint4*>(out)[v] = pack8<T>(vals[k]);
-      }
-    }
-  }
-#endif
-}
-
-template <typename T, int VECS, bool FUSED>
-cudaError_t launch_stream_kernel(const RmsnormParams& p, int threads, int stages, int64_t blocks, size_t smem,
-                                 cudaStream_t stream) {
-  const auto kernel = rmsnorm_stream_kernel<T, VECS, FUSED>;
-  // Above 48 KB of dynamic shared memory a kernel must opt in: once per kernel and larger size (a host call).
-  static size_t opted = 48 << 10;
-  if (smem > opted) {
-    const cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                 static_cast<int>(smem));
-    if (err != cudaSuccess) return err;
-    opted = smem;
-  }
-  kernel<<<static_cast<unsigned>(blocks), threads, smem, stream>>>(p, stages);
-  return cudaGetLastError();
-}
-
-// Launches the streaming kernel: `blocks` persistent blocks (0 or more than the rows: one per row) of `threads`
-// threads (0: one 16-byte vector of a row per thread, at most kStreamThreads), `stages` slots each. The caller
-// checked the vectorized kernel's alignment conditions and that the device is sm90 or newer.
-template <typename T, bool FUSED>
-cudaError_t launch_rmsnorm_stream(const RmsnormParams& p, int threads, int stages, int64_t blocks,
-                                  cudaStream_t stream) {
-  const int nvec = p.hidden / kVecElems;
-  if (stages < 1 || stages > kStreamMaxStages) return cudaErrorInvalidValue;
-  if (threads == 0) threads = nvec < kStreamThreads ? ((nvec + 31) / 32) * 32 : kStreamThreads;
-  if (threads < 32 || threads > kStreamThreads || threads % 32) return cudaErrorInvalidValue;
-  const int vecs = (nvec + threads - 1) / threads;
-  const size_t smem = static_cast<size_t>(stages) * (FUSED ? 2 : 1) * p.hidden * sizeof(T);
-  if (blocks <= 0 || blocks > p.rows) blocks = p.rows;
-  if (blocks > 0x7fffffffLL) return cudaErrorInvalidValue;
-  if (vecs <= 1) return launch_stream_kernel<T, 1, FUSED>(p, threads, stages, blocks, smem, stream);
-  if (vecs <= 2) return launch_stream_kernel<T, 2, FUSED>(p, threads, stages, blocks, smem, stream);
-  if (vecs <= 4) return launch_stream_kernel<T, 4, FUSED>(p, threads, stages, blocks, smem, stream);
-  return cudaErrorInvalidValue;
-}
-
 // Launches the kernel for p on stream. threads_per_row: 0 picks default_threads_per_row; otherwise a power
-// of two in [8, 1024]. stages > 0 asks for the streaming kernel (sm90 and newer only, which the caller checks)
-// with that many slots, `blocks` persistent blocks and threads_per_row threads a block (0: the default); rows
-// that do not meet its alignment conditions take the other kernels. Returns cudaErrorInvalidValue for an
-// unsupported request.
+// of two in [8, 1024]. Returns cudaErrorInvalidValue for an unsupported request.
 template <typename T, bool FUSED>
-cudaError_t launch_rmsnorm(const RmsnormParams& p, int threads_per_row, cudaStream_t stream, int stages = 0,
-                           int64_t blocks = 0) {
+cudaError_t launch_rmsnorm(const RmsnormParams& p, int threads_per_row, cudaStream_t stream) {
   if (p.hidden <= 0 || p.hidden > kMaxHidden) return cudaErrorInvalidValue;
   if (p.rows == 0) return cudaSuccess;
   bool vec_ok = p.hidden % kVecElems == 0 && is_aligned16(p.x) && is_aligned16(p.weight) &&
@@ -396,16 +246,15 @@ cudaError_t launch_rmsnorm(const RmsnormParams& p, int threads_per_row, cudaStre
     rmsnorm_scalar_kernel<T, FUSED><<<static_cast<unsigned>(p.rows), kFallbackThreads, 0, stream>>>(p);
     return cudaGetLastError();
   }
-  if (stages > 0) return launch_rmsnorm_stream<T, FUSED>(p, threads_per_row, stages, blocks, stream);
   const int nvec = p.hidden / kVecElems;
   const int group = threads_per_row > 0 ? threads_per_row : default_threads_per_row(p.hidden, FUSED, p.rows);
   if (group < 8 || group > 1024 || (group & (group - 1)) != 0) return cudaErrorInvalidValue;
   const int vecs = (nvec + group - 1) / group;
   // Blocks of at least 128 threads (several short rows per block) and at most 1024.
   const int rows_per_block = group >= 128 ? 1 : 128 / group;
-  const int64_t row_blocks = (p.rows + rows_per_block - 1) / rows_per_block;
-  if (row_blocks > 0x7fffffffLL) return cudaErrorInvalidValue;
-  const dim3 grid(static_cast<unsigned>(row_blocks)), block(group * rows_per_block);
+  const int64_t blocks = (p.rows + rows_per_block - 1) / rows_per_block;
+  if (blocks > 0x7fffffffLL) return cudaErrorInvalidValue;
+  const dim3 grid(static_cast<unsigned>(blocks)), block(group * rows_per_block);
   if (vecs <= 1)
     rmsnorm_vec_kernel<T, 1, FUSED><<<grid, block, 0, stream>>>(p, group);
   else if (vecs <= 2)

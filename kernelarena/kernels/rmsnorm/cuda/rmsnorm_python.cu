@@ -2,11 +2,9 @@
 //
 // One function, called with plain integers (data pointers, strides, sizes, the stream) and a float:
 //   launch(fused, dtype, x, x_stride, residual, residual_stride, weight, out, out_stride,
-//          residual_out, residual_out_stride, rows, hidden, eps, stream[, threads_per_row[, stages, blocks]])
+//          residual_out, residual_out_stride, rows, hidden, eps, stream[, threads_per_row]) -> None
 // dtype: 0 bfloat16, 1 float16; threads_per_row: 0 or left out picks the default (rmsnorm.cuh), else a power of
-// two in [8, 1024] (`benchmarks/bench_rmsnorm.py --sweep` tries them). stages > 0 (sm90 and newer only: the
-// caller checks) runs the streaming kernel with that many shared-memory slots on `blocks` persistent blocks, and
-// threads_per_row is then its threads a block (0, or a multiple of 32 up to 512). Without torch's headers the module builds
+// two in [8, 1024] (`benchmarks/bench_rmsnorm.py --sweep` tries them). Without torch's headers the module builds
 // in seconds, and a call is one vectorcall with no tensor unpacking: the host cost of a launch is the argument
 // conversion and the kernel launch itself. The caller (the library) has checked shapes, dtypes and devices, and
 // makes the tensors' device current; the kernel runs on ``stream`` in the current context.
@@ -17,7 +15,7 @@
 
 namespace {
 
-constexpr Py_ssize_t kArgs = 15;  // then optional: threads_per_row; stages and blocks (both or neither)
+constexpr Py_ssize_t kArgs = 15;  // and an optional 16th, threads_per_row
 
 bool as_pointer(PyObject* obj, void** out) {
   *out = PyLong_AsVoidPtr(obj);
@@ -30,14 +28,13 @@ bool as_int64(PyObject* obj, int64_t* out) {
 }
 
 PyObject* launch(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
-  if (nargs != kArgs && nargs != kArgs + 1 && nargs != kArgs + 3) {
-    PyErr_Format(PyExc_TypeError, "launch() takes %zd, %zd or %zd arguments, got %zd", kArgs, kArgs + 1, kArgs + 3,
-                 nargs);
+  if (nargs != kArgs && nargs != kArgs + 1) {
+    PyErr_Format(PyExc_TypeError, "launch() takes %zd or %zd arguments, got %zd", kArgs, kArgs + 1, nargs);
     return nullptr;
   }
   using kernelarena_rmsnorm::RmsnormParams;
   RmsnormParams p{};
-  int64_t fused, dtype, hidden, stream, threads = 0, stages = 0, blocks = 0;
+  int64_t fused, dtype, hidden, stream, threads = 0;
   void* weight;
   if (!as_int64(args[0], &fused) || !as_int64(args[1], &dtype) || !as_pointer(args[2], const_cast<void**>(&p.x)) ||
       !as_int64(args[3], &p.x_row_stride) || !as_pointer(args[4], const_cast<void**>(&p.residual)) ||
@@ -45,8 +42,7 @@ PyObject* launch(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
       !as_int64(args[8], &p.out_row_stride) || !as_pointer(args[9], &p.residual_out) ||
       !as_int64(args[10], &p.residual_out_row_stride) || !as_int64(args[11], &p.rows) ||
       !as_int64(args[12], &hidden) || !as_int64(args[14], &stream) ||
-      (nargs > kArgs && !as_int64(args[15], &threads)) ||
-      (nargs > kArgs + 1 && (!as_int64(args[16], &stages) || !as_int64(args[17], &blocks))))
+      (nargs > kArgs && !as_int64(args[15], &threads)))
     return nullptr;
   p.weight = weight;
   const double eps = PyFloat_AsDouble(args[13]);
@@ -60,18 +56,7 @@ PyObject* launch(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
     PyErr_Format(PyExc_ValueError, "dtype code %lld: 0 (bfloat16) or 1 (float16)", static_cast<long long>(dtype));
     return nullptr;
   }
-  if (stages < 0 || stages > kernelarena_rmsnorm::kStreamMaxStages || blocks < 0) {
-    PyErr_Format(PyExc_ValueError, "stages %lld, blocks %lld: stages in 0..%d (0: not the streaming kernel), blocks >= 0",
-                 static_cast<long long>(stages), static_cast<long long>(blocks), kernelarena_rmsnorm::kStreamMaxStages);
-    return nullptr;
-  }
-  if (stages > 0 && threads != 0 &&
-      (threads < 32 || threads > kernelarena_rmsnorm::kStreamThreads || threads % 32 != 0)) {
-    PyErr_Format(PyExc_ValueError, "threads_per_row %lld with stages: 0 (the default) or a multiple of 32 up to %d",
-                 static_cast<long long>(threads), kernelarena_rmsnorm::kStreamThreads);
-    return nullptr;
-  }
-  if (stages == 0 && threads != 0 && (threads < 8 || threads > 1024 || (threads & (threads - 1)) != 0)) {
+  if (threads != 0 && (threads < 8 || threads > 1024 || (threads & (threads - 1)) != 0)) {
     PyErr_Format(PyExc_ValueError, "threads_per_row %lld: 0 (the default) or a power of two in 8..1024",
                  static_cast<long long>(threads));
     return nullptr;
@@ -80,14 +65,14 @@ PyObject* launch(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   p.eps = static_cast<float>(eps);
   if (p.rows == 0) Py_RETURN_NONE;
   auto s = reinterpret_cast<cudaStream_t>(stream);
-  const int tpr = static_cast<int>(threads), st = static_cast<int>(stages);
+  const int tpr = static_cast<int>(threads);
   cudaError_t err;
   if (dtype == 0)
-    err = fused ? kernelarena_rmsnorm::launch_rmsnorm<__nv_bfloat16, true>(p, tpr, s, st, blocks)
-                : kernelarena_rmsnorm::launch_rmsnorm<__nv_bfloat16, false>(p, tpr, s, st, blocks);
+    err = fused ? kernelarena_rmsnorm::launch_rmsnorm<__nv_bfloat16, true>(p, tpr, s)
+                : kernelarena_rmsnorm::launch_rmsnorm<__nv_bfloat16, false>(p, tpr, s);
   else
-    err = fused ? kernelarena_rmsnorm::launch_rmsnorm<__half, true>(p, tpr, s, st, blocks)
-                : kernelarena_rmsnorm::launch_rmsnorm<__half, false>(p, tpr, s, st, blocks);
+    err = fused ? kernelarena_rmsnorm::launch_rmsnorm<__half, true>(p, tpr, s)
+                : kernelarena_rmsnorm::launch_rmsnorm<__half, false>(p, tpr, s);
   if (err != cudaSuccess) {
     PyErr_Format(PyExc_RuntimeError, "rmsnorm kernel launch failed: %s", cudaGetErrorString(err));
     return nullptr;
@@ -98,8 +83,8 @@ PyObject* launch(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
 PyMethodDef methods[] = {
     {"launch", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(launch)), METH_FASTCALL,
      "launch(fused, dtype, x, x_stride, residual, residual_stride, weight, out, out_stride, residual_out, "
-     "residual_out_stride, rows, hidden, eps, stream[, threads_per_row[, stages, blocks]]): RMSNorm (fused: residual "
-     "add first) on a CUDA stream; stages > 0: the streaming kernel (sm90)."},
+     "residual_out_stride, rows, hidden, eps, stream[, threads_per_row]): RMSNorm (fused: residual add first) on "
+     "a CUDA stream."},
     {nullptr, nullptr, 0, nullptr},
 };
 

@@ -1,6 +1,6 @@
 """Issue #18's points still under FlashInfer, variant by variant: prefill where the tiles make one wave (1 x 512
 queries over 512 / 4096 / 16384 keys, 128 tiles for 132 SMs) beside a case of many waves (4 x 1024 over 4096),
-and decode at batch 64-256 (1024-8192 keys), schedule and config variants. Each case times FlashInfer's best backend and
+and decode at the largest batches (128 / 256 requests x 8192 keys). Each case times FlashInfer's best backend and
 our kernel's variants in one run, timed in turn within each repetition with bench_attention.py's timer
 (device_times_us: L2 cleared before each call, median; until 47cf8af each one after the other with triton's do_bench),
 decode beside the read floor of the same bytes.
@@ -37,11 +37,10 @@ from benchmarks.bench_attention import (
 from benchmarks.common import add_out_argument, emit, markdown_table, stamp
 from benchmarks.read_floor import read_floor_us
 from kernelarena.kernels.attention.kernel_config import KernelConfig
-from kernelarena.kernels.attention.paged_kernel import PagedAttentionLauncher
 
 NAME = "diag_one_wave"
 PREFILL_CASES = ((1, 512, 512), (1, 512, 4096), (1, 512, 16384), (4, 1024, 4096))
-DECODE_CASES = ((64, 1024), (64, 4096), (128, 4096), (128, 8192), (256, 8192), (256, 4096))
+DECODE_CASES = ((128, 8192), (256, 8192), (256, 4096))
 PREFILL_VARIANTS = {
     "fa3": TILELANG_SCHEDULES["fa3"],
     "fa3 static": replace(TILELANG_SCHEDULES["fa3"], dynamic=False),
@@ -55,18 +54,14 @@ PREFILL_VARIANTS = {
     "fa3 s3": replace(TILELANG_SCHEDULES["fa3"], num_stages=3),
     "plain s3": replace(TILELANG_SCHEDULES["plain"], num_stages=3),
 }
-# Decode variants: (KernelConfig or None for the default, the launcher's schedule: 0 its own choice, 1 the static
-# item loop, 3 one loop over (item, block)). The default config is 16 x 128 blocks, 2 stages, 2 programs an SM, KV
-# split only below one item a program; equal requests now take schedule 3 (_attend_flat), "item loop" is the
-# schedule before it. Then the same with each request's KV cut in 2 chunks (merged in the launch), 3 or 4 stages.
+# The default decode config (16 x 128 blocks, 2 stages, 2 programs an SM, KV split only below one item a program)
+# and the same with each request's KV cut in 2 or 4 equal chunks (merged in the launch), 1 program an SM, 3 stages.
 DECODE_VARIANTS = {
-    "default": (None, 0),
-    "item loop": (None, 1),
-    "flat 3 stages": (KernelConfig(16, 128, 4, 3, 2, 256, 1), 3),
-    "flat 4 stages": (KernelConfig(16, 128, 4, 4, 2, 256, 1), 3),
-    "flat n64 4 stages": (KernelConfig(16, 64, 4, 4, 2, 256, 1), 3),
-    "flat 1 program/SM 4 stages": (KernelConfig(16, 128, 4, 4, 1, 256, 1), 3),
-    "2 chunks": (KernelConfig(16, 128, 4, 2, 2, 256, 8), 0),
+    "default": None,
+    "2 chunks": KernelConfig(16, 128, 4, 2, 2, 256, 8),
+    "4 chunks": KernelConfig(16, 128, 4, 2, 2, 256, 16),
+    "1 program/SM": KernelConfig(16, 128, 4, 2, 1, 256, 1),
+    "3 stages": KernelConfig(16, 128, 4, 3, 2, 256, 1),
 }
 
 
@@ -120,12 +115,8 @@ def decode_rows(cache, ws, fi_ws) -> list[dict]:
         p = Problem(cache, batch, 1, kv, seed=batch * 7 + kv)
         _, fi_run, ref = flashinfer_decode(p, fi_ws, True)
         runs, outs = {"FlashInfer tc": fi_run}, {}
-        for name, (config, schedule) in DECODE_VARIANTS.items():
-            PagedAttentionLauncher.schedule = schedule  # read by plan()
-            try:
-                _, runs[name], outs[name] = ours_decode(p, ws, config)
-            finally:
-                PagedAttentionLauncher.schedule = 0
+        for name, config in DECODE_VARIANTS.items():
+            _, runs[name], outs[name] = ours_decode(p, ws, config)
         row = {"case": f"decode {batch} / {kv}", **device_times_us(runs, False),
                "K/V read floor": read_floor_us(lambda fn: device_time_us(fn, False), cache, p.kv_bytes())}
         row.update({f"{name} err": rel_err(out, ref) for name, out in outs.items()})

@@ -102,88 +102,6 @@ def paged_attention_kernel(
 ):
     pid = tl.program_id(0)
     nprog = tl.num_programs(0)
-    if SCHEDULE == 3:
-        _attend_flat(Q, K, V, O, LSE, WORK, KV_INDICES, pid, nprog, num_kv_heads, stride_qt, stride_qh, stride_ot,
-                     stride_oh, stride_lt, stride_kp, stride_kt, stride_kh, score_scale, cap_scale, window_left,
-                     GROUP, HEAD_DIM, PAGE_SIZE, BLOCK_M, BLOCK_N, USE_SOFT_CAP, WRITE_LSE, UPCAST)
-    else:
-        _attend_items(Q, K, V, O, LSE, O_PART, LSE_PART, WORK, KV_INDICES, pid, nprog, stride_qt, stride_qh,
-                      stride_ot, stride_oh, stride_lt, stride_kp, stride_kt, stride_kh, score_scale, cap_scale,
-                      window_left, num_kv_heads, GROUP, HEAD_DIM, PAGE_SIZE, BLOCK_M, BLOCK_N, CAUSAL, USE_WINDOW,
-                      USE_SOFT_CAP, WRITE_LSE, UPCAST, SPLIT, SCHEDULE, MERGE_ROWS, MERGE_CHUNKS)
-
-
-@triton.jit
-def _attend_flat(
-    Q, K, V, O, LSE, WORK, KV_INDICES, pid, nprog, num_kv_heads,
-    stride_qt, stride_qh, stride_ot, stride_oh, stride_lt, stride_kp, stride_kt, stride_kh,
-    score_scale, cap_scale, window_left,
-    GROUP: tl.constexpr, HEAD_DIM: tl.constexpr, PAGE_SIZE: tl.constexpr, BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr, USE_SOFT_CAP: tl.constexpr, WRITE_LSE: tl.constexpr, UPCAST: tl.constexpr,
-):
-    """SCHEDULE 3: every item equally long, none split, no causal mask or window (the launcher checks). Program p
-    runs items p, p + nprog, ... as ONE loop over (item, K/V block): the pipeliner then loads the next item's first
-    blocks while the current item's last block is computed, where the item loop of the other schedules drains
-    its loads at the end of each item and waits a few round trips (item fields, Q, page indices, K) before the
-    next one streams. Each step re-reads its item's fields and Q (L1 hits: one item's steps follow each other);
-    the softmax state restarts at an item's first block and the item is written after its last."""
-    num_items = tl.load(WORK)
-    first = WORK + _HEADER + (pid // num_kv_heads) * _ITEM_FIELDS
-    # The same for every item; at least one, so that items without K/V still write their zeros and -inf.
-    blocks = tl.maximum(tl.cdiv(tl.load(first + 6) - tl.load(first + 5), BLOCK_N), 1)
-    mine = tl.maximum(num_items - pid + nprog - 1, 0) // nprog
-    offs_m = tl.arange(0, BLOCK_M)
-    offs_d = tl.arange(0, HEAD_DIM)
-    m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
-    l_i = tl.zeros([BLOCK_M], tl.float32)
-    acc = tl.zeros([BLOCK_M, HEAD_DIM], tl.float32)
-    for t in range(0, mine * blocks):
-        i = t // blocks
-        j = t - i * blocks
-        w = pid + i * nprog
-        kv_head = w % num_kv_heads
-        item = WORK + _HEADER + (w // num_kv_heads) * _ITEM_FIELDS
-        tok_base = tl.load(item)
-        qo_len = tl.load(item + 1)
-        row_start = tl.load(item + 3)
-        kv_lo = tl.load(item + 5)
-        kv_hi = tl.load(item + 6)
-        page_base = tl.load(item + 7)
-        rows = row_start + offs_m
-        tok = rows // GROUP
-        row_ok = tok < qo_len
-        q_head = kv_head * GROUP + rows % GROUP
-        q_off = (tok_base + tok).to(tl.int64) * stride_qt + q_head * stride_qh
-        q = tl.load(Q + q_off[:, None] + offs_d[None, :], mask=row_ok[:, None], other=0.0)
-        if UPCAST:
-            q = q.to(tl.float32)
-        restart = j == 0
-        m_i = tl.where(restart, float("-inf"), m_i)
-        l_i = tl.where(restart, 0.0, l_i)
-        acc = tl.where(restart, 0.0, acc)
-        acc, m_i, l_i = _attend_block(
-            acc, m_i, l_i, q, K, V, KV_INDICES, page_base, kv_lo + j * BLOCK_N, kv_hi,
-            kv_head.to(tl.int64) * stride_kh, offs_d, tok, window_left, stride_kp, stride_kt, score_scale, cap_scale,
-            PAGE_SIZE, BLOCK_N, True, False, False, USE_SOFT_CAP, UPCAST,
-        )
-        if j == blocks - 1:
-            has = l_i > 0.0
-            out = acc / tl.where(has, l_i, 1.0)[:, None]
-            lse = tl.where(has, m_i + tl.log2(tl.where(has, l_i, 1.0)), float("-inf"))
-            _store_rows(O, LSE, out, lse, tok_base, tok, q_head, row_ok, offs_d, stride_ot, stride_oh, stride_lt,
-                        WRITE_LSE)
-
-
-@triton.jit
-def _attend_items(
-    Q, K, V, O, LSE, O_PART, LSE_PART, WORK, KV_INDICES, pid, nprog,
-    stride_qt, stride_qh, stride_ot, stride_oh, stride_lt, stride_kp, stride_kt, stride_kh,
-    score_scale, cap_scale, window_left, num_kv_heads,
-    GROUP: tl.constexpr, HEAD_DIM: tl.constexpr, PAGE_SIZE: tl.constexpr, BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr, CAUSAL: tl.constexpr, USE_WINDOW: tl.constexpr, USE_SOFT_CAP: tl.constexpr,
-    WRITE_LSE: tl.constexpr, UPCAST: tl.constexpr, SPLIT: tl.constexpr, SCHEDULE: tl.constexpr,
-    MERGE_ROWS: tl.constexpr, MERGE_CHUNKS: tl.constexpr,
-):
     # Static: program p runs items p, p + nprog, ... (no shared counter: the shortest dependency chain).
     # Dynamic: programs take the next item from a shared counter (header word 4), which balances uneven items
     # (causal tiles) over whichever programs are resident; the last program to finish
@@ -452,7 +370,7 @@ class PagedAttentionLauncher:
     fast_launch = True  # False: always Triton's ordinary launch path (the benchmark compares the two)
     # Item schedule (paged_attention_kernel's SCHEDULE): 0 picks at run time (static when no program has more
     # than one item or the items are equally long, else a shared counter); 1 always static, 2 always the
-    # counter, 3 one loop over (item, block) (for tuning; prepare() picks 3 or 1 for a plan of equal items).
+    # counter (for tuning).
     schedule = 0
 
     def __init__(self, device: torch.device):
@@ -471,8 +389,7 @@ class PagedAttentionLauncher:
         ``split=False`` promises that no item of the schedule is split: the kernel is then compiled without
         the partial-result and merge code (fewer registers; the prefill tiles spill less). ``equal_items``
         promises that every item is as long (the plan's header word 7, set for this plan only: not in graph mode):
-        the kernel is then compiled with the static schedule alone (SCHEDULE 1), without the counter's code, or,
-        for decode tiles with no split, mask or window, with one loop over every (item, block) (SCHEDULE 3).
+        the kernel is then compiled with the static schedule alone (SCHEDULE 1), without the counter's code.
         """
         self._split = bool(split)
         score_scale, cap_scale = score_scales(sm_scale, logits_soft_cap)
@@ -486,9 +403,6 @@ class PagedAttentionLauncher:
         # registers against 212 and ran 1-3% slower than the static one on equal items at batch 64-256 (H200,
         # results/sweep_decode_h200_latest.md, call 2).
         schedule = self.schedule or (1 if equal_items else 0)
-        if not self.schedule and equal_items and not split and not causal and window_left < 0 and block_m <= 16:
-            # Decode tiles (Q re-read each step is 16 rows at most): the one-loop schedule, _attend_flat.
-            schedule = 3
         self._tail_consts = (self._split, schedule, MERGE_ROWS, merge_chunks(head_dim))
         self._group = group_size
         self._options = {"num_warps": num_warps, "num_stages": num_stages}

@@ -16,12 +16,13 @@ import sys
 import torch
 
 from benchmarks.common import add_out_argument, publish, stamp
-from benchmarks.host_cost import back_to_back_us
+from benchmarks.host_cost import back_to_back_each
 from kernelarena.bench.timing import ColdL2Timer
 
 BATCHES = (1, 32, 1024, 8192, 16384, 32768)
-HOST_ROWS = (1, 32, 1024)  # the host-cost table: these rows of HOST_HIDDEN, calls back to back
+HOST_ROWS = (1, 32, 1024)  # --quick's host-cost table: these rows of HOST_HIDDEN (the full run: every shape)
 HOST_HIDDEN = 4096
+B2B_ROUND_S = 0.05  # GPU seconds of one round of calls back to back (at least 20 calls, at most 500)
 HIDDENS = (4096, 8192)
 OPS = ("rmsnorm", "fused_add_rmsnorm")
 EPS = 1e-6
@@ -40,10 +41,11 @@ the run reaches all of them alike. Bandwidth counts
 the bytes each op must move (inputs read once, outputs written once); "% copy" is against a device-to-device
 copy of 1 GiB measured in the same run. Every backend's output is checked against float64 first.
 
-Host cost (a second table): each backend called back to back on the same inputs, no sleep ahead, at
-""" + f"{HOST_ROWS} x {HOST_HIDDEN}" + """ rows (host_cost.py): "host us/call" is the host's time per call,
-"b2b us/call"
-the time per call until the GPU is done, both beside FlashInfer's and PyTorch's in the same run.
+Host cost (a second table): each backend called back to back on the same inputs, no sleep ahead, at every
+shape (--quick: """ + f"{HOST_ROWS} x {HOST_HIDDEN}" + """ rows), the backends timed in turn within each round
+(host_cost.py): "host us/call" is the host's time per call, "b2b us/call" the time per call until the GPU is done
+(issue #18's "back to back" measure: inputs that fit in L2 stay there from call to call), both beside FlashInfer's
+and PyTorch's in the same run.
 
     python3 -m benchmarks.bench_rmsnorm --out DIR [--sweep] [--backends triton,cuda,...] [--quick]
     python3 -m benchmarks.bench_rmsnorm --quick --out DIR   # GPU, about 3 minutes with builds: ours, FlashInfer, torch
@@ -226,24 +228,24 @@ def markdown_table(rows, ceiling, meta):
     return "\n".join(lines) + "\n"
 
 
-def host_cost_rows(backends, device, failures, sweep=False):
-    """Per op, row count of HOST_ROWS and backend: host and back-to-back us per call (host_cost.py); with
-    ``sweep``, also our CUDA kernel at each threads-per-row of CUDA_SWEEP ("cuda tN")."""
-    calls, rounds = (3, 1) if device == "cpu" else (500, 5)
+def host_cost_rows(backends, device, failures, sweep=False, shapes=None):
+    """Per op, shape (rows x hidden; default every BATCHES x HIDDENS on a GPU) and backend: host and back-to-back
+    us per call (host_cost.py), the backends timed in turn within each round; with ``sweep``, also our CUDA kernel
+    at each threads-per-row of CUDA_SWEEP ("cuda tN"). Each round's calls take about B2B_ROUND_S of GPU time."""
     rows_out = []
-    if sweep and device == "cuda":
-        backends = {**backends, **cuda_threads_backends(HOST_HIDDEN, device)}
+    if shapes is None:
+        shapes = [(b, h) for h in HIDDENS for b in BATCHES] if device == "cuda" else [(3, 256)]
     for op in OPS:
-        for batch in HOST_ROWS if device == "cuda" else (3,):
-            hidden = HOST_HIDDEN if device == "cuda" else 256
+        for batch, hidden in shapes:
+            table = {**backends, **cuda_threads_backends(hidden, device)} if sweep and device == "cuda" else backends
             sets, w = input_sets(op, batch, hidden, device, 1, seed=batch)
-            measured = {}
-            for name, fns in backends.items():
-                call, s = timed_call(op, fns, w), sets[0]
-                try:
-                    measured[name] = back_to_back_us(lambda: call(s), calls=calls, rounds=rounds)
-                except Exception as exc:  # one backend failing must not lose the rest of the run
-                    failures.append(f"host cost {op} {batch}x{hidden} {name}: {type(exc).__name__}: {exc}")
+            s = sets[0]
+            calls = 3 if device == "cpu" else int(min(500, max(20, B2B_ROUND_S / (op_bytes(op, batch, hidden) / 3e12))))
+            fns = {name: (lambda c=timed_call(op, fns, w): c(s)) for name, fns in table.items()}
+            measured = back_to_back_each(fns, calls=calls, rounds=1 if device == "cpu" else 5)
+            for name in table:
+                if name not in measured:  # one backend failing must not lose the rest of the run
+                    failures.append(f"host cost {op} {batch}x{hidden} {name}: raised (run it alone to see why)")
                     print("FAILED", failures[-1], flush=True)
             fi = measured.get("flashinfer")
             for name, m in measured.items():
@@ -329,7 +331,8 @@ def main(argv=None):
     print(f"copy ceiling {ceiling:.3f} TB/s on {meta['device']}", flush=True)
     backends = make_backends(names, device)
     rows, sweeps, failures = [], {}, []
-    host_rows = host_cost_rows(backends, device, failures, args.sweep)
+    host_rows = host_cost_rows(backends, device, failures, args.sweep,
+                               [(b, HOST_HIDDEN) for b in HOST_ROWS] if args.quick and device == "cuda" else None)
     for op in OPS:
         for batch, hidden in shapes:
             n_sets = max(2, min(8, math.ceil((256 << 20) / op_bytes(op, batch, hidden))))

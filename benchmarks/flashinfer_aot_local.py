@@ -81,6 +81,11 @@ def module_specs() -> dict:
         # head_dim 256 (sweep_prefill_hopper --head-dim 256: FA3 against the TileLang kernel's 64-key blocks).
         calls.append(lambda: flashinfer.BatchPrefillWithPagedKVCacheWrapper(workspace, "NHD", backend="fa3")
                      .plan(qo, indptr, indices, last, hq, hkv, 256, page, causal=True, q_data_type=bf16))
+        # head_dim 64, paged and ragged (sweep_prefill_hopper --head-dim 64).
+        calls.append(lambda: flashinfer.BatchPrefillWithPagedKVCacheWrapper(workspace, "NHD", backend="fa3")
+                     .plan(qo, indptr, indices, last, hq, hkv, 64, page, causal=True, q_data_type=bf16))
+        calls.append(lambda: flashinfer.BatchPrefillWithRaggedKVCacheWrapper(workspace, "NHD", backend="fa3")
+                     .plan(qo, qo, hq, hkv, 64, causal=True, q_data_type=bf16))
         probs = torch.softmax(torch.randn(2, 1024), -1)
         calls += [
             lambda: flashinfer.activation.silu_and_mul(torch.randn(2, 256, dtype=bf16)),

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Callable, NamedTuple
+from typing import Callable, Dict, NamedTuple
 
 import torch
 
@@ -42,3 +42,34 @@ def back_to_back_us(fn: Callable[[], object], calls: int = 500, rounds: int = 5,
         host.append((issued - start) / calls * 1e6)
         wall.append((done - start) / calls * 1e6)
     return BackToBack(statistics.median(host), statistics.median(wall))
+
+
+def back_to_back_each(fns: Dict[str, Callable[[], object]], calls: int = 500, rounds: int = 5,
+                      warmup: int = 20) -> Dict[str, BackToBack]:
+    """``back_to_back_us`` for several functions, timed in turn within each round (name -> medians), so that a
+    drift of the host's speed or the GPU's clock over the run falls on all of them alike. A function that raises
+    is left out of the result; the others keep their rounds."""
+    cuda = torch.cuda.is_available()
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    live = {}
+    for name, fn in fns.items():
+        try:
+            for _ in range(warmup):
+                fn()
+            sync()
+            live[name] = fn
+        except Exception:  # noqa: BLE001 - the caller reports which are missing
+            continue
+    host: Dict[str, list] = {name: [] for name in live}
+    wall: Dict[str, list] = {name: [] for name in live}
+    for _ in range(rounds):
+        for name, fn in live.items():
+            start = time.perf_counter()
+            for _ in range(calls):
+                fn()
+            issued = time.perf_counter()
+            sync()
+            done = time.perf_counter()
+            host[name].append((issued - start) / calls * 1e6)
+            wall[name].append((done - start) / calls * 1e6)
+    return {name: BackToBack(statistics.median(host[name]), statistics.median(wall[name])) for name in live}

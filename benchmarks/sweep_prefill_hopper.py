@@ -40,7 +40,7 @@ from kernelarena.kernels.attention import (  # noqa: E402
     build_page_table,
 )
 from kernelarena.kernels.attention.kernel_config import choose_config  # noqa: E402
-from kernelarena.kernels.attention.prefill_hopper import TILELANG_CONFIG_D256  # noqa: E402
+from kernelarena.kernels.attention.prefill_hopper import TILELANG_CONFIG, TILELANG_CONFIG_D256  # noqa: E402
 
 NAME = "sweep_prefill_hopper"
 TOLERANCE = 2e-2  # relative (Frobenius) error against float32 SDPA; bf16 outputs land near 4e-3
@@ -93,6 +93,11 @@ GPU_SHAPE = Shape(32, 8, 128, 16, torch.bfloat16)
 # the TileLang kernel's 64-key blocks (128-key ones do not fit shared memory at 256), FA3's schedule and plain.
 D256_SHAPE = Shape(32, 8, 256, 16, torch.bfloat16)
 D256_VARIANTS = [TILELANG_CONFIG_D256, HopperPrefillConfig(128, 64, 8, 2, False, True, "tilelang", persistent=True)]
+# --head-dim 64: every case (FlashInfer's fa3 modules for 64, paged and ragged, come with
+# `flashinfer_aot_local --only head_dim_qk_64 --out .fi-cache-d64`), the TileLang kernel's 128-key blocks with FA3's
+# schedule (the config the Hopper path picks for 64) and plain.
+D64_SHAPE = Shape(32, 8, 64, 16, torch.bfloat16)
+D64_VARIANTS = [TILELANG_CONFIG, HopperPrefillConfig(128, 128, 8, 2, False, True, "tilelang", persistent=True)]
 CPU_SHAPE = Shape(4, 2, 64, 4, torch.bfloat16)
 
 
@@ -295,8 +300,8 @@ def main(argv: Optional[list] = None) -> list[dict]:
     parser.add_argument("--budget-s", type=float, default=65.0,
                         help="wall-clock budget of the sweep (imports and the table come on top: about 10 s)")
     parser.add_argument("--variants", type=int, default=None, help="time only the first N Hopper variants")
-    parser.add_argument("--head-dim", type=int, choices=(128, 256), default=128,
-                        help="256: the paged cases at head_dim 256, the TileLang kernels only (GPU)")
+    parser.add_argument("--head-dim", type=int, choices=(64, 128, 256), default=128,
+                        help="64: every case, 256: the paged cases, at that head_dim, the TileLang kernels only (GPU)")
     args = parser.parse_args(argv)
     name = NAME if args.head_dim == 128 else f"{NAME}_d{args.head_dim}"
     if args.dry_run:
@@ -307,6 +312,8 @@ def main(argv: Optional[list] = None) -> list[dict]:
         device, shape, cases, variants = "cuda", GPU_SHAPE, GPU_CASES, GPU_VARIANTS
         if args.head_dim == 256:
             shape, cases, variants = D256_SHAPE, tuple(c for c in GPU_CASES if not c.ragged), D256_VARIANTS
+        elif args.head_dim == 64:
+            shape, variants = D64_SHAPE, D64_VARIANTS
         try:
             import flashinfer  # noqa: F401
 

@@ -50,17 +50,19 @@ def _shape(config, *, head_dim=128, page_size=16, rows_per_page=32, causal=True,
 
 
 def sweep_shapes() -> list:
-    """sweep_prefill_hopper's TileLang variants (interleaved pages of 16: 32 rows apart; ragged; with --head-dim 256
-    the paged ones) and bench_attention's TileLang columns (each --tilelang-schedule: the same pages, causal and
-    not; ragged)."""
+    """sweep_prefill_hopper's TileLang variants (interleaved pages of 16: 32 rows apart; ragged; --head-dim 256: the
+    paged ones; --head-dim 64: both) and bench_attention's TileLang columns (each --tilelang-schedule: the same
+    pages, causal and not; ragged)."""
     from benchmarks.bench_attention import TILELANG_SCHEDULES
-    from benchmarks.sweep_prefill_hopper import D256_VARIANTS, GPU_VARIANTS
+    from benchmarks.sweep_prefill_hopper import D64_VARIANTS, D256_VARIANTS, GPU_VARIANTS
 
     shapes = []
     for config in [c for c in GPU_VARIANTS if c.language == "tilelang"] + list(TILELANG_SCHEDULES.values()):
         shapes += [_shape(config), _shape(config, page_size=0, rows_per_page=1)]
     shapes += [_shape(config, causal=False) for config in TILELANG_SCHEDULES.values()]
     shapes += [_shape(config, head_dim=256) for config in D256_VARIANTS]  # sweep_prefill_hopper --head-dim 256
+    for config in D64_VARIANTS:  # sweep_prefill_hopper --head-dim 64: paged and ragged
+        shapes += [_shape(config, head_dim=64), _shape(config, head_dim=64, page_size=0, rows_per_page=1)]
     return list(dict.fromkeys(shapes))
 
 
@@ -75,8 +77,8 @@ def test_shapes() -> list:
         for lse in (True, False) if as_tuple else (True,):
             shapes.append(_shape(config, head_dim=head_dim, page_size=page_size, rows_per_page=rows, causal=causal,
                                  sm_scale=0.1, write_lse=lse))
-    for config, causal in RAGGED_CASES:
-        shapes.append(_shape(config, page_size=0, rows_per_page=1, causal=causal, write_lse=True))
+    for config, causal, head_dim in RAGGED_CASES:
+        shapes.append(_shape(config, head_dim=head_dim, page_size=0, rows_per_page=1, causal=causal, write_lse=True))
     for config, as_tuple in GRAPH_CASES:
         shapes.append(_shape(config, rows_per_page=16 if as_tuple else 32, write_lse=True, graph=True))
     return shapes

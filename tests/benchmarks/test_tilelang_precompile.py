@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from benchmarks import tilelang_precompile
 from benchmarks.bench_attention import TILELANG_SCHEDULES
-from benchmarks.sweep_prefill_hopper import D256_VARIANTS, GPU_VARIANTS
+from benchmarks.sweep_prefill_hopper import D64_VARIANTS, D256_VARIANTS, GPU_VARIANTS
 from tests.kernels.test_attention_prefill_tilelang import GRAPH_CASES, PAGED_CASES, RAGGED_CASES
 
 
@@ -24,11 +24,15 @@ def test_sweep_shapes_cover_each_tilelang_variant_paged_and_ragged():
         ours = [s for s in shapes if _options(s) == options]
         # The sweeps' layouts: interleaved pages of 16 (32 rows apart), and ragged rows.
         assert {(s.page_size, s.rows_per_page) for s in ours if s.causal} == {(16, 32), (0, 1)}, config.label
-        assert all(not s.write_lse and s.head_dim in (128, 256) for s in ours)
+        assert all(not s.write_lse and s.head_dim in (64, 128, 256) for s in ours)
     # sweep_prefill_hopper --head-dim 256: its variants on interleaved pages of 16.
     for config in D256_VARIANTS:
         assert any(s.head_dim == 256 and s.block_n == config.block_n and s.page_size == 16 and
                    _options(s) == _config_options(config) for s in shapes), config.label
+    # sweep_prefill_hopper --head-dim 64: its variants on interleaved pages of 16 and on ragged rows.
+    for config in D64_VARIANTS:
+        assert {s.page_size for s in shapes if s.head_dim == 64 and _options(s) == _config_options(config)} == {
+            16, 0}, config.label
     # bench_attention's row without a mask, for each schedule of its TileLang column.
     for config in TILELANG_SCHEDULES.values():
         assert any(not s.causal and _options(s) == _config_options(config) for s in shapes), config.label

@@ -33,7 +33,7 @@ D256_FA3 = TILELANG_CONFIG_D256  # 64-key blocks, FA3's schedule, persistent
 PP_PERSISTENT = HopperPrefillConfig(128, 128, 8, 2, pack_gqa=False, use_tma=True, language="tilelang", pingpong=True,
                                     persistent=True)
 # The GPU tests' cases (benchmarks/tilelang_precompile.py compiles their kernels ahead):
-# (config, causal, separate K and V caches, head_dim, page_size) and (config, causal).
+# (config, causal, separate K and V caches, head_dim, page_size) and (config, causal, head_dim).
 PAGED_CASES = [(TILELANG, True, False, 128, 16), (TILELANG, True, True, 128, 16), (TILELANG, False, False, 128, 16),
                (TILELANG, True, False, 64, 32), (OVERLAP, True, False, 128, 16), (OVERLAP, False, True, 64, 16),
                (PINGPONG, True, False, 128, 16), (FA3, True, False, 128, 16), (FA3, False, True, 64, 16),
@@ -44,7 +44,8 @@ PAGED_IDS = ["causal", "kv-tuple", "noncausal", "d64-page32", "overlap", "overla
              "fa3", "fa3-noncausal-d64-tuple", "persistent", "pingpong-persistent-kv-tuple",
              "pingpong-persistent-noncausal-d64-page32", "static-persistent", "ieee-persistent", "d256",
              "d256-fa3-noncausal-kv-tuple"]
-RAGGED_CASES = [(TILELANG, True), (TILELANG, False), (FA3, True), (PP_PERSISTENT, True)]
+RAGGED_CASES = [(TILELANG, True, 128), (TILELANG, False, 128), (FA3, True, 128), (PP_PERSISTENT, True, 128),
+                (D256_FA3, True, 256), (PP_PERSISTENT, False, 64)]
 # CUDA-graph replays (config, separate K and V caches): causal, head_dim 128, pages of 16, lse.
 GRAPH_CASES = [(PERSISTENT, False), (PP_PERSISTENT, True)]
 
@@ -339,16 +340,17 @@ def test_paged_tilelang_matches_reference_on_sm90(config, causal, as_tuple, head
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("config,causal", RAGGED_CASES, ids=["causal", "noncausal", "fa3", "pingpong-persistent"])
-def test_ragged_tilelang_matches_reference_on_sm90(config, causal):
+@pytest.mark.parametrize("config,causal,head_dim", RAGGED_CASES,
+                         ids=["causal", "noncausal", "fa3", "pingpong-persistent", "d256-fa3", "d64-noncausal"])
+def test_ragged_tilelang_matches_reference_on_sm90(config, causal, head_dim):
     _on_sm90()
     qo_lens, kv_lens = [300, 11, 0, 129], [700, 30, 5, 129]
     qo, kv = indptr(qo_lens), indptr(kv_lens)
-    q = torch.randn(int(qo[-1]), 32, 128).to(torch.bfloat16).to(DEVICE)
-    k = torch.randn(int(kv[-1]), 8, 128).to(torch.bfloat16).to(DEVICE)
-    v = torch.randn(int(kv[-1]), 8, 128).to(torch.bfloat16).to(DEVICE)
+    q = torch.randn(int(qo[-1]), 32, head_dim).to(torch.bfloat16).to(DEVICE)
+    k = torch.randn(int(kv[-1]), 8, head_dim).to(torch.bfloat16).to(DEVICE)
+    v = torch.randn(int(kv[-1]), 8, head_dim).to(torch.bfloat16).to(DEVICE)
     wrapper = BatchPrefillWithRaggedKVCacheWrapper(workspace(), config=config)
-    wrapper.plan(qo, kv, 32, 8, 128, causal=causal)
+    wrapper.plan(qo, kv, 32, 8, head_dim, causal=causal)
     out, lse = wrapper.run(q, k, v, return_lse=True)
     assert _ran_tilelang(wrapper)
     ref_out, ref_lse = ragged_attention_reference(q, k, v, qo, kv, causal=causal)

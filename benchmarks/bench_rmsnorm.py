@@ -160,28 +160,30 @@ def timed_call(op, fns, w):
 
 def cuda_threads_backends(hidden, device):
     """"cuda tN" -> (rmsnorm(x, w, out), fused(x, r, w)) for each threads-per-row N of CUDA_SWEEP that covers a
-    row of ``hidden`` (at most 8 vectors a thread): our CUDA kernel through the library's launcher, which takes
-    the threads per row as its last argument (no torch extension to build)."""
+    row of ``hidden`` (at most 8 vectors a thread), and "cuda no-pdl": the default threads without programmatic
+    dependent launch (the "cuda" backend launches with it on sm90+). Our CUDA kernel through the library's
+    launcher, which takes the threads per row and PDL as its last arguments (no torch extension to build)."""
     from kernelarena.kernels.rmsnorm import cuda as cuda_impl
     from kernelarena.kernels.rmsnorm.cuda import DTYPE_CODES
 
     major, minor = torch.cuda.get_device_capability(device)
     kernel = cuda_impl.launcher_module(f"{major}{minor}{'a' if major >= 9 else ''}").launch
     code, stream = DTYPE_CODES["bfloat16"], torch._C._cuda_getCurrentRawStream
+    with_pdl = int(major >= 9)
+    variants = [(f"cuda t{t}", t, with_pdl) for t in CUDA_SWEEP if (hidden // 8 + t - 1) // t <= 8]
     table = {}
-    for tpr in CUDA_SWEEP:
-        if (hidden // 8 + tpr - 1) // tpr > 8:
-            continue
+    for name, tpr, pdl in variants + [("cuda no-pdl", 0, 0)]:
 
-        def norm(x, w, out, t=tpr):
+        def norm(x, w, out, t=tpr, pdl=pdl):
             kernel(0, code, x.data_ptr(), x.stride(0), 0, 0, w.data_ptr(), out.data_ptr(), out.stride(0), 0, 0,
-                   x.shape[0], x.shape[1], EPS, stream(x.device.index or 0), t)
+                   x.shape[0], x.shape[1], EPS, stream(x.device.index or 0), t, pdl)
 
-        def fused(x, r, w, t=tpr):
+        def fused(x, r, w, t=tpr, pdl=pdl):
             kernel(1, code, x.data_ptr(), x.stride(0), r.data_ptr(), r.stride(0), w.data_ptr(), x.data_ptr(),
-                   x.stride(0), r.data_ptr(), r.stride(0), x.shape[0], x.shape[1], EPS, stream(x.device.index or 0), t)
+                   x.stride(0), r.data_ptr(), r.stride(0), x.shape[0], x.shape[1], EPS, stream(x.device.index or 0), t,
+                   pdl)
 
-        table[f"cuda t{tpr}"] = (norm, fused)
+        table[name] = (norm, fused)
     return table
 
 

@@ -79,9 +79,10 @@ def test_python_launcher_builds_imports_and_checks_its_arguments(monkeypatch, tm
     launch = cuda_impl.load_launcher(path).launch
     args = [0, 0, 0, 4096, 0, 0, 0, 0, 4096, 0, 0, 0, 4096, 1e-6, 0]  # zero rows: nothing to launch
     assert launch(*args) is None
-    with pytest.raises(TypeError, match="15 or 16 arguments"):
+    with pytest.raises(TypeError, match="takes 15 to 17 arguments, got 3"):
         launch(*args[:3])
     assert launch(*args, 256) is None  # threads per row, chosen (benchmarks/bench_rmsnorm.py --sweep)
+    assert launch(*args, 0, 1) is None  # programmatic dependent launch
     with pytest.raises(ValueError, match="threads_per_row 96"):
         launch(*args, 96)
     with pytest.raises(ValueError, match="hidden must be in 1..16384"):

@@ -60,6 +60,41 @@ def test_cuda_threads_per_row_variants(threads_per_row):
         assert rel_err(out, ref_out) < 1e-2 and torch.equal(r_out, ref_sum.bfloat16())
 
 
+def test_cuda_backend_chains_in_place_calls_back_to_back():
+    """The "cuda" backend launches with programmatic dependent launch on sm90: each kernel must still wait for the
+    one before it. Fused calls in place feed each other (and a torch op in between, launched without PDL), back to
+    back with no synchronization, eagerly and replayed from a CUDA graph, against the same chain on the torch backend."""
+    from kernelarena.kernels.rmsnorm import backends
+
+    assert backends.CUDA_PDL
+    rows, hidden = 3000, 4096  # device-bound calls: the next launch comes while the kernel before it still runs
+    x0, r0, w = inputs(rows, hidden, torch.bfloat16, seed=11)
+
+    def chain(backend, x, r):
+        for step in range(8):
+            fused_add_rmsnorm(x, r, w, backend=backend)
+            if step % 3 == 2:
+                x.mul_(0.5)
+            rmsnorm(r, w, out=x, backend=backend)
+        return x, r
+
+    ref_x, ref_r = chain("torch", x0.clone(), r0.clone())
+    x, r = chain("cuda", x0.clone(), r0.clone())
+    torch.cuda.synchronize()
+    assert rel_err(x, ref_x.double()) < 2e-2 and rel_err(r, ref_r.double()) < 2e-2
+    gx, gr = x0.clone(), r0.clone()
+    chain("cuda", gx.clone(), gr.clone())  # plans made outside the capture
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        chain("cuda", gx, gr)
+    gx.copy_(x0)
+    gr.copy_(r0)
+    graph.replay()
+    torch.cuda.synchronize()
+    assert rel_err(gx, ref_x.double()) < 2e-2 and rel_err(gr, ref_r.double()) < 2e-2
+
+
 def test_strided_rows_cuda_and_triton():
     base = torch.randn(9, 8192, device="cuda").bfloat16()
     w = torch.randn(4096, device="cuda").bfloat16()

@@ -105,6 +105,9 @@ def _rows(t, p: Problem):
     return None if t is None else t.view(p.rows, p.hidden)
 
 
+CUDA_PDL = True  # False: the cuda backend launches without programmatic dependent launch (for an A/B)
+
+
 def _prepare_cuda(p: Problem) -> Launch:
     from .cuda import DTYPE_CODES, launcher_module
 
@@ -119,20 +122,23 @@ def _prepare_cuda(p: Problem) -> Launch:
     rows, hidden, index = p.rows, p.hidden, p.device.index or 0
     current_device = getattr(torch._C, "_cuda_getDevice", torch.cuda.current_device)
     stream = torch._C._cuda_getCurrentRawStream
+    # Programmatic dependent launch on sm90+ (as FlashInfer's norm kernels): calls back to back overlap a launch
+    # with the end of the kernel before it (docs/rmsnorm.md, "back to back").
+    pdl = (0, int(CUDA_PDL and torch.cuda.get_device_capability(p.device)[0] >= 9))
 
     def launch(x, residual, weight, out, residual_out, eps):
         if current_device() != index:  # the kernel runs in the current context
             with torch.cuda.device(index):
                 return launch(x, residual, weight, out, residual_out, eps)
         kernel(0, code, x.data_ptr(), xs, 0, 0, weight.data_ptr(), out.data_ptr(), os_, 0, 0, rows, hidden, eps,
-               stream(index))
+               stream(index), *pdl)
 
     def launch_fused(x, residual, weight, out, residual_out, eps):
         if current_device() != index:
             with torch.cuda.device(index):
                 return launch_fused(x, residual, weight, out, residual_out, eps)
         kernel(1, code, x.data_ptr(), xs, residual.data_ptr(), rs, weight.data_ptr(), out.data_ptr(), os_,
-               residual_out.data_ptr(), ros, rows, hidden, eps, stream(index))
+               residual_out.data_ptr(), ros, rows, hidden, eps, stream(index), *pdl)
 
     return launch_fused if p.fused else launch
 

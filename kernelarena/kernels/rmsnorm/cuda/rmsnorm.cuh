@@ -101,6 +101,17 @@ __device__ __forceinline__ uint4 pack8(const float (&f)[kVecElems]) {
   return raw;
 }
 
+// Programmatic dependent launch (sm90+): a kernel launched with PDL may start while the kernel before it on the
+// stream finishes. It waits here for that kernel's completion (and its writes) before touching global memory, then
+// lets the next kernel's blocks be scheduled as soon as all of its own have started: the next launch's latency and
+// this grid's last wave overlap. A no-op when the kernel was launched without PDL, and below sm90.
+__device__ __forceinline__ void pdl_wait_then_release_next() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;" :::);
+#endif
+}
+
 // Sum of v over the `group` threads of each row (group: a power of two <= 32, or a multiple of 32).
 // For groups wider than a warp the warps' partial sums meet in shared memory: one barrier, reached by
 // every thread of the block (the callers never return early).
@@ -123,6 +134,7 @@ __device__ __forceinline__ float row_sum(float v, int group, float* warp_sums) {
 template <typename T, int VECS, bool FUSED>
 __global__ void rmsnorm_vec_kernel(RmsnormParams p, int group) {
   __shared__ float warp_sums[32];
+  pdl_wait_then_release_next();
   const int lane = threadIdx.x % group;
   const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x / group) + threadIdx.x / group;
   const bool row_ok = row < p.rows;
@@ -185,6 +197,7 @@ __global__ void rmsnorm_vec_kernel(RmsnormParams p, int group) {
 template <typename T, bool FUSED>
 __global__ void __launch_bounds__(kFallbackThreads) rmsnorm_scalar_kernel(RmsnormParams p) {
   __shared__ float warp_sums[32];
+  pdl_wait_then_release_next();
   const int64_t row = blockIdx.x;
   const T* x = static_cast<const T*>(p.x) + row * p.x_row_stride;
   const T* w = static_cast<const T*>(p.weight);
@@ -230,10 +243,33 @@ inline int default_threads_per_row(int hidden, bool fused, int64_t rows) {
 
 inline bool is_aligned16(const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15u) == 0; }
 
+// kernel<<<grid, block, 0, stream>>>(p, extra...), with programmatic dependent launch when `pdl` (sm90+ only: the
+// caller checks; the kernels wait for the kernel before them first, see pdl_wait_then_release_next).
+template <typename... Args, typename... Given>
+cudaError_t launch_kernel(void (*kernel)(Args...), dim3 grid, dim3 block, cudaStream_t stream, bool pdl,
+                          Given... args) {
+  if (!pdl) {
+    kernel<<<grid, block, 0, stream>>>(args...);
+    return cudaGetLastError();
+  }
+  cudaLaunchConfig_t config = {};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = 0;
+  config.stream = stream;
+  cudaLaunchAttribute attribute[1];
+  attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute[0].val.programmaticStreamSerializationAllowed = 1;
+  config.attrs = attribute;
+  config.numAttrs = 1;
+  return cudaLaunchKernelEx(&config, kernel, args...);
+}
+
 // Launches the kernel for p on stream. threads_per_row: 0 picks default_threads_per_row; otherwise a power
-// of two in [8, 1024]. Returns cudaErrorInvalidValue for an unsupported request.
+// of two in [8, 1024]. pdl: programmatic dependent launch (sm90+ only, which the caller checks). Returns
+// cudaErrorInvalidValue for an unsupported request.
 template <typename T, bool FUSED>
-cudaError_t launch_rmsnorm(const RmsnormParams& p, int threads_per_row, cudaStream_t stream) {
+cudaError_t launch_rmsnorm(const RmsnormParams& p, int threads_per_row, cudaStream_t stream, bool pdl = false) {
   if (p.hidden <= 0 || p.hidden > kMaxHidden) return cudaErrorInvalidValue;
   if (p.rows == 0) return cudaSuccess;
   bool vec_ok = p.hidden % kVecElems == 0 && is_aligned16(p.x) && is_aligned16(p.weight) &&
@@ -243,8 +279,8 @@ cudaError_t launch_rmsnorm(const RmsnormParams& p, int threads_per_row, cudaStre
              p.residual_row_stride % kVecElems == 0 && p.residual_out_row_stride % kVecElems == 0;
   if (!vec_ok) {
     if (p.rows > 0x7fffffffLL) return cudaErrorInvalidValue;
-    rmsnorm_scalar_kernel<T, FUSED><<<static_cast<unsigned>(p.rows), kFallbackThreads, 0, stream>>>(p);
-    return cudaGetLastError();
+    return launch_kernel(rmsnorm_scalar_kernel<T, FUSED>, dim3(static_cast<unsigned>(p.rows)),
+                         dim3(kFallbackThreads), stream, pdl, p);
   }
   const int nvec = p.hidden / kVecElems;
   const int group = threads_per_row > 0 ? threads_per_row : default_threads_per_row(p.hidden, FUSED, p.rows);
@@ -255,17 +291,11 @@ cudaError_t launch_rmsnorm(const RmsnormParams& p, int threads_per_row, cudaStre
   const int64_t blocks = (p.rows + rows_per_block - 1) / rows_per_block;
   if (blocks > 0x7fffffffLL) return cudaErrorInvalidValue;
   const dim3 grid(static_cast<unsigned>(blocks)), block(group * rows_per_block);
-  if (vecs <= 1)
-    rmsnorm_vec_kernel<T, 1, FUSED><<<grid, block, 0, stream>>>(p, group);
-  else if (vecs <= 2)
-    rmsnorm_vec_kernel<T, 2, FUSED><<<grid, block, 0, stream>>>(p, group);
-  else if (vecs <= 4)
-    rmsnorm_vec_kernel<T, 4, FUSED><<<grid, block, 0, stream>>>(p, group);
-  else if (vecs <= 8)
-    rmsnorm_vec_kernel<T, 8, FUSED><<<grid, block, 0, stream>>>(p, group);
-  else
-    return cudaErrorInvalidValue;
-  return cudaGetLastError();
+  if (vecs <= 1) return launch_kernel(rmsnorm_vec_kernel<T, 1, FUSED>, grid, block, stream, pdl, p, group);
+  if (vecs <= 2) return launch_kernel(rmsnorm_vec_kernel<T, 2, FUSED>, grid, block, stream, pdl, p, group);
+  if (vecs <= 4) return launch_kernel(rmsnorm_vec_kernel<T, 4, FUSED>, grid, block, stream, pdl, p, group);
+  if (vecs <= 8) return launch_kernel(rmsnorm_vec_kernel<T, 8, FUSED>, grid, block, stream, pdl, p, group);
+  return cudaErrorInvalidValue;
 }
 
 }  // namespace kernelarena_rmsnorm

@@ -2,9 +2,10 @@
 //
 // One function, called with plain integers (data pointers, strides, sizes, the stream) and a float:
 //   launch(fused, dtype, x, x_stride, residual, residual_stride, weight, out, out_stride,
-//          residual_out, residual_out_stride, rows, hidden, eps, stream[, threads_per_row]) -> None
+//          residual_out, residual_out_stride, rows, hidden, eps, stream[, threads_per_row[, pdl]]) -> None
 // dtype: 0 bfloat16, 1 float16; threads_per_row: 0 or left out picks the default (rmsnorm.cuh), else a power of
-// two in [8, 1024] (`benchmarks/bench_rmsnorm.py --sweep` tries them). Without torch's headers the module builds
+// two in [8, 1024] (`benchmarks/bench_rmsnorm.py --sweep` tries them); pdl: 1 launches with programmatic dependent
+// launch (sm90 and newer only: the caller checks the device). Without torch's headers the module builds
 // in seconds, and a call is one vectorcall with no tensor unpacking: the host cost of a launch is the argument
 // conversion and the kernel launch itself. The caller (the library) has checked shapes, dtypes and devices, and
 // makes the tensors' device current; the kernel runs on ``stream`` in the current context.
@@ -15,7 +16,7 @@
 
 namespace {
 
-constexpr Py_ssize_t kArgs = 15;  // and an optional 16th, threads_per_row
+constexpr Py_ssize_t kArgs = 15;  // then optional: threads_per_row, pdl
 
 bool as_pointer(PyObject* obj, void** out) {
   *out = PyLong_AsVoidPtr(obj);
@@ -28,13 +29,13 @@ bool as_int64(PyObject* obj, int64_t* out) {
 }
 
 PyObject* launch(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
-  if (nargs != kArgs && nargs != kArgs + 1) {
-    PyErr_Format(PyExc_TypeError, "launch() takes %zd or %zd arguments, got %zd", kArgs, kArgs + 1, nargs);
+  if (nargs < kArgs || nargs > kArgs + 2) {
+    PyErr_Format(PyExc_TypeError, "launch() takes %zd to %zd arguments, got %zd", kArgs, kArgs + 2, nargs);
     return nullptr;
   }
   using kernelarena_rmsnorm::RmsnormParams;
   RmsnormParams p{};
-  int64_t fused, dtype, hidden, stream, threads = 0;
+  int64_t fused, dtype, hidden, stream, threads = 0, pdl = 0;
   void* weight;
   if (!as_int64(args[0], &fused) || !as_int64(args[1], &dtype) || !as_pointer(args[2], const_cast<void**>(&p.x)) ||
       !as_int64(args[3], &p.x_row_stride) || !as_pointer(args[4], const_cast<void**>(&p.residual)) ||
@@ -42,7 +43,7 @@ PyObject* launch(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
       !as_int64(args[8], &p.out_row_stride) || !as_pointer(args[9], &p.residual_out) ||
       !as_int64(args[10], &p.residual_out_row_stride) || !as_int64(args[11], &p.rows) ||
       !as_int64(args[12], &hidden) || !as_int64(args[14], &stream) ||
-      (nargs > kArgs && !as_int64(args[15], &threads)))
+      (nargs > kArgs && !as_int64(args[15], &threads)) || (nargs > kArgs + 1 && !as_int64(args[16], &pdl)))
     return nullptr;
   p.weight = weight;
   const double eps = PyFloat_AsDouble(args[13]);
@@ -68,11 +69,11 @@ PyObject* launch(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   const int tpr = static_cast<int>(threads);
   cudaError_t err;
   if (dtype == 0)
-    err = fused ? kernelarena_rmsnorm::launch_rmsnorm<__nv_bfloat16, true>(p, tpr, s)
-                : kernelarena_rmsnorm::launch_rmsnorm<__nv_bfloat16, false>(p, tpr, s);
+    err = fused ? kernelarena_rmsnorm::launch_rmsnorm<__nv_bfloat16, true>(p, tpr, s, pdl != 0)
+                : kernelarena_rmsnorm::launch_rmsnorm<__nv_bfloat16, false>(p, tpr, s, pdl != 0);
   else
-    err = fused ? kernelarena_rmsnorm::launch_rmsnorm<__half, true>(p, tpr, s)
-                : kernelarena_rmsnorm::launch_rmsnorm<__half, false>(p, tpr, s);
+    err = fused ? kernelarena_rmsnorm::launch_rmsnorm<__half, true>(p, tpr, s, pdl != 0)
+                : kernelarena_rmsnorm::launch_rmsnorm<__half, false>(p, tpr, s, pdl != 0);
   if (err != cudaSuccess) {
     PyErr_Format(PyExc_RuntimeError, "rmsnorm kernel launch failed: %s", cudaGetErrorString(err));
     return nullptr;
@@ -83,8 +84,8 @@ PyObject* launch(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
 PyMethodDef methods[] = {
     {"launch", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(launch)), METH_FASTCALL,
      "launch(fused, dtype, x, x_stride, residual, residual_stride, weight, out, out_stride, residual_out, "
-     "residual_out_stride, rows, hidden, eps, stream[, threads_per_row]): RMSNorm (fused: residual add first) on "
-     "a CUDA stream."},
+     "residual_out_stride, rows, hidden, eps, stream[, threads_per_row[, pdl]]): RMSNorm (fused: residual add "
+     "first) on a CUDA stream; pdl=1: programmatic dependent launch (sm90+)."},
     {nullptr, nullptr, 0, nullptr},
 };
 

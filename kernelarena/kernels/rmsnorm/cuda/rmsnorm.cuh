@@ -101,13 +101,40 @@ __device__ __forceinline__ uint4 pack8(const float (&f)[kVecElems]) {
   return raw;
 }
 
+// Compile-time tuning knobs, 1 by default; benchmarks/diag_rmsnorm_variants.py builds the launcher with others to
+// time them against each other and FlashInfer. STREAMING_LOADS: x and residual read with evict-first loads (__ldcs;
+// 0: plain loads). PDL_EARLY: a kernel launched with PDL lets the next kernel launch as soon as it starts (0: after
+// its last store, where FlashInfer's norm kernels do).
+#ifndef KERNELARENA_RMSNORM_STREAMING_LOADS
+#define KERNELARENA_RMSNORM_STREAMING_LOADS 1
+#endif
+#ifndef KERNELARENA_RMSNORM_PDL_EARLY
+#define KERNELARENA_RMSNORM_PDL_EARLY 1
+#endif
+
+__device__ __forceinline__ uint4 load_row_vec(const void* row, int v) {
+#if KERNELARENA_RMSNORM_STREAMING_LOADS
+  return __ldcs(reinterpret_cast<const uint4*>(row) + v);
+#else
+  return reinterpret_cast<const uint4*>(row)[v];
+#endif
+}
+
 // Programmatic dependent launch (sm90+): a kernel launched with PDL may start while the kernel before it on the
-// stream finishes. It waits here for that kernel's completion (and its writes) before touching global memory, then
-// lets the next kernel's blocks be scheduled as soon as all of its own have started: the next launch's latency and
-// this grid's last wave overlap. A no-op when the kernel was launched without PDL, and below sm90.
-__device__ __forceinline__ void pdl_wait_then_release_next() {
+// stream finishes. It waits here for that kernel's completion (and its writes) before touching global memory; then
+// (PDL_EARLY) lets the next kernel's blocks be scheduled as soon as all of its own have started, so the next
+// launch's latency overlaps this grid's last wave. No-ops when the kernel was launched without PDL, and below sm90.
+__device__ __forceinline__ void pdl_wait() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");
+#if KERNELARENA_RMSNORM_PDL_EARLY
+  asm volatile("griddepcontrol.launch_dependents;" :::);
+#endif
+#endif
+}
+
+__device__ __forceinline__ void pdl_release_late() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900 && !KERNELARENA_RMSNORM_PDL_EARLY
   asm volatile("griddepcontrol.launch_dependents;" :::);
 #endif
 }
@@ -134,7 +161,7 @@ __device__ __forceinline__ float row_sum(float v, int group, float* warp_sums) {
 template <typename T, int VECS, bool FUSED>
 __global__ void rmsnorm_vec_kernel(RmsnormParams p, int group) {
   __shared__ float warp_sums[32];
-  pdl_wait_then_release_next();
+  pdl_wait();
   const int lane = threadIdx.x % group;
   const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x / group) + threadIdx.x / group;
   const bool row_ok = row < p.rows;
@@ -147,11 +174,12 @@ __global__ void rmsnorm_vec_kernel(RmsnormParams p, int group) {
   for (int i = 0; i < VECS; ++i) {
     const int v = lane + i * group;
     if (row_ok && v < nvec) {
-      // Streaming loads: x and residual are read once; the weight is shared by all rows and stays cached.
-      raw_x[i] = __ldcs(reinterpret_cast<const uint4*>(x) + v);
+      // x and residual are read once (evict-first unless STREAMING_LOADS is 0); the weight is shared by all
+      // rows and stays cached.
+      raw_x[i] = load_row_vec(x, v);
       if constexpr (FUSED) {
         const T* r = static_cast<const T*>(p.residual) + row * p.residual_row_stride;
-        raw_r[i] = __ldcs(reinterpret_cast<const uint4*>(r) + v);
+        raw_r[i] = load_row_vec(r, v);
       }
       raw_w[i] = __ldg(reinterpret_cast<const uint4*>(w) + v);
     }
@@ -190,6 +218,7 @@ __global__ void rmsnorm_vec_kernel(RmsnormParams p, int group) {
       reinterpret_cast<uint4*>(out)[v] = pack8<T>(vals[i]);
     }
   }
+  pdl_release_late();
 }
 
 // Scalar fallback for any hidden size up to kMaxHidden and any alignment: one row per block, the row kept
@@ -197,7 +226,7 @@ __global__ void rmsnorm_vec_kernel(RmsnormParams p, int group) {
 template <typename T, bool FUSED>
 __global__ void __launch_bounds__(kFallbackThreads) rmsnorm_scalar_kernel(RmsnormParams p) {
   __shared__ float warp_sums[32];
-  pdl_wait_then_release_next();
+  pdl_wait();
   const int64_t row = blockIdx.x;
   const T* x = static_cast<const T*>(p.x) + row * p.x_row_stride;
   const T* w = static_cast<const T*>(p.weight);
@@ -224,6 +253,7 @@ __global__ void __launch_bounds__(kFallbackThreads) rmsnorm_scalar_kernel(Rmsnor
     const int c = threadIdx.x + i * kFallbackThreads;
     if (c < p.hidden) out[c] = Pair<T>::from_float(vals[i] * rstd * Pair<T>::to_float(w[c]));
   }
+  pdl_release_late();
 }
 
 // Threads per row for the vectorized kernel, read off the H100 sweep (docs/rmsnorm.md): 4 vectors (64 bytes
@@ -244,7 +274,7 @@ inline int default_threads_per_row(int hidden, bool fused, int64_t rows) {
 inline bool is_aligned16(const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15u) == 0; }
 
 // kernel<<<grid, block, 0, stream>>>(p, extra...), with programmatic dependent launch when `pdl` (sm90+ only: the
-// caller checks; the kernels wait for the kernel before them first, see pdl_wait_then_release_next).
+// caller checks; the kernels wait for the kernel before them first, see pdl_wait).
 template <typename... Args, typename... Given>
 cudaError_t launch_kernel(void (*kernel)(Args...), dim3 grid, dim3 block, cudaStream_t stream, bool pdl,
                           Given... args) {

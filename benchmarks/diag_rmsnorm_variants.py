@@ -1,0 +1,135 @@
+"""Our CUDA RMSNorm kernel built with each value of its compile-time knobs (rmsnorm.cuh: STREAMING_LOADS,
+PDL_EARLY), beside FlashInfer, our Triton kernel and the library's "cuda" backend: back to back (issue #18's measure)
+and with a cold L2, all timed in turn.
+
+    python3 -m benchmarks.diag_rmsnorm_variants --out $OUT [--shapes 8192x4096,...] [--ops fused_add_rmsnorm]
+
+Each variant is the library's launcher (cuda/rmsnorm_python.cu) compiled with -D flags into its own module, launched
+as the backend launches on sm90 (default threads per row, programmatic dependent launch), and checked against the
+float64 reference before it is timed. Writes diag_rmsnorm_variants.md under --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+from benchmarks.bench_rmsnorm import (
+    B2B_ROUND_S,
+    EPS,
+    HOST_AHEAD_US,
+    check,
+    input_sets,
+    make_backends,
+    op_bytes,
+    timed_call,
+)
+from benchmarks.common import add_out_argument, stamp
+from benchmarks.host_cost import back_to_back_each
+from kernelarena.bench.timing import ColdL2Timer
+
+SHAPES = ((1024, 4096), (8192, 4096), (32768, 4096), (1024, 8192), (8192, 8192), (32768, 8192))
+# name -> (STREAMING_LOADS, PDL_EARLY, threads per row: 0 the default)
+VARIANTS = {
+    "loads cs, pdl early (default)": (1, 1, 0),
+    "loads plain, pdl early": (0, 1, 0),
+    "loads cs, pdl late": (1, 0, 0),
+    "loads plain, pdl late": (0, 0, 0),
+    "loads plain, pdl late, t512": (0, 0, 512),
+}
+
+
+def build_variant(streaming_loads: int, pdl_early: int, arch: str, where: Path):
+    """The launcher module compiled with the knobs' values (a module of its own path)."""
+    from kernelarena.kernels.rmsnorm import cuda as cuda_impl
+
+    path = where / f"s{streaming_loads}p{pdl_early}" / f"{cuda_impl.LAUNCHER_MODULE}.so"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    command = cuda_impl.launcher_nvcc_command(arch, str(path))
+    command[1:1] = [f"-DKERNELARENA_RMSNORM_STREAMING_LOADS={streaming_loads}",
+                    f"-DKERNELARENA_RMSNORM_PDL_EARLY={pdl_early}"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    if result.returncode:
+        raise RuntimeError(f"nvcc failed for {path.parent.name}: {result.stderr[-2000:]}")
+    return cuda_impl.load_launcher(path).launch
+
+
+def variant_backends(device, where: Path) -> dict:
+    """name -> (rmsnorm(x, w, out), fused(x, r, w)) for each of VARIANTS."""
+    from kernelarena.kernels.rmsnorm.cuda import DTYPE_CODES
+
+    major, minor = torch.cuda.get_device_capability(device)
+    arch = f"{major}{minor}{'a' if major >= 9 else ''}"
+    code, stream, pdl = DTYPE_CODES["bfloat16"], torch._C._cuda_getCurrentRawStream, int(major >= 9)
+    modules, table = {}, {}
+    for name, (loads, early, threads) in VARIANTS.items():
+        if (loads, early) not in modules:
+            modules[(loads, early)] = build_variant(loads, early, arch, where)
+        kernel = modules[(loads, early)]
+
+        def norm(x, w, out, k=kernel, t=threads):
+            k(0, code, x.data_ptr(), x.stride(0), 0, 0, w.data_ptr(), out.data_ptr(), out.stride(0), 0, 0,
+              x.shape[0], x.shape[1], EPS, stream(x.device.index or 0), t, pdl)
+
+        def fused(x, r, w, k=kernel, t=threads):
+            k(1, code, x.data_ptr(), x.stride(0), r.data_ptr(), r.stride(0), w.data_ptr(), x.data_ptr(), x.stride(0),
+              r.data_ptr(), r.stride(0), x.shape[0], x.shape[1], EPS, stream(x.device.index or 0), t, pdl)
+
+        table[name] = (norm, fused)
+    return table
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_out_argument(parser)
+    parser.add_argument("--ops", default="fused_add_rmsnorm,rmsnorm")
+    parser.add_argument("--shapes", default=",".join(f"{b}x{h}" for b, h in SHAPES), help="ROWSxHIDDEN,...")
+    args = parser.parse_args(argv)
+    device = "cuda"
+    run = stamp(device)
+    timer = ColdL2Timer(device, host_ahead_us=HOST_AHEAD_US)
+    shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",")]
+    with tempfile.TemporaryDirectory() as where:
+        impls = {**make_backends(["flashinfer", "triton", "cuda"], device), **variant_backends(device, Path(where))}
+        lines = ["| op | rows x hidden | implementation | b2b us/call | b2b vs FI | cold-L2 us | cold vs FI |",
+                 "|---|---|---|---|---|---|---|"]
+        for op in args.ops.split(","):
+            for batch, hidden in shapes:
+                n_sets = max(2, min(8, -(-(256 << 20) // op_bytes(op, batch, hidden))))
+                sets, w = input_sets(op, batch, hidden, device, n_sets)
+                calls, failed = {}, []
+                for name, fns in impls.items():
+                    err, err_sum = check(op, fns, batch, hidden, device)
+                    if err > 1e-2 or err_sum > 1e-2:
+                        failed.append(f"{name}: relative error {err:.2e} / {err_sum:.2e}")
+                        continue
+                    calls[name] = timed_call(op, fns, w)
+                n = int(min(500, max(20, B2B_ROUND_S / (op_bytes(op, batch, hidden) / 3e12))))
+                first = sets[0]
+                b2b = back_to_back_each({k: (lambda c=c, s=first: c(s)) for k, c in calls.items()}, calls=n, rounds=7)
+                cold = timer.median_us_each(calls, sets, min_reps=30)
+                fi_b2b, fi_cold = b2b["flashinfer"].wall_us, cold["flashinfer"]
+                for name in calls:
+                    wall = b2b[name].wall_us
+                    lines.append(f"| {op} | {batch} x {hidden} | {name} | {wall:.1f} | {fi_b2b / wall:.3f}x | "
+                                 f"{cold[name]:.1f} | {fi_cold / cold[name]:.3f}x |")
+                print("\n".join(lines[-len(calls):]) + (f"\nFAILED {failed}" if failed else ""), flush=True)
+                del sets, first
+    text = (f"# Our CUDA RMSNorm kernel's compile-time knobs ({run.machine}, {run.date})\n\n"
+            "`python3 -m benchmarks.diag_rmsnorm_variants`: bf16; 'b2b': calls back to back on the same inputs "
+            "(host_cost.back_to_back_each, 7 rounds, the implementations in turn), 'cold-L2': one call after an L2 "
+            "flush (ColdL2Timer, in turn); vs FI = FlashInfer's time / this one.\n\n" + "\n".join(lines) + "\n")
+    print(text)
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "diag_rmsnorm_variants.md").write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,8 +1,8 @@
 """Our CUDA RMSNorm kernel built with each value of its compile-time knobs (rmsnorm.cuh: STREAMING_LOADS,
-PDL_EARLY), beside FlashInfer, our Triton kernel and the library's "cuda" backend: back to back (issue #18's measure)
-and with a cold L2, all timed in turn.
+PDL_EARLY) and threads per row, and our Triton kernel with its loads evict-first and plain, beside FlashInfer and the
+library's backends: back to back (issue #18's measure) and with a cold L2, all timed in turn.
 
-    python3 -m benchmarks.diag_rmsnorm_variants --out $OUT [--shapes 8192x4096,...] [--ops fused_add_rmsnorm]
+    python3 -m benchmarks.diag_rmsnorm_variants --out $OUT [--shapes 8192x4096,...] [--ops fused_add_rmsnorm,rmsnorm]
 
 Each variant is the library's launcher (cuda/rmsnorm_python.cu) compiled with -D flags into its own module, launched
 as the backend launches on sm90 (default threads per row, programmatic dependent launch), and checked against the
@@ -33,15 +33,36 @@ from benchmarks.common import add_out_argument, stamp
 from benchmarks.host_cost import back_to_back_each
 from kernelarena.bench.timing import ColdL2Timer
 
-SHAPES = ((1024, 4096), (8192, 4096), (32768, 4096), (1024, 8192), (8192, 8192), (32768, 8192))
+SHAPES = ((1024, 4096), (8192, 4096), (16384, 4096), (32768, 4096), (1024, 8192), (8192, 8192), (16384, 8192),
+          (32768, 8192))
 # name -> (STREAMING_LOADS, PDL_EARLY, threads per row: 0 the default)
 VARIANTS = {
-    "loads cs, pdl early (default)": (1, 1, 0),
-    "loads plain, pdl early": (0, 1, 0),
-    "loads cs, pdl late": (1, 0, 0),
-    "loads plain, pdl late": (0, 0, 0),
+    "loads cs, pdl early": (1, 1, 0),
+    "loads plain, pdl late (default)": (0, 0, 0),
+    "loads plain, pdl late, t64": (0, 0, 64),
+    "loads plain, pdl late, t128": (0, 0, 128),
+    "loads plain, pdl late, t256": (0, 0, 256),
     "loads plain, pdl late, t512": (0, 0, 512),
 }
+
+
+def triton_variants() -> dict:
+    """Our Triton kernel with its loads evict-first (as the backend's default config) and plain."""
+    from dataclasses import replace
+
+    from kernelarena.kernels.rmsnorm import triton as triton_impl
+
+    table = {}
+    for evict in (True, False):
+        def norm(x, w, out, e=evict):
+            triton_impl.launch(x, None, w, out, None, EPS, replace(triton_impl.pick_config(*x.shape, False),
+                                                                    evict_first=e))
+
+        def fused(x, r, w, e=evict):
+            triton_impl.launch(x, r, w, x, r, EPS, replace(triton_impl.pick_config(*x.shape, True), evict_first=e))
+
+        table[f"triton loads {'evict-first' if evict else 'plain'}"] = (norm, fused)
+    return table
 
 
 def build_variant(streaming_loads: int, pdl_early: int, arch: str, where: Path):
@@ -87,7 +108,7 @@ def variant_backends(device, where: Path) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_out_argument(parser)
-    parser.add_argument("--ops", default="fused_add_rmsnorm,rmsnorm")
+    parser.add_argument("--ops", default="fused_add_rmsnorm")
     parser.add_argument("--shapes", default=",".join(f"{b}x{h}" for b, h in SHAPES), help="ROWSxHIDDEN,...")
     args = parser.parse_args(argv)
     device = "cuda"
@@ -95,7 +116,8 @@ def main(argv=None) -> int:
     timer = ColdL2Timer(device, host_ahead_us=HOST_AHEAD_US)
     shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",")]
     with tempfile.TemporaryDirectory() as where:
-        impls = {**make_backends(["flashinfer", "triton", "cuda"], device), **variant_backends(device, Path(where))}
+        impls = {**make_backends(["flashinfer", "triton", "cuda"], device), **triton_variants(),
+                 **variant_backends(device, Path(where))}
         lines = ["| op | rows x hidden | implementation | b2b us/call | b2b vs FI | cold-L2 us | cold vs FI |",
                  "|---|---|---|---|---|---|---|"]
         for op in args.ops.split(","):

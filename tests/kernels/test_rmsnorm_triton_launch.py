@@ -77,7 +77,7 @@ def test_interpreter_takes_the_ordinary_path():
     w = torch.randn(64).bfloat16()
     out = torch.empty_like(x)
     for _ in range(2):
-        launcher(3, x, x, w, out, out, 64, 64, 64, 64, 3, 64, 3, 1e-6, 64, 1, False, True, False, num_warps=1)
+        launcher(3, x, x, w, out, out, 64, 64, 64, 64, 3, 64, 3, 1e-6, 64, 1, False, True, False, True, num_warps=1)
     assert launcher._compiled == {}
     ref = rmsnorm_reference(x, w)
     assert ((out.double() - ref).norm() / ref.norm()).item() < 1e-2
@@ -283,7 +283,7 @@ def test_prepared_launch_passes_pointers_after_the_first_aligned_launch(prepared
                                 "function", "metadata", None, None, None, x.data_ptr(), r.data_ptr(),
                                 w.data_ptr(), out.data_ptr(), r.data_ptr(), 256, 512, 256, 512, 6, 256,
                                 -(-6 // config.rows_per_program), 1e-5, 256, config.rows_per_program, True, True,
-                                False)]
+                                False, config.evict_first)]
     assert all(type(a) in (int, float, bool) for a in compiled.direct[0][9:])
     misaligned = torch.zeros(6 * 256 + 1, dtype=torch.bfloat16)[1:].view(6, 256)
     fused(misaligned, r, w, out, r, 1e-6)  # a 2-byte offset: Triton's own path, which specializes on it
@@ -325,4 +325,5 @@ def test_prepared_unfused_launch_passes_what_launch_passes(monkeypatch):
     (launch,) = compiled.direct
     assert launch[9:14] == (x.data_ptr(), x.data_ptr(), w.data_ptr(), out.data_ptr(), out.data_ptr())
     assert launch[14:18] == (1000, 1000, 1000, 1000)
-    assert launch[-5:] == (1024, triton_impl.pick_config(4, 1000).rows_per_program, False, False, False)
+    config = triton_impl.pick_config(4, 1000)
+    assert launch[-6:] == (1024, config.rows_per_program, False, False, False, config.evict_first)

@@ -106,6 +106,9 @@ def _rows(t, p: Problem):
 
 
 CUDA_PDL = True  # False: the cuda backend launches without programmatic dependent launch (for an A/B)
+# Below this many elements a call is host-bound and PDL's launch (cudaLaunchKernelEx) costs the host more: 9.5
+# against 8.7 us a call back to back for rmsnorm 1 x 4096 on the H200 (results/rmsnorm_host_latest.md, session 26).
+PDL_MIN_ELEMENTS = 1 << 20
 
 
 def _prepare_cuda(p: Problem) -> Launch:
@@ -122,9 +125,10 @@ def _prepare_cuda(p: Problem) -> Launch:
     rows, hidden, index = p.rows, p.hidden, p.device.index or 0
     current_device = getattr(torch._C, "_cuda_getDevice", torch.cuda.current_device)
     stream = torch._C._cuda_getCurrentRawStream
-    # Programmatic dependent launch on sm90+ (as FlashInfer's norm kernels): calls back to back overlap a launch
-    # with the end of the kernel before it (docs/rmsnorm.md, "back to back").
-    pdl = (0, int(CUDA_PDL and torch.cuda.get_device_capability(p.device)[0] >= 9))
+    # Programmatic dependent launch on sm90+ (as FlashInfer's norm kernels) from PDL_MIN_ELEMENTS: calls back to
+    # back overlap a launch with the end of the kernel before it (docs/rmsnorm.md, "back to back").
+    pdl = (0, 1) if (CUDA_PDL and p.rows * p.hidden >= PDL_MIN_ELEMENTS
+                     and torch.cuda.get_device_capability(p.device)[0] >= 9) else ()
 
     def launch(x, residual, weight, out, residual_out, eps):
         if current_device() != index:  # the kernel runs in the current context

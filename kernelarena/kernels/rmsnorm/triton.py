@@ -37,6 +37,7 @@ def _rmsnorm_kernel(
     x_stride, r_stride, out_stride, r_out_stride,
     n_rows, hidden, n_tiles, eps,
     BLOCK_N: tl.constexpr, ROWS: tl.constexpr, FUSED: tl.constexpr, EVEN_N: tl.constexpr, STREAM: tl.constexpr,
+    EVICT: tl.constexpr,
 ):
     cols = tl.arange(0, BLOCK_N)
     col_mask = cols < hidden
@@ -49,11 +50,17 @@ def _rmsnorm_kernel(
         rows = tile * ROWS + tl.arange(0, ROWS)
         rows64 = rows.to(tl.int64)[:, None]
         mask = (rows < n_rows)[:, None] & col_mask[None, :]
-        x = tl.load(x_ptr + rows64 * x_stride + cols[None, :], mask=mask, other=0.0,
-                    eviction_policy="evict_first").to(tl.float32)
-        if FUSED:
-            r = tl.load(r_ptr + rows64 * r_stride + cols[None, :], mask=mask, other=0.0,
+        if EVICT:
+            x = tl.load(x_ptr + rows64 * x_stride + cols[None, :], mask=mask, other=0.0,
                         eviction_policy="evict_first").to(tl.float32)
+        else:
+            x = tl.load(x_ptr + rows64 * x_stride + cols[None, :], mask=mask, other=0.0).to(tl.float32)
+        if FUSED:
+            if EVICT:
+                r = tl.load(r_ptr + rows64 * r_stride + cols[None, :], mask=mask, other=0.0,
+                            eviction_policy="evict_first").to(tl.float32)
+            else:
+                r = tl.load(r_ptr + rows64 * r_stride + cols[None, :], mask=mask, other=0.0).to(tl.float32)
             x = x + r
             tl.store(r_out_ptr + rows64 * r_out_stride + cols[None, :], x.to(r_out_ptr.dtype.element_ty),
                      mask=mask, cache_modifier=".cs" if STREAM else "")
@@ -164,6 +171,7 @@ class TritonConfig:
     num_warps: int
     programs_per_sm: int = 0
     stores: str = ""
+    evict_first: bool = True  # x and residual loaded with eviction_policy="evict_first" (False: plain loads)
 
     def __post_init__(self):
         if self.stores not in ("", ".cs"):
@@ -217,8 +225,8 @@ def _grid(n_rows: int, config: TritonConfig, device) -> tuple[int, int]:
 def _constexprs(hidden: int, config: TritonConfig, fused: bool) -> tuple:
     # Plain int arithmetic: triton.next_power_of_2 is a constexpr_function wrapper costing about 2 us a call.
     block_n = 1 << (hidden - 1).bit_length()
-    # BLOCK_N, ROWS, FUSED, EVEN_N, STREAM (a bool: the compiled launcher is passed ints, floats and bools only)
-    return block_n, config.rows_per_program, fused, block_n == hidden, config.stores == ".cs"
+    # BLOCK_N, ROWS, FUSED, EVEN_N, STREAM, EVICT (bools: the compiled launcher is passed ints, floats and bools only)
+    return block_n, config.rows_per_program, fused, block_n == hidden, config.stores == ".cs", config.evict_first
 
 
 def launch(x, residual, weight, out, residual_out, eps: float, config: TritonConfig | None = None):

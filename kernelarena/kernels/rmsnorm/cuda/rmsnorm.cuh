@@ -101,15 +101,18 @@ __device__ __forceinline__ uint4 pack8(const float (&f)[kVecElems]) {
   return raw;
 }
 
-// Compile-time tuning knobs, 1 by default; benchmarks/diag_rmsnorm_variants.py builds the launcher with others to
-// time them against each other and FlashInfer. STREAMING_LOADS: x and residual read with evict-first loads (__ldcs;
-// 0: plain loads). PDL_EARLY: a kernel launched with PDL lets the next kernel launch as soon as it starts (0: after
-// its last store, where FlashInfer's norm kernels do).
+// Compile-time tuning knobs; benchmarks/diag_rmsnorm_variants.py builds the launcher with each value and times it
+// against FlashInfer. STREAMING_LOADS=1 reads x and residual with evict-first loads (__ldcs); 0 (the default) with
+// plain loads, as FlashInfer's kernels: on the H200 the fused op back to back at 32768 x 4096 / 8192 ran 266.4 /
+// 525.0 us plain against 270.9 / 533.9 evict-first (results/diag_rmsnorm_variants_2026-12-04_h200.md).
+// PDL_EARLY=1 lets the next kernel launched with PDL be scheduled as soon as this one starts; 0 (the default) after
+// its last store, where FlashInfer's norm kernels do: never slower there, and rmsnorm 1024 x 4096 back to back
+// 5.0 against 6.3 us.
 #ifndef KERNELARENA_RMSNORM_STREAMING_LOADS
-#define KERNELARENA_RMSNORM_STREAMING_LOADS 1
+#define KERNELARENA_RMSNORM_STREAMING_LOADS 0
 #endif
 #ifndef KERNELARENA_RMSNORM_PDL_EARLY
-#define KERNELARENA_RMSNORM_PDL_EARLY 1
+#define KERNELARENA_RMSNORM_PDL_EARLY 0
 #endif
 
 __device__ __forceinline__ uint4 load_row_vec(const void* row, int v) {
@@ -121,9 +124,9 @@ __device__ __forceinline__ uint4 load_row_vec(const void* row, int v) {
 }
 
 // Programmatic dependent launch (sm90+): a kernel launched with PDL may start while the kernel before it on the
-// stream finishes. It waits here for that kernel's completion (and its writes) before touching global memory; then
-// (PDL_EARLY) lets the next kernel's blocks be scheduled as soon as all of its own have started, so the next
-// launch's latency overlaps this grid's last wave. No-ops when the kernel was launched without PDL, and below sm90.
+// stream finishes. It waits here for that kernel's completion (and its writes) before touching global memory, and
+// lets the next kernel launch (pdl_release_late, or here with PDL_EARLY), so that the next launch's latency
+// overlaps this grid's end. No-ops when the kernel was launched without PDL, and below sm90.
 __device__ __forceinline__ void pdl_wait() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");

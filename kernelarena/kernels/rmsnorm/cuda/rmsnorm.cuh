@@ -268,7 +268,11 @@ constexpr int64_t kFewRows = 2048;
 
 inline int default_threads_per_row(int hidden, bool fused, int64_t rows) {
   const int nvec = hidden / kVecElems;
-  const int per_thread = (!fused && nvec >= 1024 && rows > kFewRows) ? 8 : 4;
+  int per_thread = (!fused && nvec >= 1024 && rows > kFewRows) ? 8 : 4;
+  // The fused op over many rows, back to back on the H200 (results/diag_rmsnorm_variants_2026-12-04_h200*.md):
+  // 8 vectors a thread at 4096 (32768 rows: 261.7 us against 265.6 with 4, FlashInfer 262.7), 2 at 8192 (521.8
+  // against 525.0, FlashInfer 526.5).
+  if (fused && rows > kFewRows && nvec >= 512) per_thread = nvec >= 1024 ? 2 : 8;
   int group = 8;  // at least 8 threads per row, so a warp covers at most 4 rows
   while (group < 1024 && group * per_thread < nvec) group *= 2;
   return group;

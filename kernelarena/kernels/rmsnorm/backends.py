@@ -195,8 +195,13 @@ BACKENDS = ("auto", *TABLE)
 # ------------------------------------------------------------------------------------------ auto
 # Calls up to this many elements (rows x hidden) are host-bound back to back: 1024 x 4096 bf16 moves 16 MB
 # for rmsnorm, about 4 us at the H200's 4.3 TB/s, and each of our kernels takes 3.6-8.2 us at 1-1024 rows of
-# 4096 under ncu (docs/rmsnorm.md), while one launch costs the host several microseconds.
-HOST_BOUND_ELEMENTS = 1 << 22
+# 4096 under ncu (docs/rmsnorm.md), while one launch costs the host several microseconds. Back to back, a call's
+# inputs stay in L2 up to 1024 x 8192 as well (32 MB for rmsnorm): there rmsnorm through Triton cost 14.4 us a call
+# on a slow host against FlashInfer's 11.5, through CUDA 8.7 against 10.2 on a faster one (H200, 2026-12-04,
+# results/rmsnorm_latest.md and diag_rmsnorm_variants_2026-12-04_h200.md), so up to 8M elements the cheapest
+# launch goes first (with a cold L2, Triton's kernel is the faster there: 14.0 against 16.0 us, both ahead of
+# FlashInfer's 17.6).
+HOST_BOUND_ELEMENTS = 1 << 23
 
 # Device time, above HOST_BOUND_ELEMENTS: (operator, hidden size, largest batch, backend), looked up with the
 # nearest measured hidden size and the first row whose batch bound covers the call. Measured on an H100 80GB

@@ -24,33 +24,40 @@ class BackToBack(NamedTuple):
     wall_us: float
 
 
+def _sync() -> Callable[[], object]:
+    return torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
+
+
+def _one_round(fn: Callable[[], object], calls: int, sync: Callable[[], object]) -> tuple[float, float]:
+    """Host and wall microseconds per call of ``calls`` calls of ``fn`` back to back."""
+    start = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    issued = time.perf_counter()
+    sync()
+    done = time.perf_counter()
+    return (issued - start) / calls * 1e6, (done - start) / calls * 1e6
+
+
+def _medians(rounds: list) -> BackToBack:
+    return BackToBack(statistics.median(r[0] for r in rounds), statistics.median(r[1] for r in rounds))
+
+
 def back_to_back_us(fn: Callable[[], object], calls: int = 500, rounds: int = 5, warmup: int = 20) -> BackToBack:
     """Median host and wall microseconds per call of ``fn`` called ``calls`` times back to back."""
-    cuda = torch.cuda.is_available()
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    sync = _sync()
     for _ in range(warmup):
         fn()
     sync()
-    host, wall = [], []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        issued = time.perf_counter()
-        sync()
-        done = time.perf_counter()
-        host.append((issued - start) / calls * 1e6)
-        wall.append((done - start) / calls * 1e6)
-    return BackToBack(statistics.median(host), statistics.median(wall))
+    return _medians([_one_round(fn, calls, sync) for _ in range(rounds)])
 
 
 def back_to_back_each(fns: Dict[str, Callable[[], object]], calls: int = 500, rounds: int = 5,
                       warmup: int = 20) -> Dict[str, BackToBack]:
     """``back_to_back_us`` for several functions, timed in turn within each round (name -> medians), so that a
     drift of the host's speed or the GPU's clock over the run falls on all of them alike. A function that raises
-    is left out of the result; the others keep their rounds."""
-    cuda = torch.cuda.is_available()
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    in its warm-up is left out of the result; the others keep their rounds."""
+    sync = _sync()
     live = {}
     for name, fn in fns.items():
         try:
@@ -60,16 +67,8 @@ def back_to_back_each(fns: Dict[str, Callable[[], object]], calls: int = 500, ro
             live[name] = fn
         except Exception:  # noqa: BLE001 - the caller reports which are missing
             continue
-    host: Dict[str, list] = {name: [] for name in live}
-    wall: Dict[str, list] = {name: [] for name in live}
+    measured: Dict[str, list] = {name: [] for name in live}
     for _ in range(rounds):
         for name, fn in live.items():
-            start = time.perf_counter()
-            for _ in range(calls):
-                fn()
-            issued = time.perf_counter()
-            sync()
-            done = time.perf_counter()
-            host[name].append((issued - start) / calls * 1e6)
-            wall[name].append((done - start) / calls * 1e6)
-    return {name: BackToBack(statistics.median(host[name]), statistics.median(wall[name])) for name in live}
+            measured[name].append(_one_round(fn, calls, sync))
+    return {name: _medians(r) for name, r in measured.items()}

@@ -63,7 +63,8 @@ def test_cuda_threads_per_row_variants(threads_per_row):
 def test_cuda_backend_chains_in_place_calls_back_to_back():
     """The "cuda" backend launches with programmatic dependent launch on sm90: each kernel must still wait for the
     one before it. Fused calls in place feed each other (and a torch op in between, launched without PDL), back to
-    back with no synchronization, eagerly and replayed from a CUDA graph, against the same chain on the torch backend."""
+    back with no synchronization, eagerly and replayed from a CUDA graph, against the same chain on the torch
+    backend."""
     from kernelarena.kernels.rmsnorm import backends
 
     assert backends.CUDA_PDL

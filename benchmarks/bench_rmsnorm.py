@@ -244,11 +244,11 @@ def host_cost_rows(backends, device, failures, sweep=False, shapes=None):
             s = sets[0]
             calls = 3 if device == "cpu" else int(min(500, max(20, B2B_ROUND_S / (op_bytes(op, batch, hidden) / 3e12))))
             fns = {name: (lambda c=timed_call(op, fns, w): c(s)) for name, fns in table.items()}
-            measured = back_to_back_each(fns, calls=calls, rounds=1 if device == "cpu" else 5)
-            for name in table:
-                if name not in measured:  # one backend failing must not lose the rest of the run
-                    failures.append(f"host cost {op} {batch}x{hidden} {name}: raised (run it alone to see why)")
-                    print("FAILED", failures[-1], flush=True)
+            errors = {}  # one backend failing must not lose the rest of the run
+            measured = back_to_back_each(fns, calls=calls, rounds=1 if device == "cpu" else 5, errors=errors)
+            for name, why in errors.items():
+                failures.append(f"host cost {op} {batch}x{hidden} {name}: {why}")
+                print("FAILED", failures[-1], flush=True)
             fi = measured.get("flashinfer")
             for name, m in measured.items():
                 rows_out.append({"op": op, "batch": batch, "hidden": hidden, "backend": name, "host_us": m.host_us,

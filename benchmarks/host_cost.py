@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Callable, Dict, NamedTuple
+from typing import Callable, Dict, NamedTuple, Optional
 
 import torch
 
@@ -53,10 +53,11 @@ def back_to_back_us(fn: Callable[[], object], calls: int = 500, rounds: int = 5,
 
 
 def back_to_back_each(fns: Dict[str, Callable[[], object]], calls: int = 500, rounds: int = 5,
-                      warmup: int = 20) -> Dict[str, BackToBack]:
+                      warmup: int = 20, errors: Optional[Dict[str, str]] = None) -> Dict[str, BackToBack]:
     """``back_to_back_us`` for several functions, timed in turn within each round (name -> medians), so that a
     drift of the host's speed or the GPU's clock over the run falls on all of them alike. A function that raises
-    in its warm-up is left out of the result; the others keep their rounds."""
+    in its warm-up is left out of the result (``errors`` gets its name and the exception); the others keep their
+    rounds."""
     sync = _sync()
     live = {}
     for name, fn in fns.items():
@@ -65,8 +66,9 @@ def back_to_back_each(fns: Dict[str, Callable[[], object]], calls: int = 500, ro
                 fn()
             sync()
             live[name] = fn
-        except Exception:  # noqa: BLE001 - the caller reports which are missing
-            continue
+        except Exception as exc:  # one function failing must not lose the others' rounds
+            if errors is not None:
+                errors[name] = f"{type(exc).__name__}: {exc}"
     measured: Dict[str, list] = {name: [] for name in live}
     for _ in range(rounds):
         for name, fn in live.items():

@@ -19,9 +19,10 @@ def test_back_to_back_each_times_in_turn_and_leaves_out_what_raises():
     def broken():
         raise RuntimeError("no kernel")
 
+    errors = {}
     result = back_to_back_each({"slow": make("slow", 2e-3), "fast": make("fast", 0), "broken": broken},
-                               calls=3, rounds=2, warmup=1)
-    assert set(result) == {"slow", "fast"}
+                               calls=3, rounds=2, warmup=1, errors=errors)
+    assert set(result) == {"slow", "fast"} and errors == {"broken": "RuntimeError: no kernel"}
     # Warm-up (one call each), then each round runs every function's calls before the next round starts.
     assert order == ["slow", "fast"] + (["slow"] * 3 + ["fast"] * 3) * 2
     assert result["slow"].host_us > 1500 > result["fast"].host_us

@@ -27,6 +27,7 @@ CASES = [
     (6, 512, triton_impl.TritonConfig(rows_per_program=1, num_warps=4, programs_per_sm=2)),
     (1, 4096, None),
     (5, 256, triton_impl.TritonConfig(rows_per_program=2, num_warps=4, stores=".cs")),  # streaming stores
+    (5, 256, triton_impl.TritonConfig(rows_per_program=2, num_warps=4, evict_first=False)),  # plain loads
 ]
 
 
@@ -111,10 +112,11 @@ def test_dataset_triton_solution_runs(definition, n_args, tmp_path):
 
 def test_the_fused_op_takes_wider_tiles_from_8192_rows():
     """The H200 sweep's choice (triton.BIG_FUSED_TILES): 2 rows of 4096 or 4 of 8192 on 16 warps from 8192 rows;
-    fewer rows, other sizes and the plain op keep one row per program."""
+    fewer rows, other sizes and the plain op keep one row per program. The fused op's loads are plain, the plain
+    op's evict-first (session 26's measurements)."""
     pick = triton_impl.pick_config.__wrapped__
-    assert pick(8192, 4096, True) == triton_impl.TritonConfig(2, 16)
-    assert pick(32768, 8192, True) == triton_impl.TritonConfig(4, 16)
-    assert pick(1024, 4096, True) == triton_impl.TritonConfig(1, 8)
+    assert pick(8192, 4096, True) == triton_impl.TritonConfig(2, 16, evict_first=False)
+    assert pick(32768, 8192, True) == triton_impl.TritonConfig(4, 16, evict_first=False)
+    assert pick(1024, 4096, True) == triton_impl.TritonConfig(1, 8, evict_first=False)
     assert pick(8192, 4096, False) == triton_impl.TritonConfig(1, 4)
-    assert pick(8192, 2048, True) == triton_impl.TritonConfig(1, 4)
+    assert pick(8192, 2048, True) == triton_impl.TritonConfig(1, 4, evict_first=False)

@@ -194,13 +194,17 @@ def pick_config(n_rows: int, hidden: int, fused: bool = False) -> TritonConfig:
     so the grid is one program per tile.
     """
     block_n = triton.next_power_of_2(hidden)
+    # The fused op reads x and residual with plain loads: evict-first ones were 1-3% slower from 8192 rows on the
+    # H200 (268.0 against 264.3 us at 32768 x 4096, 538.3 against 524.6 at 32768 x 8192, back to back; the same
+    # at 1024 rows; results/diag_rmsnorm_variants_2026-12-04_h200_call6.md and session 26's call 7 in docs/rmsnorm.md).
+    evict_first = not fused
     if fused and n_rows >= BIG_FUSED_ROWS and block_n in BIG_FUSED_TILES:
         rows, num_warps = BIG_FUSED_TILES[block_n]
-        return TritonConfig(rows_per_program=rows, num_warps=num_warps)
+        return TritonConfig(rows_per_program=rows, num_warps=num_warps, evict_first=evict_first)
     rows = max(1, min(64, 2048 // block_n))
     per_warp = 512 if fused else 1024
     num_warps = max(1, min(16, block_n * rows // per_warp))
-    return TritonConfig(rows_per_program=rows, num_warps=num_warps)
+    return TritonConfig(rows_per_program=rows, num_warps=num_warps, evict_first=evict_first)
 
 
 # The fused op at 8192 rows and more, on the H200 (bench_rmsnorm --sweep, 2026-12-03,

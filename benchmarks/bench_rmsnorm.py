@@ -158,32 +158,41 @@ def timed_call(op, fns, w):
     return lambda s: fused_fn(s[0], s[1], w)
 
 
+def launcher_fns(kernel, threads: int, pdl: int):
+    """(rmsnorm(x, w, out), fused(x, r, w)) through our CUDA launcher's ``launch`` (cuda/rmsnorm_python.cu) with
+    ``threads`` per row (0: the default) and programmatic dependent launch when ``pdl``; bf16, the fused op in place."""
+    from kernelarena.kernels.rmsnorm.cuda import DTYPE_CODES
+
+    code, stream = DTYPE_CODES["bfloat16"], torch._C._cuda_getCurrentRawStream
+
+    def norm(x, w, out):
+        kernel(0, code, x.data_ptr(), x.stride(0), 0, 0, w.data_ptr(), out.data_ptr(), out.stride(0), 0, 0,
+               x.shape[0], x.shape[1], EPS, stream(x.device.index or 0), threads, pdl)
+
+    def fused(x, r, w):
+        kernel(1, code, x.data_ptr(), x.stride(0), r.data_ptr(), r.stride(0), w.data_ptr(), x.data_ptr(),
+               x.stride(0), r.data_ptr(), r.stride(0), x.shape[0], x.shape[1], EPS, stream(x.device.index or 0),
+               threads, pdl)
+
+    return norm, fused
+
+
+def covers(hidden: int, threads: int) -> bool:
+    """Whether ``threads`` per row covers a row of ``hidden`` within the kernel's 8 vectors a thread."""
+    return not threads or (hidden // 8 + threads - 1) // threads <= 8
+
+
 def cuda_threads_backends(hidden, device):
     """"cuda tN" -> (rmsnorm(x, w, out), fused(x, r, w)) for each threads-per-row N of CUDA_SWEEP that covers a
-    row of ``hidden`` (at most 8 vectors a thread), and "cuda no-pdl": the default threads without programmatic
-    dependent launch (the "cuda" backend launches with it on sm90+). Our CUDA kernel through the library's
-    launcher, which takes the threads per row and PDL as its last arguments (no torch extension to build)."""
+    row of ``hidden``, and "cuda no-pdl": the default threads without programmatic dependent launch (the "cuda"
+    backend launches with it on sm90+ from 1M elements). Our CUDA kernel through the library's launcher (no torch
+    extension to build)."""
     from kernelarena.kernels.rmsnorm import cuda as cuda_impl
-    from kernelarena.kernels.rmsnorm.cuda import DTYPE_CODES
 
     major, minor = torch.cuda.get_device_capability(device)
     kernel = cuda_impl.launcher_module(f"{major}{minor}{'a' if major >= 9 else ''}").launch
-    code, stream = DTYPE_CODES["bfloat16"], torch._C._cuda_getCurrentRawStream
-    with_pdl = int(major >= 9)
-    variants = [(f"cuda t{t}", t, with_pdl) for t in CUDA_SWEEP if (hidden // 8 + t - 1) // t <= 8]
-    table = {}
-    for name, tpr, pdl in variants + [("cuda no-pdl", 0, 0)]:
-
-        def norm(x, w, out, t=tpr, pdl=pdl):
-            kernel(0, code, x.data_ptr(), x.stride(0), 0, 0, w.data_ptr(), out.data_ptr(), out.stride(0), 0, 0,
-                   x.shape[0], x.shape[1], EPS, stream(x.device.index or 0), t, pdl)
-
-        def fused(x, r, w, t=tpr, pdl=pdl):
-            kernel(1, code, x.data_ptr(), x.stride(0), r.data_ptr(), r.stride(0), w.data_ptr(), x.data_ptr(),
-                   x.stride(0), r.data_ptr(), r.stride(0), x.shape[0], x.shape[1], EPS, stream(x.device.index or 0), t,
-                   pdl)
-
-        table[name] = (norm, fused)
+    table = {f"cuda t{t}": launcher_fns(kernel, t, int(major >= 9)) for t in CUDA_SWEEP if covers(hidden, t)}
+    table["cuda no-pdl"] = launcher_fns(kernel, 0, 0)
     return table
 
 

@@ -25,7 +25,9 @@ from benchmarks.bench_rmsnorm import (
     EPS,
     HOST_AHEAD_US,
     check,
+    covers,
     input_sets,
+    launcher_fns,
     make_backends,
     op_bytes,
     timed_call,
@@ -84,27 +86,10 @@ def build_variant(streaming_loads: int, pdl_early: int, arch: str, where: Path):
 
 def variant_backends(device, where: Path, hidden: int) -> dict:
     """name -> (rmsnorm(x, w, out), fused(x, r, w)) for each of VARIANTS that covers a row of ``hidden``."""
-    from kernelarena.kernels.rmsnorm.cuda import DTYPE_CODES
-
     major, minor = torch.cuda.get_device_capability(device)
     arch = f"{major}{minor}{'a' if major >= 9 else ''}"
-    code, stream, pdl = DTYPE_CODES["bfloat16"], torch._C._cuda_getCurrentRawStream, int(major >= 9)
-    table = {}
-    for name, (loads, early, threads) in VARIANTS.items():
-        if threads and (hidden // 8 + threads - 1) // threads > 8:  # more vectors a thread than the kernel takes
-            continue
-        kernel = build_variant(loads, early, arch, where)
-
-        def norm(x, w, out, k=kernel, t=threads):
-            k(0, code, x.data_ptr(), x.stride(0), 0, 0, w.data_ptr(), out.data_ptr(), out.stride(0), 0, 0,
-              x.shape[0], x.shape[1], EPS, stream(x.device.index or 0), t, pdl)
-
-        def fused(x, r, w, k=kernel, t=threads):
-            k(1, code, x.data_ptr(), x.stride(0), r.data_ptr(), r.stride(0), w.data_ptr(), x.data_ptr(), x.stride(0),
-              r.data_ptr(), r.stride(0), x.shape[0], x.shape[1], EPS, stream(x.device.index or 0), t, pdl)
-
-        table[name] = (norm, fused)
-    return table
+    return {name: launcher_fns(build_variant(loads, early, arch, where), threads, int(major >= 9))
+            for name, (loads, early, threads) in VARIANTS.items() if covers(hidden, threads)}
 
 
 def main(argv=None) -> int:

@@ -105,7 +105,6 @@ def _rows(t, p: Problem):
     return None if t is None else t.view(p.rows, p.hidden)
 
 
-CUDA_PDL = True  # False: the cuda backend launches without programmatic dependent launch (for an A/B)
 # Below this many elements a call is host-bound and PDL's launch (cudaLaunchKernelEx) costs the host more: 9.5
 # against 8.7 us a call back to back for rmsnorm 1 x 4096 on the H200 (results/rmsnorm_host_latest.md, session 26).
 PDL_MIN_ELEMENTS = 1 << 20
@@ -127,8 +126,8 @@ def _prepare_cuda(p: Problem) -> Launch:
     stream = torch._C._cuda_getCurrentRawStream
     # Programmatic dependent launch on sm90+ (as FlashInfer's norm kernels) from PDL_MIN_ELEMENTS: calls back to
     # back overlap a launch with the end of the kernel before it (docs/rmsnorm.md, "back to back").
-    pdl = (0, 1) if (CUDA_PDL and p.rows * p.hidden >= PDL_MIN_ELEMENTS
-                     and torch.cuda.get_device_capability(p.device)[0] >= 9) else ()
+    sm90 = torch.cuda.get_device_capability(p.device)[0] >= 9
+    pdl = (0, 1) if sm90 and p.rows * p.hidden >= PDL_MIN_ELEMENTS else ()
 
     def launch(x, residual, weight, out, residual_out, eps):
         if current_device() != index:  # the kernel runs in the current context

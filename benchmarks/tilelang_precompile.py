@@ -38,13 +38,13 @@ SMS = 132  # the H200's multiprocessors: persistent kernels run one block on eac
 
 
 def _shape(config, *, head_dim=128, page_size=16, rows_per_page=32, causal=True, sm_scale=None, write_lse=False,
-           graph=False):
+           graph=False, dtype=torch.bfloat16):
     from kernelarena.kernels.attention import prefill_tilelang
 
     return prefill_tilelang.kernel_shape(
         num_qo_heads=HQ, num_kv_heads=HKV, head_dim=head_dim, page_size=page_size, rows_per_page=rows_per_page,
         causal=causal, sm_scale=sm_scale if sm_scale is not None else 1 / math.sqrt(head_dim),
-        block_m=config.block_m, block_n=config.block_n, num_stages=config.num_stages, dtype=torch.bfloat16,
+        block_m=config.block_m, block_n=config.block_n, num_stages=config.num_stages, dtype=dtype,
         write_lse=write_lse, overlap=config.overlap, pingpong=config.pingpong, ctas=SMS if config.persistent else 0,
         graph=graph, fast_math=config.fast_math, dynamic=config.dynamic)
 
@@ -68,8 +68,16 @@ def sweep_shapes() -> list:
 
 def test_shapes() -> list:
     """The GPU tests' kernels: paged at sm_scale 0.1 with lse (interleaved pages; separate K and V caches also
-    without lse), ragged at the default scale with lse, and the graph replays' (paged, causal, default scale, lse)."""
-    from tests.kernels.test_attention_prefill_tilelang import GRAPH_CASES, PAGED_CASES, RAGGED_CASES
+    without lse), ragged at the default scale with lse, the graph replays' (paged, causal, default scale, lse), and
+    the default path's (TILELANG_CONFIG, causal, default scale: interleaved pages of 16 without lse, the extra
+    dtypes and page sizes with lse, ragged with lse)."""
+    from kernelarena.kernels.attention.prefill_hopper import TILELANG_CONFIG
+    from tests.kernels.test_attention_prefill_tilelang import (
+        DEFAULT_PAGED_CASES,
+        GRAPH_CASES,
+        PAGED_CASES,
+        RAGGED_CASES,
+    )
 
     shapes = []
     for config, causal, as_tuple, head_dim, page_size in PAGED_CASES:
@@ -81,7 +89,13 @@ def test_shapes() -> list:
         shapes.append(_shape(config, head_dim=head_dim, page_size=0, rows_per_page=1, causal=causal, write_lse=True))
     for config, as_tuple in GRAPH_CASES:
         shapes.append(_shape(config, rows_per_page=16 if as_tuple else 32, write_lse=True, graph=True))
-    return shapes
+    shapes.append(_shape(TILELANG_CONFIG))
+    for page_size, dtype, tilelang in DEFAULT_PAGED_CASES:
+        if tilelang:
+            shapes.append(_shape(TILELANG_CONFIG, page_size=page_size, rows_per_page=2 * page_size, write_lse=True,
+                                 dtype=dtype))
+    shapes.append(_shape(TILELANG_CONFIG, page_size=0, rows_per_page=1, write_lse=True))
+    return list(dict.fromkeys(shapes))
 
 
 def fresh_cache(cache: Path) -> None:

@@ -59,11 +59,14 @@ SETTINGS: Tuple[Setting, ...] = (
             "at import.", "`1` (C planner when it builds)"),
     Setting(SMALL_DECODE, "`0`: the small-batch decode attention kernel is never used. Read once, at import.",
             "`1` (used where it is faster)"),
-    Setting(HOPPER_PREFILL, "`1`: prefill on an sm90 GPU (H100/H200) uses the Hopper prefill kernel where it "
-            "applies: TileLang's (`kernels/attention/prefill_tilelang.py`, persistent blocks) where TileLang imports "
-            "and the head size is 64, 128 or 256, else the Triton one (`prefill_hopper.py`). A shape's first call "
-            "compiles it (10-30 s) unless TileLang's cache has it. Read once, at import.",
-            "unset: off (opt-in: the TileLang kernel compiles on first use and runs on sm90 only)"),
+    Setting(HOPPER_PREFILL, "Which prefill kernel an sm90 GPU (H100/H200) runs. Unset or `auto`: our TileLang "
+            "Hopper kernel (`kernels/attention/prefill_tilelang.py`, FA3's schedule on persistent blocks) for every "
+            "prefill plan it serves (TileLang imports; head size 64, 128 or 256; pages of 16 tokens or more, or "
+            "ragged K/V; no window, soft-cap or kv_chunk_size; not in CUDA-graph mode), the portable Triton kernel "
+            "for the rest. `1`: as auto, and the Triton Hopper kernel (`prefill_hopper.py`) where TileLang does "
+            "not import or serve the head size. `0`: the portable kernel only. A shape's first call compiles the "
+            "TileLang kernel (10-30 s) unless TileLang's cache has it. Read once, at import; any other value is an "
+            "error.", "`auto`"),
     Setting(DEVICE_LOCK, "`0`: in `kernelarena run` on a GPU, worker start-ups and timed loops do not take turns "
             "on the device (`bench/quiet.py`); for comparing the two.", "`1` (they take turns)"),
     Setting(EXCLUSIVE_COMPARISONS, "`1`: in `kernelarena run` on a GPU, a judging process's comparisons on the "
@@ -145,9 +148,18 @@ def small_decode_enabled() -> bool:
     return _switch_on(SMALL_DECODE)
 
 
-def hopper_prefill_enabled() -> bool:
-    """True when ``KERNELARENA_HOPPER_PREFILL=1``: prefill on sm90 may use the Hopper prefill kernel."""
-    return os.environ.get(HOPPER_PREFILL) == "1"
+HOPPER_PREFILL_MODES = {"0": "off", "1": "on", "auto": "auto"}
+
+
+def hopper_prefill_mode() -> str:
+    """``$KERNELARENA_HOPPER_PREFILL`` as "auto" (unset, empty or ``auto``), "on" (``1``) or "off" (``0``).
+
+    Raises ValueError naming the variable for any other value."""
+    value = os.environ.get(HOPPER_PREFILL) or "auto"
+    if value not in HOPPER_PREFILL_MODES:
+        raise ValueError(f"{HOPPER_PREFILL}={value!r}: expected 0 (the portable prefill kernel only), 1 (the Hopper "
+                         "kernels wherever they apply) or auto (the default: the TileLang kernel where it serves)")
+    return HOPPER_PREFILL_MODES[value]
 
 
 def device_lock_enabled() -> bool:

@@ -6,7 +6,8 @@ from __future__ import annotations
 from benchmarks import tilelang_precompile
 from benchmarks.bench_attention import TILELANG_SCHEDULES
 from benchmarks.sweep_prefill_hopper import D64_VARIANTS, D256_VARIANTS, GPU_VARIANTS
-from tests.kernels.test_attention_prefill_tilelang import GRAPH_CASES, PAGED_CASES, RAGGED_CASES
+from kernelarena.kernels.attention.prefill_hopper import TILELANG_CONFIG
+from tests.kernels.test_attention_prefill_tilelang import DEFAULT_PAGED_CASES, GRAPH_CASES, PAGED_CASES, RAGGED_CASES
 
 
 def _options(shape):
@@ -42,14 +43,21 @@ def test_sweep_shapes_cover_each_tilelang_variant_paged_and_ragged():
 
 def test_test_shapes_cover_each_gpu_test_case():
     shapes = tilelang_precompile.test_shapes()
-    separate_caches = sum(1 for case in PAGED_CASES if case[2])
-    assert len(shapes) == len(PAGED_CASES) + separate_caches + len(RAGGED_CASES) + len(GRAPH_CASES)
+    assert len(set(shapes)) == len(shapes)
     for config, causal, as_tuple, head_dim, page_size in PAGED_CASES:
         rows = page_size if as_tuple else 2 * page_size  # separate caches, or K and V pages interleaved
         match = [s for s in shapes if (s.page_size, s.rows_per_page, s.head_dim, s.causal) ==
                  (page_size, rows, head_dim, causal) and _options(s) == _config_options(config)]
         assert {s.write_lse for s in match} == ({True, False} if as_tuple else {True})
-    assert sum(1 for s in shapes if s.page_size == 0) == len(RAGGED_CASES)
+    assert {(s.head_dim, s.causal) for s in shapes if s.page_size == 0} == {(d, c) for _, c, d in RAGGED_CASES}
+    # The default path's kernels (TILELANG_CONFIG, causal, default scale): pages of 16 without lse, the extra cases
+    # with lse, ragged with lse.
+    default = [s for s in shapes if _options(s) == _config_options(TILELANG_CONFIG) and s.causal and not s.graph
+               and s.head_dim == 128 and abs(s.scale_log2 - 128 ** -0.5 * 1.4426950408889634) < 1e-6]
+    assert (16, 32, "bfloat16", False) in {(s.page_size, s.rows_per_page, s.dtype, s.write_lse) for s in default}
+    for page_size, dtype, tilelang in DEFAULT_PAGED_CASES:
+        assert (page_size, str(dtype).split(".")[-1], True) in {(s.page_size, s.dtype, s.write_lse) for s in default}
+    assert any(s.page_size == 0 and s.write_lse for s in default)
     # The graph replays' kernels read the tile count on the device: persistent, separate from the others.
     graph = [s for s in shapes if s.graph]
     assert len(graph) == len(GRAPH_CASES) and all(s.ctas and s.write_lse and s.page_size == 16 for s in graph)

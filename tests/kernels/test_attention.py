@@ -36,6 +36,7 @@ from kernelarena.kernels.attention.scheduler import GROUP_FIELDS, HEADER, ITEM_F
 from kernelarena.kernels.attention.solutions import solution_records
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+PORTABLE_PREFILL = True  # prefill here tests the portable kernel, also on sm90 (tests/kernels/conftest.py)
 
 
 def make_cache(kv_lens, page_size, hkv, d, *, layout="NHD", dtype=torch.bfloat16, as_tuple=False, seed=0):

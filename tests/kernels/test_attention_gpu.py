@@ -20,6 +20,7 @@ from kernelarena.kernels.attention.page_table import pages_to_nhd
 from kernelarena.kernels.attention.reference import batch_attention_reference, ragged_attention_reference
 
 pytestmark = pytest.mark.gpu
+PORTABLE_PREFILL = True  # prefill here tests the portable kernel, also on sm90 (tests/kernels/conftest.py)
 
 
 def random_cache(num_pages, page, hkv, d, dtype=torch.bfloat16, layout="NHD"):

@@ -168,6 +168,7 @@ def test_inputs_c_does_not_read_go_through_numpy(monkeypatch):
 
 # ------------------------------------------------------------------------------------------ the wrappers
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"  # the wrappers' kernels: the GPU, else the interpreter
+PORTABLE_PREFILL = True  # prefill here tests the portable kernel, also on sm90 (tests/kernels/conftest.py)
 
 
 def paged_inputs(kv_lens, page_size, hkv, d, seed):

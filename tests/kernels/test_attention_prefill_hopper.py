@@ -15,9 +15,10 @@ from kernelarena.kernels.attention import (
     HopperPrefillConfig,
     prefill_hopper,
 )
-from kernelarena.kernels.attention.backends import AttentionProblem, choose
+from kernelarena.kernels.attention.backends import TABLE, AttentionProblem, choose
 from kernelarena.kernels.attention.page_table import pages_to_nhd
 from kernelarena.kernels.attention.reference import batch_attention_reference, ragged_attention_reference
+from kernelarena.kernels.attention.scheduler import RAGGED_PAGE_SIZE
 from tests.kernels.test_attention import DEVICE, check, indptr, make_cache, workspace
 
 CONFIGS = [
@@ -122,22 +123,52 @@ def test_a_given_config_refuses_decode_and_graphs():
 
 def _problem(sm: int, **changes) -> AttentionProblem:
     fields = dict(decode=False, on_gpu=True, pairs=64, num_sms=132, fixed_config=False, q_dtype=torch.bfloat16,
-                  head_dim=128, group=4, kv_rows=lambda: 0, sm=sm)
+                  head_dim=128, group=4, kv_rows=lambda: 0, sm=sm, page_size=16)
     fields.update(changes)
     return AttentionProblem(**fields)
 
 
-def test_backend_table_picks_hopper_only_when_switched_on_and_on_sm90(monkeypatch):
-    monkeypatch.setattr(prefill_hopper, "enabled", False)
-    assert choose(_problem(90)) == "triton"  # opt-in: off by default
-    monkeypatch.setattr(prefill_hopper, "enabled", True)
+def test_backend_table_picks_hopper_on_sm90_unless_switched_off(monkeypatch):
+    from kernelarena.kernels.attention.prefill_hopper import tilelang_importable
+
+    monkeypatch.setattr(prefill_hopper, "mode", "off")
+    assert choose(_problem(90)) == "triton"
+    assert "=0" in TABLE["hopper"].unavailable(_problem(90))
+    monkeypatch.setattr(prefill_hopper, "mode", "on")
     assert choose(_problem(90)) == "hopper"
-    assert choose(_problem(80)) == "triton"
-    assert choose(_problem(100)) == "triton"
-    assert choose(_problem(90, decode=True)) != "hopper"  # small decode batches go to the CUDA kernel
-    assert choose(_problem(90, fixed_config=True)) == "triton"
-    assert choose(_problem(90, hopper_unsupported="no window")) == "triton"
-    assert choose(_problem(0, on_gpu=False, hopper_config=True)) == "hopper"  # a given config: any device
+    assert choose(_problem(90, page_size=1)) == "hopper"  # "1" takes every plan the Hopper kernels serve
+    for mode in ("on", "auto"):
+        monkeypatch.setattr(prefill_hopper, "mode", mode)
+        assert choose(_problem(80)) == "triton"
+        assert choose(_problem(100)) == "triton"
+        assert choose(_problem(90, decode=True)) != "hopper"  # small decode batches go to the CUDA kernel
+        assert choose(_problem(90, fixed_config=True)) == "triton"
+        assert choose(_problem(90, hopper_unsupported="no window")) == "triton"
+        assert choose(_problem(0, on_gpu=False, hopper_config=True)) == "hopper"  # a given config: any device
+    # auto, the default: the TileLang kernel where it serves the plan, the portable one elsewhere, saying why
+    expected = "hopper" if tilelang_importable() else "triton"
+    assert choose(_problem(90)) == expected
+    assert choose(_problem(90, page_size=RAGGED_PAGE_SIZE)) == expected
+    assert choose(_problem(90, head_dim=256, page_size=64)) == expected
+    assert choose(_problem(90, head_dim=64, page_size=32)) == expected
+    for changes, why in ((dict(page_size=1), "pages of 1 tokens"), (dict(page_size=8), "pages of 8 tokens"),
+                         (dict(head_dim=96), "head_dim 96"), (dict(head_dim=256, page_size=128), "head_dim 256")):
+        assert choose(_problem(90, **changes)) == "triton"
+        assert why in TABLE["hopper"].unavailable(_problem(90, **changes))
+
+
+def test_hopper_prefill_setting_reads_three_values_and_refuses_others(monkeypatch):
+    from kernelarena import env
+
+    for value, mode in ((None, "auto"), ("", "auto"), ("auto", "auto"), ("1", "on"), ("0", "off")):
+        if value is None:
+            monkeypatch.delenv(env.HOPPER_PREFILL, raising=False)
+        else:
+            monkeypatch.setenv(env.HOPPER_PREFILL, value)
+        assert env.hopper_prefill_mode() == mode
+    monkeypatch.setenv(env.HOPPER_PREFILL, "yes")
+    with pytest.raises(ValueError, match="KERNELARENA_HOPPER_PREFILL='yes'"):
+        env.hopper_prefill_mode()
 
 
 def test_switch_picks_the_tilelang_kernel_where_it_imports_and_serves_the_head_size():
@@ -159,13 +190,19 @@ def test_switch_picks_the_tilelang_kernel_where_it_imports_and_serves_the_head_s
     assert TILELANG_CONFIG.graph_safe and TILELANG_CONFIG.overlap and TILELANG_CONFIG.pingpong
 
 
-def test_switched_on_runner_stays_portable_off_sm90(monkeypatch):
-    """On this machine (CPU, or a GPU that is not sm90) the switch alone never selects the Hopper kernel."""
-    monkeypatch.setattr(prefill_hopper, "enabled", True)
-    table, _ = make_cache([40], 4, 2, 64)
-    wrapper = BatchPrefillWithPagedKVCacheWrapper(workspace())
-    wrapper.plan(indptr([40]), table.kv_indptr, table.kv_indices, table.kv_last_page_len, 4, 2, 64, 4, causal=True)
-    assert (wrapper._runner._hopper is not None) == (wrapper._runner.sm == 90)
+def test_runner_stays_portable_off_sm90(monkeypatch):
+    """On this machine (CPU, or a GPU that is not sm90) neither the default nor the switch selects the Hopper
+    kernel; on an H100/H200 both do for this plan where TileLang imports (pages of 16, head_dim 64)."""
+    from kernelarena.kernels.attention.prefill_hopper import tilelang_importable
+
+    for mode in ("auto", "on"):
+        monkeypatch.setattr(prefill_hopper, "mode", mode)
+        table, _ = make_cache([40], 16, 2, 64)
+        wrapper = BatchPrefillWithPagedKVCacheWrapper(workspace())
+        wrapper.plan(indptr([40]), table.kv_indptr, table.kv_indices, table.kv_last_page_len, 4, 2, 64, 16,
+                     causal=True)
+        on_hopper = wrapper._runner.sm == 90 and (mode == "on" or tilelang_importable())
+        assert (wrapper._runner._hopper is not None) == on_hopper
 
 
 def test_sweep_dry_run_checks_and_times_every_variant(tmp_path):

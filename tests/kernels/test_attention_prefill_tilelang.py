@@ -46,6 +46,8 @@ PAGED_IDS = ["causal", "kv-tuple", "noncausal", "d64-page32", "overlap", "overla
              "d256-fa3-noncausal-kv-tuple"]
 RAGGED_CASES = [(TILELANG, True, 128), (TILELANG, False, 128), (FA3, True, 128), (PP_PERSISTENT, True, 128),
                 (D256_FA3, True, 256), (PP_PERSISTENT, False, 64)]
+# The default path's extra cases (pages, dtype, TileLang expected): fp16 on pages of 32 (the other cases are bf16).
+DEFAULT_PAGED_CASES = ((32, torch.float16, True),)
 # CUDA-graph replays (config, separate K and V caches): causal, head_dim 128, pages of 16, lse.
 GRAPH_CASES = [(PERSISTENT, False), (PP_PERSISTENT, True)]
 
@@ -358,14 +360,15 @@ def test_ragged_tilelang_matches_reference_on_sm90(config, causal, head_dim):
 
 
 @pytest.mark.gpu
-def test_switched_on_hopper_path_runs_the_tilelang_kernel_on_sm90(monkeypatch):
-    """KERNELARENA_HOPPER_PREFILL=1 without a config: the TileLang kernel with FA3's schedule on persistent blocks,
-    for a batch of fewer tiles than multiprocessors too (the portable kernel is slower there, results of
-    2026-12-04), against the float64 reference."""
+@pytest.mark.parametrize("mode", ["auto", "on"])
+def test_default_prefill_runs_the_tilelang_kernel_on_sm90(monkeypatch, mode):
+    """A wrapper without a config on an H100/H200, by default (auto) and with KERNELARENA_HOPPER_PREFILL=1: the
+    TileLang kernel with FA3's schedule on persistent blocks, for a batch of fewer tiles than multiprocessors too
+    (the portable kernel is slower there, results of 2026-12-04), against the float64 reference."""
     _on_sm90()
     from kernelarena.kernels.attention import prefill_hopper
 
-    monkeypatch.setattr(prefill_hopper, "enabled", True)
+    monkeypatch.setattr(prefill_hopper, "mode", mode)
     for qo_lens, kv_lens in (([300, 129, 1, 40], [700, 129, 64, 20]), ([40], [90])):
         table, cache = make_cache(kv_lens, 16, 8, 128, seed=4)
         qo = indptr(qo_lens)
@@ -380,6 +383,41 @@ def test_switched_on_hopper_path_runs_the_tilelang_kernel_on_sm90(monkeypatch):
                                                table.kv_last_page_len, causal=True)
         check(out, None, ref_out, None)
         assert _counter_at_rest(wrapper)
+
+
+@pytest.mark.gpu
+def test_default_prefill_on_sm90_fp16_ragged_and_pages_of_one(monkeypatch):
+    """The default (auto) on an H100/H200 beyond the bf16 paged case: fp16 pages of 32 and ragged K/V run the
+    TileLang kernel; pages of one token (FlashInfer-Trace's layout) stay on the portable kernel. Each against the
+    float64 reference."""
+    _on_sm90()
+    from kernelarena.kernels.attention import prefill_hopper
+
+    monkeypatch.setattr(prefill_hopper, "mode", "auto")
+    qo_lens, kv_lens = [200, 1, 70], [330, 40, 70]
+    qo = indptr(qo_lens)
+    for page_size, dtype, tilelang in DEFAULT_PAGED_CASES + ((1, torch.bfloat16, False),):
+        table, cache = make_cache(kv_lens, page_size, 8, 128, seed=6, dtype=dtype)
+        q = torch.randn(int(qo[-1]), 32, 128).to(dtype).to(DEVICE)
+        wrapper = BatchPrefillWithPagedKVCacheWrapper(workspace())
+        wrapper.plan(qo, table.kv_indptr.cpu(), table.kv_indices, table.kv_last_page_len.cpu(), 32, 8, 128,
+                     page_size, causal=True, q_data_type=dtype)
+        out, lse = wrapper.run(q, cache, return_lse=True)
+        assert _ran_tilelang(wrapper) == tilelang, (page_size, dtype)
+        k, v = pages_to_nhd(cache, "NHD")
+        ref_out, ref_lse = batch_attention_reference(q, k, v, qo, table.kv_indptr, table.kv_indices,
+                                                     table.kv_last_page_len, causal=True)
+        check(out, lse, ref_out, ref_lse)
+    kv = indptr(kv_lens)
+    q = torch.randn(int(qo[-1]), 32, 128).to(torch.bfloat16).to(DEVICE)
+    k = torch.randn(int(kv[-1]), 8, 128).to(torch.bfloat16).to(DEVICE)
+    v = torch.randn(int(kv[-1]), 8, 128).to(torch.bfloat16).to(DEVICE)
+    wrapper = BatchPrefillWithRaggedKVCacheWrapper(workspace())
+    wrapper.plan(qo, kv, 32, 8, 128, causal=True)
+    out, lse = wrapper.run(q, k, v, return_lse=True)
+    assert _ran_tilelang(wrapper)
+    ref_out, ref_lse = ragged_attention_reference(q, k, v, qo, kv, causal=True)
+    check(out, lse, ref_out, ref_lse)
 
 
 def test_only_persistent_tilelang_configs_take_cuda_graphs():

@@ -4,10 +4,11 @@ plan() picks the backend for the batch (``choose``); run() only launches it (run
 preference: the first whose availability check passes serves the batch, and the last one serves every batch.
 
     cuda    small_decode.py + small_decode.cu: decode batches with fewer (request, KV head) pairs than SMs
-    hopper  prefill_hopper.py + scheduler.py: prefill on sm90 when KERNELARENA_HOPPER_PREFILL=1 (opt-in: the
-            TileLang kernel of prefill_tilelang.py where TileLang imports, else the Triton one), or on any device
-            when the wrapper was given a HopperPrefillConfig (language "tilelang": CUDA only); no window, soft-cap
-            or split; CUDA graphs with a given persistent TileLang config only
+    hopper  prefill_hopper.py + scheduler.py: prefill on sm90 by default, the TileLang kernel of
+            prefill_tilelang.py wherever it serves the plan (prefill_hopper.tilelang_unavailable); with
+            KERNELARENA_HOPPER_PREFILL=1 the Triton one where TileLang does not; =0 never. On any device when the
+            wrapper was given a HopperPrefillConfig (language "tilelang": CUDA only); no window, soft-cap or
+            split; CUDA graphs with a given persistent TileLang config only
     triton  paged_kernel.py + scheduler.py: every batch (decode, paged and ragged prefill), CPU included
 
 Adding a backend is a module beside this one plus one row in ``TABLE`` (and its plan/launch in runner.py).
@@ -37,6 +38,7 @@ class AttentionProblem(NamedTuple):
     sm: int = 0  # compute capability x 10 (90: Hopper); 0 on the CPU
     hopper_config: bool = False  # the wrapper was given a HopperPrefillConfig (it selects the Hopper kernel)
     hopper_unsupported: Optional[str] = None  # an option of the plan that the Hopper kernel lacks, if any
+    page_size: int = 0  # tokens a K/V page (scheduler.RAGGED_PAGE_SIZE: ragged K/V)
 
 
 class Backend(NamedTuple):
@@ -67,10 +69,14 @@ def _hopper_prefill_unavailable(p: AttentionProblem) -> Optional[str]:
     if not p.hopper_config:
         if p.fixed_config:
             return "a KernelConfig was given (it configures the Triton kernel)"
-        if not prefill_hopper.enabled:
-            return f"opt-in: set {prefill_hopper.ENV_SWITCH}=1"
+        if prefill_hopper.mode == "off":
+            return f"switched off ({prefill_hopper.ENV_SWITCH}=0)"
         if p.sm != 90:
             return "automatic on sm90 (Hopper) GPUs only; pass a HopperPrefillConfig to force it"
+        if prefill_hopper.mode == "auto" and p.hopper_unsupported is None:
+            why = prefill_hopper.tilelang_unavailable(p.head_dim, p.page_size)
+            if why is not None:
+                return f"{why} ({prefill_hopper.ENV_SWITCH}=1 runs the Triton Hopper kernel there)"
     return p.hopper_unsupported
 
 

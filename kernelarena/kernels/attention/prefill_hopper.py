@@ -39,7 +39,9 @@ from .paged_kernel import LOG2E, load_rows, page_rows
 from .scheduler import HEADER, ITEM_FIELDS, RAGGED_PAGE_SIZE
 
 ENV_SWITCH = env.HOPPER_PREFILL
-enabled = env.hopper_prefill_enabled()  # read once: a plan's choice must not change within a process
+# "auto" (the default), "on" or "off" (env.hopper_prefill_mode); read once: a plan's choice must not change within a
+# process
+mode = env.hopper_prefill_mode()
 
 _HEADER = tl.constexpr(HEADER)
 _ITEM_FIELDS = tl.constexpr(ITEM_FIELDS)
@@ -130,8 +132,31 @@ def tilelang_importable() -> bool:
     return True
 
 
+# The automatic choice takes paged K/V from pages of this many tokens: the TileLang kernel copies a page (a 64-column
+# part of it) with one TMA copy, so a 128-key block of 1-token pages (FlashInfer-Trace's layout) would take 256 copies
+# where pages of 16 take 16. Timed against FlashInfer at 16 (H200, 2026-12-04); pages of 32 pass the GPU tests.
+MIN_AUTO_PAGE = 16
+
+
+def tilelang_unavailable(head_dim: int, page_size: int) -> Optional[str]:
+    """Why the automatic choice (KERNELARENA_HOPPER_PREFILL unset or auto) leaves a prefill plan on an sm90 GPU to
+    the portable kernel, or None when the TileLang kernel takes it. ``page_size``: RAGGED_PAGE_SIZE for ragged K/V."""
+    from .prefill_tilelang import supported  # no TileLang import: the program is built on first use
+
+    ragged = page_size == RAGGED_PAGE_SIZE
+    config = TILELANG_CONFIG_D256 if head_dim == 256 else TILELANG_CONFIG
+    if not supported(head_dim, 0 if ragged else page_size, config.block_n, config.block_m, config.num_stages):
+        return f"the TileLang kernel does not take head_dim {head_dim} with pages of {page_size} tokens"
+    if not ragged and page_size < MIN_AUTO_PAGE:
+        return (f"pages of {page_size} tokens: the TileLang kernel takes one TMA copy a page, and is chosen "
+                f"automatically from pages of {MIN_AUTO_PAGE}")
+    if not tilelang_importable():
+        return "TileLang does not import here"
+    return None
+
+
 def choose_hopper_config(head_dim: int, on_gpu: bool, language: Optional[str] = None) -> HopperPrefillConfig:
-    """The Hopper prefill kernel's config when the Hopper path is chosen without one (KERNELARENA_HOPPER_PREFILL=1).
+    """The Hopper prefill kernel's config when the Hopper path is chosen without one (KERNELARENA_HOPPER_PREFILL).
 
     On a GPU: TILELANG_CONFIG where TileLang imports and serves the head size (64 or 128; TILELANG_CONFIG_D256 for
     256), else the Triton kernel's (``language`` forces one). The Triton one is the shape the Triton tutorial's

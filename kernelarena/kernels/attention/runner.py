@@ -164,7 +164,7 @@ class AttentionRunner:
                     raise  # a captured graph cannot switch kernels
         self._small = None
         hopper = self._hopper_prefill_config(qo_np is None, batch * num_kv_heads, group, head_dim, q_dtype,
-                                             window_left, logits_soft_cap, kv_chunk_size)
+                                             window_left, logits_soft_cap, kv_chunk_size, page_size)
         if hopper is not None and self._plan_hopper(
                 hopper, native, qo_np, kv_np, last_np, kv_indices, num_qo_heads=num_qo_heads,
                 num_kv_heads=num_kv_heads, head_dim=head_dim, page_size=page_size, causal=causal,
@@ -204,7 +204,7 @@ class AttentionRunner:
     # ------------------------------------------------------------------------ Hopper prefill
     def _hopper_prefill_config(self, decode: bool, pairs: int, group: int, head_dim: int, q_dtype: torch.dtype,
                                window_left: int, logits_soft_cap: Optional[float],
-                               kv_chunk_size: Optional[int]) -> Optional[HopperPrefillConfig]:
+                               kv_chunk_size: Optional[int], page_size: int) -> Optional[HopperPrefillConfig]:
         """The Hopper prefill kernel's config if the backend table picks it for this plan, else None.
 
         Raises UnsupportedError when a HopperPrefillConfig was given for a plan that kernel cannot serve."""
@@ -216,7 +216,8 @@ class AttentionRunner:
                                        ("kv_chunk_size (it never splits KV)", kv_chunk_size is not None)) if on]
         problem = AttentionProblem(decode, self.on_gpu, pairs, self.num_sms, self._fixed_config is not None and
                                    not explicit, q_dtype, head_dim, group, lambda: 0, self.sm, explicit,
-                                   f"the Hopper prefill kernel has no {', '.join(lacks)}" if lacks else None)
+                                   f"the Hopper prefill kernel has no {', '.join(lacks)}" if lacks else None,
+                                   page_size)
         if choose(problem) == "hopper":
             return self._fixed_config if explicit else choose_hopper_config(head_dim, self.on_gpu)
         if explicit:

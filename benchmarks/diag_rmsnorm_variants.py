@@ -1,6 +1,7 @@
-"""Our CUDA RMSNorm kernel built with each value of its compile-time knobs (rmsnorm.cuh: STREAMING_LOADS,
-PDL_EARLY) and threads per row, and our Triton kernel with its loads evict-first and plain, beside FlashInfer and the
-library's backends: back to back (issue #18's measure) and with a cold L2, all timed in turn.
+"""Our CUDA RMSNorm kernel built with values of its compile-time knobs (rmsnorm.cuh: STREAMING_LOADS, PDL_EARLY,
+STREAMING_STORES, MIN_BLOCK, WEIGHT_LATE) and threads per row, and our Triton kernel with its loads evict-first and
+plain, beside FlashInfer, the library's backends and a device-to-device copy of the same bytes (the floor): back to
+back (issue #18's measure) and with a cold L2, all timed in turn.
 
     python3 -m benchmarks.diag_rmsnorm_variants --out $OUT [--shapes 8192x4096,...] [--ops fused_add_rmsnorm,rmsnorm]
 
@@ -38,15 +39,21 @@ from kernelarena.bench.timing import ColdL2Timer
 
 SHAPES = ((1024, 4096), (8192, 4096), (16384, 4096), (32768, 4096), (1024, 8192), (8192, 8192), (16384, 8192),
           (32768, 8192))
-# name -> (STREAMING_LOADS, PDL_EARLY, threads per row: 0 the default)
+# name -> (-D knobs of rmsnorm.cuh, threads per row: 0 the default). The default build's values: plain loads and
+# stores, the PDL trigger after the last store, blocks of at least 128 threads.
 VARIANTS = {
-    "loads cs, pdl early": (1, 1, 0),
-    "loads plain, pdl late (default)": (0, 0, 0),
-    "loads plain, pdl late, t64": (0, 0, 64),
-    "loads plain, pdl late, t128": (0, 0, 128),
-    "loads plain, pdl late, t256": (0, 0, 256),
-    "loads plain, pdl late, t512": (0, 0, 512),
+    "default": ({}, 0),
+    "default, t64": ({}, 64),
+    "stores cs": ({"STREAMING_STORES": 1}, 0),
+    "blocks of 256+": ({"MIN_BLOCK": 256}, 0),
+    "blocks of 512+": ({"MIN_BLOCK": 512}, 0),
+    "blocks of 256+, t64": ({"MIN_BLOCK": 256}, 64),
+    "blocks of 64+": ({"MIN_BLOCK": 64}, 0),
+    "weight late": ({"WEIGHT_LATE": 1}, 0),
+    "weight late, t64": ({"WEIGHT_LATE": 1}, 64),
+    "loads cs, pdl early": ({"STREAMING_LOADS": 1, "PDL_EARLY": 1}, 0),
 }
+COPY = "d2d copy (same bytes)"
 
 
 def triton_variants() -> dict:
@@ -69,18 +76,19 @@ def triton_variants() -> dict:
 
 
 @functools.lru_cache(maxsize=None)
-def build_variant(streaming_loads: int, pdl_early: int, arch: str, where: Path):
-    """The launcher module compiled with the knobs' values (a module of its own path)."""
+def build_variant(knobs: tuple, arch: str, where: Path):
+    """The launcher module compiled with ``knobs`` ((name, value) pairs of rmsnorm.cuh's KERNELARENA_RMSNORM_*
+    macros), a module of its own path."""
     from kernelarena.kernels.rmsnorm import cuda as cuda_impl
 
-    path = where / f"s{streaming_loads}p{pdl_early}" / f"{cuda_impl.LAUNCHER_MODULE}.so"
+    tag = "_".join(f"{k.lower()}{v}" for k, v in knobs) or "default"
+    path = where / tag / f"{cuda_impl.LAUNCHER_MODULE}.so"
     path.parent.mkdir(parents=True, exist_ok=True)
     command = cuda_impl.launcher_nvcc_command(arch, str(path))
-    command[1:1] = [f"-DKERNELARENA_RMSNORM_STREAMING_LOADS={streaming_loads}",
-                    f"-DKERNELARENA_RMSNORM_PDL_EARLY={pdl_early}"]
+    command[1:1] = [f"-DKERNELARENA_RMSNORM_{k}={v}" for k, v in knobs]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     if result.returncode:
-        raise RuntimeError(f"nvcc failed for {path.parent.name}: {result.stderr[-2000:]}")
+        raise RuntimeError(f"nvcc failed for {tag}: {result.stderr[-2000:]}")
     return cuda_impl.load_launcher(path).launch
 
 
@@ -88,8 +96,8 @@ def variant_backends(device, where: Path, hidden: int) -> dict:
     """name -> (rmsnorm(x, w, out), fused(x, r, w)) for each of VARIANTS that covers a row of ``hidden``."""
     major, minor = torch.cuda.get_device_capability(device)
     arch = f"{major}{minor}{'a' if major >= 9 else ''}"
-    return {name: launcher_fns(build_variant(loads, early, arch, where), threads, int(major >= 9))
-            for name, (loads, early, threads) in VARIANTS.items() if covers(hidden, threads)}
+    return {name: launcher_fns(build_variant(tuple(sorted(knobs.items())), arch, where), threads, int(major >= 9))
+            for name, (knobs, threads) in VARIANTS.items() if covers(hidden, threads)}
 
 
 def main(argv=None) -> int:
@@ -118,6 +126,11 @@ def main(argv=None) -> int:
                         failed.append(f"{name}: relative error {err:.2e} / {err_sum:.2e}")
                         continue
                     calls[name] = timed_call(op, fns, w)
+                # The floor: a device-to-device copy moving the same bytes, timed in turn with the kernels.
+                half = op_bytes(op, batch, hidden) // 2
+                src = torch.empty(half, dtype=torch.int8, device=device)
+                dst = torch.empty(half, dtype=torch.int8, device=device)
+                calls[COPY] = lambda _, s=src, d=dst: d.copy_(s)
                 n = int(min(500, max(20, B2B_ROUND_S / (op_bytes(op, batch, hidden) / 3e12))))
                 first = sets[0]
                 b2b = back_to_back_each({k: (lambda c=c, s=first: c(s)) for k, c in calls.items()}, calls=n, rounds=7)
@@ -128,7 +141,7 @@ def main(argv=None) -> int:
                     lines.append(f"| {op} | {batch} x {hidden} | {name} | {wall:.1f} | {fi_b2b / wall:.3f}x | "
                                  f"{cold[name]:.1f} | {fi_cold / cold[name]:.3f}x |")
                 print("\n".join(lines[-len(calls):]) + (f"\nFAILED {failed}" if failed else ""), flush=True)
-                del sets, first
+                del sets, first, src, dst, calls
     text = (f"# Our CUDA RMSNorm kernel's compile-time knobs ({run.machine}, {run.date})\n\n"
             "`python3 -m benchmarks.diag_rmsnorm_variants`: bf16; 'b2b': calls back to back on the same inputs "
             "(host_cost.back_to_back_each, 7 rounds, the implementations in turn), 'cold-L2': one call after an L2 "

@@ -114,12 +114,33 @@ __device__ __forceinline__ uint4 pack8(const float (&f)[kVecElems]) {
 #ifndef KERNELARENA_RMSNORM_PDL_EARLY
 #define KERNELARENA_RMSNORM_PDL_EARLY 0
 #endif
+// STREAMING_STORES=1 writes out and residual_out with evict-first stores (__stcs); 0 (the default) plain stores.
+// MIN_BLOCK: the vectorized kernel's smallest block (rows of fewer threads share a block), 128 by default.
+#ifndef KERNELARENA_RMSNORM_STREAMING_STORES
+#define KERNELARENA_RMSNORM_STREAMING_STORES 0
+#endif
+#ifndef KERNELARENA_RMSNORM_MIN_BLOCK
+#define KERNELARENA_RMSNORM_MIN_BLOCK 128
+#endif
+// WEIGHT_LATE=1 loads the weight after the row's reduction instead of with x (32 registers fewer a thread at 8
+// vectors, so more rows in flight, against an L1/L2 round trip after the reduction).
+#ifndef KERNELARENA_RMSNORM_WEIGHT_LATE
+#define KERNELARENA_RMSNORM_WEIGHT_LATE 0
+#endif
 
 __device__ __forceinline__ uint4 load_row_vec(const void* row, int v) {
 #if KERNELARENA_RMSNORM_STREAMING_LOADS
   return __ldcs(reinterpret_cast<const uint4*>(row) + v);
 #else
   return reinterpret_cast<const uint4*>(row)[v];
+#endif
+}
+
+__device__ __forceinline__ void store_row_vec(void* row, int v, uint4 value) {
+#if KERNELARENA_RMSNORM_STREAMING_STORES
+  __stcs(reinterpret_cast<uint4*>(row) + v, value);
+#else
+  reinterpret_cast<uint4*>(row)[v] = value;
 #endif
 }
 
@@ -172,7 +193,10 @@ __global__ void rmsnorm_vec_kernel(RmsnormParams p, int group) {
 
   const T* x = static_cast<const T*>(p.x) + row * p.x_row_stride;
   const T* w = static_cast<const T*>(p.weight);
-  uint4 raw_x[VECS], raw_w[VECS], raw_r[VECS];
+  uint4 raw_x[VECS], raw_r[VECS];
+#if !KERNELARENA_RMSNORM_WEIGHT_LATE
+  uint4 raw_w[VECS];
+#endif
 #pragma unroll
   for (int i = 0; i < VECS; ++i) {
     const int v = lane + i * group;
@@ -184,7 +208,9 @@ __global__ void rmsnorm_vec_kernel(RmsnormParams p, int group) {
         const T* r = static_cast<const T*>(p.residual) + row * p.residual_row_stride;
         raw_r[i] = load_row_vec(r, v);
       }
+#if !KERNELARENA_RMSNORM_WEIGHT_LATE
       raw_w[i] = __ldg(reinterpret_cast<const uint4*>(w) + v);
+#endif
     }
   }
 
@@ -201,7 +227,7 @@ __global__ void rmsnorm_vec_kernel(RmsnormParams p, int group) {
 #pragma unroll
         for (int k = 0; k < kVecElems; ++k) vals[i][k] += r[k];
         T* r_out = static_cast<T*>(p.residual_out) + row * p.residual_out_row_stride;
-        reinterpret_cast<uint4*>(r_out)[v] = pack8<T>(vals[i]);
+        store_row_vec(r_out, v, pack8<T>(vals[i]));
       }
 #pragma unroll
       for (int k = 0; k < kVecElems; ++k) sum_sq += vals[i][k] * vals[i][k];
@@ -215,10 +241,14 @@ __global__ void rmsnorm_vec_kernel(RmsnormParams p, int group) {
     const int v = lane + i * group;
     if (row_ok && v < nvec) {
       float wf[kVecElems];
+#if KERNELARENA_RMSNORM_WEIGHT_LATE
+      unpack8<T>(__ldg(reinterpret_cast<const uint4*>(w) + v), wf);
+#else
       unpack8<T>(raw_w[i], wf);
+#endif
 #pragma unroll
       for (int k = 0; k < kVecElems; ++k) vals[i][k] = vals[i][k] * rstd * wf[k];
-      reinterpret_cast<uint4*>(out)[v] = pack8<T>(vals[i]);
+      store_row_vec(out, v, pack8<T>(vals[i]));
     }
   }
   pdl_release_late();
@@ -323,8 +353,11 @@ cudaError_t launch_rmsnorm(const RmsnormParams& p, int threads_per_row, cudaStre
   const int group = threads_per_row > 0 ? threads_per_row : default_threads_per_row(p.hidden, FUSED, p.rows);
   if (group < 8 || group > 1024 || (group & (group - 1)) != 0) return cudaErrorInvalidValue;
   const int vecs = (nvec + group - 1) / group;
-  // Blocks of at least 128 threads (several short rows per block) and at most 1024.
-  const int rows_per_block = group >= 128 ? 1 : 128 / group;
+  // Blocks of at least MIN_BLOCK threads (several short rows per block) and at most 1024.
+  constexpr int kMinBlock = KERNELARENA_RMSNORM_MIN_BLOCK;
+  static_assert(kMinBlock >= 32 && kMinBlock <= 1024 && (kMinBlock & (kMinBlock - 1)) == 0,
+                "KERNELARENA_RMSNORM_MIN_BLOCK: a power of two in [32, 1024]");
+  const int rows_per_block = group >= kMinBlock ? 1 : kMinBlock / group;
   const int64_t blocks = (p.rows + rows_per_block - 1) / rows_per_block;
   if (blocks > 0x7fffffffLL) return cudaErrorInvalidValue;
   const dim3 grid(static_cast<unsigned>(blocks)), block(group * rows_per_block);

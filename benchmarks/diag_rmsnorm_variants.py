@@ -40,7 +40,8 @@ from kernelarena.bench.timing import ColdL2Timer
 SHAPES = ((1024, 4096), (8192, 4096), (16384, 4096), (32768, 4096), (1024, 8192), (8192, 8192), (16384, 8192),
           (32768, 8192))
 # name -> (-D knobs of rmsnorm.cuh, threads per row: 0 the default). The default build's values: plain loads and
-# stores, the PDL trigger after the last store, blocks of at least 128 threads.
+# stores, the PDL trigger after the last store, blocks of at least 128 threads, the weight read after the reduction
+# for the fused op at 8 vectors a thread (and with x elsewhere).
 VARIANTS = {
     "default": ({}, 0),
     "default, t64": ({}, 64),
@@ -50,7 +51,7 @@ VARIANTS = {
     "blocks of 256+, t64": ({"MIN_BLOCK": 256}, 64),
     "blocks of 64+": ({"MIN_BLOCK": 64}, 0),
     "weight late": ({"WEIGHT_LATE": 1}, 0),
-    "weight late, t64": ({"WEIGHT_LATE": 1}, 64),
+    "weight early": ({"WEIGHT_LATE": 0}, 0),
     "loads cs, pdl early": ({"STREAMING_LOADS": 1, "PDL_EARLY": 1}, 0),
 }
 COPY = "d2d copy (same bytes)"

@@ -122,10 +122,14 @@ __device__ __forceinline__ uint4 pack8(const float (&f)[kVecElems]) {
 #ifndef KERNELARENA_RMSNORM_MIN_BLOCK
 #define KERNELARENA_RMSNORM_MIN_BLOCK 128
 #endif
-// WEIGHT_LATE=1 loads the weight after the row's reduction instead of with x (32 registers fewer a thread at 8
-// vectors, so more rows in flight, against an L1/L2 round trip after the reduction).
+// WEIGHT_LATE=1 loads the weight after the row's reduction instead of with x and residual, 0 with them; -1 (the
+// default) late for the fused op at 8 vectors a thread. There the early weight takes 32 of the thread's 159
+// registers (96 without it: five blocks of 128 threads on an SM instead of three, so more rows in flight) for an
+// L1/L2 round trip after the reduction: back to back on the H200, 8192 / 16384 x 4096 ran 67.7 / 131.8 us late
+// against 68.5 / 133.1 early, FlashInfer 69.0 / 134.2 (results/diag_rmsnorm_variants_2026-12-04_h200_session27.md);
+// at 8192 wide (2 vectors a thread) late was up to 1% slower.
 #ifndef KERNELARENA_RMSNORM_WEIGHT_LATE
-#define KERNELARENA_RMSNORM_WEIGHT_LATE 0
+#define KERNELARENA_RMSNORM_WEIGHT_LATE -1
 #endif
 
 __device__ __forceinline__ uint4 load_row_vec(const void* row, int v) {
@@ -193,24 +197,21 @@ __global__ void rmsnorm_vec_kernel(RmsnormParams p, int group) {
 
   const T* x = static_cast<const T*>(p.x) + row * p.x_row_stride;
   const T* w = static_cast<const T*>(p.weight);
-  uint4 raw_x[VECS], raw_r[VECS];
-#if !KERNELARENA_RMSNORM_WEIGHT_LATE
-  uint4 raw_w[VECS];
-#endif
+  constexpr bool kWeightLate =
+      KERNELARENA_RMSNORM_WEIGHT_LATE < 0 ? (FUSED && VECS >= 8) : KERNELARENA_RMSNORM_WEIGHT_LATE != 0;
+  uint4 raw_x[VECS], raw_r[VECS], raw_w[kWeightLate ? 1 : VECS];
 #pragma unroll
   for (int i = 0; i < VECS; ++i) {
     const int v = lane + i * group;
     if (row_ok && v < nvec) {
-      // x and residual are read once (evict-first unless STREAMING_LOADS is 0); the weight is shared by all
-      // rows and stays cached.
+      // x and residual are read once (evict-first when STREAMING_LOADS is 1); the weight is shared by all rows
+      // and stays cached (read here, or after the reduction: WEIGHT_LATE).
       raw_x[i] = load_row_vec(x, v);
       if constexpr (FUSED) {
         const T* r = static_cast<const T*>(p.residual) + row * p.residual_row_stride;
         raw_r[i] = load_row_vec(r, v);
       }
-#if !KERNELARENA_RMSNORM_WEIGHT_LATE
-      raw_w[i] = __ldg(reinterpret_cast<const uint4*>(w) + v);
-#endif
+      if constexpr (!kWeightLate) raw_w[i] = __ldg(reinterpret_cast<const uint4*>(w) + v);
     }
   }
 
@@ -241,11 +242,11 @@ __global__ void rmsnorm_vec_kernel(RmsnormParams p, int group) {
     const int v = lane + i * group;
     if (row_ok && v < nvec) {
       float wf[kVecElems];
-#if KERNELARENA_RMSNORM_WEIGHT_LATE
-      unpack8<T>(__ldg(reinterpret_cast<const uint4*>(w) + v), wf);
-#else
-      unpack8<T>(raw_w[i], wf);
-#endif
+      if constexpr (kWeightLate) {
+        unpack8<T>(__ldg(reinterpret_cast<const uint4*>(w) + v), wf);
+      } else {
+        unpack8<T>(raw_w[i], wf);
+      }
 #pragma unroll
       for (int k = 0; k < kVecElems; ++k) vals[i][k] = vals[i][k] * rstd * wf[k];
       store_row_vec(out, v, pack8<T>(vals[i]));

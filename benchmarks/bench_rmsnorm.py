@@ -239,10 +239,14 @@ def markdown_table(rows, ceiling, meta):
     return "\n".join(lines) + "\n"
 
 
+COPY_NAME = "d2d copy (same bytes)"
+
+
 def host_cost_rows(backends, device, failures, sweep=False, shapes=None):
     """Per op, shape (rows x hidden; default every BATCHES x HIDDENS on a GPU) and backend: host and back-to-back
     us per call (host_cost.py), the backends timed in turn within each round; with ``sweep``, also our CUDA kernel
-    at each threads-per-row of CUDA_SWEEP ("cuda tN"). Each round's calls take about B2B_ROUND_S of GPU time."""
+    at each threads-per-row of CUDA_SWEEP ("cuda tN"); on a GPU, a device-to-device copy of the same bytes (the
+    floor). Each round's calls take about B2B_ROUND_S of GPU time."""
     rows_out = []
     if shapes is None:
         shapes = [(b, h) for h in HIDDENS for b in BATCHES] if device == "cuda" else [(3, 256)]
@@ -253,6 +257,10 @@ def host_cost_rows(backends, device, failures, sweep=False, shapes=None):
             s = sets[0]
             calls = 3 if device == "cpu" else int(min(500, max(20, B2B_ROUND_S / (op_bytes(op, batch, hidden) / 3e12))))
             fns = {name: (lambda c=timed_call(op, fns, w): c(s)) for name, fns in table.items()}
+            if device == "cuda":  # the floor, timed in turn with the rest: a device-to-device copy of the same bytes
+                half = op_bytes(op, batch, hidden) // 2
+                src, dst = (torch.empty(half, dtype=torch.int8, device=device) for _ in range(2))
+                fns[COPY_NAME] = lambda s=src, d=dst: d.copy_(s)
             errors = {}  # one backend failing must not lose the rest of the run
             measured = back_to_back_each(fns, calls=calls, rounds=1 if device == "cpu" else 5, errors=errors)
             for name, why in errors.items():
@@ -270,10 +278,11 @@ def host_cost_rows(backends, device, failures, sweep=False, shapes=None):
 def host_cost_table(rows):
     lines = ["## Host cost, calls back to back on the same inputs (no sleep ahead)", "",
              "'host us/call': the host's time per call; 'b2b us/call': time per call until the GPU is done; "
-             "'vs FI' = FlashInfer's b2b time / this one (>= 1: no more time per call than FlashInfer).", "",
+             "'vs FI' = FlashInfer's b2b time / this one (>= 1: no more time per call than FlashInfer); the "
+             f"'{COPY_NAME}' row is the floor: a device-to-device copy moving the bytes the op moves.", "",
              "| op | batch x hidden | backend | host us/call | b2b us/call | vs FI |", "|---|---|---|---|---|---|"]
     for r in rows:
-        vs = f"{r['vs_flashinfer']:.2f}x" if r.get("vs_flashinfer") else "-"
+        vs = f"{r['vs_flashinfer']:.3f}x" if r.get("vs_flashinfer") else "-"
         lines.append(f"| {r['op']} | {r['batch']} x {r['hidden']} | {r['backend']} | {r['host_us']:.1f} | "
                      f"{r['b2b_us']:.1f} | {vs} |")
     return "\n".join(lines) + "\n"
@@ -357,7 +366,7 @@ def main(argv=None):
                     print("FAILED", failures[-1], flush=True)
                     continue
                 timed[name] = timed_call(op, fns, w)
-            copy_name = "d2d copy (same bytes)"
+            copy_name = COPY_NAME
             if device == "cuda":  # a device-to-device copy moving the same bytes: the floor at this size
                 half = op_bytes(op, batch, hidden) // 2
                 src = torch.empty(half, dtype=torch.int8, device=device)

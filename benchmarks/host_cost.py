@@ -18,6 +18,8 @@ from typing import Callable, Dict, NamedTuple, Optional
 
 import torch
 
+from kernelarena.bench.timing import balanced_orders
+
 
 class BackToBack(NamedTuple):
     host_us: float
@@ -55,7 +57,8 @@ def back_to_back_us(fn: Callable[[], object], calls: int = 500, rounds: int = 5,
 def back_to_back_each(fns: Dict[str, Callable[[], object]], calls: int = 500, rounds: int = 5,
                       warmup: int = 20, errors: Optional[Dict[str, str]] = None) -> Dict[str, BackToBack]:
     """``back_to_back_us`` for several functions, timed in turn within each round (name -> medians), so that a
-    drift of the host's speed or the GPU's clock over the run falls on all of them alike. A function that raises
+    drift of the host's speed or the GPU's clock over the run falls on all of them alike; the rounds take the
+    orders of ``balanced_orders``, so that no function always follows the same one. A function that raises
     in its warm-up is left out of the result (``errors`` gets its name and the exception); the others keep their
     rounds."""
     sync = _sync()
@@ -70,7 +73,8 @@ def back_to_back_each(fns: Dict[str, Callable[[], object]], calls: int = 500, ro
             if errors is not None:
                 errors[name] = f"{type(exc).__name__}: {exc}"
     measured: Dict[str, list] = {name: [] for name in live}
-    for _ in range(rounds):
-        for name, fn in live.items():
-            measured[name].append(_one_round(fn, calls, sync))
+    names, orders = list(live), balanced_orders(len(live)) or [[]]  # each function after each other one alike
+    for r in range(rounds):
+        for k in orders[r % len(orders)]:
+            measured[names[k]].append(_one_round(live[names[k]], calls, sync))
     return {name: _medians(r) for name, r in measured.items()}

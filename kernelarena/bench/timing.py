@@ -422,12 +422,30 @@ def _time_wall(call, copies, warmup, reps, outputs_of, chosen):
     return summarize(samples, "cpu-wall", statistics.median(samples) * 1e3), checked
 
 
+def balanced_orders(n: int) -> List[List[int]]:
+    """Orders of ``n`` implementations, one a repetition, in which each implementation runs right after each other
+    one equally often (once over the n orders for even n, twice over 2n for odd n: a Williams design) and in each
+    place equally often. Timed in turn, a kernel's time depends on the one before it: under the H200's power cap
+    a kernel that follows a power-hungry one starts at a lower clock (results/diag_prefill_power_2026-12-04_h200.md).
+    Rotating one order leaves every kernel the same predecessor."""
+    first, low, high = [0], 1, n - 1
+    while len(first) < n:
+        first.append(low if len(first) % 2 else high)
+        if len(first) % 2:
+            high -= 1
+        else:
+            low += 1
+    orders = [[(k + i) % n for k in first] for i in range(n)]
+    return orders + [order[::-1] for order in orders] if n % 2 and n > 1 else orders
+
+
 class ColdL2Timer:
     """Median CUDA-event time of ``fn(set)`` with the L2 flushed before each call and the input sets rotated,
     for benchmarks that compare several implementations of one shape.
 
-    ``median_us_each`` times the functions in turn within each repetition (the first one rotating), so that a
-    drift of the GPU's clocks or of the machine reaches all of them alike. Before each flush the GPU sleeps
+    ``median_us_each`` times the functions in turn within each repetition, so that a drift of the GPU's clocks or
+    of the machine reaches all of them alike, in orders where each follows each other one equally often
+    (``balanced_orders``). Before each flush the GPU sleeps
     ``host_ahead_us``, so the host has queued the timed call by the time the flush ends, however slow the call
     is on the host (torch eager, torch.compile: a few hundred us): the events then time the GPU's work, not the
     host's. ``flush_l2`` runs before each timed call; by default it zeroes ``l2_flush_buffer`` (twice the L2).
@@ -478,8 +496,9 @@ class ColdL2Timer:
         reps = max(min_reps, min(max_reps, int(self.budget_s * len(names) / (once + 1e-4 * len(names)))))
         events = {n: [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
                       for _ in range(reps)] for n in names}
+        orders = balanced_orders(len(names))
         for i in range(reps):
-            for n in names[i % len(names):] + names[:i % len(names)]:
+            for n in (names[k] for k in orders[i % len(orders)]):
                 begin, end = events[n][i]
                 if self.ahead_cycles:
                     torch.cuda._sleep(self.ahead_cycles)

@@ -1,4 +1,6 @@
-"""Paged attention: kernelarena's Triton wrappers side by side with FlashInfer's, on one GPU, in one run.
+"""Paged attention: kernelarena's wrappers side by side with FlashInfer's, on one GPU, in one run. 'ours' is the
+wrappers' default path: on sm90 with TileLang, prefill takes the TileLang Hopper kernel (KERNELARENA_HOPPER_PREFILL
+unset: auto); elsewhere the portable Triton kernels, and decode as the backend table picks.
 
 Sweep (issue #6): bf16, 32 query / 8 KV heads, head_dim 128, page 16, pages in random order.
   decode   batch 1, 16, 64, 128, 256 x KV length 1024, 2048, 4096, 8192
@@ -52,6 +54,7 @@ from kernelarena.kernels.attention import (
     HopperPrefillConfig,
     KernelConfig,
     build_page_table,
+    prefill_hopper,
 )
 from kernelarena.kernels.attention.paged_kernel import PagedAttentionLauncher
 from kernelarena.kernels.attention.prefill_hopper import TILELANG_CONFIG
@@ -657,7 +660,9 @@ def write_results(rows, sweep_rows, bandwidth, device, out_dir, configs, floors,
     lines = [f"# Paged attention: kernelarena vs FlashInfer ({name}, {when})", "",
              f"bf16, {HQ} q / {HKV} kv heads, head_dim {D}, page {PAGE}; copy bandwidth {bandwidth:.2f} TB/s; "
              f"versions {json.dumps({k: v for k, v in meta.items() if k in ('torch', 'triton', 'flashinfer')})}", "",
-             f"kernelarena kernel configs: {json.dumps(configs)}", "",
+             f"kernelarena kernel configs: {json.dumps(configs)}; prefill on sm90: "
+             f"KERNELARENA_HOPPER_PREFILL mode '{prefill_hopper.mode}' ('auto': our TileLang kernel where it serves "
+             "the plan, so 'ours' and the TileLang column run the same kernel)", "",
              *([f"Floors under this timer: an empty kernel {floors['empty_kernel_us']:.1f} us; 'K/V read floor' is the "
                 "fastest plain streaming read of the batch's K/V bytes (benchmarks/read_floor.py).", ""]
                if "empty_kernel_us" in floors else []),

@@ -23,7 +23,7 @@ import time
 import torch
 
 from benchmarks.bench_attention import HKV, PAGE, D, Problem, flashinfer_prefill, ours_prefill
-from benchmarks.common import add_out_argument, stamp
+from benchmarks.common import add_out_argument, emit, stamp
 
 QUERY = "power.draw,clocks.sm,clocks_event_reasons.active"
 SW_POWER_CAP = 0x4
@@ -92,14 +92,11 @@ def main(argv=None) -> int:
                 lines.append(f"| {batch} x {qo_len} over {kv_len} | {name} | {round_} | {us:.1f} | {watts:.0f} | "
                              f"{mhz:.0f} | {capped:.0%} | {watts * us * 1e-3:.1f} |")
                 print(lines[-1], flush=True)
-    text = (f"# Prefill power and clocks ({run.machine}, {run.date})\n\n`python3 -m benchmarks.diag_prefill_power "
-            f"--cases {args.cases} --seconds {args.seconds}`: bf16, causal, 32 / 8 heads, d 128, page 16; each "
-            "implementation back to back for the given seconds after a rest, in turn, twice; power and clocks from "
-            "nvidia-smi every 100 ms over each run's second half.\n\n" + "\n".join(lines) + "\n")
-    print(text)
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "diag_prefill_power.md").write_text(text)
+    emit([f"# Prefill power and clocks ({run.machine}, {run.date})", "",
+          f"`python3 -m benchmarks.diag_prefill_power --cases {args.cases} --seconds {args.seconds}`: bf16, causal, "
+          "32 / 8 heads, d 128, page 16; each implementation back to back for the given seconds after a rest, in "
+          "turn, twice; power and clocks from nvidia-smi every 100 ms over each run's second half.", "", *lines],
+         args.out, "diag_prefill_power.md")
     return 0
 
 

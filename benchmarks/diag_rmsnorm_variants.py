@@ -33,7 +33,7 @@ from benchmarks.bench_rmsnorm import (
     op_bytes,
     timed_call,
 )
-from benchmarks.common import add_out_argument, stamp
+from benchmarks.common import add_out_argument, emit, stamp
 from benchmarks.host_cost import back_to_back_each
 from kernelarena.bench.timing import ColdL2Timer
 
@@ -147,14 +147,11 @@ def main(argv=None) -> int:
                                  f"{cold[name]:.1f} | {fi_cold / cold[name]:.3f}x |")
                 print("\n".join(lines[-len(calls):]) + (f"\nFAILED {failed}" if failed else ""), flush=True)
                 del sets, first, src, dst, calls
-    text = (f"# Our CUDA RMSNorm kernel's compile-time knobs ({run.machine}, {run.date})\n\n"
-            "`python3 -m benchmarks.diag_rmsnorm_variants`: bf16; 'b2b': calls back to back on the same inputs "
-            "(host_cost.back_to_back_each, 7 rounds, the implementations in turn), 'cold-L2': one call after an L2 "
-            "flush (ColdL2Timer, in turn); vs FI = FlashInfer's time / this one.\n\n" + "\n".join(lines) + "\n")
-    print(text)
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "diag_rmsnorm_variants.md").write_text(text)
+    emit([f"# Our CUDA RMSNorm kernel's compile-time knobs ({run.machine}, {run.date})", "",
+          "`python3 -m benchmarks.diag_rmsnorm_variants`: bf16; 'b2b': calls back to back on the same inputs "
+          "(host_cost.back_to_back_each, 7 rounds, the implementations in turn), 'cold-L2': one call after an L2 "
+          "flush (ColdL2Timer, in turn); vs FI = FlashInfer's time / this one.", "", *lines],
+         args.out, "diag_rmsnorm_variants.md")
     return 0
 
 

@@ -5,13 +5,14 @@ about twenty shapes. Compiled here (the CPU machine has nvcc) and carried to the
 (TILELANG_CACHE_DIR), they cost the GPU run nothing: the kernels name their target (prefill_tilelang.device_arch),
 so the cache's key is the same on both machines. A shape missing from the cache is compiled where it runs.
 
-    python3 -m benchmarks.tilelang_precompile [--arch sm_90a] [--only sweep,tests]
+    python3 -m benchmarks.tilelang_precompile [--arch sm_90a] [--only sweep,tests,dataset]
 
 compiles into .tl-build (TileLang's cache layout) and packs it as .tl-cache/tilelang_cache.tar.xz (about 20 KB
 a kernel, compressed); carry ".tl-cache" and benchmarks/gpu_env.sh unpacks it and points TILELANG_CACHE_DIR there.
 
 The shapes: the TileLang variants of sweep_prefill_hopper (its paged and ragged cases), bench_attention's TileLang
-column (causal and non-causal paged, ragged), and the GPU tests of tests/kernels/test_attention_prefill_tilelang.py.
+column (causal and non-causal paged, ragged), the GPU tests of tests/kernels/test_attention_prefill_tilelang.py, and
+the example dataset's TileLang prefill solution on its workloads.
 """
 
 from __future__ import annotations
@@ -95,7 +96,21 @@ def test_shapes() -> list:
             shapes.append(_shape(TILELANG_CONFIG, page_size=page_size, rows_per_page=2 * page_size, write_lse=True,
                                  dtype=dtype))
     shapes.append(_shape(TILELANG_CONFIG, page_size=0, rows_per_page=1, write_lse=True))
+    shapes.append(_shape(TILELANG_CONFIG, write_lse=True))  # the dataset solution's test: interleaved pages, lse
     return list(dict.fromkeys(shapes))
+
+
+def dataset_shapes() -> list:
+    """The example dataset's TileLang prefill solution (solution_prefill_tilelang.py) on its workloads: separate K and
+    V caches (pages 16 rows apart), lse, each workload's sm_scale as the workload stores it (the scale is part of the
+    compiled kernel, so 1/sqrt(128) rounded otherwise is another kernel)."""
+    from kernelarena.kernels.attention.prefill_hopper import TILELANG_CONFIG
+    from kernelarena.kernels.attention.solutions import PREFILL
+    from kernelarena.store import TraceSet
+
+    dataset = TraceSet.load(Path(__file__).resolve().parents[1] / "examples" / "dataset")
+    scales = sorted({float(w.inputs["sm_scale"].value) for w in dataset.workloads_for(PREFILL)})
+    return [_shape(TILELANG_CONFIG, rows_per_page=16, sm_scale=scale, write_lse=True) for scale in scales]
 
 
 def fresh_cache(cache: Path) -> None:
@@ -113,14 +128,14 @@ def fresh_cache(cache: Path) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--arch", default="sm_90a")
-    parser.add_argument("--only", default="sweep,tests", help="comma list of: sweep, tests")
+    parser.add_argument("--only", default="sweep,tests,dataset", help="comma list of: sweep, tests, dataset")
     args = parser.parse_args(argv)
     cache = CACHE_DIR
     fresh_cache(cache)
     os.environ["TILELANG_CACHE_DIR"] = str(cache.resolve())  # read when TileLang is imported (below)
     from kernelarena.kernels.attention import prefill_tilelang
 
-    groups = {"sweep": sweep_shapes, "tests": test_shapes}
+    groups = {"sweep": sweep_shapes, "tests": test_shapes, "dataset": dataset_shapes}
     shapes = list(dict.fromkeys(s for name in args.only.split(",") for s in groups[name]()))
     failures = 0
     for i, shape in enumerate(shapes, 1):

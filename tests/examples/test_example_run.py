@@ -36,7 +36,9 @@ def test_attention_solutions_plan_outside_the_timing_on_the_gpu(dataset_copy):
                        timing=TimingConfig(warmup=2, reps=10))
     report = run(dataset, config, definitions=["gqa_paged_decode_h32_kv8_d128_ps16",
                                                "gqa_paged_prefill_causal_h32_kv8_d128_ps16"], smallest=1, save=False)
-    assert len(report.traces) == 8
+    # Four solutions a definition, and our TileLang prefill on sm90 (H100/H200: the machine the GPU tests run on).
+    sm90 = __import__("torch").cuda.get_device_capability()[0] == 9
+    assert len(report.traces) == 8 + sm90
     for trace in report.traces:
         assert trace.passed, (trace.solution, trace.evaluation.log[-800:])
         timing = trace.evaluation.performance.solution_timing

@@ -4,6 +4,8 @@ wrappers against the float64 reference."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -418,6 +420,34 @@ def test_default_prefill_on_sm90_fp16_ragged_and_pages_of_one(monkeypatch):
     assert _ran_tilelang(wrapper)
     ref_out, ref_lse = ragged_attention_reference(q, k, v, qo, kv, causal=True)
     check(out, lse, ref_out, ref_lse)
+
+
+@pytest.mark.gpu
+def test_dataset_solution_matches_reference_on_sm90():
+    """The example dataset's TileLang prefill solution (solution_prefill_tilelang.py): run() per call, and plan()
+    once with its launch repeated on other cache copies (as kernelarena times it), against the float64 reference
+    and the dataset's own PyTorch reference entry."""
+    _on_sm90()
+    from kernelarena.kernels.attention import reference, solution_prefill_tilelang
+
+    table, cache = make_cache([700, 129, 64, 20], 16, 8, 128, seed=7)
+    k, v = cache[:, 0], cache[:, 1]
+    qo = indptr([300, 129, 1, 20]).to(DEVICE)
+    q = torch.randn(int(qo[-1]), 32, 128).to(torch.bfloat16).to(DEVICE)
+    args = (q, k, v, qo, table.kv_indptr, table.kv_indices, table.kv_last_page_len, 1 / math.sqrt(128))
+    ref_out, ref_lse = torch.empty_like(q), torch.empty(q.shape[:2], device=DEVICE)
+    reference.run_prefill_causal(*args, ref_out, ref_lse)
+    out, lse = torch.full_like(q, float("nan")), torch.full(q.shape[:2], float("nan"), device=DEVICE)
+    solution_prefill_tilelang.run(*args, out, lse)
+    check(out, lse, ref_out.double(), ref_lse.double())
+    launch = solution_prefill_tilelang.plan(*args)
+    for _ in range(2):  # other copies of the same inputs, as the timed loop rotates them
+        copies = (q.clone(), k.clone(), v.clone()) + args[3:]
+        out, lse = torch.full_like(q, float("nan")), torch.full(q.shape[:2], float("nan"), device=DEVICE)
+        launch(*copies, out, lse)
+        check(out, lse, ref_out.double(), ref_lse.double())
+    torch.cuda.synchronize()
+    assert solution_prefill_tilelang._COUNTERS[str(q.device)].tolist() == [0, 0]
 
 
 def test_only_persistent_tilelang_configs_take_cuda_graphs():

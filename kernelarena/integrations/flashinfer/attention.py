@@ -35,6 +35,7 @@ from ...apply.adapters import adapt
 from ...bench.plan import find_plan
 from ...errors import UnsupportedError
 from ...kernels import attention as ours
+from ...kernels.attention.prefill_hopper import TILELANG_CONFIG
 from ...schema import torch_dtype
 from .arguments import (
     RUN_KEYWORDS,
@@ -53,6 +54,9 @@ from .support import run_original
 PLANNED_FORMS: Dict[str, Callable[..., Any]] = {
     "solution_decode.py::run": ours.BatchDecodeWithPagedKVCacheWrapper,
     "solution_prefill.py::run": ours.BatchPrefillWithPagedKVCacheWrapper,
+    # The TileLang solution is the Hopper kernel with the config it was verified with.
+    "solution_prefill_tilelang.py::run": functools.partial(ours.BatchPrefillWithPagedKVCacheWrapper,
+                                                           config=TILELANG_CONFIG),
 }
 """Entry point of a dataset solution built from kernelarena.kernels.attention -> its plan/run wrapper."""
 

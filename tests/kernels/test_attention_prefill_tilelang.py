@@ -440,12 +440,17 @@ def test_dataset_solution_matches_reference_on_sm90():
     out, lse = torch.full_like(q, float("nan")), torch.full(q.shape[:2], float("nan"), device=DEVICE)
     solution_prefill_tilelang.run(*args, out, lse)
     check(out, lse, ref_out.double(), ref_lse.double())
-    launch = solution_prefill_tilelang.plan(*args)
-    for _ in range(2):  # other copies of the same inputs, as the timed loop rotates them
-        copies = (q.clone(), k.clone(), v.clone()) + args[3:]
+    # The dataset's layout (separate contiguous caches): planned once, launched on other copies of the same inputs,
+    # as the timed loop rotates them; a launch on caches laid out otherwise than planned is refused.
+    dense = (q, k.contiguous(), v.contiguous()) + args[3:]
+    launch = solution_prefill_tilelang.plan(*dense)
+    for _ in range(2):
+        copies = tuple(t.clone() for t in dense[:3]) + dense[3:]
         out, lse = torch.full_like(q, float("nan")), torch.full(q.shape[:2], float("nan"), device=DEVICE)
         launch(*copies, out, lse)
         check(out, lse, ref_out.double(), ref_lse.double())
+    with pytest.raises(ValueError, match="rows apart"):
+        launch(*args, out, lse)
     torch.cuda.synchronize()
     assert solution_prefill_tilelang._COUNTERS[str(q.device)].tolist() == [0, 0]
 

@@ -61,7 +61,7 @@ SETTINGS: Tuple[Setting, ...] = (
             "`1` (used where it is faster)"),
     Setting(HOPPER_PREFILL, "Which prefill kernel an sm90 GPU (H100/H200) runs. Unset or `auto`: our TileLang "
             "Hopper kernel (`kernels/attention/prefill_tilelang.py`, FA3's schedule on persistent blocks) for every "
-            "prefill plan it serves (TileLang imports; head size 64, 128 or 256; pages of 16 tokens or more, or "
+            "prefill plan it serves (TileLang imports; head size 64, 128 or 256; NHD pages of 16 tokens or more, or "
             "ragged K/V; no window, soft-cap or kv_chunk_size; not in CUDA-graph mode), the portable Triton kernel "
             "for the rest. `1`: as auto, and the Triton Hopper kernel (`prefill_hopper.py`) where TileLang does "
             "not import or serve the head size. `0`: the portable kernel only. A shape's first call compiles the "

@@ -152,7 +152,8 @@ def test_backend_table_picks_hopper_on_sm90_unless_switched_off(monkeypatch):
     assert choose(_problem(90, head_dim=256, page_size=64)) == expected
     assert choose(_problem(90, head_dim=64, page_size=32)) == expected
     for changes, why in ((dict(page_size=1), "pages of 1 tokens"), (dict(page_size=8), "pages of 8 tokens"),
-                         (dict(head_dim=96), "head_dim 96"), (dict(head_dim=256, page_size=128), "head_dim 256")):
+                         (dict(head_dim=96), "head_dim 96"), (dict(head_dim=256, page_size=128), "head_dim 256"),
+                         (dict(kv_layout="HND"), "HND pages")):
         assert choose(_problem(90, **changes)) == "triton"
         assert why in TABLE["hopper"].unavailable(_problem(90, **changes))
 
@@ -203,6 +204,8 @@ def test_runner_stays_portable_off_sm90(monkeypatch):
                      causal=True)
         on_hopper = wrapper._runner.sm == 90 and (mode == "on" or tilelang_importable())
         assert (wrapper._runner._hopper is not None) == on_hopper
+    # The wrapper's layout reaches the choice (HND pages stay portable under auto).
+    assert BatchPrefillWithPagedKVCacheWrapper(workspace(), "HND")._runner.kv_layout == "HND"
 
 
 def test_sweep_dry_run_checks_and_times_every_variant(tmp_path):

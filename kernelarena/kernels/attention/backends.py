@@ -39,6 +39,7 @@ class AttentionProblem(NamedTuple):
     hopper_config: bool = False  # the wrapper was given a HopperPrefillConfig (it selects the Hopper kernel)
     hopper_unsupported: Optional[str] = None  # an option of the plan that the Hopper kernel lacks, if any
     page_size: int = 0  # tokens a K/V page (scheduler.RAGGED_PAGE_SIZE: ragged K/V)
+    kv_layout: str = "NHD"  # the wrapper's paged K/V layout
 
 
 class Backend(NamedTuple):
@@ -74,7 +75,7 @@ def _hopper_prefill_unavailable(p: AttentionProblem) -> Optional[str]:
         if p.sm != 90:
             return "automatic on sm90 (Hopper) GPUs only; pass a HopperPrefillConfig to force it"
         if prefill_hopper.mode == "auto" and p.hopper_unsupported is None:
-            why = prefill_hopper.tilelang_unavailable(p.head_dim, p.page_size)
+            why = prefill_hopper.tilelang_unavailable(p.head_dim, p.page_size, p.kv_layout)
             if why is not None:
                 return f"{why} ({prefill_hopper.ENV_SWITCH}=1 runs the Triton Hopper kernel there)"
     return p.hopper_unsupported

@@ -23,7 +23,7 @@ class PagedKVCacheWrapper:
                  *, config: Union[KernelConfig, HopperPrefillConfig, None] = None, num_sms: Optional[int] = None):
         self.kv_layout = check_layout(kv_layout)
         self._runner = AttentionRunner(float_workspace_buffer, use_cuda_graph=use_cuda_graph, config=config,
-                                       num_sms=num_sms)
+                                       num_sms=num_sms, kv_layout=self.kv_layout)
         self._cache_seen, self._view = None, None
 
     def reserve_page_indices(self, capacity: int) -> None:

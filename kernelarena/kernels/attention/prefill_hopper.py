@@ -138,12 +138,16 @@ def tilelang_importable() -> bool:
 MIN_AUTO_PAGE = 16
 
 
-def tilelang_unavailable(head_dim: int, page_size: int) -> Optional[str]:
+def tilelang_unavailable(head_dim: int, page_size: int, kv_layout: str = "NHD") -> Optional[str]:
     """Why the automatic choice (KERNELARENA_HOPPER_PREFILL unset or auto) leaves a prefill plan on an sm90 GPU to
-    the portable kernel, or None when the TileLang kernel takes it. ``page_size``: RAGGED_PAGE_SIZE for ragged K/V."""
+    the portable kernel, or None when the TileLang kernel takes it. ``page_size``: RAGGED_PAGE_SIZE for ragged K/V;
+    ``kv_layout``: the paged cache's layout (HND pages have no row of all heads, which the kernel's TMA copies read:
+    at run() it would fall back to the Triton Hopper kernel, not timed in that layout)."""
     from .prefill_tilelang import supported  # no TileLang import: the program is built on first use
 
     ragged = page_size == RAGGED_PAGE_SIZE
+    if not ragged and kv_layout != "NHD":
+        return f"{kv_layout} pages: the TileLang kernel reads K/V rows of all heads (NHD)"
     config = TILELANG_CONFIG_D256 if head_dim == 256 else TILELANG_CONFIG
     if not supported(head_dim, 0 if ragged else page_size, config.block_n, config.block_m, config.num_stages):
         return f"the TileLang kernel does not take head_dim {head_dim} with pages of {page_size} tokens"

@@ -68,10 +68,11 @@ class AttentionRunner:
 
     def __init__(self, float_workspace_buffer: torch.Tensor, *, use_cuda_graph: bool = False,
                  config: Union[KernelConfig, HopperPrefillConfig, None] = None, num_sms: Optional[int] = None,
-                 max_work_words: int = DEFAULT_WORK_WORDS):
+                 max_work_words: int = DEFAULT_WORK_WORDS, kv_layout: str = "NHD"):
         self.device = float_workspace_buffer.device
         self.on_gpu = self.device.type == "cuda"
         self.use_cuda_graph = use_cuda_graph
+        self.kv_layout = kv_layout  # the caller's paged K/V layout: the TileLang prefill kernel reads NHD rows
         self._workspace = float_workspace_buffer.view(torch.uint8).view(-1)
         self._fixed_config = config
         self._configs: dict = {}  # (head_dim, group, max_rows, fewer pairs than SMs) -> choose_config's answer
@@ -217,7 +218,7 @@ class AttentionRunner:
         problem = AttentionProblem(decode, self.on_gpu, pairs, self.num_sms, self._fixed_config is not None and
                                    not explicit, q_dtype, head_dim, group, lambda: 0, self.sm, explicit,
                                    f"the Hopper prefill kernel has no {', '.join(lacks)}" if lacks else None,
-                                   page_size)
+                                   page_size, self.kv_layout)
         if choose(problem) == "hopper":
             return self._fixed_config if explicit else choose_hopper_config(head_dim, self.on_gpu)
         if explicit:

@@ -101,6 +101,10 @@ out_pre = prefill.run(q_pre, (k_cache, v_cache))
 ref_pre, _ = batch_attention_reference(q_pre, k_cache, v_cache, prefill_indptr.to(DEVICE), table.kv_indptr,
                                        table.kv_indices, table.kv_last_page_len, causal=True, sm_scale=SCALE)
 print(f"query lengths {q_lens}: out {tuple(out_pre.shape)}, max |error| {max_error(out_pre, ref_pre):.2e}")
+# On an H100/H200 with TileLang installed, prefill with pages of 16+ tokens goes to the TileLang Hopper kernel (its
+# first call compiles it, 10-30 s); elsewhere to the persistent Triton kernel.
+kernel = "TileLang Hopper prefill" if getattr(prefill._runner, "_hopper", None) is not None else "persistent Triton"
+print(f"prefill kernel chosen by plan(): {kernel}")
 
 section("4. the same calls on FlashInfer, side by side")
 if not GPU or importlib.util.find_spec("flashinfer") is None:

@@ -31,6 +31,7 @@ def test_01_attention_basics_matches_the_reference():
     if not GPU:
         assert "kv_indptr        [0, 2, 5, 6]" in out
         assert "kernel chosen by plan(): persistent Triton" in out
+        assert "prefill kernel chosen by plan(): persistent Triton" in out
         assert "skipped: FlashInfer needs a GPU" in out
 
 

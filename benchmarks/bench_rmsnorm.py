@@ -242,6 +242,14 @@ def markdown_table(rows, ceiling, meta):
 COPY_NAME = "d2d copy (same bytes)"
 
 
+def copy_floor(op, batch, hidden, device):
+    """The floor at this size, timed beside the kernels: fn(*ignored) copies, device to device, as many bytes as the
+    op moves (half read, half written)."""
+    half = op_bytes(op, batch, hidden) // 2
+    src, dst = (torch.empty(half, dtype=torch.int8, device=device) for _ in range(2))
+    return lambda *_: dst.copy_(src)
+
+
 def host_cost_rows(backends, device, failures, sweep=False, shapes=None):
     """Per op, shape (rows x hidden; default every BATCHES x HIDDENS on a GPU) and backend: host and back-to-back
     us per call (host_cost.py), the backends timed in turn within each round; with ``sweep``, also our CUDA kernel
@@ -257,10 +265,8 @@ def host_cost_rows(backends, device, failures, sweep=False, shapes=None):
             s = sets[0]
             calls = 3 if device == "cpu" else int(min(500, max(20, B2B_ROUND_S / (op_bytes(op, batch, hidden) / 3e12))))
             fns = {name: (lambda c=timed_call(op, fns, w): c(s)) for name, fns in table.items()}
-            if device == "cuda":  # the floor, timed in turn with the rest: a device-to-device copy of the same bytes
-                half = op_bytes(op, batch, hidden) // 2
-                src, dst = (torch.empty(half, dtype=torch.int8, device=device) for _ in range(2))
-                fns[COPY_NAME] = lambda s=src, d=dst: d.copy_(s)
+            if device == "cuda":
+                fns[COPY_NAME] = copy_floor(op, batch, hidden, device)
             errors = {}  # one backend failing must not lose the rest of the run
             measured = back_to_back_each(fns, calls=calls, rounds=1 if device == "cpu" else 5, errors=errors)
             for name, why in errors.items():
@@ -366,13 +372,9 @@ def main(argv=None):
                     print("FAILED", failures[-1], flush=True)
                     continue
                 timed[name] = timed_call(op, fns, w)
-            copy_name = COPY_NAME
-            if device == "cuda":  # a device-to-device copy moving the same bytes: the floor at this size
-                half = op_bytes(op, batch, hidden) // 2
-                src = torch.empty(half, dtype=torch.int8, device=device)
-                dst = torch.empty(half, dtype=torch.int8, device=device)
-                timed[copy_name] = lambda _: dst.copy_(src)
-                errors[copy_name] = (0.0, 0.0)
+            if device == "cuda":
+                timed[COPY_NAME] = copy_floor(op, batch, hidden, device)
+                errors[COPY_NAME] = (0.0, 0.0)
             try:
                 times = timer.median_us_each(timed, sets)
             except Exception as exc:  # keep the rows of the other cases
@@ -388,8 +390,7 @@ def main(argv=None):
                              "tbps": op_bytes(op, batch, hidden) / (us * 1e-6) / 1e12, "err": max(err, err_sum),
                              "correct": ok})
                 rows[-1]["pct_copy"] = 100 * rows[-1]["tbps"] / ceiling if ceiling == ceiling else float("nan")
-            timed.pop(copy_name, None)
-            src = dst = None
+            timed.pop(COPY_NAME, None)  # frees the copy's buffers
             for r in rows:
                 if r["op"] == op and r["batch"] == batch and r["hidden"] == hidden and "flashinfer" in times:
                     r["vs_flashinfer"] = times["flashinfer"] / r["us"]

@@ -23,9 +23,11 @@ import torch
 
 from benchmarks.bench_rmsnorm import (
     B2B_ROUND_S,
+    COPY_NAME,
     EPS,
     HOST_AHEAD_US,
     check,
+    copy_floor,
     covers,
     input_sets,
     launcher_fns,
@@ -54,7 +56,6 @@ VARIANTS = {
     "weight early": ({"WEIGHT_LATE": 0}, 0),
     "loads cs, pdl early": ({"STREAMING_LOADS": 1, "PDL_EARLY": 1}, 0),
 }
-COPY = "d2d copy (same bytes)"
 
 
 def triton_variants() -> dict:
@@ -131,11 +132,7 @@ def main(argv=None) -> int:
                         failed.append(f"{name}: relative error {err:.2e} / {err_sum:.2e}")
                         continue
                     calls[name] = timed_call(op, fns, w)
-                # The floor: a device-to-device copy moving the same bytes, timed in turn with the kernels.
-                half = op_bytes(op, batch, hidden) // 2
-                src = torch.empty(half, dtype=torch.int8, device=device)
-                dst = torch.empty(half, dtype=torch.int8, device=device)
-                calls[COPY] = lambda _, s=src, d=dst: d.copy_(s)
+                calls[COPY_NAME] = copy_floor(op, batch, hidden, device)  # the floor, timed in turn with the kernels
                 n = int(min(500, max(20, B2B_ROUND_S / (op_bytes(op, batch, hidden) / 3e12))))
                 first = sets[0]
                 b2b = back_to_back_each({k: (lambda c=c, s=first: c(s)) for k, c in calls.items()}, calls=n, rounds=7)
@@ -146,7 +143,7 @@ def main(argv=None) -> int:
                     lines.append(f"| {op} | {batch} x {hidden} | {name} | {wall:.1f} | {fi_b2b / wall:.3f}x | "
                                  f"{cold[name]:.1f} | {fi_cold / cold[name]:.3f}x |")
                 print("\n".join(lines[-len(calls):]) + (f"\nFAILED {failed}" if failed else ""), flush=True)
-                del sets, first, src, dst, calls
+                del sets, first, calls
     emit([f"# Our CUDA RMSNorm kernel's compile-time knobs ({run.machine}, {run.date})", "",
           "`python3 -m benchmarks.diag_rmsnorm_variants`: bf16; 'b2b': calls back to back on the same inputs "
           "(host_cost.back_to_back_each, 7 rounds, the implementations in turn), 'cold-L2': one call after an L2 "

@@ -338,6 +338,23 @@ def test_solution_entry_points_match_reference():
         check(out, lse, ref_out.double(), ref_lse.double())
 
 
+def test_tilelang_solution_compiles_the_kernel_the_wrappers_run():
+    """The dataset's TileLang solution cannot import prefill_hopper.py (the Triton kernel), so it spells out
+    TILELANG_CONFIG's tiles and options; they must stay the same as the wrappers' default config."""
+    import inspect
+
+    from kernelarena.kernels.attention import solution_prefill_tilelang as solution
+    from kernelarena.kernels.attention.prefill_hopper import TILELANG_CONFIG as config
+
+    assert (solution.BLOCK_M, solution.BLOCK_N, solution.STAGES) == (config.block_m, config.block_n,
+                                                                     config.num_stages)
+    source = inspect.getsource(solution.plan)
+    for option in ("overlap", "pingpong", "fast_math", "dynamic"):
+        assert f"{option}={getattr(config, option)}" in source, option
+    assert config.persistent and "ctas=torch.cuda.get_device_properties" in source
+    assert not config.pack_gqa and "group_size=1" in source
+
+
 def test_tilelang_solution_says_it_needs_sm90_off_hopper():
     """The dataset's TileLang prefill solution targets H100/H200; anywhere else it refuses, naming what it needs."""
     from kernelarena.kernels.attention import solution_prefill_tilelang

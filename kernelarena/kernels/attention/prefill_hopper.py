@@ -35,6 +35,7 @@ import triton.language as tl
 from kernelarena import env
 from kernelarena.errors import UnsupportedError
 
+from . import prefill_tilelang as tl_prefill  # no TileLang import: its programs are built on first use
 from .paged_kernel import LOG2E, load_rows, page_rows
 from .scheduler import HEADER, ITEM_FIELDS, RAGGED_PAGE_SIZE
 
@@ -143,13 +144,12 @@ def tilelang_unavailable(head_dim: int, page_size: int, kv_layout: str = "NHD") 
     the portable kernel, or None when the TileLang kernel takes it. ``page_size``: RAGGED_PAGE_SIZE for ragged K/V;
     ``kv_layout``: the paged cache's layout (HND pages have no row of all heads, which the kernel's TMA copies read:
     at run() it would fall back to the Triton Hopper kernel, not timed in that layout)."""
-    from .prefill_tilelang import supported  # no TileLang import: the program is built on first use
-
     ragged = page_size == RAGGED_PAGE_SIZE
     if not ragged and kv_layout != "NHD":
         return f"{kv_layout} pages: the TileLang kernel reads K/V rows of all heads (NHD)"
     config = TILELANG_CONFIG_D256 if head_dim == 256 else TILELANG_CONFIG
-    if not supported(head_dim, 0 if ragged else page_size, config.block_n, config.block_m, config.num_stages):
+    if not tl_prefill.supported(head_dim, 0 if ragged else page_size, config.block_n, config.block_m,
+                                config.num_stages):
         return f"the TileLang kernel does not take head_dim {head_dim} with pages of {page_size} tokens"
     if not ragged and page_size < MIN_AUTO_PAGE:
         return (f"pages of {page_size} tokens: the TileLang kernel takes one TMA copy a page, and is chosen "
@@ -170,9 +170,7 @@ def choose_hopper_config(head_dim: int, on_gpu: bool, language: Optional[str] = 
     if not on_gpu:
         return HopperPrefillConfig(32, 16, 4, 1, True, True)
     if language is None:
-        from .prefill_tilelang import HEAD_DIMS  # no TileLang import: the program is built on first use
-
-        language = "tilelang" if head_dim in HEAD_DIMS and tilelang_importable() else "triton"
+        language = "tilelang" if head_dim in tl_prefill.HEAD_DIMS and tilelang_importable() else "triton"
     if language == "tilelang":
         return TILELANG_CONFIG_D256 if head_dim == 256 else TILELANG_CONFIG
     return HopperPrefillConfig(128 if head_dim <= 128 else 64, 64, 8, 5, True, True)
@@ -376,8 +374,6 @@ class HopperPrefillLauncher:
         # runs the Triton kernel, the same tiling).
         self._tilelang = config.language == "tilelang" and self.device.type == "cuda"
         if self._tilelang:
-            from . import prefill_tilelang as tl_prefill
-
             # Head sizes and page sizes it does not serve run the Triton kernel (decided once, at plan).
             self._tilelang = tl_prefill.supported(head_dim, 0 if page_size == RAGGED_PAGE_SIZE else page_size,
                                                   config.block_n, config.block_m, config.num_stages)
@@ -431,8 +427,6 @@ class HopperPrefillLauncher:
 
     def _launch_tilelang(self, q, k, v, out, lse, kv_strides):
         """Launch the TileLang kernel; None (nothing launched) when q, out or K/V are not compact rows."""
-        from . import prefill_tilelang as tl_prefill
-
         page_size = self._tl_args["page_size"]
         k_rows, v_rows = tl_prefill.rows_view(k, kv_strides, page_size), tl_prefill.rows_view(v, kv_strides, page_size)
         if k_rows is None or v_rows is None or not (q.is_contiguous() and out.is_contiguous()) or (

@@ -4,7 +4,7 @@
 # printed (a capped step keeps what it printed). Carry [".gpu-all", ".fi-cache"]; run from the repo root:
 #     bash benchmarks/gpu_evidence.sh [STEP ...]      (default: every step below, in order)
 # Steps: smoke, tltests, diag, teardown, cuptiratio, recupti, recuptimoe, serving, tests, host, hostsweep, repro, repro1, repro2 (or repro2a, repro2b), repro3, stability, learning, walltime, ray, prefill,
-# attention, prefillsweep, rmsnormsweep, rmsnormvariants, rmsnormgrid, decodesweep. Caps in seconds are set
+# attention, prefillsweep, rmsnormsweep, rmsnormvariants, rmsnormgrid, decodesweep, ties. Caps in seconds are set
 # per step below; pick steps so that their caps sum to under 9 minutes per call (one call is at most 10).
 set -u
 source benchmarks/gpu_env.sh
@@ -99,6 +99,9 @@ for s in $steps; do
     # back and with a cold L2 (issue #18; about 2 minutes for the fused op's eight shapes).
     rmsnormvariants) step diag_rmsnorm_variants "${RMSVARIANTS_CAP:-240}" python3 -m benchmarks.diag_rmsnorm_variants \
                        ${RMSVARIANTS_ARGS:-} --out "$OUT" ;;
+    # Issue #18's closest points repeated on fresh inputs (fused_add_rmsnorm back to back from 8192 rows, decode at
+    # batch >= 64), each repetition's ratio to FlashInfer beside the floor (TIES_ARGS, e.g. "--repeats 5").
+    ties) step diag_ties "${TIES_CAP:-300}" python3 -m benchmarks.diag_ties ${TIES_ARGS:-} --out "$OUT" ;;
     # The RMSNorm grid without the config sweep (about a minute).
     rmsnormgrid) step rmsnorm_grid "${RMSNORM_CAP:-120}" python3 -m benchmarks.bench_rmsnorm \
                    --backends auto,triton,cuda,flashinfer,torch --out "$OUT" ;;

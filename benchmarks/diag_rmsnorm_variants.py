@@ -1,9 +1,10 @@
 """Our CUDA RMSNorm kernel built with values of its compile-time knobs (rmsnorm.cuh: STREAMING_LOADS, PDL_EARLY,
-STREAMING_STORES, MIN_BLOCK, WEIGHT_LATE) and threads per row, and our Triton kernel with its loads evict-first and
-plain, beside FlashInfer, the library's backends and a device-to-device copy of the same bytes (the floor): back to
-back (issue #18's measure) and with a cold L2, all timed in turn.
+STREAMING_STORES, MIN_BLOCK, WEIGHT_LATE, PAD_SMEM, BLOCKS_PER_SM) and threads per row, and our Triton kernel with its
+loads evict-first and plain, beside FlashInfer, the library's backends and a device-to-device copy of the same bytes
+(the floor): back to back (issue #18's measure) and with a cold L2, all timed in turn.
 
     python3 -m benchmarks.diag_rmsnorm_variants --out $OUT [--shapes 8192x4096,...] [--ops fused_add_rmsnorm,rmsnorm]
+        [--variants 'NAME;NAME;...']      (VARIANTS' names, ';' between them: the names hold commas)
 
 Each variant is the library's launcher (cuda/rmsnorm_python.cu) compiled with -D flags into its own module, launched
 as the backend launches on sm90 (default threads per row, programmatic dependent launch), and checked against the
@@ -17,6 +18,7 @@ import functools
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -55,6 +57,20 @@ VARIANTS = {
     "weight late": ({"WEIGHT_LATE": 1}, 0),
     "weight early": ({"WEIGHT_LATE": 0}, 0),
     "loads cs, pdl early": ({"STREAMING_LOADS": 1, "PDL_EARLY": 1}, 0),
+    # Fewer rows in flight: threads per row (t128: 4 vectors a thread, one row a block) and blocks an SM capped by
+    # shared memory asked for and not used (PAD_SMEM: 48 KB, 4 blocks; 64 KB, 3; 100 KB, 2).
+    "weight late, t128": ({"WEIGHT_LATE": 1}, 128),
+    "t256": ({}, 256),
+    "t512": ({}, 512),
+    "4 blocks an SM": ({"PAD_SMEM": 48 << 10}, 0),
+    "3 blocks an SM": ({"PAD_SMEM": 64 << 10}, 0),
+    "2 blocks an SM": ({"PAD_SMEM": 100 << 10}, 0),
+    # More blocks of 128 threads an SM than their registers allow by default (launch bounds; spills where they must).
+    "bounds 6 an SM": ({"BLOCKS_PER_SM": 6}, 0),
+    "bounds 7 an SM": ({"BLOCKS_PER_SM": 7}, 0),
+    "bounds 8 an SM": ({"BLOCKS_PER_SM": 8}, 0),
+    "loads cg": ({"STREAMING_LOADS": 2}, 0),
+    "loads cg, t128": ({"STREAMING_LOADS": 2}, 128),
 }
 
 
@@ -94,12 +110,23 @@ def build_variant(knobs: tuple, arch: str, where: Path):
     return cuda_impl.load_launcher(path).launch
 
 
-def variant_backends(device, where: Path, hidden: int) -> dict:
-    """name -> (rmsnorm(x, w, out), fused(x, r, w)) for each of VARIANTS that covers a row of ``hidden``."""
+def prebuild(device, where: Path, names) -> None:
+    """Compile the knob sets of ``names`` side by side (one nvcc each): built one after another they took most of a
+    GPU call."""
+    major, minor = torch.cuda.get_device_capability(device)
+    arch = f"{major}{minor}{'a' if major >= 9 else ''}"
+    knob_sets = {tuple(sorted(VARIANTS[name][0].items())) for name in names}
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda knobs: build_variant(knobs, arch, where), knob_sets))
+
+
+def variant_backends(device, where: Path, hidden: int, names) -> dict:
+    """name -> (rmsnorm(x, w, out), fused(x, r, w)) for each of ``names`` (of VARIANTS) that covers a row of
+    ``hidden``."""
     major, minor = torch.cuda.get_device_capability(device)
     arch = f"{major}{minor}{'a' if major >= 9 else ''}"
     return {name: launcher_fns(build_variant(tuple(sorted(knobs.items())), arch, where), threads, int(major >= 9))
-            for name, (knobs, threads) in VARIANTS.items() if covers(hidden, threads)}
+            for name, (knobs, threads) in VARIANTS.items() if name in names and covers(hidden, threads)}
 
 
 def main(argv=None) -> int:
@@ -107,12 +134,18 @@ def main(argv=None) -> int:
     add_out_argument(parser)
     parser.add_argument("--ops", default="fused_add_rmsnorm")
     parser.add_argument("--shapes", default=",".join(f"{b}x{h}" for b, h in SHAPES), help="ROWSxHIDDEN,...")
+    parser.add_argument("--variants", default=";".join(VARIANTS), help="VARIANTS' names, ';' between (default: all)")
     args = parser.parse_args(argv)
+    names = [n.strip() for n in args.variants.split(";")]
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        parser.error(f"--variants: unknown {unknown}; known: {'; '.join(VARIANTS)}")
     device = "cuda"
     run = stamp(device)
     timer = ColdL2Timer(device, host_ahead_us=HOST_AHEAD_US)
     shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",")]
     with tempfile.TemporaryDirectory() as where:
+        prebuild(device, Path(where), names)
         base = {**make_backends(["flashinfer", "triton", "cuda"], device), **triton_variants()}
         lines = ["| op | rows x hidden | implementation | b2b us/call | b2b vs FI | cold-L2 us | cold vs FI |",
                  "|---|---|---|---|---|---|---|"]
@@ -120,7 +153,7 @@ def main(argv=None) -> int:
             for batch, hidden in shapes:
                 n_sets = max(2, min(8, -(-(256 << 20) // op_bytes(op, batch, hidden))))
                 sets, w = input_sets(op, batch, hidden, device, n_sets)
-                impls = {**base, **variant_backends(device, Path(where), hidden)}
+                impls = {**base, **variant_backends(device, Path(where), hidden, names)}
                 calls, failed = {}, []
                 for name, fns in impls.items():
                     try:

@@ -9,7 +9,7 @@ new random page order), the implementations timed in turn within it as the bench
 repetition's ratio, their median, range and how many are at or above 1.0, beside the floor of the same repetition.
 
     python3 -m benchmarks.diag_ties --out $OUT [--repeats 7] [--parts rmsnorm,decode]
-        [--rmsnorm-shapes 8192x4096,...] [--decode-cases 64x8192,...]
+        [--rmsnorm-shapes 8192x4096,...] [--decode-cases 64x8192,...] [--variants 'NAME;NAME']
 
   rmsnorm  fused_add_rmsnorm back to back (host_cost.back_to_back_each, 7 rounds): ours (`auto`) and FlashInfer,
            and a device-to-device copy of the same bytes (the floor)
@@ -22,10 +22,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import tempfile
+from pathlib import Path
 from typing import Dict, List, Sequence
 
 import torch
 
+from benchmarks import diag_rmsnorm_variants
 from benchmarks.bench_attention import (
     HKV,
     PAGE,
@@ -72,38 +75,52 @@ def summary_cells(ratios: Sequence[float]) -> str:
             f"{s['at_least_even']}/{s['repeats']}")
 
 
-def rmsnorm_rows(shapes, repeats: int, device: str) -> List[str]:
-    """fused_add_rmsnorm back to back at each shape, ``repeats`` times on fresh inputs: table rows."""
+def rmsnorm_rows(shapes, repeats: int, device: str, variants=()) -> List[str]:
+    """fused_add_rmsnorm back to back at each shape, ``repeats`` times on fresh inputs: table rows (one more row a
+    shape for each of ``variants``, diag_rmsnorm_variants' builds, timed in turn with the others)."""
     op = "fused_add_rmsnorm"
     backends = make_backends(["auto", "flashinfer"], device)
     if "flashinfer" not in backends:
         raise RuntimeError("diag_ties needs FlashInfer (benchmarks/prepare_gpu_deps.sh)")
     rows = []
-    for batch, hidden in shapes:
-        for name, fns in backends.items():
-            err, err_sum = check(op, fns, batch, hidden, device)
-            if err > 1e-2 or err_sum > 1e-2:
-                raise RuntimeError(f"{name} {batch}x{hidden}: relative error {err:.2e} / {err_sum:.2e}")
-        ratios, floor_share, ours_us, fi_us = [], [], [], []
-        calls = int(min(500, max(20, B2B_ROUND_S / (op_bytes(op, batch, hidden) / 3e12))))
-        for k in range(repeats):
-            pad = torch.empty(k * PAD_STEP_BYTES + 1, dtype=torch.uint8, device=device)
-            sets, w = input_sets(op, batch, hidden, device, 1, seed=1000 + k)
-            fns = {name: (lambda c=timed_call(op, f, w), s=sets[0]: c(s)) for name, f in backends.items()}
-            fns[COPY_NAME] = copy_floor(op, batch, hidden, device)
-            b2b = back_to_back_each(fns, calls=calls, rounds=7)
-            ours, fi, floor = (b2b[n].wall_us for n in ("auto", "flashinfer", COPY_NAME))
-            ratios.append(fi / ours)
-            floor_share.append(floor / ours)
-            ours_us.append(ours)
-            fi_us.append(fi)
-            print(f"fused_add_rmsnorm {batch}x{hidden} #{k}: ours {ours:.1f} FI {fi:.1f} copy {floor:.1f} us "
-                  f"-> {fi / ours:.3f}x", flush=True)
-            del pad, sets, fns
-            torch.cuda.empty_cache()
-        rows.append(f"| fused_add_rmsnorm b2b | {batch} x {hidden} | {statistics.median(ours_us):.1f} | "
-                    f"{statistics.median(fi_us):.1f} | {summary_cells(ratios)} | "
-                    f"{statistics.median(floor_share):.3f} |")
+    with tempfile.TemporaryDirectory() as where:
+        if variants:
+            diag_rmsnorm_variants.prebuild(device, Path(where), variants)
+        for batch, hidden in shapes:
+            extra = diag_rmsnorm_variants.variant_backends(device, Path(where), hidden, variants) if variants else {}
+            rows += rmsnorm_shape_rows(op, batch, hidden, {**backends, **extra}, repeats, device)
+    return rows
+
+
+def rmsnorm_shape_rows(op, batch, hidden, backends, repeats, device) -> List[str]:
+    """One shape of rmsnorm_rows: a row for `auto` and one for each other implementation but FlashInfer."""
+    ours_names = [n for n in backends if n != "flashinfer"]
+    for name, fns in backends.items():
+        err, err_sum = check(op, fns, batch, hidden, device)
+        if err > 1e-2 or err_sum > 1e-2:
+            raise RuntimeError(f"{name} {batch}x{hidden}: relative error {err:.2e} / {err_sum:.2e}")
+    times = {name: [] for name in [*backends, COPY_NAME]}
+    calls = int(min(500, max(20, B2B_ROUND_S / (op_bytes(op, batch, hidden) / 3e12))))
+    for k in range(repeats):
+        pad = torch.empty(k * PAD_STEP_BYTES + 1, dtype=torch.uint8, device=device)
+        sets, w = input_sets(op, batch, hidden, device, 1, seed=1000 + k)
+        fns = {name: (lambda c=timed_call(op, f, w), s=sets[0]: c(s)) for name, f in backends.items()}
+        fns[COPY_NAME] = copy_floor(op, batch, hidden, device)
+        b2b = back_to_back_each(fns, calls=calls, rounds=7)
+        for name in times:
+            times[name].append(b2b[name].wall_us)
+        print(f"fused_add_rmsnorm {batch}x{hidden} #{k}: "
+              + ", ".join(f"{name} {b2b[name].wall_us:.1f}" for name in times) + " us", flush=True)
+        del pad, sets, fns
+        torch.cuda.empty_cache()
+    fi, floor = times["flashinfer"], times[COPY_NAME]
+    rows = []
+    for name in ours_names:
+        ours = times[name]
+        label = "fused_add_rmsnorm b2b" + ("" if name == "auto" else f" ({name})")
+        rows.append(f"| {label} | {batch} x {hidden} | {statistics.median(ours):.1f} | "
+                    f"{statistics.median(fi):.1f} | {summary_cells([f / o for f, o in zip(fi, ours)])} | "
+                    f"{statistics.median([c / o for c, o in zip(floor, ours)]):.3f} |")
     return rows
 
 
@@ -155,11 +172,17 @@ def main(argv=None) -> int:
     parser.add_argument("--parts", default="rmsnorm,decode", help="comma list of rmsnorm, decode")
     parser.add_argument("--rmsnorm-shapes", default=",".join(f"{r}x{h}" for r, h in RMSNORM_SHAPES))
     parser.add_argument("--decode-cases", default=",".join(f"{b}x{n}" for b, n in DECODE_CASES))
+    parser.add_argument("--variants", default="",
+                        help="diag_rmsnorm_variants' builds to time beside ours, ';' between names")
     args = parser.parse_args(argv)
     parts = args.parts.split(",")
     unknown = sorted(set(parts) - {"rmsnorm", "decode"})
     if unknown:
         parser.error(f"--parts: unknown {unknown} (rmsnorm, decode)")
+    variants = [n.strip() for n in args.variants.split(";") if n.strip()]
+    unknown = [n for n in variants if n not in diag_rmsnorm_variants.VARIANTS]
+    if unknown:
+        parser.error(f"--variants: unknown {unknown}; known: {'; '.join(diag_rmsnorm_variants.VARIANTS)}")
     if args.repeats < 1:
         parser.error("--repeats: at least 1")
     if not torch.cuda.is_available():
@@ -167,7 +190,7 @@ def main(argv=None) -> int:
     run = stamp("cuda")
     lines = []
     if "rmsnorm" in parts:
-        lines += rmsnorm_rows(parse_pairs(args.rmsnorm_shapes, "--rmsnorm-shapes"), args.repeats, "cuda")
+        lines += rmsnorm_rows(parse_pairs(args.rmsnorm_shapes, "--rmsnorm-shapes"), args.repeats, "cuda", variants)
     if "decode" in parts:
         lines += decode_rows(parse_pairs(args.decode_cases, "--decode-cases"), args.repeats, "cuda")
     emit([f"# Issue #18's closest points, repeated ({run.machine}, {run.date})", "",

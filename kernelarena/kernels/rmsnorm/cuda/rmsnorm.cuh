@@ -104,7 +104,8 @@ __device__ __forceinline__ uint4 pack8(const float (&f)[kVecElems]) {
 // Compile-time tuning knobs; benchmarks/diag_rmsnorm_variants.py builds the launcher with each value and times it
 // against FlashInfer. STREAMING_LOADS=1 reads x and residual with evict-first loads (__ldcs); 0 (the default) with
 // plain loads, as FlashInfer's kernels: on the H200 the fused op back to back at 32768 x 4096 / 8192 ran 266.4 /
-// 525.0 us plain against 270.9 / 533.9 evict-first (results/diag_rmsnorm_variants_2026-12-04_h200.md).
+// 525.0 us plain against 270.9 / 533.9 evict-first (results/diag_rmsnorm_variants_2026-12-04_h200.md). 2 (diag):
+// cached in L2 only (__ldcg).
 // PDL_EARLY=1 lets the next kernel launched with PDL be scheduled as soon as this one starts; 0 (the default) after
 // its last store, where FlashInfer's norm kernels do: never slower there, and rmsnorm 1024 x 4096 back to back
 // 5.0 against 6.3 us.
@@ -123,17 +124,28 @@ __device__ __forceinline__ uint4 pack8(const float (&f)[kVecElems]) {
 #define KERNELARENA_RMSNORM_MIN_BLOCK 128
 #endif
 // WEIGHT_LATE=1 loads the weight after the row's reduction instead of with x and residual, 0 with them; -1 (the
-// default) late for the fused op at 8 vectors a thread. There the early weight takes 32 of the thread's 159
+// default) late for the fused op at 4 or 8 vectors a thread. At 8 the early weight takes 32 of the thread's 159
 // registers (96 without it: five blocks of 128 threads on an SM instead of three, so more rows in flight) for an
 // L1/L2 round trip after the reduction: back to back on the H200, 8192 / 16384 x 4096 ran 67.7 / 131.8 us late
 // against 68.5 / 133.1 early, FlashInfer 69.0 / 134.2 (results/diag_rmsnorm_variants_2026-12-04_h200_session27.md);
-// at 8192 wide (2 vectors a thread) late was up to 1% slower.
+// at 8192 wide (2 vectors a thread) late was up to 1% slower. At 4 (session 28) see default_threads_per_row.
 #ifndef KERNELARENA_RMSNORM_WEIGHT_LATE
 #define KERNELARENA_RMSNORM_WEIGHT_LATE -1
 #endif
+// PAD_SMEM: bytes of dynamic shared memory each block of the vectorized kernel asks for and never uses, 0 (the
+// default) none. A diag knob: it caps the blocks an SM holds (the rows in flight) below what registers allow.
+// BLOCKS_PER_SM: launch bounds for blocks of 128 threads (rmsnorm_vec_bounded_kernel), 0 (the default) none.
+#ifndef KERNELARENA_RMSNORM_BLOCKS_PER_SM
+#define KERNELARENA_RMSNORM_BLOCKS_PER_SM 0
+#endif
+#ifndef KERNELARENA_RMSNORM_PAD_SMEM
+#define KERNELARENA_RMSNORM_PAD_SMEM 0
+#endif
 
 __device__ __forceinline__ uint4 load_row_vec(const void* row, int v) {
-#if KERNELARENA_RMSNORM_STREAMING_LOADS
+#if KERNELARENA_RMSNORM_STREAMING_LOADS == 2
+  return __ldcg(reinterpret_cast<const uint4*>(row) + v);  // cached in L2 only (diag)
+#elif KERNELARENA_RMSNORM_STREAMING_LOADS
   return __ldcs(reinterpret_cast<const uint4*>(row) + v);
 #else
   return reinterpret_cast<const uint4*>(row)[v];
@@ -184,21 +196,19 @@ __device__ __forceinline__ float row_sum(float v, int group, float* warp_sums) {
   return total;
 }
 
-// Vectorized kernel: rows of `group` threads, each thread owning up to VECS 16-byte vectors of its row,
-// all loads issued before the reduction. Needs hidden % 8 == 0 and 16-byte aligned rows.
+// One step of the vectorized kernel: the row `row` of this thread's group (`group` threads a row), each thread owning
+// up to VECS 16-byte vectors of it, all loads issued before the reduction. Needs hidden % 8 == 0 and 16-byte aligned
+// rows. Every thread of the block calls it (the reduction may hold a barrier); rows past the end do nothing.
 template <typename T, int VECS, bool FUSED>
-__global__ void rmsnorm_vec_kernel(RmsnormParams p, int group) {
-  __shared__ float warp_sums[32];
-  pdl_wait();
+__device__ __forceinline__ void rmsnorm_vec_row(const RmsnormParams& p, int group, int64_t row, bool row_ok,
+                                                float* warp_sums) {
   const int lane = threadIdx.x % group;
-  const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x / group) + threadIdx.x / group;
-  const bool row_ok = row < p.rows;
   const int nvec = p.hidden / kVecElems;
 
   const T* x = static_cast<const T*>(p.x) + row * p.x_row_stride;
   const T* w = static_cast<const T*>(p.weight);
   constexpr bool kWeightLate =
-      KERNELARENA_RMSNORM_WEIGHT_LATE < 0 ? (FUSED && VECS >= 8) : KERNELARENA_RMSNORM_WEIGHT_LATE != 0;
+      KERNELARENA_RMSNORM_WEIGHT_LATE < 0 ? (FUSED && VECS >= 4) : KERNELARENA_RMSNORM_WEIGHT_LATE != 0;
   uint4 raw_x[VECS], raw_r[VECS], raw_w[kWeightLate ? 1 : VECS];
 #pragma unroll
   for (int i = 0; i < VECS; ++i) {
@@ -252,6 +262,29 @@ __global__ void rmsnorm_vec_kernel(RmsnormParams p, int group) {
       store_row_vec(out, v, pack8<T>(vals[i]));
     }
   }
+}
+
+// Vectorized kernel: one step (rmsnorm_vec_row) a block, blockDim.x / group rows.
+template <typename T, int VECS, bool FUSED>
+__global__ void rmsnorm_vec_kernel(RmsnormParams p, int group) {
+  __shared__ float warp_sums[32];
+  pdl_wait();
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x / group) + threadIdx.x / group;
+  rmsnorm_vec_row<T, VECS, FUSED>(p, group, row, row < p.rows, warp_sums);
+  pdl_release_late();
+}
+
+// The same kernel for blocks of 128 threads with launch bounds of BLOCKS_PER_SM blocks an SM (the knob), so that the
+// compiler fits that many blocks' registers on an SM (more rows in flight).
+constexpr int kBoundedBlock = 128;
+constexpr int kBoundedBlocksPerSm = KERNELARENA_RMSNORM_BLOCKS_PER_SM > 0 ? KERNELARENA_RMSNORM_BLOCKS_PER_SM : 1;
+template <typename T, int VECS, bool FUSED>
+__global__ void __launch_bounds__(kBoundedBlock, kBoundedBlocksPerSm)
+    rmsnorm_vec_bounded_kernel(RmsnormParams p, int group) {
+  __shared__ float warp_sums[32];
+  pdl_wait();
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x / group) + threadIdx.x / group;
+  rmsnorm_vec_row<T, VECS, FUSED>(p, group, row, row < p.rows, warp_sums);
   pdl_release_late();
 }
 
@@ -296,14 +329,18 @@ __global__ void __launch_bounds__(kFallbackThreads) rmsnorm_scalar_kernel(Rmsnor
 // with few rows the row's loads spread over more threads win (1x8192: 256 threads 5.4 us, 128 threads 6.2;
 // 1024x8192: 17.7 vs 18.9; 8192x8192: 101.9 vs 96.0).
 constexpr int64_t kFewRows = 2048;
+// The fused op at 4096 wide up to this many rows takes 4 vectors a thread, beyond it 8 (see below).
+constexpr int64_t kFusedMidRows = 8192;
 
 inline int default_threads_per_row(int hidden, bool fused, int64_t rows) {
   const int nvec = hidden / kVecElems;
   int per_thread = (!fused && nvec >= 1024 && rows > kFewRows) ? 8 : 4;
   // The fused op over many rows, back to back on the H200 (results/diag_rmsnorm_variants_2026-12-04_h200*.md):
   // 8 vectors a thread at 4096 (32768 rows: 261.7 us against 265.6 with 4, FlashInfer 262.7), 2 at 8192 (521.8
-  // against 525.0, FlashInfer 526.5).
-  if (fused && rows > kFewRows && nvec >= 512) per_thread = nvec >= 1024 ? 2 : 8;
+  // against 525.0, FlashInfer 526.5). At 4096 over 2048-8192 rows 4 vectors (the weight read late) instead: at 8192
+  // rows, on five fresh allocations in turn, 67.1-67.7 against 68.0-68.8 us with 8 (FlashInfer 66.3-68.3), and 8
+  // still ahead from 16384 rows (results/diag_ties_2026-12-04_h200_session28*.md).
+  if (fused && rows > kFewRows && nvec >= 512) per_thread = nvec >= 1024 ? 2 : (rows > kFusedMidRows ? 8 : 4);
   int group = 8;  // at least 8 threads per row, so a warp covers at most 4 rows
   while (group < 1024 && group * per_thread < nvec) group *= 2;
   return group;
@@ -315,15 +352,20 @@ inline bool is_aligned16(const void* ptr) { return (reinterpret_cast<uintptr_t>(
 // caller checks; the kernels wait for the kernel before them first, see pdl_wait).
 template <typename... Args, typename... Given>
 cudaError_t launch_kernel(void (*kernel)(Args...), dim3 grid, dim3 block, cudaStream_t stream, bool pdl,
-                          Given... args) {
+                          size_t smem, Given... args) {
+  if (smem > 0) {  // the diag's PAD_SMEM: above 48 KB with the static warp sums, a block must opt in
+    const cudaError_t status =
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+    if (status != cudaSuccess) return status;
+  }
   if (!pdl) {
-    kernel<<<grid, block, 0, stream>>>(args...);
+    kernel<<<grid, block, smem, stream>>>(args...);
     return cudaGetLastError();
   }
   cudaLaunchConfig_t config = {};
   config.gridDim = grid;
   config.blockDim = block;
-  config.dynamicSmemBytes = 0;
+  config.dynamicSmemBytes = smem;
   config.stream = stream;
   cudaLaunchAttribute attribute[1];
   attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
@@ -331,6 +373,15 @@ cudaError_t launch_kernel(void (*kernel)(Args...), dim3 grid, dim3 block, cudaSt
   config.attrs = attribute;
   config.numAttrs = 1;
   return cudaLaunchKernelEx(&config, kernel, args...);
+}
+
+// The vectorized kernel at VECS vectors a thread (with BLOCKS_PER_SM, its bounded copy for blocks of 128 threads).
+template <typename T, int VECS, bool FUSED>
+cudaError_t launch_vec(dim3 grid, dim3 block, cudaStream_t stream, bool pdl, size_t smem, const RmsnormParams& p,
+                       int group) {
+  if (KERNELARENA_RMSNORM_BLOCKS_PER_SM > 0 && block.x == kBoundedBlock)
+    return launch_kernel(rmsnorm_vec_bounded_kernel<T, VECS, FUSED>, grid, block, stream, pdl, smem, p, group);
+  return launch_kernel(rmsnorm_vec_kernel<T, VECS, FUSED>, grid, block, stream, pdl, smem, p, group);
 }
 
 // Launches the kernel for p on stream. threads_per_row: 0 picks default_threads_per_row; otherwise a power
@@ -348,7 +399,7 @@ cudaError_t launch_rmsnorm(const RmsnormParams& p, int threads_per_row, cudaStre
   if (!vec_ok) {
     if (p.rows > 0x7fffffffLL) return cudaErrorInvalidValue;
     return launch_kernel(rmsnorm_scalar_kernel<T, FUSED>, dim3(static_cast<unsigned>(p.rows)),
-                         dim3(kFallbackThreads), stream, pdl, p);
+                         dim3(kFallbackThreads), stream, pdl, 0, p);
   }
   const int nvec = p.hidden / kVecElems;
   const int group = threads_per_row > 0 ? threads_per_row : default_threads_per_row(p.hidden, FUSED, p.rows);
@@ -362,10 +413,11 @@ cudaError_t launch_rmsnorm(const RmsnormParams& p, int threads_per_row, cudaStre
   const int64_t blocks = (p.rows + rows_per_block - 1) / rows_per_block;
   if (blocks > 0x7fffffffLL) return cudaErrorInvalidValue;
   const dim3 grid(static_cast<unsigned>(blocks)), block(group * rows_per_block);
-  if (vecs <= 1) return launch_kernel(rmsnorm_vec_kernel<T, 1, FUSED>, grid, block, stream, pdl, p, group);
-  if (vecs <= 2) return launch_kernel(rmsnorm_vec_kernel<T, 2, FUSED>, grid, block, stream, pdl, p, group);
-  if (vecs <= 4) return launch_kernel(rmsnorm_vec_kernel<T, 4, FUSED>, grid, block, stream, pdl, p, group);
-  if (vecs <= 8) return launch_kernel(rmsnorm_vec_kernel<T, 8, FUSED>, grid, block, stream, pdl, p, group);
+  constexpr size_t kPad = KERNELARENA_RMSNORM_PAD_SMEM;
+  if (vecs <= 1) return launch_vec<T, 1, FUSED>(grid, block, stream, pdl, kPad, p, group);
+  if (vecs <= 2) return launch_vec<T, 2, FUSED>(grid, block, stream, pdl, kPad, p, group);
+  if (vecs <= 4) return launch_vec<T, 4, FUSED>(grid, block, stream, pdl, kPad, p, group);
+  if (vecs <= 8) return launch_vec<T, 8, FUSED>(grid, block, stream, pdl, kPad, p, group);
   return cudaErrorInvalidValue;
 }
 

@@ -329,17 +329,18 @@ __global__ void __launch_bounds__(kFallbackThreads) rmsnorm_scalar_kernel(Rmsnor
 // with few rows the row's loads spread over more threads win (1x8192: 256 threads 5.4 us, 128 threads 6.2;
 // 1024x8192: 17.7 vs 18.9; 8192x8192: 101.9 vs 96.0).
 constexpr int64_t kFewRows = 2048;
-// The fused op at 4096 wide up to this many rows takes 4 vectors a thread, beyond it 8 (see below).
-constexpr int64_t kFusedMidRows = 8192;
+// The fused op at 4096 wide up to this many rows takes 4 vectors a thread, beyond it 8 (default_threads_per_row).
+constexpr int64_t kFusedMidRows = 12288;
 
 inline int default_threads_per_row(int hidden, bool fused, int64_t rows) {
   const int nvec = hidden / kVecElems;
   int per_thread = (!fused && nvec >= 1024 && rows > kFewRows) ? 8 : 4;
   // The fused op over many rows, back to back on the H200 (results/diag_rmsnorm_variants_2026-12-04_h200*.md):
   // 8 vectors a thread at 4096 (32768 rows: 261.7 us against 265.6 with 4, FlashInfer 262.7), 2 at 8192 (521.8
-  // against 525.0, FlashInfer 526.5). At 4096 over 2048-8192 rows 4 vectors (the weight read late) instead: at 8192
-  // rows, on five fresh allocations in turn, 67.1-67.7 against 68.0-68.8 us with 8 (FlashInfer 66.3-68.3), and 8
-  // still ahead from 16384 rows (results/diag_ties_2026-12-04_h200_session28*.md).
+  // against 525.0, FlashInfer 526.5). At 4096 over 2048-12288 rows 4 vectors (the weight read late) instead: on five
+  // fresh allocations each, timed in turn, 67.7 against 68.4 us with 8 at 8192 rows and 100.1 against 100.7 at 12288
+  // (FlashInfer 68.2 / 100.1), while 8 stay ahead at 16384 (132.1 against 132.7;
+  // results/diag_ties_2026-12-04_h200_session28_threshold.md).
   if (fused && rows > kFewRows && nvec >= 512) per_thread = nvec >= 1024 ? 2 : (rows > kFusedMidRows ? 8 : 4);
   int group = 8;  // at least 8 threads per row, so a warp covers at most 4 rows
   while (group < 1024 && group * per_thread < nvec) group *= 2;

@@ -111,3 +111,25 @@ def test_auto_weighs_host_cost_on_a_gpu():
     assert auto_candidates(problem(32768)) == ["tilelang", "triton", "cuda", "torch"]
     cpu = problem(1)._replace(device=torch.device("cpu"))
     assert auto_candidates(cpu) in (["triton", "torch"], ["torch"])
+
+
+def test_a_strided_layout_of_a_cached_shape_gets_its_own_plan():
+    # The layout key holds True for a contiguous tensor and the strides otherwise: a strided x of a shape already
+    # planned contiguous must not launch with the contiguous plan's row stride.
+    from kernelarena.kernels.rmsnorm import api, clear_plans
+
+    clear_plans()
+    w = torch.randn(64).bfloat16()
+    x = torch.randn(4, 64).bfloat16()
+    assert rel_err(rmsnorm(x, w, backend="torch"), rmsnorm_reference(x, w)) < 1e-2
+    for width in (128, 256):  # two strided layouts of one shape: two plans
+        strided = torch.randn(4, width).bfloat16()[:, :64]
+        assert rel_err(rmsnorm(strided, w, backend="torch"), rmsnorm_reference(strided, w)) < 1e-2
+    assert len(api._PLANS) == 3
+    x, r = torch.randn(4, 64).bfloat16(), torch.randn(4, 128).bfloat16()[:, :64]
+    fused_add_rmsnorm(x.clone(), x.clone(), w, backend="torch")  # plans the contiguous residual first
+    expected, expected_sum = fused_add_rmsnorm_reference(x, r, w)
+    fused_add_rmsnorm(x, r, w, backend="torch")
+    assert rel_err(r, expected_sum) < 1e-2 and rel_err(x, expected) < 1e-2
+    with pytest.raises(UnsupportedError, match="weight: must be contiguous"):
+        rmsnorm(torch.randn(4, 64).bfloat16(), torch.randn(128).bfloat16()[::2], backend="torch")

@@ -5,7 +5,10 @@ check and the backend, so the first call of a layout validates, chooses and prep
 (backends.py), and later calls look the layout up and launch: no views, no tensor creation (but ``out``
 when none is given), no re-validation. Host time per call is then the layout key, one dict lookup and the
 backend's launch (docs/rmsnorm.md, "Host cost"). The key holds ``get_device()`` (an int: -1 on the CPU)
-rather than ``device``: comparing torch.device objects costs more than the rest of a lookup.
+rather than ``device``: comparing torch.device objects costs more than the rest of a lookup. It holds True for a
+contiguous tensor's strides (``is_contiguous()`` costs half of ``stride()``, and a contiguous tensor's rows view has
+the one layout its shape gives) and the strides otherwise; the weight's contiguity alone, as a weight that is not
+contiguous is refused. The fused op's key ends in None, the plain one's in the backend, so the two never meet.
 """
 
 from __future__ import annotations
@@ -32,8 +35,9 @@ def rmsnorm(x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-6, out: torch
     if out is None and isinstance(x, torch.Tensor):
         out = torch.empty_like(x)
     try:
-        key = (x.shape, x.stride(), x.dtype, x.get_device(), weight.shape, weight.stride(), weight.dtype,
-               weight.get_device(), out.shape, out.stride(), out.dtype, out.get_device(), backend)
+        key = (x.shape, x.is_contiguous() or x.stride(), x.dtype, x.get_device(), weight.shape,
+               weight.is_contiguous(), weight.dtype, weight.get_device(), out.shape,
+               out.is_contiguous() or out.stride(), out.dtype, out.get_device(), backend)
         launch = _PLANS.get(key)
     except (AttributeError, TypeError):  # not tensors, an unhashable backend: the checks below say what
         key = launch = None
@@ -50,9 +54,9 @@ def fused_add_rmsnorm(x: torch.Tensor, residual: torch.Tensor, weight: torch.Ten
     Raises UnsupportedError as :func:`rmsnorm` does (``residual`` must match ``x`` in shape, dtype and
     device)."""
     try:
-        key = (x.shape, x.stride(), x.dtype, x.get_device(), weight.shape, weight.stride(), weight.dtype,
-               weight.get_device(), residual.shape, residual.stride(), residual.dtype, residual.get_device(), backend,
-               True)
+        key = (x.shape, x.is_contiguous() or x.stride(), x.dtype, x.get_device(), weight.shape,
+               weight.is_contiguous(), weight.dtype, weight.get_device(), residual.shape,
+               residual.is_contiguous() or residual.stride(), residual.dtype, residual.get_device(), backend, None)
         launch = _PLANS.get(key)
     except (AttributeError, TypeError):
         key = launch = None

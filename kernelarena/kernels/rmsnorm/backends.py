@@ -140,8 +140,11 @@ def _prepare_cuda(p: Problem) -> Launch:
         if current_device() != index:
             with torch.cuda.device(index):
                 return launch_fused(x, residual, weight, out, residual_out, eps)
-        kernel(1, code, x.data_ptr(), xs, residual.data_ptr(), rs, weight.data_ptr(), out.data_ptr(), os_,
-               residual_out.data_ptr(), ros, rows, hidden, eps, stream(index), *pdl)
+        # In place (the library's call) the outputs are the inputs: two data_ptr() calls fewer.
+        xp, rp = x.data_ptr(), residual.data_ptr()
+        kernel(1, code, xp, xs, rp, rs, weight.data_ptr(), xp if out is x else out.data_ptr(), os_,
+               rp if residual_out is residual else residual_out.data_ptr(), ros, rows, hidden, eps, stream(index),
+               *pdl)
 
     return launch_fused if p.fused else launch
 

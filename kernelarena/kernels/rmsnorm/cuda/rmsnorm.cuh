@@ -132,15 +132,9 @@ __device__ __forceinline__ uint4 pack8(const float (&f)[kVecElems]) {
 #ifndef KERNELARENA_RMSNORM_WEIGHT_LATE
 #define KERNELARENA_RMSNORM_WEIGHT_LATE -1
 #endif
-// PAD_SMEM: bytes of dynamic shared memory each block of the vectorized kernel asks for and never uses, 0 (the
-// default) none. A diag knob: it caps the blocks an SM holds (the rows in flight) below what registers allow.
-// BLOCKS_PER_SM: launch bounds for blocks of 128 threads (rmsnorm_vec_bounded_kernel), 0 (the default) none.
-#ifndef KERNELARENA_RMSNORM_BLOCKS_PER_SM
-#define KERNELARENA_RMSNORM_BLOCKS_PER_SM 0
-#endif
-#ifndef KERNELARENA_RMSNORM_PAD_SMEM
-#define KERNELARENA_RMSNORM_PAD_SMEM 0
-#endif
+// Two more knobs were timed in session 28 and removed (commit b7d22f6 has them): unused dynamic shared memory a
+// block to hold 4 / 3 / 2 blocks an SM took 11% / 7-10% / 38-39% longer, and launch bounds for 6-8 blocks of 128
+// threads an SM spilled and took 29-75% longer (results/diag_rmsnorm_variants_2026-12-04_h200_session28_*.md).
 
 __device__ __forceinline__ uint4 load_row_vec(const void* row, int v) {
 #if KERNELARENA_RMSNORM_STREAMING_LOADS == 2
@@ -196,13 +190,15 @@ __device__ __forceinline__ float row_sum(float v, int group, float* warp_sums) {
   return total;
 }
 
-// One step of the vectorized kernel: the row `row` of this thread's group (`group` threads a row), each thread owning
-// up to VECS 16-byte vectors of it, all loads issued before the reduction. Needs hidden % 8 == 0 and 16-byte aligned
-// rows. Every thread of the block calls it (the reduction may hold a barrier); rows past the end do nothing.
+// Vectorized kernel: rows of `group` threads, each thread owning up to VECS 16-byte vectors of its row,
+// all loads issued before the reduction. Needs hidden % 8 == 0 and 16-byte aligned rows.
 template <typename T, int VECS, bool FUSED>
-__device__ __forceinline__ void rmsnorm_vec_row(const RmsnormParams& p, int group, int64_t row, bool row_ok,
-                                                float* warp_sums) {
+__global__ void rmsnorm_vec_kernel(RmsnormParams p, int group) {
+  __shared__ float warp_sums[32];
+  pdl_wait();
   const int lane = threadIdx.x % group;
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x / group) + threadIdx.x / group;
+  const bool row_ok = row < p.rows;
   const int nvec = p.hidden / kVecElems;
 
   const T* x = static_cast<const T*>(p.x) + row * p.x_row_stride;
@@ -262,29 +258,6 @@ __device__ __forceinline__ void rmsnorm_vec_row(const RmsnormParams& p, int grou
       store_row_vec(out, v, pack8<T>(vals[i]));
     }
   }
-}
-
-// Vectorized kernel: one step (rmsnorm_vec_row) a block, blockDim.x / group rows.
-template <typename T, int VECS, bool FUSED>
-__global__ void rmsnorm_vec_kernel(RmsnormParams p, int group) {
-  __shared__ float warp_sums[32];
-  pdl_wait();
-  const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x / group) + threadIdx.x / group;
-  rmsnorm_vec_row<T, VECS, FUSED>(p, group, row, row < p.rows, warp_sums);
-  pdl_release_late();
-}
-
-// The same kernel for blocks of 128 threads with launch bounds of BLOCKS_PER_SM blocks an SM (the knob), so that the
-// compiler fits that many blocks' registers on an SM (more rows in flight).
-constexpr int kBoundedBlock = 128;
-constexpr int kBoundedBlocksPerSm = KERNELARENA_RMSNORM_BLOCKS_PER_SM > 0 ? KERNELARENA_RMSNORM_BLOCKS_PER_SM : 1;
-template <typename T, int VECS, bool FUSED>
-__global__ void __launch_bounds__(kBoundedBlock, kBoundedBlocksPerSm)
-    rmsnorm_vec_bounded_kernel(RmsnormParams p, int group) {
-  __shared__ float warp_sums[32];
-  pdl_wait();
-  const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x / group) + threadIdx.x / group;
-  rmsnorm_vec_row<T, VECS, FUSED>(p, group, row, row < p.rows, warp_sums);
   pdl_release_late();
 }
 
@@ -353,20 +326,15 @@ inline bool is_aligned16(const void* ptr) { return (reinterpret_cast<uintptr_t>(
 // caller checks; the kernels wait for the kernel before them first, see pdl_wait).
 template <typename... Args, typename... Given>
 cudaError_t launch_kernel(void (*kernel)(Args...), dim3 grid, dim3 block, cudaStream_t stream, bool pdl,
-                          size_t smem, Given... args) {
-  if (smem > 0) {  // the diag's PAD_SMEM: above 48 KB with the static warp sums, a block must opt in
-    const cudaError_t status =
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
-    if (status != cudaSuccess) return status;
-  }
+                          Given... args) {
   if (!pdl) {
-    kernel<<<grid, block, smem, stream>>>(args...);
+    kernel<<<grid, block, 0, stream>>>(args...);
     return cudaGetLastError();
   }
   cudaLaunchConfig_t config = {};
   config.gridDim = grid;
   config.blockDim = block;
-  config.dynamicSmemBytes = smem;
+  config.dynamicSmemBytes = 0;
   config.stream = stream;
   cudaLaunchAttribute attribute[1];
   attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
@@ -374,15 +342,6 @@ cudaError_t launch_kernel(void (*kernel)(Args...), dim3 grid, dim3 block, cudaSt
   config.attrs = attribute;
   config.numAttrs = 1;
   return cudaLaunchKernelEx(&config, kernel, args...);
-}
-
-// The vectorized kernel at VECS vectors a thread (with BLOCKS_PER_SM, its bounded copy for blocks of 128 threads).
-template <typename T, int VECS, bool FUSED>
-cudaError_t launch_vec(dim3 grid, dim3 block, cudaStream_t stream, bool pdl, size_t smem, const RmsnormParams& p,
-                       int group) {
-  if (KERNELARENA_RMSNORM_BLOCKS_PER_SM > 0 && block.x == kBoundedBlock)
-    return launch_kernel(rmsnorm_vec_bounded_kernel<T, VECS, FUSED>, grid, block, stream, pdl, smem, p, group);
-  return launch_kernel(rmsnorm_vec_kernel<T, VECS, FUSED>, grid, block, stream, pdl, smem, p, group);
 }
 
 // Launches the kernel for p on stream. threads_per_row: 0 picks default_threads_per_row; otherwise a power
@@ -400,7 +359,7 @@ cudaError_t launch_rmsnorm(const RmsnormParams& p, int threads_per_row, cudaStre
   if (!vec_ok) {
     if (p.rows > 0x7fffffffLL) return cudaErrorInvalidValue;
     return launch_kernel(rmsnorm_scalar_kernel<T, FUSED>, dim3(static_cast<unsigned>(p.rows)),
-                         dim3(kFallbackThreads), stream, pdl, 0, p);
+                         dim3(kFallbackThreads), stream, pdl, p);
   }
   const int nvec = p.hidden / kVecElems;
   const int group = threads_per_row > 0 ? threads_per_row : default_threads_per_row(p.hidden, FUSED, p.rows);
@@ -414,11 +373,10 @@ cudaError_t launch_rmsnorm(const RmsnormParams& p, int threads_per_row, cudaStre
   const int64_t blocks = (p.rows + rows_per_block - 1) / rows_per_block;
   if (blocks > 0x7fffffffLL) return cudaErrorInvalidValue;
   const dim3 grid(static_cast<unsigned>(blocks)), block(group * rows_per_block);
-  constexpr size_t kPad = KERNELARENA_RMSNORM_PAD_SMEM;
-  if (vecs <= 1) return launch_vec<T, 1, FUSED>(grid, block, stream, pdl, kPad, p, group);
-  if (vecs <= 2) return launch_vec<T, 2, FUSED>(grid, block, stream, pdl, kPad, p, group);
-  if (vecs <= 4) return launch_vec<T, 4, FUSED>(grid, block, stream, pdl, kPad, p, group);
-  if (vecs <= 8) return launch_vec<T, 8, FUSED>(grid, block, stream, pdl, kPad, p, group);
+  if (vecs <= 1) return launch_kernel(rmsnorm_vec_kernel<T, 1, FUSED>, grid, block, stream, pdl, p, group);
+  if (vecs <= 2) return launch_kernel(rmsnorm_vec_kernel<T, 2, FUSED>, grid, block, stream, pdl, p, group);
+  if (vecs <= 4) return launch_kernel(rmsnorm_vec_kernel<T, 4, FUSED>, grid, block, stream, pdl, p, group);
+  if (vecs <= 8) return launch_kernel(rmsnorm_vec_kernel<T, 8, FUSED>, grid, block, stream, pdl, p, group);
   return cudaErrorInvalidValue;
 }
 
